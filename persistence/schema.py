@@ -1,0 +1,114 @@
+"""The tables. Core, not ORM: the engine writes whole ticks with executemany, and rows map
+one-to-one onto the plain records the machines move."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(64)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("root_id", ID, nullable=False, index=True),
+    Column("parent_id", ID, ForeignKey("commands.id"), nullable=True, index=True),
+    Column("end_group_id", ID, nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("execution_reason", String(32), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("entity_type", String(100)),
+    Column("entity_id", String(200)),
+    Column("work_succeeded", Boolean),
+    Column("outcome", String(32)),
+    Column("error", Text),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("end_attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Index("ix_commands_status", "status"),
+)
+
+async_tasks = Table(
+    "async_tasks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("command_id", ID, ForeignKey("commands.id"), nullable=False, index=True),
+    Column("root_command_id", ID, nullable=False, index=True),
+    Column("agent", String(100), nullable=False),
+    Column("verb", String(100), nullable=False),
+    # The id the agent knows the task by; the engine generates it, so it equals `id`.
+    Column("agent_task_id", ID, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("host_status", String(32)),
+    Column("host_result", String(32)),
+    Column("message", Text),
+    Column("parameters", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    # Leases for several worker processes sharing one PostgreSQL database.
+    Column("lease_owner", String(200)),
+    Column("lease_expires", Float),
+    Index("ix_async_tasks_status", "status"),
+)
+
+async_task_entities = Table(
+    "async_task_entities",
+    metadata,
+    Column("task_id", ID, ForeignKey("async_tasks.id"), primary_key=True),
+    Column("entity_type", String(100), primary_key=True),
+    Column("entity_id", String(200), primary_key=True),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("object_kind", String(16), nullable=False),
+    Column("object_id", ID, nullable=False, index=True),
+    Column("root_id", ID, nullable=False, index=True),
+    Column("trigger", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("dest", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", Text),
+)
+
+resource_reverts = Table(
+    "resource_reverts",
+    metadata,
+    Column("resource_type", String(100), primary_key=True),
+    Column("resource_id", String(200), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("vm", String(200), nullable=False, index=True),
+    Column("root_id", ID, nullable=False, index=True),
+    Column("source", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+)

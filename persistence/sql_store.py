@@ -1,0 +1,329 @@
+"""The SQLAlchemy store: the engine's Store protocol over SQLite or PostgreSQL.
+
+Every database error leaves here as StoreUnavailable naming the database and the operation,
+after the transaction has been rolled back, so a dropped connection mid-tick costs the tick
+and nothing that was committed before it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from statemachines.command_machine import (
+    READY_TO_END_STATES,
+    TERMINAL_COMMAND_STATES,
+    CommandStatus,
+)
+from statemachines.errors import ConcurrentModification, StoreError, StoreUnavailable
+from statemachines.inventory import ImageRow
+from statemachines.reasons import ExecutionReason
+from statemachines.records import (
+    ActiveState,
+    CommandRecord,
+    HistoryEntry,
+    TaskRecord,
+    freeze,
+    thaw,
+)
+from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
+from statemachines.task_machine import TaskStatus
+
+from .database import connect
+from .schema import (
+    async_task_entities,
+    async_tasks,
+    commands,
+    images,
+    metadata,
+    resource_reverts,
+    transitions,
+)
+
+CHUNK = 500
+
+_COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
+                    "end_attempts", "updated_at")
+_TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "updated_at")
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+
+    def create_schema(self) -> None:
+        with self._guard("create the schema"):
+            metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as err:
+            kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) \
+                else StoreError
+            raise kind(
+                f"database {self.url} failed to {doing}: {type(err.orig).__name__}: "
+                f"{str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else ''}"
+            ) from err
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        with self._guard("run a transaction"), self.engine.begin() as conn:
+            yield SqlTransaction(conn)
+
+    # ------------------------------------------------------------------ start-up
+    def load_active(self) -> ActiveState:
+        with self._guard("load unfinished work"), self.engine.connect() as conn:
+            rows = conn.execute(
+                select(commands).where(commands.c.status.not_in(TERMINAL_COMMAND_STATES))
+                .order_by(commands.c.created_at)
+            ).mappings()
+            active = ActiveState(commands=[_command(r) for r in rows])
+            task_rows = list(conn.execute(
+                select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED)
+                .order_by(async_tasks.c.created_at)
+            ).mappings())
+            entities = _entities(conn, [r["id"] for r in task_rows])
+            active.tasks = [_task(r, entities.get(r["id"], ())) for r in task_rows]
+            return active
+
+    # ------------------------------------------------------------------ read side
+    def last_root_id(self) -> str | None:
+        with self._guard("find the last root command"), self.engine.connect() as conn:
+            return conn.execute(
+                select(commands.c.id).where(commands.c.parent_id.is_(None))
+                .order_by(commands.c.created_at.desc()).limit(1)
+            ).scalar()
+
+    def command(self, command_id: str) -> CommandRecord | None:
+        with self._guard(f"read command {command_id}"), self.engine.connect() as conn:
+            row = conn.execute(select(commands).where(commands.c.id == command_id)).mappings()
+            found = row.first()
+            return _command(found) if found is not None else None
+
+    def tree(self, root_id: str) -> tuple[list[CommandRecord], list[TaskRecord]]:
+        with self._guard(f"read the tree of {root_id}"), self.engine.connect() as conn:
+            cmds = [_command(r) for r in conn.execute(
+                select(commands).where(commands.c.root_id == root_id)
+                .order_by(commands.c.created_at)).mappings()]
+            task_rows = list(conn.execute(
+                select(async_tasks).where(async_tasks.c.root_command_id == root_id)
+                .order_by(async_tasks.c.created_at)).mappings())
+            entities = _entities(conn, [r["id"] for r in task_rows])
+            return cmds, [_task(r, entities.get(r["id"], ())) for r in task_rows]
+
+    def history(self, object_id: str) -> list[HistoryEntry]:
+        with self._guard(f"read the history of {object_id}"), self.engine.connect() as conn:
+            rows = conn.execute(select(transitions).where(transitions.c.object_id == object_id)
+                                .order_by(transitions.c.id)).mappings()
+            return [_history(r) for r in rows]
+
+    def history_of_root(self, root_id: str) -> list[HistoryEntry]:
+        with self._guard(f"read the history of {root_id}"), self.engine.connect() as conn:
+            rows = conn.execute(select(transitions).where(transitions.c.root_id == root_id)
+                                .order_by(transitions.c.id)).mappings()
+            return [_history(r) for r in rows]
+
+    def images(self) -> list[ImageRow]:
+        with self._guard("list images"), self.engine.connect() as conn:
+            rows = conn.execute(select(images).order_by(images.c.id)).mappings()
+            return [ImageRow(r["id"], r["vm"], r["root_id"], r["source"], r["status"])
+                    for r in rows]
+
+    def reverts(self) -> Iterator[ResourceRevert]:
+        with self._guard("list revert states"), self.engine.connect() as conn:
+            rows = list(conn.execute(select(resource_reverts)).mappings())
+        for r in rows:
+            yield ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]),
+                                 RevertState(r["state"]), r["attempts"], r["last_error"])
+
+
+class SqlImageInventory:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, image_id: str) -> ImageRow | None:
+        row = self._conn.execute(select(images).where(images.c.id == image_id)).mappings().first()
+        if row is None:
+            return None
+        return ImageRow(row["id"], row["vm"], row["root_id"], row["source"], row["status"])
+
+    def add(self, image: ImageRow) -> None:
+        existing = self.get(image.id)
+        if existing == image:
+            return
+        if existing is not None:
+            raise ValueError(f"image {image.id!r} already exists as {existing}")
+        self._conn.execute(insert(images).values(
+            id=image.id, vm=image.vm, root_id=image.root_id, source=image.source,
+            status=image.status))
+
+    def set_status(self, image_id: str, status: str) -> None:
+        self._conn.execute(update(images).where(images.c.id == image_id).values(status=status))
+
+    def remove(self, image_id: str) -> bool:
+        return self._conn.execute(delete(images).where(images.c.id == image_id)).rowcount > 0
+
+
+class SqlTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.images = SqlImageInventory(conn)
+
+    def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
+        claimed: set[str] = set()
+        for start in range(0, len(command_ids), CHUNK):
+            chunk = list(command_ids[start:start + CHUNK])
+            result = self._conn.execute(
+                update(commands)
+                .where(commands.c.id.in_(chunk), commands.c.status.in_(READY_TO_END_STATES))
+                .values(status=CommandStatus.ENDING, version=commands.c.version + 1)
+                .returning(commands.c.id)
+            )
+            claimed.update(result.scalars())
+        return claimed
+
+    def get_revert(self, resource: ResourceRef) -> ResourceRevert:
+        row = self._conn.execute(select(resource_reverts).where(
+            resource_reverts.c.resource_type == resource.type,
+            resource_reverts.c.resource_id == resource.id)).mappings().first()
+        if row is None:
+            return ResourceRevert(resource)
+        return ResourceRevert(resource, RevertState(row["state"]), row["attempts"],
+                              row["last_error"])
+
+    def put_revert(self, revert: ResourceRevert) -> None:
+        values: dict[str, Any] = {"state": revert.state, "attempts": revert.attempts,
+                                  "last_error": revert.last_error, "updated_at": time.time()}
+        where = and_(resource_reverts.c.resource_type == revert.resource.type,
+                     resource_reverts.c.resource_id == revert.resource.id)
+        if self._conn.execute(update(resource_reverts).where(where).values(**values)).rowcount:
+            return
+        self._conn.execute(insert(resource_reverts).values(
+            resource_type=revert.resource.type, resource_id=revert.resource.id, **values))
+
+    def write(
+        self,
+        new_commands: Sequence[CommandRecord],
+        changed_commands: Sequence[CommandRecord],
+        new_tasks: Sequence[TaskRecord],
+        changed_tasks: Sequence[TaskRecord],
+        history: Sequence[HistoryEntry],
+    ) -> None:
+        conn = self._conn
+        if new_commands:
+            conn.execute(insert(commands), [_command_row(c) for c in new_commands])
+        if changed_commands:
+            self._update(commands, _COMMAND_MUTABLE, changed_commands)
+        if new_tasks:
+            conn.execute(insert(async_tasks), [_task_row(t) for t in new_tasks])
+            entity_rows = [{"task_id": t.id, "entity_type": kind, "entity_id": ident}
+                           for t in new_tasks for kind, ident in t.entities]
+            if entity_rows:
+                conn.execute(insert(async_task_entities), entity_rows)
+        if changed_tasks:
+            self._update(async_tasks, _TASK_MUTABLE, changed_tasks)
+        if history:
+            conn.execute(insert(transitions), [
+                {"object_kind": h.object_kind, "object_id": h.object_id, "root_id": h.root_id,
+                 "trigger": h.trigger, "source": h.source, "dest": h.dest, "at": h.at,
+                 "detail": h.detail} for h in history])
+
+    def _update(self, table: Any, columns: Sequence[str],
+                records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
+        """Optimistic concurrency: each row is written only if nobody changed it since it was read."""
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
+            .values({**{c: bindparam(c) for c in columns}, "version": bindparam("_new_version")})
+        )
+        rows = []
+        for record in records:
+            row = {c: getattr(record, c) for c in columns}
+            row.update(_id=record.id, _version=record.version, _new_version=record.version + 1)
+            rows.append(row)
+        result = self._conn.execute(statement, rows)
+        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+            raise ConcurrentModification(
+                f"{len(rows) - result.rowcount} of {len(rows)} {table.name} rows were changed "
+                "by another engine since this one read them")
+        for record in records:
+            record.version += 1
+
+
+def open_store(url: str, create: bool = True) -> SqlStore:
+    store = SqlStore(connect(url))
+    if create:
+        store.create_schema()
+    return store
+
+
+def _command_row(c: CommandRecord) -> dict[str, Any]:
+    return {
+        "id": c.id, "root_id": c.root_id, "parent_id": c.parent_id,
+        "end_group_id": c.end_group_id, "type": c.type, "status": c.status,
+        "execution_reason": c.execution_reason, "parameters": thaw(c.parameters),
+        "entity_type": c.entity_type, "entity_id": c.entity_id,
+        "work_succeeded": c.work_succeeded, "outcome": c.outcome, "error": c.error,
+        "not_before": c.not_before, "end_attempts": c.end_attempts,
+        "created_at": c.created_at, "updated_at": c.updated_at, "version": c.version,
+    }
+
+
+def _task_row(t: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": t.id, "command_id": t.command_id, "root_command_id": t.root_command_id,
+        "agent": t.agent, "verb": t.verb, "agent_task_id": t.id, "status": t.status,
+        "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
+        "parameters": thaw(t.parameters), "attempts": t.attempts,
+        "created_at": t.created_at, "updated_at": t.updated_at, "version": t.version,
+    }
+
+
+def _command(r: Mapping[str, Any]) -> CommandRecord:
+    return CommandRecord(
+        id=r["id"], root_id=r["root_id"], parent_id=r["parent_id"],
+        end_group_id=r["end_group_id"], type=r["type"],
+        execution_reason=ExecutionReason(r["execution_reason"]),
+        parameters=freeze(r["parameters"]), status=r["status"],
+        entity_type=r["entity_type"], entity_id=r["entity_id"],
+        work_succeeded=r["work_succeeded"], outcome=r["outcome"], error=r["error"],
+        not_before=r["not_before"], end_attempts=r["end_attempts"],
+        created_at=r["created_at"], updated_at=r["updated_at"], version=r["version"],
+    )
+
+
+def _task(r: Mapping[str, Any], entities: Sequence[tuple[str, str]]) -> TaskRecord:
+    return TaskRecord(
+        id=r["id"], command_id=r["command_id"], root_command_id=r["root_command_id"],
+        agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
+        entities=tuple(entities), status=r["status"], host_status=r["host_status"],
+        host_result=r["host_result"], message=r["message"], attempts=r["attempts"],
+        created_at=r["created_at"], updated_at=r["updated_at"], version=r["version"],
+    )
+
+
+def _history(r: Mapping[str, Any]) -> HistoryEntry:
+    return HistoryEntry(r["object_kind"], r["object_id"], r["root_id"], r["trigger"],
+                        r["source"], r["dest"], r["at"], r["detail"])
+
+
+def _entities(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, len(task_ids), CHUNK):
+        chunk = list(task_ids[start:start + CHUNK])
+        rows = conn.execute(select(async_task_entities)
+                            .where(async_task_entities.c.task_id.in_(chunk)))
+        for task_id, kind, ident in rows:
+            found.setdefault(task_id, []).append((kind, ident))
+    return found

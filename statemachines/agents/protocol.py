@@ -1,0 +1,33 @@
+"""The remote side of an async task (VDSM in oVirt), as the engine sees it.
+
+The engine generates task ids and passes them to `start`, so starting is idempotent: after a
+crash a `pending` task is simply started again and the agent recognises it. `poll` takes many
+ids in one call (like SPMGetAllTasksStatuses), so a tick costs one round trip per agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ..errors import EndactionError
+from ..host_status import TaskReport
+
+
+class AgentError(EndactionError):
+    """The agent failed to answer (transient: the engine tries again next tick)."""
+
+
+class TaskRejected(AgentError):
+    """The agent refused the task for good (unknown verb, bad parameters)."""
+
+
+class Agent(Protocol):
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Start the task, or do nothing if a task with this id was already started."""
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Statuses of the given tasks; an id missing from the answer is a task it no longer knows."""
+
+    def clear(self, task_id: str) -> None:
+        """Forget a task whose end the engine has recorded; clearing an unknown id is not an error."""

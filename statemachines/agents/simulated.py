@@ -1,0 +1,97 @@
+"""A deterministic in-memory storage agent, driven by tests.
+
+It outlives engines: a test "crashes" an engine by dropping it and recovers with a new one
+over the same database and the same agent, exactly as a restarted engine would find a host
+that kept running. Its `images` set is the storage's ground truth for leftover checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..host_status import HostResult, HostStatus, TaskReport
+from .protocol import AgentError, TaskRejected
+
+COPY_VERB = "copy_image"
+DELETE_VERB = "delete_image"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one task will go: its result after `polls` polls, or forgotten by the agent."""
+
+    result: HostResult = HostResult.SUCCESS
+    polls: int = 1
+    partial: bool = True  # a failed copy leaves a partial image behind
+    forget: bool = False  # the agent loses the task (reported missing from polls)
+
+
+@dataclass
+class _SimTask:
+    verb: str
+    parameters: Mapping[str, Any]
+    plan: Plan
+    polls_left: int
+    ended: bool = False
+
+
+def default_plan(verb: str, parameters: Mapping[str, Any]) -> Plan:
+    if parameters.get("inject_failure"):
+        return Plan(result=HostResult.FAILURE)
+    return Plan()
+
+
+@dataclass
+class SimulatedAgent:
+    decide: Callable[[str, Mapping[str, Any]], Plan] = default_plan
+    images: set[str] = field(default_factory=set)
+    tasks: dict[str, _SimTask] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    unavailable: bool = False
+
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        if self.unavailable:
+            raise AgentError("simulated agent is unavailable")
+        if task_id in self.tasks:
+            return
+        if verb not in (COPY_VERB, DELETE_VERB):
+            raise TaskRejected(f"simulated agent has no verb {verb!r}")
+        plan = self.decide(verb, parameters)
+        self.tasks[task_id] = _SimTask(verb, dict(parameters), plan, plan.polls)
+        self.started.append(task_id)
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        if self.unavailable:
+            raise AgentError("simulated agent is unavailable")
+        answer: dict[str, TaskReport] = {}
+        for task_id in task_ids:
+            task = self.tasks.get(task_id)
+            if task is None or task.plan.forget:
+                continue
+            if task.polls_left > 0:
+                task.polls_left -= 1
+                answer[task_id] = TaskReport(HostStatus.RUNNING)
+                continue
+            if not task.ended:
+                task.ended = True
+                self._apply(task)
+            if task.plan.result == HostResult.UNKNOWN:
+                answer[task_id] = TaskReport.unknown("simulated: outcome unknown")
+            else:
+                answer[task_id] = TaskReport(HostStatus.FINISHED, task.plan.result)
+        return answer
+
+    def clear(self, task_id: str) -> None:
+        if self.unavailable:
+            raise AgentError("simulated agent is unavailable")
+        self.tasks.pop(task_id, None)
+
+    def _apply(self, task: _SimTask) -> None:
+        image = str(task.parameters.get("image", ""))
+        succeeded = task.plan.result == HostResult.SUCCESS
+        if task.verb == COPY_VERB and (succeeded or task.plan.partial):
+            self.images.add(image)
+        elif task.verb == DELETE_VERB and succeeded:
+            self.images.discard(image)

@@ -1,0 +1,141 @@
+"""The Command base class users subclass, and the context its hooks work through.
+
+Hooks never touch the store or the agents directly: they ask the context to add a child
+command or start a task, and the engine persists those in the tick's transaction. End hooks
+must be idempotent: after a crash a claimed end is run again, and end_with_failure is called
+again each time a compensation finishes (that is how the compensated command learns that
+there is nothing left to revert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from .errors import InvalidParameters, UnknownCommandType
+from .inventory import ImageInventory
+from .reasons import ExecutionReason
+from .records import CommandRecord, TaskRecord
+from .revert_state import ResourceRef
+
+
+class CommandContext(Protocol):
+    """What a hook may do; the engine implements it over the tick's transaction."""
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def images(self) -> ImageInventory: ...
+
+    @property
+    def work_succeeded(self) -> bool:
+        """Whether every task and child of this command's end group succeeded."""
+
+    def add_child(
+        self,
+        type_name: str,
+        parameters: Mapping[str, Any],
+        entity: ResourceRef | None = None,
+    ) -> CommandRecord: ...
+
+    def start_task(
+        self,
+        agent: str,
+        verb: str,
+        parameters: Mapping[str, Any],
+        entities: Iterable[ResourceRef] = (),
+    ) -> TaskRecord: ...
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The opposite command that undoes a command's work (RemoveImage for a CopyImage)."""
+
+    type_name: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Command:
+    """Base of every command type; the engine builds one per record when a hook must run."""
+
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, record: CommandRecord) -> None:
+        self.record = record
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        return self.record.parameters
+
+    @property
+    def execution_reason(self) -> ExecutionReason:
+        return self.record.execution_reason
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """Problems with the shape of the parameters; refused before anything is persisted."""
+        return []
+
+    def validate(self, ctx: CommandContext) -> list[str]:
+        """Reasons to refuse running against the current state (oVirt's canDoAction)."""
+        return []
+
+    def execute(self, ctx: CommandContext) -> None:
+        """Create children and async tasks. An exception moves the command to execution_failed."""
+
+    def end_successfully(self, ctx: CommandContext) -> None:
+        """Called once the whole end group succeeded (REGULAR_FLOW only)."""
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        """Bookkeeping of the failure path; idempotent, may be called again after compensations."""
+
+    def reverted_resource(self) -> ResourceRef | None:
+        """The resource an opposite command would undo; None when there is nothing to undo."""
+        if self.record.entity_type is None or self.record.entity_id is None:
+            return None
+        return ResourceRef(self.record.entity_type, self.record.entity_id)
+
+    def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
+        """The first loop guard: is the resource still in the engine's own inventory?"""
+        return True
+
+    def revert(self, ctx: CommandContext) -> Compensation | None:
+        """The opposite command for this command's work, or None when the agent reverts natively."""
+        return None
+
+
+class CommandRegistry:
+    """Maps persisted type names to classes; a name it does not know is an error, never a guess."""
+
+    def __init__(self, types: Iterable[type[Command]] = ()) -> None:
+        self._types: dict[str, type[Command]] = {}
+        for command_type in types:
+            self.register(command_type)
+
+    def register(self, command_type: type[Command]) -> None:
+        name = command_type.type_name
+        if not name:
+            raise ValueError(f"{command_type.__qualname__} has no type_name")
+        existing = self._types.get(name)
+        if existing is not None and existing is not command_type:
+            raise ValueError(f"command type {name!r} registered twice")
+        self._types[name] = command_type
+
+    def get(self, type_name: str) -> type[Command]:
+        try:
+            return self._types[type_name]
+        except KeyError:
+            raise UnknownCommandType(type_name, list(self._types)) from None
+
+    def check(self, type_name: str, parameters: Mapping[str, Any]) -> None:
+        command_type = self.get(type_name)
+        if not isinstance(parameters, Mapping):
+            raise InvalidParameters(type_name, ["parameters must be a mapping"])
+        problems = command_type.check_parameters(parameters)
+        if problems:
+            raise InvalidParameters(type_name, problems)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)

@@ -1,0 +1,68 @@
+"""The command machine, and the ExecutionReason override written once, as its guard.
+
+A command's end path is decided here and nowhere else: `ending --end-->` lands in
+`ended_success` only when the guard holds; otherwise the unconditional second transition
+takes it to `rolling_back`. A ROLLBACK_FLOW command therefore cannot reach the success path,
+whatever its tasks reported.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from .reasons import ExecutionReason
+from .shared_machine import SharedMachine, TransitionSpec
+
+
+class CommandStatus(StrEnum):
+    NOT_STARTED = "not_started"
+    EXECUTING = "executing"
+    WAITING = "waiting"
+    EXECUTION_FAILED = "execution_failed"
+    ENDING = "ending"
+    ENDED_SUCCESS = "ended_success"
+    ROLLING_BACK = "rolling_back"
+    ENDED_FAILURE = "ended_failure"
+    ROLLBACK_FAILED = "rollback_failed"
+
+
+TERMINAL_COMMAND_STATES = (
+    CommandStatus.ENDED_SUCCESS,
+    CommandStatus.ENDED_FAILURE,
+    CommandStatus.ROLLBACK_FAILED,
+)
+# A command in one of these has finished its own execution and waits for its end group's fan-in.
+READY_TO_END_STATES = (CommandStatus.WAITING, CommandStatus.EXECUTION_FAILED)
+
+
+class EndGuardModel(Protocol):
+    execution_reason: ExecutionReason
+    work_succeeded: bool | None
+
+
+def ends_successfully(command: EndGuardModel) -> bool:
+    """REGULAR_FLOW and all the work of its end group succeeded; ROLLBACK_FLOW never."""
+    return command.execution_reason == ExecutionReason.REGULAR_FLOW and command.work_succeeded is True
+
+
+S = CommandStatus
+COMMAND_TRANSITIONS = (
+    TransitionSpec("execute", S.NOT_STARTED, S.EXECUTING),
+    TransitionSpec("refuse", S.NOT_STARTED, S.ENDED_FAILURE),
+    TransitionSpec("executed", S.EXECUTING, S.WAITING),
+    TransitionSpec("fail_execution", S.EXECUTING, S.EXECUTION_FAILED),
+    TransitionSpec("claim_end", [S.WAITING, S.EXECUTION_FAILED], S.ENDING),
+    TransitionSpec("end", S.ENDING, S.ENDED_SUCCESS, conditions=(ends_successfully,)),
+    TransitionSpec("end", S.ENDING, S.ROLLING_BACK),
+    TransitionSpec("rolled_back", S.ROLLING_BACK, S.ENDED_FAILURE),
+    TransitionSpec("give_up", S.ROLLING_BACK, S.ROLLBACK_FAILED),
+)
+
+COMMAND_MACHINE = SharedMachine(
+    kind="command",
+    states=[s.value for s in CommandStatus],
+    initial=CommandStatus.NOT_STARTED,
+    transitions=COMMAND_TRANSITIONS,
+    terminal=TERMINAL_COMMAND_STATES,
+)

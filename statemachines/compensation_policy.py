@@ -1,0 +1,49 @@
+"""When a failed command gets an opposite command: both loop guards, in one place.
+
+Guard 1 (the seed's): act only while the resource is still in the engine's inventory.
+Guard 2: a persisted per-resource revert state; reverted or revert_failed resources are never
+compensated again, and a failing compensation is retried a bounded number of times with
+exponential back-off. The guards can be switched off only to prove, in the property suite,
+that the suite notices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .revert_state import ResourceRevert, RevertState
+
+
+@dataclass(frozen=True)
+class RevertPolicy:
+    max_attempts: int = 3
+    backoff_seconds: float = 0.5
+    backoff_factor: float = 2.0
+    existence_guard: bool = True
+    revert_state_guard: bool = True
+
+    def delay_before(self, attempt: int) -> float:
+        """Back-off before attempt number `attempt` (1-based); the first runs at once."""
+        if attempt <= 1:
+            return 0.0
+        return self.backoff_seconds * self.backoff_factor ** (attempt - 2)
+
+
+class Decision(Enum):
+    NOTHING_TO_REVERT = "nothing_to_revert"
+    COMPENSATE = "compensate"
+    GIVE_UP = "give_up"
+
+
+def decide(policy: RevertPolicy, exists: bool, revert: ResourceRevert) -> Decision:
+    if policy.existence_guard and not exists:
+        return Decision.NOTHING_TO_REVERT
+    if policy.revert_state_guard:
+        if revert.state == RevertState.REVERTED:
+            return Decision.NOTHING_TO_REVERT
+        if revert.state == RevertState.REVERT_FAILED:
+            return Decision.GIVE_UP
+        if revert.attempts >= policy.max_attempts:
+            return Decision.GIVE_UP
+    return Decision.COMPENSATE

@@ -1,0 +1,45 @@
+"""Errors the library raises; each names the thing that was wrong so an operator can act."""
+
+from __future__ import annotations
+
+
+class EndactionError(Exception):
+    """Base of every error raised on purpose by endaction."""
+
+
+class UnknownCommandType(EndactionError):
+    def __init__(self, type_name: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown command type {type_name!r}; registered types: {', '.join(sorted(known))}"
+        )
+        self.type_name = type_name
+
+
+class InvalidParameters(EndactionError):
+    """Malformed parameters, refused before anything is persisted."""
+
+    def __init__(self, type_name: str, problems: list[str]) -> None:
+        super().__init__(f"invalid parameters for {type_name}: " + "; ".join(problems))
+        self.type_name = type_name
+        self.problems = problems
+
+
+class UnknownAgent(EndactionError):
+    def __init__(self, agent: str, known: list[str]) -> None:
+        super().__init__(f"no agent named {agent!r}; configured agents: {', '.join(sorted(known))}")
+
+
+class StoreError(EndactionError):
+    """The database refused a statement; the tick was rolled back, nothing persisted was lost."""
+
+
+class StoreUnavailable(StoreError):
+    """The database went away (connection refused or dropped, locked, disk full)."""
+
+
+class ConcurrentModification(EndactionError):
+    """A row changed under this engine (another engine works on the same database)."""
+
+
+class EngineDidNotSettle(EndactionError):
+    """run_until_idle hit its bound: either work is stuck on an agent or something loops."""

@@ -1,0 +1,157 @@
+"""AddVmFromTemplate and its children, written against the public Command API only.
+
+The storage host cannot revert a copy, so CreateCloneOfTemplate names RemoveImage as its
+opposite command; the engine starts it with ROLLBACK_FLOW when the VM creation fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..agents.simulated import COPY_VERB, DELETE_VERB
+from ..command import Command, CommandContext, CommandRegistry, Compensation
+from ..inventory import ImageRow, ImageStatus
+from ..revert_state import ResourceRef
+
+STORAGE_AGENT = "storage"
+IMAGE = "image"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _name_problem(parameters: Mapping[str, Any], key: str) -> list[str]:
+    value = parameters.get(key)
+    if not isinstance(value, str) or not _NAME.match(value):
+        return [f"{key!r} must be a name of letters, digits, '.', '_' or '-' (got {value!r})"]
+    return []
+
+
+def image_name(vm: str, index: int) -> str:
+    return f"{vm}-disk{index}"
+
+
+def add_vm_parameters(vm: str, sources: list[str], fail: Iterable[int] = ()) -> dict[str, Any]:
+    """Parameters of an AddVmFromTemplate; `fail` marks disks whose copy the agent must fail."""
+    failing = set(fail)
+    return {
+        "vm": vm,
+        "disks": [{"source": s, "inject_failure": i in failing} for i, s in enumerate(sources)],
+    }
+
+
+class AddVmFromTemplate(Command):
+    type_name = "AddVmFromTemplate"
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        problems = _name_problem(parameters, "vm")
+        disks = parameters.get("disks")
+        if not isinstance(disks, list | tuple) or not disks:
+            return [*problems, "'disks' must be a non-empty list"]
+        for index, disk in enumerate(disks):
+            if not isinstance(disk, Mapping):
+                problems.append(f"disks[{index}] must be an object")
+                continue
+            problems += [f"disks[{index}]: {p}" for p in _name_problem(disk, "source")]
+            if not isinstance(disk.get("inject_failure", False), bool):
+                problems.append(f"disks[{index}]: 'inject_failure' must be true or false")
+        return problems
+
+    def execute(self, ctx: CommandContext) -> None:
+        vm = self.parameters["vm"]
+        for index, disk in enumerate(self.parameters["disks"]):
+            image = image_name(vm, index)
+            ctx.add_child(
+                CreateCloneOfTemplate.type_name,
+                {
+                    "vm": vm,
+                    "source": disk["source"],
+                    "image": image,
+                    "inject_failure": bool(disk.get("inject_failure", False)),
+                },
+                entity=ResourceRef(IMAGE, image),
+            )
+
+
+class CreateCloneOfTemplate(Command):
+    type_name = "CreateCloneOfTemplate"
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        return [
+            *_name_problem(parameters, "vm"),
+            *_name_problem(parameters, "source"),
+            *_name_problem(parameters, "image"),
+        ]
+
+    @property
+    def image(self) -> str:
+        return str(self.parameters["image"])
+
+    def validate(self, ctx: CommandContext) -> list[str]:
+        if ctx.images.get(self.image) is not None:
+            return [f"image {self.image!r} already exists in the inventory"]
+        return []
+
+    def execute(self, ctx: CommandContext) -> None:
+        # The inventory row goes in before the copy starts: if the copy leaves a partial file,
+        # the row is what tells the engine there is something to remove.
+        ctx.images.add(ImageRow(self.image, self.parameters["vm"], self.record.root_id,
+                                self.parameters["source"], ImageStatus.LOCKED))
+        ctx.start_task(
+            STORAGE_AGENT,
+            COPY_VERB,
+            {"source": self.parameters["source"], "image": self.image,
+             "inject_failure": bool(self.parameters.get("inject_failure", False))},
+            entities=[ResourceRef(IMAGE, self.image)],
+        )
+
+    def end_successfully(self, ctx: CommandContext) -> None:
+        ctx.images.set_status(self.image, ImageStatus.OK)
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        if ctx.images.get(self.image) is not None:
+            ctx.images.set_status(self.image, ImageStatus.ILLEGAL)
+
+    def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
+        return ctx.images.get(resource.id) is not None
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation(RemoveImage.type_name, {"image": self.image})
+
+
+class RemoveImage(Command):
+    """The opposite of CreateCloneOfTemplate; acts only while the image is in the inventory."""
+
+    type_name = "RemoveImage"
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        return _name_problem(parameters, "image")
+
+    @property
+    def image(self) -> str:
+        return str(self.parameters["image"])
+
+    def execute(self, ctx: CommandContext) -> None:
+        if ctx.images.get(self.image) is None:
+            return
+        ctx.start_task(STORAGE_AGENT, DELETE_VERB, {"image": self.image},
+                       entities=[ResourceRef(IMAGE, self.image)])
+
+    def end_successfully(self, ctx: CommandContext) -> None:
+        ctx.images.remove(self.image)
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        # As an opposite command this is the only path it can take; its own success shows in
+        # work_succeeded and is recorded by the engine as the resource being reverted.
+        if ctx.work_succeeded:
+            ctx.images.remove(self.image)
+
+
+EXAMPLE_COMMANDS: tuple[type[Command], ...] = (AddVmFromTemplate, CreateCloneOfTemplate, RemoveImage)
+
+
+def example_registry() -> CommandRegistry:
+    return CommandRegistry(EXAMPLE_COMMANDS)

@@ -1,0 +1,77 @@
+"""What an agent says about a task, and what the engine makes of it.
+
+oVirt once treated a task the host no longer knew as running forever; here `unknown` is an
+end, and an end that is not finished+success is a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .shared_machine import SharedMachine, TransitionSpec
+
+
+class HostStatus(StrEnum):
+    INIT = "init"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ABORTING = "aborting"
+    CLEANING = "cleaning"
+    UNKNOWN = "unknown"
+
+
+class HostResult(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+
+# The agent has said its last word: the engine may fan in over the task.
+END_HOST_STATES = (HostStatus.FINISHED, HostStatus.UNKNOWN, HostStatus.CLEANING)
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """One task's status as an agent reported it in a poll."""
+
+    status: HostStatus
+    result: HostResult = HostResult.UNKNOWN
+    message: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.status in END_HOST_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == HostStatus.FINISHED and self.result == HostResult.SUCCESS
+
+    @classmethod
+    def unknown(cls, message: str) -> TaskReport:
+        return cls(HostStatus.UNKNOWN, HostResult.UNKNOWN, message)
+
+
+def host_ended_successfully(status: str | None, result: str | None) -> bool:
+    return status == HostStatus.FINISHED and result == HostResult.SUCCESS
+
+
+H = HostStatus
+# The host's own lifecycle, as VDSM reports it. The engine does not drive it; it is drawn so the
+# diagrams show what the reported statuses mean, and `unknown` is reachable from everywhere.
+HOST_TRANSITIONS = (
+    TransitionSpec("run", H.INIT, H.RUNNING),
+    TransitionSpec("finish", H.RUNNING, H.FINISHED),
+    TransitionSpec("abort", [H.INIT, H.RUNNING], H.ABORTING),
+    TransitionSpec("aborted", H.ABORTING, H.FINISHED),
+    TransitionSpec("clean", H.FINISHED, H.CLEANING),
+    TransitionSpec("lose", [H.INIT, H.RUNNING, H.ABORTING, H.CLEANING], H.UNKNOWN),
+)
+
+HOST_MACHINE = SharedMachine(
+    kind="host_task",
+    states=[s.value for s in HostStatus],
+    initial=HostStatus.INIT,
+    transitions=HOST_TRANSITIONS,
+    terminal=(HostStatus.FINISHED, HostStatus.UNKNOWN),
+)

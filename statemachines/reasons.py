@@ -1,0 +1,14 @@
+"""Why a command runs: the flag that decides which end path a command may take.
+
+It is persisted with the command's parameters before any task exists, so a restarted engine
+still knows that a RemoveImage was an opposite command and must never end as a success.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExecutionReason(StrEnum):
+    REGULAR_FLOW = "REGULAR_FLOW"
+    ROLLBACK_FLOW = "ROLLBACK_FLOW"

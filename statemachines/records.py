@@ -1,0 +1,116 @@
+"""The persisted shape of commands, tasks and their history, as plain records.
+
+Records are the models the shared machines move; they carry no behaviour so the store can
+build them from rows and the engine can hold tens of thousands without per-object machinery.
+Parameters are frozen snapshots (oVirt shared one mutable parameters object between a command
+and its children, so a child could rewrite its parent's inputs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .command_machine import CommandStatus
+from .reasons import ExecutionReason
+from .task_machine import TaskStatus
+
+
+def freeze(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A deep, read-only copy that round-trips through JSON exactly as the store will keep it."""
+    try:
+        text = json.dumps(parameters, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"parameters must be JSON-serialisable: {err}") from err
+    return _freeze(json.loads(text))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again, for JSON columns and output."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(slots=True, eq=False)
+class CommandRecord:
+    id: str
+    root_id: str
+    parent_id: str | None
+    # The command whose fan-in covers this one: the root for ordinary children, the command
+    # itself for roots and for opposite commands (they end on their own).
+    end_group_id: str
+    type: str
+    execution_reason: ExecutionReason
+    parameters: Mapping[str, Any]
+    status: str = CommandStatus.NOT_STARTED.value
+    entity_type: str | None = None
+    entity_id: str | None = None
+    # Fan-in verdict of the end group (None until the end is claimed); the override guard reads it.
+    work_succeeded: bool | None = None
+    # For readers: succeeded / failed / refused, or for opposite commands reverted / revert_failed.
+    outcome: str | None = None
+    error: str | None = None
+    not_before: float = 0.0
+    end_attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class TaskRecord:
+    id: str
+    command_id: str
+    root_command_id: str
+    agent: str
+    verb: str
+    parameters: Mapping[str, Any]
+    entities: tuple[tuple[str, str], ...] = ()
+    status: str = TaskStatus.PENDING.value
+    host_status: str | None = None
+    host_result: str | None = None
+    message: str | None = None
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.host_status == "finished" and self.host_result == "success"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of the append-only transitions history."""
+
+    object_kind: str
+    object_id: str
+    root_id: str
+    trigger: str
+    source: str
+    dest: str
+    at: float
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class ActiveState:
+    """What a store hands an engine on start-up: everything not yet finished."""
+
+    commands: list[CommandRecord] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)

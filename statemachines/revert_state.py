@@ -1,0 +1,45 @@
+"""Per-resource revert state: the second loop guard, persisted so it survives restarts.
+
+A resource moves only forward: none -> reverting -> reverted | revert_failed. Once reverted it
+is never compensated again; after the bounded retries it stays revert_failed, visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RevertState(StrEnum):
+    NONE = "none"
+    REVERTING = "reverting"
+    REVERTED = "reverted"
+    REVERT_FAILED = "revert_failed"
+
+
+# Forward order of the revert states; a write that goes backwards is a bug.
+REVERT_ORDER = {
+    RevertState.NONE: 0,
+    RevertState.REVERTING: 1,
+    RevertState.REVERTED: 2,
+    RevertState.REVERT_FAILED: 2,
+}
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """A thing a command created and that an opposite command may have to remove."""
+
+    type: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.id}"
+
+
+@dataclass(frozen=True)
+class ResourceRevert:
+    resource: ResourceRef
+    state: RevertState = RevertState.NONE
+    attempts: int = 0
+    last_error: str | None = None

@@ -1,0 +1,62 @@
+"""The small protocol the engine needs from a store; `persistence` implements it.
+
+`statemachines` never imports `persistence`: the engine is handed any object that follows
+these protocols, which keeps the domain testable and the SQL in one package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from .inventory import ImageInventory, ImageRow
+from .records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
+from .revert_state import ResourceRef, ResourceRevert
+
+
+class StoreTransaction(Protocol):
+    """One engine tick's transaction: reads and claims are immediate, record writes batched."""
+
+    @property
+    def images(self) -> ImageInventory: ...
+
+    def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
+        """Atomically move commands from waiting/execution_failed to ending; return those moved.
+
+        This is the durable AttemptingEndAction guard: of two engines claiming the same
+        command, exactly one sees it in the returned set.
+        """
+
+    def get_revert(self, resource: ResourceRef) -> ResourceRevert: ...
+
+    def put_revert(self, revert: ResourceRevert) -> None: ...
+
+    def write(
+        self,
+        new_commands: Sequence[CommandRecord],
+        changed_commands: Sequence[CommandRecord],
+        new_tasks: Sequence[TaskRecord],
+        changed_tasks: Sequence[TaskRecord],
+        history: Sequence[HistoryEntry],
+    ) -> None:
+        """Batch-write the tick's records; raise ConcurrentModification on a version clash."""
+
+
+class Store(Protocol):
+    def load_active(self) -> ActiveState: ...
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+
+    # Read side, for reports and the CLI; never used on the engine's hot path.
+    def last_root_id(self) -> str | None: ...
+
+    def command(self, command_id: str) -> CommandRecord | None: ...
+
+    def tree(self, root_id: str) -> tuple[list[CommandRecord], list[TaskRecord]]: ...
+
+    def history(self, object_id: str) -> list[HistoryEntry]: ...
+
+    def images(self) -> list[ImageRow]: ...
+
+    def reverts(self) -> Iterator[ResourceRevert]: ...

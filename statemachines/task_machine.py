@@ -1,0 +1,44 @@
+"""The engine-side task machine: every async task is a persisted row before the agent hears of it.
+
+`pending` is written and committed before `start` is called, so a crash between the two leaves
+a row that recovery resolves by task id (starting is idempotent) instead of an orphan on the
+agent. A task is cleared on the agent only after the end of its command is durable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .shared_machine import SharedMachine, TransitionSpec
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    POLLING = "polling"
+    START_FAILED = "start_failed"
+    FINISHED = "finished"
+    ENDING = "ending"
+    CLEARED = "cleared"
+    CLEAR_FAILED = "clear_failed"
+
+
+# Fan-in counts a task as done once the agent has said its last word on it.
+DONE_TASK_STATES = (TaskStatus.FINISHED, TaskStatus.START_FAILED)
+
+T = TaskStatus
+TASK_TRANSITIONS = (
+    TransitionSpec("accepted", T.PENDING, T.POLLING),
+    TransitionSpec("start_failed", T.PENDING, T.START_FAILED),
+    TransitionSpec("report_end", T.POLLING, T.FINISHED),
+    TransitionSpec("claim_end", [T.FINISHED, T.START_FAILED], T.ENDING),
+    TransitionSpec("cleared", [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
+    TransitionSpec("clear_failed", [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),
+)
+
+TASK_MACHINE = SharedMachine(
+    kind="task",
+    states=[s.value for s in TaskStatus],
+    initial=TaskStatus.PENDING,
+    transitions=TASK_TRANSITIONS,
+    terminal=(TaskStatus.CLEARED,),
+)

@@ -1,0 +1,38 @@
+"""What one engine tick did, for progress displays and for tests that count steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TickReport:
+    number: int = 0
+    committed: bool = False
+    tasks_started: int = 0
+    tasks_polled: int = 0
+    tasks_running: int = 0
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    tasks_cleared: int = 0
+    commands_executed: int = 0
+    commands_ended: int = 0
+    compensations_started: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{label} {value}"
+            for label, value in (
+                ("started", self.tasks_started),
+                ("polling", self.tasks_running),
+                ("succeeded", self.tasks_succeeded),
+                ("failed", self.tasks_failed),
+                ("executed", self.commands_executed),
+                ("ended", self.commands_ended),
+                ("compensating", self.compensations_started),
+                ("cleared", self.tasks_cleared),
+            )
+            if value
+        ]
+        return ", ".join(parts) or "waiting"
