@@ -261,8 +261,9 @@ class SqlTransaction:
             record.version += 1
 
 
-def open_store(url: str, create: bool = True) -> SqlStore:
-    store = SqlStore(connect(url))
+def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000) -> SqlStore:
+    """A store over `url` (a SQLAlchemy URL or a SQLite file path), with its schema created."""
+    store = SqlStore(connect(url, busy_timeout_ms))
     if create:
         store.create_schema()
     return store

@@ -1,0 +1,1 @@
+"""The `endaction` command line: the one place that wires statemachines to persistence."""

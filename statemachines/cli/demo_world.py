@@ -1,0 +1,50 @@
+"""The demo's world: a store, a local-disk storage agent with template disks, and an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from persistence import SqlStore, open_store
+
+from ..agents.local_disk import LocalDiskAgent
+from ..engine import Engine
+from ..example import example_registry
+from ..example.vm_commands import STORAGE_AGENT
+from ..tick_report import TickReport
+
+DEFAULT_HOME = Path("endaction-data")
+TEMPLATE_BYTES = 2 << 20
+# Slow the copies a little so a human can watch them progress.
+SECONDS_PER_MIB = 0.05
+
+
+def template_name(index: int) -> str:
+    return f"template-disk{index}"
+
+
+@dataclass
+class DemoWorld:
+    store: SqlStore
+    agent: LocalDiskAgent
+    engine: Engine
+
+    def close(self) -> None:
+        self.agent.close()
+        self.store.dispose()
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{(DEFAULT_HOME / 'endaction.db').absolute()}"
+
+
+def open_world(
+    db_url: str | None,
+    storage: Path | None,
+    on_commit: Callable[[TickReport], None] | None = None,
+) -> DemoWorld:
+    store = open_store(db_url or default_db_url())
+    agent = LocalDiskAgent(storage or DEFAULT_HOME / "storage", seconds_per_mib=SECONDS_PER_MIB)
+    engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), on_commit=on_commit)
+    return DemoWorld(store, agent, engine)

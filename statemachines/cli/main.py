@@ -1,0 +1,146 @@
+"""`endaction demo` and `endaction resume`.
+
+Exit status: 0 when the run reached a terminal state and nothing was left behind (a cleanly
+rolled-back failure included), 3 when something was left behind, 2 for bad usage, 1 when the
+database or the storage failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import ArgumentError
+
+from ..errors import EndactionError
+from ..example import add_vm_parameters
+from ..example.vm_commands import AddVmFromTemplate
+from ..tick_report import TickReport
+from .demo_world import TEMPLATE_BYTES, DemoWorld, open_world, template_name
+from .progress import PlainProgress
+from .run_report import EXIT_USAGE, build_report, exit_code, render_text
+
+DB_HELP = "SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]"
+STORAGE_HELP = "storage directory of the local-disk agent [default: ./endaction-data/storage]"
+
+
+@click.group()
+@click.version_option(package_name="endaction")
+def cli() -> None:
+    """Persisted command and task state machines that roll back with opposite commands."""
+
+
+def _open(db: str | None, storage: Path | None, on_commit: Any = None) -> DemoWorld:
+    try:
+        return open_world(db, storage, on_commit)
+    except ArgumentError as err:
+        raise click.BadParameter(f"{db!r} is not a database URL: {err}", param_hint="--db") from err
+    except ModuleNotFoundError as err:
+        raise click.BadParameter(
+            f"no driver for {db!r}: {err.name} is not installed "
+            "(pip install 'endaction[postgres]' for PostgreSQL)", param_hint="--db") from err
+
+
+def _finish(world: DemoWorld, root_id: str, as_json: bool) -> int:
+    report = build_report(world.store, world.agent, root_id)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(render_text(report))
+    return exit_code(report)
+
+
+class _CrashAfter:
+    """Counts persisted steps and kills the process, like `kill -9`, after the K-th."""
+
+    def __init__(self, limit: int | None, progress: PlainProgress) -> None:
+        self.limit = limit
+        self.progress = progress
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.limit is not None and self.steps >= self.limit:
+            self.progress.note(f"crashing after {self.steps} persisted step(s), as asked")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def __call__(self, report: TickReport) -> None:
+        self.progress(report)
+        self.step()
+
+
+@cli.command()
+@click.option("--images", "count", type=click.IntRange(1, 100_000), required=True,
+              help="number of template disks to clone")
+@click.option("--fail", "fail", type=int, multiple=True, metavar="I",
+              help="0-based index of a disk whose copy must fail (repeatable)")
+@click.option("--db", default=None, help=DB_HELP)
+@click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=STORAGE_HELP)
+@click.option("--crash-after", type=click.IntRange(min=1), default=None, metavar="K",
+              help="die abruptly (SIGKILL) after K steps have been persisted")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None,
+         crash_after: int | None, as_json: bool) -> None:
+    """Create a VM from a template with COUNT disks; failed copies roll the others back."""
+    bad = [i for i in fail if not 0 <= i < count]
+    if bad:
+        raise click.BadParameter(
+            f"{', '.join(map(str, bad))} out of range: --images {count} has disks 0..{count - 1}",
+            param_hint="--fail")
+    progress = PlainProgress()
+    crash = _CrashAfter(crash_after, progress)
+    world = _open(db, storage, crash)
+    try:
+        sources = [template_name(i) for i in range(count)]
+        for name in sources:
+            world.agent.ensure_template(name, TEMPLATE_BYTES)
+        vm = f"vm-{uuid.uuid4().hex[:8]}"
+        root_id = world.engine.submit(AddVmFromTemplate.type_name,
+                                      add_vm_parameters(vm, sources, fail))
+        progress.note(f"submitted AddVmFromTemplate {root_id} for {vm} with {count} disk(s)")
+        crash.step()
+        world.engine.run_until_idle()
+        code = _finish(world, root_id, as_json)
+    except EndactionError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        world.close()
+    sys.exit(code)
+
+
+@cli.command()
+@click.option("--db", default=None, help=DB_HELP)
+@click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=STORAGE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
+    """Recover after a crash and finish whatever was left; report the last root command."""
+    progress = PlainProgress()
+    world = _open(db, storage, progress)
+    try:
+        root_id = world.store.last_root_id()
+        if root_id is None:
+            click.echo(f"error: no command in {world.store.url}: nothing to resume", err=True)
+            sys.exit(EXIT_USAGE)
+        world.engine.recover()
+        if world.engine.is_idle():
+            progress.note("nothing left to do; reporting the last root command")
+        else:
+            world.engine.run_until_idle()
+        code = _finish(world, root_id, as_json)
+    except EndactionError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        world.close()
+    sys.exit(code)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,113 @@
+"""The end-of-run report: the JSON contract of `demo --json` and `resume --json`, and its text.
+
+Leftovers are computed from the two places a resource can linger: files in the storage
+directory and rows in the inventory. Either one belonging to no successfully created VM is
+something the rollback left behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from persistence import SqlStore
+
+from ..agents.local_disk import LocalDiskAgent
+from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
+from ..example.vm_commands import image_name
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_LEFT_BEHIND = 3
+
+
+def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[str, Any]:
+    commands, tasks = store.tree(root_id)
+    root = next(c for c in commands if c.id == root_id)
+    vm = str(root.parameters.get("vm", ""))
+    disks = root.parameters.get("disks", ())
+    on_disk = set(agent.image_names())
+    mine = [image_name(vm, i) for i in range(len(disks))]
+    return {
+        "root": {"id": root.id, "type": root.type, "status": root.status, "vm": vm},
+        "commands": [
+            {"id": c.id, "type": c.type, "status": c.status, "parent_id": c.parent_id,
+             "execution_reason": str(c.execution_reason), "outcome": c.outcome,
+             "entity": f"{c.entity_type}:{c.entity_id}" if c.entity_id else None,
+             "error": c.error}
+            for c in commands
+        ],
+        "tasks": [
+            {"id": t.id, "command_id": t.command_id, "verb": t.verb, "status": t.status,
+             "host_status": t.host_status, "host_result": t.host_result, "message": t.message}
+            for t in tasks
+        ],
+        "images_on_disk": [name for name in mine if name in on_disk],
+        "leftovers": leftovers(store, on_disk),
+    }
+
+
+def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
+    owners: dict[str, str] = {}
+    for row in store.images():
+        owners[row.id] = row.root_id
+    root_status: dict[str, str | None] = {}
+    for root_id in set(owners.values()):
+        record = store.command(root_id)
+        root_status[root_id] = record.status if record else None
+    left = []
+    for name in sorted(on_disk | set(owners)):
+        owner = owners.get(name)
+        if owner is None or root_status.get(owner) != CommandStatus.ENDED_SUCCESS:
+            left.append(name)
+    return left
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    finished = report["root"]["status"] in TERMINAL_COMMAND_STATES
+    return EXIT_OK if finished and not report["leftovers"] else EXIT_LEFT_BEHIND
+
+
+def render_text(report: dict[str, Any]) -> str:
+    root = report["root"]
+    commands = report["commands"]
+    tasks_by_command: dict[str, list[dict[str, Any]]] = {}
+    for task in report["tasks"]:
+        tasks_by_command.setdefault(task["command_id"], []).append(task)
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for command in commands:
+        children.setdefault(command["parent_id"], []).append(command)
+
+    lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"]
+
+    def describe(command: dict[str, Any]) -> str:
+        parts = [command["type"]]
+        if command["entity"] and command["parent_id"]:
+            parts.append(command["entity"].split(":", 1)[1])
+        if command["execution_reason"] == "ROLLBACK_FLOW":
+            parts.append("[ROLLBACK_FLOW]")
+        parts.append(command["status"])
+        details = [f"{t['verb']} {t['host_result'] or t['status']}"
+                   for t in tasks_by_command.get(command["id"], ())]
+        if command["outcome"]:
+            details.append(command["outcome"])
+        if command["error"]:
+            details.append(command["error"])
+        return " ".join(parts) + (f" ({', '.join(details)})" if details else "")
+
+    def walk(command: dict[str, Any], prefix: str) -> None:
+        kids = children.get(command["id"], [])
+        for index, child in enumerate(kids):
+            last = index == len(kids) - 1
+            lines.append(f"{prefix}{'└─' if last else '├─'} {describe(child)}")
+            walk(child, prefix + ("   " if last else "│  "))
+
+    walk(next(c for c in commands if c["id"] == root["id"]), "  ")
+    copies = [t for t in report["tasks"] if t["verb"] == "copy_image"]
+    ok = sum(1 for t in copies if t["host_result"] == "success")
+    rollbacks = [c for c in commands if c["execution_reason"] == "ROLLBACK_FLOW"]
+    reverted = sum(1 for c in rollbacks if c["outcome"] == "reverted")
+    lines.append(f"disk copies: {ok} succeeded, {len(copies) - ok} did not")
+    lines.append(f"opposite commands (ROLLBACK_FLOW): {len(rollbacks)}, {reverted} reverted")
+    lines.append("images on disk: " + (", ".join(report["images_on_disk"]) or "none"))
+    lines.append("leftovers: " + (", ".join(report["leftovers"]) or "none"))
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""Fixtures: real SQLite files, and the real PostgreSQL named by ENDACTION_TEST_POSTGRES_URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from persistence import SqlStore, open_store
+from persistence.schema import metadata
+
+POSTGRES_ENV = "ENDACTION_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
+    store = open_store(str(tmp_path / "endaction.db"))
+    yield store
+    store.dispose()
+
+
+def _postgres_store() -> SqlStore:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it; e.g. "
+                    "postgresql://postgres@127.0.0.1:5432/test)")
+    store = open_store(url, create=False)
+    metadata.drop_all(store.engine)
+    store.create_schema()
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """The same test against a SQLite file and against PostgreSQL."""
+    if request.param == "sqlite":
+        created = open_store(str(tmp_path / "endaction.db"))
+    else:
+        created = _postgres_store()
+    yield created
+    created.dispose()

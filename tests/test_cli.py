@@ -1,0 +1,119 @@
+"""The CLI's JSON contract and exit codes, run as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONTRACT = {
+    "root": {"id", "type", "status"},
+    "commands": {"id", "type", "status", "parent_id", "execution_reason"},
+    "tasks": {"id", "command_id", "verb", "status", "host_result"},
+}
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "statemachines.cli", *args,
+               "--db", str(tmp_path / "demo.db"), "--storage", str(tmp_path / "storage")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def parse(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(result.stdout)
+    for key, fields in CONTRACT.items():
+        rows = report[key] if isinstance(report[key], list) else [report[key]]
+        for row in rows:
+            assert fields <= set(row), f"{key} lacks {fields - set(row)}"
+    assert isinstance(report["images_on_disk"], list)
+    assert isinstance(report["leftovers"], list)
+    return report
+
+
+def assert_rolled_back(report: dict[str, Any], disks: int, failed: set[int]) -> None:
+    assert report["root"]["status"] == "ended_failure"
+    vm = report["root"]["vm"]
+    removals = {c["id"]: c for c in report["commands"] if c["type"] == "RemoveImage"}
+    assert all(c["execution_reason"] == "ROLLBACK_FLOW" for c in removals.values())
+    clones = {c["id"]: c for c in report["commands"] if c["type"] == "CreateCloneOfTemplate"}
+    compensated = {clones[c["parent_id"]]["entity"] for c in removals.values()}
+    succeeded = {f"image:{vm}-disk{i}" for i in range(disks) if i not in failed}
+    assert succeeded <= compensated, "every successful sibling gets a ROLLBACK_FLOW RemoveImage"
+    assert report["leftovers"] == []
+    assert report["images_on_disk"] == []
+
+
+def test_demo_with_a_failure_rolls_back_cleanly(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--images", "5", "--fail", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert_rolled_back(parse(result), 5, {2})
+    assert "step" in result.stderr  # progress goes to stderr, stdout stays one JSON object
+
+
+def test_demo_success_keeps_the_images(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--images", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = parse(result)
+    assert report["root"]["status"] == "ended_success"
+    vm = report["root"]["vm"]
+    assert report["images_on_disk"] == [f"{vm}-disk{i}" for i in range(3)]
+    assert report["leftovers"] == []
+    assert all(t["host_result"] == "success" for t in report["tasks"])
+
+
+def test_text_output_is_a_readable_summary(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--images", "2", "--fail", "0")
+    assert result.returncode == 0, result.stderr
+    assert "RemoveImage" in result.stdout and "[ROLLBACK_FLOW]" in result.stdout
+    assert "leftovers: none" in result.stdout
+
+
+@pytest.mark.parametrize("crash_after", [1, 3, 5, 7, 9])
+def test_crash_then_resume_ends_the_same_way(tmp_path: Path, crash_after: int) -> None:
+    crashed = run(tmp_path, "demo", "--images", "5", "--fail", "2", "--json",
+                  "--crash-after", str(crash_after))
+    assert crashed.returncode == -9, crashed.stderr  # killed, like kill -9
+    resumed = run(tmp_path, "resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_rolled_back(parse(resumed), 5, {2})
+    again = run(tmp_path, "resume", "--json")
+    assert again.returncode == 0
+    assert parse(again)["root"] == parse(resumed)["root"]
+    assert "nothing left to do" in again.stderr
+
+
+def test_leftovers_give_exit_status_3(tmp_path: Path) -> None:
+    stray = tmp_path / "storage" / "images"
+    stray.mkdir(parents=True)
+    (stray / "orphan.img").write_bytes(b"x")
+    result = run(tmp_path, "demo", "--images", "1", "--json")
+    assert result.returncode == 3
+    assert parse(result)["leftovers"] == ["orphan"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--images", "3", "--fail", "3"], "out of range"),
+        (["demo", "--images", "0"], "--images"),
+        (["demo"], "Missing option '--images'"),
+        (["demo", "--images", "2", "--crash-after", "0"], "--crash-after"),
+        (["resume"], "nothing to resume"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run(tmp_path, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_bad_database_url_is_named(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "statemachines.cli", "demo", "--images", "1",
+               "--db", "nosuchdb+foo://x", "--storage", str(tmp_path / "s")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "nosuchdb+foo://x" in result.stderr

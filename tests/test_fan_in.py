@@ -1,0 +1,58 @@
+"""Fan-in: a group ends only after every sibling finished, and no command ever ends twice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from persistence import open_store
+from statemachines import HostResult, Plan
+from tests.worlds import World
+
+RESULTS = st.sampled_from([HostResult.SUCCESS, HostResult.FAILURE, HostResult.UNKNOWN])
+PLANS = st.builds(Plan, result=RESULTS, polls=st.integers(0, 4), partial=st.booleans(),
+                  forget=st.booleans())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(copy_plans=st.lists(PLANS, min_size=1, max_size=5))
+def test_no_end_before_all_siblings_finished_and_no_double_end(
+    tmp_path_factory: Any, copy_plans: list[Plan]
+) -> None:
+    folder: Path = tmp_path_factory.mktemp("fan-in")
+    store = open_store(str(folder / "endaction.db"))
+    world = World(store)
+    plans = iter(copy_plans)
+
+    def decide(verb: str, parameters: Mapping[str, Any]) -> Plan:
+        return next(plans) if verb == "copy_image" else Plan()
+
+    world.agent.decide = decide
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=len(copy_plans))
+    for _ in range(200):
+        engine.tick()
+        commands, tasks = store.tree(root)
+        copies = [t for t in tasks if t.verb == "copy_image"]
+        group = [c for c in commands if c.end_group_id == root]
+        if any(t.status in ("pending", "polling") for t in copies):
+            assert all(c.status in ("not_started", "executing", "waiting", "execution_failed")
+                       for c in group), "a command ended before all its siblings finished"
+        if engine.is_idle():
+            break
+    assert engine.is_idle()
+
+    ends = world.ends_per_command(root)
+    commands, _ = store.tree(root)
+    assert all(ends[c.id] == 1 for c in commands), ends
+    all_ok = all(p.result == HostResult.SUCCESS and not p.forget for p in copy_plans)
+    root_status = next(c.status for c in commands if c.id == root)
+    assert root_status == ("ended_success" if all_ok else "ended_failure")
+    if not all_ok:
+        assert world.agent.images == set()
+        assert store.images() == []
+    store.dispose()

@@ -1,0 +1,91 @@
+"""The SQL store against a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from persistence import SqlStore
+from statemachines import (
+    CommandRecord,
+    ConcurrentModification,
+    ExecutionReason,
+    ResourceRef,
+    ResourceRevert,
+    RevertState,
+)
+from statemachines.records import freeze
+from tests.worlds import World
+
+
+def _waiting(command_id: str) -> CommandRecord:
+    return CommandRecord(id=command_id, root_id=command_id, parent_id=None,
+                         end_group_id=command_id, type="AddVmFromTemplate",
+                         execution_reason=ExecutionReason.REGULAR_FLOW,
+                         parameters=freeze({"vm": "v", "disks": [{"source": "s"}]}),
+                         status="waiting", created_at=1.0, updated_at=1.0)
+
+
+def test_claiming_an_end_succeeds_exactly_once(store: SqlStore) -> None:
+    with store.transaction() as tx:
+        tx.write([_waiting("a"), _waiting("b")], [], [], [], [])
+    with store.transaction() as tx:
+        assert tx.claim_ends(["a", "b"]) == {"a", "b"}
+    with store.transaction() as tx:
+        assert tx.claim_ends(["a", "b"]) == set()
+    claimed = store.command("a")
+    assert claimed is not None and (claimed.status, claimed.version) == ("ending", 1)
+
+
+def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
+    record = _waiting("a")
+    with store.transaction() as tx:
+        tx.write([record], [], [], [], [])
+    stale = _waiting("a")
+    record.status = "ending"
+    with store.transaction() as tx:
+        tx.write([], [record], [], [], [])
+    stale.status = "executing"
+    with pytest.raises(ConcurrentModification), store.transaction() as tx:
+        tx.write([], [stale], [], [], [])
+    kept = store.command("a")
+    assert kept is not None and kept.status == "ending"
+
+
+def test_revert_states_round_trip(store: SqlStore) -> None:
+    image = ResourceRef("image", "d0")
+    with store.transaction() as tx:
+        assert tx.get_revert(image) == ResourceRevert(image)
+        tx.put_revert(ResourceRevert(image, RevertState.REVERTING, 1))
+        tx.put_revert(ResourceRevert(image, RevertState.REVERTED, 1))
+    assert list(store.reverts()) == [ResourceRevert(image, RevertState.REVERTED, 1)]
+
+
+def test_parameters_are_immutable_snapshots() -> None:
+    source = {"vm": "v", "disks": [{"source": "s"}]}
+    record = _waiting("a")
+    record.parameters = freeze(source)
+    source["vm"] = "changed"
+    assert record.parameters["vm"] == "v"
+    with pytest.raises(TypeError):
+        record.parameters["vm"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        record.parameters["disks"][0]["source"] = "x"
+
+
+def test_whole_run_with_a_failure(store: SqlStore) -> None:
+    world = World(store)
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=4, fail=(3,))
+    engine.run_until_idle()
+    commands, tasks = store.tree(root)
+    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+    assert sum(c.type == "RemoveImage" for c in commands) == 4
+    assert all(t.status == "cleared" for t in tasks)
+    assert store.images() == [] and world.agent.images == set()
+    assert store.load_active().commands == [] and store.load_active().tasks == []
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore) -> None:
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

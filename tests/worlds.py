@@ -1,0 +1,56 @@
+"""A small world for tests: a store, the simulated agent, an engine on a fake clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from persistence import SqlStore
+from statemachines import Engine, RevertPolicy, SimulatedAgent, TickReport
+from statemachines.example import add_vm_parameters, example_registry
+from statemachines.example.vm_commands import STORAGE_AGENT
+
+
+@dataclass
+class FakeClock:
+    now: float = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.001)
+
+
+@dataclass
+class World:
+    store: SqlStore
+    agent: SimulatedAgent = field(default_factory=SimulatedAgent)
+    clock: FakeClock = field(default_factory=FakeClock)
+    policy: RevertPolicy = field(default_factory=RevertPolicy)
+
+    def engine(self, on_commit: Callable[[TickReport], None] | None = None) -> Engine:
+        return Engine(self.store, {STORAGE_AGENT: self.agent}, example_registry(),
+                      policy=self.policy, clock=self.clock, sleep=self.clock.sleep,
+                      on_commit=on_commit)
+
+    def submit_vm(self, engine: Engine, disks: int, fail: tuple[int, ...] = (),
+                  vm: str = "vm1") -> str:
+        sources = [f"template-disk{i}" for i in range(disks)]
+        return engine.submit("AddVmFromTemplate", add_vm_parameters(vm, sources, fail))
+
+    def end_state(self, root_id: str) -> dict[str, object]:
+        """What a run ends as, independent of ids and timing: for crash/no-crash comparisons."""
+        commands, tasks = self.store.tree(root_id)
+        return {
+            "commands": sorted((c.type, c.entity_id or "", c.status, c.execution_reason,
+                                c.outcome or "") for c in commands),
+            "tasks_not_cleared": [t.id for t in tasks if t.status != "cleared"],
+            "inventory": self.store.images(),
+            "agent_images": sorted(self.agent.images),
+        }
+
+    def ends_per_command(self, root_id: str) -> Counter[str]:
+        return Counter(h.object_id for h in self.store.history_of_root(root_id)
+                       if h.object_kind == "command" and h.trigger == "end")
