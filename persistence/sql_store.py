@@ -8,11 +8,21 @@ and nothing that was committed before it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from statemachines.command_machine import (
@@ -241,7 +251,7 @@ class SqlTransaction:
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
-        """Optimistic concurrency: each row is written only if nobody changed it since it was read."""
+        """Optimistic concurrency: a row is written only if nobody changed it since it was read."""
         statement = (
             update(table)
             .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
@@ -291,7 +301,7 @@ def _task_row(t: TaskRecord) -> dict[str, Any]:
     }
 
 
-def _command(r: Mapping[str, Any]) -> CommandRecord:
+def _command(r: RowMapping) -> CommandRecord:
     return CommandRecord(
         id=r["id"], root_id=r["root_id"], parent_id=r["parent_id"],
         end_group_id=r["end_group_id"], type=r["type"],
@@ -304,7 +314,7 @@ def _command(r: Mapping[str, Any]) -> CommandRecord:
     )
 
 
-def _task(r: Mapping[str, Any], entities: Sequence[tuple[str, str]]) -> TaskRecord:
+def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
     return TaskRecord(
         id=r["id"], command_id=r["command_id"], root_command_id=r["root_command_id"],
         agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
@@ -314,7 +324,7 @@ def _task(r: Mapping[str, Any], entities: Sequence[tuple[str, str]]) -> TaskReco
     )
 
 
-def _history(r: Mapping[str, Any]) -> HistoryEntry:
+def _history(r: RowMapping) -> HistoryEntry:
     return HistoryEntry(r["object_kind"], r["object_id"], r["root_id"], r["trigger"],
                         r["source"], r["dest"], r["at"], r["detail"])
 

@@ -43,7 +43,8 @@ class EndGuardModel(Protocol):
 
 def ends_successfully(command: EndGuardModel) -> bool:
     """REGULAR_FLOW and all the work of its end group succeeded; ROLLBACK_FLOW never."""
-    return command.execution_reason == ExecutionReason.REGULAR_FLOW and command.work_succeeded is True
+    return (command.execution_reason == ExecutionReason.REGULAR_FLOW
+            and command.work_succeeded is True)
 
 
 S = CommandStatus

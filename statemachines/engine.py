@@ -119,6 +119,7 @@ class Engine:
         self._touched_groups: set[str] = set()
         self._changes = _Changes()
         self._tx: StoreTransaction | None = None
+        self._wrote = False
         self._report = TickReport()
 
     def _index_command(self, record: CommandRecord) -> None:
@@ -207,17 +208,10 @@ class Engine:
         try:
             with self.store.transaction() as tx:
                 self._tx = tx
+                self._wrote = False
                 self._apply(answers)
                 self._advance()
-                if self._changes.any():
-                    changes = self._changes
-                    tx.write(list(changes.new_commands.values()),
-                             [c for i, c in changes.changed_commands.items()
-                              if i not in changes.new_commands],
-                             list(changes.new_tasks.values()),
-                             [t for i, t in changes.changed_tasks.items()
-                              if i not in changes.new_tasks],
-                             changes.history)
+                self._flush()
         except BaseException:
             # The database no longer matches the in-memory view: rebuild it from the store.
             self._loaded = False
@@ -225,8 +219,7 @@ class Engine:
             raise
         finally:
             self._tx = None
-        committed = self._changes.any()
-        self._changes = _Changes()
+        committed = self._wrote
         self._forget_finished()
         if committed:
             self.ticks_committed += 1
@@ -371,6 +364,27 @@ class Engine:
             self._report.errors.append(message)
             self._fire(task, TASK_MACHINE, "clear_failed", message)
 
+    def _flush(self) -> None:
+        """Write what the tick changed so far, inside its transaction.
+
+        Claims are conditional updates on the rows' persisted status, so everything the tick
+        changed before a claim must be in the database first (a command executed in this very
+        tick may be claimed in it, when it started no task).
+        """
+        changes = self._changes
+        if not changes.any():
+            return
+        assert self._tx is not None
+        self._tx.write(
+            list(changes.new_commands.values()),
+            [c for i, c in changes.changed_commands.items() if i not in changes.new_commands],
+            list(changes.new_tasks.values()),
+            [t for i, t in changes.changed_tasks.items() if i not in changes.new_tasks],
+            changes.history,
+        )
+        self._changes = _Changes()
+        self._wrote = True
+
     def _task_done(self, task: TaskRecord) -> None:
         if task.succeeded:
             self._report.tasks_succeeded += 1
@@ -387,6 +401,8 @@ class Engine:
             for record in due:
                 self._start_command(record)
             groups = self._ready_groups()
+            if groups:
+                self._flush()
             for head_id in groups:
                 self._end_group(head_id)
             if not due and not groups:
@@ -554,7 +570,8 @@ class Engine:
         its opposite command) ends: end_with_failure runs again and the guards decide whether
         anything is left to revert. This re-entry is the loop the guards must stop.
         """
-        if any(not COMMAND_MACHINE.is_terminal(c.status) for c in self._children.get(record.id, ())):
+        children = self._children.get(record.id, ())
+        if any(not COMMAND_MACHINE.is_terminal(c.status) for c in children):
             return
         assert self._tx is not None
         command, ctx = self._hook(record)
@@ -576,6 +593,8 @@ class Engine:
         revert = self._tx.get_revert(resource)
         decision = decide(self.policy, exists, revert)
         if decision == Decision.NOTHING_TO_REVERT:
+            if revert.state == RevertState.REVERTED:
+                record.outcome = "rolled_back"
             reason = "no longer in the inventory" if not exists else f"already {revert.state}"
             return self._rolled_back(record, f"{resource} {reason}")
         if decision == Decision.GIVE_UP:

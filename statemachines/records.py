@@ -25,7 +25,8 @@ def freeze(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
         text = json.dumps(parameters, sort_keys=True)
     except (TypeError, ValueError) as err:
         raise TypeError(f"parameters must be JSON-serialisable: {err}") from err
-    return _freeze(json.loads(text))
+    frozen: Mapping[str, Any] = _freeze(json.loads(text))
+    return frozen
 
 
 def _freeze(value: Any) -> Any:

@@ -18,7 +18,8 @@ PLANS = st.builds(Plan, result=RESULTS, polls=st.integers(0, 4), partial=st.bool
                   forget=st.booleans())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(copy_plans=st.lists(PLANS, min_size=1, max_size=5))
 def test_no_end_before_all_siblings_finished_and_no_double_end(
     tmp_path_factory: Any, copy_plans: list[Plan]
@@ -55,4 +56,21 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
     if not all_ok:
         assert world.agent.images == set()
         assert store.images() == []
+    store.dispose()
+
+
+def test_a_command_without_tasks_ends_in_the_tick_that_executed_it(tmp_path: Path) -> None:
+    """Its claim runs in the same transaction as its execution, so the write must come first."""
+    from statemachines import Command, CommandRegistry, Engine
+
+    class Bookkeeping(Command):
+        type_name = "Bookkeeping"
+
+    store = open_store(str(tmp_path / "endaction.db"))
+    engine = Engine(store, {}, CommandRegistry([Bookkeeping]))
+    command_id = engine.submit("Bookkeeping", {})
+    report = engine.tick()
+    assert report.committed and engine.is_idle()
+    record = store.command(command_id)
+    assert record is not None and record.status == "ended_success"
     store.dispose()

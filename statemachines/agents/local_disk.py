@@ -52,7 +52,8 @@ class LocalDiskAgent:
             if not isinstance(source, str) or not _safe_name(source):
                 raise TaskRejected(f"task {task_id}: parameter 'source' must be a plain file name")
             if not self.template_path(source).is_file():
-                raise TaskRejected(f"task {task_id}: no template image {source!r} in {self.templates}")
+                raise TaskRejected(
+                    f"task {task_id}: no template image {source!r} in {self.templates}")
         with self._lock:
             if self._journal_path(task_id).exists():
                 return
@@ -75,7 +76,7 @@ class LocalDiskAgent:
                 continue
             try:
                 answer[task_id] = TaskReport(
-                    HostStatus(status), HostResult(entry.get("result") or HostResult.UNKNOWN),
+                    HostStatus(str(status)), HostResult(entry.get("result") or HostResult.UNKNOWN),
                     str(entry.get("message") or ""),
                 )
             except ValueError as err:

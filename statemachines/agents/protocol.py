@@ -27,7 +27,7 @@ class Agent(Protocol):
         """Start the task, or do nothing if a task with this id was already started."""
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
-        """Statuses of the given tasks; an id missing from the answer is a task it no longer knows."""
+        """Statuses of the given tasks; an id missing from the answer is a task it forgot."""
 
     def clear(self, task_id: str) -> None:
-        """Forget a task whose end the engine has recorded; clearing an unknown id is not an error."""
+        """Forget a task whose end the engine recorded; clearing an unknown id is no error."""

@@ -150,7 +150,8 @@ class RemoveImage(Command):
             ctx.images.remove(self.image)
 
 
-EXAMPLE_COMMANDS: tuple[type[Command], ...] = (AddVmFromTemplate, CreateCloneOfTemplate, RemoveImage)
+EXAMPLE_COMMANDS: tuple[type[Command], ...] = (
+    AddVmFromTemplate, CreateCloneOfTemplate, RemoveImage)
 
 
 def example_registry() -> CommandRegistry:

@@ -1,0 +1,207 @@
+"""Bad input gets a clear error naming what was wrong, and loses nothing already persisted."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from persistence import SqlStore, open_store
+from statemachines import (
+    Command,
+    CommandContext,
+    CommandRegistry,
+    Engine,
+    InvalidParameters,
+    SimulatedAgent,
+    StoreUnavailable,
+    TaskReport,
+    UnknownCommandType,
+)
+from statemachines.example import EXAMPLE_COMMANDS, add_vm_parameters
+from tests.conftest import POSTGRES_ENV
+from tests.worlds import World
+
+
+def test_unknown_command_type_is_refused_before_anything_is_persisted(
+    sqlite_store: SqlStore,
+) -> None:
+    engine = World(sqlite_store).engine()
+    with pytest.raises(UnknownCommandType, match=r"'AddVm'.*AddVmFromTemplate"):
+        engine.submit("AddVm", {})
+    assert sqlite_store.last_root_id() is None
+
+
+@pytest.mark.parametrize(
+    ("parameters", "problem"),
+    [
+        ({"vm": "v", "disks": []}, "'disks' must be a non-empty list"),
+        ({"vm": "bad name!", "disks": [{"source": "t"}]}, "'vm' must be a name"),
+        ({"vm": "v", "disks": [{"source": 3}]}, "disks[0]: 'source' must be a name"),
+        ({"vm": "v", "disks": ["t"]}, "disks[0] must be an object"),
+    ],
+)
+def test_malformed_parameters_are_named(sqlite_store: SqlStore, parameters: dict[str, Any],
+                                        problem: str) -> None:
+    engine = World(sqlite_store).engine()
+    with pytest.raises(InvalidParameters) as raised:
+        engine.submit("AddVmFromTemplate", parameters)
+    assert problem in str(raised.value)
+    assert sqlite_store.last_root_id() is None
+
+
+def test_unknown_type_in_the_database_stops_recovery_and_changes_nothing(
+    sqlite_store: SqlStore,
+) -> None:
+    class Legacy(Command):
+        type_name = "LegacyCommand"
+
+    engine = Engine(sqlite_store, {}, CommandRegistry([*EXAMPLE_COMMANDS, Legacy]))
+    command_id = engine.submit("LegacyCommand", {})
+    fresh = World(sqlite_store).engine()
+    with pytest.raises(UnknownCommandType, match="LegacyCommand"):
+        fresh.recover()
+    record = sqlite_store.command(command_id)
+    assert record is not None and record.status == "not_started"
+
+
+class FlakyAgent(SimulatedAgent):
+    """Raises on poll for a while, then answers properly."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("host unreachable")
+        return super().poll(task_ids)
+
+
+def test_an_agent_that_raises_is_reported_and_retried(sqlite_store: SqlStore) -> None:
+    agent = FlakyAgent(failures=3)
+    world = World(sqlite_store, agent=agent)
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=2)
+    errors: list[str] = []
+    for _ in range(50):
+        errors += engine.tick().errors
+        if engine.is_idle():
+            break
+    assert errors[:3] == ["agent 'storage' failed to poll: ConnectionError: host unreachable"] * 3
+    commands, _ = sqlite_store.tree(root)
+    assert next(c.status for c in commands if c.id == root) == "ended_success"
+
+
+class GarbageAgent(SimulatedAgent):
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, Any]:
+        return {task_id: "done, probably" for task_id in task_ids}
+
+
+def test_garbage_from_an_agent_ends_the_task_as_unknown_and_rolls_back(
+    sqlite_store: SqlStore,
+) -> None:
+    world = World(sqlite_store, agent=GarbageAgent())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=50)
+    _, tasks = sqlite_store.tree(root)
+    copy = next(t for t in tasks if t.verb == "copy_image")
+    assert copy.host_status == "unknown"
+    assert copy.message is not None and "answered garbage" in copy.message
+    assert "'done, probably'" in copy.message
+    commands, _ = sqlite_store.tree(root)
+    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+
+
+class RefusingAgent(SimulatedAgent):
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        raise TimeoutError("no answer from host")
+
+
+def test_an_agent_that_never_starts_a_task_ends_it_as_start_failed(
+    sqlite_store: SqlStore,
+) -> None:
+    world = World(sqlite_store, agent=RefusingAgent())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=50)
+    commands, tasks = sqlite_store.tree(root)
+    copy = next(t for t in tasks if t.verb == "copy_image")
+    assert copy.host_result == "failure"
+    assert copy.message is not None and "TimeoutError: no answer from host" in copy.message
+    assert "gave up after 5" in copy.message
+    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+
+
+def test_a_database_that_locks_up_mid_tick_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "endaction.db"
+    store = open_store(str(path), busy_timeout_ms=50)
+    world = World(store)
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=2, fail=(0,))
+    engine.tick()
+    before = _rows(store, root)
+
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreUnavailable, match="database is locked"):
+        engine.tick()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+
+    assert _rows(store, root) == before
+    engine.run_until_idle()
+    assert world.end_state(root)["agent_images"] == []
+    assert set(world.ends_per_command(root).values()) == {1}
+
+
+def _rows(store: SqlStore, root: str) -> list[tuple[str, str, int]]:
+    commands, tasks = store.tree(root)
+    return [(r.id, r.status, r.version) for r in [*commands, *tasks]]
+
+
+class DatabaseKiller(Command):
+    """Cuts every other connection to PostgreSQL while the engine's tick is open."""
+
+    type_name = "DatabaseKiller"
+    kills_left = 0
+
+    def execute(self, ctx: CommandContext) -> None:
+        if DatabaseKiller.kills_left <= 0:
+            return
+        DatabaseKiller.kills_left -= 1
+        url = os.environ[POSTGRES_ENV].replace("postgresql://", "postgresql+psycopg://", 1)
+        killer = create_engine(url)
+        with killer.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        killer.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_connection_dropped_mid_tick_loses_nothing(tmp_path: Path) -> None:
+    from tests.conftest import _postgres_store
+
+    store = _postgres_store()
+    world = World(store)
+    engine = Engine(store, {"storage": world.agent},
+                    CommandRegistry([*EXAMPLE_COMMANDS, DatabaseKiller]),
+                    clock=world.clock, sleep=world.clock.sleep)
+    root = engine.submit("AddVmFromTemplate",
+                         add_vm_parameters("vm1", ["t0", "t1"], fail=[1]))
+    engine.submit("DatabaseKiller", {})
+    DatabaseKiller.kills_left = 1
+    with pytest.raises(StoreUnavailable, match="failed to run a transaction"):
+        engine.tick()
+    assert store.tree(root)[0][0].status == "not_started"
+    engine.run_until_idle()  # reconnects, reloads, and finishes as if nothing had happened
+    assert world.end_state(root)["agent_images"] == []
+    assert set(world.ends_per_command(root).values()) == {1}
+    store.dispose()
