@@ -7,8 +7,7 @@ and nothing that was committed before it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,9 +15,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
-    and_,
     bindparam,
-    delete,
     insert,
     select,
     update,
@@ -45,6 +42,8 @@ from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.task_machine import TaskStatus
 
 from .database import connect
+from .image_inventory import SqlImageInventory
+from .revert_table import SqlRevertTable
 from .schema import (
     async_task_entities,
     async_tasks,
@@ -56,6 +55,9 @@ from .schema import (
 )
 
 CHUNK = 500
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+# Resources of this type live in the images inventory table.
+IMAGE_RESOURCE = "image"
 
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
@@ -89,7 +91,9 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         with self._guard("run a transaction"), self.engine.begin() as conn:
-            yield SqlTransaction(conn)
+            tx = SqlTransaction(conn)
+            yield tx
+            tx.flush_resources()
 
     # ------------------------------------------------------------------ start-up
     def load_active(self) -> ActiveState:
@@ -158,37 +162,11 @@ class SqlStore:
                                  RevertState(r["state"]), r["attempts"], r["last_error"])
 
 
-class SqlImageInventory:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def get(self, image_id: str) -> ImageRow | None:
-        row = self._conn.execute(select(images).where(images.c.id == image_id)).mappings().first()
-        if row is None:
-            return None
-        return ImageRow(row["id"], row["vm"], row["root_id"], row["source"], row["status"])
-
-    def add(self, image: ImageRow) -> None:
-        existing = self.get(image.id)
-        if existing == image:
-            return
-        if existing is not None:
-            raise ValueError(f"image {image.id!r} already exists as {existing}")
-        self._conn.execute(insert(images).values(
-            id=image.id, vm=image.vm, root_id=image.root_id, source=image.source,
-            status=image.status))
-
-    def set_status(self, image_id: str, status: str) -> None:
-        self._conn.execute(update(images).where(images.c.id == image_id).values(status=status))
-
-    def remove(self, image_id: str) -> bool:
-        return self._conn.execute(delete(images).where(images.c.id == image_id)).rowcount > 0
-
-
 class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self.images = SqlImageInventory(conn)
+        self._reverts = SqlRevertTable(conn)
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
@@ -203,24 +181,22 @@ class SqlTransaction:
             claimed.update(result.scalars())
         return claimed
 
+    def prefetch(self, resources: Iterable[ResourceRef]) -> None:
+        """Load, in bulk, the inventory rows and revert states of resources about to be used."""
+        refs = list(resources)
+        self.images.prefetch(r.id for r in refs if r.type == IMAGE_RESOURCE)
+        self._reverts.prefetch(refs)
+
+    def flush_resources(self) -> None:
+        """Write the buffered inventory and revert-state changes (also done before commit)."""
+        self.images.flush()
+        self._reverts.flush()
+
     def get_revert(self, resource: ResourceRef) -> ResourceRevert:
-        row = self._conn.execute(select(resource_reverts).where(
-            resource_reverts.c.resource_type == resource.type,
-            resource_reverts.c.resource_id == resource.id)).mappings().first()
-        if row is None:
-            return ResourceRevert(resource)
-        return ResourceRevert(resource, RevertState(row["state"]), row["attempts"],
-                              row["last_error"])
+        return self._reverts.get(resource)
 
     def put_revert(self, revert: ResourceRevert) -> None:
-        values: dict[str, Any] = {"state": revert.state, "attempts": revert.attempts,
-                                  "last_error": revert.last_error, "updated_at": time.time()}
-        where = and_(resource_reverts.c.resource_type == revert.resource.type,
-                     resource_reverts.c.resource_id == revert.resource.id)
-        if self._conn.execute(update(resource_reverts).where(where).values(**values)).rowcount:
-            return
-        self._conn.execute(insert(resource_reverts).values(
-            resource_type=revert.resource.type, resource_id=revert.resource.id, **values))
+        self._reverts.put(revert)
 
     def write(
         self,
@@ -231,6 +207,7 @@ class SqlTransaction:
         history: Sequence[HistoryEntry],
     ) -> None:
         conn = self._conn
+        self.flush_resources()
         if new_commands:
             conn.execute(insert(commands), [_command_row(c) for c in new_commands])
         if changed_commands:
@@ -244,10 +221,17 @@ class SqlTransaction:
         if changed_tasks:
             self._update(async_tasks, _TASK_MUTABLE, changed_tasks)
         if history:
-            conn.execute(insert(transitions), [
-                {"object_kind": h.object_kind, "object_id": h.object_id, "root_id": h.root_id,
-                 "trigger": h.trigger, "source": h.source, "dest": h.dest, "at": h.at,
-                 "detail": h.detail} for h in history])
+            self._append_history(history)
+
+    def _append_history(self, history: Sequence[HistoryEntry]) -> None:
+        """The largest write of a tick (a dozen rows per disk), so it skips SQLAlchemy's per-row
+        parameter processing: the values are plain strings and floats, handed to the driver's
+        own executemany with the dialect's placeholder style."""
+        mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
+        columns = HistoryEntry.__slots__
+        sql = (f"INSERT INTO {transitions.name} ({', '.join(columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        self._conn.exec_driver_sql(sql, [tuple(getattr(h, c) for c in columns) for h in history])
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:

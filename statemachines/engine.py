@@ -112,8 +112,10 @@ class Engine:
     def _reset(self) -> None:
         self._commands: dict[str, CommandRecord] = {}
         self._not_started: dict[str, CommandRecord] = {}
-        self._children: dict[str, list[CommandRecord]] = defaultdict(list)
-        self._group_members: dict[str, list[CommandRecord]] = defaultdict(list)
+        # Only unfinished commands, keyed by id: a parent with 10,000 children must be able to
+        # drop one in O(1) and to ask "any child still running?" without a scan.
+        self._children: dict[str, dict[str, CommandRecord]] = defaultdict(dict)
+        self._group_members: dict[str, dict[str, CommandRecord]] = defaultdict(dict)
         self._tasks: dict[str, TaskRecord] = {}
         self._tasks_by_command: dict[str, list[TaskRecord]] = defaultdict(list)
         self._touched_groups: set[str] = set()
@@ -127,8 +129,23 @@ class Engine:
         if record.status == C.NOT_STARTED:
             self._not_started[record.id] = record
         if record.parent_id is not None:
-            self._children[record.parent_id].append(record)
-        self._group_members[record.end_group_id].append(record)
+            self._children[record.parent_id][record.id] = record
+        self._group_members[record.end_group_id][record.id] = record
+
+    def _detach(self, record: CommandRecord) -> None:
+        """A command just became terminal: it no longer holds up its parent or its group."""
+        if record.parent_id is not None:
+            siblings = self._children.get(record.parent_id)
+            if siblings is not None:
+                siblings.pop(record.id, None)
+                if not siblings:
+                    del self._children[record.parent_id]
+        members = self._group_members.get(record.end_group_id)
+        if members is not None:
+            members.pop(record.id, None)
+            if not members:
+                del self._group_members[record.end_group_id]
+        self._not_started.pop(record.id, None)
 
     def _index_task(self, task: TaskRecord) -> None:
         self._tasks[task.id] = task
@@ -398,15 +415,22 @@ class Engine:
         """Execute due commands and end ready groups until neither has anything left this tick."""
         while True:
             due = self._due_commands()
+            self._prefetch(due)
             for record in due:
                 self._start_command(record)
             groups = self._ready_groups()
             if groups:
-                self._flush()
-            for head_id in groups:
-                self._end_group(head_id)
+                self._end_groups(groups)
             if not due and not groups:
                 return
+
+    def _prefetch(self, records: Iterable[CommandRecord]) -> None:
+        """Let the store load, in one go, the resources the hooks of these commands will read."""
+        assert self._tx is not None
+        refs = [ResourceRef(r.entity_type, r.entity_id) for r in records
+                if r.entity_type is not None and r.entity_id is not None]
+        if refs:
+            self._tx.prefetch(refs)
 
     def _due_commands(self) -> list[CommandRecord]:
         return [c for c in self._not_started.values() if c.not_before <= self.now]
@@ -508,39 +532,48 @@ class Engine:
     def _ready_groups(self) -> list[str]:
         ready = []
         for head_id in sorted(self._touched_groups):
-            members = [m for m in self._group_members.get(head_id, ())
-                       if not COMMAND_MACHINE.is_terminal(m.status)]
+            members = self._group_members.get(head_id)
             if members and all(
-                m.status in READY_TO_END_STATES or m.status == C.ENDING for m in members
+                m.status in READY_TO_END_STATES or m.status == C.ENDING for m in members.values()
             ) and all(
                 t.status in DONE_TASK_STATES
-                for m in members for t in self._tasks_by_command.get(m.id, ())
+                for m in members for t in self._tasks_by_command.get(m, ())
             ):
                 ready.append(head_id)
         self._touched_groups.clear()
         return ready
 
-    def _end_group(self, head_id: str) -> None:
-        """Claim the end of a whole group atomically, decide it once, and run every member's end."""
+    def _end_groups(self, heads: list[str]) -> None:
+        """Claim the ends of every ready group in one atomic statement, then end each group."""
         assert self._tx is not None
-        members = [m for m in self._group_members[head_id]
-                   if not COMMAND_MACHINE.is_terminal(m.status)]
-        to_claim = [m for m in members if m.status != C.ENDING]
+        self._flush()
+        groups = {head_id: list(self._group_members[head_id].values()) for head_id in heads}
+        self._prefetch(m for members in groups.values() for m in members)
+        verdicts = {head_id: self._verdict(head_id, members) for head_id, members in groups.items()}
+        to_claim = [m for members in groups.values() for m in members if m.status != C.ENDING]
         claimed = self._tx.claim_ends([m.id for m in to_claim])
         if len(claimed) != len(to_claim):
             lost = sorted({m.id for m in to_claim} - claimed)
             raise ConcurrentModification(
-                f"the end of command(s) {', '.join(lost)} was claimed by another engine")
-        head = self._commands.get(head_id)
-        succeeded = (
-            (head is None or head.work_succeeded is not False)
-            and all(m.status != C.EXECUTION_FAILED for m in members)
-            and all(t.succeeded for m in members for t in self._tasks_by_command.get(m.id, ()))
-        )
+                f"the end of command(s) {', '.join(lost[:5])} was claimed by another engine")
         for member in to_claim:
             member.version += 1  # claim_ends bumped the row's version in the store
             member.end_attempts += 1
             self._fire(member, COMMAND_MACHINE, "claim_end")
+        for head_id, members in groups.items():
+            self._end_group(head_id, members, verdicts[head_id])
+
+    def _verdict(self, head_id: str, members: list[CommandRecord]) -> bool:
+        """Did all the group's work succeed? Read before the claim moves members to `ending`."""
+        head = self._commands.get(head_id)
+        if head is not None and head.work_succeeded is not None:
+            # False: a member was refused. True/False on an `ending` head: decided before a crash.
+            return head.work_succeeded
+        return all(m.status != C.EXECUTION_FAILED for m in members) and all(
+            t.succeeded for m in members for t in self._tasks_by_command.get(m.id, ()))
+
+    def _end_group(self, head_id: str, members: list[CommandRecord], succeeded: bool) -> None:
+        """Run every member's end along the group's single verdict, children first."""
         for member in members:
             member.work_succeeded = succeeded
             for task in self._tasks_by_command.get(member.id, ()):
@@ -570,9 +603,8 @@ class Engine:
         its opposite command) ends: end_with_failure runs again and the guards decide whether
         anything is left to revert. This re-entry is the loop the guards must stop.
         """
-        children = self._children.get(record.id, ())
-        if any(not COMMAND_MACHINE.is_terminal(c.status) for c in children):
-            return
+        if self._children.get(record.id):
+            return  # a child (typically the opposite command) is still running
         assert self._tx is not None
         command, ctx = self._hook(record)
         try:
@@ -664,6 +696,8 @@ class Engine:
         source = machine.fire(record, trigger)
         self._history(record, trigger, source, record.status, detail)
         self._touch(record)
+        if isinstance(record, CommandRecord) and COMMAND_MACHINE.is_terminal(record.status):
+            self._detach(record)
 
     def _touch(self, record: CommandRecord | TaskRecord) -> None:
         record.updated_at = self.now
@@ -690,18 +724,9 @@ class Engine:
                 siblings.remove(task)
                 if not siblings:
                     del self._tasks_by_command[task.command_id]
-        finished = [c for c in self._commands.values() if COMMAND_MACHINE.is_terminal(c.status)]
-        for record in finished:
-            parent = self._commands.get(record.parent_id) if record.parent_id else None
-            del self._commands[record.id]
-            if parent is not None:
-                self._children[parent.id].remove(record)
-            self._children.pop(record.id, None)
-            members = self._group_members.get(record.end_group_id)
-            if members is not None:
-                members.remove(record)
-                if not members:
-                    del self._group_members[record.end_group_id]
+        finished = [i for i, c in self._commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
+        for command_id in finished:
+            del self._commands[command_id]
 
 
 def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[CommandRecord]:

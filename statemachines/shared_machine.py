@@ -1,10 +1,14 @@
 """One `transitions` Machine per kind of object, driving any number of plain records.
 
 `Machine.add_model` binds a trigger method per event onto every model, which costs about
-160 microseconds per object; at 10,000 disks that alone would eat the time budget. The
-machine's events are triggered on unregistered models instead, so a record costs nothing
-but its own attributes, and the transition table, guards included, still lives only in
-the Machine built here, the same definition the diagrams are drawn from.
+160 microseconds per object; at 10,000 disks that alone would eat the time budget. Records
+are never added to the Machine. `fire` reads the Machine's own event table (source -> the
+ordered transitions of an event, each with its conditions) and applies the first transition
+whose conditions hold, which is what `Event.trigger` does for machines without callbacks,
+minus building an EventData per call (15 microseconds, 200,000 times for a 10,000-disk
+rollback). `fire_strict` goes through `Event.trigger` itself; a test holds the two equal for
+every state, trigger and guard outcome. The transition table therefore lives only in the
+Machine built here, the same definition the diagrams are drawn from.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class SharedMachine:
             send_event=True,
             model_attribute="status",
         )
+        self._table = self._compile()
 
     @staticmethod
     def _as_dict(spec: TransitionSpec) -> dict[str, Any]:
@@ -69,8 +74,27 @@ class SharedMachine:
             entry["conditions"] = [_on_model(c) for c in spec.conditions]
         return entry
 
+    def _compile(self) -> dict[tuple[str, str], tuple[tuple[str, tuple[Any, ...]], ...]]:
+        table: dict[tuple[str, str], tuple[tuple[str, tuple[Any, ...]], ...]] = {}
+        for trigger, event in self.machine.events.items():
+            for source, transitions in event.transitions.items():
+                table[(trigger, source)] = tuple(
+                    (str(t.dest), tuple((c.func, c.target) for c in t.conditions))
+                    for t in transitions
+                )
+        return table
+
     def fire(self, model: Any, trigger: str) -> str:
         """Apply `trigger` to `model`; return the source state. Raises when not allowed."""
+        source: str = model.status
+        for dest, conditions in self._table.get((trigger, source), ()):
+            if all(bool(func(_Event(model))) == target for func, target in conditions):
+                model.status = dest
+                return source
+        raise IllegalTransition(self.kind, model.id, trigger, source)
+
+    def fire_strict(self, model: Any, trigger: str) -> str:
+        """The same as fire(), through transitions' own Event.trigger."""
         source: str = model.status
         try:
             moved = self.machine.events[trigger].trigger(model)
@@ -82,6 +106,15 @@ class SharedMachine:
 
     def is_terminal(self, state: str) -> bool:
         return state in self.terminal
+
+
+class _Event:
+    """The one part of transitions' EventData our guards read."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
 
 
 def _on_model(condition: Callable[[Any], bool]) -> Callable[[Any], bool]:

@@ -6,7 +6,7 @@ these protocols, which keeps the domain testable and the SQL in one package.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -27,6 +27,9 @@ class StoreTransaction(Protocol):
         This is the durable AttemptingEndAction guard: of two engines claiming the same
         command, exactly one sees it in the returned set.
         """
+
+    def prefetch(self, resources: Iterable[ResourceRef]) -> None:
+        """A hint: these resources are about to be read; load them in bulk if that helps."""
 
     def get_revert(self, resource: ResourceRef) -> ResourceRevert: ...
 
