@@ -275,7 +275,10 @@ class Engine:
         polling: dict[str, list[TaskRecord]] = defaultdict(list)
         for task in list(self._tasks.values()):
             if task.status == T.PENDING:
-                self._start_on_agent(task, answers)
+                # A task the agent accepts is polled in the same batch: compensations (and
+                # every other task) are watched from the tick that starts them.
+                if self._start_on_agent(task, answers):
+                    polling[task.agent].append(task)
             elif task.status == T.POLLING:
                 polling[task.agent].append(task)
             elif task.status == T.ENDING or (
@@ -286,11 +289,11 @@ class Engine:
             self._poll_agent(agent_name, tasks, answers)
         return answers
 
-    def _start_on_agent(self, task: TaskRecord, answers: _AgentAnswers) -> None:
+    def _start_on_agent(self, task: TaskRecord, answers: _AgentAnswers) -> bool:
         agent = self.agents.get(task.agent)
         if agent is None:
             answers.rejected.append((task, str(UnknownAgent(task.agent, list(self.agents)))))
-            return
+            return False
         try:
             agent.start(task.id, task.verb, task.parameters)
         except TaskRejected as err:
@@ -304,6 +307,8 @@ class Engine:
                 answers.start_retry.append((task, message))
         else:
             answers.accepted.append(task)
+            return True
+        return False
 
     def _poll_agent(self, name: str, tasks: list[TaskRecord], answers: _AgentAnswers) -> None:
         agent = self.agents.get(name)
