@@ -19,59 +19,73 @@ from .schema import resource_reverts
 CHUNK = 400
 _T = resource_reverts.c
 _GET = select(resource_reverts).where(
-    _T.resource_type == bindparam("rtype"), _T.resource_id == bindparam("rid"))
+    _T.resource_type == bindparam("rtype"), _T.resource_id == bindparam("rid"),
+    _T.owner_id == bindparam("owner"))
 _UPDATE = update(resource_reverts).where(
-    and_(_T.resource_type == bindparam("_type"), _T.resource_id == bindparam("_id"))
+    and_(_T.resource_type == bindparam("_type"), _T.resource_id == bindparam("_id"),
+         _T.owner_id == bindparam("_owner"))
 ).values(state=bindparam("state"), attempts=bindparam("attempts"),
          last_error=bindparam("last_error"), updated_at=bindparam("updated_at"))
+
+Key = tuple[ResourceRef, str]
 
 
 class SqlRevertTable:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._states: dict[ResourceRef, ResourceRevert] = {}
-        self._in_db: dict[ResourceRef, bool] = {}
-        self._dirty: set[ResourceRef] = set()
+        self._states: dict[Key, ResourceRevert] = {}
+        self._in_db: dict[Key, bool] = {}
+        self._dirty: set[Key] = set()
+        self._prefetched: set[ResourceRef] = set()  # every owner's row of these is cached
 
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
-        missing = [r for r in set(resources) if r not in self._states]
+        missing = [r for r in set(resources) if r not in self._prefetched]
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
             rows = self._conn.execute(select(resource_reverts).where(
                 tuple_(_T.resource_type, _T.resource_id).in_([(r.type, r.id) for r in chunk])
             )).mappings()
-            found = {ResourceRef(r["resource_type"], r["resource_id"]): r for r in rows}
-            for ref in chunk:
-                row = found.get(ref)
-                self._in_db[ref] = row is not None
-                self._states[ref] = _revert(ref, row) if row is not None else ResourceRevert(ref)
+            for row in rows:
+                ref = ResourceRef(row["resource_type"], row["resource_id"])
+                key = (ref, row["owner_id"])
+                if key not in self._states:
+                    self._states[key] = _revert(ref, row)
+                    self._in_db[key] = True
+            self._prefetched.update(chunk)
 
-    def get(self, resource: ResourceRef) -> ResourceRevert:
-        if resource not in self._states:
-            row = self._conn.execute(
-                _GET, {"rtype": resource.type, "rid": resource.id}).mappings().first()
-            self._in_db[resource] = row is not None
-            self._states[resource] = (_revert(resource, row) if row is not None
-                                      else ResourceRevert(resource))
-        return self._states[resource]
+    def get(self, resource: ResourceRef, owner: str) -> ResourceRevert:
+        key = (resource, owner)
+        if key not in self._states:
+            row = None
+            if resource not in self._prefetched:
+                row = self._conn.execute(_GET, {"rtype": resource.type, "rid": resource.id,
+                                                "owner": owner}).mappings().first()
+            self._in_db[key] = row is not None
+            self._states[key] = (_revert(resource, row) if row is not None
+                                 else ResourceRevert(resource, owner))
+        return self._states[key]
 
     def put(self, revert: ResourceRevert) -> None:
-        self.get(revert.resource)
-        self._states[revert.resource] = revert
-        self._dirty.add(revert.resource)
+        self.get(revert.resource, revert.owner)
+        key = (revert.resource, revert.owner)
+        self._states[key] = revert
+        self._dirty.add(key)
 
     def flush(self) -> None:
         now = time.time()
         inserts, updates = [], []
-        for ref in sorted(self._dirty, key=str):
-            revert = self._states[ref]
+        for key in sorted(self._dirty, key=lambda k: (str(k[0]), k[1])):
+            revert = self._states[key]
             values = {"state": revert.state, "attempts": revert.attempts,
                       "last_error": revert.last_error, "updated_at": now}
-            if self._in_db[ref]:
-                updates.append({"_type": ref.type, "_id": ref.id, **values})
+            if self._in_db[key]:
+                updates.append({"_type": revert.resource.type, "_id": revert.resource.id,
+                                "_owner": revert.owner, **values})
             else:
-                inserts.append({"resource_type": ref.type, "resource_id": ref.id, **values})
-                self._in_db[ref] = True
+                inserts.append({"resource_type": revert.resource.type,
+                                "resource_id": revert.resource.id, "owner_id": revert.owner,
+                                **values})
+                self._in_db[key] = True
         if updates:
             self._conn.execute(_UPDATE, updates)
         if inserts:
@@ -80,4 +94,5 @@ class SqlRevertTable:
 
 
 def _revert(ref: ResourceRef, row: RowMapping) -> ResourceRevert:
-    return ResourceRevert(ref, RevertState(row["state"]), row["attempts"], row["last_error"])
+    return ResourceRevert(ref, row["owner_id"], RevertState(row["state"]), row["attempts"],
+                          row["last_error"])

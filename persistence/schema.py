@@ -97,6 +97,8 @@ resource_reverts = Table(
     metadata,
     Column("resource_type", String(100), primary_key=True),
     Column("resource_id", String(200), primary_key=True),
+    # The command whose work made the resource: a name reused later starts a fresh state.
+    Column("owner_id", ID, primary_key=True),
     Column("state", String(32), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),

@@ -159,7 +159,8 @@ class SqlStore:
             rows = list(conn.execute(select(resource_reverts)).mappings())
         for r in rows:
             yield ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]),
-                                 RevertState(r["state"]), r["attempts"], r["last_error"])
+                                 r["owner_id"], RevertState(r["state"]), r["attempts"],
+                                 r["last_error"])
 
 
 class SqlTransaction:
@@ -192,8 +193,8 @@ class SqlTransaction:
         self.images.flush()
         self._reverts.flush()
 
-    def get_revert(self, resource: ResourceRef) -> ResourceRevert:
-        return self._reverts.get(resource)
+    def get_revert(self, resource: ResourceRef, owner: str) -> ResourceRevert:
+        return self._reverts.get(resource, owner)
 
     def put_revert(self, revert: ResourceRevert) -> None:
         self._reverts.put(revert)

@@ -627,7 +627,7 @@ class Engine:
             exists = command.resource_exists(ctx, resource)
         except Exception as err:
             return self._give_up(record, f"resource_exists raised {_describe(err)}")
-        revert = self._tx.get_revert(resource)
+        revert = self._tx.get_revert(resource, record.id)
         decision = decide(self.policy, exists, revert)
         if decision == Decision.NOTHING_TO_REVERT:
             if revert.state == RevertState.REVERTED:
@@ -662,14 +662,14 @@ class Engine:
                     if record.entity_type and record.entity_id else None)
         if record.work_succeeded:
             record.outcome = "reverted"
-            if resource is not None:
-                revert = self._tx.get_revert(resource)
+            if resource is not None and record.parent_id is not None:
+                revert = self._tx.get_revert(resource, record.parent_id)
                 self._put_revert(replace(revert, state=RevertState.REVERTED, last_error=None))
         else:
             record.outcome = "revert_failed"
             messages = [t.message for t in self._tasks_by_command.get(record.id, ()) if t.message]
-            if resource is not None:
-                revert = self._tx.get_revert(resource)
+            if resource is not None and record.parent_id is not None:
+                revert = self._tx.get_revert(resource, record.parent_id)
                 self._put_revert(replace(revert, last_error="; ".join(messages)
                                          or record.error or "compensation failed"))
         self._rolled_back(record, record.outcome)

@@ -39,7 +39,14 @@ class ResourceRef:
 
 @dataclass(frozen=True)
 class ResourceRevert:
+    """The revert state of one resource as created by one command (`owner`).
+
+    Keyed by owner too, so an image name reused by a later VM starts afresh instead of
+    inheriting "already reverted" from the VM that had the name before.
+    """
+
     resource: ResourceRef
+    owner: str
     state: RevertState = RevertState.NONE
     attempts: int = 0
     last_error: str | None = None

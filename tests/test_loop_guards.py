@@ -30,7 +30,7 @@ IMAGE = ResourceRef("image", "vm1-disk0")
 )
 def test_decision_table(exists: bool, state: RevertState, attempts: int,
                         expected: Decision) -> None:
-    revert = ResourceRevert(IMAGE, state, attempts)
+    revert = ResourceRevert(IMAGE, "owner", state, attempts)
     assert decide(RevertPolicy(max_attempts=3), exists, revert) == expected
 
 
@@ -93,3 +93,15 @@ def test_without_the_revert_state_guard_a_failing_compensation_loops(
     world.submit_vm(engine, disks=1, fail=(0,))
     with pytest.raises(EngineDidNotSettle):
         engine.run_until_idle(max_ticks=200)
+
+
+def test_a_reused_image_name_is_compensated_again(sqlite_store: SqlStore) -> None:
+    """The revert state belongs to the command that made the image, not to the name."""
+    world = World(sqlite_store)
+    engine = world.engine()
+    for _ in range(2):
+        root = world.submit_vm(engine, disks=2, fail=(1,), vm="vm1")
+        engine.run_until_idle()
+        commands, _ = sqlite_store.tree(root)
+        assert sum(c.type == "RemoveImage" for c in commands) == 2
+        assert sqlite_store.images() == [] and world.agent.images == set()

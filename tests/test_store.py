@@ -55,10 +55,14 @@ def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
 def test_revert_states_round_trip(store: SqlStore) -> None:
     image = ResourceRef("image", "d0")
     with store.transaction() as tx:
-        assert tx.get_revert(image) == ResourceRevert(image)
-        tx.put_revert(ResourceRevert(image, RevertState.REVERTING, 1))
-        tx.put_revert(ResourceRevert(image, RevertState.REVERTED, 1))
-    assert list(store.reverts()) == [ResourceRevert(image, RevertState.REVERTED, 1)]
+        assert tx.get_revert(image, "c1") == ResourceRevert(image, "c1")
+        tx.put_revert(ResourceRevert(image, "c1", RevertState.REVERTING, 1))
+        tx.put_revert(ResourceRevert(image, "c1", RevertState.REVERTED, 1))
+    with store.transaction() as tx:
+        tx.prefetch([image])
+        assert tx.get_revert(image, "c1").state == RevertState.REVERTED
+        assert tx.get_revert(image, "c2") == ResourceRevert(image, "c2")
+    assert list(store.reverts()) == [ResourceRevert(image, "c1", RevertState.REVERTED, 1)]
 
 
 def test_parameters_are_immutable_snapshots() -> None:
