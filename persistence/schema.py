@@ -61,6 +61,7 @@ async_tasks = Table(
     Column("message", Text),
     Column("parameters", JSON, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("retry_at", Float, nullable=False, default=0.0),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("version", Integer, nullable=False, default=0),

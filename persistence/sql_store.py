@@ -61,7 +61,8 @@ IMAGE_RESOURCE = "image"
 
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
-_TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "updated_at")
+_TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "retry_at",
+                 "updated_at")
 
 
 class SqlStore:
@@ -118,6 +119,16 @@ class SqlStore:
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
                 .order_by(commands.c.created_at.desc()).limit(1)
             ).scalar()
+
+    def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
+        with self._guard("check task versions"), self.engine.connect() as conn:
+            found: dict[str, int] = {}
+            for start in range(0, len(task_ids), CHUNK):
+                chunk = list(task_ids[start:start + CHUNK])
+                rows = conn.execute(select(async_tasks.c.id, async_tasks.c.version)
+                                    .where(async_tasks.c.id.in_(chunk)))
+                found.update((task_id, version) for task_id, version in rows)
+            return found
 
     def command(self, command_id: str) -> CommandRecord | None:
         with self._guard(f"read command {command_id}"), self.engine.connect() as conn:
@@ -281,7 +292,7 @@ def _task_row(t: TaskRecord) -> dict[str, Any]:
         "id": t.id, "command_id": t.command_id, "root_command_id": t.root_command_id,
         "agent": t.agent, "verb": t.verb, "agent_task_id": t.id, "status": t.status,
         "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
-        "parameters": thaw(t.parameters), "attempts": t.attempts,
+        "parameters": thaw(t.parameters), "attempts": t.attempts, "retry_at": t.retry_at,
         "created_at": t.created_at, "updated_at": t.updated_at, "version": t.version,
     }
 
@@ -305,7 +316,8 @@ def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
         agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
         entities=tuple(entities), status=r["status"], host_status=r["host_status"],
         host_result=r["host_result"], message=r["message"], attempts=r["attempts"],
-        created_at=r["created_at"], updated_at=r["updated_at"], version=r["version"],
+        retry_at=r["retry_at"], created_at=r["created_at"], updated_at=r["updated_at"],
+        version=r["version"],
     )
 
 

@@ -45,6 +45,8 @@ log = logging.getLogger("endaction.engine")
 
 C = CommandStatus
 T = TaskStatus
+# Outcome a rolling-back parent carries once one of its children gave up on its rollback.
+CHILD_REVERT_FAILED = "child_revert_failed"
 
 
 def new_id() -> str:
@@ -92,6 +94,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         max_start_attempts: int = 5,
         max_clear_attempts: int = 5,
+        agent_retry_seconds: float = 0.5,
         on_commit: Callable[[TickReport], None] | None = None,
     ) -> None:
         self.store = store
@@ -102,6 +105,7 @@ class Engine:
         self.sleep = sleep
         self.max_start_attempts = max_start_attempts
         self.max_clear_attempts = max_clear_attempts
+        self.agent_retry_seconds = agent_retry_seconds
         self.on_commit = on_commit
         self.ticks_committed = 0
         self.now = clock()
@@ -168,10 +172,18 @@ class Engine:
             self._index_command(record)
         for task in state.tasks:
             self._index_task(task)
+        missing = sorted({t.agent for t in state.tasks} - set(self.agents))
+        if missing:
+            task = next(t for t in state.tasks if t.agent == missing[0])
+            raise UnknownAgent(missing[0], list(self.agents), f"task {task.id} ({task.verb})")
         for record in state.commands:
             if record.status == C.EXECUTING:
                 record.error = "the engine stopped while this command was executing"
                 self._fire(record, COMMAND_MACHINE, "fail_execution", "recovered after a crash")
+        for task in state.tasks:
+            if task.status == T.CLEAR_FAILED and task.attempts >= self.max_clear_attempts:
+                task.attempts, task.retry_at = 0, 0.0  # a new round of clears after a restart
+                self._touch(task)
         self._touched_groups = set(self._group_members)
         self._loaded = True
 
@@ -217,6 +229,9 @@ class Engine:
         if not self._loaded:
             self.recover()
         self.now = self.clock()
+        if self._view_is_stale():
+            log.warning("another engine changed tasks this one was about to start; reloading")
+            self.recover()
         self._report = TickReport(number=self.ticks_committed + 1)
         answers = self._talk_to_agents()
         if not (answers.any() or self._changes.any() or self._due_commands()
@@ -248,46 +263,85 @@ class Engine:
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05) -> int:
         """Tick until nothing is left to do; returns the number of ticks taken.
 
-        Raises EngineDidNotSettle after `max_ticks`, which a rollback loop would hit.
+        Between ticks it sleeps unless something is due at once, until the next retry or
+        back-off is due, or `poll_interval` while agents are working. A tick that lost a race
+        with another engine is retried on a reloaded view. Raises EngineDidNotSettle after
+        `max_ticks`, which a rollback loop would hit.
         """
         for ticks in range(1, max_ticks + 1):
-            report = self.tick()
+            try:
+                self.tick()
+            except ConcurrentModification as err:
+                log.warning("reloading after a conflict with another engine: %s", err)
+                continue
             if self.is_idle():
                 return ticks
-            if not report.committed:
+            if not self._due_now():
                 self.sleep(self._wait_hint(poll_interval))
         raise EngineDidNotSettle(
             f"still {len(self._commands)} commands and {len(self._tasks)} tasks unfinished "
             f"after {max_ticks} ticks"
         )
 
+    def _due_now(self) -> bool:
+        now = self.clock()
+        return bool(self._touched_groups) or any(
+            c.not_before <= now for c in self._not_started.values()
+        ) or any(self._agent_work_due(t, now) for t in self._tasks.values())
+
+    def _agent_work_due(self, task: TaskRecord, now: float) -> bool:
+        """A start or a clear the agent should be asked for now (polls are paced separately)."""
+        if task.retry_at > now:
+            return False
+        if task.status == T.CLEAR_FAILED:
+            return task.attempts < self.max_clear_attempts
+        return task.status in (T.PENDING, T.ENDING)
+
     def _wait_hint(self, poll_interval: float) -> float:
-        if any(t.status in (T.PENDING, T.POLLING) for t in self._tasks.values()):
+        if any(t.status == T.POLLING for t in self._tasks.values()):
             return poll_interval
-        later = [c.not_before for c in self._not_started.values()]
-        if later:
-            return max(0.0, min(later) - self.clock())
+        due = [c.not_before for c in self._not_started.values()]
+        due += [t.retry_at for t in self._tasks.values()
+                if t.status in (T.PENDING, T.CLEAR_FAILED) and t.retry_at]
+        if due:
+            return max(0.0, min(due) - self.clock())
         return poll_interval
+
+    def _retry_delay(self, attempts: int) -> float:
+        """Back-off between tries of a start or clear the agent failed: 0.5 s, 1 s, 2 s, ..."""
+        return float(min(30.0, self.agent_retry_seconds * 2 ** max(0, attempts - 1)))
 
     # ------------------------------------------------------------------ agent I/O (no tx)
     def _talk_to_agents(self) -> _AgentAnswers:
         answers = _AgentAnswers()
         polling: dict[str, list[TaskRecord]] = defaultdict(list)
+        fresh: set[str] = set()
         for task in list(self._tasks.values()):
-            if task.status == T.PENDING:
+            if task.status == T.POLLING:
+                polling[task.agent].append(task)
+            elif not self._agent_work_due(task, self.now):
+                continue
+            elif task.status == T.PENDING:
                 # A task the agent accepts is polled in the same batch: compensations (and
                 # every other task) are watched from the tick that starts them.
                 if self._start_on_agent(task, answers):
                     polling[task.agent].append(task)
-            elif task.status == T.POLLING:
-                polling[task.agent].append(task)
-            elif task.status == T.ENDING or (
-                task.status == T.CLEAR_FAILED and task.attempts < self.max_clear_attempts
-            ):
+                    fresh.add(task.id)
+            else:
                 self._clear_on_agent(task, answers)
         for agent_name, tasks in polling.items():
-            self._poll_agent(agent_name, tasks, answers)
+            self._poll_agent(agent_name, tasks, answers, fresh)
         return answers
+
+    def _view_is_stale(self) -> bool:
+        """Did another engine move a task this one is about to start? Then reload first:
+        starting a task is the one agent call that must not be made on a stale view."""
+        pending = [t for t in self._tasks.values()
+                   if t.status == T.PENDING and self._agent_work_due(t, self.now)]
+        if not pending:
+            return False
+        versions = self.store.task_versions([t.id for t in pending])
+        return any(versions.get(t.id) != t.version for t in pending)
 
     def _start_on_agent(self, task: TaskRecord, answers: _AgentAnswers) -> bool:
         agent = self.agents.get(task.agent)
@@ -310,7 +364,8 @@ class Engine:
             return True
         return False
 
-    def _poll_agent(self, name: str, tasks: list[TaskRecord], answers: _AgentAnswers) -> None:
+    def _poll_agent(self, name: str, tasks: list[TaskRecord], answers: _AgentAnswers,
+                    fresh: set[str]) -> None:
         agent = self.agents.get(name)
         if agent is None:
             for task in tasks:
@@ -328,6 +383,8 @@ class Engine:
         self._report.tasks_polled += len(tasks)
         for task in tasks:
             report = reply.get(task.id)
+            if report is None and task.id in fresh:
+                continue  # just started: the agent may not list it yet; poll it next tick
             if report is None:
                 report = TaskReport.unknown(f"agent {name!r} no longer knows task {task.id}")
             elif not isinstance(report, TaskReport):
@@ -362,6 +419,7 @@ class Engine:
             self._task_done(task)
         for task, message in answers.start_retry:
             task.attempts += 1
+            task.retry_at = self.now + self._retry_delay(task.attempts)
             task.message = message
             self._touch(task)
         for task, report in answers.reports:
@@ -382,6 +440,7 @@ class Engine:
             self._report.tasks_cleared += 1
         for task, message in answers.clear_failed:
             task.attempts += 1
+            task.retry_at = self.now + self._retry_delay(task.attempts)
             task.message = message
             self._report.errors.append(message)
             self._fire(task, TASK_MACHINE, "clear_failed", message)
@@ -606,27 +665,32 @@ class Engine:
 
         Called when its end takes the failure path and again each time a child (typically
         its opposite command) ends: end_with_failure runs again and the guards decide whether
-        anything is left to revert. This re-entry is the loop the guards must stop.
+        anything is left to revert. This re-entry is the loop the guards must stop. A hook
+        that raises, or names an opposite command that cannot be built, gives up on this one
+        command (rollback_failed, visible) and never stalls the engine.
         """
         if self._children.get(record.id):
             return  # a child (typically the opposite command) is still running
-        assert self._tx is not None
         command, ctx = self._hook(record)
         try:
             command.end_with_failure(ctx)
+            if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+                return self._finish_opposite(record)
+            if record.outcome is None:
+                record.outcome = "failed"
+            resource = command.reverted_resource()
+            if resource is None:
+                return self._rolled_back(record, "nothing to revert")
+            self._revert(record, command, ctx, resource)
         except Exception as err:
-            return self._give_up(record, f"end_with_failure raised {_describe(err)}")
-        if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
-            return self._finish_opposite(record)
-        if record.outcome is None:
-            record.outcome = "failed"
-        resource = command.reverted_resource()
-        if resource is None:
-            return self._rolled_back(record, "nothing to revert")
-        try:
-            exists = command.resource_exists(ctx, resource)
-        except Exception as err:
-            return self._give_up(record, f"resource_exists raised {_describe(err)}")
+            self._give_up(record, f"rolling back {record.type} failed: {_describe(err)}")
+        return None
+
+    def _revert(self, record: CommandRecord, command: Command, ctx: HookContext,
+                resource: ResourceRef) -> None:
+        """Apply both loop guards, then start the opposite command if there is work left."""
+        assert self._tx is not None
+        exists = command.resource_exists(ctx, resource)
         revert = self._tx.get_revert(resource, record.id)
         decision = decide(self.policy, exists, revert)
         if decision == Decision.NOTHING_TO_REVERT:
@@ -639,17 +703,14 @@ class Engine:
             return self._give_up(
                 record, f"{resource} could not be reverted after {revert.attempts} attempt(s)"
                 + (f": {revert.last_error}" if revert.last_error else ""))
-        try:
-            opposite = command.revert(ctx)
-        except Exception as err:
-            return self._give_up(record, f"revert raised {_describe(err)}")
+        opposite = command.revert(ctx)
         if opposite is None:
             return self._rolled_back(record, f"{resource} is reverted natively by the agent")
         attempt = revert.attempts + 1
-        self._put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
         child = self.create_child(
             record, opposite.type_name, opposite.parameters, resource, compensation=True,
             not_before=self.now + self.policy.delay_before(attempt))
+        self._put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
         self._report.compensations_started += 1
         self._history(record, "compensate", record.status, record.status,
                       f"{opposite.type_name} {child.id} for {resource}, attempt {attempt}")
@@ -679,14 +740,23 @@ class Engine:
         self._tx.put_revert(revert)
 
     def _rolled_back(self, record: CommandRecord, detail: str) -> None:
+        if record.outcome == CHILD_REVERT_FAILED:
+            return self._give_up(record, "a child could not be rolled back (see its error); "
+                                 "its resource is marked revert_failed")
         self._fire(record, COMMAND_MACHINE, "rolled_back", detail)
         self._on_terminal(record)
+        return None
 
     def _give_up(self, record: CommandRecord, message: str) -> None:
         record.error = message
         record.outcome = "revert_failed"
         log.error("%s %s: %s", record.type, record.id, message)
         self._fire(record, COMMAND_MACHINE, "give_up", message)
+        parent = self._commands.get(record.parent_id) if record.parent_id else None
+        if parent is not None and parent.status == C.ROLLING_BACK:
+            # The parent's own rollback may succeed, but the tree's did not: it must say so.
+            parent.outcome = CHILD_REVERT_FAILED
+            self._touch(parent)
         self._on_terminal(record)
 
     def _on_terminal(self, record: CommandRecord) -> None:

@@ -25,8 +25,10 @@ class InvalidParameters(EndactionError):
 
 
 class UnknownAgent(EndactionError):
-    def __init__(self, agent: str, known: list[str]) -> None:
-        super().__init__(f"no agent named {agent!r}; configured agents: {', '.join(sorted(known))}")
+    def __init__(self, agent: str, known: list[str], needed_by: str = "") -> None:
+        where = f" (needed by {needed_by})" if needed_by else ""
+        super().__init__(
+            f"no agent named {agent!r}{where}; configured agents: {', '.join(sorted(known))}")
 
 
 class StoreError(EndactionError):

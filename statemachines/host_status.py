@@ -45,7 +45,7 @@ class TaskReport:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == HostStatus.FINISHED and self.result == HostResult.SUCCESS
+        return host_ended_successfully(self.status, self.result)
 
     @classmethod
     def unknown(cls, message: str) -> TaskReport:
@@ -53,7 +53,8 @@ class TaskReport:
 
 
 def host_ended_successfully(status: str | None, result: str | None) -> bool:
-    return status == HostStatus.FINISHED and result == HostResult.SUCCESS
+    """Finished with success; `cleaning` is a finished task the host is tidying up."""
+    return status in (HostStatus.FINISHED, HostStatus.CLEANING) and result == HostResult.SUCCESS
 
 
 H = HostStatus

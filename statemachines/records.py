@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .command_machine import CommandStatus
+from .host_status import host_ended_successfully
 from .reasons import ExecutionReason
 from .task_machine import TaskStatus
 
@@ -86,13 +87,15 @@ class TaskRecord:
     host_result: str | None = None
     message: str | None = None
     attempts: int = 0
+    # When a failed start or clear may be tried again (back-off); 0 means now.
+    retry_at: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
 
     @property
     def succeeded(self) -> bool:
-        return self.host_status == "finished" and self.host_result == "success"
+        return host_ended_successfully(self.host_status, self.host_result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
 
     # Read side, for reports and the CLI; never used on the engine's hot path.
+    def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
+        """Persisted versions of these tasks: checked before the agent is asked to start them."""
+
     def last_root_id(self) -> str | None: ...
 
     def command(self, command_id: str) -> CommandRecord | None: ...

@@ -117,7 +117,11 @@ def test_garbage_from_an_agent_ends_the_task_as_unknown_and_rolls_back(
     assert copy.message is not None and "answered garbage" in copy.message
     assert "'done, probably'" in copy.message
     commands, _ = sqlite_store.tree(root)
-    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+    # Its opposite command got garbage too, so the rollback could not be confirmed either.
+    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
+    clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
+    assert clone.status == "rollback_failed" and clone.error is not None
+    assert "could not be reverted after 3 attempt(s)" in clone.error
 
 
 class RefusingAgent(SimulatedAgent):
@@ -137,7 +141,12 @@ def test_an_agent_that_never_starts_a_task_ends_it_as_start_failed(
     assert copy.host_result == "failure"
     assert copy.message is not None and "TimeoutError: no answer from host" in copy.message
     assert "gave up after 5" in copy.message
-    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+    starts = [h.at for h in sqlite_store.history(copy.id) if h.trigger == "create"]
+    ended = [h.at for h in sqlite_store.history(copy.id) if h.trigger == "start_failed"]
+    assert ended[0] - starts[0] >= 0.5 + 1 + 2 + 4  # retried with back-off, not in a burst
+    # The image was never copied, but the inventory row exists and the agent that would
+    # remove it is down too: the rollback is left visibly incomplete, never silently dropped.
+    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
 
 
 def test_a_database_that_locks_up_mid_tick_loses_nothing(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ def test_failing_compensation_is_retried_with_backoff_then_left_revert_failed(
     assert by_type[("RemoveImage", "ended_failure")] == 6  # 3 attempts for each of 2 images
     assert by_type[("CreateCloneOfTemplate", "rollback_failed")] == 2
     root_record = next(c for c in commands if c.id == root)
-    assert root_record.status == "ended_failure"
+    assert root_record.status == "rollback_failed"  # the tree's rollback did not complete
+    assert root_record.error is not None and "a child could not be rolled back" in root_record.error
     reverts = {r.resource.id: r for r in sqlite_store.reverts()}
     assert {k: (r.state, r.attempts) for k, r in reverts.items()} == {
         "vm1-disk0": (RevertState.REVERT_FAILED, 3), "vm1-disk1": (RevertState.REVERT_FAILED, 3)}
