@@ -1,7 +1,9 @@
 """Turning a URL or a path into a configured SQLAlchemy engine.
 
 SQLite is the embedded default: WAL so readers never block the ticking writer, and
-BEGIN IMMEDIATE so a tick takes the write lock up front instead of failing on upgrade.
+BEGIN IMMEDIATE for write transactions (those opened with the execution option
+`WRITE_OPTION`) so a tick takes the write lock up front instead of failing on upgrade;
+plain reads begin DEFERRED and never hold the write lock.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+WRITE_OPTION = "endaction_write"
 
 
 def normalise_url(url: str) -> str:
@@ -44,6 +48,7 @@ def connect(url: str, busy_timeout_ms: int = 10_000) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

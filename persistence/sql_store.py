@@ -41,7 +41,7 @@ from statemachines.records import (
 from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.task_machine import TaskStatus
 
-from .database import connect
+from .database import WRITE_OPTION, connect
 from .image_inventory import SqlImageInventory
 from .revert_table import SqlRevertTable
 from .schema import (
@@ -91,7 +91,9 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        with self._guard("run a transaction"), self.engine.begin() as conn:
+        with self._guard("run a transaction"), \
+                self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
+                conn.begin():
             tx = SqlTransaction(conn)
             yield tx
             tx.flush_resources()

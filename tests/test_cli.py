@@ -117,3 +117,18 @@ def test_bad_database_url_is_named(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "nosuchdb+foo://x" in result.stderr
+
+
+def test_resume_without_a_database_creates_none(tmp_path: Path) -> None:
+    result = run(tmp_path, "resume")
+    assert result.returncode == 2
+    assert "no database at" in result.stderr
+    assert not (tmp_path / "demo.db").exists()
+
+
+def test_unusable_storage_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "images").write_text("a file where a directory should be")
+    result = run(tmp_path, "demo", "--images", "1")
+    assert result.returncode == 1
+    assert "Error:" in result.stderr and "Traceback" not in result.stderr

@@ -105,3 +105,25 @@ def test_a_task_that_died_with_its_process_is_unknown(tmp_path: Path) -> None:
         assert "which is gone" in report.message
     finally:
         agent.close()
+
+
+def test_a_corrupt_journal_entry_is_reported_for_that_task_only(agent: LocalDiskAgent) -> None:
+    agent.start("good", "copy_image", {"source": "tmpl", "image": "d"})
+    wait_for_end(agent, "good")
+    (agent.journal / "bad.json").write_text("{not json")
+    answer = agent.poll(["good", "bad"])
+    assert answer["good"].succeeded
+    assert answer["bad"].status == HostStatus.UNKNOWN
+    assert "corrupt journal file for task bad" in answer["bad"].message
+
+
+def test_an_open_agent_of_this_process_is_alive(tmp_path: Path, agent: LocalDiskAgent) -> None:
+    other = LocalDiskAgent(tmp_path / "storage")
+    try:
+        entry = {"verb": "copy_image", "parameters": {}, "status": "running", "result": None,
+                 "message": "", "owner": other.owner}
+        (agent.journal / "t1.json").write_text(json.dumps(entry))
+        assert agent.poll(["t1"])["t1"].status == HostStatus.RUNNING
+    finally:
+        other.close()
+    assert agent.poll(["t1"])["t1"].status == HostStatus.UNKNOWN

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
-from persistence import SqlStore
+from persistence import SqlStore, open_store
 from statemachines import (
     CommandRecord,
     ConcurrentModification,
@@ -93,3 +95,13 @@ def test_whole_run_with_a_failure(store: SqlStore) -> None:
 def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore) -> None:
     with sqlite_store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_sqlite_readers_do_not_block_the_writer(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "endaction.db"), busy_timeout_ms=50)
+    with store.engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM commands")).scalar()  # holds a read txn
+        with store.transaction() as tx:
+            tx.write([_waiting("a")], [], [], [], [])
+    assert store.command("a") is not None
+    store.dispose()

@@ -25,6 +25,8 @@ from .simulated import COPY_VERB, DELETE_VERB
 
 CHUNK = 1 << 20
 IMAGE_SUFFIX = ".img"
+# Owners of the agents of this process that are still open: their running tasks are alive.
+_LIVE_OWNERS: set[str] = set()
 
 
 class LocalDiskAgent:
@@ -39,6 +41,7 @@ class LocalDiskAgent:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="local-disk-agent")
         self._lock = threading.Lock()
+        _LIVE_OWNERS.add(self.owner)
 
     # -- protocol -------------------------------------------------------------------------
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
@@ -65,7 +68,12 @@ class LocalDiskAgent:
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
         answer: dict[str, TaskReport] = {}
         for task_id in task_ids:
-            entry = self._read_journal(task_id)
+            try:
+                entry = self._read_journal(task_id)
+            except AgentError as err:
+                # One unreadable journal file must not hide the other tasks' answers.
+                answer[task_id] = TaskReport.unknown(str(err))
+                continue
             if entry is None:
                 continue
             status = entry.get("status")
@@ -80,14 +88,17 @@ class LocalDiskAgent:
                     str(entry.get("message") or ""),
                 )
             except ValueError as err:
-                raise AgentError(f"corrupt journal entry for task {task_id}: {err}") from err
+                answer[task_id] = TaskReport.unknown(
+                    f"corrupt journal entry for task {task_id}: {err}")
         return answer
 
     def clear(self, task_id: str) -> None:
-        self._journal_path(task_id).unlink(missing_ok=True)
+        with self._lock:  # a worker finishing now must not write the entry back
+            self._journal_path(task_id).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        _LIVE_OWNERS.discard(self.owner)
 
     # -- storage ----------------------------------------------------------------------------
     def template_path(self, name: str) -> Path:
@@ -169,7 +180,7 @@ class LocalDiskAgent:
         os.replace(tmp, path)
 
     def _owner_alive(self, owner: str) -> bool:
-        if owner == self.owner:
+        if owner in _LIVE_OWNERS:
             return True
         host, _, rest = owner.partition(":")
         pid_text = rest.partition(":")[0]
@@ -177,7 +188,7 @@ class LocalDiskAgent:
             return True  # another machine's worker: trust its journal
         pid = int(pid_text)
         if pid == os.getpid():
-            return False  # an earlier agent object of this same process, now closed
+            return False  # an agent object of this process that was closed or abandoned
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from persistence import SqlStore, open_store
+from sqlalchemy.engine import make_url
+
+from persistence import SqlStore, normalise_url, open_store
 
 from ..agents.local_disk import LocalDiskAgent
 from ..engine import Engine
@@ -43,8 +45,16 @@ def open_world(
     db_url: str | None,
     storage: Path | None,
     on_commit: Callable[[TickReport], None] | None = None,
+    create: bool = True,
 ) -> DemoWorld:
-    store = open_store(db_url or default_db_url())
+    """Open the demo's world; with create=False a missing SQLite file is an error, not a new DB."""
+    url = normalise_url(db_url or default_db_url())
+    if not create:
+        database = make_url(url).database
+        if make_url(url).get_backend_name() == "sqlite" and database \
+                and not Path(database).exists():
+            raise FileNotFoundError(f"no database at {database}: nothing to resume")
+    store = open_store(url, create=create)
     agent = LocalDiskAgent(storage or DEFAULT_HOME / "storage", seconds_per_mib=SECONDS_PER_MIB)
     engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), on_commit=on_commit)
     return DemoWorld(store, agent, engine)

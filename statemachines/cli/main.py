@@ -36,9 +36,15 @@ def cli() -> None:
     """Persisted command and task state machines that roll back with opposite commands."""
 
 
-def _open(db: str | None, storage: Path | None, on_commit: Any = None) -> DemoWorld:
+def _open(db: str | None, storage: Path | None, on_commit: Any = None,
+          create: bool = True) -> DemoWorld:
     try:
-        return open_world(db, storage, on_commit)
+        return open_world(db, storage, on_commit, create=create)
+    except FileNotFoundError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_USAGE)
+    except (EndactionError, OSError) as err:
+        raise click.ClickException(str(err)) from err
     except ArgumentError as err:
         raise click.BadParameter(f"{db!r} is not a database URL: {err}", param_hint="--db") from err
     except ModuleNotFoundError as err:
@@ -123,7 +129,7 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
 def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     """Recover after a crash and finish whatever was left; report the last root command."""
     progress = PlainProgress()
-    world = _open(db, storage, progress)
+    world = _open(db, storage, progress, create=False)
     try:
         root_id = world.store.last_root_id()
         if root_id is None:
