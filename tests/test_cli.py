@@ -72,7 +72,10 @@ def test_text_output_is_a_readable_summary(tmp_path: Path) -> None:
     assert "leftovers: none" in result.stdout
 
 
-@pytest.mark.parametrize("crash_after", [1, 3, 5, 7, 9])
+# A real run of this demo persists 8 or 9 steps, depending on how the copies interleave with
+# the polls, so these points all fall inside it; tests/test_crash_recovery.py covers every step
+# of a deterministic run.
+@pytest.mark.parametrize("crash_after", [1, 2, 3, 4, 5, 6])
 def test_crash_then_resume_ends_the_same_way(tmp_path: Path, crash_after: int) -> None:
     crashed = run(tmp_path, "demo", "--images", "5", "--fail", "2", "--json",
                   "--crash-after", str(crash_after))
