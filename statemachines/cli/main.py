@@ -12,6 +12,8 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,20 @@ def cli() -> None:
     """Persisted command and task state machines that roll back with opposite commands."""
 
 
-def _open(db: str | None, storage: Path | None, on_commit: Any = None,
-          create: bool = True) -> DemoWorld:
+@contextmanager
+def _world(db: str | None, storage: Path | None, on_commit: Any = None,
+           create: bool = True) -> Iterator[DemoWorld]:
+    """The demo's world for one CLI command: errors become one line, and it is always closed."""
+    world = _open(db, storage, on_commit, create)
+    try:
+        yield world
+    except EndactionError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        world.close()
+
+
+def _open(db: str | None, storage: Path | None, on_commit: Any, create: bool) -> DemoWorld:
     try:
         return open_world(db, storage, on_commit, create=create)
     except FileNotFoundError as err:
@@ -102,8 +116,7 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
             param_hint="--fail")
     progress = PlainProgress()
     crash = _CrashAfter(crash_after, progress)
-    world = _open(db, storage, crash)
-    try:
+    with _world(db, storage, crash) as world:
         sources = [template_name(i) for i in range(count)]
         for name in sources:
             world.agent.ensure_template(name, TEMPLATE_BYTES)
@@ -114,10 +127,6 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
         crash.step()
         world.engine.run_until_idle()
         code = _finish(world, root_id, as_json)
-    except EndactionError as err:
-        raise click.ClickException(str(err)) from err
-    finally:
-        world.close()
     sys.exit(code)
 
 
@@ -129,8 +138,7 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
 def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     """Recover after a crash and finish whatever was left; report the last root command."""
     progress = PlainProgress()
-    world = _open(db, storage, progress, create=False)
-    try:
+    with _world(db, storage, progress, create=False) as world:
         root_id = world.store.last_root_id()
         if root_id is None:
             click.echo(f"error: no command in {world.store.url}: nothing to resume", err=True)
@@ -141,10 +149,6 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
         else:
             world.engine.run_until_idle()
         code = _finish(world, root_id, as_json)
-    except EndactionError as err:
-        raise click.ClickException(str(err)) from err
-    finally:
-        world.close()
     sys.exit(code)
 
 
