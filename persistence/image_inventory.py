@@ -15,6 +15,7 @@ from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, select
 
 from statemachines.inventory import ImageRow
 
+from .db_errors import guarded
 from .schema import images
 
 CHUNK = 500
@@ -26,13 +27,18 @@ _DELETE = delete(images).where(images.c.id == bindparam("_id"))
 
 
 class SqlImageInventory:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, database: str) -> None:
         self._conn = conn
+        self._database = database
         self._rows: dict[str, ImageRow | None] = {}  # None: known to be absent
         self._in_db: dict[str, bool] = {}
         self._dirty: set[str] = set()
 
     def prefetch(self, image_ids: Iterable[str]) -> None:
+        with guarded(self._database, "read the images inventory"):
+            self._prefetch(image_ids)
+
+    def _prefetch(self, image_ids: Iterable[str]) -> None:
         missing = [i for i in set(image_ids) if i not in self._rows]
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
@@ -47,7 +53,8 @@ class SqlImageInventory:
 
     def get(self, image_id: str) -> ImageRow | None:
         if image_id not in self._rows:
-            found = self._conn.execute(_GET, {"image_id": image_id}).mappings().first()
+            with guarded(self._database, f"read image {image_id}"):
+                found = self._conn.execute(_GET, {"image_id": image_id}).mappings().first()
             self._remember(image_id, _row(found) if found is not None else None)
         return self._rows[image_id]
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, 
 
 from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 
+from .db_errors import guarded
 from .schema import resource_reverts
 
 CHUNK = 400
@@ -31,14 +32,19 @@ Key = tuple[ResourceRef, str]
 
 
 class SqlRevertTable:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, database: str) -> None:
         self._conn = conn
+        self._database = database
         self._states: dict[Key, ResourceRevert] = {}
         self._in_db: dict[Key, bool] = {}
         self._dirty: set[Key] = set()
         self._prefetched: set[ResourceRef] = set()  # every owner's row of these is cached
 
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
+        with guarded(self._database, "read revert states"):
+            self._prefetch(resources)
+
+    def _prefetch(self, resources: Iterable[ResourceRef]) -> None:
         missing = [r for r in set(resources) if r not in self._prefetched]
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
@@ -58,8 +64,9 @@ class SqlRevertTable:
         if key not in self._states:
             row = None
             if resource not in self._prefetched:
-                row = self._conn.execute(_GET, {"rtype": resource.type, "rid": resource.id,
-                                                "owner": owner}).mappings().first()
+                with guarded(self._database, f"read the revert state of {resource}"):
+                    row = self._conn.execute(_GET, {"rtype": resource.type, "rid": resource.id,
+                                                    "owner": owner}).mappings().first()
             self._in_db[key] = row is not None
             self._states[key] = (_revert(resource, row) if row is not None
                                  else ResourceRevert(resource, owner))

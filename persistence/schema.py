@@ -115,3 +115,13 @@ images = Table(
     Column("source", String(200), nullable=False),
     Column("status", String(32), nullable=False),
 )
+
+# Bumped whenever a table changes: a database made by another version is refused by name
+# instead of failing later on a missing column with work in flight.
+SCHEMA_VERSION = 1
+
+schema_info = Table(
+    "endaction_schema",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)

@@ -8,7 +8,7 @@ and nothing that was committed before it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -17,17 +17,17 @@ from sqlalchemy import (
     RowMapping,
     bindparam,
     insert,
+    inspect,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from statemachines.command_machine import (
     READY_TO_END_STATES,
     TERMINAL_COMMAND_STATES,
     CommandStatus,
 )
-from statemachines.errors import ConcurrentModification, StoreError, StoreUnavailable
+from statemachines.errors import ConcurrentModification, StoreError
 from statemachines.inventory import ImageRow
 from statemachines.reasons import ExecutionReason
 from statemachines.records import (
@@ -42,15 +42,18 @@ from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.task_machine import TaskStatus
 
 from .database import WRITE_OPTION, connect
+from .db_errors import guarded
 from .image_inventory import SqlImageInventory
 from .revert_table import SqlRevertTable
 from .schema import (
+    SCHEMA_VERSION,
     async_task_entities,
     async_tasks,
     commands,
     images,
     metadata,
     resource_reverts,
+    schema_info,
     transitions,
 )
 
@@ -72,29 +75,33 @@ class SqlStore:
 
     def create_schema(self) -> None:
         with self._guard("create the schema"):
+            existing = set(inspect(self.engine).get_table_names())
             metadata.create_all(self.engine)
+            with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
+                    conn.begin():
+                versions = list(conn.execute(select(schema_info.c.version)).scalars())
+                if not versions and existing & {commands.name, async_tasks.name}:
+                    versions = [0]  # tables from before the schema was versioned
+                if not versions:
+                    conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
+        if versions and versions != [SCHEMA_VERSION]:
+            raise StoreError(
+                f"database {self.url} has endaction schema version {max(versions)}, this "
+                f"endaction needs {SCHEMA_VERSION}: finish its work with the endaction that "
+                "made it, or use a new database")
 
     def dispose(self) -> None:
         self.engine.dispose()
 
-    @contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except DBAPIError as err:
-            kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) \
-                else StoreError
-            raise kind(
-                f"database {self.url} failed to {doing}: {type(err.orig).__name__}: "
-                f"{str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else ''}"
-            ) from err
+    def _guard(self, doing: str) -> AbstractContextManager[None]:
+        return guarded(self.url, doing)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         with self._guard("run a transaction"), \
                 self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
                 conn.begin():
-            tx = SqlTransaction(conn)
+            tx = SqlTransaction(conn, self.url)
             yield tx
             tx.flush_resources()
 
@@ -177,10 +184,10 @@ class SqlStore:
 
 
 class SqlTransaction:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, database: str) -> None:
         self._conn = conn
-        self.images = SqlImageInventory(conn)
-        self._reverts = SqlRevertTable(conn)
+        self.images = SqlImageInventory(conn, database)
+        self._reverts = SqlRevertTable(conn, database)
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
@@ -221,7 +228,6 @@ class SqlTransaction:
         history: Sequence[HistoryEntry],
     ) -> None:
         conn = self._conn
-        self.flush_resources()
         if new_commands:
             conn.execute(insert(commands), [_command_row(c) for c in new_commands])
         if changed_commands:
@@ -236,6 +242,9 @@ class SqlTransaction:
             self._update(async_tasks, _TASK_MUTABLE, changed_tasks)
         if history:
             self._append_history(history)
+        # After the version-checked record writes: two engines racing on the same commands
+        # must see a ConcurrentModification, not a duplicate key in the inventory.
+        self.flush_resources()
 
     def _append_history(self, history: Sequence[HistoryEntry]) -> None:
         """The largest write of a tick (a dozen rows per disk), so it skips SQLAlchemy's per-row

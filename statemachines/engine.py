@@ -30,7 +30,13 @@ from .command_machine import (
     CommandStatus,
 )
 from .compensation_policy import Decision, RevertPolicy, decide
-from .errors import ConcurrentModification, EngineDidNotSettle, UnknownAgent, UnknownCommandType
+from .errors import (
+    ConcurrentModification,
+    EngineDidNotSettle,
+    StoreError,
+    UnknownAgent,
+    UnknownCommandType,
+)
 from .hook_context import HookContext
 from .host_status import HostResult, TaskReport
 from .reasons import ExecutionReason
@@ -110,6 +116,7 @@ class Engine:
         self.ticks_committed = 0
         self.now = clock()
         self._loaded = False
+        self._ever_loaded = False
         self._reset()
 
     # ------------------------------------------------------------------ in-memory view
@@ -162,6 +169,8 @@ class Engine:
         failure path; its end group's compensations undo whatever it did create. Pending tasks
         are started again (idempotent on the task id); polling tasks resume polling.
         """
+        self._loaded = False  # until this load completes, whatever it raises
+        first_load = not self._ever_loaded
         state = self.store.load_active()
         unknown = sorted({c.type for c in state.commands} - set(self.registry.names()))
         if unknown:
@@ -180,12 +189,12 @@ class Engine:
             if record.status == C.EXECUTING:
                 record.error = "the engine stopped while this command was executing"
                 self._fire(record, COMMAND_MACHINE, "fail_execution", "recovered after a crash")
-        for task in state.tasks:
+        for task in state.tasks if first_load else ():
             if task.status == T.CLEAR_FAILED and task.attempts >= self.max_clear_attempts:
                 task.attempts, task.retry_at = 0, 0.0  # a new round of clears after a restart
                 self._touch(task)
         self._touched_groups = set(self._group_members)
-        self._loaded = True
+        self._loaded = self._ever_loaded = True
 
     def is_idle(self) -> bool:
         if not self._loaded:
@@ -302,7 +311,7 @@ class Engine:
             return poll_interval
         due = [c.not_before for c in self._not_started.values()]
         due += [t.retry_at for t in self._tasks.values()
-                if t.status in (T.PENDING, T.CLEAR_FAILED) and t.retry_at]
+                if t.retry_at and self._agent_work_due(t, t.retry_at)]
         if due:
             return max(0.0, min(due) - self.clock())
         return poll_interval
@@ -500,16 +509,18 @@ class Engine:
         return [c for c in self._not_started.values() if c.not_before <= self.now]
 
     # ------------------------------------------------------------------ commands
-    def _hook(self, record: CommandRecord) -> tuple[Command, HookContext]:
+    def _hook(self, record: CommandRecord, phase: str) -> tuple[Command, HookContext]:
         assert self._tx is not None
         command = self.registry.get(record.type)(record)
-        return command, HookContext(self, record, self._tx.images)
+        return command, HookContext(self, record, self._tx.images, phase)
 
     def _start_command(self, record: CommandRecord) -> None:
         del self._not_started[record.id]
         try:
-            command, ctx = self._hook(record)
+            command, ctx = self._hook(record, "validate")
             problems = command.validate(ctx)
+        except StoreError:
+            raise  # the database failed: the whole tick rolls back, the command is not refused
         except UnknownCommandType as err:
             problems = [str(err)]
         except Exception as err:
@@ -527,8 +538,11 @@ class Engine:
             return
         self._fire(record, COMMAND_MACHINE, "execute")
         self._report.commands_executed += 1
+        command, ctx = self._hook(record, "execute")
         try:
             command.execute(ctx)
+        except StoreError:
+            raise
         except Exception as err:
             record.error = f"execute raised {_describe(err)}"
             log.warning("%s %s: %s", record.type, record.id, record.error)
@@ -650,9 +664,11 @@ class Engine:
             self._report.commands_ended += 1
             if member.status == C.ENDED_SUCCESS:
                 member.outcome = "succeeded"
-                command, ctx = self._hook(member)
+                command, ctx = self._hook(member, "end_successfully")
                 try:
                     command.end_successfully(ctx)
+                except StoreError:
+                    raise
                 except Exception as err:
                     member.error = f"end_successfully raised {_describe(err)}"
                     log.error("%s %s: %s", member.type, member.id, member.error)
@@ -671,7 +687,7 @@ class Engine:
         """
         if self._children.get(record.id):
             return  # a child (typically the opposite command) is still running
-        command, ctx = self._hook(record)
+        command, ctx = self._hook(record, "end_with_failure")
         try:
             command.end_with_failure(ctx)
             if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
@@ -682,6 +698,8 @@ class Engine:
             if resource is None:
                 return self._rolled_back(record, "nothing to revert")
             self._revert(record, command, ctx, resource)
+        except StoreError:
+            raise
         except Exception as err:
             self._give_up(record, f"rolling back {record.type} failed: {_describe(err)}")
         return None
@@ -719,6 +737,8 @@ class Engine:
     def _finish_opposite(self, record: CommandRecord) -> None:
         """An opposite command's own outcome: the resource is reverted, or still to retry."""
         assert self._tx is not None
+        if record.outcome == CHILD_REVERT_FAILED:
+            return self._give_up(record, "a child of this opposite command gave up")
         resource = (ResourceRef(record.entity_type, record.entity_id)
                     if record.entity_type and record.entity_id else None)
         if record.work_succeeded:
@@ -733,7 +753,7 @@ class Engine:
                 revert = self._tx.get_revert(resource, record.parent_id)
                 self._put_revert(replace(revert, last_error="; ".join(messages)
                                          or record.error or "compensation failed"))
-        self._rolled_back(record, record.outcome)
+        return self._rolled_back(record, record.outcome)
 
     def _put_revert(self, revert: ResourceRevert) -> None:
         assert self._tx is not None

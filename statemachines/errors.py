@@ -31,6 +31,10 @@ class UnknownAgent(EndactionError):
             f"no agent named {agent!r}{where}; configured agents: {', '.join(sorted(known))}")
 
 
+class HookMisuse(EndactionError):
+    """A command hook asked for something its phase does not allow."""
+
+
 class StoreError(EndactionError):
     """The database refused a statement; the tick was rolled back, nothing persisted was lost."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .errors import HookMisuse
 from .inventory import ImageInventory
 from .records import CommandRecord, TaskRecord
 from .revert_state import ResourceRef
@@ -14,10 +15,20 @@ if TYPE_CHECKING:
 
 
 class HookContext:
-    def __init__(self, engine: Engine, record: CommandRecord, images: ImageInventory) -> None:
+    """Children and tasks may be created only while executing: a task started by an end hook
+    would belong to a command whose end already ran, and nothing would ever end it."""
+
+    def __init__(self, engine: Engine, record: CommandRecord, images: ImageInventory,
+                 phase: str) -> None:
         self._engine = engine
         self._record = record
         self._images = images
+        self._phase = phase
+
+    def _may_spawn(self, what: str) -> None:
+        if self._phase != "execute":
+            raise HookMisuse(f"{self._record.type} {self._record.id}: {what} is only allowed in "
+                             f"execute, not in {self._phase}")
 
     @property
     def now(self) -> float:
@@ -37,6 +48,7 @@ class HookContext:
         parameters: Mapping[str, Any],
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
+        self._may_spawn("add_child")
         return self._engine.create_child(self._record, type_name, parameters, entity)
 
     def start_task(
@@ -46,4 +58,5 @@ class HookContext:
         parameters: Mapping[str, Any],
         entities: Iterable[ResourceRef] = (),
     ) -> TaskRecord:
+        self._may_spawn("start_task")
         return self._engine.create_task(self._record, agent, verb, parameters, entities)

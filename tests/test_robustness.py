@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-from persistence import SqlStore
-from statemachines import Compensation, Engine, ResourceRef, SimulatedAgent
+import pytest
+
+from persistence import SqlStore, open_store
+from statemachines import (
+    Command,
+    Compensation,
+    Engine,
+    HostResult,
+    Plan,
+    ResourceRef,
+    RevertPolicy,
+    SimulatedAgent,
+    UnknownAgent,
+)
 from statemachines.command import CommandContext, CommandRegistry
-from statemachines.example import EXAMPLE_COMMANDS, CreateCloneOfTemplate
+from statemachines.example import EXAMPLE_COMMANDS, CreateCloneOfTemplate, example_registry
 from tests.worlds import FakeClock, World
 
 
@@ -78,3 +91,112 @@ def test_an_unbuildable_opposite_command_fails_that_command_only(sqlite_store: S
     commands, _ = sqlite_store.tree(healthy)
     assert next(c.status for c in commands if c.id == healthy) == "ended_failure"
     assert sum(c.type == "RemoveImage" for c in commands) == 2
+
+
+class ClearNeverWorks(SimulatedAgent):
+    """Never clears, and never deletes: the rollback waits on long back-offs meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(decide=lambda verb, params: Plan(
+            result=HostResult.FAILURE if verb == "delete_image" or params.get("inject_failure")
+            else HostResult.SUCCESS))
+
+    def clear(self, task_id: str) -> None:
+        raise ConnectionError("clear refused")
+
+
+def test_exhausted_clears_do_not_spin_the_loop(sqlite_store: SqlStore) -> None:
+    clock = FakeClock()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    world = World(sqlite_store, agent=ClearNeverWorks(), clock=clock,
+                  policy=RevertPolicy(backoff_seconds=100))
+    engine = Engine(sqlite_store, {"storage": world.agent}, example_registry(),
+                    policy=world.policy, clock=clock, sleep=sleep)
+    root = world.submit_vm(engine, disks=2, fail=(1,))
+    engine.run_until_idle()
+    assert engine.is_idle()
+    assert sum(1 for s in sleeps if s <= 0) < 10, "the loop slept 0 s again and again"
+    assert max(sleeps) >= 100  # it slept through the compensation back-off instead
+    _, tasks = sqlite_store.tree(root)
+    assert {t.status for t in tasks} == {"clear_failed"}
+    assert all("clear refused" in (t.message or "") for t in tasks)
+
+
+class UsesOtherAgent(Command):
+    type_name = "UsesOtherAgent"
+
+    def execute(self, ctx: CommandContext) -> None:
+        ctx.start_task("other", "delete_image", {"image": "x"})
+
+
+def test_a_reload_that_fails_keeps_failing(sqlite_store: SqlStore) -> None:
+    """A half-loaded view must never be ticked on: it would act on another engine's work."""
+    world = World(sqlite_store)
+    registry = CommandRegistry([*EXAMPLE_COMMANDS, UsesOtherAgent])
+    full = Engine(sqlite_store, {"storage": world.agent, "other": SimulatedAgent()}, registry,
+                  clock=world.clock)
+    world.submit_vm(full, disks=1)
+    full.tick()  # a pending copy task
+    partial = Engine(sqlite_store, {"storage": world.agent}, registry, clock=world.clock)
+    partial.recover()
+    full.submit("UsesOtherAgent", {})
+    full.tick()  # starts the copy (partial's view is now stale) and adds a task on "other"
+    for _ in range(2):
+        with pytest.raises(UnknownAgent, match="no agent named 'other' \\(needed by task"):
+            partial.tick()
+
+
+class StartsTaskWhenEnding(CreateCloneOfTemplate):
+    type_name = "StartsTaskWhenEnding"
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        ctx.start_task("storage", "delete_image", {"image": self.image})
+
+
+def test_end_hooks_cannot_start_tasks(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store)
+    engine = Engine(sqlite_store, {"storage": world.agent},
+                    CommandRegistry([*EXAMPLE_COMMANDS, StartsTaskWhenEnding]),
+                    clock=world.clock, sleep=world.clock.sleep)
+    command_id = engine.submit("StartsTaskWhenEnding",
+                               {"vm": "v", "source": "t", "image": "v-d0", "inject_failure": True})
+    engine.run_until_idle(max_ticks=100)
+    record = sqlite_store.command(command_id)
+    assert record is not None and record.status == "rollback_failed"
+    assert record.error is not None and "start_task is only allowed in execute" in record.error
+    _, tasks = sqlite_store.tree(command_id)
+    assert [t.verb for t in tasks] == ["copy_image"]
+
+
+def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore) -> None:
+    second_store = open_store(store.engine.url.render_as_string(hide_password=False))
+    world = World(store)
+    first = world.engine()
+    second = Engine(second_store, {"storage": world.agent}, example_registry(),
+                    clock=world.clock, sleep=world.clock.sleep)
+    roots = [world.submit_vm(first, disks=3, fail=(1,), vm=f"vm{i}") for i in range(3)]
+    errors: list[BaseException] = []
+
+    def run(engine: Engine) -> None:
+        try:
+            engine.run_until_idle(max_ticks=2_000)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for root in roots:
+        assert set(world.ends_per_command(root).values()) == {1}
+        commands, _ = store.tree(root)
+        assert next(c.status for c in commands if c.id == root) == "ended_failure"
+    assert store.images() == []
+    second_store.dispose()

@@ -1,0 +1,30 @@
+"""Database errors as endaction errors that name the database and what was being done.
+
+Raised as StoreError/StoreUnavailable at the call site, so that a hook which catches its own
+exceptions (the engine contains a raising hook to that one command) can still tell a database
+fault, which must abort the whole tick, from a bug in the hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from statemachines.errors import StoreError, StoreUnavailable
+
+
+def translate(err: DBAPIError, database: str, doing: str) -> StoreError:
+    kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) else StoreError
+    text = str(err.orig).strip()
+    first_line = text.splitlines()[0] if text else ""
+    return kind(f"database {database} failed to {doing}: {type(err.orig).__name__}: {first_line}")
+
+
+@contextmanager
+def guarded(database: str, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as err:
+        raise translate(err, database, doing) from err
