@@ -15,7 +15,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
-    bindparam,
     insert,
     inspect,
     select,
@@ -258,19 +257,17 @@ class SqlTransaction:
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
-        """Optimistic concurrency: a row is written only if nobody changed it since it was read."""
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
-            .values({**{c: bindparam(c) for c in columns}, "version": bindparam("_new_version")})
-        )
-        rows = []
-        for record in records:
-            row = {c: getattr(record, c) for c in columns}
-            row.update(_id=record.id, _version=record.version, _new_version=record.version + 1)
-            rows.append(row)
-        result = self._conn.execute(statement, rows)
-        if result.supports_sane_multi_rowcount() and result.rowcount != len(rows):
+        """Optimistic concurrency: a row is written only if nobody changed it since it was read.
+
+        Like the history, these rows carry only plain strings, numbers and booleans, so they
+        go to the driver's executemany without SQLAlchemy's per-row parameter processing."""
+        mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
+        sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)}, "
+               f"version = {mark} WHERE id = {mark} AND version = {mark}")
+        rows = [(*(getattr(r, c) for c in columns), r.version + 1, r.id, r.version)
+                for r in records]
+        result = self._conn.exec_driver_sql(sql, rows)
+        if result.rowcount != len(rows):
             raise ConcurrentModification(
                 f"{len(rows) - result.rowcount} of {len(rows)} {table.name} rows were changed "
                 "by another engine since this one read them")
