@@ -364,14 +364,27 @@ class Engine:
         except Exception as err:
             message = f"agent {task.agent!r} failed to start task {task.id}: {_describe(err)}"
             self._report.errors.append(message)
-            if task.attempts + 1 >= self.max_start_attempts:
-                answers.rejected.append((task, f"{message} (gave up after {task.attempts + 1})"))
-            else:
+            if task.attempts + 1 < self.max_start_attempts:
                 answers.start_retry.append((task, message))
+            elif self._agent_knows(agent, task):
+                answers.accepted.append(task)  # a start that errored went through after all
+                return True
+            else:
+                answers.rejected.append((task, f"{message} (gave up after {task.attempts + 1})"))
         else:
             answers.accepted.append(task)
             return True
         return False
+
+    @staticmethod
+    def _agent_knows(agent: Agent, task: TaskRecord) -> bool:
+        """Before giving up on a start, ask whether it happened anyway: declaring it failed
+        while the copy runs would let the copy land after its compensation removed the image."""
+        try:
+            reply = agent.poll([task.id])
+        except Exception:
+            return False
+        return isinstance(reply, Mapping) and isinstance(reply.get(task.id), TaskReport)
 
     def _poll_agent(self, name: str, tasks: list[TaskRecord], answers: _AgentAnswers,
                     fresh: set[str]) -> None:

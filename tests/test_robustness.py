@@ -200,3 +200,24 @@ def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore)
         assert next(c.status for c in commands if c.id == root) == "ended_failure"
     assert store.images() == []
     second_store.dispose()
+
+
+class StartsButTimesOut(SimulatedAgent):
+    """Starts every task, then loses the answer: the engine sees only errors."""
+
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        super().start(task_id, verb, parameters)
+        raise TimeoutError("answer lost")
+
+
+def test_a_start_that_went_through_despite_errors_is_not_declared_failed(
+    sqlite_store: SqlStore,
+) -> None:
+    world = World(sqlite_store, agent=StartsButTimesOut())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=2)
+    engine.run_until_idle()
+    commands, tasks = sqlite_store.tree(root)
+    assert next(c.status for c in commands if c.id == root) == "ended_success"
+    assert all(t.host_result == "success" for t in tasks)
+    assert world.agent.images == {"vm1-disk0", "vm1-disk1"}
