@@ -116,6 +116,15 @@ images = Table(
     Column("status", String(32), nullable=False),
 )
 
+# Deployment facts that must not change under work in flight, such as where the local-disk
+# agent keeps the files that this database's tasks refer to.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # Bumped whenever a table changes: a database made by another version is refused by name
 # instead of failing later on a missing column with work in flight.
 SCHEMA_VERSION = 1

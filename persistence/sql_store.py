@@ -53,6 +53,7 @@ from .schema import (
     metadata,
     resource_reverts,
     schema_info,
+    settings,
     transitions,
 )
 
@@ -127,6 +128,16 @@ class SqlStore:
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
                 .order_by(commands.c.created_at.desc()).limit(1)
             ).scalar()
+
+    def setting(self, key: str) -> str | None:
+        with self._guard(f"read setting {key}"), self.engine.connect() as conn:
+            value: str | None = conn.execute(
+                select(settings.c.value).where(settings.c.key == key)).scalar()
+            return value
+
+    def put_setting(self, key: str, value: str) -> None:
+        with self._guard(f"write setting {key}"), self.transaction() as tx:
+            tx.put_setting(key, value)
 
     def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
         with self._guard("check task versions"), self.engine.connect() as conn:
@@ -206,6 +217,12 @@ class SqlTransaction:
         refs = list(resources)
         self.images.prefetch(r.id for r in refs if r.type == IMAGE_RESOURCE)
         self._reverts.prefetch(refs)
+
+    def put_setting(self, key: str, value: str) -> None:
+        updated = self._conn.execute(update(settings).where(settings.c.key == key)
+                                     .values(value=value))
+        if not updated.rowcount:
+            self._conn.execute(insert(settings).values(key=key, value=value))
 
     def flush_resources(self) -> None:
         """Write the buffered inventory and revert-state changes (also done before commit)."""

@@ -9,6 +9,7 @@ there is nothing left to revert).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -31,7 +32,11 @@ class CommandContext(Protocol):
 
     @property
     def work_succeeded(self) -> bool:
-        """Whether every task and child of this command's end group succeeded."""
+        """Whether all the work of this command's end group succeeded.
+
+        The end group is the root and every child it created (or an opposite command alone),
+        so a child whose own task succeeded still sees False when a sibling failed: whether
+        this command's own work left something behind is what `resource_exists` answers."""
 
     def add_child(
         self,
@@ -89,16 +94,25 @@ class Command:
         """Called once the whole end group succeeded (REGULAR_FLOW only)."""
 
     def end_with_failure(self, ctx: CommandContext) -> None:
-        """Bookkeeping of the failure path; idempotent, may be called again after compensations."""
+        """Bookkeeping of the failure path; idempotent, may be called again after compensations.
+
+        An opposite command (ROLLBACK_FLOW) only ever ends here, never in end_successfully:
+        its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test."""
 
     def reverted_resource(self) -> ResourceRef | None:
-        """The resource an opposite command would undo; None when there is nothing to undo."""
+        """The resource an opposite command would undo; None when there is nothing to undo.
+
+        By default the command's entity, as given to `add_child(..., entity=...)` or
+        `submit(..., entity=...)`: without one, `revert` is never called."""
         if self.record.entity_type is None or self.record.entity_id is None:
             return None
         return ResourceRef(self.record.entity_type, self.record.entity_id)
 
     def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
-        """The first loop guard: is the resource still in the engine's own inventory?"""
+        """The first loop guard: is the resource still in the engine's own inventory?
+
+        Override it: the default (True) leaves only the revert-state guard, so a resource
+        that was never made, or is already gone, still gets an opposite command."""
         return True
 
     def revert(self, ctx: CommandContext) -> Compensation | None:
@@ -133,6 +147,10 @@ class CommandRegistry:
         command_type = self.get(type_name)
         if not isinstance(parameters, Mapping):
             raise InvalidParameters(type_name, ["parameters must be a mapping"])
+        try:
+            json.dumps(parameters)
+        except (TypeError, ValueError) as err:
+            raise InvalidParameters(type_name, [f"parameters must be JSON: {err}"]) from None
         problems = command_type.check_parameters(parameters)
         if problems:
             raise InvalidParameters(type_name, problems)

@@ -44,6 +44,7 @@ def test_unknown_command_type_is_refused_before_anything_is_persisted(
         ({"vm": "bad name!", "disks": [{"source": "t"}]}, "'vm' must be a name"),
         ({"vm": "v", "disks": [{"source": 3}]}, "disks[0]: 'source' must be a name"),
         ({"vm": "v", "disks": ["t"]}, "disks[0] must be an object"),
+        ({"vm": "v", "disks": [{"source": "t"}], "at": object()}, "parameters must be JSON"),
     ],
 )
 def test_malformed_parameters_are_named(sqlite_store: SqlStore, parameters: dict[str, Any],

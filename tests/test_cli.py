@@ -135,3 +135,30 @@ def test_unusable_storage_is_an_error_line_not_a_traceback(tmp_path: Path) -> No
     result = run(tmp_path, "demo", "--images", "1")
     assert result.returncode == 1
     assert "Error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_storage_directory_is_pinned_in_the_database(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "statemachines.cli", *args,
+                               "--db", str(tmp_path / "demo.db")],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              cwd=tmp_path)
+
+    crashed = cli("demo", "--images", "4", "--fail", "1", "--crash-after", "3",
+                  "--storage", str(tmp_path / "A"))
+    assert crashed.returncode == -9
+    elsewhere = cli("resume", "--storage", str(tmp_path / "B"))
+    assert elsewhere.returncode == 2
+    assert f"keeps its images in {tmp_path / 'A'}" in elsewhere.stderr
+    resumed = cli("resume", "--json")  # no --storage: the pinned directory is used
+    assert resumed.returncode == 0, resumed.stderr
+    assert parse(resumed)["leftovers"] == []
+    assert list((tmp_path / "A" / "images").iterdir()) == []
+
+
+def test_progress_numbers_every_persisted_step(tmp_path: Path) -> None:
+    result = run(tmp_path, "demo", "--images", "2", "--crash-after", "4")
+    assert result.returncode == -9
+    steps = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    assert [s.split(":")[0] for s in steps] == ["step 1", "step 2", "step 3", "step 4"]
+    assert "submitted AddVmFromTemplate" in steps[0]

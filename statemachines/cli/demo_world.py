@@ -20,6 +20,7 @@ DEFAULT_HOME = Path("endaction-data")
 TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.
 SECONDS_PER_MIB = 0.05
+STORAGE_SETTING = "local_disk_agent.storage"
 
 
 def template_name(index: int) -> str:
@@ -41,6 +42,28 @@ def default_db_url() -> str:
     return f"sqlite:///{(DEFAULT_HOME / 'endaction.db').absolute()}"
 
 
+class StorageMismatch(ValueError):
+    """The database's tasks refer to files in another storage directory."""
+
+
+def _storage_of(store: SqlStore, asked: Path | None) -> Path:
+    """The storage directory is pinned in the database on first use: its tasks and inventory
+    describe files there, and polling or deleting in another directory would report every copy
+    lost and every removal done while the real files stay behind."""
+    pinned = store.setting(STORAGE_SETTING)
+    if asked is not None:
+        chosen = asked.expanduser().absolute()
+        if pinned is not None and Path(pinned) != chosen:
+            raise StorageMismatch(
+                f"database {store.url} keeps its images in {pinned}; --storage {chosen} is "
+                "another directory")
+    else:
+        chosen = Path(pinned) if pinned is not None else (DEFAULT_HOME / "storage").absolute()
+    if pinned is None:
+        store.put_setting(STORAGE_SETTING, str(chosen))
+    return chosen
+
+
 def open_world(
     db_url: str | None,
     storage: Path | None,
@@ -55,6 +78,11 @@ def open_world(
                 and not Path(database).exists():
             raise FileNotFoundError(f"no database at {database}: nothing to resume")
     store = open_store(url, create=create)
-    agent = LocalDiskAgent(storage or DEFAULT_HOME / "storage", seconds_per_mib=SECONDS_PER_MIB)
+    try:
+        folder = _storage_of(store, storage)
+    except Exception:
+        store.dispose()
+        raise
+    agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
     engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), on_commit=on_commit)
     return DemoWorld(store, agent, engine)

@@ -24,7 +24,7 @@ from ..errors import EndactionError
 from ..example import add_vm_parameters
 from ..example.vm_commands import AddVmFromTemplate
 from ..tick_report import TickReport
-from .demo_world import TEMPLATE_BYTES, DemoWorld, open_world, template_name
+from .demo_world import TEMPLATE_BYTES, DemoWorld, StorageMismatch, open_world, template_name
 from .progress import PlainProgress
 from .run_report import EXIT_USAGE, build_report, exit_code, render_text
 
@@ -54,7 +54,7 @@ def _world(db: str | None, storage: Path | None, on_commit: Any = None,
 def _open(db: str | None, storage: Path | None, on_commit: Any, create: bool) -> DemoWorld:
     try:
         return open_world(db, storage, on_commit, create=create)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, StorageMismatch) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_USAGE)
     except (EndactionError, OSError) as err:
@@ -84,15 +84,15 @@ class _CrashAfter:
         self.progress = progress
         self.steps = 0
 
-    def step(self) -> None:
+    def step(self, what: str) -> None:
         self.steps += 1
+        self.progress.note(f"step {self.steps}: {what}")
         if self.limit is not None and self.steps >= self.limit:
             self.progress.note(f"crashing after {self.steps} persisted step(s), as asked")
             os.kill(os.getpid(), signal.SIGKILL)
 
     def __call__(self, report: TickReport) -> None:
-        self.progress(report)
-        self.step()
+        self.step(self.progress.describe(report))
 
 
 @cli.command()
@@ -123,8 +123,7 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
         vm = f"vm-{uuid.uuid4().hex[:8]}"
         root_id = world.engine.submit(AddVmFromTemplate.type_name,
                                       add_vm_parameters(vm, sources, fail))
-        progress.note(f"submitted AddVmFromTemplate {root_id} for {vm} with {count} disk(s)")
-        crash.step()
+        crash.step(f"submitted AddVmFromTemplate {root_id} for {vm} with {count} disk(s)")
         world.engine.run_until_idle()
         code = _finish(world, root_id, as_json)
     sys.exit(code)

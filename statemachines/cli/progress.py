@@ -13,10 +13,14 @@ class PlainProgress:
         self.stream = stream or sys.stderr
 
     def __call__(self, report: TickReport) -> None:
-        line = f"step {report.number}: {report.summary()}"
+        print(f"step {report.number}: {self.describe(report)}", file=self.stream, flush=True)
+
+    @staticmethod
+    def describe(report: TickReport) -> str:
+        line = report.summary()
         if report.errors:
             line += " | " + "; ".join(report.errors)
-        print(line, file=self.stream, flush=True)
+        return line
 
     def note(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
