@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -267,10 +268,10 @@ class SqlTransaction:
         parameter processing: the values are plain strings and floats, handed to the driver's
         own executemany with the dialect's placeholder style."""
         mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
-        columns = HistoryEntry.__slots__
+        columns = HistoryEntry._fields
         sql = (f"INSERT INTO {transitions.name} ({', '.join(columns)}) "
                f"VALUES ({', '.join([mark] * len(columns))})")
-        self._conn.exec_driver_sql(sql, [tuple(getattr(h, c) for c in columns) for h in history])
+        self._conn.exec_driver_sql(sql, list(history))
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
@@ -281,8 +282,8 @@ class SqlTransaction:
         mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
         sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)}, "
                f"version = {mark} WHERE id = {mark} AND version = {mark}")
-        rows = [(*(getattr(r, c) for c in columns), r.version + 1, r.id, r.version)
-                for r in records]
+        values = attrgetter(*columns)
+        rows = [(*values(r), r.version + 1, r.id, r.version) for r in records]
         result = self._conn.exec_driver_sql(sql, rows)
         if result.rowcount != len(rows):
             raise ConcurrentModification(

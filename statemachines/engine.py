@@ -15,8 +15,8 @@ tick costs the same on a database with a million ended commands as on an empty o
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,7 +56,11 @@ CHILD_REVERT_FAILED = "child_revert_failed"
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """Time-ordered (like UUIDv7): 12 hex digits of milliseconds, then 20 random ones.
+
+    Ids made in one tick sort together, so the primary-key and history indexes grow at their
+    end instead of taking random inserts all over the B-tree."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 @dataclass

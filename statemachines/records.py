@@ -8,11 +8,10 @@ and its children, so a child could rewrite its parent's inputs).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .command_machine import CommandStatus
 from .host_status import host_ended_successfully
@@ -21,21 +20,28 @@ from .task_machine import TaskStatus
 
 
 def freeze(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A deep, read-only copy that round-trips through JSON exactly as the store will keep it."""
-    try:
-        text = json.dumps(parameters, sort_keys=True)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"parameters must be JSON-serialisable: {err}") from err
-    frozen: Mapping[str, Any] = _freeze(json.loads(text))
+    """A deep, read-only copy of JSON data, as the store will keep it.
+
+    One walk instead of a JSON round trip: it runs for every command and task created or
+    loaded, 40,000 times for a 10,000-disk VM."""
+    frozen: Mapping[str, Any] = _freeze(parameters, "parameters")
     return frozen
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _freeze(value: Any, where: str) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: key {key!r} is not a string")
+        return MappingProxyType({k: _freeze(v, f"{where}.{k}") for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v, f"{where}[{i}]") for i, v in enumerate(value))
+    raise TypeError(f"{where}: {type(value).__name__} is not JSON data")
 
 
 def thaw(value: Any) -> Any:
@@ -98,9 +104,8 @@ class TaskRecord:
         return host_ended_successfully(self.host_status, self.host_result)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One row of the append-only transitions history."""
+class HistoryEntry(NamedTuple):
+    """One row of the append-only transitions history (a tuple: written as is, in bulk)."""
 
     object_kind: str
     object_id: str
