@@ -41,12 +41,7 @@ class OutageAgent(SimulatedAgent):
 def test_a_brief_agent_outage_is_ridden_out_with_backoff(sqlite_store: SqlStore) -> None:
     clock = FakeClock()
     world = World(sqlite_store, agent=OutageAgent(clock, back_at=clock.now + 3.0), clock=clock)
-    engine = world.engine()
-    root = world.submit_vm(engine, disks=2)
-    engine.run_until_idle()
-    commands, tasks = sqlite_store.tree(root)
-    assert next(c.status for c in commands if c.id == root) == "ended_success"
-    assert all(t.host_result == "success" for t in tasks)
+    world.run_to_success(world.engine(), disks=2)
 
 
 def test_a_stale_engine_never_restarts_tasks_another_engine_finished(
@@ -214,10 +209,5 @@ def test_a_start_that_went_through_despite_errors_is_not_declared_failed(
     sqlite_store: SqlStore,
 ) -> None:
     world = World(sqlite_store, agent=StartsButTimesOut())
-    engine = world.engine()
-    root = world.submit_vm(engine, disks=2)
-    engine.run_until_idle()
-    commands, tasks = sqlite_store.tree(root)
-    assert next(c.status for c in commands if c.id == root) == "ended_success"
-    assert all(t.host_result == "success" for t in tasks)
+    world.run_to_success(world.engine(), disks=2)
     assert world.agent.images == {"vm1-disk0", "vm1-disk1"}

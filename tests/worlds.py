@@ -40,6 +40,14 @@ class World:
         sources = [f"template-disk{i}" for i in range(disks)]
         return engine.submit("AddVmFromTemplate", add_vm_parameters(vm, sources, fail))
 
+    def run_to_success(self, engine: Engine, disks: int) -> None:
+        """Run a VM that must succeed despite whatever the agent does, and check that it did."""
+        root = self.submit_vm(engine, disks)
+        engine.run_until_idle()
+        commands, tasks = self.store.tree(root)
+        assert next(c.status for c in commands if c.id == root) == "ended_success"
+        assert all(t.host_result == "success" for t in tasks)
+
     def end_state(self, root_id: str) -> dict[str, object]:
         """What a run ends as, independent of ids and timing: for crash/no-crash comparisons."""
         commands, tasks = self.store.tree(root_id)
