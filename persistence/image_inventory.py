@@ -15,10 +15,10 @@ from sqlalchemy import Connection, RowMapping, bindparam, delete, insert, select
 
 from statemachines.inventory import ImageRow
 
+from .batching import chunked
 from .db_errors import guarded
 from .schema import images
 
-CHUNK = 500
 _GET = select(images).where(images.c.id == bindparam("image_id"))
 _UPDATE = update(images).where(images.c.id == bindparam("_id")).values(
     vm=bindparam("vm"), root_id=bindparam("root_id"), source=bindparam("source"),
@@ -40,8 +40,7 @@ class SqlImageInventory:
 
     def _prefetch(self, image_ids: Iterable[str]) -> None:
         missing = [i for i in set(image_ids) if i not in self._rows]
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+        for chunk in chunked(missing):
             found = {r.id: _row(r) for r in self._conn.execute(
                 select(images).where(images.c.id.in_(chunk))).mappings()}
             for image_id in chunk:

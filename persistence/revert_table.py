@@ -14,10 +14,10 @@ from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, 
 
 from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 
+from .batching import chunked
 from .db_errors import guarded
 from .schema import resource_reverts
 
-CHUNK = 400
 _T = resource_reverts.c
 _GET = select(resource_reverts).where(
     _T.resource_type == bindparam("rtype"), _T.resource_id == bindparam("rid"),
@@ -46,8 +46,7 @@ class SqlRevertTable:
 
     def _prefetch(self, resources: Iterable[ResourceRef]) -> None:
         missing = [r for r in set(resources) if r not in self._prefetched]
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+        for chunk in chunked(missing):
             rows = self._conn.execute(select(resource_reverts).where(
                 tuple_(_T.resource_type, _T.resource_id).in_([(r.type, r.id) for r in chunk])
             )).mappings()

@@ -41,6 +41,7 @@ from statemachines.records import (
 from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.task_machine import TaskStatus
 
+from .batching import chunked
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
 from .image_inventory import SqlImageInventory
@@ -58,7 +59,6 @@ from .schema import (
     transitions,
 )
 
-CHUNK = 500
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # Resources of this type live in the images inventory table.
 IMAGE_RESOURCE = "image"
@@ -137,14 +137,13 @@ class SqlStore:
             return value
 
     def put_setting(self, key: str, value: str) -> None:
-        with self._guard(f"write setting {key}"), self.transaction() as tx:
+        with self.transaction() as tx:
             tx.put_setting(key, value)
 
     def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
         with self._guard("check task versions"), self.engine.connect() as conn:
             found: dict[str, int] = {}
-            for start in range(0, len(task_ids), CHUNK):
-                chunk = list(task_ids[start:start + CHUNK])
+            for chunk in chunked(task_ids):
                 rows = conn.execute(select(async_tasks.c.id, async_tasks.c.version)
                                     .where(async_tasks.c.id.in_(chunk)))
                 found.update((task_id, version) for task_id, version in rows)
@@ -202,8 +201,7 @@ class SqlTransaction:
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
-        for start in range(0, len(command_ids), CHUNK):
-            chunk = list(command_ids[start:start + CHUNK])
+        for chunk in chunked(command_ids):
             result = self._conn.execute(
                 update(commands)
                 .where(commands.c.id.in_(chunk), commands.c.status.in_(READY_TO_END_STATES))
@@ -354,8 +352,7 @@ def _history(r: RowMapping) -> HistoryEntry:
 
 def _entities(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = {}
-    for start in range(0, len(task_ids), CHUNK):
-        chunk = list(task_ids[start:start + CHUNK])
+    for chunk in chunked(task_ids):
         rows = conn.execute(select(async_task_entities)
                             .where(async_task_entities.c.task_id.in_(chunk)))
         for task_id, kind, ident in rows:
