@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from .errors import InvalidParameters, UnknownCommandType
 from .inventory import ImageInventory
 from .reasons import ExecutionReason
-from .records import CommandRecord, TaskRecord
+from .records import CommandRecord, TaskRecord, thaw
 from .revert_state import ResourceRef
 
 
@@ -148,7 +148,7 @@ class CommandRegistry:
         if not isinstance(parameters, Mapping):
             raise InvalidParameters(type_name, ["parameters must be a mapping"])
         try:
-            json.dumps(parameters)
+            json.dumps(thaw(parameters))
         except (TypeError, ValueError) as err:
             raise InvalidParameters(type_name, [f"parameters must be JSON: {err}"]) from None
         problems = command_type.check_parameters(parameters)

@@ -63,6 +63,12 @@ class Store(Protocol):
 
     def history(self, object_id: str) -> list[HistoryEntry]: ...
 
+    def history_of_root(self, root_id: str) -> list[HistoryEntry]:
+        """Every transition of a root's tree, in the order they were written."""
+
     def images(self) -> list[ImageRow]: ...
 
     def reverts(self) -> Iterator[ResourceRevert]: ...
+
+    def dispose(self) -> None:
+        """Close every connection; a crashed engine's store is disposed, a new one opened."""
