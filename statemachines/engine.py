@@ -106,8 +106,14 @@ class Engine:
         max_clear_attempts: int = 5,
         agent_retry_seconds: float = 0.5,
         on_commit: Callable[[TickReport], None] | None = None,
+        ids: Callable[[], str] = new_id,
     ) -> None:
+        """`ids` makes the ids of new commands and tasks: unique across every engine sharing
+        the database. Replaying a run exactly (the property suite's shrinking) needs ids that
+        sort in creation order, which the default's random tail does not give within a
+        millisecond."""
         self.store = store
+        self.new_id = ids
         self.agents = dict(agents)
         self.registry = registry
         self.policy = policy or RevertPolicy()
@@ -134,6 +140,14 @@ class Engine:
         self._tasks: dict[str, TaskRecord] = {}
         self._tasks_by_command: dict[str, list[TaskRecord]] = defaultdict(list)
         self._touched_groups: set[str] = set()
+        # One opposite command per resource at a time: siblings that name the same resource
+        # (a parent and its children often do) wait for the one in flight, then re-check the
+        # guards, instead of both deleting it.
+        self._reverting: dict[ResourceRef, set[str]] = defaultdict(set)
+        self._awaiting_revert: dict[ResourceRef, set[str]] = defaultdict(set)
+        # Rolling-back commands to settle again in the next tick: after a restart, the ones
+        # that were waiting for another command's opposite command.
+        self._resettle: set[str] = set()
         self._changes = _Changes()
         self._tx: StoreTransaction | None = None
         self._wrote = False
@@ -146,6 +160,9 @@ class Engine:
         if record.parent_id is not None:
             self._children[record.parent_id][record.id] = record
         self._group_members[record.end_group_id][record.id] = record
+        opposite = _opposite_resource(record)
+        if opposite is not None and not COMMAND_MACHINE.is_terminal(record.status):
+            self._reverting[opposite].add(record.id)
 
     def _detach(self, record: CommandRecord) -> None:
         """A command just became terminal: it no longer holds up its parent or its group."""
@@ -161,6 +178,13 @@ class Engine:
             if not members:
                 del self._group_members[record.end_group_id]
         self._not_started.pop(record.id, None)
+        opposite = _opposite_resource(record)
+        if opposite is not None:
+            in_flight = self._reverting.get(opposite)
+            if in_flight is not None:
+                in_flight.discard(record.id)
+                if not in_flight:
+                    del self._reverting[opposite]
 
     def _index_task(self, task: TaskRecord) -> None:
         self._tasks[task.id] = task
@@ -198,6 +222,8 @@ class Engine:
                 task.attempts, task.retry_at = 0, 0.0  # a new round of clears after a restart
                 self._touch(task)
         self._touched_groups = set(self._group_members)
+        self._resettle = {c.id for c in state.commands
+                          if c.status == C.ROLLING_BACK and not self._children.get(c.id)}
         self._loaded = self._ever_loaded = True
 
     def is_idle(self) -> bool:
@@ -223,7 +249,7 @@ class Engine:
         """
         self.registry.check(type_name, parameters)
         now = self.clock()
-        command_id = new_id()
+        command_id = self.new_id()
         record = CommandRecord(
             id=command_id, root_id=command_id, parent_id=None, end_group_id=command_id,
             type=type_name, execution_reason=ExecutionReason(execution_reason),
@@ -248,7 +274,7 @@ class Engine:
         self._report = TickReport(number=self.ticks_committed + 1)
         answers = self._talk_to_agents()
         if not (answers.any() or self._changes.any() or self._due_commands()
-                or self._touched_groups):
+                or self._touched_groups or self._resettle):
             return self._report
         try:
             with self.store.transaction() as tx:
@@ -298,7 +324,7 @@ class Engine:
 
     def _due_now(self) -> bool:
         now = self.clock()
-        return bool(self._touched_groups) or any(
+        return bool(self._touched_groups or self._resettle) or any(
             c.not_before <= now for c in self._not_started.values()
         ) or any(self._agent_work_due(t, now) for t in self._tasks.values())
 
@@ -503,6 +529,11 @@ class Engine:
 
     def _advance(self) -> None:
         """Execute due commands and end ready groups until neither has anything left this tick."""
+        for command_id in sorted(self._resettle):
+            record = self._commands.get(command_id)
+            if record is not None and record.status == C.ROLLING_BACK:
+                self._settle(record)
+        self._resettle.clear()
         while True:
             due = self._due_commands()
             self._prefetch(due)
@@ -584,7 +615,7 @@ class Engine:
         opposite command does is ever compensated in turn: compensation depth is one.
         """
         self.registry.check(type_name, parameters)
-        command_id = new_id()
+        command_id = self.new_id()
         rollback = compensation or parent.execution_reason == ExecutionReason.ROLLBACK_FLOW
         record = CommandRecord(
             id=command_id, root_id=parent.root_id, parent_id=parent.id,
@@ -613,7 +644,7 @@ class Engine:
         if agent not in self.agents:
             raise UnknownAgent(agent, list(self.agents))
         task = TaskRecord(
-            id=new_id(), command_id=command.id, root_command_id=command.root_id, agent=agent,
+            id=self.new_id(), command_id=command.id, root_command_id=command.root_id, agent=agent,
             verb=verb, parameters=freeze(parameters),
             entities=tuple((e.type, e.id) for e in entities),
             created_at=self.now, updated_at=self.now,
@@ -738,6 +769,12 @@ class Engine:
             return self._give_up(
                 record, f"{resource} could not be reverted after {revert.attempts} attempt(s)"
                 + (f": {revert.last_error}" if revert.last_error else ""))
+        in_flight = self._reverting.get(resource)
+        if in_flight:
+            # Settled again when that opposite command ends (`_on_terminal`): by then the
+            # guards will most likely find nothing left to revert.
+            self._awaiting_revert[resource].add(record.id)
+            return None
         opposite = command.revert(ctx)
         if opposite is None:
             return self._rolled_back(record, f"{resource} is reverted natively by the agent")
@@ -797,10 +834,18 @@ class Engine:
         self._on_terminal(record)
 
     def _on_terminal(self, record: CommandRecord) -> None:
-        """Reach back into the parent: a rolling-back parent re-evaluates what is left."""
+        """Reach back into the parent: a rolling-back parent re-evaluates what is left; so
+        does every command that was waiting for this opposite command's resource."""
         parent = self._commands.get(record.parent_id) if record.parent_id else None
         if parent is not None and parent.status == C.ROLLING_BACK:
             self._settle(parent)
+        opposite = _opposite_resource(record)
+        if opposite is None or self._reverting.get(opposite):
+            return  # the resource still has an opposite command in flight (a retry)
+        for waiter_id in sorted(self._awaiting_revert.pop(opposite, ())):
+            waiter = self._commands.get(waiter_id)
+            if waiter is not None and waiter.status == C.ROLLING_BACK:
+                self._settle(waiter)
 
     # ------------------------------------------------------------------ bookkeeping
     def _fire(self, record: CommandRecord | TaskRecord, machine: SharedMachine, trigger: str,
@@ -839,6 +884,15 @@ class Engine:
         finished = [i for i, c in self._commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
         for command_id in finished:
             del self._commands[command_id]
+
+
+def _opposite_resource(record: CommandRecord) -> ResourceRef | None:
+    """The resource an opposite command (the head of its own ROLLBACK_FLOW group) undoes."""
+    if (record.execution_reason != ExecutionReason.ROLLBACK_FLOW
+            or record.end_group_id != record.id or record.parent_id is None
+            or record.entity_type is None or record.entity_id is None):
+        return None
+    return ResourceRef(record.entity_type, record.entity_id)
 
 
 def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[CommandRecord]:
