@@ -10,6 +10,13 @@ import pytest
 
 from persistence import SqlStore, open_store
 from persistence.schema import metadata
+from tests.hypothesis_profiles import PROFILE_ENV, load_profile
+
+HYPOTHESIS_PROFILE = load_profile()
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE} (set {PROFILE_ENV}=thorough for more)"
 
 POSTGRES_ENV = "ENDACTION_TEST_POSTGRES_URL"
 

@@ -1,0 +1,50 @@
+"""The property suite, reusable: point it at your own commands and agents.
+
+    from statemachines.testing import Scenario, engine_machine
+    TestMyCommands = engine_machine(Scenario(...)).TestCase
+
+Needs Hypothesis (`pip install 'endaction[test]'`).
+"""
+
+from .controlled_agent import AgentCrash, ControlledAgent, Effect, no_effect
+from .engine_machine import ManualClock, engine_machine
+from .image_scenario import image_effect, image_leftovers, image_of, image_scenario
+from .invariants import (
+    check_quiescent,
+    check_revert_progress,
+    check_safety,
+    revert_failed_resources,
+)
+from .scenario import Scenario, Submission
+from .snapshot import Snapshot, take_snapshot
+from .strategies import tree_submissions, unique_names, vm_submissions
+from .termination import Bounds, TreeSize, measure, multiset_less, tick_bound
+
+__all__ = [
+    "AgentCrash",
+    "Bounds",
+    "ControlledAgent",
+    "Effect",
+    "ManualClock",
+    "Scenario",
+    "Snapshot",
+    "Submission",
+    "TreeSize",
+    "check_quiescent",
+    "check_revert_progress",
+    "check_safety",
+    "engine_machine",
+    "image_effect",
+    "image_leftovers",
+    "image_of",
+    "image_scenario",
+    "measure",
+    "multiset_less",
+    "no_effect",
+    "revert_failed_resources",
+    "take_snapshot",
+    "tick_bound",
+    "tree_submissions",
+    "unique_names",
+    "vm_submissions",
+]

@@ -1,0 +1,130 @@
+"""An agent whose tasks end only when the test says how: the property suite's remote side.
+
+Every answer a real agent can give is a rule the suite can choose at any moment: a task
+succeeds, fails, ends unknown, or is forgotten; a call raises; the process dies half-way
+through a call, after the agent acted and before the engine committed. The `resources` set is
+the ground truth the leftover check compares the engine's records against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agents.protocol import AgentError
+from ..host_status import HostResult, HostStatus, TaskReport
+
+# What a task does to the world when its work takes effect (a copy that lands, a delete).
+Effect = Callable[[str, Mapping[str, Any], set[str]], None]
+# The outcome the agent gives a task when nobody chose one: used to drive a run to its end.
+Autopilot = Callable[[str, Mapping[str, Any]], HostResult]
+
+
+def no_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:
+    """For agents whose tasks change nothing the test keeps track of."""
+
+
+class AgentCrash(BaseException):
+    """The engine's process died inside an agent call: nothing catches it, nothing after runs."""
+
+
+@dataclass
+class ControlledTask:
+    verb: str
+    parameters: Mapping[str, Any]
+    report: TaskReport | None = None  # None while running
+    forgotten: bool = False
+
+
+@dataclass
+class ControlledAgent:
+    effect: Effect = no_effect
+    resources: set[str] = field(default_factory=set)
+    tasks: dict[str, ControlledTask] = field(default_factory=dict)
+    # Resources whose compensating tasks fail whatever anyone chooses (a revert that cannot work).
+    doomed: set[str] = field(default_factory=set)
+    # The next `hiccups` calls raise AgentError (a transient outage).
+    hiccups: int = 0
+    # Counts calls down; the call that brings it to zero acts and then kills the engine.
+    die_in_call: int | None = None
+    autopilot: Autopilot | None = None
+    # Which verbs compensate, and which resource a task touches: how `doomed` is applied.
+    compensation_verbs: frozenset[str] = frozenset()
+    resource_of: Callable[[str, Mapping[str, Any]], str | None] = lambda verb, params: None
+
+    # ------------------------------------------------------------------ the Agent protocol
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        self._enter("start")
+        if task_id not in self.tasks:
+            self.tasks[task_id] = ControlledTask(verb, dict(parameters))
+        self._leave()
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        self._enter("poll")
+        answer: dict[str, TaskReport] = {}
+        for task_id in task_ids:
+            task = self.tasks.get(task_id)
+            if task is None or task.forgotten:
+                continue
+            if task.report is None and self.autopilot is not None:
+                self.finish(task_id, self.autopilot(task.verb, task.parameters), effect=True)
+            answer[task_id] = task.report or TaskReport(HostStatus.RUNNING)
+        self._leave()
+        return answer
+
+    def clear(self, task_id: str) -> None:
+        self._enter("clear")
+        self.tasks.pop(task_id, None)
+        self._leave()
+
+    # ------------------------------------------------------------------ what the test decides
+    def running(self) -> list[str]:
+        """Ids of the tasks still running, in the order they were started: a replay of the
+        same steps picks the same task."""
+        return [i for i, t in self.tasks.items() if t.report is None and not t.forgotten]
+
+    def compensations_running(self) -> list[str]:
+        return [i for i in self.running() if self.tasks[i].verb in self.compensation_verbs]
+
+    def finish(self, task_id: str, result: HostResult, effect: bool) -> HostResult:
+        """End a running task; `effect` says whether a failed or unknown one still acted
+        (a partial copy). A doomed resource's compensation fails whatever was asked."""
+        task = self.tasks[task_id]
+        if self._doomed(task):
+            result = HostResult.FAILURE
+        if result == HostResult.SUCCESS or effect:
+            self.effect(task.verb, task.parameters, self.resources)
+        if result == HostResult.UNKNOWN:
+            task.report = TaskReport.unknown("the agent lost track of the outcome")
+        else:
+            task.report = TaskReport(HostStatus.FINISHED, result)
+        return result
+
+    def forget(self, task_id: str, effect: bool) -> None:
+        """The agent loses the task (a host reboot); its work may or may not have happened."""
+        task = self.tasks[task_id]
+        if effect and not self._doomed(task):
+            self.effect(task.verb, task.parameters, self.resources)
+        task.forgotten = True
+
+    def doom(self, task_id: str) -> None:
+        resource = self.resource_of(self.tasks[task_id].verb, self.tasks[task_id].parameters)
+        if resource is not None:
+            self.doomed.add(resource)
+
+    def _doomed(self, task: ControlledTask) -> bool:
+        return (task.verb in self.compensation_verbs
+                and self.resource_of(task.verb, task.parameters) in self.doomed)
+
+    def _enter(self, call: str) -> None:
+        if self.hiccups > 0:
+            self.hiccups -= 1
+            raise AgentError(f"controlled agent: transient failure of {call}")
+
+    def _leave(self) -> None:
+        if self.die_in_call is not None:
+            self.die_in_call -= 1
+            if self.die_in_call <= 0:
+                self.die_in_call = None
+                raise AgentCrash

@@ -1,0 +1,279 @@
+"""A Hypothesis rule-based state machine over the real engine, a real store and agents that do
+whatever the test asks: the property suite's engine room.
+
+Hypothesis chooses, step after step, among everything the world can do to the engine: submit a
+root, end a task any way an agent can, fail a compensation for a while or for good, make an
+agent call raise, let time pass, kill the engine between ticks or inside an agent call and
+recover with a new one over the same database, or just tick. After every step the persisted
+state is read back and checked (`invariants`), every committing tick must lower the
+termination measure (`termination`), and at the end the agents go on autopilot and the engine
+must reach quiescence within a bound computed from the trees' size, with nothing left behind
+but resources marked revert_failed.
+
+When a property fails, Hypothesis shrinks the run and prints it as a Python script of
+`state.rule(...)` calls that replays it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hypothesis import event, note
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from ..command_machine import CommandStatus
+from ..engine import Engine
+from ..errors import EngineDidNotSettle
+from ..host_status import HostResult
+from ..reasons import ExecutionReason
+from ..revert_state import RevertState
+from ..tick_report import TickReport
+from .controlled_agent import AgentCrash
+from .invariants import (
+    check_quiescent,
+    check_revert_progress,
+    check_safety,
+    revert_failed_resources,
+)
+from .scenario import Scenario, Submission
+from .snapshot import Snapshot, take_snapshot
+from .termination import TreeSize, measure, multiset_less, tick_bound
+
+
+@dataclass
+class ManualClock:
+    """Time moves only when the test (or the engine's sleep) moves it."""
+
+    now: float = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.001)
+
+
+RESULTS = st.sampled_from([HostResult.SUCCESS, HostResult.FAILURE, HostResult.UNKNOWN])
+PICK = st.integers(min_value=0, max_value=63)
+
+
+def _fail(problems: list[str], when: str) -> None:
+    if problems:
+        raise AssertionError(f"{when}: " + "; ".join(problems))
+
+
+def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
+    return HostResult.SUCCESS
+
+
+def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
+    """The state machine for a scenario; run it with `engine_machine(s).TestCase` in pytest."""
+
+    class EngineMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.folder = Path(tempfile.mkdtemp(prefix="endaction-property-"))
+            self.store = scenario.open_store(self.folder)
+            self.clock = ManualClock()
+            self.ids = itertools.count(1)
+            self.agents = {name: scenario.agent() for name in scenario.agent_names}
+            self.engine = self._new_engine()
+            self.roots: list[str] = []
+            self.size = TreeSize(0, 0, 0)
+            self.snap = take_snapshot(self.store, self.roots)
+            # After a restart the measure is taken as the recovered engine values the state.
+            self.fresh_clear_round = False
+
+        # ------------------------------------------------------------------ plumbing
+        def _new_engine(self) -> Engine:
+            return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
+                          clock=self.clock, sleep=self.clock.sleep,
+                          max_start_attempts=scenario.max_start_attempts,
+                          max_clear_attempts=scenario.max_clear_attempts,
+                          ids=lambda: f"{next(self.ids):032x}")
+
+        def _observe(self) -> Snapshot:
+            """Read the persisted state back; revert states must only have moved forward."""
+            snap = take_snapshot(self.store, self.roots)
+            _fail(check_revert_progress(self.snap, snap), "revert states")
+            self.snap = snap
+            return snap
+
+        def _tick(self) -> None:
+            unchanged = measure(self.snap, scenario.bounds)
+            before = measure(self.snap, scenario.bounds, self.fresh_clear_round)
+            try:
+                report = self.engine.tick()
+            except AgentCrash:
+                self._restart()
+                return
+            after = measure(self._observe(), scenario.bounds)
+            if report.committed:
+                self.fresh_clear_round = False
+                if not multiset_less(after, before):
+                    raise AssertionError(
+                        f"a committing tick did not lower the termination measure: gained "
+                        f"{dict(after - before)}, lost {dict(before - after)}")
+            elif after != unchanged:
+                raise AssertionError("a tick that committed nothing changed the database")
+
+        def _restart(self) -> None:
+            """The engine's process is gone: only the database and the agents remain."""
+            self.store.dispose()
+            self.store = scenario.open_store(self.folder)
+            self.engine = self._new_engine()
+            self.engine.recover()
+            self.fresh_clear_round = True
+            self._observe()
+
+        def _running(self, compensations: bool = False) -> list[tuple[str, str]]:
+            return [(name, task_id) for name, agent in sorted(self.agents.items())
+                    for task_id in (agent.compensations_running() if compensations
+                                    else agent.running())]
+
+        # ------------------------------------------------------------------ rules
+        @initialize(submission=scenario.submissions)
+        def first_submit(self, submission: Submission) -> None:
+            self.submit(submission)
+
+        @precondition(lambda self: len(self.roots) < scenario.max_roots)
+        @rule(submission=scenario.submissions)
+        def submit(self, submission: Submission) -> None:
+            submission = scenario.unique(submission, len(self.roots))
+            root = self.engine.submit(submission.type_name, submission.parameters,
+                                      entity=submission.entity)
+            self.roots.append(root)
+            self.size = self.size + submission.size
+            self._observe()
+
+        @rule()
+        def tick(self) -> None:
+            self._tick()
+
+        @precondition(lambda self: bool(self._running()))
+        @rule(pick=PICK, result=RESULTS, acted=st.booleans())
+        def agent_ends_task(self, pick: int, result: HostResult, acted: bool) -> None:
+            running = self._running()
+            name, task_id = running[pick % len(running)]
+            self.agents[name].finish(task_id, result, effect=acted)
+
+        @precondition(lambda self: bool(self._running()))
+        @rule(pick=PICK, acted=st.booleans())
+        def agent_forgets_task(self, pick: int, acted: bool) -> None:
+            running = self._running()
+            name, task_id = running[pick % len(running)]
+            self.agents[name].forget(task_id, effect=acted)
+
+        @precondition(lambda self: bool(self._running(compensations=True)))
+        @rule(pick=PICK)
+        def compensation_fails_once(self, pick: int) -> None:
+            running = self._running(compensations=True)
+            name, task_id = running[pick % len(running)]
+            self.agents[name].finish(task_id, HostResult.FAILURE, effect=False)
+
+        @precondition(lambda self: bool(self._running()))
+        @rule(pick=PICK)
+        def compensation_will_fail_for_good(self, pick: int) -> None:
+            """Every compensating task for this task's resource fails, now and later."""
+            running = self._running()
+            name, task_id = running[pick % len(running)]
+            self.agents[name].doom(task_id)
+
+        @rule(calls=st.integers(min_value=1, max_value=3))
+        def agent_calls_fail(self, calls: int) -> None:
+            for agent in self.agents.values():
+                agent.hiccups = calls
+
+        @rule(seconds=st.sampled_from([0.5, 2.0, 30.0]))
+        def time_passes(self, seconds: float) -> None:
+            self.clock.now += seconds
+
+        @rule()
+        def engine_crashes(self) -> None:
+            self._restart()
+
+        @rule(call=st.integers(min_value=1, max_value=4))
+        def engine_dies_inside_agent_call(self, call: int) -> None:
+            agent = self.agents[sorted(self.agents)[0]]
+            agent.die_in_call = call
+            for _ in range(3):
+                self._tick()
+                if agent.die_in_call is None:
+                    break
+            agent.die_in_call = None
+
+        # ------------------------------------------------------------------ properties
+        @invariant()
+        def safety(self) -> None:
+            _fail(check_safety(self.snap), "safety")
+
+        def teardown(self) -> None:
+            try:
+                self._finish()
+            finally:
+                self.store.dispose()
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+        def _finish(self) -> None:
+            """Let every agent answer at once and require quiescence within the bound."""
+            for agent in self.agents.values():
+                agent.hiccups, agent.die_in_call = 0, None
+                agent.autopilot = _autopilot_success
+            last = [measure(self.snap, scenario.bounds, self.fresh_clear_round)]
+
+            def check_commit(report: TickReport) -> None:
+                after = measure(self._observe(), scenario.bounds)
+                if not multiset_less(after, last[0]):
+                    raise AssertionError("a committing tick at teardown did not lower the "
+                                         "termination measure")
+                last[0] = after
+                _fail(check_safety(self.snap), "safety")
+
+            self.engine.on_commit = check_commit
+            bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation)
+            try:
+                ticks = self.engine.run_until_idle(max_ticks=bound, poll_interval=0.05)
+            except EngineDidNotSettle as err:
+                raise AssertionError(
+                    f"no quiescence within {bound} ticks, the bound for trees of {self.size}: "
+                    f"a rollback loop? ({err})") from err
+            snap = self._observe()
+            _fail(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
+            _fail(check_safety(snap), "safety")
+            allowed = revert_failed_resources(snap)
+            left = scenario.leftovers(snap, self.agents)
+            _fail([f"{r} was left behind and not marked revert_failed"
+                   for r in sorted(left - allowed)], "leftovers")
+            for revert in snap.reverts.values():
+                owner = snap.commands.get(revert.owner)
+                if revert.state == RevertState.REVERT_FAILED and owner is not None and \
+                        owner.status != CommandStatus.ROLLBACK_FAILED:
+                    raise AssertionError(f"{revert.resource} is revert_failed but its command "
+                                         f"{owner.id} says {owner.status}")
+            if not currently_in_test_context():
+                return  # replayed by hand, outside Hypothesis: nothing to report to
+            note(f"quiescent after {ticks} ticks (bound {bound}); revert_failed: "
+                 f"{sorted(allowed) or 'none'}")
+            event(f"left revert_failed resources: {'yes' if allowed else 'no'}")
+            opposite = sum(c.execution_reason == ExecutionReason.ROLLBACK_FLOW
+                           for c in snap.commands.values())
+            event(f"opposite commands run: {'none' if not opposite else 'some'}")
+            for root in self.roots:
+                event(f"root ended {snap.commands[root].status}")
+
+    EngineMachine.__name__ = EngineMachine.__qualname__ = "EngineMachine"
+    return EngineMachine

@@ -1,0 +1,67 @@
+"""The Scenario for the example's commands: images copied and removed on a storage agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+from ..agents.simulated import COPY_VERB, DELETE_VERB
+from ..command_machine import CommandStatus
+from ..compensation_policy import RevertPolicy
+from ..example.tree_commands import tree_registry
+from ..example.vm_commands import STORAGE_AGENT
+from ..store_protocol import Store
+from .controlled_agent import ControlledAgent
+from .scenario import Scenario
+from .snapshot import Snapshot
+from .strategies import tree_submissions, unique_names, vm_submissions
+
+
+def image_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:
+    image = parameters.get("image")
+    if not isinstance(image, str):
+        return
+    if verb == COPY_VERB:
+        resources.add(image)
+    elif verb == DELETE_VERB:
+        resources.discard(image)
+
+
+def image_of(verb: str, parameters: Mapping[str, Any]) -> str | None:
+    image = parameters.get("image")
+    return image if isinstance(image, str) else None
+
+
+def image_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> set[str]:
+    """Images on the storage or in the inventory that no successfully created tree owns."""
+    succeeded = {i for i, c in snap.commands.items()
+                 if c.parent_id is None and c.status == CommandStatus.ENDED_SUCCESS}
+    root_of_image = {str(t.parameters["image"]): t.root_command_id for t in snap.tasks.values()
+                     if t.verb == COPY_VERB and "image" in t.parameters}
+    root_of_image.update((row.id, row.root_id) for row in snap.images)
+    present = {row.id for row in snap.images}
+    for agent in agents.values():
+        present |= agent.resources
+    return {image for image in present if root_of_image.get(image) not in succeeded}
+
+
+def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy | None = None,
+                   max_roots: int = 3) -> Scenario:
+    """VMs of 1..8 disks and BuildTree trees up to 3 levels deep, on one storage agent."""
+    return Scenario(
+        registry=tree_registry,
+        submissions=st.one_of(vm_submissions(8), tree_submissions(3)),
+        open_store=open_store,
+        agent_names=(STORAGE_AGENT,),
+        effect=image_effect,
+        resource_of=image_of,
+        compensation_verbs=frozenset({DELETE_VERB}),
+        leftovers=image_leftovers,
+        unique=unique_names,
+        policy=policy or RevertPolicy(backoff_seconds=1.0),
+        max_depth=5,
+        max_roots=max_roots,
+    )

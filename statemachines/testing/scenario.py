@@ -1,0 +1,77 @@
+"""What a property run is about: your commands, your agents' effects, your leftovers.
+
+The suite's machinery (rules, invariants, measure) is generic; a Scenario tells it what to
+submit and how to recognise that something was left behind, so the same proof runs against
+the example's commands and against yours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis.strategies import SearchStrategy
+
+from ..command import CommandRegistry
+from ..compensation_policy import RevertPolicy
+from ..revert_state import ResourceRef
+from ..store_protocol import Store
+from .controlled_agent import ControlledAgent, Effect, no_effect
+from .snapshot import Snapshot
+from .termination import Bounds, TreeSize
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A root command to submit, with how large its tree can grow (for the tick bound)."""
+
+    type_name: str
+    parameters: Mapping[str, Any]
+    size: TreeSize
+    entity: ResourceRef | None = None
+
+
+def _same(submission: Submission, index: int) -> Submission:
+    return submission
+
+
+def _nothing_left(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> set[str]:
+    return set()
+
+
+def _no_resource(verb: str, parameters: Mapping[str, Any]) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    registry: Callable[[], CommandRegistry]
+    submissions: SearchStrategy[Submission]
+    # Opens (or reopens, after a crash) the store in a fresh folder owned by the run.
+    open_store: Callable[[Path], Store]
+    agent_names: tuple[str, ...] = ("storage",)
+    effect: Effect = no_effect
+    resource_of: Callable[[str, Mapping[str, Any]], str | None] = _no_resource
+    compensation_verbs: frozenset[str] = frozenset()
+    # Resources that exist (on an agent or in your inventory) though no successful root owns
+    # them; the run fails unless each is also marked revert_failed.
+    leftovers: Callable[[Snapshot, Mapping[str, ControlledAgent]], set[str]] = _nothing_left
+    # Gives the n-th submission of a run its own names: resources are not reused in a run.
+    unique: Callable[[Submission, int], Submission] = _same
+    policy: RevertPolicy = field(default_factory=lambda: RevertPolicy(backoff_seconds=1.0))
+    max_depth: int = 8
+    max_roots: int = 3
+    tasks_per_compensation: int = 1
+    max_start_attempts: int = 5
+    max_clear_attempts: int = 5
+
+    @property
+    def bounds(self) -> Bounds:
+        return Bounds(self.max_depth, self.policy.max_attempts, self.max_start_attempts,
+                      self.max_clear_attempts)
+
+    def agent(self) -> ControlledAgent:
+        return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,
+                               resource_of=self.resource_of)

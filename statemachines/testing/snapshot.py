@@ -1,0 +1,54 @@
+"""Everything persisted about a set of roots, read back from the store after a step.
+
+The invariants and the termination measure are computed from this and nothing else: what
+survives a crash is what the database holds, so that is what the proofs are about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..inventory import ImageRow
+from ..records import CommandRecord, HistoryEntry, TaskRecord
+from ..revert_state import ResourceRef, ResourceRevert
+from ..store_protocol import Store
+
+RevertKey = tuple[ResourceRef, str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    commands: dict[str, CommandRecord]
+    tasks: dict[str, TaskRecord]
+    history: list[HistoryEntry]
+    reverts: dict[RevertKey, ResourceRevert]
+    images: list[ImageRow]
+
+    def depth(self, command: CommandRecord) -> int:
+        depth = 0
+        while command.parent_id is not None:
+            parent = self.commands.get(command.parent_id)
+            if parent is None:
+                break
+            command, depth = parent, depth + 1
+        return depth
+
+    def revert_of(self, command: CommandRecord) -> ResourceRevert | None:
+        if command.entity_type is None or command.entity_id is None:
+            return None
+        resource = ResourceRef(command.entity_type, command.entity_id)
+        return self.reverts.get((resource, command.id), ResourceRevert(resource, command.id))
+
+
+def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:
+    commands: dict[str, CommandRecord] = {}
+    tasks: dict[str, TaskRecord] = {}
+    history: list[HistoryEntry] = []
+    for root_id in root_ids:
+        root_commands, root_tasks = store.tree(root_id)
+        commands.update((c.id, c) for c in root_commands)
+        tasks.update((t.id, t) for t in root_tasks)
+        history += store.history_of_root(root_id)
+    reverts = {(r.resource, r.owner): r for r in store.reverts()}
+    return Snapshot(commands, tasks, history, reverts, store.images())

@@ -1,0 +1,36 @@
+"""The property suite: no rollback loops forever, nothing is left behind, across crashes.
+
+Hypothesis drives the real engine, a real SQLite file and a controlled storage agent through
+arbitrary interleavings of submissions, agent answers (success, failure, unknown, forgotten),
+compensations that fail for a while or for good, agent outages, time, crashes between ticks
+and inside agent calls, and recoveries (`statemachines.testing.engine_machine`). After every
+step the persisted state is checked:
+
+- no command is ended twice, and none reaches a terminal state twice;
+- a ROLLBACK_FLOW command never takes the success path;
+- a resource is compensated successfully at most once;
+- revert states only move forward (none -> reverting -> reverted | revert_failed);
+- every task row belongs to a command, and no live task belongs to an ended one.
+
+Termination: a well-founded measure over the persisted state, the Dershowitz-Manna multiset of
+per-object ranks (flow, level, compensation credits, steps left) defined in
+`statemachines.testing.termination`, strictly decreases at every committing tick. At teardown
+the agents answer at once and `run_until_idle` must reach quiescence within a bound computed
+from the trees' size; every command is then terminal, and nothing is left on the storage or in
+the inventory except resources marked revert_failed, which are reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from persistence import open_store
+from statemachines.store_protocol import Store
+from statemachines.testing import engine_machine, image_scenario
+
+
+def sqlite_file(folder: Path) -> Store:
+    return open_store(str(folder / "endaction.db"))
+
+
+TestEngineProperties = engine_machine(image_scenario(sqlite_file)).TestCase

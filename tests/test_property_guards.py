@@ -1,0 +1,57 @@
+"""Tests of the tests: with either loop guard switched off, the property suite must find the
+loop it claims to exclude, and print it as a script that replays it.
+
+Without the revert-state guard a compensation that keeps failing is started again forever: the
+termination measure stops decreasing (or the run never settles). Without the existence guard a
+parent and its child that name the same resource both compensate it: a double compensation.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from statemachines import RevertPolicy
+from statemachines.testing import engine_machine, image_scenario
+from tests.test_properties import sqlite_file
+
+# Derandomized, so the counterexample is found the same way on every run.
+SEARCH = settings(max_examples=400, stateful_step_count=40, derandomize=True, deadline=None,
+                  phases=[Phase.explicit, Phase.generate],
+                  print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _counterexample(policy: RevertPolicy) -> AssertionError:
+    machine = engine_machine(image_scenario(sqlite_file, policy=policy))
+    with pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(machine, settings=SEARCH)
+    return caught.value
+
+
+def _script(error: BaseException) -> str:
+    return "\n".join(getattr(error, "__notes__", []))
+
+
+def test_the_suite_has_no_counterexample_with_both_guards_on() -> None:
+    """The control: the same search, guards on, finds nothing (so the failures below are the
+    guards' doing, not the search's)."""
+    machine = engine_machine(image_scenario(sqlite_file, policy=RevertPolicy(backoff_seconds=1)))
+    run_state_machine_as_test(machine, settings=settings(SEARCH, max_examples=100))
+
+
+def test_without_the_revert_state_guard_the_suite_finds_an_endless_rollback() -> None:
+    error = _counterexample(RevertPolicy(backoff_seconds=1, revert_state_guard=False))
+    message = str(error)
+    assert ("did not lower the termination measure" in message
+            or "no quiescence within" in message), message
+    script = _script(error)
+    assert "state = EngineMachine()" in script and "state.teardown()" in script, script
+    assert "compensation_will_fail_for_good" in script or "compensation_fails_once" in script
+
+
+def test_without_the_existence_guard_the_suite_finds_a_double_compensation() -> None:
+    error = _counterexample(RevertPolicy(backoff_seconds=1, existence_guard=False))
+    assert "was compensated successfully 2 times" in str(error), str(error)
+    script = _script(error)
+    assert "'shared': True" in script, script  # a child naming its parent's resource
