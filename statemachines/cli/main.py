@@ -1,4 +1,4 @@
-"""`endaction demo` and `endaction resume`.
+"""The `endaction` group: `demo` and `resume` here, the read-only views in their own modules.
 
 Exit status: 0 when the run reached a terminal state and nothing was left behind (a cleanly
 rolled-back failure included), 3 when something was left behind, 2 for bad usage, 1 when the
@@ -25,6 +25,7 @@ from ..example import add_vm_parameters
 from ..example.vm_commands import AddVmFromTemplate
 from ..tick_report import TickReport
 from .demo_world import TEMPLATE_BYTES, DemoWorld, StorageMismatch, open_world, template_name
+from .diagrams_cmd import diagrams
 from .progress import PlainProgress
 from .run_report import EXIT_USAGE, build_report, exit_code, render_text
 
@@ -149,6 +150,9 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
             world.engine.run_until_idle()
         code = _finish(world, root_id, as_json)
     sys.exit(code)
+
+
+cli.add_command(diagrams)
 
 
 def main() -> None:
