@@ -26,6 +26,7 @@ from ..example.vm_commands import AddVmFromTemplate
 from ..tick_report import TickReport
 from .demo_world import TEMPLATE_BYTES, DemoWorld, StorageMismatch, open_world, template_name
 from .diagrams_cmd import diagrams
+from .inspect_cmd import history, status, trace
 from .progress import PlainProgress
 from .run_report import EXIT_USAGE, build_report, exit_code, render_text
 
@@ -152,7 +153,8 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     sys.exit(code)
 
 
-cli.add_command(diagrams)
+for view in (diagrams, status, history, trace):
+    cli.add_command(view)
 
 
 def main() -> None:
