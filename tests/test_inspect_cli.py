@@ -169,3 +169,19 @@ def test_text_views_are_plain_when_piped(demo: dict[str, Any]) -> None:
     assert "rolling_back -> ended_failure" in history.stdout.replace("  ", " ")
     trace = cli("trace", removal, "--db", demo["db"], "--out", str(demo["folder"] / "t"))
     assert "ending --end--> rolling_back" in trace.stdout
+
+
+def test_status_text_is_coloured_by_state() -> None:
+    from statemachines.cli.inspect_views import render_status
+
+    def node(id_: str, status: str, children: list[dict[str, Any]],
+             compensates: str | None = None) -> dict[str, Any]:
+        return {"id": id_, "type": "T", "status": status, "execution_reason": "REGULAR_FLOW",
+                "compensates": compensates, "outcome": None, "error": None, "entity": None,
+                "tasks": [], "children": children}
+
+    text = render_status({"command": node("root", "rolling_back", [
+        node("a", "ended_success", []), node("b", "ended_failure", [], compensates="a")])})
+    assert "\x1b[33mrolling_back\x1b[0m" in text
+    assert "\x1b[32mended_success\x1b[0m" in text
+    assert "[ROLLBACK_FLOW] \x1b[31mended_failure\x1b[0m" in text

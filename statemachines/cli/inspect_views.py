@@ -53,7 +53,8 @@ def locate(store: SqlStore, object_id: str) -> Located:
 def coloured(state: str) -> str:
     """The state in its colour; click.echo drops the colour when stdout is not a terminal."""
     colour = STATE_COLOURS.get(state)
-    return click.style(state, fg=colour, bold=state == "rollback_failed") if colour else state
+    bold = True if state == "rollback_failed" else None
+    return click.style(state, fg=colour, bold=bold) if colour else state
 
 
 # ---------------------------------------------------------------------------------- status

@@ -41,7 +41,8 @@ class Drawing:
     notes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def drawing_of(shared: SharedMachine, name: str | None = None) -> Drawing:
+def drawing_of(shared: SharedMachine, name: str | None = None,
+               title: str | None = None) -> Drawing:
     """The diagram of a shared machine, from the Machine the engine fires."""
     edges: list[Edge] = []
     notes: dict[str, tuple[str, str]] = {}
@@ -58,7 +59,7 @@ def drawing_of(shared: SharedMachine, name: str | None = None) -> Drawing:
                     notes[_name(condition.func)] = (str(source), _meaning(condition.func))
     return Drawing(
         name=name or shared.kind,
-        title=f"{shared.kind} machine",
+        title=title or f"{shared.kind} machine",
         states=shared.states,
         initial=shared.initial,
         edges=tuple(edges),

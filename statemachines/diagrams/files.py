@@ -43,7 +43,7 @@ def machine_drawings() -> list[Drawing]:
     return [
         drawing_of(COMMAND_MACHINE, "command"),
         drawing_of(TASK_MACHINE, "task"),
-        drawing_of(HOST_MACHINE, "host_status"),
+        drawing_of(HOST_MACHINE, "host_status", "host status machine (as the agent reports it)"),
         seed_flow_drawing(),
     ]
 

@@ -140,7 +140,7 @@ def _ends(record: CommandRecord, command: Any, ctx: _Recorder,
                                          ExecutionReason.ROLLBACK_FLOW, resource)))
     if on_success == FAILURE:
         edges.append(Edge("end", record.type, FAILURE,
-                          label="end, always: even after its work succeeded"))
+                          label="end [ROLLBACK_FLOW]: failure, even after its work succeeded"))
     elif on_failure == FAILURE:
         edges.append(Edge("end", record.type, FAILURE, label="end [work failed]"))
     return edges
