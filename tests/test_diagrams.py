@@ -183,3 +183,15 @@ def test_readme_blocks_are_rewritten_in_order() -> None:
     assert mermaid_blocks(embed_mermaid(text, ["x\n", "y\n"])) == ["x\n", "y\n"]
     with pytest.raises(ReadmeMismatch, match="1 ```mermaid block"):
         embed_mermaid("```mermaid\nonly\n```", ["x\n", "y\n"])
+
+
+def test_without_the_graphviz_package_dot_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transitions would silently draw Mermaid instead; a .dot file must never hold that."""
+    from transitions.extensions import diagrams_graphviz
+
+    from statemachines.errors import EndactionError
+
+    monkeypatch.setattr(diagrams_graphviz, "pgv", None)
+    with pytest.raises(EndactionError, match="pip install graphviz"):
+        dot_source(drawing_of(COMMAND_MACHINE))
+    assert mermaid_source(drawing_of(COMMAND_MACHINE)).startswith("---\ntitle:")

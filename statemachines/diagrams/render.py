@@ -17,6 +17,7 @@ from typing import Any, Literal
 from transitions import State
 from transitions.extensions import GraphMachine
 
+from ..errors import EndactionError
 from .drawing import Drawing
 
 Engine = Literal["mermaid", "graphviz"]
@@ -119,4 +120,9 @@ def _graph(drawing: Drawing, engine: Engine, highlight: Highlight | None) -> Any
             styles.set_previous_transition(source, dest)
         if highlight.current is not None:
             styles.set_node_style(highlight.current, "active")
-    return canvas.get_graph(title=drawing.title)
+    graph = canvas.get_graph(title=drawing.title)
+    if engine == GRAPHVIZ and not hasattr(graph, "node"):
+        # transitions falls back to Mermaid, with only a log line, when it cannot import graphviz.
+        raise EndactionError("DOT, SVG and PNG need the `graphviz` Python package, a dependency "
+                             "of endaction: pip install graphviz")
+    return graph
