@@ -62,6 +62,7 @@ def mermaid_source(drawing: Drawing, highlight: Highlight | None = None) -> str:
         lines[1] = f"title: {json.dumps(drawing.title)}"
     extra = [f"  {state} --> [*]" for state in drawing.states if state in drawing.final]
     for state, text in drawing.notes.values():
+        # Some Mermaid grammars end a statement at ';'; a comma reads the same in a note.
         extra.append(f"  note right of {state}")
         extra += [f"    {line}" for line in _wrap(text.replace(";", ","))]
         extra.append("  end note")

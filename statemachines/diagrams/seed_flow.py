@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..command import CommandRegistry
+from ..command import Command, CommandRegistry
 from ..command_machine import COMMAND_MACHINE, CommandStatus
 from ..example import add_vm_parameters, example_registry
 from ..example.vm_commands import AddVmFromTemplate
@@ -105,9 +105,8 @@ def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
         ctx = _Recorder(inventory)
         command.execute(ctx)
         for child_type, count in Counter(c.type for c in ctx.children).items():
-            many = "one per disk" if count == DISKS else f"{count}"
-            edges.append(Edge("add_child", record.type, child_type,
-                              label=f"add_child \u00d7N ({many})"))
+            many = "\u00d7N (one per disk)" if count == DISKS else f"\u00d7{count}"
+            edges.append(Edge("add_child", record.type, child_type, label=f"add_child {many}"))
             queue += [c for c in ctx.children if c.type == child_type][:1]
         for verb, agent in dict.fromkeys((t.verb, t.agent) for t in ctx.tasks):
             if verb not in states:
@@ -121,7 +120,7 @@ def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
                    final=frozenset({SUCCESS, FAILURE}), state_labels=labels)
 
 
-def _ends(record: CommandRecord, command: Any, ctx: _Recorder,
+def _ends(record: CommandRecord, command: Command, ctx: _Recorder,
           queue: list[CommandRecord]) -> list[Edge]:
     """The command's end edges as the machine decides them, and its opposite command if any."""
     edges = []
@@ -136,11 +135,12 @@ def _ends(record: CommandRecord, command: Any, ctx: _Recorder,
         if opposite is not None:
             edges.append(Edge("revert", record.type, opposite.type_name,
                               label="end [work failed]: revert, as ROLLBACK_FLOW"))
-            queue.append(replace(_record(opposite.type_name, opposite.parameters,
-                                         ExecutionReason.ROLLBACK_FLOW, resource)))
+            queue.append(_record(opposite.type_name, opposite.parameters,
+                                 ExecutionReason.ROLLBACK_FLOW, resource))
     if on_success == FAILURE:
         edges.append(Edge("end", record.type, FAILURE,
-                          label="end [ROLLBACK_FLOW]: failure, even after its work succeeded"))
+                          label=f"end [{record.execution_reason}]: failure, even after its "
+                                "work succeeded"))
     elif on_failure == FAILURE:
         edges.append(Edge("end", record.type, FAILURE, label="end [work failed]"))
     return edges
