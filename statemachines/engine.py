@@ -710,6 +710,8 @@ class Engine:
             self._fire(member, COMMAND_MACHINE, "end",
                        "work succeeded" if succeeded else "work failed")
             self._report.commands_ended += 1
+            if member.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+                self._report.compensations_ended += 1
             if member.status == C.ENDED_SUCCESS:
                 member.outcome = "succeeded"
                 command, ctx = self._hook(member, "end_successfully")

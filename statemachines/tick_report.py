@@ -18,6 +18,8 @@ class TickReport:
     commands_executed: int = 0
     commands_ended: int = 0
     compensations_started: int = 0
+    # Opposite commands whose end ran: with compensations_started, what a display shows running.
+    compensations_ended: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -31,6 +33,7 @@ class TickReport:
                 ("executed", self.commands_executed),
                 ("ended", self.commands_ended),
                 ("compensating", self.compensations_started),
+                ("compensations ended", self.compensations_ended),
                 ("cleared", self.tasks_cleared),
             )
             if value

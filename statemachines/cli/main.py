@@ -1,4 +1,4 @@
-"""`endaction demo` and `endaction resume`.
+"""The `endaction` group: `demo` and `resume` here, the read-only views in their own modules.
 
 Exit status: 0 when the run reached a terminal state and nothing was left behind (a cleanly
 rolled-back failure included), 3 when something was left behind, 2 for bad usage, 1 when the
@@ -25,7 +25,9 @@ from ..example import add_vm_parameters
 from ..example.vm_commands import AddVmFromTemplate
 from ..tick_report import TickReport
 from .demo_world import TEMPLATE_BYTES, DemoWorld, StorageMismatch, open_world, template_name
-from .progress import PlainProgress
+from .diagrams_cmd import diagrams
+from .inspect_cmd import history, status, trace
+from .progress import Progress, describe, make_progress
 from .run_report import EXIT_USAGE, build_report, exit_code, render_text
 
 DB_HELP = "SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]"
@@ -67,8 +69,8 @@ def _open(db: str | None, storage: Path | None, on_commit: Any, create: bool) ->
             "(pip install 'endaction[postgres]' for PostgreSQL)", param_hint="--db") from err
 
 
-def _finish(world: DemoWorld, root_id: str, as_json: bool) -> int:
-    report = build_report(world.store, world.agent, root_id)
+def _finish(report: dict[str, Any], as_json: bool) -> int:
+    """Print the report once the live display is closed, so the two never interleave."""
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -79,7 +81,7 @@ def _finish(world: DemoWorld, root_id: str, as_json: bool) -> int:
 class _CrashAfter:
     """Counts persisted steps and kills the process, like `kill -9`, after the K-th."""
 
-    def __init__(self, limit: int | None, progress: PlainProgress) -> None:
+    def __init__(self, limit: int | None, progress: Progress) -> None:
         self.limit = limit
         self.progress = progress
         self.steps = 0
@@ -92,7 +94,8 @@ class _CrashAfter:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def __call__(self, report: TickReport) -> None:
-        self.step(self.progress.describe(report))
+        self.progress.observe(report)
+        self.step(describe(report))
 
 
 @cli.command()
@@ -114,9 +117,9 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
         raise click.BadParameter(
             f"{', '.join(map(str, bad))} out of range: --images {count} has disks 0..{count - 1}",
             param_hint="--fail")
-    progress = PlainProgress()
+    progress = make_progress()
     crash = _CrashAfter(crash_after, progress)
-    with _world(db, storage, crash) as world:
+    with progress, _world(db, storage, crash) as world:
         sources = [template_name(i) for i in range(count)]
         for name in sources:
             world.agent.ensure_template(name, TEMPLATE_BYTES)
@@ -125,8 +128,8 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
                                       add_vm_parameters(vm, sources, fail))
         crash.step(f"submitted AddVmFromTemplate {root_id} for {vm} with {count} disk(s)")
         world.engine.run_until_idle()
-        code = _finish(world, root_id, as_json)
-    sys.exit(code)
+        report = build_report(world.store, world.agent, root_id)
+    sys.exit(_finish(report, as_json))
 
 
 @cli.command()
@@ -136,8 +139,8 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
 def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     """Recover after a crash and finish whatever was left; report the last root command."""
-    progress = PlainProgress()
-    with _world(db, storage, progress, create=False) as world:
+    progress = make_progress()
+    with progress, _world(db, storage, progress, create=False) as world:
         root_id = world.store.last_root_id()
         if root_id is None:
             click.echo(f"error: no command in {world.store.url}: nothing to resume", err=True)
@@ -147,8 +150,12 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
             progress.note("nothing left to do; reporting the last root command")
         else:
             world.engine.run_until_idle()
-        code = _finish(world, root_id, as_json)
-    sys.exit(code)
+        report = build_report(world.store, world.agent, root_id)
+    sys.exit(_finish(report, as_json))
+
+
+for view in (diagrams, status, history, trace):
+    cli.add_command(view)
 
 
 def main() -> None:

@@ -1,26 +1,157 @@
-"""Progress lines for a run, on stderr so that stdout stays one JSON document with --json."""
+"""Progress of a run, on stderr so that stdout stays one JSON document with --json.
+
+On a terminal a Rich live panel keeps running totals (tasks polling and ended, compensations
+running); anywhere else (a pipe, a log file, CI) each persisted step is one plain line, which
+is what tests and log readers can rely on.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from ..tick_report import TickReport
+
+
+class Progress(Protocol):
+    """What the CLI needs from a progress display; one is open for the length of a run."""
+
+    def __enter__(self) -> Progress: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+    def __call__(self, report: TickReport) -> None:
+        """One committed tick, when the display itself numbers the steps."""
+
+    def observe(self, report: TickReport) -> None:
+        """One committed tick, when the caller writes the step line itself (see note)."""
+
+    def note(self, text: str) -> None: ...
+
+
+def describe(report: TickReport) -> str:
+    line = report.summary()
+    if report.errors:
+        line += " | " + "; ".join(report.errors)
+    return line
+
+
+def make_progress(stream: TextIO | None = None) -> Progress:
+    """A live display when `stream` (stderr by default) is a terminal, plain lines otherwise."""
+    stream = stream or sys.stderr
+    if stream.isatty():
+        return LiveProgress(Console(file=stream))
+    return PlainProgress(stream)
 
 
 class PlainProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
 
-    def __call__(self, report: TickReport) -> None:
-        print(f"step {report.number}: {self.describe(report)}", file=self.stream, flush=True)
+    def __enter__(self) -> PlainProgress:
+        return self
 
-    @staticmethod
-    def describe(report: TickReport) -> str:
-        line = report.summary()
-        if report.errors:
-            line += " | " + "; ".join(report.errors)
-        return line
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    def __call__(self, report: TickReport) -> None:
+        print(f"step {report.number}: {describe(report)}", file=self.stream, flush=True)
+
+    def observe(self, report: TickReport) -> None:
+        """Plain lines carry no totals: the step line the caller notes says it all."""
 
     def note(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+
+
+@dataclass
+class Totals:
+    """Running totals over the ticks of one run; `polling` is the latest tick's gauge."""
+
+    steps: int = 0
+    started: int = 0
+    polling: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cleared: int = 0
+    executed: int = 0
+    ended: int = 0
+    compensations_started: int = 0
+    compensations_ended: int = 0
+    last_error: str = ""
+
+    def add(self, report: TickReport) -> None:
+        self.steps += 1
+        self.started += report.tasks_started
+        if report.tasks_polled:
+            self.polling = report.tasks_running
+        self.succeeded += report.tasks_succeeded
+        self.failed += report.tasks_failed
+        self.cleared += report.tasks_cleared
+        self.executed += report.commands_executed
+        self.ended += report.commands_ended
+        self.compensations_started += report.compensations_started
+        self.compensations_ended += report.compensations_ended
+        if report.errors:
+            self.last_error = report.errors[-1]
+
+    @property
+    def compensations_running(self) -> int:
+        return self.compensations_started - self.compensations_ended
+
+
+class LiveProgress:
+    """A Rich live panel of the run's totals; notes scroll above it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.totals = Totals()
+        self.began = time.monotonic()
+        self.live = Live(self.render(), console=console, refresh_per_second=8,
+                         redirect_stdout=False, redirect_stderr=False)
+
+    def __enter__(self) -> LiveProgress:
+        self.live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.live.update(self.render(), refresh=True)
+        self.live.stop()
+
+    def __call__(self, report: TickReport) -> None:
+        self.observe(report)
+
+    def observe(self, report: TickReport) -> None:
+        self.totals.add(report)
+        self.live.update(self.render(), refresh=True)
+
+    def note(self, text: str) -> None:
+        self.console.print(Text(text, style="dim"))
+
+    def render(self) -> RenderableType:
+        t = self.totals
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("ticks", f"{t.steps}   [dim]{time.monotonic() - self.began:.1f} s[/dim]")
+        grid.add_row("tasks", f"[cyan]polling {t.polling}[/cyan] · started {t.started} · "
+                              f"[green]ended ok {t.succeeded}[/green] · "
+                              f"[red]ended failed {t.failed}[/red] · cleared {t.cleared}")
+        grid.add_row("commands", f"executed {t.executed} · ended {t.ended}")
+        grid.add_row("compensations",
+                      f"[yellow]running {t.compensations_running}[/yellow] · "
+                      f"started {t.compensations_started} · ended {t.compensations_ended}")
+        if t.last_error:
+            grid.add_row("last error", Text(t.last_error, style="red"))
+        return Group(grid)

@@ -1,0 +1,50 @@
+"""`endaction diagrams`: the machines' pictures, drawn from the definitions the engine runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..diagrams import (
+    DEFAULT_FORMATS,
+    FORMATS,
+    GraphvizMissing,
+    machine_drawings,
+    mermaid_source,
+    parse_formats,
+    write_drawings,
+)
+from ..diagrams.readme import ReadmeMismatch, embed_mermaid
+
+
+def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
+    try:
+        return parse_formats(text, allowed)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--format") from err
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("diagrams"), show_default=True, help="directory to write into")
+@click.option("--format", "formats", default=",".join(DEFAULT_FORMATS), show_default=True,
+              help=f"comma-separated, from {', '.join(FORMATS)} (svg and png need Graphviz)")
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="also rewrite this Markdown file's ```mermaid blocks, in order")
+def diagrams(out: Path, formats: str, readme: Path | None) -> None:
+    """Draw the command, task and host status machines and the seed's flow."""
+    chosen = formats_option(formats)
+    drawings = machine_drawings()
+    try:
+        written = write_drawings(drawings, out, chosen)
+        if readme is not None:
+            text = readme.read_text()
+            updated = embed_mermaid(text, [mermaid_source(d) for d in drawings])
+            if updated != text:
+                readme.write_text(updated)
+                written.append(readme)
+    except (GraphvizMissing, ReadmeMismatch) as err:
+        raise click.ClickException(str(err)) from err
+    for path in written:
+        click.echo(str(path))

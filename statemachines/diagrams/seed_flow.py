@@ -1,0 +1,146 @@
+"""The seed's flow (AddVmFromTemplate, its clones, the ROLLBACK_FLOW RemoveImage) as a diagram.
+
+It is not drawn by hand: the example's own hooks run against a recording context, and the
+command machine itself decides each end. If CreateCloneOfTemplate stopped naming RemoveImage
+as its opposite, or the override guard let a ROLLBACK_FLOW command succeed, the diagram
+would change with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..command import Command, CommandRegistry
+from ..command_machine import COMMAND_MACHINE, CommandStatus
+from ..example import add_vm_parameters, example_registry
+from ..example.vm_commands import AddVmFromTemplate
+from ..inventory import ImageRow
+from ..reasons import ExecutionReason
+from ..records import CommandRecord, TaskRecord, freeze
+from ..revert_state import ResourceRef
+from .drawing import Drawing, Edge
+
+DISKS = 3
+SUCCESS = CommandStatus.ENDED_SUCCESS.value
+FAILURE = CommandStatus.ENDED_FAILURE.value
+
+
+class _Inventory:
+    def __init__(self) -> None:
+        self.rows: dict[str, ImageRow] = {}
+
+    def get(self, image_id: str) -> ImageRow | None:
+        return self.rows.get(image_id)
+
+    def add(self, image: ImageRow) -> None:
+        self.rows.setdefault(image.id, image)
+
+    def set_status(self, image_id: str, status: str) -> None:
+        if image_id in self.rows:
+            self.rows[image_id] = replace(self.rows[image_id], status=status)
+
+    def remove(self, image_id: str) -> bool:
+        return self.rows.pop(image_id, None) is not None
+
+
+@dataclass
+class _Recorder:
+    """A CommandContext that remembers what a hook asked for instead of doing it."""
+
+    images: _Inventory
+    work_succeeded: bool = True
+    now: float = 0.0
+    children: list[CommandRecord] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+    def add_child(self, type_name: str, parameters: Mapping[str, Any],
+                  entity: ResourceRef | None = None) -> CommandRecord:
+        child = _record(type_name, parameters, ExecutionReason.REGULAR_FLOW, entity)
+        self.children.append(child)
+        return child
+
+    def start_task(self, agent: str, verb: str, parameters: Mapping[str, Any],
+                   entities: Iterable[ResourceRef] = ()) -> TaskRecord:
+        task = TaskRecord(f"task{len(self.tasks)}", "", "", agent, verb, freeze(parameters),
+                          tuple((e.type, e.id) for e in entities))
+        self.tasks.append(task)
+        return task
+
+
+def _record(type_name: str, parameters: Mapping[str, Any], reason: ExecutionReason,
+            entity: ResourceRef | None = None) -> CommandRecord:
+    return CommandRecord(
+        id=type_name, root_id="root", parent_id=None, end_group_id="root", type=type_name,
+        execution_reason=reason, parameters=freeze(parameters),
+        entity_type=entity.type if entity else None, entity_id=entity.id if entity else None)
+
+
+def _end(record: CommandRecord, work_succeeded: bool) -> str:
+    """Where the command machine takes this command's end, for one verdict of its group."""
+    trial = replace(record, status=CommandStatus.ENDING.value, work_succeeded=work_succeeded)
+    COMMAND_MACHINE.fire(trial, "end")
+    return SUCCESS if trial.status == SUCCESS else FAILURE
+
+
+def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
+    registry = registry or example_registry()
+    inventory = _Inventory()
+    sources = [f"template-disk{i}" for i in range(DISKS)]
+    root = _record(AddVmFromTemplate.type_name, add_vm_parameters("vm", sources),
+                   ExecutionReason.REGULAR_FLOW)
+    states: list[str] = []
+    labels: dict[str, str] = {}
+    edges: list[Edge] = []
+    queue = [root]
+    while queue:
+        record = queue.pop(0)
+        if record.type in states:
+            continue
+        states.append(record.type)
+        labels[record.type] = f"{record.type}\n{record.execution_reason}"
+        command = registry.get(record.type)(record)
+        ctx = _Recorder(inventory)
+        command.execute(ctx)
+        for child_type, count in Counter(c.type for c in ctx.children).items():
+            many = "\u00d7N (one per disk)" if count == DISKS else f"\u00d7{count}"
+            edges.append(Edge("add_child", record.type, child_type, label=f"add_child {many}"))
+            queue += [c for c in ctx.children if c.type == child_type][:1]
+        for verb, agent in dict.fromkeys((t.verb, t.agent) for t in ctx.tasks):
+            if verb not in states:
+                states.append(verb)
+                labels[verb] = f"task {verb}\non agent {agent!r}"
+            edges.append(Edge("start_task", record.type, verb, label="start_task"))
+        edges += _ends(record, command, ctx, queue)
+    states += [SUCCESS, FAILURE]
+    return Drawing(name="seed_flow", title="seed flow: AddVmFromTemplate and its rollback",
+                   states=tuple(states), initial=root.type, edges=tuple(edges),
+                   final=frozenset({SUCCESS, FAILURE}), state_labels=labels)
+
+
+def _ends(record: CommandRecord, command: Command, ctx: _Recorder,
+          queue: list[CommandRecord]) -> list[Edge]:
+    """The command's end edges as the machine decides them, and its opposite command if any."""
+    edges = []
+    on_success, on_failure = _end(record, True), _end(record, False)
+    if on_success == SUCCESS:
+        edges.append(Edge("end", record.type, SUCCESS, label="end [work succeeded]"))
+    rollback = record.execution_reason == ExecutionReason.ROLLBACK_FLOW
+    resource = command.reverted_resource()
+    ctx.work_succeeded = False
+    if not rollback and resource is not None and command.resource_exists(ctx, resource):
+        opposite = command.revert(ctx)
+        if opposite is not None:
+            edges.append(Edge("revert", record.type, opposite.type_name,
+                              label="end [work failed]: revert, as ROLLBACK_FLOW"))
+            queue.append(_record(opposite.type_name, opposite.parameters,
+                                 ExecutionReason.ROLLBACK_FLOW, resource))
+    if on_success == FAILURE:
+        edges.append(Edge("end", record.type, FAILURE,
+                          label=f"end [{record.execution_reason}]: failure, even after its "
+                                "work succeeded"))
+    elif on_failure == FAILURE:
+        edges.append(Edge("end", record.type, FAILURE, label="end [work failed]"))
+    return edges
