@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -24,8 +24,6 @@ from statemachines import (
     HostResult,
     Plan,
     RevertPolicy,
-    SimulatedAgent,
-    TaskReport,
     TickReport,
 )
 from statemachines.example import add_vm_parameters, example_registry
@@ -42,6 +40,7 @@ from statemachines.testing import (
     take_snapshot,
     tick_bound,
 )
+from tests.worlds import Died, DyingAgent
 
 
 class Copy(Enum):
@@ -90,18 +89,12 @@ def outcome_worlds(disks: int) -> Iterator[World]:
             yield World(copies, removals)
 
 
-class Died(BaseException):
-    """The engine's process died: nothing catches it."""
-
-
 @dataclass
-class WorldAgent(SimulatedAgent):
-    """The simulated agent, told by the world how every task ends, that can kill the engine
-    inside its n-th call after acting."""
+class WorldAgent(DyingAgent):
+    """The simulated agent, told by the world how every task ends (and when to kill the
+    engine)."""
 
     world: World | None = None
-    die_in_call: int | None = None
-    calls: int = 0
     removals_started: Counter[str] = field(default_factory=Counter)
 
     def plan(self, verb: str, parameters: Mapping[str, Any]) -> Plan:
@@ -118,25 +111,6 @@ class WorldAgent(SimulatedAgent):
                  (removal == Removal.FAILS_ONCE
                   and self.removals_started[str(parameters["image"])] == 1))
         return Plan(result=HostResult.FAILURE if fails else HostResult.SUCCESS)
-
-    def _called(self) -> None:
-        self.calls += 1
-        if self.die_in_call is not None and self.calls == self.die_in_call:
-            self.die_in_call = None
-            raise Died
-
-    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
-        super().start(task_id, verb, parameters)
-        self._called()
-
-    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
-        answer = super().poll(task_ids)
-        self._called()
-        return answer
-
-    def clear(self, task_id: str) -> None:
-        super().clear(task_id)
-        self._called()
 
 
 @dataclass

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from persistence import open_store
-from statemachines import SimulatedAgent, TaskReport, TickReport
-from tests.worlds import World
+from statemachines import TickReport
+from tests.worlds import Died, DyingAgent, World
 
 
 class Crash(BaseException):
@@ -61,43 +59,16 @@ def test_crash_after_every_persisted_step_leaves_nothing_behind(tmp_path: Path) 
         assert set(ends.values()) == {1}, f"a command ended twice (crash after step {crash_at})"
 
 
-class _DyingAgent(SimulatedAgent):
-    """Dies in the middle of its n-th call: after the agent acted, before the engine committed."""
-
-    def __init__(self, die_at: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.die_at = die_at
-
-    def _maybe_die(self) -> None:
-        self.calls += 1
-        if self.calls == self.die_at:
-            raise Crash
-
-    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
-        super().start(task_id, verb, parameters)
-        self._maybe_die()
-
-    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
-        answer = super().poll(task_ids)
-        self._maybe_die()
-        return answer
-
-    def clear(self, task_id: str) -> None:
-        super().clear(task_id)
-        self._maybe_die()
-
-
 def test_crash_between_agent_call_and_commit(tmp_path: Path) -> None:
     baseline = _baseline(tmp_path)
     for die_at in range(1, 30):
-        agent = _DyingAgent(die_at)
+        agent = DyingAgent(die_in_call=die_at)
         world = World(open_store(str(tmp_path / f"mid-{die_at}.db")), agent=agent)
         engine = world.engine()
         root = world.submit_vm(engine, disks=3, fail=(1,))
         try:
             engine.run_until_idle()
-        except Crash:
+        except Died:
             recovered = world.engine()
             recovered.run_until_idle()
         assert world.end_state(root) == baseline, f"died in agent call {die_at}"

@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from persistence import SqlStore
-from statemachines import Engine, RevertPolicy, SimulatedAgent, TickReport
+from statemachines import Engine, RevertPolicy, SimulatedAgent, TaskReport, TickReport
 from statemachines.example import add_vm_parameters, example_registry
 from statemachines.example.vm_commands import STORAGE_AGENT
+from statemachines.testing import ManualClock
+
+FakeClock = ManualClock
+
+
+class Died(BaseException):
+    """Stands for the process dying: nothing catches it, nothing after it runs."""
 
 
 @dataclass
-class FakeClock:
-    now: float = 1_000_000.0
+class DyingAgent(SimulatedAgent):
+    """Dies in the middle of its n-th call: after the agent acted, before the engine committed."""
 
-    def __call__(self) -> float:
-        return self.now
+    die_in_call: int | None = None
+    calls: int = 0
 
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.001)
+    def _called(self) -> None:
+        self.calls += 1
+        if self.die_in_call is not None and self.calls == self.die_in_call:
+            self.die_in_call = None
+            raise Died
+
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        super().start(task_id, verb, parameters)
+        self._called()
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        answer = super().poll(task_ids)
+        self._called()
+        return answer
+
+    def clear(self, task_id: str) -> None:
+        super().clear(task_id)
+        self._called()
 
 
 @dataclass
