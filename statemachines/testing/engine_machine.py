@@ -51,7 +51,7 @@ from .invariants import (
 )
 from .scenario import Scenario, Submission
 from .snapshot import Snapshot, take_snapshot
-from .termination import TreeSize, measure, multiset_less, tick_bound
+from .termination import Measure, TreeSize, measure, multiset_less, tick_bound
 
 
 @dataclass
@@ -74,6 +74,13 @@ PICK = st.integers(min_value=0, max_value=63)
 def _fail(problems: list[str], when: str) -> None:
     if problems:
         raise AssertionError(f"{when}: " + "; ".join(problems))
+
+
+def _check_decrease(after: Measure, before: Measure, when: str) -> None:
+    if not multiset_less(after, before):
+        raise AssertionError(
+            f"a committing tick {when} did not lower the termination measure: ranks gained "
+            f"{dict(after - before)}, ranks lost {dict(before - after)}".replace("  ", " "))
 
 
 def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
@@ -124,10 +131,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             after = measure(self._observe(), scenario.bounds)
             if report.committed:
                 self.fresh_clear_round = False
-                if not multiset_less(after, before):
-                    raise AssertionError(
-                        f"a committing tick did not lower the termination measure: gained "
-                        f"{dict(after - before)}, lost {dict(before - after)}")
+                _check_decrease(after, before, "")
             elif after != unchanged:
                 raise AssertionError("a tick that committed nothing changed the database")
 
@@ -237,9 +241,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
 
             def check_commit(report: TickReport) -> None:
                 after = measure(self._observe(), scenario.bounds)
-                if not multiset_less(after, last[0]):
-                    raise AssertionError("a committing tick at teardown did not lower the "
-                                         "termination measure")
+                _check_decrease(after, last[0], "at teardown")
                 last[0] = after
                 _fail(check_safety(self.snap), "safety")
 

@@ -63,7 +63,9 @@ class Bounds:
     def task_steps(self, task: TaskRecord, fresh_clear_round: bool = False) -> int:
         clears = self.max_clear_attempts
         if task.status == T.PENDING:
-            return 4 + clears + max(0, self.max_start_attempts - task.attempts)
+            # Above a polling task with no report yet (3 + clears + 2), however many start
+            # retries are spent: the last allowed start can be accepted with no poll answer.
+            return 6 + clears + max(0, self.max_start_attempts - task.attempts)
         if task.status == T.POLLING:
             return 3 + clears + _HOST_PROGRESS.get(task.host_status, 0)
         if task.status in (T.FINISHED, T.START_FAILED):
@@ -137,7 +139,7 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
     the count; a loop would exceed any such bound."""
-    task = 4 + bounds.max_start_attempts + bounds.max_clear_attempts + 2
+    task = 6 + bounds.max_start_attempts + bounds.max_clear_attempts
     command = 5
     compensation = 1 + command + tasks_per_compensation * task
     return (size.commands * command + size.tasks * task

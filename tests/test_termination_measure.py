@@ -1,0 +1,85 @@
+"""The measure's own arithmetic: every step an object can take lowers its rank.
+
+The property suite asserts the decrease on real runs; this checks the ranks against every
+transition of the machines, retries and host-status progress included, so a change to a
+machine that the measure does not account for fails here, by name, and not only when
+Hypothesis happens to reach it. (The thorough profile found the one this file was written
+for: the last allowed start accepted with no poll answer ranked equal to its pending self.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import product
+
+import pytest
+
+from statemachines import COMMAND_MACHINE, TASK_MACHINE, TaskRecord
+from statemachines.task_machine import TaskStatus as T
+from statemachines.testing import Bounds, multiset_less
+from statemachines.testing.termination import COMMAND_STEPS
+
+BOUNDS = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5, max_clear_attempts=5)
+HOST = [None, "init", "running"]
+
+
+def _task(status: str, attempts: int = 0, host: str | None = None) -> TaskRecord:
+    return TaskRecord(id="t", command_id="c", root_command_id="c", agent="a", verb="v",
+                      parameters={}, status=status, attempts=attempts, host_status=host)
+
+
+def _steps(task: TaskRecord) -> int:
+    return BOUNDS.task_steps(task)
+
+
+def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
+    """Every write the engine can make to a task, as (before, after)."""
+    s, c = BOUNDS.max_start_attempts, BOUNDS.max_clear_attempts
+    moves = []
+    for a in range(s):  # a start that failed and will be retried; then accepted or given up
+        if a + 1 < s:
+            moves.append((_task(T.PENDING, a), _task(T.PENDING, a + 1)))
+        for host in HOST:
+            moves.append((_task(T.PENDING, a), _task(T.POLLING, 0, host)))
+        moves.append((_task(T.PENDING, a), _task(T.START_FAILED, a)))
+    for before, after in product(HOST, HOST):
+        if HOST.index(after) > HOST.index(before):
+            moves.append((_task(T.POLLING, 0, before), _task(T.POLLING, 0, after)))
+    for host in HOST:
+        moves.append((_task(T.POLLING, 0, host), _task(T.FINISHED, 0, "finished")))
+    for a in range(s):
+        moves.append((_task(T.FINISHED), _task(T.ENDING)))
+        moves.append((_task(T.START_FAILED, a), _task(T.ENDING, a)))
+    for a in range(c):
+        for source in (T.ENDING, T.CLEAR_FAILED):
+            moves.append((_task(source, a), _task(T.CLEARED, a)))
+            moves.append((_task(source, a), _task(T.CLEAR_FAILED, a + 1)))
+    return moves
+
+
+@pytest.mark.parametrize(("before", "after"), _task_moves(),
+                         ids=lambda t: f"{t.status}/{t.attempts}/{t.host_status}")
+def test_every_task_write_lowers_its_steps(before: TaskRecord, after: TaskRecord) -> None:
+    assert _steps(after) < _steps(before)
+
+
+def test_the_task_moves_cover_every_transition_of_the_task_machine() -> None:
+    covered = {(b.status, a.status) for b, a in _task_moves()}
+    machine = {(source, spec.dest) for spec in TASK_MACHINE.transitions
+               for source in spec.sources()}
+    assert machine <= covered
+
+
+def test_every_command_transition_lowers_its_steps() -> None:
+    for spec in COMMAND_MACHINE.transitions:
+        for source in spec.sources():
+            assert COMMAND_STEPS[spec.dest] < COMMAND_STEPS[source], (spec.trigger, source)
+
+
+def test_multiset_ordering() -> None:
+    big = Counter({(1, 3, 3, 5): 1})
+    children = Counter({(1, 3, 3, 4): 1, (1, 1, 3, 5): 8, (1, 2, 0, 16): 8})
+    assert multiset_less(children, big)  # one rank replaced by any number of smaller ones
+    assert not multiset_less(big, children)
+    assert not multiset_less(big, big)  # irreflexive: a step that changes nothing is caught
+    assert not multiset_less(big + Counter({(0, 0, 0, 0): 1}), big)  # adding is never lower
