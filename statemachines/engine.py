@@ -704,6 +704,9 @@ class Engine:
             member.work_succeeded = succeeded
             for task in self._tasks_by_command.get(member.id, ()):
                 if task.status in DONE_TASK_STATES:
+                    # Clears get their own budget: a task that needed start retries must not
+                    # arrive with its clear attempts already spent.
+                    task.attempts, task.retry_at = 0, 0.0
                     self._fire(task, TASK_MACHINE, "claim_end")
         ordered = _children_first(head_id, members)
         for member in ordered:

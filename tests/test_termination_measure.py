@@ -14,7 +14,16 @@ from itertools import product
 
 import pytest
 
-from statemachines import COMMAND_MACHINE, TASK_MACHINE, TaskRecord
+from statemachines import (
+    COMMAND_MACHINE,
+    TASK_MACHINE,
+    CommandRecord,
+    ExecutionReason,
+    ResourceRef,
+    ResourceRevert,
+    RevertState,
+    TaskRecord,
+)
 from statemachines.task_machine import TaskStatus as T
 from statemachines.testing import Bounds, multiset_less
 from statemachines.testing.termination import COMMAND_STEPS
@@ -83,3 +92,17 @@ def test_multiset_ordering() -> None:
     assert not multiset_less(big, children)
     assert not multiset_less(big, big)  # irreflexive: a step that changes nothing is caught
     assert not multiset_less(big + Counter({(0, 0, 0, 0): 1}), big)  # adding is never lower
+
+
+def test_credits_follow_the_revert_row_of_the_owner_not_the_entity() -> None:
+    """A command may name its resource through reverted_resource() and carry no entity: its
+    compensations must still spend its credits (found in review)."""
+    command = CommandRecord(id="c1", root_id="c1", parent_id=None, end_group_id="c1",
+                            type="Custom", execution_reason=ExecutionReason.REGULAR_FLOW,
+                            parameters={}, status="rolling_back")
+    resource = ResourceRef("disk", "d1")
+    by_owner = {"c1": ResourceRevert(resource, "c1", RevertState.REVERTING, attempts=1)}
+    assert BOUNDS.credits({}, command) == 3
+    assert BOUNDS.credits(by_owner, command) == 2
+    by_owner["c1"] = ResourceRevert(resource, "c1", RevertState.REVERTED, attempts=1)
+    assert BOUNDS.credits(by_owner, command) == 0

@@ -34,11 +34,11 @@ class Snapshot:
             command, depth = parent, depth + 1
         return depth
 
-    def revert_of(self, command: CommandRecord) -> ResourceRevert | None:
-        if command.entity_type is None or command.entity_id is None:
-            return None
-        resource = ResourceRef(command.entity_type, command.entity_id)
-        return self.reverts.get((resource, command.id), ResourceRevert(resource, command.id))
+    @property
+    def reverts_by_owner(self) -> dict[str, ResourceRevert]:
+        """Found by owner, not by a command's entity: a command may name its resource
+        through `reverted_resource()` alone. An owner has one resource."""
+        return {owner: revert for (_, owner), revert in self.reverts.items()}
 
 
 def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:

@@ -1,7 +1,8 @@
 """Hypothesis strategies for the example's commands: VMs from templates and generic trees.
 
 Names are placeholders; `unique_names` gives the n-th submission of a run its own, because
-resource names are not reused inside a run (the compensated-once property counts per name).
+resource names are not reused inside a run (the compensated-once property counts per root
+and name, and a name reused across roots would be refused by validate).
 """
 
 from __future__ import annotations

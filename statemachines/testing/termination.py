@@ -9,8 +9,8 @@ Every command and every task contributes one *rank*, a tuple compared lexicograp
 - depth is the distance from the root (opposite commands are children of what they undo) and H
   a bound on it, so whatever a command creates (children, tasks) ranks below it;
 - credits are the compensations a REGULAR_FLOW command may still start for its resource:
-  max_attempts - attempts while its revert state is none or reverting, 0 once reverted or
-  revert_failed, 0 without a resource;
+  max_attempts until it has a revert state, max_attempts - attempts while that is reverting,
+  0 once reverted or revert_failed; 0 for ROLLBACK_FLOW commands;
 - steps are the longest path left in the object's machine: for a command not_started 5,
   executing 4, waiting and execution_failed 3, ending 2, rolling_back 1, terminal 0; for a task
   the transitions left plus the start and clear retries left (a retry writes a row without
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from ..command_machine import CommandStatus as C
 from ..reasons import ExecutionReason
 from ..records import CommandRecord, TaskRecord
-from ..revert_state import RevertState
+from ..revert_state import ResourceRevert, RevertState
 from ..task_machine import TaskStatus as T
 from .snapshot import Snapshot
 
@@ -71,15 +71,23 @@ class Bounds:
         if task.status in (T.FINISHED, T.START_FAILED):
             return 2 + clears
         if task.status in (T.ENDING, T.CLEAR_FAILED):
-            attempts = 0 if fresh_clear_round and task.status == T.CLEAR_FAILED else task.attempts
+            attempts = task.attempts
+            if fresh_clear_round and task.status == T.CLEAR_FAILED and attempts >= clears:
+                attempts = 0  # a restarted engine gives exhausted clears a new round
             return 1 + max(0, clears - attempts)
         return 0  # cleared
 
-    def credits(self, snap: Snapshot, command: CommandRecord) -> int:
+    def credits(self, reverts_by_owner: dict[str, ResourceRevert],
+                command: CommandRecord) -> int:
+        """Any REGULAR_FLOW command may own a resource (through its entity or its own
+        `reverted_resource()`), so each starts with the full budget; one that never
+        compensates keeps it, unchanged, which the ordering does not mind."""
         if command.execution_reason != ExecutionReason.REGULAR_FLOW:
             return 0
-        revert = snap.revert_of(command)
-        if revert is None or revert.state in (RevertState.REVERTED, RevertState.REVERT_FAILED):
+        revert = reverts_by_owner.get(command.id)
+        if revert is None:
+            return self.max_revert_attempts
+        if revert.state in (RevertState.REVERTED, RevertState.REVERT_FAILED):
             return 0
         return max(0, self.max_revert_attempts - revert.attempts)
 
@@ -92,13 +100,14 @@ def measure(snap: Snapshot, bounds: Bounds, fresh_clear_round: bool = False) -> 
     """The multiset of ranks; `fresh_clear_round` values the state as a restarted engine does."""
     ranks: Measure = Counter()
     depths: dict[str, int] = {}
+    reverts = snap.reverts_by_owner
     for command in snap.commands.values():
         depth = depths[command.id] = snap.depth(command)
         if depth > bounds.max_depth:
             raise AssertionError(f"command {command.id} is {depth} deep, beyond the bound "
                                  f"{bounds.max_depth} the measure was built for")
         level = 2 * (bounds.max_depth - depth) + 1
-        ranks[(_flow(command.execution_reason), level, bounds.credits(snap, command),
+        ranks[(_flow(command.execution_reason), level, bounds.credits(reverts, command),
                COMMAND_STEPS[C(command.status)])] += 1
     for task in snap.tasks.values():
         owner = snap.commands.get(task.command_id)
