@@ -210,9 +210,10 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         def engine_crashes(self) -> None:
             self._restart()
 
-        @rule(call=st.integers(min_value=1, max_value=4))
-        def engine_dies_inside_agent_call(self, call: int) -> None:
-            agent = self.agents[sorted(self.agents)[0]]
+        @rule(call=st.integers(min_value=1, max_value=4), pick=PICK)
+        def engine_dies_inside_agent_call(self, call: int, pick: int) -> None:
+            names = sorted(self.agents)
+            agent = self.agents[names[pick % len(names)]]
             agent.die_in_call = call
             for _ in range(3):
                 self._tick()
