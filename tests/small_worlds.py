@@ -30,12 +30,11 @@ from statemachines.example import add_vm_parameters, example_registry
 from statemachines.testing import (
     Bounds,
     ManualClock,
+    StepChecker,
     TreeSize,
     check_quiescent,
-    check_revert_progress,
     check_safety,
-    measure,
-    multiset_less,
+    fail_on,
     revert_failed_resources,
     take_snapshot,
     tick_bound,
@@ -133,18 +132,18 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
                     max_start_attempts=5, max_clear_attempts=5)
     max_ticks = tick_bound(TreeSize(1 + disks, disks, disks), bounds, 1)
     roots: list[str] = []
-    state = {"snap": take_snapshot(store, roots), "commits": 0, "fresh": False}
+    commits = 0
+    checker: StepChecker | None = None
 
     def check_commit(report: TickReport) -> None:
-        before = measure(state["snap"], bounds, bool(state["fresh"]))  # type: ignore[arg-type]
-        snap = take_snapshot(store, roots)
-        problems = check_revert_progress(state["snap"], snap) + check_safety(snap)  # type: ignore[arg-type]
-        if not multiset_less(measure(snap, bounds), before):
-            problems.append("a commit did not lower the termination measure")
-        if problems:
-            raise AssertionError(f"{name} ({world}): " + "; ".join(problems))
-        state.update(snap=snap, commits=int(state["commits"]) + 1, fresh=False)
-        if world.crash.after_commit == state["commits"]:
+        nonlocal commits
+        assert checker is not None
+        try:
+            fail_on(check_safety(checker.committed()), "safety")
+        except AssertionError as err:
+            raise AssertionError(f"{name} ({world}): {err}") from err
+        commits += 1
+        if world.crash.after_commit == commits:
             raise Died
 
     def engine() -> Engine:
@@ -154,15 +153,15 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
     first = engine()
     sources = [f"template-disk{i}" for i in range(disks)]
     roots.append(first.submit("AddVmFromTemplate", add_vm_parameters(name, sources)))
-    state["snap"] = take_snapshot(store, roots)
+    checker = StepChecker(store, roots, bounds)
     crashed = False
     try:
         first.run_until_idle(max_ticks=max_ticks)
     except Died:
         crashed = True
-        state["fresh"] = True
         recovered = engine()
         recovered.recover()
+        checker.restarted(store)
         try:
             recovered.run_until_idle(max_ticks=max_ticks)
         except EngineDidNotSettle as err:
@@ -184,4 +183,4 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
         raise AssertionError(f"{name} ({world}): " + "; ".join(problems))
     end_state = sorted((c.type, (c.entity_id or "").replace(name, "vm"), c.status, c.outcome or "")
                        for c in snap.commands.values())
-    return Outcome(end_state, int(state["commits"]), agent.calls, crashed)
+    return Outcome(end_state, commits, agent.calls, crashed)

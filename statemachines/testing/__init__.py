@@ -13,10 +13,12 @@ from .invariants import (
     check_quiescent,
     check_revert_progress,
     check_safety,
+    fail_on,
     revert_failed_resources,
 )
 from .scenario import Scenario, Submission
 from .snapshot import Snapshot, take_snapshot
+from .step_checker import StepChecker
 from .strategies import tree_submissions, unique_names, vm_submissions
 from .termination import Bounds, TreeSize, measure, multiset_less, tick_bound
 
@@ -28,12 +30,14 @@ __all__ = [
     "ManualClock",
     "Scenario",
     "Snapshot",
+    "StepChecker",
     "Submission",
     "TreeSize",
     "check_quiescent",
     "check_revert_progress",
     "check_safety",
     "engine_machine",
+    "fail_on",
     "image_effect",
     "image_leftovers",
     "image_of",

@@ -43,15 +43,10 @@ from ..reasons import ExecutionReason
 from ..revert_state import RevertState
 from ..tick_report import TickReport
 from .controlled_agent import AgentCrash
-from .invariants import (
-    check_quiescent,
-    check_revert_progress,
-    check_safety,
-    revert_failed_resources,
-)
+from .invariants import check_quiescent, check_safety, fail_on, revert_failed_resources
 from .scenario import Scenario, Submission
-from .snapshot import Snapshot, take_snapshot
-from .termination import Measure, TreeSize, measure, multiset_less, tick_bound
+from .step_checker import StepChecker
+from .termination import TreeSize, tick_bound
 
 
 @dataclass
@@ -69,18 +64,6 @@ class ManualClock:
 
 RESULTS = st.sampled_from([HostResult.SUCCESS, HostResult.FAILURE, HostResult.UNKNOWN])
 PICK = st.integers(min_value=0, max_value=63)
-
-
-def _fail(problems: list[str], when: str) -> None:
-    if problems:
-        raise AssertionError(f"{when}: " + "; ".join(problems))
-
-
-def _check_decrease(after: Measure, before: Measure, when: str) -> None:
-    if not multiset_less(after, before):
-        raise AssertionError(
-            f"a committing tick {when} did not lower the termination measure: ranks gained "
-            f"{dict(after - before)}, ranks lost {dict(before - after)}".replace("  ", " "))
 
 
 def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
@@ -101,9 +84,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             self.engine = self._new_engine()
             self.roots: list[str] = []
             self.size = TreeSize(0, 0, 0)
-            self.snap = take_snapshot(self.store, self.roots)
-            # After a restart the measure is taken as the recovered engine values the state.
-            self.fresh_clear_round = False
+            self.checker = StepChecker(self.store, self.roots, scenario.bounds)
 
         # ------------------------------------------------------------------ plumbing
         def _new_engine(self) -> Engine:
@@ -113,27 +94,16 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                           max_clear_attempts=scenario.max_clear_attempts,
                           ids=lambda: f"{next(self.ids):032x}")
 
-        def _observe(self) -> Snapshot:
-            """Read the persisted state back; revert states must only have moved forward."""
-            snap = take_snapshot(self.store, self.roots)
-            _fail(check_revert_progress(self.snap, snap), "revert states")
-            self.snap = snap
-            return snap
-
         def _tick(self) -> None:
-            unchanged = measure(self.snap, scenario.bounds)
-            before = measure(self.snap, scenario.bounds, self.fresh_clear_round)
             try:
                 report = self.engine.tick()
             except AgentCrash:
                 self._restart()
                 return
-            after = measure(self._observe(), scenario.bounds)
             if report.committed:
-                self.fresh_clear_round = False
-                _check_decrease(after, before, "")
-            elif after != unchanged:
-                raise AssertionError("a tick that committed nothing changed the database")
+                self.checker.committed()
+            else:
+                self.checker.unchanged()
 
         def _restart(self) -> None:
             """The engine's process is gone: only the database and the agents remain."""
@@ -141,8 +111,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             self.store = scenario.open_store(self.folder)
             self.engine = self._new_engine()
             self.engine.recover()
-            self.fresh_clear_round = True
-            self._observe()
+            self.checker.restarted(self.store)
 
         def _running(self, compensations: bool = False) -> list[tuple[str, str]]:
             return [(name, task_id) for name, agent in sorted(self.agents.items())
@@ -162,7 +131,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                                       entity=submission.entity)
             self.roots.append(root)
             self.size = self.size + submission.size
-            self._observe()
+            self.checker.observe()
 
         @rule()
         def tick(self) -> None:
@@ -224,7 +193,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         # ------------------------------------------------------------------ properties
         @invariant()
         def safety(self) -> None:
-            _fail(check_safety(self.snap), "safety")
+            fail_on(check_safety(self.checker.snap), "safety")
 
         def teardown(self) -> None:
             try:
@@ -238,13 +207,9 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             for agent in self.agents.values():
                 agent.hiccups, agent.die_in_call = 0, None
                 agent.autopilot = _autopilot_success
-            last = [measure(self.snap, scenario.bounds, self.fresh_clear_round)]
 
             def check_commit(report: TickReport) -> None:
-                after = measure(self._observe(), scenario.bounds)
-                _check_decrease(after, last[0], "at teardown")
-                last[0] = after
-                _fail(check_safety(self.snap), "safety")
+                fail_on(check_safety(self.checker.committed("at teardown")), "safety")
 
             self.engine.on_commit = check_commit
             bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation)
@@ -254,12 +219,12 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                 raise AssertionError(
                     f"no quiescence within {bound} ticks, the bound for trees of {self.size}: "
                     f"a rollback loop? ({err})") from err
-            snap = self._observe()
-            _fail(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
-            _fail(check_safety(snap), "safety")
+            snap = self.checker.observe()
+            fail_on(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
+            fail_on(check_safety(snap), "safety")
             allowed = revert_failed_resources(snap)
             left = scenario.leftovers(snap, self.agents)
-            _fail([f"{r} was left behind and not marked revert_failed"
+            fail_on([f"{r} was left behind and not marked revert_failed"
                    for r in sorted(left - allowed)], "leftovers")
             for revert in snap.reverts.values():
                 owner = snap.commands.get(revert.owner)

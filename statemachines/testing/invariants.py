@@ -19,6 +19,12 @@ _TERMINAL = {s.value for s in TERMINAL_COMMAND_STATES}
 _LIVE_TASK_STATES = {TaskStatus.PENDING.value, TaskStatus.POLLING.value}
 
 
+def fail_on(problems: list[str], when: str) -> None:
+    """Raise the violations found, all of them, in one message that says what was checked."""
+    if problems:
+        raise AssertionError(f"{when}: " + "; ".join(problems))
+
+
 def check_safety(snap: Snapshot) -> list[str]:
     """The properties that must hold in every persisted state, whatever happens next."""
     return [*_no_double_end(snap), *_rollback_never_succeeds(snap),
