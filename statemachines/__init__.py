@@ -20,6 +20,7 @@ from .errors import (
 )
 from .host_status import HOST_MACHINE, HostResult, HostStatus, TaskReport
 from .inventory import ImageInventory, ImageRow, ImageStatus
+from .limits import Limits
 from .reasons import ExecutionReason
 from .records import CommandRecord, HistoryEntry, TaskRecord
 from .revert_state import ResourceRef, ResourceRevert, RevertState
@@ -51,6 +52,7 @@ __all__ = [
     "ImageRow",
     "ImageStatus",
     "InvalidParameters",
+    "Limits",
     "LocalDiskAgent",
     "Plan",
     "ResourceRef",

@@ -11,18 +11,16 @@ from .records import CommandRecord, TaskRecord
 from .revert_state import ResourceRef
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .tick import Tick
 
 
 class HookContext:
     """Children and tasks may be created only while executing: a task started by an end hook
     would belong to a command whose end already ran, and nothing would ever end it."""
 
-    def __init__(self, engine: Engine, record: CommandRecord, images: ImageInventory,
-                 phase: str) -> None:
-        self._engine = engine
+    def __init__(self, tick: Tick, record: CommandRecord, phase: str) -> None:
+        self._tick = tick
         self._record = record
-        self._images = images
         self._phase = phase
 
     def _may_spawn(self, what: str) -> None:
@@ -32,11 +30,11 @@ class HookContext:
 
     @property
     def now(self) -> float:
-        return self._engine.now
+        return self._tick.now
 
     @property
     def images(self) -> ImageInventory:
-        return self._images
+        return self._tick.tx.images
 
     @property
     def work_succeeded(self) -> bool:
@@ -49,7 +47,7 @@ class HookContext:
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
         self._may_spawn("add_child")
-        return self._engine.create_child(self._record, type_name, parameters, entity)
+        return self._tick.create_child(self._record, type_name, parameters, entity)
 
     def start_task(
         self,
@@ -59,4 +57,4 @@ class HookContext:
         entities: Iterable[ResourceRef] = (),
     ) -> TaskRecord:
         self._may_spawn("start_task")
-        return self._engine.create_task(self._record, agent, verb, parameters, entities)
+        return self._tick.create_task(self._record, agent, verb, parameters, entities)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from persistence import open_store
-from statemachines import Engine
+from statemachines import Engine, Limits
 from statemachines.example.tree_commands import tree_registry
 from statemachines.testing import ControlledAgent, ManualClock
 
@@ -18,7 +18,7 @@ def test_a_task_that_needed_start_retries_still_gets_every_clear_attempt(tmp_pat
     store = open_store(str(tmp_path / "endaction.db"))
     agent, clock = ControlledAgent(), ManualClock()
     engine = Engine(store, {"storage": agent}, tree_registry(), clock=clock, sleep=clock.sleep,
-                    max_start_attempts=5, max_clear_attempts=5)
+                    limits=Limits(max_start_attempts=5, max_clear_attempts=5))
     root = engine.submit("BuildTree", {"name": "n0", "tasks": 1, "children": []})
     engine.tick()  # executes; the task is pending
     for _ in range(5):  # every start fails: the task ends start_failed, the tree fails

@@ -1,0 +1,146 @@
+"""The agent phase of a tick: every call to an agent, made outside any transaction.
+
+An agent call can take as long as the network lets it; holding the database's write lock
+meanwhile would stall every other writer. So a tick first asks the agents (start the pending
+tasks, one batched poll per agent, clear the ended tasks) and only collects their answers here;
+the transactional phase applies them. Nothing an agent raises or answers escapes as an
+exception: it becomes an answer (a retry, a rejection, an unknown end) that the tick records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .agents.protocol import Agent, TaskRejected
+from .containment import describe
+from .engine_view import EngineView
+from .errors import UnknownAgent
+from .host_status import TaskReport
+from .limits import Limits
+from .records import TaskRecord
+from .task_machine import TaskStatus
+from .tick_report import TickReport
+
+
+@dataclass
+class AgentAnswers:
+    """What the agents said during the agent phase of a tick, applied inside its transaction."""
+
+    accepted: list[TaskRecord] = field(default_factory=list)
+    rejected: list[tuple[TaskRecord, str]] = field(default_factory=list)
+    start_retry: list[tuple[TaskRecord, str]] = field(default_factory=list)
+    reports: list[tuple[TaskRecord, TaskReport]] = field(default_factory=list)
+    cleared: list[TaskRecord] = field(default_factory=list)
+    clear_failed: list[tuple[TaskRecord, str]] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return any((self.accepted, self.rejected, self.start_retry, self.reports, self.cleared,
+                    self.clear_failed))
+
+
+class AgentCalls:
+    """Talks to the configured agents on behalf of one engine."""
+
+    def __init__(self, agents: Mapping[str, Agent], limits: Limits) -> None:
+        self.agents = dict(agents)
+        self.limits = limits
+
+    def exchange(self, view: EngineView, now: float, report: TickReport) -> AgentAnswers:
+        """Start what is pending, poll what is running, clear what has ended."""
+        answers = AgentAnswers()
+        polling: dict[str, list[TaskRecord]] = defaultdict(list)
+        fresh: set[str] = set()
+        for task in list(view.tasks.values()):
+            if task.status == TaskStatus.POLLING:
+                polling[task.agent].append(task)
+            elif not view.agent_work_due(task, now, self.limits):
+                continue
+            elif task.status == TaskStatus.PENDING:
+                # A task the agent accepts is polled in the same batch: compensations (and
+                # every other task) are watched from the tick that starts them.
+                if self._start(task, answers, report):
+                    polling[task.agent].append(task)
+                    fresh.add(task.id)
+            else:
+                self._clear(task, answers)
+        for agent_name, tasks in polling.items():
+            self._poll(agent_name, tasks, answers, fresh, report)
+        return answers
+
+    def _start(self, task: TaskRecord, answers: AgentAnswers, report: TickReport) -> bool:
+        agent = self.agents.get(task.agent)
+        if agent is None:
+            answers.rejected.append((task, str(UnknownAgent(task.agent, list(self.agents)))))
+            return False
+        try:
+            agent.start(task.id, task.verb, task.parameters)
+        except TaskRejected as err:
+            answers.rejected.append((task, f"agent {task.agent!r} rejected the task: {err}"))
+        except Exception as err:
+            message = f"agent {task.agent!r} failed to start task {task.id}: {describe(err)}"
+            report.errors.append(message)
+            if task.attempts + 1 < self.limits.max_start_attempts:
+                answers.start_retry.append((task, message))
+            elif _agent_knows(agent, task):
+                answers.accepted.append(task)  # a start that errored went through after all
+                return True
+            else:
+                answers.rejected.append((task, f"{message} (gave up after {task.attempts + 1})"))
+        else:
+            answers.accepted.append(task)
+            return True
+        return False
+
+    def _poll(self, name: str, tasks: list[TaskRecord], answers: AgentAnswers,
+              fresh: set[str], report: TickReport) -> None:
+        agent = self.agents.get(name)
+        if agent is None:
+            for task in tasks:
+                answers.reports.append((task, TaskReport.unknown(f"no agent named {name!r}")))
+            return
+        try:
+            reply = agent.poll([t.id for t in tasks])
+        except Exception as err:
+            report.errors.append(f"agent {name!r} failed to poll: {describe(err)}")
+            return
+        if not isinstance(reply, Mapping):
+            report.errors.append(
+                f"agent {name!r} answered a poll with {type(reply).__name__}, not a mapping")
+            return
+        report.tasks_polled += len(tasks)
+        for task in tasks:
+            answer = reply.get(task.id)
+            if answer is None and task.id in fresh:
+                continue  # just started: the agent may not list it yet; poll it next tick
+            if answer is None:
+                answer = TaskReport.unknown(f"agent {name!r} no longer knows task {task.id}")
+            elif not isinstance(answer, TaskReport):
+                answer = TaskReport.unknown(
+                    f"agent {name!r} answered garbage for task {task.id}: {answer!r:.200}")
+                report.errors.append(answer.message)
+            answers.reports.append((task, answer))
+
+    def _clear(self, task: TaskRecord, answers: AgentAnswers) -> None:
+        agent = self.agents.get(task.agent)
+        if agent is None:
+            answers.clear_failed.append((task, f"no agent named {task.agent!r}"))
+            return
+        try:
+            agent.clear(task.id)
+        except Exception as err:
+            answers.clear_failed.append(
+                (task, f"agent {task.agent!r} failed to clear task {task.id}: {describe(err)}"))
+        else:
+            answers.cleared.append(task)
+
+
+def _agent_knows(agent: Agent, task: TaskRecord) -> bool:
+    """Before giving up on a start, ask whether it happened anyway: declaring it failed while
+    the copy runs would let the copy land after its compensation removed the image."""
+    try:
+        reply = agent.poll([task.id])
+    except Exception:
+        return False
+    return isinstance(reply, Mapping) and isinstance(reply.get(task.id), TaskReport)

@@ -1,0 +1,56 @@
+"""The one policy for code the engine does not own: contain its failures, let the store's through.
+
+A hook that raises is a bug in one command: it must fail that command, visibly, and never stall
+the engine or the other roots. A StoreError raised inside a hook is different: the database
+failed, the whole tick must roll back, and the command must not be failed for it. Every place
+the engine calls user code goes through `contain`, so the two cannot be confused in one place
+and not another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import StoreError
+
+
+@dataclass
+class Contained:
+    """The outcome of one contained call: the exception it raised, if any."""
+
+    error: Exception | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def describe(self) -> str:
+        return describe(self.error) if self.error is not None else ""
+
+
+@contextmanager
+def contain() -> Iterator[Contained]:
+    """Run the block; keep what it raised, except store errors, which abort the tick.
+
+    For example::
+
+        with contain() as hook:
+            command.end_successfully(ctx)
+        if hook.failed:
+            record.error = f"end_successfully raised {hook.describe()}"
+    """
+    outcome = Contained()
+    try:
+        yield outcome
+    except StoreError:
+        raise
+    except Exception as err:
+        outcome.error = err
+
+
+def describe(err: BaseException) -> str:
+    """`Type: message`, or the type alone when the message is empty."""
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

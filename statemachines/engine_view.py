@@ -1,0 +1,139 @@
+"""The engine's in-memory view of unfinished work: what it indexes, and what is due when.
+
+The view holds only commands and tasks that are not over, indexed the ways a tick asks about
+them (children of a command, members of an end group, tasks of a command, opposite commands in
+flight per resource), so a tick costs the same on a database with a million ended commands as
+on an empty one. It is rebuilt from the store after a crash or a rolled-back tick and never
+runs ahead of the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .command_machine import COMMAND_MACHINE, CommandStatus
+from .limits import Limits
+from .reasons import ExecutionReason
+from .records import CommandRecord, TaskRecord
+from .revert_state import ResourceRef
+from .task_machine import TaskStatus
+
+
+class EngineView:
+    """Unfinished commands and tasks, indexed; cheap questions about what is due."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandRecord] = {}
+        self.not_started: dict[str, CommandRecord] = {}
+        # Only unfinished commands, keyed by id: a parent with 10,000 children must be able to
+        # drop one in O(1) and to ask "any child still running?" without a scan.
+        self.children: dict[str, dict[str, CommandRecord]] = defaultdict(dict)
+        self.group_members: dict[str, dict[str, CommandRecord]] = defaultdict(dict)
+        self.tasks: dict[str, TaskRecord] = {}
+        self.tasks_by_command: dict[str, list[TaskRecord]] = defaultdict(list)
+        # End groups whose fan-in may have completed: checked by the next tick.
+        self.touched_groups: set[str] = set()
+        # One opposite command per resource at a time: siblings that name the same resource
+        # (a parent and its children often do) wait for the one in flight, then re-check the
+        # guards, instead of both deleting it.
+        self.reverting: dict[ResourceRef, set[str]] = defaultdict(set)
+        self.awaiting_revert: dict[ResourceRef, set[str]] = defaultdict(set)
+        # Rolling-back commands to settle again in the next tick: after a restart, the ones
+        # that were waiting for another command's opposite command.
+        self.resettle: set[str] = set()
+
+    # ------------------------------------------------------------------ indexing
+    def index_command(self, record: CommandRecord) -> None:
+        self.commands[record.id] = record
+        if record.status == CommandStatus.NOT_STARTED:
+            self.not_started[record.id] = record
+        if record.parent_id is not None:
+            self.children[record.parent_id][record.id] = record
+        self.group_members[record.end_group_id][record.id] = record
+        opposite = opposite_resource(record)
+        if opposite is not None and not COMMAND_MACHINE.is_terminal(record.status):
+            self.reverting[opposite].add(record.id)
+
+    def detach(self, record: CommandRecord) -> None:
+        """A command just became terminal: it no longer holds up its parent or its group."""
+        if record.parent_id is not None:
+            _discard(self.children, record.parent_id, record.id)
+        _discard(self.group_members, record.end_group_id, record.id)
+        self.not_started.pop(record.id, None)
+        opposite = opposite_resource(record)
+        if opposite is not None:
+            in_flight = self.reverting.get(opposite)
+            if in_flight is not None:
+                in_flight.discard(record.id)
+                if not in_flight:
+                    del self.reverting[opposite]
+
+    def index_task(self, task: TaskRecord) -> None:
+        self.tasks[task.id] = task
+        self.tasks_by_command[task.command_id].append(task)
+
+    def forget_finished(self) -> None:
+        """Drop what is over from memory so a long-running engine does not grow with history."""
+        for task_id in [i for i, t in self.tasks.items() if t.status == TaskStatus.CLEARED]:
+            task = self.tasks.pop(task_id)
+            siblings = self.tasks_by_command.get(task.command_id)
+            if siblings is not None:
+                siblings.remove(task)
+                if not siblings:
+                    del self.tasks_by_command[task.command_id]
+        finished = [i for i, c in self.commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
+        for command_id in finished:
+            del self.commands[command_id]
+
+    # ------------------------------------------------------------------ what is due
+    def is_idle(self, limits: Limits) -> bool:
+        """Nothing left but tasks whose clears the agent refused every time."""
+        return not self.commands and all(
+            t.status == TaskStatus.CLEAR_FAILED and t.attempts >= limits.max_clear_attempts
+            for t in self.tasks.values()
+        )
+
+    def due_commands(self, now: float) -> list[CommandRecord]:
+        return [c for c in self.not_started.values() if c.not_before <= now]
+
+    def agent_work_due(self, task: TaskRecord, now: float, limits: Limits) -> bool:
+        """A start or a clear the agent should be asked for now (polls are paced separately)."""
+        if task.retry_at > now:
+            return False
+        if task.status == TaskStatus.CLEAR_FAILED:
+            return task.attempts < limits.max_clear_attempts
+        return task.status in (TaskStatus.PENDING, TaskStatus.ENDING)
+
+    def due_now(self, now: float, limits: Limits) -> bool:
+        return bool(self.touched_groups or self.resettle) or any(
+            c.not_before <= now for c in self.not_started.values()
+        ) or any(self.agent_work_due(t, now, limits) for t in self.tasks.values())
+
+    def wait_hint(self, now: float, poll_interval: float, limits: Limits) -> float:
+        """How long nothing can become due: the next retry or back-off, or one poll interval
+        while agents are working."""
+        if any(t.status == TaskStatus.POLLING for t in self.tasks.values()):
+            return poll_interval
+        due = [c.not_before for c in self.not_started.values()]
+        due += [t.retry_at for t in self.tasks.values()
+                if t.retry_at and self.agent_work_due(t, t.retry_at, limits)]
+        if due:
+            return max(0.0, min(due) - now)
+        return poll_interval
+
+
+def opposite_resource(record: CommandRecord) -> ResourceRef | None:
+    """The resource an opposite command (the head of its own ROLLBACK_FLOW group) undoes."""
+    if (record.execution_reason != ExecutionReason.ROLLBACK_FLOW
+            or record.end_group_id != record.id or record.parent_id is None
+            or record.entity_type is None or record.entity_id is None):
+        return None
+    return ResourceRef(record.entity_type, record.entity_id)
+
+
+def _discard(index: dict[str, dict[str, CommandRecord]], key: str, member: str) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.pop(member, None)
+        if not members:
+            del index[key]

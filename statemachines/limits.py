@@ -1,0 +1,44 @@
+"""Every bound the engine keeps, in one place, so that no retry, wait or walk is unbounded.
+
+A bound that lives as a literal deep in the engine is a bound nobody can find, tune or test;
+each one here is named, documented and handed to the engine as one value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The engine's bounds; the defaults suit a storage host that answers within seconds.
+
+    Attributes:
+        max_start_attempts: starts of one task the agent may fail (raise) before the task
+            ends `start_failed`; before giving up the engine asks the agent whether the start
+            went through after all.
+        max_clear_attempts: clears of one ended task the agent may fail before the engine
+            stops asking (the task stays `clear_failed`; a restarted engine tries one more
+            round).
+        agent_retry_seconds: back-off before the second try of a failed start or clear;
+            it doubles with every further try.
+        max_agent_retry_seconds: the back-off never grows beyond this.
+    """
+
+    max_start_attempts: int = 5
+    max_clear_attempts: int = 5
+    agent_retry_seconds: float = 0.5
+    max_agent_retry_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_start_attempts", "max_clear_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Limits.{name} must be at least 1")
+        for name in ("agent_retry_seconds", "max_agent_retry_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Limits.{name} must not be negative")
+
+    def retry_delay(self, attempts: int) -> float:
+        """Back-off after the `attempts`-th failed try of a start or clear: 0.5 s, 1 s, 2 s..."""
+        delay = self.agent_retry_seconds * 2 ** max(0, attempts - 1)
+        return float(min(self.max_agent_retry_seconds, delay))

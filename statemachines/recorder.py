@@ -1,0 +1,63 @@
+"""Moving records along their machines and remembering what to write: history and changed rows.
+
+Every transition the engine takes goes through `Recorder.fire`, so every one of them lands in
+the history with its time and detail, and every record it moved is written by the tick's
+flush. Nothing else changes a record's status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .command_machine import COMMAND_MACHINE
+from .engine_view import EngineView
+from .records import CommandRecord, HistoryEntry, TaskRecord
+from .shared_machine import SharedMachine
+
+
+@dataclass
+class Changes:
+    """Rows a tick created or changed, and its history, waiting to be flushed."""
+
+    new_commands: dict[str, CommandRecord] = field(default_factory=dict)
+    changed_commands: dict[str, CommandRecord] = field(default_factory=dict)
+    new_tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    changed_tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return bool(self.new_commands or self.changed_commands or self.new_tasks
+                    or self.changed_tasks or self.history)
+
+
+class Recorder:
+    """Fires transitions on records of one view at one moment, collecting the changes."""
+
+    def __init__(self, view: EngineView, changes: Changes, now: float) -> None:
+        self.view = view
+        self.changes = changes
+        self.now = now
+
+    def fire(self, record: CommandRecord | TaskRecord, machine: SharedMachine, trigger: str,
+             detail: str | None = None) -> None:
+        source = machine.fire(record, trigger)
+        self.history(record, trigger, source, record.status, detail)
+        self.touch(record)
+        if isinstance(record, CommandRecord) and COMMAND_MACHINE.is_terminal(record.status):
+            self.view.detach(record)
+
+    def touch(self, record: CommandRecord | TaskRecord) -> None:
+        record.updated_at = self.now
+        if isinstance(record, CommandRecord):
+            self.changes.changed_commands[record.id] = record
+        else:
+            self.changes.changed_tasks[record.id] = record
+
+    def history(self, record: CommandRecord | TaskRecord, trigger: str, source: str, dest: str,
+                detail: str | None) -> None:
+        if isinstance(record, CommandRecord):
+            kind, root = "command", record.root_id
+        else:
+            kind, root = "task", record.root_command_id
+        self.changes.history.append(
+            HistoryEntry(kind, record.id, root, trigger, source, dest, self.now, detail))

@@ -1,0 +1,471 @@
+"""One tick's transactional work: apply the agents' answers, execute, fan in, end, settle.
+
+A `Tick` lives for one transaction and holds everything that lives that long (the transaction,
+the moment, the report, the rows to write), so none of it can leak into the next tick or be
+missing in this one. It moves records only through its `Recorder`, calls user code only
+through `contain`, and writes through the store transaction it was given; if anything escapes,
+the engine rolls the transaction back and rebuilds its view from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .agent_calls import AgentAnswers
+from .command import Command, CommandRegistry
+from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus
+from .compensation_policy import Decision, RevertPolicy, decide
+from .containment import contain
+from .engine_view import EngineView, opposite_resource
+from .errors import ConcurrentModification, UnknownAgent, UnknownCommandType
+from .hook_context import HookContext
+from .host_status import HostResult
+from .limits import Limits
+from .reasons import ExecutionReason
+from .recorder import Changes, Recorder
+from .records import CommandRecord, TaskRecord, freeze
+from .revert_state import ResourceRef, RevertState
+from .store_protocol import StoreTransaction
+from .task_machine import DONE_TASK_STATES, TASK_MACHINE
+from .tick_report import TickReport
+
+log = logging.getLogger("endaction.engine")
+
+# Outcome a rolling-back parent carries once one of its children gave up on its rollback.
+CHILD_REVERT_FAILED = "child_revert_failed"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What a tick needs to know about the engine that runs it; fixed for the engine's life."""
+
+    registry: CommandRegistry
+    policy: RevertPolicy
+    limits: Limits
+    agent_names: frozenset[str]
+    new_id: Callable[[], str]
+
+
+class Tick:
+    """The transactional phase of one engine tick; `tx` is open for as long as it lives."""
+
+    def __init__(self, config: EngineConfig, view: EngineView, tx: StoreTransaction,
+                 changes: Changes, now: float, report: TickReport) -> None:
+        self.config = config
+        self.view = view
+        self.tx = tx
+        self.now = now
+        self.report = report
+        self.recorder = Recorder(view, changes, now)
+        self.wrote = False
+
+    # ------------------------------------------------------------------ the phases
+    def run(self, answers: AgentAnswers) -> None:
+        """Everything a tick does inside its transaction, in order."""
+        self._apply(answers)
+        self._advance()
+        self.flush()
+
+    def _apply(self, answers: AgentAnswers) -> None:
+        fire, touch = self.recorder.fire, self.recorder.touch
+        for task in answers.accepted:
+            task.attempts = 0
+            fire(task, TASK_MACHINE, "accepted")
+            self.report.tasks_started += 1
+        for task, message in answers.rejected:
+            task.message = message
+            task.host_result = HostResult.FAILURE
+            fire(task, TASK_MACHINE, "start_failed", message)
+            self._task_done(task)
+        for task, message in answers.start_retry:
+            task.attempts += 1
+            task.retry_at = self.now + self.config.limits.retry_delay(task.attempts)
+            task.message = message
+            touch(task)
+        for task, report in answers.reports:
+            if not report.ended:
+                self.report.tasks_running += 1
+                if task.host_status != report.status:
+                    task.host_status = report.status
+                    touch(task)
+                continue
+            task.host_status = report.status
+            task.host_result = report.result
+            task.message = report.message or None
+            fire(task, TASK_MACHINE, "report_end",
+                 f"{report.status}/{report.result} {report.message}".strip())
+            self._task_done(task)
+        for task in answers.cleared:
+            fire(task, TASK_MACHINE, "cleared")
+            self.report.tasks_cleared += 1
+        for task, message in answers.clear_failed:
+            task.attempts += 1
+            task.retry_at = self.now + self.config.limits.retry_delay(task.attempts)
+            task.message = message
+            self.report.errors.append(message)
+            fire(task, TASK_MACHINE, "clear_failed", message)
+
+    def _task_done(self, task: TaskRecord) -> None:
+        if task.succeeded:
+            self.report.tasks_succeeded += 1
+        else:
+            self.report.tasks_failed += 1
+        command = self.view.commands.get(task.command_id)
+        if command is not None:
+            self.view.touched_groups.add(command.end_group_id)
+
+    def _advance(self) -> None:
+        """Execute due commands and end ready groups until neither has anything left this tick."""
+        view = self.view
+        for command_id in sorted(view.resettle):
+            record = view.commands.get(command_id)
+            if record is not None and record.status == CommandStatus.ROLLING_BACK:
+                self._settle(record)
+        view.resettle.clear()
+        while True:
+            due = view.due_commands(self.now)
+            self._prefetch(due)
+            for record in due:
+                self._start_command(record)
+            groups = self._ready_groups()
+            if groups:
+                self._end_groups(groups)
+            if not due and not groups:
+                return
+
+    def flush(self) -> None:
+        """Write what the tick changed so far, inside its transaction.
+
+        Claims are conditional updates on the rows' persisted status, so everything the tick
+        changed before a claim must be in the database first (a command executed in this very
+        tick may be claimed in it, when it started no task).
+        """
+        changes = self.recorder.changes
+        if not changes.any():
+            return
+        self.tx.write(
+            list(changes.new_commands.values()),
+            [c for i, c in changes.changed_commands.items() if i not in changes.new_commands],
+            list(changes.new_tasks.values()),
+            [t for i, t in changes.changed_tasks.items() if i not in changes.new_tasks],
+            changes.history,
+        )
+        self.recorder.changes = Changes()
+        self.wrote = True
+
+    def _prefetch(self, records: Iterable[CommandRecord]) -> None:
+        """Let the store load, in one go, the resources the hooks of these commands will read."""
+        refs = [ResourceRef(r.entity_type, r.entity_id) for r in records
+                if r.entity_type is not None and r.entity_id is not None]
+        if refs:
+            self.tx.prefetch(refs)
+
+    # ------------------------------------------------------------------ commands
+    def _hook(self, record: CommandRecord, phase: str) -> tuple[Command, HookContext]:
+        command = self.config.registry.get(record.type)(record)
+        return command, HookContext(self, record, phase)
+
+    def _start_command(self, record: CommandRecord) -> None:
+        view, fire = self.view, self.recorder.fire
+        del view.not_started[record.id]
+        problems: list[str] = []
+        with contain() as hook:
+            command, ctx = self._hook(record, "validate")
+            problems = command.validate(ctx)
+        if isinstance(hook.error, UnknownCommandType):
+            problems = [str(hook.error)]
+        elif hook.failed:
+            problems = [f"validate raised {hook.describe()}"]
+        if problems:
+            record.outcome = "refused"
+            record.error = "; ".join(problems)
+            fire(record, COMMAND_MACHINE, "refuse", record.error)
+            head = view.commands.get(record.end_group_id)
+            if head is not None and head is not record:
+                head.work_succeeded = False
+                self.recorder.touch(head)
+            view.touched_groups.add(record.end_group_id)
+            self._on_terminal(record)
+            return
+        fire(record, COMMAND_MACHINE, "execute")
+        self.report.commands_executed += 1
+        command, ctx = self._hook(record, "execute")
+        with contain() as hook:
+            command.execute(ctx)
+        if hook.failed:
+            record.error = f"execute raised {hook.describe()}"
+            log.warning("%s %s: %s", record.type, record.id, record.error)
+            fire(record, COMMAND_MACHINE, "fail_execution", record.error)
+        else:
+            fire(record, COMMAND_MACHINE, "executed")
+        view.touched_groups.add(record.end_group_id)
+
+    def create_child(
+        self,
+        parent: CommandRecord,
+        type_name: str,
+        parameters: Mapping[str, Any],
+        entity: ResourceRef | None,
+        *,
+        compensation: bool = False,
+        not_before: float = 0.0,
+    ) -> CommandRecord:
+        """A child in the parent's end group, or an opposite command heading its own group.
+
+        Children of an opposite command are opposite work too (ROLLBACK_FLOW), so nothing an
+        opposite command does is ever compensated in turn: compensation depth is one.
+        """
+        self.config.registry.check(type_name, parameters)
+        command_id = self.config.new_id()
+        rollback = compensation or parent.execution_reason == ExecutionReason.ROLLBACK_FLOW
+        record = CommandRecord(
+            id=command_id, root_id=parent.root_id, parent_id=parent.id,
+            end_group_id=command_id if compensation else parent.end_group_id,
+            type=type_name,
+            execution_reason=ExecutionReason.ROLLBACK_FLOW if rollback
+            else ExecutionReason.REGULAR_FLOW,
+            parameters=freeze(parameters),
+            entity_type=entity.type if entity else None, entity_id=entity.id if entity else None,
+            not_before=not_before, created_at=self.now, updated_at=self.now,
+        )
+        self.view.index_command(record)
+        self.recorder.changes.new_commands[record.id] = record
+        self.recorder.history(record, "create", "", record.status,
+                              f"{record.execution_reason} child of {parent.type} {parent.id}")
+        return record
+
+    def create_task(
+        self,
+        command: CommandRecord,
+        agent: str,
+        verb: str,
+        parameters: Mapping[str, Any],
+        entities: Iterable[ResourceRef],
+    ) -> TaskRecord:
+        if agent not in self.config.agent_names:
+            raise UnknownAgent(agent, list(self.config.agent_names))
+        task = TaskRecord(
+            id=self.config.new_id(), command_id=command.id, root_command_id=command.root_id,
+            agent=agent, verb=verb, parameters=freeze(parameters),
+            entities=tuple((e.type, e.id) for e in entities),
+            created_at=self.now, updated_at=self.now,
+        )
+        self.view.index_task(task)
+        self.recorder.changes.new_tasks[task.id] = task
+        self.recorder.history(task, "create", "", task.status, f"{verb} on {agent}")
+        return task
+
+    # ------------------------------------------------------------------ fan-in and ends
+    def _ready_groups(self) -> list[str]:
+        view = self.view
+        ready = []
+        for head_id in sorted(view.touched_groups):
+            members = view.group_members.get(head_id)
+            if members and all(
+                m.status in READY_TO_END_STATES or m.status == CommandStatus.ENDING
+                for m in members.values()
+            ) and all(
+                t.status in DONE_TASK_STATES
+                for m in members for t in view.tasks_by_command.get(m, ())
+            ):
+                ready.append(head_id)
+        view.touched_groups.clear()
+        return ready
+
+    def _end_groups(self, heads: list[str]) -> None:
+        """Claim the ends of every ready group in one atomic statement, then end each group."""
+        self.flush()
+        groups = {head_id: list(self.view.group_members[head_id].values()) for head_id in heads}
+        self._prefetch(m for members in groups.values() for m in members)
+        verdicts = {head_id: self._verdict(head_id, members) for head_id, members in groups.items()}
+        to_claim = [m for members in groups.values() for m in members
+                    if m.status != CommandStatus.ENDING]
+        claimed = self.tx.claim_ends([m.id for m in to_claim])
+        if len(claimed) != len(to_claim):
+            lost = sorted({m.id for m in to_claim} - claimed)
+            raise ConcurrentModification(
+                f"the end of command(s) {', '.join(lost[:5])} was claimed by another engine")
+        for member in to_claim:
+            member.version += 1  # claim_ends bumped the row's version in the store
+            member.end_attempts += 1
+            self.recorder.fire(member, COMMAND_MACHINE, "claim_end")
+        for head_id, members in groups.items():
+            self._end_group(head_id, members, verdicts[head_id])
+
+    def _verdict(self, head_id: str, members: list[CommandRecord]) -> bool:
+        """Did all the group's work succeed? Read before the claim moves members to `ending`."""
+        head = self.view.commands.get(head_id)
+        if head is not None and head.work_succeeded is not None:
+            # False: a member was refused. True/False on an `ending` head: decided before a crash.
+            return head.work_succeeded
+        return all(m.status != CommandStatus.EXECUTION_FAILED for m in members) and all(
+            t.succeeded for m in members for t in self.view.tasks_by_command.get(m.id, ()))
+
+    def _end_group(self, head_id: str, members: list[CommandRecord], succeeded: bool) -> None:
+        """Run every member's end along the group's single verdict, children first."""
+        fire = self.recorder.fire
+        for member in members:
+            member.work_succeeded = succeeded
+            for task in self.view.tasks_by_command.get(member.id, ()):
+                if task.status in DONE_TASK_STATES:
+                    # Clears get their own budget: a task that needed start retries must not
+                    # arrive with its clear attempts already spent.
+                    task.attempts, task.retry_at = 0, 0.0
+                    fire(task, TASK_MACHINE, "claim_end")
+        ordered = _children_first(head_id, members)
+        for member in ordered:
+            fire(member, COMMAND_MACHINE, "end", "work succeeded" if succeeded else "work failed")
+            self.report.commands_ended += 1
+            if member.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+                self.report.compensations_ended += 1
+            if member.status == CommandStatus.ENDED_SUCCESS:
+                member.outcome = "succeeded"
+                command, ctx = self._hook(member, "end_successfully")
+                with contain() as hook:
+                    command.end_successfully(ctx)
+                if hook.failed:
+                    member.error = f"end_successfully raised {hook.describe()}"
+                    log.error("%s %s: %s", member.type, member.id, member.error)
+        for member in ordered:
+            if member.status == CommandStatus.ROLLING_BACK:
+                self._settle(member)
+
+    def _settle(self, record: CommandRecord) -> None:
+        """Move a rolling-back command on, once none of its children is still running.
+
+        Called when its end takes the failure path and again each time a child (typically
+        its opposite command) ends: end_with_failure runs again and the guards decide whether
+        anything is left to revert. This re-entry is the loop the guards must stop. A hook
+        that raises, or names an opposite command that cannot be built, gives up on this one
+        command (rollback_failed, visible) and never stalls the engine.
+        """
+        if self.view.children.get(record.id):
+            return  # a child (typically the opposite command) is still running
+        with contain() as hook:
+            command, ctx = self._hook(record, "end_with_failure")
+            command.end_with_failure(ctx)
+            if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+                self._finish_opposite(record)
+            else:
+                if record.outcome is None:
+                    record.outcome = "failed"
+                resource = command.reverted_resource()
+                if resource is None:
+                    self._rolled_back(record, "nothing to revert")
+                else:
+                    self._revert(record, command, ctx, resource)
+        if hook.failed:
+            self._give_up(record, f"rolling back {record.type} failed: {hook.describe()}")
+
+    def _revert(self, record: CommandRecord, command: Command, ctx: HookContext,
+                resource: ResourceRef) -> None:
+        """Apply both loop guards, then start the opposite command if there is work left."""
+        exists = command.resource_exists(ctx, resource)
+        revert = self.tx.get_revert(resource, record.id)
+        decision = decide(self.config.policy, exists, revert)
+        if decision == Decision.NOTHING_TO_REVERT:
+            if revert.state == RevertState.REVERTED:
+                record.outcome = "rolled_back"
+            reason = "no longer in the inventory" if not exists else f"already {revert.state}"
+            return self._rolled_back(record, f"{resource} {reason}")
+        if decision == Decision.GIVE_UP:
+            self.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED))
+            return self._give_up(
+                record, f"{resource} could not be reverted after {revert.attempts} attempt(s)"
+                + (f": {revert.last_error}" if revert.last_error else ""))
+        if self.view.reverting.get(resource):
+            # Settled again when that opposite command ends (`_on_terminal`): by then the
+            # guards will most likely find nothing left to revert.
+            self.view.awaiting_revert[resource].add(record.id)
+            return None
+        opposite = command.revert(ctx)
+        if opposite is None:
+            return self._rolled_back(record, f"{resource} is reverted natively by the agent")
+        attempt = revert.attempts + 1
+        child = self.create_child(
+            record, opposite.type_name, opposite.parameters, resource, compensation=True,
+            not_before=self.now + self.config.policy.delay_before(attempt))
+        self.tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
+        self.report.compensations_started += 1
+        self.recorder.history(record, "compensate", record.status, record.status,
+                              f"{opposite.type_name} {child.id} for {resource}, attempt {attempt}")
+        return None
+
+    def _finish_opposite(self, record: CommandRecord) -> None:
+        """An opposite command's own outcome: the resource is reverted, or still to retry."""
+        if record.outcome == CHILD_REVERT_FAILED:
+            return self._give_up(record, "a child of this opposite command gave up")
+        resource = (ResourceRef(record.entity_type, record.entity_id)
+                    if record.entity_type and record.entity_id else None)
+        if record.work_succeeded:
+            record.outcome = "reverted"
+            if resource is not None and record.parent_id is not None:
+                revert = self.tx.get_revert(resource, record.parent_id)
+                self.tx.put_revert(replace(revert, state=RevertState.REVERTED, last_error=None))
+        else:
+            record.outcome = "revert_failed"
+            messages = [t.message for t in self.view.tasks_by_command.get(record.id, ())
+                        if t.message]
+            if resource is not None and record.parent_id is not None:
+                revert = self.tx.get_revert(resource, record.parent_id)
+                self.tx.put_revert(replace(revert, last_error="; ".join(messages)
+                                           or record.error or "compensation failed"))
+        return self._rolled_back(record, record.outcome)
+
+    def _rolled_back(self, record: CommandRecord, detail: str) -> None:
+        if record.outcome == CHILD_REVERT_FAILED:
+            return self._give_up(record, "a child could not be rolled back (see its error); "
+                                 "its resource is marked revert_failed")
+        self.recorder.fire(record, COMMAND_MACHINE, "rolled_back", detail)
+        self._on_terminal(record)
+        return None
+
+    def _give_up(self, record: CommandRecord, message: str) -> None:
+        record.error = message
+        record.outcome = "revert_failed"
+        log.error("%s %s: %s", record.type, record.id, message)
+        self.recorder.fire(record, COMMAND_MACHINE, "give_up", message)
+        parent = self.view.commands.get(record.parent_id) if record.parent_id else None
+        if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
+            # The parent's own rollback may succeed, but the tree's did not: it must say so.
+            parent.outcome = CHILD_REVERT_FAILED
+            self.recorder.touch(parent)
+        self._on_terminal(record)
+
+    def _on_terminal(self, record: CommandRecord) -> None:
+        """Reach back into the parent: a rolling-back parent re-evaluates what is left; so
+        does every command that was waiting for this opposite command's resource."""
+        view = self.view
+        parent = view.commands.get(record.parent_id) if record.parent_id else None
+        if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
+            self._settle(parent)
+        opposite = opposite_resource(record)
+        if opposite is None or view.reverting.get(opposite):
+            return  # the resource still has an opposite command in flight (a retry)
+        for waiter_id in sorted(view.awaiting_revert.pop(opposite, ())):
+            waiter = view.commands.get(waiter_id)
+            if waiter is not None and waiter.status == CommandStatus.ROLLING_BACK:
+                self._settle(waiter)
+
+
+def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[CommandRecord]:
+    """Post-order over the group, so a parent's end sees its children already ended."""
+    by_parent: dict[str | None, list[CommandRecord]] = defaultdict(list)
+    ids = {m.id for m in members}
+    for member in members:
+        by_parent[member.parent_id if member.parent_id in ids else None].append(member)
+    ordered: list[CommandRecord] = []
+
+    def visit(record: CommandRecord) -> None:
+        for child in by_parent.get(record.id, ()):
+            visit(child)
+        ordered.append(record)
+
+    for top in by_parent[None]:
+        visit(top)
+    return ordered
+
