@@ -1,9 +1,11 @@
 """Turning a URL or a path into a configured SQLAlchemy engine.
 
-SQLite is the embedded default: WAL so readers never block the ticking writer, and
-BEGIN IMMEDIATE for write transactions (those opened with the execution option
-`WRITE_OPTION`) so a tick takes the write lock up front instead of failing on upgrade;
-plain reads begin DEFERRED and never hold the write lock.
+SQLite is the embedded default: BEGIN IMMEDIATE for write transactions (those opened with
+the execution option `WRITE_OPTION`) so a tick takes the write lock up front instead of
+failing on upgrade; plain reads begin DEFERRED and never hold the write lock. Connecting
+writes nothing to the file: WAL mode, which rewrites its header, is switched on by
+`schema_version` once the file is known to be endaction's, and the directory of a new file
+is made only when asked (a read-only command must not create folders for a mistyped path).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def connect(url: str, busy_timeout_ms: int = 10_000) -> Engine:
+def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     database = parsed.database or ""
-    if database and database != ":memory:":
+    if make_folder and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
 
@@ -40,7 +42,6 @@ def connect(url: str, busy_timeout_ms: int = 10_000) -> Engine:
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

@@ -69,6 +69,8 @@ async_tasks = Table(
     Column("lease_owner", String(200)),
     Column("lease_expires", Float),
     Index("ix_async_tasks_status", "status"),
+    # When a task still polling is aborted on its agent; 0 means never.
+    Column("deadline", Float, nullable=False, default=0.0, server_default="0"),
 )
 
 async_task_entities = Table(
@@ -104,6 +106,8 @@ resource_reverts = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("updated_at", Float, nullable=False),
+    # Attempts whose outcome was lost with a dead engine or host: redone, within their own bound.
+    Column("lost", Integer, nullable=False, default=0, server_default="0"),
 )
 
 images = Table(
@@ -125,12 +129,22 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-# Bumped whenever a table changes: a database made by another version is refused by name
-# instead of failing later on a missing column with work in flight.
-SCHEMA_VERSION = 1
-
-schema_info = Table(
-    "endaction_schema",
+# Roots an operator asked to cancel: a row of its own, so the request never races the
+# engine's version-checked writes of the root.
+cancel_requests = Table(
+    "cancel_requests",
     metadata,
-    Column("version", Integer, primary_key=True),
+    Column("root_id", ID, ForeignKey("commands.id"), primary_key=True),
+    Column("requested_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Roots the engine could not process (an engine fault their commands trigger): held with the
+# error instead of failing every tick of every other root.
+held_roots = Table(
+    "held_roots",
+    metadata,
+    Column("root_id", ID, ForeignKey("commands.id"), primary_key=True),
+    Column("held_at", Float, nullable=False),
+    Column("error", Text, nullable=False),
 )

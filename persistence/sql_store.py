@@ -17,7 +17,6 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     insert,
-    inspect,
     select,
     update,
 )
@@ -27,7 +26,7 @@ from statemachines.command_machine import (
     TERMINAL_COMMAND_STATES,
     CommandStatus,
 )
-from statemachines.errors import ConcurrentModification, StoreError
+from statemachines.errors import ConcurrentModification
 from statemachines.inventory import ImageRow
 from statemachines.reasons import ExecutionReason
 from statemachines.records import (
@@ -47,17 +46,15 @@ from .db_errors import guarded
 from .image_inventory import SqlImageInventory
 from .revert_table import SqlRevertTable
 from .schema import (
-    SCHEMA_VERSION,
     async_task_entities,
     async_tasks,
     commands,
     images,
-    metadata,
     resource_reverts,
-    schema_info,
     settings,
     transitions,
 )
+from .schema_version import ensure_schema
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # Resources of this type live in the images inventory table.
@@ -75,21 +72,12 @@ class SqlStore:
         self.url = engine.url.render_as_string(hide_password=True)
 
     def create_schema(self) -> None:
-        with self._guard("create the schema"):
-            existing = set(inspect(self.engine).get_table_names())
-            metadata.create_all(self.engine)
-            with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
-                    conn.begin():
-                versions = list(conn.execute(select(schema_info.c.version)).scalars())
-                if not versions and existing & {commands.name, async_tasks.name}:
-                    versions = [0]  # tables from before the schema was versioned
-                if not versions:
-                    conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
-        if versions and versions != [SCHEMA_VERSION]:
-            raise StoreError(
-                f"database {self.url} has endaction schema version {max(versions)}, this "
-                f"endaction needs {SCHEMA_VERSION}: finish its work with the endaction that "
-                "made it, or use a new database")
+        """Create the schema if the database is empty; refuse a foreign, older or newer one."""
+        ensure_schema(self.engine, self.url, create=True)
+
+    def check_schema(self) -> None:
+        """Refuse a database without endaction's current schema, writing nothing to it."""
+        ensure_schema(self.engine, self.url, create=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -292,10 +280,21 @@ class SqlTransaction:
 
 
 def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000) -> SqlStore:
-    """A store over `url` (a SQLAlchemy URL or a SQLite file path), with its schema created."""
-    store = SqlStore(connect(url, busy_timeout_ms))
-    if create:
-        store.create_schema()
+    """A store over `url` (a SQLAlchemy URL or a SQLite file path), its schema checked.
+
+    With `create`, an empty database gets the schema (in one transaction); without it, an
+    empty one is refused (`NoSchema`). Either way a foreign database is refused
+    (`NotAnEndactionDatabase`) and an older or newer schema too (`SchemaMismatch`), before
+    anything is written."""
+    store = SqlStore(connect(url, busy_timeout_ms, make_folder=create))
+    try:
+        if create:
+            store.create_schema()
+        else:
+            store.check_schema()
+    except BaseException:
+        store.dispose()
+        raise
     return store
 
 

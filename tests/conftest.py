@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, text
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore, connect, open_store
 from persistence.schema import metadata
+from persistence.schema_version import LEGACY_VERSION_TABLE, VERSION_TABLE
 from tests.hypothesis_profiles import PROFILE_ENV, load_profile
 
 HYPOTHESIS_PROFILE = load_profile()
@@ -33,10 +35,17 @@ def _postgres_store() -> SqlStore:
     if not url:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it; e.g. "
                     "postgresql://postgres@127.0.0.1:5432/test)")
-    store = open_store(url, create=False)
-    metadata.drop_all(store.engine)
+    store = SqlStore(connect(url))
+    drop_endaction_tables(store.engine)
     store.create_schema()
     return store
+
+
+def drop_endaction_tables(engine: Engine) -> None:
+    """Empty the test database of everything endaction ever created there, any version."""
+    with engine.begin() as conn:
+        for name in (*reversed(metadata.sorted_tables), VERSION_TABLE, LEGACY_VERSION_TABLE):
+            conn.execute(text(f"DROP TABLE IF EXISTS {getattr(name, 'name', name)} CASCADE"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

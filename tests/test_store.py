@@ -15,7 +15,6 @@ from statemachines import (
     ResourceRef,
     ResourceRevert,
     RevertState,
-    StoreError,
 )
 from statemachines.records import freeze
 from tests.worlds import World
@@ -106,16 +105,3 @@ def test_sqlite_readers_do_not_block_the_writer(tmp_path: Path) -> None:
             tx.write([_waiting("a")], [], [], [], [])
     assert store.command("a") is not None
     store.dispose()
-
-
-def test_a_database_of_another_schema_version_is_refused_by_name(tmp_path: Path) -> None:
-    path = str(tmp_path / "endaction.db")
-    open_store(path).dispose()
-    store = open_store(path)  # the same version opens again
-    with store.transaction() as tx:
-        tx.write([_waiting("a")], [], [], [], [])
-    with store.engine.begin() as conn:
-        conn.execute(text("UPDATE endaction_schema SET version = 99"))
-    store.dispose()
-    with pytest.raises(StoreError, match="schema version 99, this endaction needs 1"):
-        open_store(path)

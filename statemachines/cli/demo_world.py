@@ -6,17 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from persistence import SqlStore, normalise_url, open_store
+from persistence import SqlStore
 
 from ..agents.local_disk import LocalDiskAgent
 from ..engine import Engine
+from ..errors import EndactionError
 from ..example import example_registry
 from ..example.vm_commands import STORAGE_AGENT
 from ..tick_report import TickReport
+from .database import DEFAULT_HOME, open_database
+from .errors import UsageProblem
 
-DEFAULT_HOME = Path("endaction-data")
 TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.
 SECONDS_PER_MIB = 0.05
@@ -38,18 +38,20 @@ class DemoWorld:
         self.store.dispose()
 
 
-def default_db_url() -> str:
-    return f"sqlite:///{(DEFAULT_HOME / 'endaction.db').absolute()}"
-
-
-class StorageMismatch(ValueError):
+class StorageMismatch(UsageProblem):
     """The database's tasks refer to files in another storage directory."""
 
 
-def _storage_of(store: SqlStore, asked: Path | None) -> Path:
-    """The storage directory is pinned in the database on first use: its tasks and inventory
-    describe files there, and polling or deleting in another directory would report every copy
-    lost and every removal done while the real files stay behind."""
+class StorageUnusable(EndactionError):
+    """The storage directory cannot be made or written."""
+
+
+def _storage_of(store: SqlStore, asked: Path | None) -> tuple[Path, bool]:
+    """The storage directory, and whether the database has it pinned already.
+
+    It is pinned on first use: the database's tasks and inventory describe files there, and
+    polling or deleting in another directory would report every copy lost and every removal
+    done while the real files stay behind."""
     pinned = store.setting(STORAGE_SETTING)
     if asked is not None:
         chosen = asked.expanduser().absolute()
@@ -59,30 +61,32 @@ def _storage_of(store: SqlStore, asked: Path | None) -> Path:
                 "another directory")
     else:
         chosen = Path(pinned) if pinned is not None else (DEFAULT_HOME / "storage").absolute()
-    if pinned is None:
-        store.put_setting(STORAGE_SETTING, str(chosen))
-    return chosen
+    return chosen, pinned is not None
 
 
 def open_world(
-    db_url: str | None,
+    db: str | None,
     storage: Path | None,
     on_commit: Callable[[TickReport], None] | None = None,
     create: bool = True,
+    missing: str = "",
 ) -> DemoWorld:
-    """Open the demo's world; with create=False a missing SQLite file is an error, not a new DB."""
-    url = normalise_url(db_url or default_db_url())
-    if not create:
-        database = make_url(url).database
-        if make_url(url).get_backend_name() == "sqlite" and database \
-                and not Path(database).exists():
-            raise FileNotFoundError(f"no database at {database}: nothing to resume")
-    store = open_store(url, create=create)
+    """Open the demo's world; with create=False a missing database is an error, not a new one.
+
+    The storage directory is pinned in the database only once the agent could use it, so a
+    mistyped --storage on first use does not lock the database to a directory that never
+    worked."""
+    store = open_database(db, create=create, missing=missing)
     try:
-        folder = _storage_of(store, storage)
-    except Exception:
+        folder, pinned = _storage_of(store, storage)
+        try:
+            agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
+        except OSError as err:
+            raise StorageUnusable(f"storage directory {folder} is unusable: {err}") from err
+        if not pinned:
+            store.put_setting(STORAGE_SETTING, str(folder))
+    except BaseException:
         store.dispose()
         raise
-    agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
     engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), on_commit=on_commit)
     return DemoWorld(store, agent, engine)

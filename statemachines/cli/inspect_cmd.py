@@ -14,10 +14,10 @@ from persistence import SqlStore
 
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
-from ..errors import EndactionError
+from .database import db_option, json_option, open_database
 from .diagrams_cmd import formats_option
+from .errors import UsageProblem
 from .inspect_views import (
-    UnknownObject,
     history_view,
     locate,
     render_history,
@@ -26,21 +26,17 @@ from .inspect_views import (
     status_view,
     trace_view,
 )
-from .read_db import open_for_reading, usage_error
 
-DB_HELP = "SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]"
 TRACE_FORMATS = ("mmd", "dot", "svg", "png")
 
 
 @contextmanager
 def _reading(db: str | None) -> Iterator[SqlStore]:
-    store = open_for_reading(db)
+    """The store, opened only to read: a missing file is an error, never created."""
+    store = open_database(db, create=False,
+                          missing="run `endaction demo` first, or pass --db")
     try:
         yield store
-    except UnknownObject as err:
-        usage_error(str(err))
-    except EndactionError as err:
-        raise click.ClickException(str(err)) from err
     finally:
         store.dispose()
 
@@ -51,30 +47,29 @@ def _emit(view: dict[str, Any], as_json: bool, text: str) -> None:
 
 @click.command()
 @click.argument("command_id", required=False)
-@click.option("--db", default=None, help=DB_HELP)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+@db_option
+@json_option
 def status(command_id: str | None, db: str | None, as_json: bool) -> None:
     """The tree of COMMAND_ID (default: the last root): children, tasks, compensations."""
     with _reading(db) as store:
         if command_id is None:
             command_id = store.last_root_id()
             if command_id is None:
-                usage_error(f"no command in {store.url}")
+                raise UsageProblem(f"no command in {store.url}")
         found = locate(store, str(command_id))
         if found.command is None:
-            usage_error(f"{command_id} is a {found.kind}, not a command: "
-                        f"try `endaction status {found.root_id}`")
-        else:
-            view = status_view(store, found.command)
-            _emit(view, as_json, render_status(view))
+            raise UsageProblem(f"{command_id} is a {found.kind}, not a command: "
+                               f"try `endaction status {found.root_id}`")
+        view = status_view(store, found.command)
+        _emit(view, as_json, render_status(view))
 
 
 @click.command()
 @click.argument("object_id", metavar="COMMAND_ID")
-@click.option("--db", default=None, help=DB_HELP)
+@db_option
 @click.option("--tree", "whole_tree", is_flag=True,
               help="the history of the whole root, not of this command or task alone")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+@json_option
 def history(object_id: str, db: str | None, whole_tree: bool, as_json: bool) -> None:
     """The transitions history of COMMAND_ID (a task id works too), as a table."""
     with _reading(db) as store:
@@ -84,12 +79,12 @@ def history(object_id: str, db: str | None, whole_tree: bool, as_json: bool) -> 
 
 @click.command()
 @click.argument("object_id", metavar="COMMAND_ID")
-@click.option("--db", default=None, help=DB_HELP)
+@db_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="directory for trace-COMMAND_ID.<format>")
 @click.option("--format", "formats", default="mmd", show_default=True,
               help=f"comma-separated, from {', '.join(TRACE_FORMATS)} (svg, png need Graphviz)")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+@json_option
 def trace(object_id: str, db: str | None, out: Path, formats: str, as_json: bool) -> None:
     """Draw COMMAND_ID's machine with the states it visited, numbered, with their times."""
     chosen = formats_option(formats, TRACE_FORMATS)

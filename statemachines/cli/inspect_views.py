@@ -16,6 +16,7 @@ from persistence import SqlStore
 from ..diagrams.trace import iso_time, path_of
 from ..reasons import ExecutionReason
 from ..records import CommandRecord, HistoryEntry, TaskRecord
+from .errors import UsageProblem
 
 STATE_COLOURS = {
     "ended_success": "green", "cleared": "green",
@@ -25,7 +26,7 @@ STATE_COLOURS = {
 }
 
 
-class UnknownObject(LookupError):
+class UnknownObject(UsageProblem):
     def __init__(self, object_id: str, url: str) -> None:
         super().__init__(f"no command or task with id {object_id!r} in {url}")
 

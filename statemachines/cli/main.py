@@ -12,61 +12,33 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import ArgumentError
 
-from ..errors import EndactionError
+from persistence.schema_version import NoSchema
+
 from ..example import add_vm_parameters
 from ..example.vm_commands import AddVmFromTemplate
 from ..tick_report import TickReport
-from .demo_world import TEMPLATE_BYTES, DemoWorld, StorageMismatch, open_world, template_name
+from .database import db_option, json_option
+from .db_cmd import db
+from .demo_world import TEMPLATE_BYTES, open_world, template_name
 from .diagrams_cmd import diagrams
+from .errors import EndactionGroup, UsageProblem
 from .inspect_cmd import history, status, trace
 from .progress import Progress, describe, make_progress
-from .run_report import EXIT_USAGE, build_report, exit_code, render_text
+from .run_report import build_report, exit_code, render_text
 
-DB_HELP = "SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]"
 STORAGE_HELP = "storage directory of the local-disk agent [default: ./endaction-data/storage]"
 
 
-@click.group()
+@click.group(cls=EndactionGroup)
 @click.version_option(package_name="endaction")
 def cli() -> None:
     """Persisted command and task state machines that roll back with opposite commands."""
-
-
-@contextmanager
-def _world(db: str | None, storage: Path | None, on_commit: Any = None,
-           create: bool = True) -> Iterator[DemoWorld]:
-    """The demo's world for one CLI command: errors become one line, and it is always closed."""
-    world = _open(db, storage, on_commit, create)
-    try:
-        yield world
-    except EndactionError as err:
-        raise click.ClickException(str(err)) from err
-    finally:
-        world.close()
-
-
-def _open(db: str | None, storage: Path | None, on_commit: Any, create: bool) -> DemoWorld:
-    try:
-        return open_world(db, storage, on_commit, create=create)
-    except (FileNotFoundError, StorageMismatch) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
-    except (EndactionError, OSError) as err:
-        raise click.ClickException(str(err)) from err
-    except ArgumentError as err:
-        raise click.BadParameter(f"{db!r} is not a database URL: {err}", param_hint="--db") from err
-    except ModuleNotFoundError as err:
-        raise click.BadParameter(
-            f"no driver for {db!r}: {err.name} is not installed "
-            "(pip install 'endaction[postgres]' for PostgreSQL)", param_hint="--db") from err
 
 
 def _finish(report: dict[str, Any], as_json: bool) -> int:
@@ -103,12 +75,12 @@ class _CrashAfter:
               help="number of template disks to clone")
 @click.option("--fail", "fail", type=int, multiple=True, metavar="I",
               help="0-based index of a disk whose copy must fail (repeatable)")
-@click.option("--db", default=None, help=DB_HELP)
+@db_option
 @click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=STORAGE_HELP)
 @click.option("--crash-after", type=click.IntRange(min=1), default=None, metavar="K",
               help="die abruptly (SIGKILL) after K steps have been persisted")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+@json_option
 def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None,
          crash_after: int | None, as_json: bool) -> None:
     """Create a VM from a template with COUNT disks; failed copies roll the others back."""
@@ -119,7 +91,7 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
             param_hint="--fail")
     progress = make_progress()
     crash = _CrashAfter(crash_after, progress)
-    with progress, _world(db, storage, crash) as world:
+    with progress, closing(open_world(db, storage, crash)) as world:
         sources = [template_name(i) for i in range(count)]
         for name in sources:
             world.agent.ensure_template(name, TEMPLATE_BYTES)
@@ -133,18 +105,21 @@ def demo(count: int, fail: tuple[int, ...], db: str | None, storage: Path | None
 
 
 @cli.command()
-@click.option("--db", default=None, help=DB_HELP)
+@db_option
 @click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=STORAGE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+@json_option
 def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     """Recover after a crash and finish whatever was left; report the last root command."""
     progress = make_progress()
-    with progress, _world(db, storage, progress, create=False) as world:
+    try:
+        world = open_world(db, storage, progress, create=False, missing="nothing to resume")
+    except NoSchema as err:
+        raise UsageProblem(f"{err}: nothing to resume") from err
+    with progress, closing(world):
         root_id = world.store.last_root_id()
         if root_id is None:
-            click.echo(f"error: no command in {world.store.url}: nothing to resume", err=True)
-            sys.exit(EXIT_USAGE)
+            raise UsageProblem(f"no command in {world.store.url}: nothing to resume")
         world.engine.recover()
         if world.engine.is_idle():
             progress.note("nothing left to do; reporting the last root command")
@@ -154,7 +129,7 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
     sys.exit(_finish(report, as_json))
 
 
-for view in (diagrams, status, history, trace):
+for view in (db, diagrams, status, history, trace):
     cli.add_command(view)
 
 

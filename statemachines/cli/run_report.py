@@ -14,10 +14,7 @@ from persistence import SqlStore
 from ..agents.local_disk import LocalDiskAgent
 from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
 from ..example.vm_commands import image_name
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_LEFT_BEHIND = 3
+from .errors import EXIT_LEFT_BEHIND, EXIT_OK
 
 
 def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the endaction schema: numbered, ordered, run in one transaction."""

@@ -1,0 +1,1 @@
+"""One module per schema version; `persistence.schema` is what the newest one produces."""

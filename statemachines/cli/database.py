@@ -1,0 +1,72 @@
+"""Opening the database a command names, with every way that can go wrong said in one line.
+
+`--db` is a SQLAlchemy URL or a SQLite file path, also read from ENDACTION_DB. An empty value
+is refused rather than silently meaning the default; a read-only command never creates a
+file or a folder for a mistyped path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from persistence import SqlStore, normalise_url, open_store
+
+from .errors import UsageProblem
+
+DEFAULT_HOME = Path("endaction-data")
+DB_HELP = ("SQLAlchemy URL or SQLite file path; also read from ENDACTION_DB "
+           "[default: ./endaction-data/endaction.db]")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty (leave --db out for the default)")
+    return value
+
+
+def db_option(command: F) -> F:
+    """The shared `--db` option."""
+    return click.option("--db", envvar="ENDACTION_DB", default=None, callback=_not_empty,
+                        help=DB_HELP)(command)
+
+
+def json_option(command: F) -> F:
+    """The shared `--json` flag."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="print one JSON object on stdout")(command)
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{(DEFAULT_HOME / 'endaction.db').absolute()}"
+
+
+def database_url(db: str | None) -> str:
+    """The URL `--db` names; raises UsageProblem for something that is no database URL."""
+    try:
+        url = normalise_url(db or default_db_url())
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise UsageProblem(f"--db {db!r} is not a database URL: {err}") from err
+    except ModuleNotFoundError as err:
+        raise UsageProblem(f"no driver for --db {db!r}: {err.name} is not installed "
+                           "(pip install 'endaction[postgres]' for PostgreSQL)") from err
+    return url
+
+
+def open_database(db: str | None, *, create: bool, missing: str = "") -> SqlStore:
+    """The store `--db` names. With `create` an empty database gets the schema; without it a
+    missing SQLite file is a UsageProblem (`missing` says what that means for the command)."""
+    url = database_url(db)
+    parsed = make_url(url)
+    if not create and parsed.get_backend_name() == "sqlite" and parsed.database \
+            and not Path(parsed.database).exists():
+        raise UsageProblem(f"no database at {parsed.database}"
+                           + (f": {missing}" if missing else ""))
+    return open_store(url, create=create)

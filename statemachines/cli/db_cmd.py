@@ -1,0 +1,36 @@
+"""`endaction db upgrade`: create or upgrade the schema, in one transaction, work in flight kept."""
+
+from __future__ import annotations
+
+import click
+
+from persistence import connect
+from persistence.schema_version import SchemaState, refusal, upgrade
+
+from .database import database_url, db_option
+
+
+@click.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@db_option
+def upgrade_command(db: str | None) -> None:
+    """Create the schema in an empty database, or bring an older one to this version."""
+    url = database_url(db)
+    engine = connect(url, make_folder=True)
+    try:
+        before, after = upgrade(engine, engine.url.render_as_string(hide_password=True))
+    finally:
+        engine.dispose()
+    problem = refusal(after, url)
+    if problem is not None:
+        raise problem
+    if before.state == SchemaState.EMPTY:
+        click.echo(f"created endaction schema {after.revision} in {url}")
+    elif before.revision != after.revision:
+        click.echo(f"upgraded {url} from endaction schema {before.revision} to {after.revision}")
+    else:
+        click.echo(f"{url} already has endaction schema {after.revision}")

@@ -1,0 +1,44 @@
+"""One error funnel for every command: an EndactionError becomes one line and an exit status.
+
+Helpers raise; they never call `sys.exit`. The group below turns what they raise into
+`Error: <message>` on stderr (as click words its own errors) and the documented status, so no
+command prints a traceback for a mistake the user can fix, and no two commands word the same
+mistake differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from persistence.schema_version import NoSchema, NotAnEndactionDatabase, SchemaMismatch
+
+from ..errors import EndactionError
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the database or the storage failed
+EXIT_USAGE = 2  # bad usage: a wrong option, id or database
+EXIT_LEFT_BEHIND = 3  # the run ended but something was left behind, or it could not end
+
+
+class UsageProblem(EndactionError):
+    """Something the user asked for cannot be done as asked (exit status 2)."""
+
+
+_USAGE = (UsageProblem, NoSchema, NotAnEndactionDatabase, SchemaMismatch)
+
+
+def exit_status(err: EndactionError) -> int:
+    return EXIT_USAGE if isinstance(err, _USAGE) else EXIT_FAILED
+
+
+class EndactionGroup(click.Group):
+    """A click group whose commands may raise EndactionError and still exit cleanly."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EndactionError as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(exit_status(err))
