@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    delete,
     insert,
     select,
     update,
@@ -49,6 +50,7 @@ from .schema import (
     async_task_entities,
     async_tasks,
     commands,
+    held_roots,
     images,
     resource_reverts,
     settings,
@@ -97,13 +99,16 @@ class SqlStore:
     # ------------------------------------------------------------------ start-up
     def load_active(self) -> ActiveState:
         with self._guard("load unfinished work"), self.engine.connect() as conn:
+            held = select(held_roots.c.root_id)
             rows = conn.execute(
-                select(commands).where(commands.c.status.not_in(TERMINAL_COMMAND_STATES))
+                select(commands).where(commands.c.status.not_in(TERMINAL_COMMAND_STATES),
+                                       commands.c.root_id.not_in(held))
                 .order_by(commands.c.created_at)
             ).mappings()
             active = ActiveState(commands=[_command(r) for r in rows])
             task_rows = list(conn.execute(
-                select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED)
+                select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED,
+                                          async_tasks.c.root_command_id.not_in(held))
                 .order_by(async_tasks.c.created_at)
             ).mappings())
             entities = _entities(conn, [r["id"] for r in task_rows])
@@ -117,6 +122,19 @@ class SqlStore:
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
                 .order_by(commands.c.created_at.desc()).limit(1)
             ).scalar()
+
+    def held_roots(self) -> dict[str, str]:
+        """Roots the engine could not process, with the error that held each."""
+        with self._guard("list held roots"), self.engine.connect() as conn:
+            rows = conn.execute(select(held_roots.c.root_id, held_roots.c.error)
+                                .order_by(held_roots.c.held_at))
+            return {root_id: error for root_id, error in rows}
+
+    def release_root(self, root_id: str) -> bool:
+        """Let engines work on a held root again (after the fault was fixed); False if it was
+        not held."""
+        with self.transaction() as tx:
+            return tx.release_root(root_id)
 
     def setting(self, key: str) -> str | None:
         with self._guard(f"read setting {key}"), self.engine.connect() as conn:
@@ -204,6 +222,16 @@ class SqlTransaction:
         refs = list(resources)
         self.images.prefetch(r.id for r in refs if r.type == IMAGE_RESOURCE)
         self._reverts.prefetch(refs)
+
+    def hold_root(self, root_id: str, at: float, error: str) -> None:
+        if self._conn.execute(select(held_roots.c.root_id)
+                              .where(held_roots.c.root_id == root_id)).first() is None:
+            self._conn.execute(insert(held_roots).values(root_id=root_id, held_at=at,
+                                                         error=error))
+
+    def release_root(self, root_id: str) -> bool:
+        return bool(self._conn.execute(delete(held_roots).where(held_roots.c.root_id == root_id))
+                    .rowcount)
 
     def put_setting(self, key: str, value: str) -> None:
         updated = self._conn.execute(update(settings).where(settings.c.key == key)

@@ -27,7 +27,13 @@ from .command import CommandRegistry
 from .command_machine import COMMAND_MACHINE, CommandStatus
 from .compensation_policy import RevertPolicy
 from .engine_view import EngineView
-from .errors import ConcurrentModification, EngineDidNotSettle, UnknownAgent, UnknownCommandType
+from .errors import (
+    ConcurrentModification,
+    EngineDidNotSettle,
+    RootFault,
+    UnknownAgent,
+    UnknownCommandType,
+)
 from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
@@ -191,11 +197,12 @@ class Engine:
                 tick = Tick(self._config, view, tx, self._carried, self.now, report)
                 self._carried = Changes()
                 tick.run(answers)
+        except RootFault as fault:
+            self._forget_view()
+            self._hold(fault, report)
+            return report
         except BaseException:
-            # The database no longer matches the in-memory view: rebuild it from the store.
-            self._loaded = False
-            self._view = EngineView()
-            self._carried = Changes()
+            self._forget_view()
             raise
         view.forget_finished()
         if tick.wrote:
@@ -204,6 +211,27 @@ class Engine:
             if self.on_commit is not None:
                 self.on_commit(report)
         return report
+
+    def _forget_view(self) -> None:
+        """The database no longer matches the in-memory view: rebuild it from the store."""
+        self._loaded = False
+        self._view = EngineView()
+        self._carried = Changes()
+
+    def _hold(self, fault: RootFault, report: TickReport) -> None:
+        """Hold the root whose work made the engine fail, so every other root goes on.
+
+        The failed tick was rolled back; the root's rows stay exactly as they were, the error
+        is recorded with it, and the next tick reloads the view without it."""
+        message = str(fault)
+        log.error("holding root %s: %s", fault.root_id, message, exc_info=fault.cause)
+        report.errors.append(message)
+        root = self.store.command(fault.root_id)
+        status = root.status if root is not None else ""
+        with self.store.transaction() as tx:
+            tx.hold_root(fault.root_id, self.now, message)
+            tx.write([], [], [], [], [HistoryEntry("command", fault.root_id, fault.root_id,
+                                                   "hold", status, status, self.now, message)])
 
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05) -> int:
         """Tick until nothing is left to do; returns the number of ticks taken.

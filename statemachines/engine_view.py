@@ -41,6 +41,8 @@ class EngineView:
         # Rolling-back commands to settle again in the next tick: after a restart, the ones
         # that were waiting for another command's opposite command.
         self.resettle: set[str] = set()
+        # Depth below the nearest ancestor still in memory (its root, for regular work).
+        self.depths: dict[str, int] = {}
 
     # ------------------------------------------------------------------ indexing
     def index_command(self, record: CommandRecord) -> None:
@@ -68,6 +70,24 @@ class EngineView:
                 if not in_flight:
                     del self.reverting[opposite]
 
+    def depth_of(self, record: CommandRecord) -> int:
+        """How far below its root a command is, walking up without recursion: trees may be
+        deeper than Python's recursion limit, and each depth is computed once."""
+        chain: list[CommandRecord] = []
+        current = record
+        while current.id not in self.depths:
+            parent = self.commands.get(current.parent_id) if current.parent_id else None
+            if parent is None:
+                self.depths[current.id] = 0
+                break
+            chain.append(current)
+            current = parent
+        depth = self.depths[current.id]
+        for link in reversed(chain):
+            depth += 1
+            self.depths[link.id] = depth
+        return self.depths[record.id]
+
     def index_task(self, task: TaskRecord) -> None:
         self.tasks[task.id] = task
         self.tasks_by_command[task.command_id].append(task)
@@ -84,6 +104,7 @@ class EngineView:
         finished = [i for i, c in self.commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
         for command_id in finished:
             del self.commands[command_id]
+            self.depths.pop(command_id, None)
 
     # ------------------------------------------------------------------ what is due
     def is_idle(self, limits: Limits) -> bool:

@@ -49,3 +49,31 @@ class ConcurrentModification(EndactionError):
 
 class EngineDidNotSettle(EndactionError):
     """run_until_idle hit its bound: either work is stuck on an agent or something loops."""
+
+
+class LimitExceeded(EndactionError):
+    """A command asked for more than a documented bound (`Limits`) allows.
+
+    Attributes:
+        limit: the name of the `Limits` field that was hit.
+    """
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class RootFault(EndactionError):
+    """The engine failed while working on one root: that root is held, the others go on.
+
+    Attributes:
+        root_id: the root whose work raised.
+        cause: what was raised.
+    """
+
+    def __init__(self, root_id: str, cause: BaseException) -> None:
+        text = str(cause)
+        described = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+        super().__init__(f"the engine failed on root {root_id}: {described}")
+        self.root_id = root_id
+        self.cause = cause

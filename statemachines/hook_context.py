@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import HookMisuse
+from .errors import HookMisuse, LimitExceeded
 from .inventory import ImageInventory
 from .records import CommandRecord, TaskRecord
 from .revert_state import ResourceRef
@@ -22,11 +22,19 @@ class HookContext:
         self._tick = tick
         self._record = record
         self._phase = phase
+        self._spawned = 0
 
     def _may_spawn(self, what: str) -> None:
         if self._phase != "execute":
             raise HookMisuse(f"{self._record.type} {self._record.id}: {what} is only allowed in "
                              f"execute, not in {self._phase}")
+        limit = self._tick.config.limits.max_spawn_per_execute
+        self._spawned += 1
+        if self._spawned > limit:
+            raise LimitExceeded(
+                f"{self._record.type} {self._record.id} created more than "
+                f"Limits.max_spawn_per_execute ({limit}) children and tasks in one execute",
+                "max_spawn_per_execute")
 
     @property
     def now(self) -> float:

@@ -23,15 +23,27 @@ class Limits:
         agent_retry_seconds: back-off before the second try of a failed start or clear;
             it doubles with every further try.
         max_agent_retry_seconds: the back-off never grows beyond this.
+        max_tree_depth: how deep a command tree may grow; `add_child` beyond it raises
+            `LimitExceeded` inside `execute`, which fails that command (and so its root)
+            instead of letting a runaway `execute` grow a tree forever.
+        max_spawn_per_execute: children and tasks one `execute` call may create.
+        max_rounds_per_tick: rounds of "execute what is due, end what is ready" in one tick;
+            a child created in a tick is executed in the same tick's next round, so this
+            bounds how much of one deep tree a single transaction takes on (the rest waits
+            for the next tick, and other roots are served in between).
     """
 
     max_start_attempts: int = 5
     max_clear_attempts: int = 5
     agent_retry_seconds: float = 0.5
     max_agent_retry_seconds: float = 30.0
+    max_tree_depth: int = 10_000
+    max_spawn_per_execute: int = 100_000
+    max_rounds_per_tick: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("max_start_attempts", "max_clear_attempts"):
+        for name in ("max_start_attempts", "max_clear_attempts", "max_tree_depth",
+                     "max_spawn_per_execute", "max_rounds_per_tick"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
         for name in ("agent_retry_seconds", "max_agent_retry_seconds"):

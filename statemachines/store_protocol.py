@@ -35,6 +35,10 @@ class StoreTransaction(Protocol):
 
     def put_revert(self, revert: ResourceRevert) -> None: ...
 
+    def hold_root(self, root_id: str, at: float, error: str) -> None:
+        """Stop engines from working on a root whose work made the engine fail; its rows stay
+        as they are, and `load_active` leaves them out until the root is released."""
+
     def write(
         self,
         new_commands: Sequence[CommandRecord],
@@ -65,6 +69,9 @@ class Store(Protocol):
 
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
         """Every transition of a root's tree, in the order they were written."""
+
+    def held_roots(self) -> dict[str, str]:
+        """Held roots and the error that held each."""
 
     def images(self) -> list[ImageRow]: ...
 

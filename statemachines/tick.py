@@ -10,8 +10,9 @@ the engine rolls the transaction back and rebuilds its view from the store.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +22,14 @@ from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus
 from .compensation_policy import Decision, RevertPolicy, decide
 from .containment import contain
 from .engine_view import EngineView, opposite_resource
-from .errors import ConcurrentModification, UnknownAgent, UnknownCommandType
+from .errors import (
+    ConcurrentModification,
+    LimitExceeded,
+    RootFault,
+    StoreError,
+    UnknownAgent,
+    UnknownCommandType,
+)
 from .hook_context import HookContext
 from .host_status import HostResult
 from .limits import Limits
@@ -62,6 +70,10 @@ class Tick:
         self.report = report
         self.recorder = Recorder(view, changes, now)
         self.wrote = False
+        # Rolling-back commands to settle, drained in order: settling one may make its parent
+        # (or a command waiting for its resource) ready to settle, and a queue instead of a
+        # call keeps that walk flat however deep the tree is.
+        self._to_settle: deque[CommandRecord] = deque()
 
     # ------------------------------------------------------------------ the phases
     def run(self, answers: AgentAnswers) -> None:
@@ -69,6 +81,17 @@ class Tick:
         self._apply(answers)
         self._advance()
         self.flush()
+
+    @contextmanager
+    def _for_root(self, root_id: str) -> Iterator[None]:
+        """Work on one root's records: whatever the engine raises here (not the store, which
+        fails every root alike) is that root's fault, and holds that root only."""
+        try:
+            yield
+        except (StoreError, ConcurrentModification, RootFault):
+            raise
+        except Exception as err:
+            raise RootFault(root_id, err) from err
 
     def _apply(self, answers: AgentAnswers) -> None:
         fire, touch = self.recorder.fire, self.recorder.touch
@@ -119,23 +142,35 @@ class Tick:
             self.view.touched_groups.add(command.end_group_id)
 
     def _advance(self) -> None:
-        """Execute due commands and end ready groups until neither has anything left this tick."""
+        """Execute due commands and end ready groups, round after round, until neither has
+        anything left or the tick has done `max_rounds_per_tick` rounds (the rest is due at
+        once, in the next tick)."""
         view = self.view
         for command_id in sorted(view.resettle):
             record = view.commands.get(command_id)
-            if record is not None and record.status == CommandStatus.ROLLING_BACK:
-                self._settle(record)
+            if record is not None:
+                self._to_settle.append(record)
         view.resettle.clear()
-        while True:
+        self._drain_settles()
+        for _ in range(self.config.limits.max_rounds_per_tick):
             due = view.due_commands(self.now)
             self._prefetch(due)
             for record in due:
                 self._start_command(record)
+            self._drain_settles()
             groups = self._ready_groups()
             if groups:
                 self._end_groups(groups)
+                self._drain_settles()
             if not due and not groups:
                 return
+
+    def _drain_settles(self) -> None:
+        while self._to_settle:
+            record = self._to_settle.popleft()
+            if record.status == CommandStatus.ROLLING_BACK:
+                with self._for_root(record.root_id):
+                    self._settle(record)
 
     def flush(self) -> None:
         """Write what the tick changed so far, inside its transaction.
@@ -170,6 +205,10 @@ class Tick:
         return command, HookContext(self, record, phase)
 
     def _start_command(self, record: CommandRecord) -> None:
+        with self._for_root(record.root_id):
+            self._validate_and_execute(record)
+
+    def _validate_and_execute(self, record: CommandRecord) -> None:
         view, fire = self.view, self.recorder.fire
         del view.not_started[record.id]
         problems: list[str] = []
@@ -220,6 +259,11 @@ class Tick:
         opposite command does is ever compensated in turn: compensation depth is one.
         """
         self.config.registry.check(type_name, parameters)
+        limits = self.config.limits
+        if self.view.depth_of(parent) + 1 > limits.max_tree_depth:
+            raise LimitExceeded(
+                f"{type_name} would be {self.view.depth_of(parent) + 1} levels below its root, "
+                f"deeper than Limits.max_tree_depth ({limits.max_tree_depth})", "max_tree_depth")
         command_id = self.config.new_id()
         rollback = compensation or parent.execution_reason == ExecutionReason.ROLLBACK_FLOW
         record = CommandRecord(
@@ -233,6 +277,7 @@ class Tick:
             not_before=not_before, created_at=self.now, updated_at=self.now,
         )
         self.view.index_command(record)
+        self.view.depths[record.id] = self.view.depth_of(parent) + 1
         self.recorder.changes.new_commands[record.id] = record
         self.recorder.history(record, "create", "", record.status,
                               f"{record.execution_reason} child of {parent.type} {parent.id}")
@@ -294,7 +339,8 @@ class Tick:
             member.end_attempts += 1
             self.recorder.fire(member, COMMAND_MACHINE, "claim_end")
         for head_id, members in groups.items():
-            self._end_group(head_id, members, verdicts[head_id])
+            with self._for_root(members[0].root_id):
+                self._end_group(head_id, members, verdicts[head_id])
 
     def _verdict(self, head_id: str, members: list[CommandRecord]) -> bool:
         """Did all the group's work succeed? Read before the claim moves members to `ending`."""
@@ -330,9 +376,7 @@ class Tick:
                 if hook.failed:
                     member.error = f"end_successfully raised {hook.describe()}"
                     log.error("%s %s: %s", member.type, member.id, member.error)
-        for member in ordered:
-            if member.status == CommandStatus.ROLLING_BACK:
-                self._settle(member)
+        self._to_settle.extend(m for m in ordered if m.status == CommandStatus.ROLLING_BACK)
 
     def _settle(self, record: CommandRecord) -> None:
         """Move a rolling-back command on, once none of its children is still running.
@@ -442,14 +486,14 @@ class Tick:
         view = self.view
         parent = view.commands.get(record.parent_id) if record.parent_id else None
         if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
-            self._settle(parent)
+            self._to_settle.append(parent)
         opposite = opposite_resource(record)
         if opposite is None or view.reverting.get(opposite):
             return  # the resource still has an opposite command in flight (a retry)
         for waiter_id in sorted(view.awaiting_revert.pop(opposite, ())):
             waiter = view.commands.get(waiter_id)
-            if waiter is not None and waiter.status == CommandStatus.ROLLING_BACK:
-                self._settle(waiter)
+            if waiter is not None:
+                self._to_settle.append(waiter)
 
 
 def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[CommandRecord]:
@@ -459,13 +503,14 @@ def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[Comm
     for member in members:
         by_parent[member.parent_id if member.parent_id in ids else None].append(member)
     ordered: list[CommandRecord] = []
-
-    def visit(record: CommandRecord) -> None:
-        for child in by_parent.get(record.id, ()):
-            visit(child)
-        ordered.append(record)
-
-    for top in by_parent[None]:
-        visit(top)
+    # Without recursion: a group may be deeper than Python's recursion limit.
+    stack: list[tuple[CommandRecord, bool]] = [(top, False) for top in reversed(by_parent[None])]
+    while stack:
+        record, children_done = stack.pop()
+        if children_done:
+            ordered.append(record)
+            continue
+        stack.append((record, True))
+        stack.extend((child, False) for child in reversed(by_parent.get(record.id, ())))
     return ordered
 
