@@ -25,7 +25,7 @@ _GET = select(resource_reverts).where(
 _UPDATE = update(resource_reverts).where(
     and_(_T.resource_type == bindparam("_type"), _T.resource_id == bindparam("_id"),
          _T.owner_id == bindparam("_owner"))
-).values(state=bindparam("state"), attempts=bindparam("attempts"),
+).values(state=bindparam("state"), attempts=bindparam("attempts"), lost=bindparam("lost"),
          last_error=bindparam("last_error"), updated_at=bindparam("updated_at"))
 
 Key = tuple[ResourceRef, str]
@@ -82,7 +82,7 @@ class SqlRevertTable:
         inserts, updates = [], []
         for key in sorted(self._dirty, key=lambda k: (str(k[0]), k[1])):
             revert = self._states[key]
-            values = {"state": revert.state, "attempts": revert.attempts,
+            values = {"state": revert.state, "attempts": revert.attempts, "lost": revert.lost,
                       "last_error": revert.last_error, "updated_at": now}
             if self._in_db[key]:
                 updates.append({"_type": revert.resource.type, "_id": revert.resource.id,
@@ -101,4 +101,4 @@ class SqlRevertTable:
 
 def _revert(ref: ResourceRef, row: RowMapping) -> ResourceRevert:
     return ResourceRevert(ref, row["owner_id"], RevertState(row["state"]), row["attempts"],
-                          row["last_error"])
+                          row["last_error"], row["lost"])

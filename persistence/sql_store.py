@@ -196,7 +196,7 @@ class SqlStore:
         for r in rows:
             yield ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]),
                                  r["owner_id"], RevertState(r["state"]), r["attempts"],
-                                 r["last_error"])
+                                 r["last_error"], r["lost"])
 
 
 class SqlTransaction:

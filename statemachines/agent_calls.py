@@ -32,12 +32,13 @@ class AgentAnswers:
     rejected: list[tuple[TaskRecord, str]] = field(default_factory=list)
     start_retry: list[tuple[TaskRecord, str]] = field(default_factory=list)
     reports: list[tuple[TaskRecord, TaskReport]] = field(default_factory=list)
+    poll_failed: list[tuple[TaskRecord, str]] = field(default_factory=list)
     cleared: list[TaskRecord] = field(default_factory=list)
     clear_failed: list[tuple[TaskRecord, str]] = field(default_factory=list)
 
     def any(self) -> bool:
-        return any((self.accepted, self.rejected, self.start_retry, self.reports, self.cleared,
-                    self.clear_failed))
+        return any((self.accepted, self.rejected, self.start_retry, self.reports,
+                    self.poll_failed, self.cleared, self.clear_failed))
 
 
 class AgentCalls:
@@ -54,7 +55,8 @@ class AgentCalls:
         fresh: set[str] = set()
         for task in list(view.tasks.values()):
             if task.status == TaskStatus.POLLING:
-                polling[task.agent].append(task)
+                if task.retry_at <= now:  # after a failed poll, polls back off too
+                    polling[task.agent].append(task)
             elif not view.agent_work_due(task, now, self.limits):
                 continue
             elif task.status == TaskStatus.PENDING:
@@ -103,11 +105,16 @@ class AgentCalls:
         try:
             reply = agent.poll([t.id for t in tasks])
         except Exception as err:
-            report.errors.append(f"agent {name!r} failed to poll: {describe(err)}")
-            return
-        if not isinstance(reply, Mapping):
-            report.errors.append(
-                f"agent {name!r} answered a poll with {type(reply).__name__}, not a mapping")
+            failure = f"agent {name!r} failed to poll: {describe(err)}"
+        else:
+            if isinstance(reply, Mapping):
+                failure = ""
+            else:
+                failure = (f"agent {name!r} answered a poll with {type(reply).__name__}, "
+                           "not a mapping")
+        if failure:
+            report.errors.append(failure)
+            answers.poll_failed.extend((task, failure) for task in tasks)
             return
         report.tasks_polled += len(tasks)
         for task in tasks:

@@ -27,6 +27,32 @@ class CommandStatus(StrEnum):
     ROLLBACK_FAILED = "rollback_failed"
 
 
+class Outcome(StrEnum):
+    """What a command's end meant, beside its status: a reader's word for its result."""
+
+    #: A REGULAR_FLOW command whose end group succeeded.
+    SUCCEEDED = "succeeded"
+    #: A command that took the failure path with nothing of its own to revert.
+    FAILED = "failed"
+    #: Refused by `validate` before it executed.
+    REFUSED = "refused"
+    #: Its resource was undone by an opposite command (or was already gone).
+    ROLLED_BACK = "rolled_back"
+    #: Its resource could not be undone within the retry bounds; it is left for `cleanup`.
+    REVERT_FAILED = "revert_failed"
+    #: An opposite command whose work undid the resource.
+    REVERTED = "reverted"
+    #: An opposite command whose work failed; the owner may try again.
+    ATTEMPT_FAILED = "attempt_failed"
+    #: An opposite command whose outcome was lost with a dead engine or host; it is redone
+    #: without spending the failure budget.
+    LOST = "lost"
+    #: A root an operator cancelled; what already succeeded was undone like any failure.
+    CANCELLED = "cancelled"
+    #: Carried while rolling back by a command one of whose children gave up on its rollback.
+    CHILD_REVERT_FAILED = "child_revert_failed"
+
+
 TERMINAL_COMMAND_STATES = (
     CommandStatus.ENDED_SUCCESS,
     CommandStatus.ENDED_FAILURE,

@@ -17,7 +17,22 @@ from .revert_state import ResourceRevert, RevertState
 
 @dataclass(frozen=True)
 class RevertPolicy:
+    """How failed compensations are retried.
+
+    Attributes:
+        max_attempts: opposite commands of one resource that may fail before the resource is
+            left `revert_failed` (visible, and retried by `cleanup`).
+        max_lost_attempts: opposite commands whose outcome was lost (their task ended
+            `unknown`: a dead engine or host) that are redone before giving up; they do not
+            spend `max_attempts`, since nothing is known to have failed.
+        backoff_seconds, backoff_factor: the delay before the second attempt, and how it
+            grows for each later one.
+        existence_guard, revert_state_guard: the two loop guards; switched off only to prove
+            that the property suite notices.
+    """
+
     max_attempts: int = 3
+    max_lost_attempts: int = 5
     backoff_seconds: float = 0.5
     backoff_factor: float = 2.0
     existence_guard: bool = True
@@ -44,6 +59,6 @@ def decide(policy: RevertPolicy, exists: bool, revert: ResourceRevert) -> Decisi
             return Decision.NOTHING_TO_REVERT
         if revert.state == RevertState.REVERT_FAILED:
             return Decision.GIVE_UP
-        if revert.attempts >= policy.max_attempts:
+        if revert.failures >= policy.max_attempts or revert.lost >= policy.max_lost_attempts:
             return Decision.GIVE_UP
     return Decision.COMPENSATE

@@ -20,8 +20,11 @@ class Limits:
         max_clear_attempts: clears of one ended task the agent may fail before the engine
             stops asking (the task stays `clear_failed`; a restarted engine tries one more
             round).
-        agent_retry_seconds: back-off before the second try of a failed start or clear;
-            it doubles with every further try.
+        max_poll_failures: polls of one task the agent may fail (raise, or answer with
+            something that is not a mapping) before the task ends `unknown`, recorded with
+            the last error; polls after a failure back off like starts and clears.
+        agent_retry_seconds: back-off before the second try of a failed start, clear or
+            poll; it doubles with every further try.
         max_agent_retry_seconds: the back-off never grows beyond this.
         max_tree_depth: how deep a command tree may grow; `add_child` beyond it raises
             `LimitExceeded` inside `execute`, which fails that command (and so its root)
@@ -35,6 +38,7 @@ class Limits:
 
     max_start_attempts: int = 5
     max_clear_attempts: int = 5
+    max_poll_failures: int = 10
     agent_retry_seconds: float = 0.5
     max_agent_retry_seconds: float = 30.0
     max_tree_depth: int = 10_000
@@ -42,7 +46,8 @@ class Limits:
     max_rounds_per_tick: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("max_start_attempts", "max_clear_attempts", "max_tree_depth",
+        for name in ("max_start_attempts", "max_clear_attempts", "max_poll_failures",
+                     "max_tree_depth",
                      "max_spawn_per_execute", "max_rounds_per_tick"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
@@ -51,6 +56,6 @@ class Limits:
                 raise ValueError(f"Limits.{name} must not be negative")
 
     def retry_delay(self, attempts: int) -> float:
-        """Back-off after the `attempts`-th failed try of a start or clear: 0.5 s, 1 s, 2 s..."""
+        """Back-off after the `attempts`-th failed try of an agent call: 0.5 s, 1 s, 2 s..."""
         delay = self.agent_retry_seconds * 2 ** max(0, attempts - 1)
         return float(min(self.max_agent_retry_seconds, delay))

@@ -48,5 +48,12 @@ class ResourceRevert:
     resource: ResourceRef
     owner: str
     state: RevertState = RevertState.NONE
+    # Opposite commands started for it, and how many of them ended with their outcome lost
+    # (with a dead engine or host) rather than failed: attempts - lost failed for real.
     attempts: int = 0
     last_error: str | None = None
+    lost: int = 0
+
+    @property
+    def failures(self) -> int:
+        return self.attempts - self.lost

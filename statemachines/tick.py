@@ -18,7 +18,7 @@ from typing import Any
 
 from .agent_calls import AgentAnswers
 from .command import Command, CommandRegistry
-from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus
+from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus, Outcome
 from .compensation_policy import Decision, RevertPolicy, decide
 from .containment import contain
 from .engine_view import EngineView, opposite_resource
@@ -31,20 +31,18 @@ from .errors import (
     UnknownCommandType,
 )
 from .hook_context import HookContext
-from .host_status import HostResult
+from .host_status import HostResult, HostStatus, TaskReport
 from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
 from .records import CommandRecord, TaskRecord, freeze
-from .revert_state import ResourceRef, RevertState
+from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .store_protocol import StoreTransaction
 from .task_machine import DONE_TASK_STATES, TASK_MACHINE
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.engine")
 
-# Outcome a rolling-back parent carries once one of its children gave up on its rollback.
-CHILD_REVERT_FAILED = "child_revert_failed"
 
 
 @dataclass(frozen=True)
@@ -116,12 +114,9 @@ class Tick:
                     task.host_status = report.status
                     touch(task)
                 continue
-            task.host_status = report.status
-            task.host_result = report.result
-            task.message = report.message or None
-            fire(task, TASK_MACHINE, "report_end",
-                 f"{report.status}/{report.result} {report.message}".strip())
-            self._task_done(task)
+            self._report_end(task, report)
+        for task, message in answers.poll_failed:
+            self._poll_failed(task, message)
         for task in answers.cleared:
             fire(task, TASK_MACHINE, "cleared")
             self.report.tasks_cleared += 1
@@ -131,6 +126,27 @@ class Tick:
             task.message = message
             self.report.errors.append(message)
             fire(task, TASK_MACHINE, "clear_failed", message)
+
+    def _poll_failed(self, task: TaskRecord, message: str) -> None:
+        """Count a failed poll against the task's bound; past it, the task ends `unknown`."""
+        limits = self.config.limits
+        task.attempts += 1
+        if task.attempts < limits.max_poll_failures:
+            task.message = message
+            task.retry_at = self.now + limits.retry_delay(task.attempts)
+            self.recorder.touch(task)
+            return
+        self._report_end(task, TaskReport.unknown(
+            f"agent {task.agent!r} failed {task.attempts} polls of this task (last: {message})"))
+
+    def _report_end(self, task: TaskRecord, report: TaskReport) -> None:
+        task.host_status = report.status
+        task.host_result = report.result
+        task.message = report.message or None
+        task.retry_at = 0.0
+        self.recorder.fire(task, TASK_MACHINE, "report_end",
+                           f"{report.status}/{report.result} {report.message}".strip())
+        self._task_done(task)
 
     def _task_done(self, task: TaskRecord) -> None:
         if task.succeeded:
@@ -220,7 +236,7 @@ class Tick:
         elif hook.failed:
             problems = [f"validate raised {hook.describe()}"]
         if problems:
-            record.outcome = "refused"
+            record.outcome = Outcome.REFUSED
             record.error = "; ".join(problems)
             fire(record, COMMAND_MACHINE, "refuse", record.error)
             head = view.commands.get(record.end_group_id)
@@ -352,8 +368,15 @@ class Tick:
             t.succeeded for m in members for t in self.view.tasks_by_command.get(m.id, ()))
 
     def _end_group(self, head_id: str, members: list[CommandRecord], succeeded: bool) -> None:
-        """Run every member's end along the group's single verdict, children first."""
+        """Run every member's end along the group's single verdict, children first.
+
+        The success hooks run before the verdict is written: one that raises turns the whole
+        group to the failure path, so a command whose success bookkeeping failed never
+        reads `ended_success`, and what its group made is compensated."""
         fire = self.recorder.fire
+        ordered = _children_first(head_id, members)
+        if succeeded:
+            succeeded = self._end_successfully(ordered)
         for member in members:
             member.work_succeeded = succeeded
             for task in self.view.tasks_by_command.get(member.id, ()):
@@ -362,21 +385,30 @@ class Tick:
                     # arrive with its clear attempts already spent.
                     task.attempts, task.retry_at = 0, 0.0
                     fire(task, TASK_MACHINE, "claim_end")
-        ordered = _children_first(head_id, members)
         for member in ordered:
             fire(member, COMMAND_MACHINE, "end", "work succeeded" if succeeded else "work failed")
             self.report.commands_ended += 1
             if member.execution_reason == ExecutionReason.ROLLBACK_FLOW:
                 self.report.compensations_ended += 1
             if member.status == CommandStatus.ENDED_SUCCESS:
-                member.outcome = "succeeded"
-                command, ctx = self._hook(member, "end_successfully")
-                with contain() as hook:
-                    command.end_successfully(ctx)
-                if hook.failed:
-                    member.error = f"end_successfully raised {hook.describe()}"
-                    log.error("%s %s: %s", member.type, member.id, member.error)
+                member.outcome = Outcome.SUCCEEDED
         self._to_settle.extend(m for m in ordered if m.status == CommandStatus.ROLLING_BACK)
+
+    def _end_successfully(self, ordered: list[CommandRecord]) -> bool:
+        """Run the success hooks, children first; False as soon as one raises."""
+        for member in ordered:
+            if member.execution_reason != ExecutionReason.REGULAR_FLOW:
+                continue  # an opposite command never ends successfully
+            with contain() as hook:
+                command, ctx = self._hook(member, "end_successfully")
+                command.end_successfully(ctx)
+            if hook.failed:
+                member.error = (f"end_successfully raised {hook.describe()}; the group took "
+                                "the failure path")
+                log.error("%s %s: %s", member.type, member.id, member.error)
+                self.recorder.touch(member)
+                return False
+        return True
 
     def _settle(self, record: CommandRecord) -> None:
         """Move a rolling-back command on, once none of its children is still running.
@@ -396,14 +428,23 @@ class Tick:
                 self._finish_opposite(record)
             else:
                 if record.outcome is None:
-                    record.outcome = "failed"
+                    record.outcome = Outcome.FAILED
                 resource = command.reverted_resource()
                 if resource is None:
                     self._rolled_back(record, "nothing to revert")
                 else:
                     self._revert(record, command, ctx, resource)
         if hook.failed:
-            self._give_up(record, f"rolling back {record.type} failed: {hook.describe()}")
+            message = f"rolling back {record.type} failed: {hook.describe()}"
+            undone = _undone_by(record)
+            if undone is not None:
+                # A hook that raises is a bug, not a transient failure: running the opposite
+                # command again would repeat work that may well have succeeded already.
+                resource, owner = undone
+                revert = self.tx.get_revert(resource, owner)
+                self.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
+                                           last_error=message))
+            self._give_up(record, message)
 
     def _revert(self, record: CommandRecord, command: Command, ctx: HookContext,
                 resource: ResourceRef) -> None:
@@ -413,14 +454,12 @@ class Tick:
         decision = decide(self.config.policy, exists, revert)
         if decision == Decision.NOTHING_TO_REVERT:
             if revert.state == RevertState.REVERTED:
-                record.outcome = "rolled_back"
+                record.outcome = Outcome.ROLLED_BACK
             reason = "no longer in the inventory" if not exists else f"already {revert.state}"
             return self._rolled_back(record, f"{resource} {reason}")
         if decision == Decision.GIVE_UP:
             self.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED))
-            return self._give_up(
-                record, f"{resource} could not be reverted after {revert.attempts} attempt(s)"
-                + (f": {revert.last_error}" if revert.last_error else ""))
+            return self._give_up(record, _gave_up_on(resource, revert))
         if self.view.reverting.get(resource):
             # Settled again when that opposite command ends (`_on_terminal`): by then the
             # guards will most likely find nothing left to revert.
@@ -440,28 +479,32 @@ class Tick:
         return None
 
     def _finish_opposite(self, record: CommandRecord) -> None:
-        """An opposite command's own outcome: the resource is reverted, or still to retry."""
-        if record.outcome == CHILD_REVERT_FAILED:
+        """An opposite command's own outcome: the resource is reverted, or the attempt failed,
+        or its outcome was lost (redone without spending the failure budget)."""
+        if record.outcome == Outcome.CHILD_REVERT_FAILED:
             return self._give_up(record, "a child of this opposite command gave up")
-        resource = (ResourceRef(record.entity_type, record.entity_id)
-                    if record.entity_type and record.entity_id else None)
+        tasks = self.view.tasks_by_command.get(record.id, ())
         if record.work_succeeded:
-            record.outcome = "reverted"
-            if resource is not None and record.parent_id is not None:
-                revert = self.tx.get_revert(resource, record.parent_id)
-                self.tx.put_revert(replace(revert, state=RevertState.REVERTED, last_error=None))
+            record.outcome = Outcome.REVERTED
+        elif tasks and all(t.succeeded or t.host_status == HostStatus.UNKNOWN for t in tasks):
+            record.outcome = Outcome.LOST
         else:
-            record.outcome = "revert_failed"
-            messages = [t.message for t in self.view.tasks_by_command.get(record.id, ())
-                        if t.message]
-            if resource is not None and record.parent_id is not None:
-                revert = self.tx.get_revert(resource, record.parent_id)
-                self.tx.put_revert(replace(revert, last_error="; ".join(messages)
-                                           or record.error or "compensation failed"))
+            record.outcome = Outcome.ATTEMPT_FAILED
+        undone = _undone_by(record)
+        if undone is not None:
+            revert = self.tx.get_revert(*undone)
+            if record.outcome == Outcome.REVERTED:
+                revert = replace(revert, state=RevertState.REVERTED, last_error=None)
+            else:
+                messages = "; ".join(t.message for t in tasks if t.message)
+                revert = replace(revert, last_error=messages or record.error
+                                 or f"{record.type} {record.id} failed",
+                                 lost=revert.lost + (record.outcome == Outcome.LOST))
+            self.tx.put_revert(revert)
         return self._rolled_back(record, record.outcome)
 
     def _rolled_back(self, record: CommandRecord, detail: str) -> None:
-        if record.outcome == CHILD_REVERT_FAILED:
+        if record.outcome == Outcome.CHILD_REVERT_FAILED:
             return self._give_up(record, "a child could not be rolled back (see its error); "
                                  "its resource is marked revert_failed")
         self.recorder.fire(record, COMMAND_MACHINE, "rolled_back", detail)
@@ -470,13 +513,13 @@ class Tick:
 
     def _give_up(self, record: CommandRecord, message: str) -> None:
         record.error = message
-        record.outcome = "revert_failed"
+        record.outcome = Outcome.REVERT_FAILED
         log.error("%s %s: %s", record.type, record.id, message)
         self.recorder.fire(record, COMMAND_MACHINE, "give_up", message)
         parent = self.view.commands.get(record.parent_id) if record.parent_id else None
         if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
             # The parent's own rollback may succeed, but the tree's did not: it must say so.
-            parent.outcome = CHILD_REVERT_FAILED
+            parent.outcome = Outcome.CHILD_REVERT_FAILED
             self.recorder.touch(parent)
         self._on_terminal(record)
 
@@ -494,6 +537,27 @@ class Tick:
             waiter = view.commands.get(waiter_id)
             if waiter is not None:
                 self._to_settle.append(waiter)
+
+
+def _undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
+    """The resource an opposite command undoes, and the command whose revert row it is."""
+    if record.entity_type is None or record.entity_id is None or record.parent_id is None:
+        return None
+    return ResourceRef(record.entity_type, record.entity_id), record.parent_id
+
+
+def _gave_up_on(resource: ResourceRef, revert: ResourceRevert) -> str:
+    if revert.state == RevertState.REVERT_FAILED:
+        why = "it was given up on"
+    elif revert.failures and revert.lost:
+        why = (f"{revert.failures} attempt(s) failed and the outcome of {revert.lost} was "
+               "lost")
+    elif revert.lost:
+        why = f"its outcome was lost {revert.lost} time(s)"
+    else:
+        why = f"{revert.failures} attempt(s) failed"
+    return (f"{resource} could not be reverted: {why}"
+            + (f" (last: {revert.last_error})" if revert.last_error else ""))
 
 
 def _children_first(head_id: str, members: Sequence[CommandRecord]) -> list[CommandRecord]:

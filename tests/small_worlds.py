@@ -129,7 +129,8 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
     agent.decide = agent.plan
     clock = ManualClock()
     bounds = Bounds(max_depth=2, max_revert_attempts=policy.max_attempts,
-                    max_start_attempts=5, max_clear_attempts=5)
+                    max_start_attempts=5, max_clear_attempts=5,
+                    max_lost_attempts=policy.max_lost_attempts)
     max_ticks = tick_bound(TreeSize(1 + disks, disks, disks), bounds, 1)
     roots: list[str] = []
     commits = 0

@@ -56,6 +56,11 @@ def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
             moves.append((_task(T.POLLING, 0, before), _task(T.POLLING, 0, after)))
     for host in HOST:
         moves.append((_task(T.POLLING, 0, host), _task(T.FINISHED, 0, "finished")))
+    for a in range(BOUNDS.max_poll_failures):  # a failed poll is counted; the last one ends it
+        for host in HOST:
+            if a + 1 < BOUNDS.max_poll_failures:
+                moves.append((_task(T.POLLING, a, host), _task(T.POLLING, a + 1, host)))
+            moves.append((_task(T.POLLING, a, host), _task(T.FINISHED, a + 1, "unknown")))
     for a in range(s):
         moves.append((_task(T.FINISHED), _task(T.ENDING)))
         moves.append((_task(T.START_FAILED, a), _task(T.ENDING, a)))
@@ -102,7 +107,7 @@ def test_credits_follow_the_revert_row_of_the_owner_not_the_entity() -> None:
                             parameters={}, status="rolling_back")
     resource = ResourceRef("disk", "d1")
     by_owner = {"c1": ResourceRevert(resource, "c1", RevertState.REVERTING, attempts=1)}
-    assert BOUNDS.credits({}, command) == 3
-    assert BOUNDS.credits(by_owner, command) == 2
+    assert BOUNDS.credits({}, command) == 3 + 5  # failed attempts, then lost ones
+    assert BOUNDS.credits(by_owner, command) == 7
     by_owner["c1"] = ResourceRevert(resource, "c1", RevertState.REVERTED, attempts=1)
     assert BOUNDS.credits(by_owner, command) == 0

@@ -39,7 +39,6 @@ from ..command_machine import CommandStatus
 from ..engine import Engine
 from ..errors import EngineDidNotSettle
 from ..host_status import HostResult
-from ..limits import Limits
 from ..reasons import ExecutionReason
 from ..revert_state import RevertState
 from ..tick_report import TickReport
@@ -91,8 +90,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         def _new_engine(self) -> Engine:
             return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
                           clock=self.clock, sleep=self.clock.sleep,
-                          limits=Limits(max_start_attempts=scenario.max_start_attempts,
-                                        max_clear_attempts=scenario.max_clear_attempts),
+                          limits=scenario.limits,
                           ids=lambda: f"{next(self.ids):032x}")
 
         def _tick(self) -> None:

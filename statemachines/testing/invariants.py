@@ -96,9 +96,10 @@ def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:
                 or (old.state in final and new.state != old.state)):
             problems.append(f"the revert state of {resource} (owner {owner}) went back from "
                             f"{old.state} to {new.state}")
-        if new.attempts < old.attempts:
+        if new.attempts < old.attempts or new.lost < old.lost:
             problems.append(f"the revert attempts of {resource} (owner {owner}) went down "
-                            f"from {old.attempts} to {new.attempts}")
+                            f"from {old.attempts} ({old.lost} lost) to {new.attempts} "
+                            f"({new.lost} lost)")
     return problems
 
 

@@ -16,6 +16,7 @@ from hypothesis.strategies import SearchStrategy
 
 from ..command import CommandRegistry
 from ..compensation_policy import RevertPolicy
+from ..limits import Limits
 from ..revert_state import ResourceRef
 from ..store_protocol import Store
 from .controlled_agent import ControlledAgent, Effect, no_effect
@@ -66,11 +67,20 @@ class Scenario:
     tasks_per_compensation: int = 1
     max_start_attempts: int = 5
     max_clear_attempts: int = 5
+    max_poll_failures: int = 10
 
     @property
     def bounds(self) -> Bounds:
         return Bounds(self.max_depth, self.policy.max_attempts, self.max_start_attempts,
-                      self.max_clear_attempts)
+                      self.max_clear_attempts, self.max_poll_failures,
+                      self.policy.max_lost_attempts)
+
+    @property
+    def limits(self) -> Limits:
+        """The engine's limits for a run: the bounds the measure was built from."""
+        return Limits(max_start_attempts=self.max_start_attempts,
+                      max_clear_attempts=self.max_clear_attempts,
+                      max_poll_failures=self.max_poll_failures)
 
     def agent(self) -> ControlledAgent:
         return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,

@@ -9,12 +9,13 @@ Every command and every task contributes one *rank*, a tuple compared lexicograp
 - depth is the distance from the root (opposite commands are children of what they undo) and H
   a bound on it, so whatever a command creates (children, tasks) ranks below it;
 - credits are the compensations a REGULAR_FLOW command may still start for its resource:
-  max_attempts until it has a revert state, max_attempts - attempts while that is reverting,
-  0 once reverted or revert_failed; 0 for ROLLBACK_FLOW commands;
+  B = max_attempts + max_lost_attempts until it has a revert state, B - attempts while that is
+  reverting, 0 once reverted or revert_failed; 0 for ROLLBACK_FLOW commands. An attempt whose
+  outcome was lost does not give its credit back: it only decides which budget gives up first;
 - steps are the longest path left in the object's machine: for a command not_started 5,
   executing 4, waiting and execution_failed 3, ending 2, rolling_back 1, terminal 0; for a task
-  the transitions left plus the start and clear retries left (a retry writes a row without
-  moving the machine, so it has to count).
+  the transitions left plus the start, poll and clear retries left (a retry writes a row
+  without moving the machine, so it has to count).
 
 The measure of a state is the multiset of these ranks, ordered by the Dershowitz-Manna multiset
 ordering, which is well-founded because the rank order is (tuples of naturals of fixed length).
@@ -59,15 +60,23 @@ class Bounds:
     max_revert_attempts: int
     max_start_attempts: int
     max_clear_attempts: int
+    max_poll_failures: int = 10
+    max_lost_attempts: int = 5
+
+    @property
+    def compensations_per_resource(self) -> int:
+        return self.max_revert_attempts + self.max_lost_attempts
 
     def task_steps(self, task: TaskRecord, fresh_clear_round: bool = False) -> int:
         clears = self.max_clear_attempts
+        polls = self.max_poll_failures
         if task.status == T.PENDING:
-            # Above a polling task with no report yet (3 + clears + 2), however many start
-            # retries are spent: the last allowed start can be accepted with no poll answer.
-            return 6 + clears + max(0, self.max_start_attempts - task.attempts)
+            # Above a polling task with no report yet (3 + clears + 2 + polls), however many
+            # start retries are spent: the last allowed start can be accepted with no answer.
+            return 6 + clears + polls + max(0, self.max_start_attempts - task.attempts)
         if task.status == T.POLLING:
-            return 3 + clears + _HOST_PROGRESS.get(task.host_status, 0)
+            polls_left = max(0, polls - task.attempts)
+            return 3 + clears + polls_left + _HOST_PROGRESS.get(task.host_status, 0)
         if task.status in (T.FINISHED, T.START_FAILED):
             return 2 + clears
         if task.status in (T.ENDING, T.CLEAR_FAILED):
@@ -86,10 +95,10 @@ class Bounds:
             return 0
         revert = reverts_by_owner.get(command.id)
         if revert is None:
-            return self.max_revert_attempts
+            return self.compensations_per_resource
         if revert.state in (RevertState.REVERTED, RevertState.REVERT_FAILED):
             return 0
-        return max(0, self.max_revert_attempts - revert.attempts)
+        return max(0, self.compensations_per_resource - revert.attempts)
 
 
 def _flow(reason: str) -> int:
@@ -148,11 +157,11 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
     the count; a loop would exceed any such bound."""
-    task = 6 + bounds.max_start_attempts + bounds.max_clear_attempts
+    task = 6 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
     command = 5
     compensation = 1 + command + tasks_per_compensation * task
     return (size.commands * command + size.tasks * task
-            + size.resources * bounds.max_revert_attempts * compensation)
+            + size.resources * bounds.compensations_per_resource * compensation)
 
 
 def tick_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) -> int:

@@ -1,0 +1,144 @@
+"""Hooks that raise and agents that misbehave: each gets a bounded, recorded, visible result."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from persistence import SqlStore
+from statemachines import (
+    CommandRegistry,
+    Engine,
+    HostResult,
+    Limits,
+    Plan,
+    ResourceRef,
+    RevertState,
+    SimulatedAgent,
+    TaskReport,
+)
+from statemachines.command import CommandContext
+from statemachines.example import EXAMPLE_COMMANDS, CreateCloneOfTemplate, RemoveImage
+from tests.worlds import World
+
+
+def _engine(world: World, *commands: type, limits: Limits | None = None) -> Engine:
+    return Engine(world.store, {"storage": world.agent},
+                  CommandRegistry([*EXAMPLE_COMMANDS, *commands]), policy=world.policy,
+                  limits=limits, clock=world.clock, sleep=world.clock.sleep)
+
+
+def _clone(image: str) -> dict[str, Any]:
+    return {"vm": "v", "source": "t", "image": image, "inject_failure": False}
+
+
+class FailsToFinish(CreateCloneOfTemplate):
+    """Its copy succeeds, but its success bookkeeping raises."""
+
+    type_name = "FailsToFinish"
+
+    def end_successfully(self, ctx: CommandContext) -> None:
+        super().end_successfully(ctx)
+        raise RuntimeError("could not register the disk")
+
+
+def test_an_end_successfully_that_raises_takes_the_failure_path(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store)
+    engine = _engine(world, FailsToFinish)
+    command_id = engine.submit("FailsToFinish", _clone("v-d0"),
+                               entity=ResourceRef("image", "v-d0"))
+    engine.run_until_idle()
+    record = sqlite_store.command(command_id)
+    assert record is not None
+    assert record.status == "ended_failure", "a failed end_successfully must not end in success"
+    assert record.error is not None
+    assert "end_successfully raised RuntimeError: could not register the disk" in record.error
+    assert record.outcome == "rolled_back"
+    assert world.agent.images == set() and sqlite_store.images() == []
+
+
+class BrokenRemoval(RemoveImage):
+    """Removes the image on the agent, then its bookkeeping raises."""
+
+    type_name = "RemoveImage"
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        raise RuntimeError("inventory is read-only")
+
+
+def test_an_opposite_command_whose_end_raises_is_not_run_again(sqlite_store: SqlStore) -> None:
+    """It used to run the delete that had already succeeded twice more."""
+    world = World(sqlite_store)
+    registry = CommandRegistry([c for c in EXAMPLE_COMMANDS if c is not RemoveImage])
+    registry.register(BrokenRemoval)
+    engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
+                    clock=world.clock, sleep=world.clock.sleep)
+    root = world.submit_vm(engine, disks=2, fail=(1,))
+    engine.run_until_idle()
+    commands, tasks = sqlite_store.tree(root)
+    deletes = Counter(str(t.parameters["image"]) for t in tasks if t.verb == "delete_image")
+    assert deletes == {"vm1-disk0": 1, "vm1-disk1": 1}
+    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
+    removals = [c for c in commands if c.type == "RemoveImage"]
+    assert all(c.status == "rollback_failed" and "inventory is read-only" in (c.error or "")
+               for c in removals)
+    assert {r.state for r in sqlite_store.reverts()} == {RevertState.REVERT_FAILED}
+
+
+class PollRaises(SimulatedAgent):
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        raise ConnectionError("host unreachable")
+
+
+class PollAnswersAList(SimulatedAgent):
+    def poll(self, task_ids: Sequence[str]) -> Any:
+        return list(task_ids)
+
+
+def test_an_agent_whose_polls_always_raise_is_given_up_on(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store, agent=PollRaises())
+    engine = _engine(world, limits=Limits(max_poll_failures=4))
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    commands, tasks = sqlite_store.tree(root)
+    copy = next(t for t in tasks if t.verb == "copy_image")
+    assert copy.host_status == "unknown"
+    assert copy.message is not None
+    assert "failed 4 polls" in copy.message and "ConnectionError: host unreachable" in copy.message
+    assert next(c.status for c in commands if c.id == root) in ("ended_failure", "rollback_failed")
+    assert engine.is_idle()
+
+
+def test_an_agent_that_answers_polls_with_garbage_is_given_up_on(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store, agent=PollAnswersAList())
+    engine = _engine(world, limits=Limits(max_poll_failures=3))
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    _, tasks = sqlite_store.tree(root)
+    copy = next(t for t in tasks if t.verb == "copy_image")
+    assert copy.host_status == "unknown"
+    assert copy.message is not None and "list, not a mapping" in copy.message
+
+
+def test_a_compensation_retried_after_a_failure_reads_as_one_failed_attempt_then_reverted(
+    sqlite_store: SqlStore,
+) -> None:
+    failures = {"left": 1}
+
+    def plan(verb: str, parameters: Mapping[str, Any]) -> Plan:
+        if verb == "delete_image" and failures["left"] > 0:
+            failures["left"] -= 1
+            return Plan(result=HostResult.FAILURE)
+        return Plan(result=HostResult.FAILURE if parameters.get("inject_failure")
+                    else HostResult.SUCCESS)
+
+    world = World(sqlite_store, agent=SimulatedAgent(decide=plan))
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1, fail=(0,))
+    engine.run_until_idle()
+    commands, _ = sqlite_store.tree(root)
+    removals = sorted((c.created_at, c.outcome) for c in commands if c.type == "RemoveImage")
+    assert [outcome for _, outcome in removals] == ["attempt_failed", "reverted"]
+    clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
+    assert (clone.status, clone.outcome) == ("ended_failure", "rolled_back")
