@@ -49,6 +49,7 @@ from .revert_table import SqlRevertTable
 from .schema import (
     async_task_entities,
     async_tasks,
+    cancel_requests,
     commands,
     held_roots,
     images,
@@ -65,7 +66,7 @@ IMAGE_RESOURCE = "image"
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
 _TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "retry_at",
-                 "updated_at")
+                 "deadline", "updated_at")
 
 
 class SqlStore:
@@ -129,6 +130,15 @@ class SqlStore:
             rows = conn.execute(select(held_roots.c.root_id, held_roots.c.error)
                                 .order_by(held_roots.c.held_at))
             return {root_id: error for root_id, error in rows}
+
+    def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        with self.transaction() as tx:
+            tx.request_cancel(root_id, reason, at)
+
+    def cancel_requests(self) -> dict[str, str]:
+        with self._guard("list cancel requests"), self.engine.connect() as conn:
+            rows = conn.execute(select(cancel_requests.c.root_id, cancel_requests.c.reason))
+            return {root_id: reason for root_id, reason in rows}
 
     def release_root(self, root_id: str) -> bool:
         """Let engines work on a held root again (after the fault was fixed); False if it was
@@ -194,9 +204,7 @@ class SqlStore:
         with self._guard("list revert states"), self.engine.connect() as conn:
             rows = list(conn.execute(select(resource_reverts)).mappings())
         for r in rows:
-            yield ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]),
-                                 r["owner_id"], RevertState(r["state"]), r["attempts"],
-                                 r["last_error"], r["lost"])
+            yield _revert_of(r)
 
 
 class SqlTransaction:
@@ -222,6 +230,32 @@ class SqlTransaction:
         refs = list(resources)
         self.images.prefetch(r.id for r in refs if r.type == IMAGE_RESOURCE)
         self._reverts.prefetch(refs)
+
+    def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        exists = select(cancel_requests.c.root_id).where(cancel_requests.c.root_id == root_id)
+        if self._conn.execute(exists).first() is None:
+            self._conn.execute(insert(cancel_requests).values(root_id=root_id, requested_at=at,
+                                                              reason=reason))
+
+    def pending_cancels(self) -> list[tuple[str, str, str]]:
+        rows = self._conn.execute(
+            select(cancel_requests.c.root_id, cancel_requests.c.reason, commands.c.status)
+            .join(commands, commands.c.id == cancel_requests.c.root_id)
+            .order_by(cancel_requests.c.requested_at))
+        return [(root_id, reason, status) for root_id, reason, status in rows]
+
+    def drop_cancel(self, root_id: str) -> None:
+        self._conn.execute(delete(cancel_requests).where(cancel_requests.c.root_id == root_id))
+
+    def failed_reverts(self) -> list[tuple[ResourceRevert, CommandRecord]]:
+        reverts = [_revert_of(r) for r in self._conn.execute(
+            select(resource_reverts).where(resource_reverts.c.state == RevertState.REVERT_FAILED)
+            .order_by(resource_reverts.c.updated_at)).mappings()]
+        owners: dict[str, CommandRecord] = {}
+        for chunk in chunked(sorted({r.owner for r in reverts})):
+            owners.update((r["id"], _command(r)) for r in self._conn.execute(
+                select(commands).where(commands.c.id.in_(chunk))).mappings())
+        return [(r, owners[r.owner]) for r in reverts if r.owner in owners]
 
     def hold_root(self, root_id: str, at: float, error: str) -> None:
         if self._conn.execute(select(held_roots.c.root_id)
@@ -344,7 +378,8 @@ def _task_row(t: TaskRecord) -> dict[str, Any]:
         "agent": t.agent, "verb": t.verb, "agent_task_id": t.id, "status": t.status,
         "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
         "parameters": thaw(t.parameters), "attempts": t.attempts, "retry_at": t.retry_at,
-        "created_at": t.created_at, "updated_at": t.updated_at, "version": t.version,
+        "deadline": t.deadline, "created_at": t.created_at, "updated_at": t.updated_at,
+        "version": t.version,
     }
 
 
@@ -367,9 +402,15 @@ def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
         agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
         entities=tuple(entities), status=r["status"], host_status=r["host_status"],
         host_result=r["host_result"], message=r["message"], attempts=r["attempts"],
-        retry_at=r["retry_at"], created_at=r["created_at"], updated_at=r["updated_at"],
+        retry_at=r["retry_at"], deadline=r["deadline"], created_at=r["created_at"],
+        updated_at=r["updated_at"],
         version=r["version"],
     )
+
+
+def _revert_of(r: RowMapping) -> ResourceRevert:
+    return ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]), r["owner_id"],
+                          RevertState(r["state"]), r["attempts"], r["last_error"], r["lost"])
 
 
 def _history(r: RowMapping) -> HistoryEntry:

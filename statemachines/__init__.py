@@ -3,9 +3,9 @@
 The public API: subclass `Command`, register it, hand an `Engine` a store and agents.
 """
 
-from .agents import Agent, AgentError, LocalDiskAgent, Plan, SimulatedAgent, TaskRejected
+from .agents import Abortable, Agent, AgentError, LocalDiskAgent, Plan, SimulatedAgent, TaskRejected
 from .command import Command, CommandContext, CommandRegistry, Compensation
-from .command_machine import COMMAND_MACHINE, CommandStatus, ends_successfully
+from .command_machine import COMMAND_MACHINE, CommandStatus, Outcome, ends_successfully
 from .compensation_policy import RevertPolicy
 from .engine import Engine
 from .errors import (
@@ -14,6 +14,7 @@ from .errors import (
     EngineDidNotSettle,
     InvalidParameters,
     LimitExceeded,
+    NotCancellable,
     RootFault,
     StoreError,
     StoreUnavailable,
@@ -34,6 +35,7 @@ __all__ = [
     "COMMAND_MACHINE",
     "HOST_MACHINE",
     "TASK_MACHINE",
+    "Abortable",
     "Agent",
     "AgentError",
     "Command",
@@ -57,6 +59,8 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "LocalDiskAgent",
+    "NotCancellable",
+    "Outcome",
     "Plan",
     "ResourceRef",
     "ResourceRevert",

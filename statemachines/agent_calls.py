@@ -13,14 +13,14 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .agents.protocol import Agent, TaskRejected
+from .agents.protocol import Abortable, Agent, TaskRejected
 from .containment import describe
 from .engine_view import EngineView
 from .errors import UnknownAgent
 from .host_status import TaskReport
 from .limits import Limits
 from .records import TaskRecord
-from .task_machine import TaskStatus
+from .task_machine import POLLED_TASK_STATES, TaskStatus
 from .tick_report import TickReport
 
 
@@ -54,9 +54,12 @@ class AgentCalls:
         polling: dict[str, list[TaskRecord]] = defaultdict(list)
         fresh: set[str] = set()
         for task in list(view.tasks.values()):
-            if task.status == TaskStatus.POLLING:
-                if task.retry_at <= now:  # after a failed poll, polls back off too
-                    polling[task.agent].append(task)
+            if task.status in POLLED_TASK_STATES:
+                if task.retry_at > now:
+                    continue  # after a failed poll, polls back off too
+                if task.status == TaskStatus.ABORTING:
+                    self._abort(task, report)
+                polling[task.agent].append(task)
             elif not view.agent_work_due(task, now, self.limits):
                 continue
             elif task.status == TaskStatus.PENDING:
@@ -128,6 +131,18 @@ class AgentCalls:
                     f"agent {name!r} answered garbage for task {task.id}: {answer!r:.200}")
                 report.errors.append(answer.message)
             answers.reports.append((task, answer))
+
+    def _abort(self, task: TaskRecord, report: TickReport) -> None:
+        """Ask again at every poll until the agent reports the end: abort is idempotent, and
+        one lost request must not leave the task running."""
+        agent = self.agents.get(task.agent)
+        if not isinstance(agent, Abortable):
+            return
+        try:
+            agent.abort(task.id)
+        except Exception as err:
+            report.errors.append(
+                f"agent {task.agent!r} failed to abort task {task.id}: {describe(err)}")
 
     def _clear(self, task: TaskRecord, answers: AgentAnswers) -> None:
         agent = self.agents.get(task.agent)

@@ -51,7 +51,10 @@ class CommandContext(Protocol):
         verb: str,
         parameters: Mapping[str, Any],
         entities: Iterable[ResourceRef] = (),
-    ) -> TaskRecord: ...
+        timeout: float | None = None,
+    ) -> TaskRecord:
+        """Start `verb` on `agent` once this tick commits; `timeout` (seconds, default
+        `Limits.task_timeout`) is how long it may take before it is aborted."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
     EngineDidNotSettle,
+    NotCancellable,
     RootFault,
     UnknownAgent,
     UnknownCommandType,
@@ -38,7 +39,7 @@ from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
 from .records import CommandRecord, HistoryEntry, freeze
-from .revert_state import ResourceRef
+from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store
 from .task_machine import TaskStatus
 from .tick import EngineConfig, Tick
@@ -190,13 +191,23 @@ class Engine:
         view = self._view
         answers = self._agent_calls.exchange(view, self.now, report)
         if not (answers.any() or self._carried.any() or view.due_commands(self.now)
-                or view.touched_groups or view.resettle):
+                or view.touched_groups or view.resettle or view.deadline_due(self.now)
+                or self._cancel_requested()):
             return report
+        return self._in_transaction(report, lambda tick: tick.run(answers))
+
+    def _cancel_requested(self) -> bool:
+        """A cancel request for a root this engine runs (one read; requests are rare)."""
+        return any(root in self._view.commands for root in self.store.cancel_requests())
+
+    def _in_transaction(self, report: TickReport, work: Callable[[Tick], object]) -> TickReport:
+        """Run `work` as one tick's transaction; hold a root whose work made it fail."""
         try:
             with self.store.transaction() as tx:
-                tick = Tick(self._config, view, tx, self._carried, self.now, report)
+                tick = Tick(self._config, self._view, tx, self._carried, self.now, report)
                 self._carried = Changes()
-                tick.run(answers)
+                work(tick)
+                tick.flush()
         except RootFault as fault:
             self._forget_view()
             self._hold(fault, report)
@@ -204,13 +215,44 @@ class Engine:
         except BaseException:
             self._forget_view()
             raise
-        view.forget_finished()
+        self._view.forget_finished()
         if tick.wrote:
             self.ticks_committed += 1
             report.committed = True
             if self.on_commit is not None:
                 self.on_commit(report)
         return report
+
+    # ------------------------------------------------------------------ operator requests
+    def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
+        """Ask for a running root to be cancelled; whichever engine runs it acts on it at its
+        next tick: what has not started is refused, running tasks are aborted on their agents,
+        and what already succeeded is compensated like after any other failure.
+
+        Raises NotCancellable for an unknown id, a command that is not a root, or a root that
+        has already ended."""
+        record = self.store.command(root_id)
+        if record is None:
+            raise NotCancellable(f"no command with id {root_id!r}")
+        if record.parent_id is not None:
+            raise NotCancellable(f"{root_id} is a {record.type}, not a root: cancel its root "
+                                 f"{record.root_id}")
+        if COMMAND_MACHINE.is_terminal(record.status):
+            raise NotCancellable(f"root {root_id} ({record.type}) has already ended "
+                                 f"{record.status}")
+        self.store.request_cancel(root_id, reason, self.clock())
+
+    def cleanup(self) -> list[ResourceRevert]:
+        """Start one more opposite command for every resource left `revert_failed` whose owner
+        has ended (run the engine afterwards to carry them out); each resource reads
+        `reverted` once one succeeds. Returns the resources retried or found gone."""
+        if not self._loaded:
+            self.recover()
+        self.now = self.clock()
+        retried: list[ResourceRevert] = []
+        self._in_transaction(TickReport(number=self.ticks_committed + 1),
+                             lambda tick: retried.extend(tick.start_cleanup()))
+        return retried
 
     def _forget_view(self) -> None:
         """The database no longer matches the in-memory view: rebuild it from the store."""

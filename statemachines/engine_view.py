@@ -16,7 +16,7 @@ from .limits import Limits
 from .reasons import ExecutionReason
 from .records import CommandRecord, TaskRecord
 from .revert_state import ResourceRef
-from .task_machine import TaskStatus
+from .task_machine import LIVE_TASK_STATES, POLLED_TASK_STATES, TaskStatus
 
 
 class EngineView:
@@ -125,15 +125,20 @@ class EngineView:
             return task.attempts < limits.max_clear_attempts
         return task.status in (TaskStatus.PENDING, TaskStatus.ENDING)
 
+    def deadline_due(self, now: float) -> bool:
+        """A task past its deadline (or an abort past its grace) waits for the next tick."""
+        return any(t.deadline and t.deadline <= now for t in self.tasks.values()
+                   if t.status in LIVE_TASK_STATES)
+
     def due_now(self, now: float, limits: Limits) -> bool:
-        return bool(self.touched_groups or self.resettle) or any(
+        return bool(self.touched_groups or self.resettle) or self.deadline_due(now) or any(
             c.not_before <= now for c in self.not_started.values()
         ) or any(self.agent_work_due(t, now, limits) for t in self.tasks.values())
 
     def wait_hint(self, now: float, poll_interval: float, limits: Limits) -> float:
         """How long nothing can become due: the next retry or back-off, or one poll interval
         while agents are working."""
-        if any(t.status == TaskStatus.POLLING for t in self.tasks.values()):
+        if any(t.status in POLLED_TASK_STATES for t in self.tasks.values()):
             return poll_interval
         due = [c.not_before for c in self.not_started.values()]
         due += [t.retry_at for t in self.tasks.values()

@@ -51,6 +51,10 @@ class EngineDidNotSettle(EndactionError):
     """run_until_idle hit its bound: either work is stuck on an agent or something loops."""
 
 
+class NotCancellable(EndactionError):
+    """The id names no root that is still running."""
+
+
 class LimitExceeded(EndactionError):
     """A command asked for more than a documented bound (`Limits`) allows.
 

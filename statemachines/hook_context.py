@@ -63,6 +63,7 @@ class HookContext:
         verb: str,
         parameters: Mapping[str, Any],
         entities: Iterable[ResourceRef] = (),
+        timeout: float | None = None,
     ) -> TaskRecord:
         self._may_spawn("start_task")
-        return self._tick.create_task(self._record, agent, verb, parameters, entities)
+        return self._tick.create_task(self._record, agent, verb, parameters, entities, timeout)

@@ -26,6 +26,11 @@ class Limits:
         agent_retry_seconds: back-off before the second try of a failed start, clear or
             poll; it doubles with every further try.
         max_agent_retry_seconds: the back-off never grows beyond this.
+        task_timeout: seconds from a task's creation to its deadline, unless `start_task`
+            gives its own; past it the engine aborts the task on its agent, and it ends as a
+            failure.
+        abort_grace: seconds an aborted task has to confirm its end; past them it ends
+            `unknown` (for a compensation: lost, and redone).
         max_tree_depth: how deep a command tree may grow; `add_child` beyond it raises
             `LimitExceeded` inside `execute`, which fails that command (and so its root)
             instead of letting a runaway `execute` grow a tree forever.
@@ -41,6 +46,8 @@ class Limits:
     max_poll_failures: int = 10
     agent_retry_seconds: float = 0.5
     max_agent_retry_seconds: float = 30.0
+    task_timeout: float = 3600.0
+    abort_grace: float = 60.0
     max_tree_depth: int = 10_000
     max_spawn_per_execute: int = 100_000
     max_rounds_per_tick: int = 100
@@ -54,6 +61,9 @@ class Limits:
         for name in ("agent_retry_seconds", "max_agent_retry_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Limits.{name} must not be negative")
+        for name in ("task_timeout", "abort_grace"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Limits.{name} must be positive")
 
     def retry_delay(self, attempts: int) -> float:
         """Back-off after the `attempts`-th failed try of an agent call: 0.5 s, 1 s, 2 s..."""

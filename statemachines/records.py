@@ -93,8 +93,10 @@ class TaskRecord:
     host_result: str | None = None
     message: str | None = None
     attempts: int = 0
-    # When a failed start or clear may be tried again (back-off); 0 means now.
+    # When a failed start, poll or clear may be tried again (back-off); 0 means now.
     retry_at: float = 0.0
+    # When it is aborted if it has not ended (0: never); once aborting, the end of its grace.
+    deadline: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0

@@ -35,6 +35,15 @@ class StoreTransaction(Protocol):
 
     def put_revert(self, revert: ResourceRevert) -> None: ...
 
+    def pending_cancels(self) -> list[tuple[str, str, str]]:
+        """Cancel requests not yet acted on: (root id, reason, the root's status)."""
+
+    def drop_cancel(self, root_id: str) -> None:
+        """The request was acted on (or its root had ended): remove it."""
+
+    def failed_reverts(self) -> list[tuple[ResourceRevert, CommandRecord]]:
+        """Resources given up on (revert_failed), each with the command that owns it."""
+
     def hold_root(self, root_id: str, at: float, error: str) -> None:
         """Stop engines from working on a root whose work made the engine fail; its rows stay
         as they are, and `load_active` leaves them out until the root is released."""
@@ -72,6 +81,12 @@ class Store(Protocol):
 
     def held_roots(self) -> dict[str, str]:
         """Held roots and the error that held each."""
+
+    def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        """Ask whichever engine runs this root to cancel it; asking twice is asking once."""
+
+    def cancel_requests(self) -> dict[str, str]:
+        """Cancel requests not yet acted on, by root, with their reasons."""
 
     def images(self) -> list[ImageRow]: ...
 

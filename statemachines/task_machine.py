@@ -3,6 +3,11 @@
 `pending` is written and committed before `start` is called, so a crash between the two leaves
 a row that recovery resolves by task id (starting is idempotent) instead of an orphan on the
 agent. A task is cleared on the agent only after the end of its command is durable.
+
+A task that passes its deadline, or whose root is cancelled, moves to `aborting`: the engine
+asks the agent to abort it and keeps polling until the agent reports its end, or until a grace
+period passes (then it ends `unknown`). It never ends before the agent has said so or the
+grace is over, so a copy still running cannot land after its compensation removed the image.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from .shared_machine import SharedMachine, TransitionSpec
 class TaskStatus(StrEnum):
     PENDING = "pending"
     POLLING = "polling"
+    ABORTING = "aborting"
     START_FAILED = "start_failed"
     FINISHED = "finished"
     ENDING = "ending"
@@ -24,12 +30,17 @@ class TaskStatus(StrEnum):
 
 # Fan-in counts a task as done once the agent has said its last word on it.
 DONE_TASK_STATES = (TaskStatus.FINISHED, TaskStatus.START_FAILED)
+# The agent is (or may be) working on it: it is polled.
+POLLED_TASK_STATES = (TaskStatus.POLLING, TaskStatus.ABORTING)
+# Not yet ended by the agent: its command cannot end, and its deadline still counts.
+LIVE_TASK_STATES = (TaskStatus.PENDING, TaskStatus.POLLING, TaskStatus.ABORTING)
 
 T = TaskStatus
 TASK_TRANSITIONS = (
     TransitionSpec("accepted", T.PENDING, T.POLLING),
     TransitionSpec("start_failed", T.PENDING, T.START_FAILED),
-    TransitionSpec("report_end", T.POLLING, T.FINISHED),
+    TransitionSpec("abort", [T.PENDING, T.POLLING], T.ABORTING),
+    TransitionSpec("report_end", [T.POLLING, T.ABORTING], T.FINISHED),
     TransitionSpec("claim_end", [T.FINISHED, T.START_FAILED], T.ENDING),
     TransitionSpec("cleared", [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
     TransitionSpec("clear_failed", [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),

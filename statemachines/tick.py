@@ -38,7 +38,7 @@ from .recorder import Changes, Recorder
 from .records import CommandRecord, TaskRecord, freeze
 from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .store_protocol import StoreTransaction
-from .task_machine import DONE_TASK_STATES, TASK_MACHINE
+from .task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskStatus
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.engine")
@@ -77,8 +77,100 @@ class Tick:
     def run(self, answers: AgentAnswers) -> None:
         """Everything a tick does inside its transaction, in order."""
         self._apply(answers)
+        self._enforce_deadlines()
+        self._act_on_cancels()
         self._advance()
-        self.flush()
+
+    # ------------------------------------------------------------------ deadlines, cancels
+    def _enforce_deadlines(self) -> None:
+        """Abort what is past its deadline; end what an agent did not confirm aborting."""
+        now = self.now
+        for task in [t for t in self.view.tasks.values() if t.deadline and t.deadline <= now]:
+            with self._for_root(task.root_command_id):
+                if task.status in (TaskStatus.PENDING, TaskStatus.POLLING):
+                    self._abort_task(task, f"deadline passed {now - task.created_at:.0f} s "
+                                           "after the task was created")
+                elif task.status == TaskStatus.ABORTING:
+                    self._report_end(task, TaskReport.unknown(
+                        f"agent {task.agent!r} did not confirm the abort within "
+                        f"{self.config.limits.abort_grace:g} s ({task.message})"))
+
+    def _abort_task(self, task: TaskRecord, why: str) -> None:
+        """From the next agent phase on, the agent is asked to abort it at every poll."""
+        task.message = why
+        task.deadline = self.now + self.config.limits.abort_grace
+        task.retry_at = 0.0
+        self.recorder.fire(task, TASK_MACHINE, "abort", why)
+
+    def _act_on_cancels(self) -> None:
+        for root_id, reason, status in self.tx.pending_cancels():
+            if COMMAND_MACHINE.is_terminal(status):
+                self.tx.drop_cancel(root_id)
+                continue
+            root = self.view.commands.get(root_id)
+            if root is None:
+                continue  # held, or run by another engine: it acts on the request
+            with self._for_root(root_id):
+                self._cancel(root, reason)
+            self.tx.drop_cancel(root_id)
+
+    def _cancel(self, root: CommandRecord, reason: str) -> None:
+        """Fail the root's own work: refuse what has not started, abort what runs. What
+        already succeeded is then compensated like after any other failure."""
+        view = self.view
+        self.recorder.history(root, "cancel", root.status, root.status, reason)
+        if root.status not in (CommandStatus.NOT_STARTED, CommandStatus.WAITING,
+                               CommandStatus.EXECUTION_FAILED):
+            return  # already ending or rolling back: nothing left to stop
+        message = f"cancelled: {reason}"
+        for member in list(view.group_members.get(root.end_group_id, {}).values()):
+            if member.status == CommandStatus.NOT_STARTED:
+                self._refuse(member, [message])
+            for task in view.tasks_by_command.get(member.id, ()):
+                if task.status in (TaskStatus.PENDING, TaskStatus.POLLING):
+                    self._abort_task(task, message)
+        root.work_succeeded = False
+        root.outcome = Outcome.CANCELLED
+        root.error = message
+        self.recorder.touch(root)
+        view.touched_groups.add(root.end_group_id)
+
+    # ------------------------------------------------------------------ cleanup
+    def start_cleanup(self) -> list[ResourceRevert]:
+        """One more opposite command for every resource given up on (revert_failed) whose
+        owner has ended; the resource reads reverted once one succeeds. Returns the resources
+        retried (or found gone)."""
+        retried = []
+        for revert, owner in self.tx.failed_reverts():
+            if self.view.reverting.get(revert.resource):
+                continue  # an opposite command for it is in flight already
+            if not COMMAND_MACHINE.is_terminal(owner.status):
+                continue  # its own rollback still decides
+            with contain() as hook:
+                command, ctx = self._hook(owner, "cleanup")
+                exists = command.resource_exists(ctx, revert.resource)
+                opposite = command.revert(ctx) if exists else None
+                if not exists:
+                    self.tx.put_revert(replace(revert, state=RevertState.REVERTED))
+                    self.recorder.history(owner, "cleanup", owner.status, owner.status,
+                                          f"{revert.resource} is gone already")
+                elif opposite is not None:
+                    child = self.create_child(owner, opposite.type_name, opposite.parameters,
+                                              revert.resource, compensation=True)
+                    self.tx.put_revert(replace(revert, attempts=revert.attempts + 1))
+                    self.recorder.history(owner, "cleanup", owner.status, owner.status,
+                                          f"{opposite.type_name} {child.id} for "
+                                          f"{revert.resource}")
+            if hook.failed:
+                self.report.errors.append(
+                    f"cleanup of {revert.resource} ({owner.type} {owner.id}) failed: "
+                    f"{hook.describe()}")
+            elif exists and opposite is None:
+                self.report.errors.append(
+                    f"{owner.type} {owner.id} names no opposite command for {revert.resource}")
+            else:
+                retried.append(revert)
+        return retried
 
     @contextmanager
     def _for_root(self, root_id: str) -> Iterator[None]:
@@ -236,20 +328,12 @@ class Tick:
         elif hook.failed:
             problems = [f"validate raised {hook.describe()}"]
         if problems:
-            record.outcome = Outcome.REFUSED
-            record.error = "; ".join(problems)
-            fire(record, COMMAND_MACHINE, "refuse", record.error)
-            head = view.commands.get(record.end_group_id)
-            if head is not None and head is not record:
-                head.work_succeeded = False
-                self.recorder.touch(head)
-            view.touched_groups.add(record.end_group_id)
-            self._on_terminal(record)
+            self._refuse(record, problems)
             return
         fire(record, COMMAND_MACHINE, "execute")
         self.report.commands_executed += 1
-        command, ctx = self._hook(record, "execute")
         with contain() as hook:
+            command, ctx = self._hook(record, "execute")
             command.execute(ctx)
         if hook.failed:
             record.error = f"execute raised {hook.describe()}"
@@ -258,6 +342,20 @@ class Tick:
         else:
             fire(record, COMMAND_MACHINE, "executed")
         view.touched_groups.add(record.end_group_id)
+
+    def _refuse(self, record: CommandRecord, problems: list[str]) -> None:
+        """A command that will not run: it ends at once, and its whole end group fails."""
+        view = self.view
+        record.outcome = Outcome.REFUSED
+        record.error = "; ".join(problems)
+        view.not_started.pop(record.id, None)
+        self.recorder.fire(record, COMMAND_MACHINE, "refuse", record.error)
+        head = view.commands.get(record.end_group_id)
+        if head is not None and head is not record:
+            head.work_succeeded = False
+            self.recorder.touch(head)
+        view.touched_groups.add(record.end_group_id)
+        self._on_terminal(record)
 
     def create_child(
         self,
@@ -306,13 +404,17 @@ class Tick:
         verb: str,
         parameters: Mapping[str, Any],
         entities: Iterable[ResourceRef],
+        timeout: float | None = None,
     ) -> TaskRecord:
         if agent not in self.config.agent_names:
             raise UnknownAgent(agent, list(self.config.agent_names))
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"start_task: timeout must be positive seconds (got {timeout!r})")
         task = TaskRecord(
             id=self.config.new_id(), command_id=command.id, root_command_id=command.root_id,
             agent=agent, verb=verb, parameters=freeze(parameters),
             entities=tuple((e.type, e.id) for e in entities),
+            deadline=self.now + (timeout or self.config.limits.task_timeout),
             created_at=self.now, updated_at=self.now,
         )
         self.view.index_task(task)

@@ -61,6 +61,12 @@ def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
             if a + 1 < BOUNDS.max_poll_failures:
                 moves.append((_task(T.POLLING, a, host), _task(T.POLLING, a + 1, host)))
             moves.append((_task(T.POLLING, a, host), _task(T.FINISHED, a + 1, "unknown")))
+            moves.append((_task(T.POLLING, a, host), _task(T.ABORTING, a, host)))
+        if a + 1 < BOUNDS.max_poll_failures:  # aborting: polls still fail and are counted
+            moves.append((_task(T.ABORTING, a), _task(T.ABORTING, a + 1)))
+        moves.append((_task(T.ABORTING, a), _task(T.FINISHED, a, "finished")))
+    for a in range(s):  # a pending task aborted (deadline or cancel) keeps its count
+        moves.append((_task(T.PENDING, a), _task(T.ABORTING, a)))
     for a in range(s):
         moves.append((_task(T.FINISHED), _task(T.ENDING)))
         moves.append((_task(T.START_FAILED, a), _task(T.ENDING, a)))

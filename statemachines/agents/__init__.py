@@ -1,7 +1,15 @@
 """Agents: the protocol, a deterministic simulated agent and a local-disk storage agent."""
 
 from .local_disk import LocalDiskAgent
-from .protocol import Agent, AgentError, TaskRejected
+from .protocol import Abortable, Agent, AgentError, TaskRejected
 from .simulated import Plan, SimulatedAgent
 
-__all__ = ["Agent", "AgentError", "LocalDiskAgent", "Plan", "SimulatedAgent", "TaskRejected"]
+__all__ = [
+    "Abortable",
+    "Agent",
+    "AgentError",
+    "LocalDiskAgent",
+    "Plan",
+    "SimulatedAgent",
+    "TaskRejected",
+]

@@ -8,7 +8,7 @@ ids in one call (like SPMGetAllTasksStatuses), so a tick costs one round trip pe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import EndactionError
 from ..host_status import TaskReport
@@ -31,3 +31,14 @@ class Agent(Protocol):
 
     def clear(self, task_id: str) -> None:
         """Forget a task whose end the engine recorded; clearing an unknown id is no error."""
+
+
+@runtime_checkable
+class Abortable(Protocol):
+    """An agent that can abort a task: the engine asks it for tasks past their deadline and
+    for the tasks of a cancelled root. Optional; without it such a task ends `unknown` once
+    its grace is over."""
+
+    def abort(self, task_id: str) -> None:
+        """Stop the task if it runs; it must then be reported ended (failure) by `poll`.
+        Aborting a task that ended, or that the agent does not know, is no error."""

@@ -8,7 +8,7 @@ that kept running. Its `images` set is the storage's ground truth for leftover c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..host_status import HostResult, HostStatus, TaskReport
@@ -49,6 +49,7 @@ class SimulatedAgent:
     images: set[str] = field(default_factory=set)
     tasks: dict[str, _SimTask] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
     unavailable: bool = False
 
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
@@ -87,6 +88,16 @@ class SimulatedAgent:
         if self.unavailable:
             raise AgentError("simulated agent is unavailable")
         self.tasks.pop(task_id, None)
+
+    def abort(self, task_id: str) -> None:
+        """A running task ends at its next poll, failed (a copy leaves its partial image)."""
+        if self.unavailable:
+            raise AgentError("simulated agent is unavailable")
+        task = self.tasks.get(task_id)
+        if task is not None and not task.ended:
+            task.plan = replace(task.plan, result=HostResult.FAILURE)
+            task.polls_left = 0
+            self.aborted.append(task_id)
 
     def _apply(self, task: _SimTask) -> None:
         image = str(task.parameters.get("image", ""))

@@ -63,7 +63,8 @@ class _Recorder:
         return child
 
     def start_task(self, agent: str, verb: str, parameters: Mapping[str, Any],
-                   entities: Iterable[ResourceRef] = ()) -> TaskRecord:
+                   entities: Iterable[ResourceRef] = (),
+                   timeout: float | None = None) -> TaskRecord:
         task = TaskRecord(f"task{len(self.tasks)}", "", "", agent, verb, freeze(parameters),
                           tuple((e.type, e.id) for e in entities))
         self.tasks.append(task)

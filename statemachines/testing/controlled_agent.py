@@ -78,6 +78,14 @@ class ControlledAgent:
         self.tasks.pop(task_id, None)
         self._leave()
 
+    def abort(self, task_id: str) -> None:
+        """A running task ends failed at once; an aborted copy may have written part of it."""
+        self._enter("abort")
+        task = self.tasks.get(task_id)
+        if task is not None and task.report is None and not task.forgotten:
+            self.finish(task_id, HostResult.FAILURE, effect=True)
+        self._leave()
+
     # ------------------------------------------------------------------ what the test decides
     def running(self) -> list[str]:
         """Ids of the tasks still running, in the order they were started: a replay of the

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 
 from ..command_machine import CommandStatus
 from ..engine import Engine
-from ..errors import EngineDidNotSettle
+from ..errors import EngineDidNotSettle, NotCancellable
 from ..host_status import HostResult
 from ..reasons import ExecutionReason
 from ..revert_state import RevertState
@@ -173,6 +173,16 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         @rule(seconds=st.sampled_from([0.5, 2.0, 30.0]))
         def time_passes(self, seconds: float) -> None:
             self.clock.now += seconds
+
+        @precondition(lambda self: bool(self.roots))
+        @rule(pick=PICK)
+        def operator_cancels_a_root(self, pick: int) -> None:
+            root = self.roots[pick % len(self.roots)]
+            try:
+                self.engine.cancel(root, "the property suite cancels it")
+            except NotCancellable:
+                return  # it has ended already
+            self.checker.observe()
 
         @rule()
         def engine_crashes(self) -> None:

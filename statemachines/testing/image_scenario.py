@@ -64,4 +64,5 @@ def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy 
         policy=policy or RevertPolicy(backoff_seconds=1.0),
         max_depth=5,
         max_roots=max_roots,
+        task_timeout=90.0,
     )

@@ -16,7 +16,8 @@ from .snapshot import Snapshot
 
 _TERMINAL = {s.value for s in TERMINAL_COMMAND_STATES}
 # A task in one of these still has the agent working on it: its command cannot have ended.
-_LIVE_TASK_STATES = {TaskStatus.PENDING.value, TaskStatus.POLLING.value}
+_LIVE_TASK_STATES = {TaskStatus.PENDING.value, TaskStatus.POLLING.value,
+                     TaskStatus.ABORTING.value}
 
 
 def fail_on(problems: list[str], when: str) -> None:

@@ -68,6 +68,8 @@ class Scenario:
     max_start_attempts: int = 5
     max_clear_attempts: int = 5
     max_poll_failures: int = 10
+    # Short enough that `time_passes` drives some tasks past their deadline, into aborts.
+    task_timeout: float = 3600.0
 
     @property
     def bounds(self) -> Bounds:
@@ -80,7 +82,8 @@ class Scenario:
         """The engine's limits for a run: the bounds the measure was built from."""
         return Limits(max_start_attempts=self.max_start_attempts,
                       max_clear_attempts=self.max_clear_attempts,
-                      max_poll_failures=self.max_poll_failures)
+                      max_poll_failures=self.max_poll_failures,
+                      task_timeout=self.task_timeout)
 
     def agent(self) -> ControlledAgent:
         return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,

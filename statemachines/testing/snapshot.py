@@ -24,6 +24,8 @@ class Snapshot:
     history: list[HistoryEntry]
     reverts: dict[RevertKey, ResourceRevert]
     images: list[ImageRow]
+    # Roots with a cancel request the engine has not acted on yet.
+    cancel_requests: frozenset[str] = frozenset()
 
     def depth(self, command: CommandRecord) -> int:
         depth = 0
@@ -51,4 +53,5 @@ def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:
         tasks.update((t.id, t) for t in root_tasks)
         history += store.history_of_root(root_id)
     reverts = {(r.resource, r.owner): r for r in store.reverts()}
-    return Snapshot(commands, tasks, history, reverts, store.images())
+    return Snapshot(commands, tasks, history, reverts, store.images(),
+                    frozenset(store.cancel_requests()))

@@ -17,6 +17,9 @@ Every command and every task contributes one *rank*, a tuple compared lexicograp
   the transitions left plus the start, poll and clear retries left (a retry writes a row
   without moving the machine, so it has to count).
 
+A cancel request not yet acted on ranks (2, 0, 0, 0), above every command and task: acting on
+it may abort tasks and refuse commands of its root, and always removes the request.
+
 The measure of a state is the multiset of these ranks, ordered by the Dershowitz-Manna multiset
 ordering, which is well-founded because the rank order is (tuples of naturals of fixed length).
 Every engine step that commits strictly decreases it: a transition lowers its object's steps
@@ -42,6 +45,7 @@ from ..task_machine import TaskStatus as T
 from .snapshot import Snapshot
 
 Rank = tuple[int, int, int, int]
+CANCEL_REQUEST: Rank = (2, 0, 0, 0)
 Measure = Counter[Rank]
 
 COMMAND_STEPS = {C.NOT_STARTED: 5, C.EXECUTING: 4, C.WAITING: 3, C.EXECUTION_FAILED: 3,
@@ -71,12 +75,14 @@ class Bounds:
         clears = self.max_clear_attempts
         polls = self.max_poll_failures
         if task.status == T.PENDING:
-            # Above a polling task with no report yet (3 + clears + 2 + polls), however many
+            # Above a polling task with no report yet (4 + clears + 2 + polls), however many
             # start retries are spent: the last allowed start can be accepted with no answer.
-            return 6 + clears + polls + max(0, self.max_start_attempts - task.attempts)
+            return 7 + clears + polls + max(0, self.max_start_attempts - task.attempts)
+        polls_left = max(0, polls - task.attempts)
         if task.status == T.POLLING:
-            polls_left = max(0, polls - task.attempts)
-            return 3 + clears + polls_left + _HOST_PROGRESS.get(task.host_status, 0)
+            return 4 + clears + polls_left + _HOST_PROGRESS.get(task.host_status, 0)
+        if task.status == T.ABORTING:
+            return 3 + clears + polls_left
         if task.status in (T.FINISHED, T.START_FAILED):
             return 2 + clears
         if task.status in (T.ENDING, T.CLEAR_FAILED):
@@ -125,6 +131,7 @@ def measure(snap: Snapshot, bounds: Bounds, fresh_clear_round: bool = False) -> 
         level = 2 * (bounds.max_depth - depths[owner.id])
         ranks[(_flow(owner.execution_reason), level, 0,
                bounds.task_steps(task, fresh_clear_round))] += 1
+    ranks[CANCEL_REQUEST] += len(snap.cancel_requests)
     return ranks
 
 
@@ -157,7 +164,7 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
     the count; a loop would exceed any such bound."""
-    task = 6 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
+    task = 7 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
     command = 5
     compensation = 1 + command + tasks_per_compensation * task
     return (size.commands * command + size.tasks * task
