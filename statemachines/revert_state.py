@@ -1,7 +1,9 @@
 """Per-resource revert state: the second loop guard, persisted so it survives restarts.
 
-A resource moves only forward: none -> reverting -> reverted | revert_failed. Once reverted it
-is never compensated again; after the bounded retries it stays revert_failed, visible.
+A resource moves only forward: none -> reverting -> reverted | revert_failed, and
+revert_failed -> reverted when an operator's cleanup succeeds. Once reverted it is never
+compensated again; after the bounded retries it stays revert_failed, visible, until a cleanup
+finds it undone.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ class RevertState(StrEnum):
 REVERT_ORDER = {
     RevertState.NONE: 0,
     RevertState.REVERTING: 1,
-    RevertState.REVERTED: 2,
     RevertState.REVERT_FAILED: 2,
+    RevertState.REVERTED: 3,
 }
 
 

@@ -46,7 +46,7 @@ from .controlled_agent import AgentCrash
 from .invariants import check_quiescent, check_safety, fail_on, revert_failed_resources
 from .scenario import Scenario, Submission
 from .step_checker import StepChecker
-from .termination import TreeSize, tick_bound
+from .termination import TreeSize, compensation_commits, tick_bound
 
 
 @dataclass
@@ -84,6 +84,8 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             self.engine = self._new_engine()
             self.roots: list[str] = []
             self.size = TreeSize(0, 0, 0)
+            # Opposite commands an operator's cleanup started: each adds to the tick bound.
+            self.cleanups = 0
             self.checker = StepChecker(self.store, self.roots, scenario.bounds)
 
         # ------------------------------------------------------------------ plumbing
@@ -185,6 +187,11 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             self.checker.observe()
 
         @rule()
+        def operator_runs_cleanup(self) -> None:
+            self.cleanups += len(self.engine.cleanup())
+            self.checker.observe()
+
+        @rule()
         def engine_crashes(self) -> None:
             self._restart()
 
@@ -221,7 +228,9 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                 fail_on(check_safety(self.checker.committed("at teardown")), "safety")
 
             self.engine.on_commit = check_commit
-            bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation)
+            bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation) + (
+                2 * self.cleanups * compensation_commits(scenario.bounds,
+                                                         scenario.tasks_per_compensation))
             try:
                 ticks = self.engine.run_until_idle(max_ticks=bound, poll_interval=0.05)
             except EngineDidNotSettle as err:

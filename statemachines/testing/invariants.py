@@ -84,7 +84,8 @@ def _tasks_belong(snap: Snapshot) -> list[str]:
 
 
 def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:
-    """Revert states only move forward: none -> reverting -> reverted | revert_failed."""
+    """Revert states only move forward: none -> reverting -> reverted | revert_failed, and
+    revert_failed -> reverted by a cleanup; reverted is final."""
     problems = []
     for key, old in before.reverts.items():
         new = after.reverts.get(key)
@@ -92,9 +93,8 @@ def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:
         if new is None:
             problems.append(f"the revert state of {resource} (owner {owner}) disappeared")
             continue
-        final = (RevertState.REVERTED, RevertState.REVERT_FAILED)
         if (REVERT_ORDER[new.state] < REVERT_ORDER[old.state]
-                or (old.state in final and new.state != old.state)):
+                or (old.state == RevertState.REVERTED and new.state != old.state)):
             problems.append(f"the revert state of {resource} (owner {owner}) went back from "
                             f"{old.state} to {new.state}")
         if new.attempts < old.attempts or new.lost < old.lost:

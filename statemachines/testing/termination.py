@@ -158,6 +158,12 @@ class TreeSize:
                         self.resources + other.resources)
 
 
+def compensation_commits(bounds: Bounds, tasks_per_compensation: int) -> int:
+    """Committing ticks one opposite command can take at most (with its tasks)."""
+    task = 7 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
+    return 1 + 5 + tasks_per_compensation * task
+
+
 def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) -> int:
     """How many committing ticks a tree of this size can take at most.
 
@@ -166,7 +172,7 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     the count; a loop would exceed any such bound."""
     task = 7 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
     command = 5
-    compensation = 1 + command + tasks_per_compensation * task
+    compensation = compensation_commits(bounds, tasks_per_compensation)
     return (size.commands * command + size.tasks * task
             + size.resources * bounds.compensations_per_resource * compensation)
 
