@@ -30,12 +30,12 @@ from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
     EngineDidNotSettle,
-    NotCancellable,
     RootFault,
     UnknownAgent,
     UnknownCommandType,
 )
 from .limits import Limits
+from .operator_requests import request_cancel
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
 from .records import CommandRecord, HistoryEntry, freeze
@@ -231,16 +231,7 @@ class Engine:
 
         Raises NotCancellable for an unknown id, a command that is not a root, or a root that
         has already ended."""
-        record = self.store.command(root_id)
-        if record is None:
-            raise NotCancellable(f"no command with id {root_id!r}")
-        if record.parent_id is not None:
-            raise NotCancellable(f"{root_id} is a {record.type}, not a root: cancel its root "
-                                 f"{record.root_id}")
-        if COMMAND_MACHINE.is_terminal(record.status):
-            raise NotCancellable(f"root {root_id} ({record.type}) has already ended "
-                                 f"{record.status}")
-        self.store.request_cancel(root_id, reason, self.clock())
+        request_cancel(self.store, root_id, reason, self.clock())
 
     def cleanup(self) -> list[ResourceRevert]:
         """Start one more opposite command for every resource left `revert_failed` whose owner
@@ -275,28 +266,46 @@ class Engine:
             tx.write([], [], [], [], [HistoryEntry("command", fault.root_id, fault.root_id,
                                                    "hold", status, status, self.now, message)])
 
-    def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05) -> int:
+    def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05,
+                       on_wait: Callable[[str], None] | None = None,
+                       notice_seconds: float = 5.0) -> int:
         """Tick until nothing is left to do; returns the number of ticks taken.
 
         Between ticks it sleeps unless something is due at once, until the next retry or
         back-off is due, or `poll_interval` while agents are working. A tick that lost a race
         with another engine is retried on a reloaded view. Raises EngineDidNotSettle after
-        `max_ticks`, which a rollback loop would hit.
+        `max_ticks`, which a rollback loop would hit; every task also has a deadline, so the
+        loop is bounded in time as well.
+
+        Nothing waits silently: when no tick has committed for `notice_seconds`, `on_wait`
+        (if given) is told what the engine is waiting for (`waiting_on`), and again every
+        `notice_seconds` for as long as that lasts.
         """
+        quiet_since = self.clock()
         for ticks in range(1, max_ticks + 1):
             try:
-                self.tick()
+                report = self.tick()
             except ConcurrentModification as err:
                 log.warning("reloading after a conflict with another engine: %s", err)
                 continue
             if self.is_idle():
                 return ticks
-            if not self._view.due_now(self.clock(), self.limits):
-                self.sleep(self._view.wait_hint(self.clock(), poll_interval, self.limits))
+            now = self.clock()
+            if report.committed:
+                quiet_since = now
+            elif on_wait is not None and now - quiet_since >= notice_seconds:
+                on_wait(self.waiting_on())
+                quiet_since = now
+            if not self._view.due_now(now, self.limits):
+                self.sleep(self._view.wait_hint(now, poll_interval, self.limits))
         raise EngineDidNotSettle(
             f"still {len(self._view.commands)} commands and {len(self._view.tasks)} tasks "
             f"unfinished after {max_ticks} ticks"
         )
+
+    def waiting_on(self) -> str:
+        """One sentence on what keeps the engine from being idle, for people watching it."""
+        return self._view.waiting_on(self.clock()) if self._loaded else "loading"
 
     def _view_is_stale(self) -> bool:
         """Did another engine move a task this one is about to start? Then reload first:

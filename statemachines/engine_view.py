@@ -148,6 +148,36 @@ class EngineView:
         return poll_interval
 
 
+    def waiting_on(self, now: float) -> str:
+        """What the engine waits for: tasks on agents (the oldest named, with its deadline),
+        back-offs, and commands due later."""
+        parts = []
+        by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
+        for task in self.tasks.values():
+            if task.status in LIVE_TASK_STATES:
+                by_agent[task.agent].append(task)
+        for agent, tasks in sorted(by_agent.items()):
+            oldest = min(tasks, key=lambda t: t.created_at)
+            line = (f"{len(tasks)} task(s) on agent {agent!r}; oldest: {oldest.verb} "
+                    f"{oldest.id} {oldest.status} for {now - oldest.created_at:.0f} s")
+            if oldest.deadline:
+                line += f", deadline in {max(0.0, oldest.deadline - now):.0f} s"
+            if oldest.message:
+                line += f" ({oldest.message})"
+            parts.append(line)
+        retrying = [t for t in self.tasks.values() if t.retry_at > now]
+        if retrying:
+            soonest = min(retrying, key=lambda t: t.retry_at)
+            parts.append(f"{len(retrying)} agent call(s) backing off, the next in "
+                         f"{soonest.retry_at - now:.1f} s ({soonest.message})")
+        later = [c for c in self.not_started.values() if c.not_before > now]
+        if later:
+            soonest_command = min(later, key=lambda c: c.not_before)
+            parts.append(f"{len(later)} command(s) due later, the next ({soonest_command.type}) "
+                         f"in {soonest_command.not_before - now:.1f} s")
+        return "waiting for " + "; ".join(parts) if parts else "nothing to wait for"
+
+
 def opposite_resource(record: CommandRecord) -> ResourceRef | None:
     """The resource an opposite command (the head of its own ROLLBACK_FLOW group) undoes."""
     if (record.execution_reason != ExecutionReason.ROLLBACK_FLOW

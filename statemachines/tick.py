@@ -158,6 +158,7 @@ class Tick:
                     child = self.create_child(owner, opposite.type_name, opposite.parameters,
                                               revert.resource, compensation=True)
                     self.tx.put_revert(replace(revert, attempts=revert.attempts + 1))
+                    self.report.compensations_started += 1
                     self.recorder.history(owner, "cleanup", owner.status, owner.status,
                                           f"{opposite.type_name} {child.id} for "
                                           f"{revert.resource}")

@@ -176,3 +176,15 @@ def test_cleanup_that_fails_again_leaves_the_resource_revert_failed(sqlite_store
     revert = next(r for r in sqlite_store.reverts() if r.resource.id == "vm1-disk0")
     assert revert.state == RevertState.REVERT_FAILED
     assert revert.attempts == 4
+
+
+def test_nothing_waits_silently(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store, agent=SimulatedAgent(decide=_plan(hang={"vm1-disk0"})))
+    engine = _engine(world, Limits(task_timeout=20))
+    root = world.submit_vm(engine, disks=1)
+    notices: list[str] = []
+    engine.run_until_idle(on_wait=notices.append, notice_seconds=5)
+    assert notices, "the engine waited on a hung copy without saying so"
+    assert notices[0].startswith("waiting for 1 task(s) on agent 'storage'; oldest: copy_image")
+    assert "deadline in" in notices[0]
+    assert _root(sqlite_store, root).status == "ended_failure"

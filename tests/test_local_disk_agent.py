@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from statemachines import HostResult, HostStatus, LocalDiskAgent, TaskRejected, TaskReport
+from statemachines import (
+    AgentError,
+    HostResult,
+    HostStatus,
+    LocalDiskAgent,
+    TaskRejected,
+    TaskReport,
+)
 
 
 def wait_for_end(agent: LocalDiskAgent, task_id: str) -> TaskReport:
@@ -90,23 +99,6 @@ def test_a_new_agent_finds_finished_tasks_in_the_journal(tmp_path: Path,
         restarted.close()
 
 
-def test_a_task_that_died_with_its_process_is_unknown(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    pid = int(dead.stdout)
-    agent = LocalDiskAgent(tmp_path / "storage")
-    try:
-        host = agent.owner.split(":")[0]
-        entry: Mapping[str, object] = {"verb": "copy_image", "parameters": {}, "status": "running",
-                                       "result": None, "message": "", "owner": f"{host}:{pid}:x"}
-        (agent.journal / "t1.json").write_text(json.dumps(entry))
-        report = agent.poll(["t1"])["t1"]
-        assert report.status == HostStatus.UNKNOWN and not report.succeeded
-        assert "which is gone" in report.message
-    finally:
-        agent.close()
-
-
 def test_a_corrupt_journal_entry_is_reported_for_that_task_only(agent: LocalDiskAgent) -> None:
     agent.start("good", "copy_image", {"source": "tmpl", "image": "d"})
     wait_for_end(agent, "good")
@@ -119,11 +111,200 @@ def test_a_corrupt_journal_entry_is_reported_for_that_task_only(agent: LocalDisk
 
 def test_an_open_agent_of_this_process_is_alive(tmp_path: Path, agent: LocalDiskAgent) -> None:
     other = LocalDiskAgent(tmp_path / "storage")
+    entry = {"verb": "delete_image", "parameters": {"image": "x"}, "status": "running",
+             "result": None, "message": "", "owner": other.owner}
+    (agent.journal / "t1.json").write_text(json.dumps(entry))
+    assert agent.poll(["t1"])["t1"].status == HostStatus.RUNNING
+    other.close()  # gone: its task is taken over and run again
+    assert wait_for_end(agent, "t1").succeeded
+
+
+SLOW_COPY = """
+import sys, time
+from statemachines import LocalDiskAgent
+agent = LocalDiskAgent(sys.argv[1], seconds_per_mib=0.5)
+agent.ensure_template("tmpl", 8 << 20)
+agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def _kill_mid_copy(storage: Path) -> None:
+    """A process starts a slow copy and is SIGKILLed in the middle of it."""
+    process = subprocess.Popen([sys.executable, "-c", SLOW_COPY, str(storage)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "started"
+    time.sleep(0.8)
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.slow
+def test_a_task_that_died_with_its_process_is_resumed_and_finishes(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    _kill_mid_copy(storage)
+    agent = LocalDiskAgent(storage)
     try:
-        entry = {"verb": "copy_image", "parameters": {}, "status": "running", "result": None,
-                 "message": "", "owner": other.owner}
-        (agent.journal / "t1.json").write_text(json.dumps(entry))
-        assert agent.poll(["t1"])["t1"].status == HostStatus.RUNNING
+        partial = agent.image_path("d").stat().st_size
+        assert 0 < partial < 8 << 20, "the copy was killed half-way"
+        report = wait_for_end(agent, "t1")
+        assert report.succeeded, report
+        assert agent.image_path("d").read_bytes() == agent.template_path("tmpl").read_bytes()
+        entry = json.loads((agent.journal / "t1.json").read_text())
+        assert entry["resumes"] == 1 and entry["owner"] == agent.owner
     finally:
-        other.close()
-    assert agent.poll(["t1"])["t1"].status == HostStatus.UNKNOWN
+        agent.close()
+
+
+def test_owners_are_known_by_their_lock_not_their_hostname(tmp_path: Path) -> None:
+    """A container restarted under another hostname used to trust its old journals forever:
+    the task of an owner from another host was polled as running, and resume hung."""
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        for task_id, owner in (("a", "old-container:4242:cafe"), ("b", "12345-deadbeef")):
+            entry = {"verb": "delete_image", "parameters": {"image": task_id},
+                     "status": "running", "result": None, "message": "", "owner": owner}
+            (agent.journal / f"{task_id}.json").write_text(json.dumps(entry))
+        assert wait_for_end(agent, "a").succeeded
+        assert wait_for_end(agent, "b").succeeded
+    finally:
+        agent.close()
+
+
+def test_a_task_that_keeps_losing_its_worker_is_reported_unknown(tmp_path: Path) -> None:
+    agent = LocalDiskAgent(tmp_path / "storage", max_resumes=2)
+    try:
+        entry = {"verb": "delete_image", "parameters": {"image": "x"}, "status": "running",
+                 "result": None, "message": "", "owner": "1-gone", "resumes": 2}
+        (agent.journal / "t1.json").write_text(json.dumps(entry))
+        report = agent.poll(["t1"])["t1"]
+        assert report.status == HostStatus.UNKNOWN
+        assert "lost its worker 3 times" in report.message
+    finally:
+        agent.close()
+
+
+def test_abort_stops_a_copy_and_reports_a_failure(tmp_path: Path) -> None:
+    agent = LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.2)
+    try:
+        agent.ensure_template("tmpl", 16 << 20)
+        agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+        time.sleep(0.3)
+        agent.abort("t1")
+        report = wait_for_end(agent, "t1")
+        assert (report.status, report.result) == (HostStatus.FINISHED, HostResult.FAILURE)
+        assert "aborted" in report.message
+        agent.abort("t1")  # aborting an ended task is no error
+        agent.abort("unknown-task")
+    finally:
+        agent.close()
+
+
+def test_two_agents_starting_one_task_at_once_run_it_once(tmp_path: Path) -> None:
+    """The check-and-start is locked across instances (and processes): the journal of a task
+    is written by exactly one of them."""
+    first, second = (LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.5)
+                     for _ in range(2))
+    try:
+        first.ensure_template("tmpl", 2 << 20)
+        for round_number in range(20):
+            task_id = f"t{round_number}"
+            barrier = threading.Barrier(2)
+
+            def start(agent: LocalDiskAgent, task_id: str = task_id,
+                      barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                agent.start(task_id, "copy_image", {"source": "tmpl", "image": task_id})
+
+            threads = [threading.Thread(target=start, args=(a,)) for a in (first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            runners = [a for a in (first, second) if task_id in a._running]
+            assert len(runners) == 1, f"round {round_number}: run by {len(runners)} agents"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_full_disk_releases_the_reserve_so_outcomes_are_still_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        assert (agent.journal / ".reserve").stat().st_size == 1 << 20
+        real = agent._write_atomically
+        full = {"left": 1}
+
+        def write(task_id: str, entry: Mapping[str, object]) -> None:
+            if full["left"] > 0:
+                full["left"] -= 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(task_id, entry)
+
+        monkeypatch.setattr(agent, "_write_atomically", write)
+        released = []
+        real_release = agent._release_reserve
+        monkeypatch.setattr(agent, "_release_reserve",
+                            lambda: released.append(True) or real_release())
+        agent.start("t1", "delete_image", {"image": "x"})  # the first write fails: disk full
+        assert released == [True] and full["left"] == 0
+        assert wait_for_end(agent, "t1").succeeded
+        assert (agent.journal / ".reserve").exists(), "taken up again once a delete freed space"
+    finally:
+        agent.close()
+
+
+def test_an_outcome_the_journal_cannot_record_is_still_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        agent.start("t1", "delete_image", {"image": "x"})
+        wait_for_end(agent, "t1")
+        agent.clear("t1")
+        real = agent._write_atomically
+
+        def write(task_id: str, entry: Mapping[str, object]) -> None:
+            if entry.get("status") == "finished":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(task_id, entry)
+
+        monkeypatch.setattr(agent, "_write_atomically", write)
+        agent.start("t2", "delete_image", {"image": "y"})
+        report = wait_for_end(agent, "t2")
+        assert report.succeeded
+        assert "could not record this" in report.message
+        assert "No space left on device" in report.message
+    finally:
+        agent.close()
+
+
+def test_a_start_whose_journal_entry_cannot_be_written_is_refused_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        def write(task_id: str, entry: Mapping[str, object]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(agent, "_write_atomically", write)
+        with pytest.raises(AgentError, match=r"cannot write the task journal in .*No space left"):
+            agent.start("t1", "delete_image", {"image": "x"})
+        assert agent.poll(["t1"]) == {}
+    finally:
+        agent.close()
+
+
+def test_half_written_journal_entries_of_dead_agents_are_removed(tmp_path: Path) -> None:
+    journal = tmp_path / "storage" / "tasks"
+    journal.mkdir(parents=True)
+    (journal / "t1.1-gone.139.tmp").write_text("{half")
+    (journal / "t2.json.140.tmp").write_text("{half")  # the older naming
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        assert list(journal.glob("*.tmp")) == []
+    finally:
+        agent.close()

@@ -13,6 +13,7 @@ from ..engine import Engine
 from ..errors import EndactionError
 from ..example import example_registry
 from ..example.vm_commands import STORAGE_AGENT
+from ..limits import Limits
 from ..tick_report import TickReport
 from .database import DEFAULT_HOME, open_database
 from .errors import UsageProblem
@@ -70,6 +71,7 @@ def open_world(
     on_commit: Callable[[TickReport], None] | None = None,
     create: bool = True,
     missing: str = "",
+    limits: Limits | None = None,
 ) -> DemoWorld:
     """Open the demo's world; with create=False a missing database is an error, not a new one.
 
@@ -88,5 +90,6 @@ def open_world(
     except BaseException:
         store.dispose()
         raise
-    engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), on_commit=on_commit)
+    engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), limits=limits,
+                    on_commit=on_commit)
     return DemoWorld(store, agent, engine)

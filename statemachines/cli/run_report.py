@@ -14,6 +14,7 @@ from persistence import SqlStore
 from ..agents.local_disk import LocalDiskAgent
 from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
 from ..example.vm_commands import image_name
+from ..revert_state import ResourceRevert, RevertState
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK
 
 
@@ -25,7 +26,9 @@ def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[s
     on_disk = set(agent.image_names())
     mine = [image_name(vm, i) for i in range(len(disks))]
     return {
-        "root": {"id": root.id, "type": root.type, "status": root.status, "vm": vm},
+        "root": {"id": root.id, "type": root.type, "status": root.status, "vm": vm,
+                 "outcome": root.outcome, "error": root.error,
+                 "held": store.held_roots().get(root.id)},
         "commands": [
             {"id": c.id, "type": c.type, "status": c.status, "parent_id": c.parent_id,
              "execution_reason": str(c.execution_reason), "outcome": c.outcome,
@@ -60,8 +63,37 @@ def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
 
 
 def exit_code(report: dict[str, Any]) -> int:
+    """0 when the root ended and nothing is left behind; 3 otherwise (a held root included)."""
     finished = report["root"]["status"] in TERMINAL_COMMAND_STATES
     return EXIT_OK if finished and not report["leftovers"] else EXIT_LEFT_BEHIND
+
+
+def build_cleanup_report(store: SqlStore, agent: LocalDiskAgent,
+                         retried: list[ResourceRevert]) -> dict[str, Any]:
+    """What `cleanup` retried and how each ended, and what is still left behind anywhere."""
+    now = {(r.resource, r.owner): r for r in store.reverts()}
+    rows = []
+    for revert in retried:
+        final = now.get((revert.resource, revert.owner), revert)
+        rows.append({"resource": str(revert.resource), "owner": revert.owner,
+                     "state": str(final.state), "attempts": final.attempts,
+                     "error": final.last_error if final.state != RevertState.REVERTED else None})
+    return {
+        "retried": rows,
+        "still_failed": sorted(str(r.resource) for r in now.values()
+                               if r.state == RevertState.REVERT_FAILED),
+        "leftovers": leftovers(store, set(agent.image_names())),
+    }
+
+
+def render_cleanup_text(report: dict[str, Any]) -> str:
+    lines = [f"{row['resource']} (owner {row['owner']}): {row['state']}"
+             + (f" ({row['error']})" if row["error"] else "") for row in report["retried"]]
+    if not lines:
+        lines.append("nothing was left revert_failed")
+    lines.append("still revert_failed: " + (", ".join(report["still_failed"]) or "none"))
+    lines.append("leftovers: " + (", ".join(report["leftovers"]) or "none"))
+    return "\n".join(lines)
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -74,7 +106,11 @@ def render_text(report: dict[str, Any]) -> str:
     for command in commands:
         children.setdefault(command["parent_id"], []).append(command)
 
-    lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"]
+    lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"
+             + (f" ({root['outcome']}: {root['error']})" if root.get("error") else "")]
+    if root.get("held"):
+        lines.append(f"  HELD: the engine failed on this root and stopped working on it: "
+                     f"{root['held']} (fix the cause, then `endaction release {root['id']}`)")
 
     def describe(command: dict[str, Any]) -> str:
         parts = [command["type"]]
