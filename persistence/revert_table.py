@@ -17,6 +17,7 @@ from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
 from .batching import chunked
 from .db_errors import guarded
 from .schema import resource_reverts
+from .text_columns import storable
 
 _T = resource_reverts.c
 _GET = select(resource_reverts).where(
@@ -83,7 +84,7 @@ class SqlRevertTable:
         for key in sorted(self._dirty, key=lambda k: (str(k[0]), k[1])):
             revert = self._states[key]
             values = {"state": revert.state, "attempts": revert.attempts, "lost": revert.lost,
-                      "last_error": revert.last_error, "updated_at": now}
+                      "last_error": storable(revert.last_error), "updated_at": now}
             if self._in_db[key]:
                 updates.append({"_type": revert.resource.type, "_id": revert.resource.id,
                                 "_owner": revert.owner, **values})

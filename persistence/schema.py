@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
 )
 
+from statemachines.records import MAX_ID_LENGTH, MAX_NAME_LENGTH
+
 metadata = MetaData()
 
 ID = String(64)
@@ -28,12 +30,12 @@ commands = Table(
     Column("root_id", ID, nullable=False, index=True),
     Column("parent_id", ID, ForeignKey("commands.id"), nullable=True, index=True),
     Column("end_group_id", ID, nullable=False),
-    Column("type", String(200), nullable=False),
+    Column("type", String(MAX_ID_LENGTH), nullable=False),
     Column("status", String(32), nullable=False),
     Column("execution_reason", String(32), nullable=False),
     Column("parameters", JSON, nullable=False),
-    Column("entity_type", String(100)),
-    Column("entity_id", String(200)),
+    Column("entity_type", String(MAX_NAME_LENGTH)),
+    Column("entity_id", String(MAX_ID_LENGTH)),
     Column("work_succeeded", Boolean),
     Column("outcome", String(32)),
     Column("error", Text),
@@ -51,8 +53,8 @@ async_tasks = Table(
     Column("id", ID, primary_key=True),
     Column("command_id", ID, ForeignKey("commands.id"), nullable=False, index=True),
     Column("root_command_id", ID, nullable=False, index=True),
-    Column("agent", String(100), nullable=False),
-    Column("verb", String(100), nullable=False),
+    Column("agent", String(MAX_NAME_LENGTH), nullable=False),
+    Column("verb", String(MAX_NAME_LENGTH), nullable=False),
     # The id the agent knows the task by; the engine generates it, so it equals `id`.
     Column("agent_task_id", ID, nullable=False),
     Column("status", String(32), nullable=False),
@@ -77,8 +79,8 @@ async_task_entities = Table(
     "async_task_entities",
     metadata,
     Column("task_id", ID, ForeignKey("async_tasks.id"), primary_key=True),
-    Column("entity_type", String(100), primary_key=True),
-    Column("entity_id", String(200), primary_key=True),
+    Column("entity_type", String(MAX_NAME_LENGTH), primary_key=True),
+    Column("entity_id", String(MAX_ID_LENGTH), primary_key=True),
 )
 
 transitions = Table(
@@ -98,8 +100,8 @@ transitions = Table(
 resource_reverts = Table(
     "resource_reverts",
     metadata,
-    Column("resource_type", String(100), primary_key=True),
-    Column("resource_id", String(200), primary_key=True),
+    Column("resource_type", String(MAX_NAME_LENGTH), primary_key=True),
+    Column("resource_id", String(MAX_ID_LENGTH), primary_key=True),
     # The command whose work made the resource: a name reused later starts a fresh state.
     Column("owner_id", ID, primary_key=True),
     Column("state", String(32), nullable=False),

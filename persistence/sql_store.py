@@ -58,6 +58,7 @@ from .schema import (
     transitions,
 )
 from .schema_version import ensure_schema
+from .text_columns import storable
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # Resources of this type live in the images inventory table.
@@ -65,6 +66,8 @@ IMAGE_RESOURCE = "image"
 
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
+# Columns of text that comes from outside (agents, exceptions): NUL characters are escaped.
+_FREE_TEXT = frozenset({"error", "message"})
 _TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "retry_at",
                  "deadline", "updated_at")
 
@@ -123,6 +126,12 @@ class SqlStore:
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
                 .order_by(commands.c.created_at.desc()).limit(1)
             ).scalar()
+
+    def root_ids(self) -> list[str]:
+        """Every root command, oldest first."""
+        with self._guard("list root commands"), self.engine.connect() as conn:
+            return list(conn.execute(select(commands.c.id).where(commands.c.parent_id.is_(None))
+                                     .order_by(commands.c.created_at)).scalars())
 
     def held_roots(self) -> dict[str, str]:
         """Roots the engine could not process, with the error that held each."""
@@ -235,7 +244,7 @@ class SqlTransaction:
         exists = select(cancel_requests.c.root_id).where(cancel_requests.c.root_id == root_id)
         if self._conn.execute(exists).first() is None:
             self._conn.execute(insert(cancel_requests).values(root_id=root_id, requested_at=at,
-                                                              reason=reason))
+                                                              reason=storable(reason)))
 
     def pending_cancels(self) -> list[tuple[str, str, str]]:
         rows = self._conn.execute(
@@ -261,7 +270,7 @@ class SqlTransaction:
         if self._conn.execute(select(held_roots.c.root_id)
                               .where(held_roots.c.root_id == root_id)).first() is None:
             self._conn.execute(insert(held_roots).values(root_id=root_id, held_at=at,
-                                                         error=error))
+                                                         error=storable(error)))
 
     def release_root(self, root_id: str) -> bool:
         return bool(self._conn.execute(delete(held_roots).where(held_roots.c.root_id == root_id))
@@ -319,7 +328,9 @@ class SqlTransaction:
         columns = HistoryEntry._fields
         sql = (f"INSERT INTO {transitions.name} ({', '.join(columns)}) "
                f"VALUES ({', '.join([mark] * len(columns))})")
-        self._conn.exec_driver_sql(sql, list(history))
+        rows = [h if h.detail is None or "\x00" not in h.detail
+                else h._replace(detail=storable(h.detail)) for h in history]
+        self._conn.exec_driver_sql(sql, rows)
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
@@ -332,6 +343,10 @@ class SqlTransaction:
                f"version = {mark} WHERE id = {mark} AND version = {mark}")
         values = attrgetter(*columns)
         rows = [(*values(r), r.version + 1, r.id, r.version) for r in records]
+        text = [i for i, column in enumerate(columns) if column in _FREE_TEXT]
+        rows = [row if not any(isinstance(row[i], str) and "\x00" in row[i] for i in text)
+                else tuple(storable(v) if i in text else v for i, v in enumerate(row))
+                for row in rows]
         result = self._conn.exec_driver_sql(sql, rows)
         if result.rowcount != len(rows):
             raise ConcurrentModification(
@@ -366,7 +381,7 @@ def _command_row(c: CommandRecord) -> dict[str, Any]:
         "end_group_id": c.end_group_id, "type": c.type, "status": c.status,
         "execution_reason": c.execution_reason, "parameters": thaw(c.parameters),
         "entity_type": c.entity_type, "entity_id": c.entity_id,
-        "work_succeeded": c.work_succeeded, "outcome": c.outcome, "error": c.error,
+        "work_succeeded": c.work_succeeded, "outcome": c.outcome, "error": storable(c.error),
         "not_before": c.not_before, "end_attempts": c.end_attempts,
         "created_at": c.created_at, "updated_at": c.updated_at, "version": c.version,
     }
@@ -376,7 +391,8 @@ def _task_row(t: TaskRecord) -> dict[str, Any]:
     return {
         "id": t.id, "command_id": t.command_id, "root_command_id": t.root_command_id,
         "agent": t.agent, "verb": t.verb, "agent_task_id": t.id, "status": t.status,
-        "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
+        "host_status": t.host_status, "host_result": t.host_result,
+        "message": storable(t.message),
         "parameters": thaw(t.parameters), "attempts": t.attempts, "retry_at": t.retry_at,
         "deadline": t.deadline, "created_at": t.created_at, "updated_at": t.updated_at,
         "version": t.version,

@@ -17,7 +17,14 @@ from typing import Any, ClassVar, Protocol
 from .errors import InvalidParameters, UnknownCommandType
 from .inventory import ImageInventory
 from .reasons import ExecutionReason
-from .records import CommandRecord, TaskRecord, thaw
+from .records import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    CommandRecord,
+    TaskRecord,
+    name_problems,
+    thaw,
+)
 from .revert_state import ResourceRef
 
 
@@ -123,6 +130,12 @@ class Command:
         return None
 
 
+def reference_problems(what: str, ref: ResourceRef) -> list[str]:
+    """Why a resource reference cannot be stored, if it cannot."""
+    return [*name_problems(f"{what} type", ref.type, MAX_NAME_LENGTH),
+            *name_problems(f"{what} id", ref.id, MAX_ID_LENGTH)]
+
+
 class CommandRegistry:
     """Maps persisted type names to classes; a name it does not know is an error, never a guess."""
 
@@ -135,6 +148,9 @@ class CommandRegistry:
         name = command_type.type_name
         if not name:
             raise ValueError(f"{command_type.__qualname__} has no type_name")
+        problems = name_problems("type_name", name, MAX_ID_LENGTH)
+        if problems:
+            raise ValueError(f"{command_type.__qualname__}: {problems[0]}")
         existing = self._types.get(name)
         if existing is not None and existing is not command_type:
             raise ValueError(f"command type {name!r} registered twice")
@@ -147,16 +163,24 @@ class CommandRegistry:
             raise UnknownCommandType(type_name, list(self._types)) from None
 
     def check(self, type_name: str, parameters: Mapping[str, Any]) -> None:
+        """Refuse an unknown type or parameters that are malformed for it, naming why."""
         command_type = self.get(type_name)
-        if not isinstance(parameters, Mapping):
-            raise InvalidParameters(type_name, ["parameters must be a mapping"])
-        try:
-            json.dumps(thaw(parameters))
-        except (TypeError, ValueError) as err:
-            raise InvalidParameters(type_name, [f"parameters must be JSON: {err}"]) from None
+        self.check_json(type_name, parameters)
         problems = command_type.check_parameters(parameters)
         if problems:
             raise InvalidParameters(type_name, problems)
+
+    @staticmethod
+    def check_json(what: str, parameters: Mapping[str, Any]) -> None:
+        """Parameters are a JSON object the database can store (no NaN, not too deep)."""
+        if not isinstance(parameters, Mapping):
+            raise InvalidParameters(what, ["parameters must be a mapping"])
+        try:
+            json.dumps(thaw(parameters), allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise InvalidParameters(what, [f"parameters must be JSON: {err}"]) from None
+        except RecursionError:
+            raise InvalidParameters(what, ["parameters are nested too deeply"]) from None
 
     def names(self) -> list[str]:
         return sorted(self._types)

@@ -23,13 +23,14 @@ from typing import Any
 
 from .agent_calls import AgentCalls
 from .agents.protocol import Agent
-from .command import CommandRegistry
+from .command import CommandRegistry, reference_problems
 from .command_machine import COMMAND_MACHINE, CommandStatus
 from .compensation_policy import RevertPolicy
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
     EngineDidNotSettle,
+    InvalidParameters,
     RootFault,
     UnknownAgent,
     UnknownCommandType,
@@ -38,7 +39,7 @@ from .limits import Limits
 from .operator_requests import request_cancel
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
-from .records import CommandRecord, HistoryEntry, freeze
+from .records import MAX_NAME_LENGTH, CommandRecord, HistoryEntry, freeze, name_problems
 from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store
 from .task_machine import TaskStatus
@@ -89,6 +90,9 @@ class Engine:
         self.store = store
         self.new_id = ids
         self.agents = dict(agents)
+        for name in self.agents:
+            if problems := name_problems("agent name", name, MAX_NAME_LENGTH):
+                raise ValueError(problems[0])
         self.registry = registry
         self.policy = policy or RevertPolicy()
         self.limits = limits or Limits()
@@ -163,6 +167,8 @@ class Engine:
         Malformed parameters and unknown types are refused here, before anything is written.
         """
         self.registry.check(type_name, parameters)
+        if entity is not None and (problems := reference_problems("entity", entity)):
+            raise InvalidParameters(type_name, problems)
         now = self.clock()
         command_id = self.new_id()
         record = CommandRecord(

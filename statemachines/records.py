@@ -18,6 +18,22 @@ from .host_status import host_ended_successfully
 from .reasons import ExecutionReason
 from .task_machine import TaskStatus
 
+# Widths of the columns these names are stored in: a longer one is refused where it enters,
+# with its name, instead of failing the tick's write (PostgreSQL checks widths; SQLite not).
+MAX_NAME_LENGTH = 100  # agents, verbs, resource types
+MAX_ID_LENGTH = 200  # resource ids, command types
+
+
+def name_problems(what: str, value: object, limit: int) -> list[str]:
+    """Why `value` cannot be stored as a name of at most `limit` characters, if it cannot."""
+    if not isinstance(value, str) or not value:
+        return [f"{what} must be a non-empty string (got {value!r:.80})"]
+    if len(value) > limit:
+        return [f"{what} is {len(value)} characters long, at most {limit} fit"]
+    if "\x00" in value:
+        return [f"{what} must not contain NUL characters"]
+    return []
+
 
 def freeze(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
     """A deep, read-only copy of JSON data, as the store will keep it.

@@ -17,13 +17,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .agent_calls import AgentAnswers
-from .command import Command, CommandRegistry
+from .command import Command, CommandRegistry, reference_problems
 from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus, Outcome
 from .compensation_policy import Decision, RevertPolicy, decide
 from .containment import contain
 from .engine_view import EngineView, opposite_resource
 from .errors import (
     ConcurrentModification,
+    InvalidParameters,
     LimitExceeded,
     RootFault,
     StoreError,
@@ -35,7 +36,7 @@ from .host_status import HostResult, HostStatus, TaskReport
 from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
-from .records import CommandRecord, TaskRecord, freeze
+from .records import MAX_NAME_LENGTH, CommandRecord, TaskRecord, freeze, name_problems
 from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .store_protocol import StoreTransaction
 from .task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskStatus
@@ -374,6 +375,8 @@ class Tick:
         opposite command does is ever compensated in turn: compensation depth is one.
         """
         self.config.registry.check(type_name, parameters)
+        if entity is not None and (problems := reference_problems("entity", entity)):
+            raise InvalidParameters(type_name, problems)
         limits = self.config.limits
         if self.view.depth_of(parent) + 1 > limits.max_tree_depth:
             raise LimitExceeded(
@@ -409,8 +412,15 @@ class Tick:
     ) -> TaskRecord:
         if agent not in self.config.agent_names:
             raise UnknownAgent(agent, list(self.config.agent_names))
+        entities = tuple(entities)
+        problems = name_problems("verb", verb, MAX_NAME_LENGTH)
+        for entity in entities:
+            problems += reference_problems("entity", entity)
         if timeout is not None and not timeout > 0:
-            raise ValueError(f"start_task: timeout must be positive seconds (got {timeout!r})")
+            problems.append(f"timeout must be positive seconds (got {timeout!r})")
+        if problems:
+            raise InvalidParameters(f"task {verb!r:.40} of {command.type}", problems)
+        self.config.registry.check_json(f"task {verb} of {command.type}", parameters)
         task = TaskRecord(
             id=self.config.new_id(), command_id=command.id, root_command_id=command.root_id,
             agent=agent, verb=verb, parameters=freeze(parameters),

@@ -17,7 +17,10 @@ from statemachines import (
     CommandContext,
     CommandRegistry,
     Engine,
+    HostResult,
+    HostStatus,
     InvalidParameters,
+    ResourceRef,
     SimulatedAgent,
     StoreUnavailable,
     TaskReport,
@@ -216,3 +219,70 @@ def test_postgres_connection_dropped_mid_tick_loses_nothing(tmp_path: Path) -> N
     assert world.end_state(root)["agent_images"] == []
     assert set(world.ends_per_command(root).values()) == {1}
     store.dispose()
+
+
+class MakesBadChildren(Command):
+    """Its execute hands the engine what the database could not store."""
+
+    type_name = "MakesBadChildren"
+
+    def execute(self, ctx: CommandContext) -> None:
+        what = self.parameters["what"]
+        if what == "long entity":
+            ctx.add_child("MakesBadChildren", {"what": "none"},
+                          entity=ResourceRef("image", "x" * 300))
+        elif what == "nan":
+            ctx.add_child("MakesBadChildren", {"what": "none", "ratio": float("nan")})
+        elif what == "long verb":
+            ctx.start_task("storage", "v" * 150, {})
+        elif what == "nul in entity":
+            ctx.add_child("MakesBadChildren", {"what": "none"},
+                          entity=ResourceRef("image", "a\x00b"))
+
+
+@pytest.mark.parametrize(("what", "says"), [
+    ("long entity", "entity id is 300 characters long, at most 200 fit"),
+    ("nan", "parameters must be JSON"),
+    ("long verb", "verb is 150 characters long, at most 100 fit"),
+    ("nul in entity", "entity id must not contain NUL characters"),
+])
+def test_what_the_database_cannot_store_fails_that_command_not_every_tick(
+    store: SqlStore, what: str, says: str,
+) -> None:
+    world = World(store)
+    engine = Engine(store, {"storage": world.agent},
+                    CommandRegistry([*EXAMPLE_COMMANDS, MakesBadChildren]),
+                    clock=world.clock, sleep=world.clock.sleep)
+    bad = engine.submit("MakesBadChildren", {"what": what})
+    healthy = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=200)
+    record = store.command(bad)
+    assert record is not None and record.status == "ended_failure"
+    assert record.error is not None and says in record.error
+    assert store.command(healthy) is not None
+    assert store.command(healthy).status == "ended_success"  # type: ignore[union-attr]
+
+
+class NulAgent(SimulatedAgent):
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE, "disk\x00error")
+                for t in task_ids}
+
+
+def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStore) -> None:
+    world = World(store, agent=NulAgent())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    _, tasks = store.tree(root)
+    copy = next(t for t in tasks if t.verb == "copy_image")
+    assert copy.message == "disk\\0error"
+
+
+def test_parameters_nested_too_deeply_are_refused_by_name(sqlite_store: SqlStore) -> None:
+    nested: dict[str, Any] = {}
+    for _ in range(5000):
+        nested = {"n": nested}
+    engine = World(sqlite_store).engine()
+    with pytest.raises(InvalidParameters, match="nested too deeply"):
+        engine.submit("AddVmFromTemplate", {"vm": "v", "disks": [{"source": "s"}], "x": nested})
