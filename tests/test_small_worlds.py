@@ -27,6 +27,8 @@ from tests.small_worlds import (
     run_world,
 )
 
+pytestmark = pytest.mark.slow
+
 POLICY = RevertPolicy(backoff_seconds=1.0)
 
 
