@@ -116,8 +116,7 @@ def test_garbage_from_an_agent_ends_the_task_as_unknown_and_rolls_back(
     engine = world.engine()
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=50)
-    _, tasks = sqlite_store.tree(root)
-    copy = next(t for t in tasks if t.verb == "copy_image")
+    copy = world.copy_task(root)
     assert copy.host_status == "unknown"
     assert copy.message is not None and "answered garbage" in copy.message
     assert "'done, probably'" in copy.message
@@ -274,8 +273,7 @@ def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStor
     engine = world.engine()
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
-    _, tasks = store.tree(root)
-    copy = next(t for t in tasks if t.verb == "copy_image")
+    copy = world.copy_task(root)
     assert copy.message == "disk\\0error"
 
 

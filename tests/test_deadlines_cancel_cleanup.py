@@ -82,8 +82,7 @@ def test_an_abort_the_agent_never_confirms_ends_unknown_after_the_grace(
     engine = _engine(world, Limits(task_timeout=60, abort_grace=30))
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=10_000)
-    _, tasks = sqlite_store.tree(root)
-    copy = next(t for t in tasks if t.verb == "copy_image")
+    copy = world.copy_task(root)
     assert copy.host_status == "unknown"
     assert copy.message is not None and "did not confirm the abort within 30 s" in copy.message
     ended = next(h for h in sqlite_store.history(copy.id) if h.trigger == "report_end")

@@ -115,8 +115,7 @@ def test_an_agent_that_answers_polls_with_garbage_is_given_up_on(sqlite_store: S
     engine = _engine(world, limits=Limits(max_poll_failures=3))
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
-    _, tasks = sqlite_store.tree(root)
-    copy = next(t for t in tasks if t.verb == "copy_image")
+    copy = world.copy_task(root)
     assert copy.host_status == "unknown"
     assert copy.message is not None and "list, not a mapping" in copy.message
 

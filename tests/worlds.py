@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import Engine, RevertPolicy, SimulatedAgent, TaskReport, TickReport
+from statemachines import (
+    Engine,
+    RevertPolicy,
+    SimulatedAgent,
+    TaskRecord,
+    TaskReport,
+    TickReport,
+)
 from statemachines.example import add_vm_parameters, example_registry
 from statemachines.example.vm_commands import STORAGE_AGENT
 from statemachines.testing import ManualClock
@@ -82,6 +89,11 @@ class World:
             "inventory": self.store.images(),
             "agent_images": sorted(self.agent.images),
         }
+
+    def copy_task(self, root_id: str) -> TaskRecord:
+        """The (first) copy task of a VM: where what the agent said ends up."""
+        _, tasks = self.store.tree(root_id)
+        return next(t for t in tasks if t.verb == "copy_image")
 
     def ends_per_command(self, root_id: str) -> Counter[str]:
         return Counter(h.object_id for h in self.store.history_of_root(root_id)

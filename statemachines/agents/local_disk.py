@@ -81,10 +81,10 @@ class LocalDiskAgent:
         self.max_resumes = max_resumes
         self.failing_deletes = frozenset(failing_deletes)
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._owner_file = self._hold_owner_lock()
         self._dir_lock = (self.journal / LOCK_NAME).open("a")
         self._lock = threading.RLock()
         self._lock_depth = 0
+        self._owner_file = self._hold_owner_lock()
         self._closing = False
         self._running: dict[str, threading.Event] = {}
         self._unjournaled: dict[str, dict[str, Any]] = {}
@@ -172,10 +172,6 @@ class LocalDiskAgent:
 
     def image_names(self) -> list[str]:
         return sorted(p.name[: -len(IMAGE_SUFFIX)] for p in self.images.glob(f"*{IMAGE_SUFFIX}"))
-
-    def journal_names(self) -> list[str]:
-        """Task ids with a journal entry: what a task host still remembers."""
-        return sorted(p.stem for p in self.journal.glob("*.json"))
 
     def ensure_template(self, name: str, size: int) -> None:
         path = self.template_path(name)
@@ -388,8 +384,11 @@ class LocalDiskAgent:
 
     # -- owners ---------------------------------------------------------------------------
     def _hold_owner_lock(self) -> IO[str]:
-        handle = (self.owners / f"{self.owner}.lock").open("w")
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        """Under the journal lock: another instance removing dead owners' files must never
+        see this one's file between its creation and its lock, and take it for dead."""
+        with self._journal_locked():
+            handle = (self.owners / f"{self.owner}.lock").open("w")
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return handle
 
     def _owner_alive(self, owner: str) -> bool:
