@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from statemachines.errors import StoreUnavailable
+
 WRITE_OPTION = "endaction_write"
 
 
@@ -35,7 +37,12 @@ def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) 
         return create_engine(url, pool_pre_ping=True)
     database = parsed.database or ""
     if make_folder and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreUnavailable(f"cannot make the folder {folder} for the database "
+                                   f"{database}: {err}") from err
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")

@@ -11,6 +11,8 @@ failing later on a missing column with work in flight.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from statemachines.errors import StoreError
 from .database import WRITE_OPTION
 from .db_errors import translate
 from .schema import metadata
+
+log = logging.getLogger("endaction.schema")
 
 # Alembic's version table, under a name of our own: another application's Alembic history in
 # the same database is never mistaken for ours.
@@ -194,7 +198,9 @@ def _run_migrations(conn: Connection, before: Found) -> None:
 
 def _use_wal(engine: Engine) -> None:
     """WAL on SQLite, so readers never block the ticking writer; persistent in the file, and
-    set only once the file is known to be ours (it rewrites the file's header)."""
+    set only once the file is known to be ours (it rewrites the file's header). Switching
+    needs the file to itself: while another process uses it, the switch waits for the next
+    open, and the database works meanwhile in its rollback-journal mode."""
     if engine.dialect.name != "sqlite":
         return
     raw = engine.raw_connection()
@@ -203,5 +209,8 @@ def _use_wal(engine: Engine) -> None:
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+    except sqlite3.OperationalError as err:
+        log.warning("could not switch %s to WAL mode yet (%s); trying again next time",
+                    engine.url, err)
     finally:
         raw.close()

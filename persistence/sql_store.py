@@ -16,11 +16,14 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    Table,
     delete,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from statemachines.command_machine import (
     READY_TO_END_STATES,
@@ -102,7 +105,11 @@ class SqlStore:
 
     # ------------------------------------------------------------------ start-up
     def load_active(self) -> ActiveState:
-        with self._guard("load unfinished work"), self.engine.connect() as conn:
+        """Every unfinished command and task outside held roots, read as of one moment (on
+        PostgreSQL a repeatable-read snapshot; on SQLite the read transaction is one)."""
+        with self._guard("load unfinished work"), self.engine.connect() as connection:
+            conn = (connection.execution_options(isolation_level="REPEATABLE READ")
+                    if connection.dialect.name == "postgresql" else connection)
             held = select(held_roots.c.root_id)
             rows = conn.execute(
                 select(commands).where(commands.c.status.not_in(TERMINAL_COMMAND_STATES),
@@ -241,10 +248,21 @@ class SqlTransaction:
         self._reverts.prefetch(refs)
 
     def request_cancel(self, root_id: str, reason: str, at: float) -> None:
-        exists = select(cancel_requests.c.root_id).where(cancel_requests.c.root_id == root_id)
-        if self._conn.execute(exists).first() is None:
-            self._conn.execute(insert(cancel_requests).values(root_id=root_id, requested_at=at,
-                                                              reason=storable(reason)))
+        self._insert_if_absent(cancel_requests, {"root_id": root_id, "requested_at": at,
+                                                 "reason": storable(reason)})
+
+    def _insert_if_absent(self, table: Table, values: dict[str, Any]) -> None:
+        """One statement, so two writers racing (PostgreSQL reads committed data only, and
+        both may see no row) never collide on the key: the second one does nothing."""
+        dialect = self._conn.dialect.name
+        statement = (sqlite_insert(table) if dialect == "sqlite" else postgresql_insert(table)
+                     if dialect == "postgresql" else None)
+        if statement is None:
+            key = table.primary_key.columns.values()[0]
+            if self._conn.execute(select(key).where(key == values[key.name])).first() is None:
+                self._conn.execute(insert(table).values(**values))
+            return
+        self._conn.execute(statement.values(**values).on_conflict_do_nothing())
 
     def pending_cancels(self) -> list[tuple[str, str, str]]:
         rows = self._conn.execute(
@@ -257,30 +275,40 @@ class SqlTransaction:
         self._conn.execute(delete(cancel_requests).where(cancel_requests.c.root_id == root_id))
 
     def failed_reverts(self) -> list[tuple[ResourceRevert, CommandRecord]]:
+        """Resources given up on whose owner has ended, outside held roots, and with no
+        opposite command still unfinished for them (one may be in flight from an earlier
+        cleanup, in any engine's hands)."""
         reverts = [_revert_of(r) for r in self._conn.execute(
             select(resource_reverts).where(resource_reverts.c.state == RevertState.REVERT_FAILED)
             .order_by(resource_reverts.c.updated_at)).mappings()]
         owners: dict[str, CommandRecord] = {}
         for chunk in chunked(sorted({r.owner for r in reverts})):
             owners.update((r["id"], _command(r)) for r in self._conn.execute(
-                select(commands).where(commands.c.id.in_(chunk))).mappings())
-        return [(r, owners[r.owner]) for r in reverts if r.owner in owners]
+                select(commands).where(commands.c.id.in_(chunk),
+                                       commands.c.status.in_(TERMINAL_COMMAND_STATES),
+                                       commands.c.execution_reason
+                                       == ExecutionReason.REGULAR_FLOW,
+                                       commands.c.root_id.not_in(select(held_roots.c.root_id))))
+                .mappings())
+        in_flight = {(kind, ident) for kind, ident in self._conn.execute(
+            select(commands.c.entity_type, commands.c.entity_id).where(
+                commands.c.execution_reason == ExecutionReason.ROLLBACK_FLOW,
+                commands.c.end_group_id == commands.c.id,
+                commands.c.status.not_in(TERMINAL_COMMAND_STATES)))}
+        return [(r, owners[r.owner]) for r in reverts if r.owner in owners
+                and (r.resource.type, r.resource.id) not in in_flight]
 
     def hold_root(self, root_id: str, at: float, error: str) -> None:
-        if self._conn.execute(select(held_roots.c.root_id)
-                              .where(held_roots.c.root_id == root_id)).first() is None:
-            self._conn.execute(insert(held_roots).values(root_id=root_id, held_at=at,
-                                                         error=storable(error)))
+        self._insert_if_absent(held_roots, {"root_id": root_id, "held_at": at,
+                                            "error": storable(error)})
 
     def release_root(self, root_id: str) -> bool:
         return bool(self._conn.execute(delete(held_roots).where(held_roots.c.root_id == root_id))
                     .rowcount)
 
     def put_setting(self, key: str, value: str) -> None:
-        updated = self._conn.execute(update(settings).where(settings.c.key == key)
-                                     .values(value=value))
-        if not updated.rowcount:
-            self._conn.execute(insert(settings).values(key=key, value=value))
+        self._conn.execute(update(settings).where(settings.c.key == key).values(value=value))
+        self._insert_if_absent(settings, {"key": key, "value": value})
 
     def flush_resources(self) -> None:
         """Write the buffered inventory and revert-state changes (also done before commit)."""

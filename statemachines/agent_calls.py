@@ -17,7 +17,7 @@ from .agents.protocol import Abortable, Agent, TaskRejected
 from .containment import describe
 from .engine_view import EngineView
 from .errors import UnknownAgent
-from .host_status import TaskReport
+from .host_status import HostResult, HostStatus, TaskReport
 from .limits import Limits
 from .records import TaskRecord
 from .task_machine import POLLED_TASK_STATES, TaskStatus
@@ -126,10 +126,8 @@ class AgentCalls:
                 continue  # just started: the agent may not list it yet; poll it next tick
             if answer is None:
                 answer = TaskReport.unknown(f"agent {name!r} no longer knows task {task.id}")
-            elif not isinstance(answer, TaskReport):
-                answer = TaskReport.unknown(
-                    f"agent {name!r} answered garbage for task {task.id}: {answer!r:.200}")
-                report.errors.append(answer.message)
+            else:
+                answer = _checked(name, task.id, answer, report)
             answers.reports.append((task, answer))
 
     def _abort(self, task: TaskRecord, report: TickReport) -> None:
@@ -156,6 +154,21 @@ class AgentCalls:
                 (task, f"agent {task.agent!r} failed to clear task {task.id}: {describe(err)}"))
         else:
             answers.cleared.append(task)
+
+
+def _checked(agent: str, task_id: str, answer: object, report: TickReport) -> TaskReport:
+    """The answer as a TaskReport of known statuses; anything else is garbage, which ends the
+    task `unknown` (a status the engine does not know could not even be stored)."""
+    try:
+        if not isinstance(answer, TaskReport):
+            raise TypeError(type(answer).__name__)
+        return TaskReport(HostStatus(answer.status), HostResult(answer.result),
+                          str(answer.message or ""))
+    except (TypeError, ValueError):
+        garbage = TaskReport.unknown(
+            f"agent {agent!r} answered garbage for task {task_id}: {answer!r:.200}")
+        report.errors.append(garbage.message)
+        return garbage
 
 
 def _agent_knows(agent: Agent, task: TaskRecord) -> bool:

@@ -52,6 +52,17 @@ class TaskReport:
         return cls(HostStatus.UNKNOWN, HostResult.UNKNOWN, message)
 
 
+# How far a task the host still works on has come; a report is written only when it moves
+# forward (lower), so that every write of a running task is progress.
+_PROGRESS: dict[str | None, int] = {None: 3, HostStatus.INIT.value: 2,
+                                     HostStatus.RUNNING.value: 1, HostStatus.ABORTING.value: 0}
+
+
+def host_progress(status: str | None) -> int:
+    """3 before any report, then init 2, running 1, aborting 0 (ended statuses count 0)."""
+    return _PROGRESS.get(status, 0)
+
+
 def host_ended_successfully(status: str | None, result: str | None) -> bool:
     """Finished with success; `cleaning` is a finished task the host is tidying up."""
     return status in (HostStatus.FINISHED, HostStatus.CLEANING) and result == HostResult.SUCCESS

@@ -25,4 +25,8 @@ def request_cancel(store: Store, root_id: str, reason: str, at: float) -> None:
                              f"{record.root_id}")
     if COMMAND_MACHINE.is_terminal(record.status):
         raise NotCancellable(f"root {root_id} ({record.type}) has already ended {record.status}")
+    held = store.held_roots().get(root_id)
+    if held is not None:
+        raise NotCancellable(f"root {root_id} is held, so no engine would act on a cancel "
+                             f"({held}): release it first")
     store.request_cancel(root_id, reason, at)

@@ -32,7 +32,7 @@ from .errors import (
     UnknownCommandType,
 )
 from .hook_context import HookContext
-from .host_status import HostResult, HostStatus, TaskReport
+from .host_status import HostResult, HostStatus, TaskReport, host_progress
 from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
@@ -204,7 +204,9 @@ class Tick:
         for task, report in answers.reports:
             if not report.ended:
                 self.report.tasks_running += 1
-                if task.host_status != report.status:
+                if host_progress(report.status) < host_progress(task.host_status):
+                    # Only forward (init, running, aborting) is written: a host that says
+                    # "running" after "aborting" tells nothing new worth a write.
                     task.host_status = report.status
                     touch(task)
                 continue
@@ -549,15 +551,19 @@ class Tick:
                     self._revert(record, command, ctx, resource)
         if hook.failed:
             message = f"rolling back {record.type} failed: {hook.describe()}"
-            undone = _undone_by(record)
-            if undone is not None:
-                # A hook that raises is a bug, not a transient failure: running the opposite
-                # command again would repeat work that may well have succeeded already.
-                resource, owner = undone
-                revert = self.tx.get_revert(resource, owner)
+            # A hook that raises is a bug, not a transient failure: running the opposite
+            # command again would repeat work that may well have succeeded already.
+            self._mark_revert_failed(record, message)
+            self._give_up(record, message)
+
+    def _mark_revert_failed(self, record: CommandRecord, message: str) -> None:
+        """An opposite command gave up: its resource is not compensated again (but cleaned up)."""
+        undone = _undone_by(record)
+        if undone is not None:
+            revert = self.tx.get_revert(*undone)
+            if revert.state != RevertState.REVERTED:
                 self.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
                                            last_error=message))
-            self._give_up(record, message)
 
     def _revert(self, record: CommandRecord, command: Command, ctx: HookContext,
                 resource: ResourceRef) -> None:
@@ -566,7 +572,12 @@ class Tick:
         revert = self.tx.get_revert(resource, record.id)
         decision = decide(self.config.policy, exists, revert)
         if decision == Decision.NOTHING_TO_REVERT:
-            if revert.state == RevertState.REVERTED:
+            if not exists and revert.state == RevertState.REVERTING:
+                # An earlier attempt (failed or lost) or someone else removed it after all.
+                revert = replace(revert, state=RevertState.REVERTED)
+                self.tx.put_revert(revert)
+            if revert.state == RevertState.REVERTED and record.outcome in (None, Outcome.FAILED):
+                # Never over a child's give-up or a cancellation: those must stay readable.
                 record.outcome = Outcome.ROLLED_BACK
             reason = "no longer in the inventory" if not exists else f"already {revert.state}"
             return self._rolled_back(record, f"{resource} {reason}")
@@ -595,7 +606,9 @@ class Tick:
         """An opposite command's own outcome: the resource is reverted, or the attempt failed,
         or its outcome was lost (redone without spending the failure budget)."""
         if record.outcome == Outcome.CHILD_REVERT_FAILED:
-            return self._give_up(record, "a child of this opposite command gave up")
+            message = "a child of this opposite command gave up (see its error)"
+            self._mark_revert_failed(record, message)
+            return self._give_up(record, message)
         tasks = self.view.tasks_by_command.get(record.id, ())
         if record.work_succeeded:
             record.outcome = Outcome.REVERTED
@@ -653,10 +666,12 @@ class Tick:
 
 
 def _undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
-    """The resource an opposite command undoes, and the command whose revert row it is."""
-    if record.entity_type is None or record.entity_id is None or record.parent_id is None:
+    """The resource an opposite command (the head of its own ROLLBACK_FLOW group, not one of
+    its children) undoes, and the command whose revert row it is."""
+    resource = opposite_resource(record)
+    if resource is None or record.parent_id is None:
         return None
-    return ResourceRef(record.entity_type, record.entity_id), record.parent_id
+    return resource, record.parent_id
 
 
 def _gave_up_on(resource: ResourceRef, revert: ResourceRevert) -> str:

@@ -284,3 +284,23 @@ def test_parameters_nested_too_deeply_are_refused_by_name(sqlite_store: SqlStore
     engine = World(sqlite_store).engine()
     with pytest.raises(InvalidParameters, match="nested too deeply"):
         engine.submit("AddVmFromTemplate", {"vm": "v", "disks": [{"source": "s"}], "x": nested})
+
+
+class ChattyAgent(SimulatedAgent):
+    """Reports progress in the status field, which is no host status at all."""
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        return {t: TaskReport("copying: 37% of 2 GiB, about 40 s left")  # type: ignore[arg-type]
+                for t in task_ids}
+
+
+def test_a_status_no_host_has_ends_the_task_unknown_instead_of_failing_the_write(
+    store: SqlStore,
+) -> None:
+    world = World(store, agent=ChattyAgent())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    copy = world.copy_task(root)
+    assert copy.host_status == "unknown"
+    assert copy.message is not None and "answered garbage" in copy.message

@@ -105,3 +105,15 @@ def test_a_storage_directory_that_never_worked_is_not_pinned(tmp_path: Path) -> 
     elsewhere = invoke("resume", "--db", db, "--storage", str(tmp_path / "other"))
     assert elsewhere.exit_code == 2
     assert f"keeps its images in {tmp_path / 'good'}" in one_line_error(elsewhere)
+
+
+def test_a_database_folder_that_cannot_be_made_is_an_error_line() -> None:
+    result = invoke("demo", "--images", "1", "--db", "/proc/no-such-folder/x.db")
+    assert result.exit_code == 1
+    assert "cannot make the folder /proc/no-such-folder" in one_line_error(result)
+
+
+def test_a_database_without_its_driver_is_named() -> None:
+    result = invoke("status", "--db", "mysql://user@host/db")
+    assert result.exit_code == 2
+    assert "no driver for --db 'mysql://user@host/db'" in one_line_error(result)

@@ -308,3 +308,54 @@ def test_half_written_journal_entries_of_dead_agents_are_removed(tmp_path: Path)
         assert list(journal.glob("*.tmp")) == []
     finally:
         agent.close()
+
+
+def test_an_abort_reaches_a_task_another_live_instance_runs(tmp_path: Path) -> None:
+    runner = LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.2)
+    other = LocalDiskAgent(tmp_path / "storage")
+    try:
+        runner.ensure_template("tmpl", 16 << 20)
+        runner.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+        other.abort("t1")  # it cannot stop the thread itself: it leaves the request
+        report = wait_for_end(runner, "t1")  # the runner's engine polls, and sees it
+        assert report.result == HostResult.FAILURE and "aborted" in report.message
+    finally:
+        other.close()
+        runner.close()
+
+
+def test_clearing_a_copy_still_running_stops_it_and_leaves_no_image(tmp_path: Path) -> None:
+    """The engine clears a task it gave up waiting for (an unconfirmed abort); the copy must
+    not land afterwards, behind the compensation that removed the image."""
+    agent = LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.2)
+    try:
+        agent.ensure_template("tmpl", 16 << 20)
+        agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+        time.sleep(0.3)
+        agent.clear("t1")
+        for _ in range(200):
+            if "t1" not in agent._running:
+                break
+            time.sleep(0.01)
+        assert agent.image_names() == []
+        assert agent.poll(["t1"]) == {}
+    finally:
+        agent.close()
+
+
+def test_a_journal_locked_by_a_hung_process_is_an_error_not_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fcntl
+
+    import statemachines.agents.local_disk as local_disk
+
+    monkeypatch.setattr(local_disk, "JOURNAL_LOCK_SECONDS", 0.2)
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        with (agent.journal / ".lock").open("a") as hung:
+            fcntl.flock(hung, fcntl.LOCK_EX)
+            with pytest.raises(AgentError, match=r"locked by another process for 0\.2 s"):
+                agent.start("t1", "delete_image", {"image": "x"})
+    finally:
+        agent.close()

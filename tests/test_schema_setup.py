@@ -211,3 +211,20 @@ def test_db_upgrade_creates_upgrades_and_then_has_nothing_to_do(tmp_path: Path) 
     assert again.exit_code == 0 and "already has endaction schema 0002" in again.output
     fresh = runner.invoke(cli, ["db", "upgrade", "--db", str(tmp_path / "new.db")])
     assert fresh.exit_code == 0 and "created endaction schema 0002" in fresh.output
+
+
+@pytest.mark.postgres
+def test_db_upgrade_never_prints_the_password() -> None:
+    from click.testing import CliRunner
+    from sqlalchemy.engine import make_url
+
+    from statemachines.cli.main import cli
+
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
+    with_password = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1)).set(
+        password="s3cret-pass").render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--db", with_password])
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pass" not in result.output and "***" in result.output

@@ -105,3 +105,34 @@ def test_sqlite_readers_do_not_block_the_writer(tmp_path: Path) -> None:
             tx.write([_waiting("a")], [], [], [], [])
     assert store.command("a") is not None
     store.dispose()
+
+
+def test_two_writers_asking_for_the_same_cancel_at_once_both_succeed(store: SqlStore) -> None:
+    """On PostgreSQL both may see no row under READ COMMITTED: the insert must not collide."""
+    import threading
+
+    with store.transaction() as tx:
+        tx.write([_waiting("a")], [], [], [], [])
+    first_inserted = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with store.transaction() as tx:
+                tx.request_cancel("a", "first", 1.0)
+                first_inserted.set()
+                threading.Event().wait(0.3)  # hold the uncommitted row
+        except BaseException as err:
+            errors.append(err)
+            first_inserted.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_inserted.wait(5)
+    try:
+        store.request_cancel("a", "second", 2.0)  # SQLite: waits for the write lock
+    except BaseException as err:
+        errors.append(err)
+    thread.join()
+    assert errors == []
+    assert store.cancel_requests() == {"a": "first"}

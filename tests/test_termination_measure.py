@@ -29,7 +29,7 @@ from statemachines.testing import Bounds, multiset_less
 from statemachines.testing.termination import COMMAND_STEPS
 
 BOUNDS = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5, max_clear_attempts=5)
-HOST = [None, "init", "running"]
+HOST = [None, "init", "running", "aborting"]  # in the order a host may move forward
 
 
 def _task(status: str, attempts: int = 0, host: str | None = None) -> TaskRecord:
@@ -52,8 +52,9 @@ def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
             moves.append((_task(T.PENDING, a), _task(T.POLLING, 0, host)))
         moves.append((_task(T.PENDING, a), _task(T.START_FAILED, a)))
     for before, after in product(HOST, HOST):
-        if HOST.index(after) > HOST.index(before):
+        if HOST.index(after) > HOST.index(before):  # the engine writes forward moves only
             moves.append((_task(T.POLLING, 0, before), _task(T.POLLING, 0, after)))
+            moves.append((_task(T.ABORTING, 0, before), _task(T.ABORTING, 0, after)))
     for host in HOST:
         moves.append((_task(T.POLLING, 0, host), _task(T.FINISHED, 0, "finished")))
     for a in range(BOUNDS.max_poll_failures):  # a failed poll is counted; the last one ends it
@@ -62,9 +63,10 @@ def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
                 moves.append((_task(T.POLLING, a, host), _task(T.POLLING, a + 1, host)))
             moves.append((_task(T.POLLING, a, host), _task(T.FINISHED, a + 1, "unknown")))
             moves.append((_task(T.POLLING, a, host), _task(T.ABORTING, a, host)))
-        if a + 1 < BOUNDS.max_poll_failures:  # aborting: polls still fail and are counted
-            moves.append((_task(T.ABORTING, a), _task(T.ABORTING, a + 1)))
-        moves.append((_task(T.ABORTING, a), _task(T.FINISHED, a, "finished")))
+        for host in HOST:
+            if a + 1 < BOUNDS.max_poll_failures:  # aborting: polls still fail and are counted
+                moves.append((_task(T.ABORTING, a, host), _task(T.ABORTING, a + 1, host)))
+            moves.append((_task(T.ABORTING, a, host), _task(T.FINISHED, a, "finished")))
     for a in range(s):  # a pending task aborted (deadline or cancel) keeps its count
         moves.append((_task(T.PENDING, a), _task(T.ABORTING, a)))
     for a in range(s):

@@ -46,6 +46,8 @@ IMAGE_SUFFIX = ".img"
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 1 << 20
 LOCK_NAME = ".lock"
+# How long a caller waits for another process to release the journal lock.
+JOURNAL_LOCK_SECONDS = 10.0
 # Owners of the agents of this process that are still open: their running tasks are alive
 # even though this process's own lock on their owner file does not exclude itself.
 _LIVE_OWNERS: set[str] = set()
@@ -134,9 +136,14 @@ class LocalDiskAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
+        """Forget the task. One still running here (the engine gave up waiting for it) is
+        stopped, and a copy's output is removed: nobody accounts for it any more."""
         with self._journal_locked():  # a worker finishing now must not write the entry back
             self._journal_path(task_id).unlink(missing_ok=True)
             self._unjournaled.pop(task_id, None)
+            stop = self._running.get(task_id)
+            if stop is not None:
+                stop.set()
 
     def abort(self, task_id: str) -> None:
         """Stop a copy or delete this instance runs; a task whose owner died ends at once."""
@@ -146,10 +153,15 @@ class LocalDiskAgent:
                 stop.set()
                 return
             entry = self._read_journal(task_id)
-            if (entry is not None and entry.get("status") == HostStatus.RUNNING
-                    and not self._owner_alive(str(entry.get("owner")))):
+            if entry is None or entry.get("status") != HostStatus.RUNNING:
+                return
+            if not self._owner_alive(str(entry.get("owner"))):
                 self._finish_entry(task_id, entry, HostResult.FAILURE,
                                    "aborted: its worker had died")
+            elif not entry.get("abort_requested"):
+                # Another live instance runs it: it sees the request when its engine polls.
+                entry["abort_requested"] = True
+                self._record(task_id, entry)
 
     def close(self) -> None:
         """Stop the workers; a task still running stays journaled as running, and the next
@@ -192,6 +204,9 @@ class LocalDiskAgent:
         entry = self._read_journal(task_id)
         if entry is None:
             return None
+        stop = self._running.get(task_id)
+        if stop is not None and entry.get("abort_requested"):
+            stop.set()  # another process's engine asked for it
         if entry.get("status") == HostStatus.RUNNING and task_id not in self._running \
                 and not self._owner_alive(str(entry.get("owner"))):
             with self._journal_locked():
@@ -253,7 +268,11 @@ class LocalDiskAgent:
                 self._running.pop(task_id, None)
                 entry = self._read_journal(task_id)
                 if entry is None:
-                    return  # cleared meanwhile: nobody is waiting for this answer
+                    # Cleared while running: the engine ended it without this answer, and may
+                    # have removed the image already; a copy must not leave one behind.
+                    if verb == COPY_VERB and "image" in parameters:
+                        self.image_path(str(parameters["image"])).unlink(missing_ok=True)
+                    return
                 self._finish_entry(task_id, entry, result, message)
         except Exception as err:
             log.exception("task %s: could not record its end", task_id)
@@ -285,6 +304,8 @@ class LocalDiskAgent:
         size = source.stat().st_size
         fail_at = size // 2 if parameters.get("inject_failure") else None
         copied = 0
+        if stop.is_set():
+            raise _Aborted  # aborted while queued: never create the image at all
         with source.open("rb") as src, target.open("wb") as dst:
             while chunk := src.read(CHUNK):
                 if stop.is_set():
@@ -313,15 +334,29 @@ class LocalDiskAgent:
         Re-entrant: only the outermost holder takes and releases the file lock, which a
         nested release would otherwise drop while the outer holder still relies on it."""
         with self._lock:
+            if self._lock_depth == 0:
+                self._lock_journal_directory()
             self._lock_depth += 1
             try:
-                if self._lock_depth == 1:
-                    fcntl.flock(self._dir_lock, fcntl.LOCK_EX)
                 yield
             finally:
                 self._lock_depth -= 1
                 if self._lock_depth == 0:
                     fcntl.flock(self._dir_lock, fcntl.LOCK_UN)
+
+    def _lock_journal_directory(self) -> None:
+        """Wait for another process's hold on the journal, but not forever: one that hangs
+        while holding it must cost an error, not every caller's progress."""
+        deadline = time.monotonic() + JOURNAL_LOCK_SECONDS
+        while True:
+            try:
+                fcntl.flock(self._dir_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AgentError(f"the task journal in {self.journal} has been locked by "
+                                     f"another process for {JOURNAL_LOCK_SECONDS:g} s") from None
+                time.sleep(0.01)
 
     def _journal_path(self, task_id: str) -> Path:
         if not _safe_name(task_id):

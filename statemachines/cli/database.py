@@ -51,7 +51,7 @@ def database_url(db: str | None) -> str:
     """The URL `--db` names; raises UsageProblem for something that is no database URL."""
     try:
         url = normalise_url(db or default_db_url())
-        make_url(url).get_dialect()
+        make_url(url).get_dialect().import_dbapi()
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
         raise UsageProblem(f"--db {db!r} is not a database URL: {err}") from err
     except ModuleNotFoundError as err:

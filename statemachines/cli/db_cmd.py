@@ -19,10 +19,10 @@ def db() -> None:
 @db_option
 def upgrade_command(db: str | None) -> None:
     """Create the schema in an empty database, or bring an older one to this version."""
-    url = database_url(db)
-    engine = connect(url, make_folder=True)
+    engine = connect(database_url(db), make_folder=True)
+    url = engine.url.render_as_string(hide_password=True)  # never print a password
     try:
-        before, after = upgrade(engine, engine.url.render_as_string(hide_password=True))
+        before, after = upgrade(engine, url)
     finally:
         engine.dispose()
     problem = refusal(after, url)

@@ -25,6 +25,11 @@ def no_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> 
     """For agents whose tasks change nothing the test keeps track of."""
 
 
+def _working(task: ControlledTask) -> bool:
+    """Still running (or aborting): the agent has not said its last word on it."""
+    return not task.forgotten and (task.report is None or not task.report.ended)
+
+
 class AgentCrash(BaseException):
     """The engine's process died inside an agent call: nothing catches it, nothing after runs."""
 
@@ -67,7 +72,7 @@ class ControlledAgent:
             task = self.tasks.get(task_id)
             if task is None or task.forgotten:
                 continue
-            if task.report is None and self.autopilot is not None:
+            if _working(task) and self.autopilot is not None:
                 self.finish(task_id, self.autopilot(task.verb, task.parameters), effect=True)
             answer[task_id] = task.report or TaskReport(HostStatus.RUNNING)
         self._leave()
@@ -79,18 +84,19 @@ class ControlledAgent:
         self._leave()
 
     def abort(self, task_id: str) -> None:
-        """A running task ends failed at once; an aborted copy may have written part of it."""
+        """A running task reports `aborting` until the test (or the autopilot) ends it: a
+        real host takes its time to stop a copy, and may leave part of it behind."""
         self._enter("abort")
         task = self.tasks.get(task_id)
         if task is not None and task.report is None and not task.forgotten:
-            self.finish(task_id, HostResult.FAILURE, effect=True)
+            task.report = TaskReport(HostStatus.ABORTING, HostResult.UNKNOWN, "aborting")
         self._leave()
 
     # ------------------------------------------------------------------ what the test decides
     def running(self) -> list[str]:
         """Ids of the tasks still running, in the order they were started: a replay of the
         same steps picks the same task."""
-        return [i for i, t in self.tasks.items() if t.report is None and not t.forgotten]
+        return [i for i, t in self.tasks.items() if _working(t)]
 
     def compensations_running(self) -> list[str]:
         return [i for i in self.running() if self.tasks[i].verb in self.compensation_verbs]

@@ -38,6 +38,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..command_machine import CommandStatus as C
+from ..host_status import host_progress
 from ..reasons import ExecutionReason
 from ..records import CommandRecord, TaskRecord
 from ..revert_state import ResourceRevert, RevertState
@@ -51,9 +52,6 @@ Measure = Counter[Rank]
 COMMAND_STEPS = {C.NOT_STARTED: 5, C.EXECUTING: 4, C.WAITING: 3, C.EXECUTION_FAILED: 3,
                  C.ENDING: 2, C.ROLLING_BACK: 1, C.ENDED_SUCCESS: 0, C.ENDED_FAILURE: 0,
                  C.ROLLBACK_FAILED: 0}
-# Statuses an agent reports while working, in the order they may move: polling a task that was
-# already reported running writes nothing, the first report does.
-_HOST_PROGRESS = {None: 2, "init": 1}
 
 
 @dataclass(frozen=True)
@@ -75,14 +73,16 @@ class Bounds:
         clears = self.max_clear_attempts
         polls = self.max_poll_failures
         if task.status == T.PENDING:
-            # Above a polling task with no report yet (4 + clears + 2 + polls), however many
+            # Above a polling task with no report yet (7 + clears + polls + 3), however many
             # start retries are spent: the last allowed start can be accepted with no answer.
-            return 7 + clears + polls + max(0, self.max_start_attempts - task.attempts)
+            return 11 + clears + polls + max(0, self.max_start_attempts - task.attempts)
         polls_left = max(0, polls - task.attempts)
+        progress = host_progress(task.host_status)
         if task.status == T.POLLING:
-            return 4 + clears + polls_left + _HOST_PROGRESS.get(task.host_status, 0)
+            return 7 + clears + polls_left + progress
         if task.status == T.ABORTING:
-            return 3 + clears + polls_left
+            # Below any polling task (its progress is at most 3), above a finished one.
+            return 3 + clears + polls_left + progress
         if task.status in (T.FINISHED, T.START_FAILED):
             return 2 + clears
         if task.status in (T.ENDING, T.CLEAR_FAILED):
@@ -160,8 +160,12 @@ class TreeSize:
 
 def compensation_commits(bounds: Bounds, tasks_per_compensation: int) -> int:
     """Committing ticks one opposite command can take at most (with its tasks)."""
-    task = 7 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
-    return 1 + 5 + tasks_per_compensation * task
+    return 1 + 5 + tasks_per_compensation * _task_commits(bounds)
+
+
+def _task_commits(bounds: Bounds) -> int:
+    """A task's steps when it is created: pending, with every retry still to spend."""
+    return 11 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
 
 
 def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) -> int:
@@ -170,7 +174,7 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
     the count; a loop would exceed any such bound."""
-    task = 7 + bounds.max_start_attempts + bounds.max_clear_attempts + bounds.max_poll_failures
+    task = _task_commits(bounds)
     command = 5
     compensation = compensation_commits(bounds, tasks_per_compensation)
     return (size.commands * command + size.tasks * task

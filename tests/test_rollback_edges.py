@@ -1,0 +1,185 @@
+"""Rollbacks at their edges: outcomes that must stay readable, opposite commands with
+children, and cleanups that must not repeat themselves (found in review)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persistence import SqlStore, open_store
+from statemachines import (
+    Command,
+    CommandRegistry,
+    Compensation,
+    Engine,
+    HostResult,
+    NotCancellable,
+    ResourceRef,
+    RevertState,
+)
+from statemachines.command import CommandContext
+from statemachines.testing import ControlledAgent, ManualClock
+
+AGENT = "worker"
+
+
+class Parent(Command):
+    """Owns resource p; its child owns c; its task fails unless told otherwise."""
+
+    type_name = "Parent"
+
+    def execute(self, ctx: CommandContext) -> None:
+        if self.parameters.get("child"):
+            ctx.add_child("Child", {}, entity=ResourceRef("thing", "c"))
+        ctx.start_task(AGENT, "work", {})
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation("Undo", {})
+
+
+class Child(Command):
+    type_name = "Child"
+
+    def execute(self, ctx: CommandContext) -> None:
+        ctx.start_task(AGENT, "work", {})
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation("Undo", {})
+
+
+class Undo(Command):
+    """Undoes a thing on the agent; with `parts`, through a child of its own."""
+
+    type_name = "Undo"
+
+    def execute(self, ctx: CommandContext) -> None:
+        if self.parameters.get("parts"):
+            ctx.add_child("UndoPart", {}, entity=ResourceRef("part", "p1"))
+        else:
+            ctx.start_task(AGENT, "undo", {"what": self.record.entity_id})
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation("Undo", {})  # an opposite of an opposite: must never be asked for
+
+
+class UndoPart(Command):
+    type_name = "UndoPart"
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        raise RuntimeError("bug in UndoPart")
+
+
+class PartedParent(Parent):
+    type_name = "PartedParent"
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation("Undo", {"parts": True})
+
+
+REGISTRY = [Parent, Child, Undo, UndoPart, PartedParent]
+
+
+def _undo_of_c_fails(verb: str, parameters: Mapping[str, Any]) -> HostResult:
+    if verb == "work":
+        return HostResult.FAILURE
+    return HostResult.FAILURE if parameters.get("what") == "c" else HostResult.SUCCESS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlStore:
+    return open_store(str(tmp_path / "endaction.db"))
+
+
+def _engine(store: SqlStore, agent: ControlledAgent, clock: ManualClock) -> Engine:
+    return Engine(store, {AGENT: agent}, CommandRegistry(REGISTRY), clock=clock,
+                  sleep=clock.sleep)
+
+
+def _by_type(store: SqlStore, root: str) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for command in store.tree(root)[0]:
+        found.setdefault(command.type, []).append(command)
+    return found
+
+
+def test_a_parent_whose_child_gave_up_says_so_though_its_own_revert_succeeded(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock()
+    engine = _engine(store, ControlledAgent(autopilot=_undo_of_c_fails), clock)
+    root = engine.submit("Parent", {"child": True}, entity=ResourceRef("thing", "p"))
+    engine.run_until_idle(poll_interval=0)
+    commands = _by_type(store, root)
+    assert [(c.status, c.outcome) for c in commands["Child"]] == [
+        ("rollback_failed", "revert_failed")]
+    parent = commands["Parent"][0]
+    assert (parent.status, parent.outcome) == ("rollback_failed", "revert_failed")
+
+
+def test_a_cancelled_root_that_owned_a_resource_still_reads_cancelled(store: SqlStore) -> None:
+    clock = ManualClock()
+    agent = ControlledAgent()
+    engine = _engine(store, agent, clock)
+    root = engine.submit("Parent", {}, entity=ResourceRef("thing", "p"))
+    engine.tick()
+    engine.tick()
+    engine.cancel(root, "operator")
+    agent.autopilot = lambda verb, parameters: HostResult.SUCCESS
+    engine.run_until_idle(poll_interval=0)
+    record = store.command(root)
+    assert record is not None
+    assert (record.status, record.outcome, record.error) == (
+        "ended_failure", "cancelled", "cancelled: operator")
+    assert {r.state for r in store.reverts()} == {RevertState.REVERTED}
+
+
+def test_a_child_of_an_opposite_command_is_never_taken_for_one(store: SqlStore) -> None:
+    """Its hook raising gives up on the owner's resource at once; no revert row names an
+    opposite command as owner; cleanup retries the owner's compensation, never one of an
+    opposite command."""
+    clock = ManualClock()
+    engine = _engine(store, ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE), clock)
+    root = engine.submit("PartedParent", {}, entity=ResourceRef("thing", "m"))
+    engine.run_until_idle(poll_interval=0)
+    commands = _by_type(store, root)
+    assert len(commands["Undo"]) == 1, "a hook that raised must not be retried"
+    owners = {r.owner for r in store.reverts()}
+    assert owners == {root}
+    assert [r.state for r in store.reverts()] == [RevertState.REVERT_FAILED]
+    assert [str(r.resource) for r in engine.cleanup()] == ["thing:m"]
+    engine.run_until_idle(poll_interval=0)
+    parents = {c.parent_id for c in _by_type(store, root)["Undo"]}
+    assert parents == {root}, "an opposite command was compensated in turn"
+
+
+def test_cleanup_skips_held_roots_and_never_repeats_an_opposite_command_in_flight(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock()
+    agent = ControlledAgent(autopilot=_undo_of_c_fails)
+    engine = _engine(store, agent, clock)
+    root = engine.submit("Parent", {"child": True}, entity=ResourceRef("thing", "p"))
+    engine.run_until_idle(poll_interval=0)
+    with store.transaction() as tx:
+        tx.hold_root(root, clock.now, "an engine fault")
+    assert _engine(store, agent, clock).cleanup() == []
+    store.release_root(root)
+    first = _engine(store, agent, clock)
+    assert [str(r.resource) for r in first.cleanup()] == ["thing:c"]
+    second = _engine(store, agent, clock)  # another process, before the first one ran it
+    assert second.cleanup() == []
+    undos = [c for c in _by_type(store, root)["Undo"] if c.status == "not_started"]
+    assert len(undos) == 1
+
+
+def test_a_held_root_cannot_be_cancelled(store: SqlStore) -> None:
+    clock = ManualClock()
+    engine = _engine(store, ControlledAgent(), clock)
+    root = engine.submit("Parent", {}, entity=ResourceRef("thing", "p"))
+    with store.transaction() as tx:
+        tx.hold_root(root, clock.now, "an engine fault")
+    with pytest.raises(NotCancellable, match="is held, so no engine would act on a cancel"):
+        engine.cancel(root)
