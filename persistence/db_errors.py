@@ -12,14 +12,28 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from statemachines.errors import StoreError, StoreUnavailable
+from statemachines.errors import (
+    ConcurrentModification,
+    EndactionError,
+    StoreError,
+    StoreUnavailable,
+)
 
 
-def translate(err: DBAPIError, database: str, doing: str) -> StoreError:
-    kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) else StoreError
+# SQLSTATEs of a transaction the database aborted because of another one (deadlock detected,
+# serialization failure): not a fault, a lost race, which the engine retries after a reload.
+_LOST_RACE = {"40P01", "40001"}
+
+
+def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
     text = str(err.orig).strip()
     first_line = text.splitlines()[0] if text else ""
-    return kind(f"database {database} failed to {doing}: {type(err.orig).__name__}: {first_line}")
+    message = f"database {database} failed to {doing}: {type(err.orig).__name__}: {first_line}"
+    if getattr(err.orig, "sqlstate", None) in _LOST_RACE:
+        return ConcurrentModification(f"{message} (another engine's transaction won; "
+                                      "retried after a reload)")
+    kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) else StoreError
+    return kind(message)
 
 
 @contextmanager

@@ -231,7 +231,7 @@ class SqlTransaction:
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
-        for chunk in chunked(command_ids):
+        for chunk in chunked(sorted(command_ids)):
             result = self._conn.execute(
                 update(commands)
                 .where(commands.c.id.in_(chunk), commands.c.status.in_(READY_TO_END_STATES))
@@ -370,7 +370,10 @@ class SqlTransaction:
         sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)}, "
                f"version = {mark} WHERE id = {mark} AND version = {mark}")
         values = attrgetter(*columns)
-        rows = [(*values(r), r.version + 1, r.id, r.version) for r in records]
+        # In id order: two engines updating overlapping rows then lock them in one order,
+        # which is what keeps PostgreSQL from deadlocking them.
+        ordered: list[CommandRecord | TaskRecord] = sorted(records, key=_by_id)
+        rows = [(*values(r), r.version + 1, r.id, r.version) for r in ordered]
         text = [i for i, column in enumerate(columns) if column in _FREE_TEXT]
         rows = [row if not any(isinstance(row[i], str) and "\x00" in row[i] for i in text)
                 else tuple(storable(v) if i in text else v for i, v in enumerate(row))
@@ -382,6 +385,10 @@ class SqlTransaction:
                 "by another engine since this one read them")
         for record in records:
             record.version += 1
+
+
+def _by_id(record: CommandRecord | TaskRecord) -> str:
+    return record.id
 
 
 def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000) -> SqlStore:

@@ -119,9 +119,16 @@ class AgentCalls:
             report.errors.append(failure)
             answers.poll_failed.extend((task, failure) for task in tasks)
             return
+        try:
+            answered = {task.id: reply.get(task.id) for task in tasks}
+        except Exception as err:
+            failure = f"agent {name!r} answered a poll it could not be read from: {describe(err)}"
+            report.errors.append(failure)
+            answers.poll_failed.extend((task, failure) for task in tasks)
+            return
         report.tasks_polled += len(tasks)
         for task in tasks:
-            answer = reply.get(task.id)
+            answer = answered[task.id]
             if answer is None and task.id in fresh:
                 continue  # just started: the agent may not list it yet; poll it next tick
             if answer is None:

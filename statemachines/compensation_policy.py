@@ -9,10 +9,15 @@ that the suite notices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
+from .limits import check_count, check_seconds
 from .revert_state import ResourceRevert, RevertState
+
+# No back-off grows beyond an hour, whatever the factor: a delay past any clock is no bound.
+MAX_BACKOFF_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class RevertPolicy:
             `unknown`: a dead engine or host) that are redone before giving up; they do not
             spend `max_attempts`, since nothing is known to have failed.
         backoff_seconds, backoff_factor: the delay before the second attempt, and how it
-            grows for each later one.
+            grows for each later one (never beyond an hour).
         existence_guard, revert_state_guard: the two loop guards; switched off only to prove
             that the property suite notices.
     """
@@ -38,11 +43,25 @@ class RevertPolicy:
     existence_guard: bool = True
     revert_state_guard: bool = True
 
+    def __post_init__(self) -> None:
+        check_count("RevertPolicy.max_attempts", self.max_attempts, minimum=1)
+        check_count("RevertPolicy.max_lost_attempts", self.max_lost_attempts, minimum=1)
+        check_seconds("RevertPolicy.backoff_seconds", self.backoff_seconds, positive=False)
+        factor = self.backoff_factor
+        if (not isinstance(factor, int | float) or isinstance(factor, bool)
+                or not math.isfinite(factor) or factor < 1):
+            raise ValueError("RevertPolicy.backoff_factor must be a finite number of at least 1 "
+                             f"(got {self.backoff_factor!r})")
+
     def delay_before(self, attempt: int) -> float:
         """Back-off before attempt number `attempt` (1-based); the first runs at once."""
         if attempt <= 1:
             return 0.0
-        return self.backoff_seconds * self.backoff_factor ** (attempt - 2)
+        try:
+            delay = self.backoff_seconds * self.backoff_factor ** (attempt - 2)
+        except OverflowError:
+            delay = MAX_BACKOFF_SECONDS
+        return float(min(MAX_BACKOFF_SECONDS, delay))
 
 
 class Decision(Enum):

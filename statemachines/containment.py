@@ -9,18 +9,25 @@ and not another.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .errors import StoreError
+from .errors import ConcurrentModification, StoreError
+
+# What user code may raise and still be only that code's fault: every Exception, and
+# asyncio's CancelledError, which is a BaseException since Python 3.8. KeyboardInterrupt,
+# SystemExit and the test suite's "the process died" signals are not contained: they must
+# stop the engine, as they would stop any program.
+USER_FAULTS: tuple[type[BaseException], ...] = (Exception, asyncio.CancelledError)
 
 
 @dataclass
 class Contained:
     """The outcome of one contained call: the exception it raised, if any."""
 
-    error: Exception | None = None
+    error: BaseException | None = None
 
     @property
     def failed(self) -> bool:
@@ -44,9 +51,9 @@ def contain() -> Iterator[Contained]:
     outcome = Contained()
     try:
         yield outcome
-    except StoreError:
-        raise
-    except Exception as err:
+    except (StoreError, ConcurrentModification):
+        raise  # the database's, not the hook's: the tick rolls back (and retries on a conflict)
+    except USER_FAULTS as err:
         outcome.error = err
 
 

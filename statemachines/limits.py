@@ -6,7 +6,22 @@ each one here is named, documented and handed to the engine as one value.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+
+def check_count(name: str, value: object, minimum: int) -> None:
+    """A bound that counts: an int (not a bool) of at least `minimum`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum} (got {value!r})")
+
+
+def check_seconds(name: str, value: object, positive: bool) -> None:
+    """A bound in seconds: finite (an infinite wait is no bound), and positive if asked."""
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be a finite, {kind} number of seconds (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -54,16 +69,12 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_start_attempts", "max_clear_attempts", "max_poll_failures",
-                     "max_tree_depth",
-                     "max_spawn_per_execute", "max_rounds_per_tick"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Limits.{name} must be at least 1")
+                     "max_tree_depth", "max_spawn_per_execute", "max_rounds_per_tick"):
+            check_count(f"Limits.{name}", getattr(self, name), minimum=1)
         for name in ("agent_retry_seconds", "max_agent_retry_seconds"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Limits.{name} must not be negative")
+            check_seconds(f"Limits.{name}", getattr(self, name), positive=False)
         for name in ("task_timeout", "abort_grace"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"Limits.{name} must be positive")
+            check_seconds(f"Limits.{name}", getattr(self, name), positive=True)
 
     def retry_delay(self, attempts: int) -> float:
         """Back-off after the `attempts`-th failed try of an agent call: 0.5 s, 1 s, 2 s..."""

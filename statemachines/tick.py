@@ -20,7 +20,7 @@ from .agent_calls import AgentAnswers
 from .command import Command, CommandRegistry, reference_problems
 from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus, Outcome
 from .compensation_policy import Decision, RevertPolicy, decide
-from .containment import contain
+from .containment import USER_FAULTS, contain
 from .engine_view import EngineView, opposite_resource
 from .errors import (
     ConcurrentModification,
@@ -182,7 +182,7 @@ class Tick:
             yield
         except (StoreError, ConcurrentModification, RootFault):
             raise
-        except Exception as err:
+        except USER_FAULTS as err:
             raise RootFault(root_id, err) from err
 
     def _apply(self, answers: AgentAnswers) -> None:
@@ -313,7 +313,9 @@ class Tick:
 
     # ------------------------------------------------------------------ commands
     def _hook(self, record: CommandRecord, phase: str) -> tuple[Command, HookContext]:
-        command = self.config.registry.get(record.type)(record)
+        """The command a hook runs on holds a copy of its record: a hook that writes to it
+        (its status, its execution reason) changes nothing the engine relies on."""
+        command = self.config.registry.get(record.type)(_copy(record))
         return command, HookContext(self, record, phase)
 
     def _start_command(self, record: CommandRecord) -> None:
@@ -380,7 +382,9 @@ class Tick:
         if entity is not None and (problems := reference_problems("entity", entity)):
             raise InvalidParameters(type_name, problems)
         limits = self.config.limits
-        if self.view.depth_of(parent) + 1 > limits.max_tree_depth:
+        # An opposite command is exempt: it is one level below what it undoes, never more
+        # (compensation depth is one), and refusing it would leave that resource for good.
+        if not compensation and self.view.depth_of(parent) + 1 > limits.max_tree_depth:
             raise LimitExceeded(
                 f"{type_name} would be {self.view.depth_of(parent) + 1} levels below its root, "
                 f"deeper than Limits.max_tree_depth ({limits.max_tree_depth})", "max_tree_depth")
@@ -552,9 +556,29 @@ class Tick:
         if hook.failed:
             message = f"rolling back {record.type} failed: {hook.describe()}"
             # A hook that raises is a bug, not a transient failure: running the opposite
-            # command again would repeat work that may well have succeeded already.
-            self._mark_revert_failed(record, message)
+            # command again would repeat work that may well have succeeded already. The
+            # resource is left revert_failed, under its owner, for a cleanup once it is fixed.
+            if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+                self._mark_revert_failed(record, message)
+            else:
+                self._mark_own_revert_failed(record, message)
             self._give_up(record, message)
+
+    def _mark_own_revert_failed(self, record: CommandRecord, message: str) -> None:
+        """A regular command could not finish its rollback: its own resource (if it has one
+        and it is not reverted already) is left for cleanup, under its own name."""
+        resource: ResourceRef | None = None
+        with contain() as hook:
+            resource = self.config.registry.get(record.type)(_copy(record)).reverted_resource()
+        if hook.failed or not isinstance(resource, ResourceRef):
+            resource = (ResourceRef(record.entity_type, record.entity_id)
+                        if record.entity_type and record.entity_id else None)
+        if resource is None:
+            return
+        revert = self.tx.get_revert(resource, record.id)
+        if revert.state != RevertState.REVERTED:
+            self.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
+                                       last_error=message))
 
     def _mark_revert_failed(self, record: CommandRecord, message: str) -> None:
         """An opposite command gave up: its resource is not compensated again (but cleaned up)."""
@@ -663,6 +687,10 @@ class Tick:
             waiter = view.commands.get(waiter_id)
             if waiter is not None:
                 self._to_settle.append(waiter)
+
+
+def _copy(record: CommandRecord) -> CommandRecord:
+    return replace(record)
 
 
 def _undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:

@@ -159,3 +159,38 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
     assert "KeyError: 'an engine bug'" in held[victim]
     assert any(h.trigger == "hold" for h in store.history(victim))
     assert _status(store, victim) == "not_started"  # the faulty tick was rolled back
+
+
+def test_a_command_at_the_depth_limit_can_still_be_compensated(store: SqlStore) -> None:
+    """Its opposite command sits one level deeper: refusing it would leave the resource."""
+    engine = _engine(store, Limits(max_tree_depth=3))
+    chain = engine.submit("Chain", {"left": 3, "fail": True, "linked": True})
+    engine.run_until_idle(poll_interval=0)
+    commands, _ = store.tree(chain)
+    assert _status(store, chain) == "ended_failure"
+    assert sum(c.type == "Unlink" and c.outcome == "reverted" for c in commands) == 3
+
+
+class Cancelled(Command):
+    """An execute that raises asyncio's CancelledError, a BaseException since Python 3.8."""
+
+    type_name = "Cancelled"
+
+    def execute(self, ctx: CommandContext) -> None:
+        import asyncio
+
+        raise asyncio.CancelledError
+
+
+def test_a_hook_raising_cancelled_error_fails_its_command_only(store: SqlStore) -> None:
+    agent = ControlledAgent(autopilot=_outcome)
+    clock = ManualClock()
+    engine = Engine(store, {AGENT: agent}, CommandRegistry([Cancelled, Plain]), clock=clock,
+                    sleep=clock.sleep)
+    bad = engine.submit("Cancelled", {})
+    good = engine.submit("Plain", {})
+    engine.run_until_idle(poll_interval=0)
+    assert _status(store, good) == "ended_success"
+    assert _status(store, bad) == "ended_failure"
+    record = store.command(bad)
+    assert record is not None and "CancelledError" in (record.error or "")

@@ -117,3 +117,32 @@ def test_a_database_without_its_driver_is_named() -> None:
     result = invoke("status", "--db", "mysql://user@host/db")
     assert result.exit_code == 2
     assert "no driver for --db 'mysql://user@host/db'" in one_line_error(result)
+
+
+@pytest.mark.parametrize("db", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(db: str) -> None:
+    result = invoke("demo", "--images", "1", "--db", db)
+    assert result.exit_code == 2
+    assert "in-memory SQLite database, which keeps nothing" in one_line_error(result)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_a_task_timeout_must_be_a_finite_number_of_seconds(value: str) -> None:
+    result = invoke("demo", "--images", "1", "--task-timeout", value)
+    assert result.exit_code == 2 and "--task-timeout" in result.output
+
+
+def test_a_database_name_too_long_for_the_filesystem_is_one_line() -> None:
+    result = invoke("status", "--db", "a" * 300 + ".db")
+    assert result.exit_code == 2
+    assert "File name too long" in one_line_error(result)
+
+
+def test_a_task_its_host_still_holds_is_left_behind() -> None:
+    from statemachines.cli.run_report import exit_code
+
+    report = {"root": {"status": "ended_failure"}, "leftovers": [],
+              "tasks": [{"status": "cleared"}, {"status": "clear_failed"}]}
+    assert exit_code(report) == 3
+    report["tasks"] = [{"status": "cleared"}]
+    assert exit_code(report) == 0

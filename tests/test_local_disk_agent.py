@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,3 +360,23 @@ def test_a_journal_locked_by_a_hung_process_is_an_error_not_a_wait(
                 agent.start("t1", "delete_image", {"image": "x"})
     finally:
         agent.close()
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda p: p.mkdir(), "unreadable journal file"),
+    (lambda p: p.write_bytes(b"\xff\xfe{"), "unreadable journal file"),
+    (lambda p: p.write_text("[" * 100_000), "corrupt journal file"),
+    (lambda p: p.write_text(json.dumps({"verb": "delete_image", "parameters": {"image": "x"},
+                                        "status": "running", "owner": "1-gone",
+                                        "resumes": "x"})), "resumes 'x'"),
+])
+def test_one_damaged_journal_entry_fails_that_task_only(agent: LocalDiskAgent,
+                                                         damage: Any, says: str) -> None:
+    agent.start("good", "delete_image", {"image": "d"})
+    wait_for_end(agent, "good")
+    damage(agent.journal / "bad.json")
+    answer = agent.poll(["good", "bad"])
+    assert answer["good"].succeeded
+    assert answer["bad"].status == HostStatus.UNKNOWN and says in answer["bad"].message
+    agent.clear("bad")
+    assert not (agent.journal / "bad.json").exists()

@@ -6,11 +6,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
+
 from persistence import SqlStore
 from statemachines import (
     CommandRegistry,
     Engine,
+    ExecutionReason,
     HostResult,
+    HostStatus,
     Limits,
     Plan,
     ResourceRef,
@@ -141,3 +145,60 @@ def test_a_compensation_retried_after_a_failure_reads_as_one_failed_attempt_then
     assert [outcome for _, outcome in removals] == ["attempt_failed", "reverted"]
     clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
     assert (clone.status, clone.outcome) == ("ended_failure", "rolled_back")
+
+
+class RudeAgent(SimulatedAgent):
+    """Answers with an exception for a message, or a mapping that cannot be read."""
+
+    def __init__(self, unreadable: bool) -> None:
+        super().__init__()
+        self.unreadable = unreadable
+
+    def poll(self, task_ids: Sequence[str]) -> Any:
+        if self.unreadable:
+            class Broken(dict[str, TaskReport]):
+                def get(self, key: Any, default: Any = None) -> Any:
+                    raise TypeError("no lookups here")
+            return Broken()
+        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE,
+                              OSError("disk gone"))  # type: ignore[arg-type]
+                for t in task_ids}
+
+
+@pytest.mark.parametrize(("unreadable", "says"), [
+    (False, "disk gone"), (True, "could not be read from: TypeError: no lookups here")])
+def test_odd_answers_from_an_agent_end_the_task_never_the_engine(
+    sqlite_store: SqlStore, unreadable: bool, says: str,
+) -> None:
+    world = World(sqlite_store, agent=RudeAgent(unreadable))
+    engine = _engine(world, limits=Limits(max_poll_failures=2))
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    assert engine.is_idle()
+    copy = world.copy_task(root)
+    assert copy.message is not None and says in copy.message
+
+
+class FlipsItsReason(RemoveImage):
+    """Writes to its own record: the engine must not care."""
+
+    type_name = "RemoveImage"
+
+    def execute(self, ctx: CommandContext) -> None:
+        self.record.execution_reason = ExecutionReason.REGULAR_FLOW
+        self.record.status = "ended_success"
+        super().execute(ctx)
+
+
+def test_a_hook_that_writes_to_its_record_changes_nothing(sqlite_store: SqlStore) -> None:
+    world = World(sqlite_store)
+    registry = CommandRegistry([c for c in EXAMPLE_COMMANDS if c is not RemoveImage])
+    registry.register(FlipsItsReason)
+    engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
+                    clock=world.clock, sleep=world.clock.sleep)
+    root = world.submit_vm(engine, disks=2, fail=(1,))
+    engine.run_until_idle()
+    commands, _ = sqlite_store.tree(root)
+    removals = [c for c in commands if c.type == "RemoveImage"]
+    assert {(c.execution_reason, c.status, c.outcome) for c in removals} == {
+        ("ROLLBACK_FLOW", "ended_failure", "reverted")}

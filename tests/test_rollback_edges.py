@@ -183,3 +183,58 @@ def test_a_held_root_cannot_be_cancelled(store: SqlStore) -> None:
         tx.hold_root(root, clock.now, "an engine fault")
     with pytest.raises(NotCancellable, match="is held, so no engine would act on a cancel"):
         engine.cancel(root)
+
+
+class Picky(Command):
+    """Owns a thing; its revert raises the first time (a bug, fixed before the cleanup)."""
+
+    type_name = "Picky"
+    broken = True
+
+    def execute(self, ctx: CommandContext) -> None:
+        ctx.start_task(AGENT, "work", {"fail": self.parameters.get("fail", False)})
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        if Picky.broken:
+            raise RuntimeError("revert is broken")
+        return Compensation("Undo", {})
+
+
+class Holder(Command):
+    """Owns p and has two Picky children; one of their copies fails."""
+
+    type_name = "Holder"
+
+    def execute(self, ctx: CommandContext) -> None:
+        ctx.add_child("Picky", {}, entity=ResourceRef("thing", "child"))
+        ctx.add_child("Picky", {"fail": True}, entity=ResourceRef("thing", "sib"))
+
+    def revert(self, ctx: CommandContext) -> Compensation:
+        return Compensation("Undo", {})
+
+
+def test_a_command_whose_revert_raised_leaves_its_own_resource_for_cleanup(
+    store: SqlStore,
+) -> None:
+    """The give-up used to be recorded under its parent's name: cleanup then undid the parent
+    a second time and marked the child's resource reverted while it still existed."""
+    clock = ManualClock()
+    agent = ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE if p.get("fail")
+                            else HostResult.SUCCESS)
+    engine = Engine(store, {AGENT: agent}, CommandRegistry([*REGISTRY, Picky, Holder]),
+                    clock=clock, sleep=clock.sleep)
+    Picky.broken = True
+    root = engine.submit("Holder", {}, entity=ResourceRef("thing", "p"))
+    engine.run_until_idle(poll_interval=0)
+    pickies = {c.entity_id: c for c in _by_type(store, root)["Picky"]}
+    failed = [(str(r.resource), r.owner) for r in store.reverts()
+              if r.state == RevertState.REVERT_FAILED]
+    assert ("thing:child", pickies["child"].id) in failed
+    assert all(owner != root for _, owner in failed)
+    Picky.broken = False
+    retried = {str(r.resource) for r in engine.cleanup()}
+    assert "thing:child" in retried and "thing:p" not in retried
+    engine.run_until_idle(poll_interval=0)
+    undos = [c for c in _by_type(store, root)["Undo"] if c.outcome == "reverted"]
+    assert sorted(c.entity_id for c in undos).count("p") == 1, "p was undone twice"
+    assert {r.state for r in store.reverts()} == {RevertState.REVERTED}

@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -51,6 +52,10 @@ JOURNAL_LOCK_SECONDS = 10.0
 # Owners of the agents of this process that are still open: their running tasks are alive
 # even though this process's own lock on their owner file does not exclude itself.
 _LIVE_OWNERS: set[str] = set()
+
+
+class JournalBusy(AgentError):
+    """Another process has held the journal's lock for longer than it may."""
 
 
 class _Aborted(Exception):
@@ -128,6 +133,8 @@ class LocalDiskAgent:
         for task_id in task_ids:
             try:
                 report = self._report(task_id)
+            except JournalBusy:
+                raise  # the whole journal, not this task: the poll failed, and is retried
             except AgentError as err:
                 # One unreadable journal file must not hide the other tasks' answers.
                 report = TaskReport.unknown(str(err))
@@ -139,7 +146,11 @@ class LocalDiskAgent:
         """Forget the task. One still running here (the engine gave up waiting for it) is
         stopped, and a copy's output is removed: nobody accounts for it any more."""
         with self._journal_locked():  # a worker finishing now must not write the entry back
-            self._journal_path(task_id).unlink(missing_ok=True)
+            path = self._journal_path(task_id)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # not an entry this agent wrote, but in its place
+            else:
+                path.unlink(missing_ok=True)
             self._unjournaled.pop(task_id, None)
             stop = self._running.get(task_id)
             if stop is not None:
@@ -223,7 +234,9 @@ class LocalDiskAgent:
         owner = str(entry.get("owner"))
         if self._owner_alive(owner):
             return
-        resumes = int(entry.get("resumes") or 0)
+        resumes = entry.get("resumes") or 0
+        if not isinstance(resumes, int):
+            raise AgentError(f"corrupt journal file for task {task_id}: resumes {resumes!r}")
         if resumes >= self.max_resumes:
             entry.update(status=HostStatus.UNKNOWN, result=HostResult.UNKNOWN,
                          message=f"task {task_id} lost its worker {resumes + 1} times "
@@ -354,8 +367,8 @@ class LocalDiskAgent:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise AgentError(f"the task journal in {self.journal} has been locked by "
-                                     f"another process for {JOURNAL_LOCK_SECONDS:g} s") from None
+                    raise JournalBusy(f"the task journal in {self.journal} has been locked by "
+                                      f"another process for {JOURNAL_LOCK_SECONDS:g} s") from None
                 time.sleep(0.01)
 
     def _journal_path(self, task_id: str) -> Path:
@@ -364,13 +377,16 @@ class LocalDiskAgent:
         return self.journal / f"{task_id}.json"
 
     def _read_journal(self, task_id: str) -> dict[str, Any] | None:
+        """The task's entry; AgentError, for this task alone, whatever is wrong with it."""
         try:
             text = self._journal_path(task_id).read_text()
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as err:
+            raise AgentError(f"unreadable journal file for task {task_id}: {err}") from err
         try:
             entry = json.loads(text)
-        except json.JSONDecodeError as err:
+        except (ValueError, RecursionError) as err:
             raise AgentError(f"corrupt journal file for task {task_id}: {err}") from err
         if not isinstance(entry, dict):
             raise AgentError(f"corrupt journal file for task {task_id}: not an object")

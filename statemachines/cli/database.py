@@ -51,12 +51,16 @@ def database_url(db: str | None) -> str:
     """The URL `--db` names; raises UsageProblem for something that is no database URL."""
     try:
         url = normalise_url(db or default_db_url())
-        make_url(url).get_dialect().import_dbapi()
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
         raise UsageProblem(f"--db {db!r} is not a database URL: {err}") from err
     except ModuleNotFoundError as err:
         raise UsageProblem(f"no driver for --db {db!r}: {err.name} is not installed "
                            "(pip install 'endaction[postgres]' for PostgreSQL)") from err
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UsageProblem(f"--db {db!r} is an in-memory SQLite database, which keeps nothing "
+                           "across a crash or between commands: name a file")
     return url
 
 
@@ -65,8 +69,12 @@ def open_database(db: str | None, *, create: bool, missing: str = "") -> SqlStor
     missing SQLite file is a UsageProblem (`missing` says what that means for the command)."""
     url = database_url(db)
     parsed = make_url(url)
-    if not create and parsed.get_backend_name() == "sqlite" and parsed.database \
-            and not Path(parsed.database).exists():
-        raise UsageProblem(f"no database at {parsed.database}"
-                           + (f": {missing}" if missing else ""))
+    if not create and parsed.get_backend_name() == "sqlite" and parsed.database:
+        try:
+            found = Path(parsed.database).exists()
+        except OSError as err:  # a name too long for the filesystem, say
+            raise UsageProblem(f"--db {db!r} cannot name a file: {err}") from err
+        if not found:
+            raise UsageProblem(f"no database at {parsed.database}"
+                               + (f": {missing}" if missing else ""))
     return open_store(url, create=create)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -89,6 +90,12 @@ class _CrashAfter:
         self.step(describe(report))
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
     bad = [i for i in indexes if not 0 <= i < count]
     if bad:
@@ -108,7 +115,8 @@ def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
                    "process: it ends revert_failed, for `endaction cleanup` (repeatable)")
 @db_option
 @storage_option
-@click.option("--task-timeout", type=click.FloatRange(min=1), default=None, metavar="S",
+@click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
+              metavar="S", callback=_finite,
               help="seconds a copy or delete may take before it is aborted "
                    "[default: 600 + 0.25 per disk]")
 @click.option("--crash-after", type=click.IntRange(min=1), default=None, metavar="K",

@@ -15,6 +15,7 @@ from ..agents.local_disk import LocalDiskAgent
 from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
 from ..example.vm_commands import image_name
 from ..revert_state import ResourceRevert, RevertState
+from ..task_machine import TaskStatus
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK
 
 
@@ -63,9 +64,12 @@ def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    """0 when the root ended and nothing is left behind; 3 otherwise (a held root included)."""
+    """0 when the root ended and nothing is left behind; 3 otherwise: a held root, a leftover
+    image, or a task its host could not be made to forget (it still holds its journal)."""
     finished = report["root"]["status"] in TERMINAL_COMMAND_STATES
-    return EXIT_OK if finished and not report["leftovers"] else EXIT_LEFT_BEHIND
+    uncleared = any(t["status"] != TaskStatus.CLEARED for t in report["tasks"])
+    return EXIT_OK if finished and not report["leftovers"] and not uncleared \
+        else EXIT_LEFT_BEHIND
 
 
 def build_cleanup_report(store: SqlStore, agent: LocalDiskAgent,
@@ -143,4 +147,8 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(f"opposite commands (ROLLBACK_FLOW): {len(rollbacks)}, {reverted} reverted")
     lines.append("images on disk: " + (", ".join(report["images_on_disk"]) or "none"))
     lines.append("leftovers: " + (", ".join(report["leftovers"]) or "none"))
+    uncleared = [t for t in report["tasks"] if t["status"] != TaskStatus.CLEARED]
+    if uncleared:
+        lines.append("tasks the host still holds: " + ", ".join(
+            f"{t['verb']} {t['id']} ({t['status']}: {t['message']})" for t in uncleared))
     return "\n".join(lines)
