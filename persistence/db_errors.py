@@ -19,7 +19,6 @@ from statemachines.errors import (
     StoreUnavailable,
 )
 
-
 # SQLSTATEs of a transaction the database aborted because of another one (deadlock detected,
 # serialization failure): not a fault, a lost race, which the engine retries after a reload.
 _LOST_RACE = {"40P01", "40001"}
