@@ -12,15 +12,16 @@ import time
 from pathlib import Path
 
 from persistence import open_store
-from statemachines import Engine, SimulatedAgent
-from statemachines.example import add_vm_parameters, example_registry
+from statemachines import Engine
+from statemachines.agents import SimulatedAgent
+from statemachines.example.vm import ImageInventory, add_vm_parameters, vm_registry
 
 
 def run(disks: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(str(Path(folder) / "bench.db"))
         agent = SimulatedAgent()
-        engine = Engine(store, {"storage": agent}, example_registry())
+        engine = Engine(store, {"storage": agent}, vm_registry())
         sources = [f"template-disk{i}" for i in range(disks)]
         root = engine.submit("AddVmFromTemplate", add_vm_parameters("vm", sources, [disks // 2]))
         started = time.perf_counter()
@@ -28,7 +29,8 @@ def run(disks: int) -> None:
         elapsed = time.perf_counter() - started
         commands, _ = store.tree(root)
         status = next(c.status for c in commands if c.id == root)
-        assert status == "ended_failure" and not agent.images and not store.images()
+        assert status == "ended_failure" and not agent.images
+        assert not ImageInventory.read_all(store.engine)
         print(f"{disks:>6} disks: {elapsed:6.2f} s, {ticks} ticks, root {status}, "
               f"{sum(c.type == 'RemoveImage' for c in commands)} opposite commands, "
               f"{elapsed / disks * 1e3:.2f} ms per disk")

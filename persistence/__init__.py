@@ -1,7 +1,19 @@
-"""SQLAlchemy persistence for endaction: schema, database setup and the store."""
+"""SQLAlchemy persistence for endaction: the store, its schema and migrations, and ledgers
+over your own tables (SQLite files by default, PostgreSQL to scale out)."""
 
 from .database import connect, normalise_url
-from .schema import metadata
+from .ledger import SqlLedger, TableLedger
+from .schema_version import NoSchema, NotAnEndactionDatabase, SchemaMismatch
 from .sql_store import SqlStore, open_store
 
-__all__ = ["SqlStore", "connect", "metadata", "normalise_url", "open_store"]
+__all__ = [
+    "NoSchema",
+    "NotAnEndactionDatabase",
+    "SchemaMismatch",
+    "SqlLedger",
+    "SqlStore",
+    "TableLedger",
+    "connect",
+    "normalise_url",
+    "open_store",
+]

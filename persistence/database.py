@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from statemachines.errors import StoreUnavailable
+from statemachines.core.errors import StoreUnavailable
 
 WRITE_OPTION = "endaction_write"
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from statemachines.errors import (
+from statemachines.core.errors import (
     ConcurrentModification,
     EndactionError,
     StoreError,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, tuple_, update
 
-from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
+from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
 from .batching import chunked
 from .db_errors import guarded

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
-from statemachines.records import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from statemachines.core.records import MAX_ID_LENGTH, MAX_NAME_LENGTH
 
 metadata = MetaData()
 
@@ -110,16 +110,6 @@ resource_reverts = Table(
     Column("updated_at", Float, nullable=False),
     # Attempts whose outcome was lost with a dead engine or host: redone, within their own bound.
     Column("lost", Integer, nullable=False, default=0, server_default="0"),
-)
-
-images = Table(
-    "images",
-    metadata,
-    Column("id", String(200), primary_key=True),
-    Column("vm", String(200), nullable=False, index=True),
-    Column("root_id", ID, nullable=False, index=True),
-    Column("source", String(200), nullable=False),
-    Column("status", String(32), nullable=False),
 )
 
 # Deployment facts that must not change under work in flight, such as where the local-disk

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from statemachines.errors import StoreError
+from statemachines.core.errors import StoreError
 
 from .database import WRITE_OPTION
 from .db_errors import translate
@@ -34,8 +34,8 @@ log = logging.getLogger("endaction.schema")
 # the same database is never mistaken for ours.
 VERSION_TABLE = "endaction_version"
 # The revision this code's `persistence.schema` describes; a test holds it equal to Alembic's head.
-HEAD = "0002"
-KNOWN_REVISIONS = ("0001", "0002")
+HEAD = "0003"
+KNOWN_REVISIONS = ("0001", "0002", "0003")
 # Schema version 1 kept its own version table before migrations existed.
 LEGACY_VERSION_TABLE = "endaction_schema"
 OUR_TABLES = frozenset(metadata.tables) | {VERSION_TABLE, LEGACY_VERSION_TABLE}

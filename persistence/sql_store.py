@@ -7,14 +7,15 @@ and nothing that was committed before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Engine,
+    MetaData,
     RowMapping,
     Table,
     delete,
@@ -25,15 +26,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from statemachines.command_machine import (
+from statemachines.core.command_machine import (
     READY_TO_END_STATES,
     TERMINAL_COMMAND_STATES,
     CommandStatus,
 )
-from statemachines.errors import ConcurrentModification
-from statemachines.inventory import ImageRow
-from statemachines.reasons import ExecutionReason
-from statemachines.records import (
+from statemachines.core.errors import ConcurrentModification, UnknownLedger
+from statemachines.core.ledger import Ledger
+from statemachines.core.reasons import ExecutionReason
+from statemachines.core.records import (
     ActiveState,
     CommandRecord,
     HistoryEntry,
@@ -41,13 +42,13 @@ from statemachines.records import (
     freeze,
     thaw,
 )
-from statemachines.revert_state import ResourceRef, ResourceRevert, RevertState
-from statemachines.task_machine import TaskStatus
+from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
+from statemachines.core.task_machine import TaskStatus
 
 from .batching import chunked
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
-from .image_inventory import SqlImageInventory
+from .ledger import SqlLedger, TableLedger, check_row_type, ledger_tables
 from .revert_table import SqlRevertTable
 from .schema import (
     async_task_entities,
@@ -55,7 +56,6 @@ from .schema import (
     cancel_requests,
     commands,
     held_roots,
-    images,
     resource_reverts,
     settings,
     transitions,
@@ -64,8 +64,7 @@ from .schema_version import ensure_schema
 from .text_columns import storable
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-# Resources of this type live in the images inventory table.
-IMAGE_RESOURCE = "image"
+L = TypeVar("L", bound=Ledger)
 
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
@@ -76,17 +75,52 @@ _TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", 
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    """The engine's Store over one SQLAlchemy engine, with the user's ledgers.
+
+    Args:
+        engine: from `persistence.connect(url)`.
+        ledgers: your `SqlLedger` classes, at most one per resource type; each tick's
+            transaction builds the ones its hooks ask for, and the existence guard asks the
+            one of a resource's type.
+    """
+
+    def __init__(self, engine: Engine, ledgers: Sequence[type[Ledger]] = ()) -> None:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        self.ledgers: dict[str, type[SqlLedger]] = {}
+        for kind in ledgers:
+            if not (isinstance(kind, type) and issubclass(kind, SqlLedger)):
+                raise TypeError(f"{kind!r} is not a SqlLedger class: the SQL store builds "
+                                "ledgers over its own connection")
+            if not kind.resource_type:
+                raise TypeError(f"{kind.__name__} has no resource_type")
+            if kind.resource_type in self.ledgers:
+                raise TypeError(f"two ledgers keep {kind.resource_type!r}: "
+                                f"{self.ledgers[kind.resource_type].__name__} and {kind.__name__}")
+            if issubclass(kind, TableLedger):
+                check_row_type(kind)
+            self.ledgers[kind.resource_type] = kind
 
     def create_schema(self) -> None:
-        """Create the schema if the database is empty; refuse a foreign, older or newer one."""
+        """Create the schema if the database is empty; refuse a foreign, older or newer one.
+        The ledgers' tables are created too, where missing."""
         ensure_schema(self.engine, self.url, create=True)
+        self._create_ledger_tables()
 
     def check_schema(self) -> None:
-        """Refuse a database without endaction's current schema, writing nothing to it."""
+        """Refuse a database without endaction's current schema, writing nothing to it (but
+        the registered ledgers' missing tables)."""
         ensure_schema(self.engine, self.url, create=False)
+        self._create_ledger_tables()
+
+    def _create_ledger_tables(self) -> None:
+        tables = ledger_tables(self.ledgers.values())
+        if not tables:
+            return
+        with self._guard("create the ledgers' tables"), \
+                self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
+                conn.begin():
+            MetaData().create_all(conn, tables=tables, checkfirst=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -99,7 +133,7 @@ class SqlStore:
         with self._guard("run a transaction"), \
                 self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
                 conn.begin():
-            tx = SqlTransaction(conn, self.url)
+            tx = SqlTransaction(conn, self.url, self.ledgers)
             yield tx
             tx.flush_resources()
 
@@ -210,12 +244,6 @@ class SqlStore:
                                 .order_by(transitions.c.id)).mappings()
             return [_history(r) for r in rows]
 
-    def images(self) -> list[ImageRow]:
-        with self._guard("list images"), self.engine.connect() as conn:
-            rows = conn.execute(select(images).order_by(images.c.id)).mappings()
-            return [ImageRow(r["id"], r["vm"], r["root_id"], r["source"], r["status"])
-                    for r in rows]
-
     def reverts(self) -> Iterator[ResourceRevert]:
         with self._guard("list revert states"), self.engine.connect() as conn:
             rows = list(conn.execute(select(resource_reverts)).mappings())
@@ -224,10 +252,28 @@ class SqlStore:
 
 
 class SqlTransaction:
-    def __init__(self, conn: Connection, database: str) -> None:
+    def __init__(self, conn: Connection, database: str,
+                 ledgers: Mapping[str, type[SqlLedger]]) -> None:
         self._conn = conn
-        self.images = SqlImageInventory(conn, database)
+        self._database = database
+        self._ledger_kinds = ledgers
+        self._ledgers: dict[type[SqlLedger], SqlLedger] = {}
         self._reverts = SqlRevertTable(conn, database)
+
+    def ledger(self, kind: type[L]) -> L:
+        built = self._ledgers.get(kind)  # type: ignore[arg-type]
+        if built is None:
+            registered = self._ledger_kinds.get(kind.resource_type)
+            if registered is not kind:
+                raise UnknownLedger(
+                    f"{kind.__name__} is not registered with the store of {self._database}: "
+                    f"open it with open_store(url, ledgers=[{kind.__name__}, ...])")
+            built = self._ledgers[registered] = registered(self._conn, self._database)
+        return built  # type: ignore[return-value]
+
+    def resource_exists(self, resource: ResourceRef) -> bool | None:
+        kind = self._ledger_kinds.get(resource.type)
+        return None if kind is None else self.ledger(kind).exists(resource.id)
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
@@ -244,7 +290,13 @@ class SqlTransaction:
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
         """Load, in bulk, the inventory rows and revert states of resources about to be used."""
         refs = list(resources)
-        self.images.prefetch(r.id for r in refs if r.type == IMAGE_RESOURCE)
+        by_type: dict[str, list[str]] = {}
+        for ref in refs:
+            by_type.setdefault(ref.type, []).append(ref.id)
+        for resource_type, ids in by_type.items():
+            kind = self._ledger_kinds.get(resource_type)
+            if kind is not None:
+                self.ledger(kind).prefetch(ids)
         self._reverts.prefetch(refs)
 
     def request_cancel(self, root_id: str, reason: str, at: float) -> None:
@@ -311,8 +363,9 @@ class SqlTransaction:
         self._insert_if_absent(settings, {"key": key, "value": value})
 
     def flush_resources(self) -> None:
-        """Write the buffered inventory and revert-state changes (also done before commit)."""
-        self.images.flush()
+        """Write the ledgers' and the revert states' buffered changes (also before commit)."""
+        for ledger in self._ledgers.values():
+            ledger.flush()
         self._reverts.flush()
 
     def get_revert(self, resource: ResourceRef, owner: str) -> ResourceRevert:
@@ -391,14 +444,15 @@ def _by_id(record: CommandRecord | TaskRecord) -> str:
     return record.id
 
 
-def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000) -> SqlStore:
+def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000,
+               ledgers: Sequence[type[Ledger]] = ()) -> SqlStore:
     """A store over `url` (a SQLAlchemy URL or a SQLite file path), its schema checked.
 
     With `create`, an empty database gets the schema (in one transaction); without it, an
     empty one is refused (`NoSchema`). Either way a foreign database is refused
     (`NotAnEndactionDatabase`) and an older or newer schema too (`SchemaMismatch`), before
     anything is written."""
-    store = SqlStore(connect(url, busy_timeout_ms, make_folder=create))
+    store = SqlStore(connect(url, busy_timeout_ms, make_folder=create), ledgers)
     try:
         if create:
             store.create_schema()

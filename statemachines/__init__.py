@@ -1,40 +1,50 @@
 """endaction: persisted command and task state machines with the ExecutionReason rollback rule.
 
-The public API: subclass `Command`, register it, hand an `Engine` a store and agents.
+What a user needs to write commands, agents and a store-backed engine, and to read what the
+engine did. The rest has a home of its own: the shipped agents in `statemachines.agents`, the
+SQL store in `persistence`, the property suite in `statemachines.testing`, the examples in
+`statemachines.example.vm` and `statemachines.example.network`, the machines themselves in
+`statemachines.core`.
+
+For example::
+
+    from persistence import open_store
+    from statemachines import Engine
+    from statemachines.agents import SimulatedAgent
+    from statemachines.example.vm import ImageInventory, add_vm_parameters, vm_registry
+
+    store = open_store("engine.db", ledgers=[ImageInventory])
+    engine = Engine(store, {"storage": SimulatedAgent()}, vm_registry())
+    root = engine.submit("AddVmFromTemplate", add_vm_parameters("vm1", ["t0", "t1"]))
+    engine.run_until_idle()
 """
 
-from .agents import Abortable, Agent, AgentError, LocalDiskAgent, Plan, SimulatedAgent, TaskRejected
-from .command import Command, CommandContext, CommandRegistry, Compensation
-from .command_machine import COMMAND_MACHINE, CommandStatus, Outcome, ends_successfully
-from .compensation_policy import RevertPolicy
-from .engine import Engine
-from .errors import (
+from .core.agent_protocol import Abortable, Agent, AgentError, TaskRejected
+from .core.command import Command, CommandContext, CommandRegistry, Compensation
+from .core.command_machine import CommandStatus, Outcome
+from .core.compensation_policy import RevertPolicy
+from .core.engine import Engine
+from .core.errors import (
     ConcurrentModification,
     EndactionError,
     EngineDidNotSettle,
     InvalidParameters,
-    LimitExceeded,
     NotCancellable,
-    RootFault,
     StoreError,
     StoreUnavailable,
-    UnknownAgent,
     UnknownCommandType,
 )
-from .host_status import HOST_MACHINE, HostResult, HostStatus, TaskReport
-from .inventory import ImageInventory, ImageRow, ImageStatus
-from .limits import Limits
-from .reasons import ExecutionReason
-from .records import CommandRecord, HistoryEntry, TaskRecord
-from .revert_state import ResourceRef, ResourceRevert, RevertState
-from .store_protocol import Store, StoreTransaction
-from .task_machine import TASK_MACHINE, TaskStatus
-from .tick_report import TickReport
+from .core.host_status import HostResult, HostStatus, TaskReport
+from .core.ledger import Ledger
+from .core.limits import Limits
+from .core.reasons import ExecutionReason
+from .core.records import CommandRecord, HistoryEntry, TaskRecord
+from .core.revert_state import ResourceRef, ResourceRevert, RevertState
+from .core.store_protocol import Store
+from .core.task_machine import TaskStatus
+from .core.tick_report import TickReport
 
 __all__ = [
-    "COMMAND_MACHINE",
-    "HOST_MACHINE",
-    "TASK_MACHINE",
     "Abortable",
     "Agent",
     "AgentError",
@@ -52,32 +62,22 @@ __all__ = [
     "HistoryEntry",
     "HostResult",
     "HostStatus",
-    "ImageInventory",
-    "ImageRow",
-    "ImageStatus",
     "InvalidParameters",
-    "LimitExceeded",
+    "Ledger",
     "Limits",
-    "LocalDiskAgent",
     "NotCancellable",
     "Outcome",
-    "Plan",
     "ResourceRef",
     "ResourceRevert",
     "RevertPolicy",
     "RevertState",
-    "RootFault",
-    "SimulatedAgent",
     "Store",
     "StoreError",
-    "StoreTransaction",
     "StoreUnavailable",
     "TaskRecord",
     "TaskRejected",
     "TaskReport",
     "TaskStatus",
     "TickReport",
-    "UnknownAgent",
     "UnknownCommandType",
-    "ends_successfully",
 ]

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from persistence import SqlStore, connect, open_store
+from persistence import SqlStore, connect
+from persistence.ledger import ledger_tables
 from persistence.schema import metadata
 from persistence.schema_version import LEGACY_VERSION_TABLE, VERSION_TABLE
+from statemachines.example.vm import ImageInventory
 from tests.hypothesis_profiles import PROFILE_ENV, load_profile
+from tests.worlds import vm_store
 
 HYPOTHESIS_PROFILE = load_profile()
 
@@ -25,7 +28,7 @@ POSTGRES_ENV = "ENDACTION_TEST_POSTGRES_URL"
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     yield store
     store.dispose()
 
@@ -35,7 +38,7 @@ def _postgres_store() -> SqlStore:
     if not url:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it; e.g. "
                     "postgresql://postgres@127.0.0.1:5432/test)")
-    store = SqlStore(connect(url))
+    store = SqlStore(connect(url), ledgers=[ImageInventory])
     drop_endaction_tables(store.engine)
     store.create_schema()
     return store
@@ -44,7 +47,8 @@ def _postgres_store() -> SqlStore:
 def drop_endaction_tables(engine: Engine) -> None:
     """Empty the test database of everything endaction ever created there, any version."""
     with engine.begin() as conn:
-        for name in (*reversed(metadata.sorted_tables), VERSION_TABLE, LEGACY_VERSION_TABLE):
+        for name in (*reversed(metadata.sorted_tables), VERSION_TABLE, LEGACY_VERSION_TABLE,
+                     *ledger_tables([ImageInventory])):
             conn.execute(text(f"DROP TABLE IF EXISTS {getattr(name, 'name', name)} CASCADE"))
 
 
@@ -52,7 +56,7 @@ def drop_endaction_tables(engine: Engine) -> None:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     """The same test against a SQLite file and against PostgreSQL."""
     if request.param == "sqlite":
-        created = open_store(str(tmp_path / "endaction.db"))
+        created = vm_store(str(tmp_path / "endaction.db"))
     else:
         created = _postgres_store()
     yield created

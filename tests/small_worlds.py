@@ -18,15 +18,9 @@ from enum import Enum
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import (
-    Engine,
-    EngineDidNotSettle,
-    HostResult,
-    Plan,
-    RevertPolicy,
-    TickReport,
-)
-from statemachines.example import add_vm_parameters, example_registry
+from statemachines import Engine, EngineDidNotSettle, HostResult, RevertPolicy, TickReport
+from statemachines.agents import Plan
+from statemachines.example.vm import add_vm_parameters, vm_registry
 from statemachines.testing import (
     Bounds,
     ManualClock,
@@ -39,7 +33,7 @@ from statemachines.testing import (
     take_snapshot,
     tick_bound,
 )
-from tests.worlds import Died, DyingAgent
+from tests.worlds import Died, DyingAgent, images_in
 
 
 class Copy(Enum):
@@ -148,7 +142,7 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
             raise Died
 
     def engine() -> Engine:
-        return Engine(store, {"storage": agent}, example_registry(), policy=policy,
+        return Engine(store, {"storage": agent}, vm_registry(), policy=policy,
                       clock=clock, sleep=clock.sleep, on_commit=check_commit)
 
     first = engine()
@@ -175,7 +169,7 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
     snap = take_snapshot(store, roots)
     problems = check_quiescent(snap, 5) + check_safety(snap)
     images = {i for i in agent.images if i.startswith(f"{name}-")}
-    images |= {row.id for row in snap.images if row.vm == name}
+    images |= {row.id for row in images_in(store) if row.vm == name}
     root = snap.commands[roots[0]]
     left = set() if root.status == "ended_success" else images
     problems += [f"{image} was left behind and not marked revert_failed"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import (
     Command,
     CommandContext,
@@ -21,14 +21,14 @@ from statemachines import (
     HostStatus,
     InvalidParameters,
     ResourceRef,
-    SimulatedAgent,
     StoreUnavailable,
     TaskReport,
     UnknownCommandType,
 )
-from statemachines.example import EXAMPLE_COMMANDS, add_vm_parameters
+from statemachines.agents import SimulatedAgent
+from statemachines.example.vm import VM_COMMANDS, add_vm_parameters
 from tests.conftest import POSTGRES_ENV
-from tests.worlds import World
+from tests.worlds import World, vm_store
 
 
 def test_unknown_command_type_is_refused_before_anything_is_persisted(
@@ -65,7 +65,7 @@ def test_unknown_type_in_the_database_stops_recovery_and_changes_nothing(
     class Legacy(Command):
         type_name = "LegacyCommand"
 
-    engine = Engine(sqlite_store, {}, CommandRegistry([*EXAMPLE_COMMANDS, Legacy]))
+    engine = Engine(sqlite_store, {}, CommandRegistry([*VM_COMMANDS, Legacy]))
     command_id = engine.submit("LegacyCommand", {})
     fresh = World(sqlite_store).engine()
     with pytest.raises(UnknownCommandType, match="LegacyCommand"):
@@ -155,7 +155,7 @@ def test_an_agent_that_never_starts_a_task_ends_it_as_start_failed(
 
 def test_a_database_that_locks_up_mid_tick_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "endaction.db"
-    store = open_store(str(path), busy_timeout_ms=50)
+    store = vm_store(str(path), busy_timeout_ms=50)
     world = World(store)
     engine = world.engine()
     root = world.submit_vm(engine, disks=2, fail=(0,))
@@ -205,7 +205,7 @@ def test_postgres_connection_dropped_mid_tick_loses_nothing(tmp_path: Path) -> N
     store = _postgres_store()
     world = World(store)
     engine = Engine(store, {"storage": world.agent},
-                    CommandRegistry([*EXAMPLE_COMMANDS, DatabaseKiller]),
+                    CommandRegistry([*VM_COMMANDS, DatabaseKiller]),
                     clock=world.clock, sleep=world.clock.sleep)
     root = engine.submit("AddVmFromTemplate",
                          add_vm_parameters("vm1", ["t0", "t1"], fail=[1]))
@@ -250,7 +250,7 @@ def test_what_the_database_cannot_store_fails_that_command_not_every_tick(
 ) -> None:
     world = World(store)
     engine = Engine(store, {"storage": world.agent},
-                    CommandRegistry([*EXAMPLE_COMMANDS, MakesBadChildren]),
+                    CommandRegistry([*VM_COMMANDS, MakesBadChildren]),
                     clock=world.clock, sleep=world.clock.sleep)
     bad = engine.submit("MakesBadChildren", {"what": what})
     healthy = world.submit_vm(engine, disks=1)

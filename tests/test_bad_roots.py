@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import (
     Command,
     CommandRegistry,
@@ -23,8 +23,9 @@ from statemachines import (
     Limits,
     ResourceRef,
 )
-from statemachines.command import CommandContext
+from statemachines.core.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.worlds import vm_store
 
 AGENT = "worker"
 
@@ -77,7 +78,7 @@ def _outcome(verb: str, parameters: Mapping[str, Any]) -> HostResult:
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
-    return open_store(str(tmp_path / "endaction.db"))
+    return vm_store(str(tmp_path / "endaction.db"))
 
 
 def _engine(store: SqlStore, limits: Limits | None = None) -> Engine:
@@ -139,7 +140,7 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
 ) -> None:
     """Stands for a bug in the engine that one tree's shape triggers: that tree is held with
     the error recorded, visible, and every other tree goes on."""
-    from statemachines.tick import Tick
+    from statemachines.core.tick import Tick
 
     engine = _engine(store)
     victim = engine.submit("Chain", {"left": 2, "fail": False, "linked": False})

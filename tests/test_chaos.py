@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import CommandStatus, TaskStatus
-from statemachines.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from tests.worlds import images_in, vm_store
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +75,7 @@ def _judge(store: SqlStore, storage: Path) -> list[str]:
         problems += [f"command {i} ended {n} times" for i, n in ends.items() if n > 1]
         if next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_SUCCESS:
             succeeded.add(root)
-    owners = {row.id: row.root_id for row in store.images()}
+    owners = {row.id: row.root_id for row in images_in(store)}
     problems += [f"inventory row {image} belongs to no created VM"
                  for image, owner in owners.items() if owner not in succeeded]
     for path in (storage / "images").glob("*.img"):
@@ -109,7 +110,7 @@ def test_random_sigkills_of_demo_and_resume_end_clean(tmp_path: Path, trial: int
         _run_and_maybe_kill(_command(tmp_path, "cleanup"), kill_after=None)
     if not (tmp_path / "chaos.db").exists():
         return  # every process was killed before it made the database
-    store = open_store(str(tmp_path / "chaos.db"), create=True)
+    store = vm_store(str(tmp_path / "chaos.db"), create=True)
     try:
         problems = _judge(store, tmp_path / "storage")
     finally:
@@ -124,7 +125,7 @@ def test_the_judge_sees_what_is_left_behind(tmp_path: Path) -> None:
     _run_and_maybe_kill(_command(tmp_path, "demo", "--images", "2"), kill_after=None)
     (tmp_path / "storage" / "images" / "stray.img").write_bytes(b"x")
     (tmp_path / "storage" / "tasks" / "t1.json").write_text("{}")
-    store = open_store(str(tmp_path / "chaos.db"), create=False)
+    store = vm_store(str(tmp_path / "chaos.db"), create=False)
     try:
         root = store.root_ids()[0]
         with store.engine.begin() as conn:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from persistence import open_store
 from statemachines import RevertState
 from statemachines.cli.main import cli
+from tests.worlds import images_in, vm_store
 
 
 def invoke(tmp_path: Path, *args: str) -> Result:
@@ -55,8 +55,8 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
     assert report_of(cleaned)["retried"][0]["state"] == "reverted"
     assert report_of(cleaned)["leftovers"] == []
     assert files_left(tmp_path) == []
-    store = open_store(str(tmp_path / "demo.db"), create=False)
-    assert store.images() == []
+    store = vm_store(str(tmp_path / "demo.db"), create=False)
+    assert images_in(store) == []
     assert {r.state for r in store.reverts()} == {RevertState.REVERTED}
     store.dispose()
 
@@ -72,7 +72,7 @@ def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: 
          "3", "--db", str(tmp_path / "demo.db"), "--storage", str(tmp_path / "storage")],
         capture_output=True, text=True, timeout=120, check=False)
     assert crashed.returncode == -9, crashed.stderr
-    store = open_store(str(tmp_path / "demo.db"), create=False)
+    store = vm_store(str(tmp_path / "demo.db"), create=False)
     root = store.last_root_id()
     store.dispose()
     assert root is not None

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from persistence import open_store
 from statemachines import TickReport
-from tests.worlds import Died, DyingAgent, World
+from tests.worlds import Died, DyingAgent, World, vm_store
 
 
 class Crash(BaseException):
@@ -16,7 +15,7 @@ class Crash(BaseException):
 
 
 def _baseline(tmp_path: Path) -> dict[str, object]:
-    world = World(open_store(str(tmp_path / "baseline.db")))
+    world = World(vm_store(str(tmp_path / "baseline.db")))
     engine = world.engine()
     root = world.submit_vm(engine, disks=3, fail=(1,))
     engine.run_until_idle()
@@ -24,7 +23,7 @@ def _baseline(tmp_path: Path) -> dict[str, object]:
 
 
 def _count_steps(tmp_path: Path) -> int:
-    world = World(open_store(str(tmp_path / "count.db")))
+    world = World(vm_store(str(tmp_path / "count.db")))
     steps: list[int] = []
     engine = world.engine(on_commit=lambda report: steps.append(report.number))
     world.submit_vm(engine, disks=3, fail=(1,))
@@ -37,7 +36,7 @@ def test_crash_after_every_persisted_step_leaves_nothing_behind(tmp_path: Path) 
     steps = _count_steps(tmp_path)
     assert steps >= 6
     for crash_at in range(1, steps + 1):
-        world = World(open_store(str(tmp_path / f"crash-{crash_at}.db")))
+        world = World(vm_store(str(tmp_path / f"crash-{crash_at}.db")))
 
         def crash(report: TickReport, crash_at: int = crash_at) -> None:
             if report.number == crash_at:
@@ -63,7 +62,7 @@ def test_crash_between_agent_call_and_commit(tmp_path: Path) -> None:
     baseline = _baseline(tmp_path)
     for die_at in range(1, 30):
         agent = DyingAgent(die_in_call=die_at)
-        world = World(open_store(str(tmp_path / f"mid-{die_at}.db")), agent=agent)
+        world = World(vm_store(str(tmp_path / f"mid-{die_at}.db")), agent=agent)
         engine = world.engine()
         root = world.submit_vm(engine, disks=3, fail=(1,))
         try:

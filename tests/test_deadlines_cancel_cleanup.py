@@ -7,18 +7,11 @@ from typing import Any
 
 import pytest
 
-from persistence import SqlStore, open_store
-from statemachines import (
-    Engine,
-    HostResult,
-    Limits,
-    NotCancellable,
-    Plan,
-    RevertState,
-    SimulatedAgent,
-)
-from statemachines.example import example_registry
-from tests.worlds import World
+from persistence import SqlStore
+from statemachines import Engine, HostResult, Limits, NotCancellable, RevertState
+from statemachines.agents import Plan, SimulatedAgent
+from statemachines.example.vm import vm_registry
+from tests.worlds import World, images_in, vm_store
 
 HANGS = 10**9  # polls before a task would end by itself: never, in a test
 
@@ -37,7 +30,7 @@ def _plan(hang: set[str] = frozenset(), failing_deletes: set[str] = frozenset())
 
 
 def _engine(world: World, limits: Limits | None = None) -> Engine:
-    return Engine(world.store, {"storage": world.agent}, example_registry(),
+    return Engine(world.store, {"storage": world.agent}, vm_registry(),
                   policy=world.policy, limits=limits, clock=world.clock, sleep=world.clock.sleep)
 
 
@@ -65,7 +58,7 @@ def test_a_task_past_its_deadline_is_aborted_on_its_agent_and_fails(
     assert "deadline passed" in (abort.detail or "")
     assert abort.at - hung.created_at >= 120
     assert _root(sqlite_store, root).status == "ended_failure"
-    assert world.agent.images == set() and sqlite_store.images() == []
+    assert world.agent.images == set() and images_in(sqlite_store) == []
 
 
 class CannotAbort(SimulatedAgent):
@@ -99,8 +92,8 @@ def test_cancelling_a_root_aborts_its_tasks_and_compensates_what_succeeded(
         engine.tick()
         world.clock.now += 1
     assert world.agent.images == {"vm1-disk0", "vm1-disk1"}
-    other = open_store(sqlite_store.engine.url.render_as_string(hide_password=False))
-    Engine(other, {}, example_registry()).cancel(root, "operator changed their mind")
+    other = vm_store(sqlite_store.engine.url.render_as_string(hide_password=False))
+    Engine(other, {}, vm_registry()).cancel(root, "operator changed their mind")
     other.dispose()
     engine.run_until_idle()
     record = _root(sqlite_store, root)
@@ -109,7 +102,7 @@ def test_cancelling_a_root_aborts_its_tasks_and_compensates_what_succeeded(
     commands, _ = sqlite_store.tree(root)
     assert len(world.agent.aborted) == 1
     assert sum(c.type == "RemoveImage" and c.outcome == "reverted" for c in commands) == 3
-    assert world.agent.images == set() and sqlite_store.images() == []
+    assert world.agent.images == set() and images_in(sqlite_store) == []
     assert sqlite_store.cancel_requests() == {}
     assert any(h.trigger == "cancel" for h in sqlite_store.history(root))
 
@@ -155,7 +148,7 @@ def test_cleanup_retries_what_was_given_up_once_the_fault_is_gone(sqlite_store: 
     retried = engine.cleanup()
     assert [r.resource.id for r in retried] == ["vm1-disk1"]
     engine.run_until_idle()
-    assert world.agent.images == set() and sqlite_store.images() == []
+    assert world.agent.images == set() and images_in(sqlite_store) == []
     assert {r.state for r in sqlite_store.reverts()} == {RevertState.REVERTED}
     assert engine.cleanup() == []  # nothing left to retry
     commands, _ = sqlite_store.tree(root)

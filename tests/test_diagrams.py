@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from statemachines.command import CommandRegistry
-from statemachines.command_machine import COMMAND_MACHINE, COMMAND_TRANSITIONS, CommandStatus
+from statemachines.core.command import CommandRegistry
+from statemachines.core.command_machine import COMMAND_MACHINE, COMMAND_TRANSITIONS, CommandStatus
+from statemachines.core.host_status import HOST_MACHINE
+from statemachines.core.shared_machine import SharedMachine, TransitionSpec
+from statemachines.core.task_machine import TASK_MACHINE
 from statemachines.diagrams import (
     DEFAULT_FORMATS,
     GraphvizMissing,
@@ -19,15 +22,12 @@ from statemachines.diagrams import (
     drawing_of,
     machine_drawings,
     mermaid_source,
-    seed_flow_drawing,
     write_drawings,
 )
 from statemachines.diagrams import files as diagram_files
 from statemachines.diagrams.readme import ReadmeMismatch, embed_mermaid, mermaid_blocks
-from statemachines.example.vm_commands import EXAMPLE_COMMANDS, CreateCloneOfTemplate
-from statemachines.host_status import HOST_MACHINE
-from statemachines.shared_machine import SharedMachine, TransitionSpec
-from statemachines.task_machine import TASK_MACHINE
+from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate
+from statemachines.example.vm.seed_flow import seed_flow_drawing
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "diagrams"
@@ -106,7 +106,7 @@ def test_seed_flow_follows_the_code_not_a_drawing() -> None:
         def revert(self, ctx: object) -> None:  # type: ignore[override]
             return None  # as if the storage host could revert a copy itself
 
-    registry = CommandRegistry([c for c in EXAMPLE_COMMANDS if c is not CreateCloneOfTemplate]
+    registry = CommandRegistry([c for c in VM_COMMANDS if c is not CreateCloneOfTemplate]
                                + [NativeClone])
     edges = {(e.source, e.dest) for e in seed_flow_drawing(registry).edges}
     assert ("CreateCloneOfTemplate", "RemoveImage") not in edges
@@ -115,7 +115,7 @@ def test_seed_flow_follows_the_code_not_a_drawing() -> None:
 
 def _regenerate(out: Path) -> list[str]:
     formats = DEFAULT_FORMATS if HAVE_DOT else tuple(f for f in DEFAULT_FORMATS if f != "svg")
-    write_drawings(machine_drawings(), out, formats)
+    write_drawings([*machine_drawings(), seed_flow_drawing()], out, formats)
     return list(formats)
 
 
@@ -141,7 +141,8 @@ def test_regenerating_is_byte_identical(tmp_path: Path) -> None:
 
 def test_readme_embeds_the_generated_mermaid() -> None:
     blocks = mermaid_blocks((ROOT / "README.md").read_text())
-    files = [(COMMITTED / f"{d.name}.mmd").read_text() for d in machine_drawings()]
+    files = [(COMMITTED / f"{d.name}.mmd").read_text()
+             for d in [*machine_drawings(), seed_flow_drawing()]]
     assert blocks == files
 
 
@@ -189,7 +190,7 @@ def test_without_the_graphviz_package_dot_is_refused(monkeypatch: pytest.MonkeyP
     """transitions would silently draw Mermaid instead; a .dot file must never hold that."""
     from transitions.extensions import diagrams_graphviz
 
-    from statemachines.errors import EndactionError
+    from statemachines.core.errors import EndactionError
 
     monkeypatch.setattr(diagrams_graphviz, "pgv", None)
     with pytest.raises(EndactionError, match="pip install graphviz"):

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from persistence import open_store
-from statemachines import HostResult, Plan
-from tests.worlds import World
+from statemachines import HostResult
+from statemachines.agents import Plan
+from tests.worlds import World, images_in, vm_store
 
 RESULTS = st.sampled_from([HostResult.SUCCESS, HostResult.FAILURE, HostResult.UNKNOWN])
 PLANS = st.builds(Plan, result=RESULTS, polls=st.integers(0, 4), partial=st.booleans(),
@@ -25,7 +25,7 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
     tmp_path_factory: Any, copy_plans: list[Plan]
 ) -> None:
     folder: Path = tmp_path_factory.mktemp("fan-in")
-    store = open_store(str(folder / "endaction.db"))
+    store = vm_store(str(folder / "endaction.db"))
     world = World(store)
     plans = iter(copy_plans)
 
@@ -55,7 +55,7 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
     assert root_status == ("ended_success" if all_ok else "ended_failure")
     if not all_ok:
         assert world.agent.images == set()
-        assert store.images() == []
+        assert images_in(store) == []
     store.dispose()
 
 
@@ -66,7 +66,7 @@ def test_a_command_without_tasks_ends_in_the_tick_that_executed_it(tmp_path: Pat
     class Bookkeeping(Command):
         type_name = "Bookkeeping"
 
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     engine = Engine(store, {}, CommandRegistry([Bookkeeping]))
     command_id = engine.submit("Bookkeeping", {})
     report = engine.tick()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from statemachines.command_machine import COMMAND_MACHINE
-from statemachines.task_machine import TASK_MACHINE
+from statemachines.core.command_machine import COMMAND_MACHINE
+from statemachines.core.task_machine import TASK_MACHINE
 
 COMMAND_PATH_OF_A_ROLLBACK = ["not_started", "executing", "waiting", "ending", "rolling_back",
                               "ended_failure"]

@@ -1,32 +1,77 @@
-"""The domain never imports the database: statemachines depends on a store protocol only."""
+"""The layers, as imports: the core imports no adapter or entry point; adapters import the core
+and nothing of each other; `persistence` is an adapter too. This test is the contract."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("persistence", "sqlalchemy", "psycopg")
+# Third-party packages only adapters and entry points may use.
+OUTSIDE_THE_CORE = ("sqlalchemy", "psycopg", "alembic", "click", "rich", "hypothesis", "graphviz")
+LAYERS = {
+    "core": ["statemachines/core"],
+    "adapter": ["statemachines/agents", "statemachines/diagrams", "persistence"],
+    "entry": ["statemachines/cli", "statemachines/testing", "statemachines/example"],
+}
 
 
-def test_statemachines_never_imports_persistence_outside_the_cli() -> None:
-    offenders = []
-    for path in sorted((ROOT / "statemachines").rglob("*.py")):
-        if "cli" in path.relative_to(ROOT / "statemachines").parts:
-            continue  # the CLI is where the two packages are wired together
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names
-                          if name.split(".")[0] in FORBIDDEN]
-    assert offenders == []
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "persistence":
+        return "persistence"
+    if parts[0] == "statemachines" and len(parts) > 1:
+        return f"statemachines/{parts[1]}"
+    return parts[0]
+
+
+def _imports(path: Path) -> list[str]:
+    """Absolute module names a file imports (relative imports resolved)."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif (isinstance(node, ast.ImportFrom) and node.module is not None) or (
+                isinstance(node, ast.ImportFrom) and node.level):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] \
+                if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.append(module)
+    return found
+
+
+def _layer(package: str) -> str | None:
+    return next((name for name, folders in LAYERS.items() if package in folders), None)
+
+
+def _violations(folder: str) -> list[str]:
+    layer = _layer(folder)
+    problems = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for module in _imports(path):
+            target = _package_of(module)
+            target_layer = _layer(target)
+            where = f"{path.relative_to(ROOT)} imports {module}"
+            if layer == "core" and (target_layer in ("adapter", "entry")
+                                    or module.split(".")[0] in OUTSIDE_THE_CORE):
+                problems.append(where)
+            if layer == "adapter" and target != folder and target_layer in ("adapter", "entry"):
+                problems.append(where)
+    return problems
+
+
+@pytest.mark.parametrize("folder", [*LAYERS["core"], *LAYERS["adapter"]])
+def test_imports_point_down_only(folder: str) -> None:
+    assert _violations(folder) == []
 
 
 def test_the_layering_check_sees_imports() -> None:
-    """Guard against a vacuous pass: the CLI does import persistence."""
-    cli = (ROOT / "statemachines" / "cli" / "demo_world.py").read_text()
-    assert "from persistence import" in cli
+    """Guard against a vacuous pass: entry points do import adapters, and a core module that
+    imported one would be caught."""
+    assert "persistence" in {_package_of(m) for m in
+                             _imports(ROOT / "statemachines/cli/demo_world.py")}
+    assert "statemachines/core" in {_package_of(m) for m in
+                                    _imports(ROOT / "persistence/sql_store.py")}

@@ -14,14 +14,8 @@ from typing import Any
 
 import pytest
 
-from statemachines import (
-    AgentError,
-    HostResult,
-    HostStatus,
-    LocalDiskAgent,
-    TaskRejected,
-    TaskReport,
-)
+from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
+from statemachines.agents import LocalDiskAgent
 
 
 def wait_for_end(agent: LocalDiskAgent, task_id: str) -> TaskReport:
@@ -122,7 +116,7 @@ def test_an_open_agent_of_this_process_is_alive(tmp_path: Path, agent: LocalDisk
 
 SLOW_COPY = """
 import sys, time
-from statemachines import LocalDiskAgent
+from statemachines.agents import LocalDiskAgent
 agent = LocalDiskAgent(sys.argv[1], seconds_per_mib=0.5)
 agent.ensure_template("tmpl", 8 << 20)
 agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})

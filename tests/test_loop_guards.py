@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from persistence import SqlStore
-from statemachines import EngineDidNotSettle, HostResult, Plan, RevertPolicy, RevertState
-from statemachines.compensation_policy import Decision, decide
-from statemachines.revert_state import ResourceRef, ResourceRevert
-from tests.worlds import World
+from statemachines import EngineDidNotSettle, HostResult, RevertPolicy, RevertState
+from statemachines.agents import Plan
+from statemachines.core.compensation_policy import Decision, decide
+from statemachines.core.revert_state import ResourceRef, ResourceRevert
+from tests.worlds import World, images_in
 
 IMAGE = ResourceRef("image", "vm1-disk0")
 
@@ -105,4 +106,4 @@ def test_a_reused_image_name_is_compensated_again(sqlite_store: SqlStore) -> Non
         engine.run_until_idle()
         commands, _ = sqlite_store.tree(root)
         assert sum(c.type == "RemoveImage" for c in commands) == 2
-        assert sqlite_store.images() == [] and world.agent.images == set()
+        assert images_in(sqlite_store) == [] and world.agent.images == set()

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import HostResult, Plan, RevertPolicy, RevertState, SimulatedAgent
-from tests.worlds import World
+from statemachines import HostResult, RevertPolicy, RevertState
+from statemachines.agents import Plan, SimulatedAgent
+from tests.worlds import World, images_in
 
 
 def _deletes(outcomes: list[HostResult]) -> SimulatedAgent:
@@ -42,7 +43,7 @@ def test_lost_compensations_do_not_spend_the_failure_budget(sqlite_store: SqlSto
     status, revert = _run(sqlite_store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
     assert status == "ended_failure"
     assert (revert.state, revert.attempts, revert.lost) == (RevertState.REVERTED, 5, 4)
-    assert agent.images == set() and sqlite_store.images() == []
+    assert agent.images == set() and images_in(sqlite_store) == []
 
 
 def test_a_compensation_lost_every_time_still_gives_up_within_its_own_bound(

@@ -16,20 +16,19 @@ from statemachines import (
     HostResult,
     HostStatus,
     Limits,
-    Plan,
     ResourceRef,
     RevertState,
-    SimulatedAgent,
     TaskReport,
 )
-from statemachines.command import CommandContext
-from statemachines.example import EXAMPLE_COMMANDS, CreateCloneOfTemplate, RemoveImage
-from tests.worlds import World
+from statemachines.agents import Plan, SimulatedAgent
+from statemachines.core.command import CommandContext
+from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, RemoveImage
+from tests.worlds import World, images_in
 
 
 def _engine(world: World, *commands: type, limits: Limits | None = None) -> Engine:
     return Engine(world.store, {"storage": world.agent},
-                  CommandRegistry([*EXAMPLE_COMMANDS, *commands]), policy=world.policy,
+                  CommandRegistry([*VM_COMMANDS, *commands]), policy=world.policy,
                   limits=limits, clock=world.clock, sleep=world.clock.sleep)
 
 
@@ -59,7 +58,7 @@ def test_an_end_successfully_that_raises_takes_the_failure_path(sqlite_store: Sq
     assert record.error is not None
     assert "end_successfully raised RuntimeError: could not register the disk" in record.error
     assert record.outcome == "rolled_back"
-    assert world.agent.images == set() and sqlite_store.images() == []
+    assert world.agent.images == set() and images_in(sqlite_store) == []
 
 
 class BrokenRemoval(RemoveImage):
@@ -74,7 +73,7 @@ class BrokenRemoval(RemoveImage):
 def test_an_opposite_command_whose_end_raises_is_not_run_again(sqlite_store: SqlStore) -> None:
     """It used to run the delete that had already succeeded twice more."""
     world = World(sqlite_store)
-    registry = CommandRegistry([c for c in EXAMPLE_COMMANDS if c is not RemoveImage])
+    registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
     registry.register(BrokenRemoval)
     engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
                     clock=world.clock, sleep=world.clock.sleep)
@@ -192,7 +191,7 @@ class FlipsItsReason(RemoveImage):
 
 def test_a_hook_that_writes_to_its_record_changes_nothing(sqlite_store: SqlStore) -> None:
     world = World(sqlite_store)
-    registry = CommandRegistry([c for c in EXAMPLE_COMMANDS if c is not RemoveImage])
+    registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
     registry.register(FlipsItsReason)
     engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
                     clock=world.clock, sleep=world.clock.sleep)

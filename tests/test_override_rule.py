@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from persistence import SqlStore
-from statemachines import COMMAND_MACHINE, CommandRecord, ExecutionReason
-from statemachines.records import freeze
-from statemachines.shared_machine import IllegalTransition
+from statemachines import CommandRecord, ExecutionReason
+from statemachines.core.command_machine import COMMAND_MACHINE
+from statemachines.core.records import freeze
+from statemachines.core.shared_machine import IllegalTransition
 from tests.worlds import World
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persistence import open_store
-from statemachines.store_protocol import Store
-from statemachines.testing import engine_machine, image_scenario
+from statemachines.core.store_protocol import Store
+from statemachines.example.vm.scenario import image_scenario
+from statemachines.testing import engine_machine
+from tests.worlds import vm_store
 
 
 def sqlite_file(folder: Path) -> Store:
-    return open_store(str(folder / "endaction.db"))
+    return vm_store(str(folder / "endaction.db"))
 
 
 TestEngineProperties = engine_machine(image_scenario(sqlite_file)).TestCase

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from statemachines import RevertPolicy
-from statemachines.testing import engine_machine, image_scenario
+from statemachines.example.vm.scenario import image_scenario
+from statemachines.testing import engine_machine
 from tests.test_properties import sqlite_file
 
 # Derandomized, so the counterexample is found the same way on every run.

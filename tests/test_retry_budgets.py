@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persistence import open_store
 from statemachines import Engine, Limits
-from statemachines.example.tree_commands import tree_registry
+from statemachines.example.vm import tree_registry
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.worlds import vm_store
 
 
 def test_a_task_that_needed_start_retries_still_gets_every_clear_attempt(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     agent, clock = ControlledAgent(), ManualClock()
     engine = Engine(store, {"storage": agent}, tree_registry(), clock=clock, sleep=clock.sleep,
                     limits=Limits(max_start_attempts=5, max_clear_attempts=5))

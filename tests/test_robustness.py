@@ -8,21 +8,13 @@ from typing import Any
 
 import pytest
 
-from persistence import SqlStore, open_store
-from statemachines import (
-    Command,
-    Compensation,
-    Engine,
-    HostResult,
-    Plan,
-    ResourceRef,
-    RevertPolicy,
-    SimulatedAgent,
-    UnknownAgent,
-)
-from statemachines.command import CommandContext, CommandRegistry
-from statemachines.example import EXAMPLE_COMMANDS, CreateCloneOfTemplate, example_registry
-from tests.worlds import FakeClock, World
+from persistence import SqlStore
+from statemachines import Command, Compensation, Engine, HostResult, ResourceRef, RevertPolicy
+from statemachines.agents import Plan, SimulatedAgent
+from statemachines.core.command import CommandContext, CommandRegistry
+from statemachines.core.errors import UnknownAgent
+from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, vm_registry
+from tests.worlds import FakeClock, World, images_in, vm_store
 
 
 class OutageAgent(SimulatedAgent):
@@ -72,7 +64,7 @@ class BrokenOpposite(CreateCloneOfTemplate):
 def test_an_unbuildable_opposite_command_fails_that_command_only(sqlite_store: SqlStore) -> None:
     world = World(sqlite_store)
     engine = Engine(sqlite_store, {"storage": world.agent},
-                    CommandRegistry([*EXAMPLE_COMMANDS, BrokenOpposite]),
+                    CommandRegistry([*VM_COMMANDS, BrokenOpposite]),
                     clock=world.clock, sleep=world.clock.sleep)
     broken = engine.submit("BrokenOppositeClone", {"vm": "v", "source": "t", "image": "v-d0",
                                                    "inject_failure": True},
@@ -110,7 +102,7 @@ def test_exhausted_clears_do_not_spin_the_loop(sqlite_store: SqlStore) -> None:
 
     world = World(sqlite_store, agent=ClearNeverWorks(), clock=clock,
                   policy=RevertPolicy(backoff_seconds=100))
-    engine = Engine(sqlite_store, {"storage": world.agent}, example_registry(),
+    engine = Engine(sqlite_store, {"storage": world.agent}, vm_registry(),
                     policy=world.policy, clock=clock, sleep=sleep)
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
@@ -132,7 +124,7 @@ class UsesOtherAgent(Command):
 def test_a_reload_that_fails_keeps_failing(sqlite_store: SqlStore) -> None:
     """A half-loaded view must never be ticked on: it would act on another engine's work."""
     world = World(sqlite_store)
-    registry = CommandRegistry([*EXAMPLE_COMMANDS, UsesOtherAgent])
+    registry = CommandRegistry([*VM_COMMANDS, UsesOtherAgent])
     full = Engine(sqlite_store, {"storage": world.agent, "other": SimulatedAgent()}, registry,
                   clock=world.clock)
     world.submit_vm(full, disks=1)
@@ -156,7 +148,7 @@ class StartsTaskWhenEnding(CreateCloneOfTemplate):
 def test_end_hooks_cannot_start_tasks(sqlite_store: SqlStore) -> None:
     world = World(sqlite_store)
     engine = Engine(sqlite_store, {"storage": world.agent},
-                    CommandRegistry([*EXAMPLE_COMMANDS, StartsTaskWhenEnding]),
+                    CommandRegistry([*VM_COMMANDS, StartsTaskWhenEnding]),
                     clock=world.clock, sleep=world.clock.sleep)
     command_id = engine.submit("StartsTaskWhenEnding",
                                {"vm": "v", "source": "t", "image": "v-d0", "inject_failure": True})
@@ -169,10 +161,10 @@ def test_end_hooks_cannot_start_tasks(sqlite_store: SqlStore) -> None:
 
 
 def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore) -> None:
-    second_store = open_store(store.engine.url.render_as_string(hide_password=False))
+    second_store = vm_store(store.engine.url.render_as_string(hide_password=False))
     world = World(store)
     first = world.engine()
-    second = Engine(second_store, {"storage": world.agent}, example_registry(),
+    second = Engine(second_store, {"storage": world.agent}, vm_registry(),
                     clock=world.clock, sleep=world.clock.sleep)
     roots = [world.submit_vm(first, disks=3, fail=(1,), vm=f"vm{i}") for i in range(3)]
     errors: list[BaseException] = []
@@ -193,7 +185,7 @@ def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore)
         assert set(world.ends_per_command(root).values()) == {1}
         commands, _ = store.tree(root)
         assert next(c.status for c in commands if c.id == root) == "ended_failure"
-    assert store.images() == []
+    assert images_in(store) == []
     second_store.dispose()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import (
     Command,
     CommandRegistry,
@@ -20,8 +20,9 @@ from statemachines import (
     ResourceRef,
     RevertState,
 )
-from statemachines.command import CommandContext
+from statemachines.core.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.worlds import vm_store
 
 AGENT = "worker"
 
@@ -90,7 +91,7 @@ def _undo_of_c_fails(verb: str, parameters: Mapping[str, Any]) -> HostResult:
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
-    return open_store(str(tmp_path / "endaction.db"))
+    return vm_store(str(tmp_path / "endaction.db"))
 
 
 def _engine(store: SqlStore, agent: ControlledAgent, clock: ManualClock) -> Engine:

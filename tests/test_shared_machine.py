@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from statemachines import COMMAND_MACHINE, HOST_MACHINE, TASK_MACHINE, ExecutionReason
-from statemachines.shared_machine import IllegalTransition, SharedMachine
+from statemachines import ExecutionReason
+from statemachines.core.command_machine import COMMAND_MACHINE
+from statemachines.core.host_status import HOST_MACHINE
+from statemachines.core.shared_machine import IllegalTransition, SharedMachine
+from statemachines.core.task_machine import TASK_MACHINE
 
 
 @dataclass

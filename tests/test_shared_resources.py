@@ -11,10 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import Engine, HostResult, ResourceRef
-from statemachines.example.tree_commands import tree_registry
-from statemachines.testing import ControlledAgent, ManualClock, image_effect, image_of
+from statemachines.example.vm import tree_registry
+from statemachines.example.vm.scenario import image_effect, image_of
+from statemachines.testing import ControlledAgent, ManualClock
+from tests.worlds import images_in, vm_store
 
 SHARED_BY_TWO_CHILDREN: dict[str, Any] = {
     "name": "n0", "resource": "img0", "tasks": 1, "raise_in_execute": True,
@@ -46,7 +48,7 @@ def _removals(store: SqlStore, root: str) -> Counter[str]:
 
 
 def test_siblings_sharing_a_resource_compensate_it_once(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     agent, clock = _agent(), ManualClock()
     engine = _engine(store, agent, clock)
     root = engine.submit("BuildTree", SHARED_BY_TWO_CHILDREN, entity=ResourceRef("image", "img0"))
@@ -55,12 +57,12 @@ def test_siblings_sharing_a_resource_compensate_it_once(tmp_path: Path) -> None:
     assert _removals(store, root) == {"reverted": 1}
     commands, _ = store.tree(root)
     assert {c.status for c in commands if c.type == "BuildTree"} == {"ended_failure"}
-    assert agent.resources == set() and store.images() == []
+    assert agent.resources == set() and images_in(store) == []
     store.dispose()
 
 
 def test_a_command_waiting_for_anothers_compensation_survives_a_restart(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     agent, clock = _agent(), ManualClock()
     agent.autopilot = None  # tasks run until the test ends them
     engine = _engine(store, agent, clock)
@@ -75,7 +77,7 @@ def test_a_command_waiting_for_anothers_compensation_survives_a_restart(tmp_path
     assert sum(c.type == "RemoveImage" for c in commands) == 1  # one in flight, one waiting
     store.dispose()
 
-    store = open_store(str(tmp_path / "endaction.db"))  # the engine died; a new one recovers
+    store = vm_store(str(tmp_path / "endaction.db"))  # the engine died; a new one recovers
     agent.autopilot = _succeed
     engine = _engine(store, agent, clock)
     engine.recover()
@@ -83,14 +85,14 @@ def test_a_command_waiting_for_anothers_compensation_survives_a_restart(tmp_path
     assert _removals(store, root) == {"reverted": 1}
     commands, _ = store.tree(root)
     assert all(c.status == "ended_failure" for c in commands)
-    assert agent.resources == set() and store.images() == []
+    assert agent.resources == set() and images_in(store) == []
     store.dispose()
 
 
 def test_children_built_from_a_slice_of_frozen_parameters_are_accepted(tmp_path: Path) -> None:
     """Parameters are frozen (read-only mappings); handing a part of them to add_child, as
     BuildTree does with its children, used to be refused as 'not JSON'."""
-    store = open_store(str(tmp_path / "endaction.db"))
+    store = vm_store(str(tmp_path / "endaction.db"))
     agent, clock = _agent(), ManualClock()
     engine = _engine(store, agent, clock)
     tree = {"name": "n0", "children": [{"name": "n0.0", "children": [{"name": "n0.0.0"}]}]}

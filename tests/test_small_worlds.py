@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from persistence.schema import metadata
 from statemachines import RevertPolicy
 from tests.conftest import HYPOTHESIS_PROFILE
@@ -26,6 +26,7 @@ from tests.small_worlds import (
     outcome_worlds,
     run_world,
 )
+from tests.worlds import vm_store
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def _explore(tmp_path: Path, disks: int, crash_scope: str,
     crash_scope: "none", "commits" (after each commit) or "all" (and inside each agent call).
     One SQLite file serves every world, emptied between them (a file per world costs more in
     schema creation than the world itself)."""
-    store = open_store(str(tmp_path / f"worlds-{disks}.db"))
+    store = vm_store(str(tmp_path / f"worlds-{disks}.db"))
     explored = crashed = 0
     try:
         for number, world in enumerate(outcome_worlds(disks)):
@@ -98,7 +99,7 @@ def test_without_the_revert_state_guard_a_small_world_loops(tmp_path: Path) -> N
     compensation fails for good never settles (or stops lowering the measure)."""
     failing = next(w for w in outcome_worlds(1)
                    if w.removals == (Removal.FAILS_FOR_GOOD,) and w.crash == NO_CRASH)
-    store = open_store(str(tmp_path / "unguarded.db"))
+    store = vm_store(str(tmp_path / "unguarded.db"))
     with pytest.raises(AssertionError, match=r"termination measure|no quiescence"):
         _run(store, failing, "w0", RevertPolicy(backoff_seconds=1.0, revert_state_guard=False))
     store.dispose()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from persistence import SqlStore, open_store
+from persistence import SqlStore
 from statemachines import (
     CommandRecord,
     ConcurrentModification,
@@ -16,8 +16,8 @@ from statemachines import (
     ResourceRevert,
     RevertState,
 )
-from statemachines.records import freeze
-from tests.worlds import World
+from statemachines.core.records import freeze
+from tests.worlds import World, images_in, vm_store
 
 
 def _waiting(command_id: str) -> CommandRecord:
@@ -88,7 +88,7 @@ def test_whole_run_with_a_failure(store: SqlStore) -> None:
     assert next(c.status for c in commands if c.id == root) == "ended_failure"
     assert sum(c.type == "RemoveImage" for c in commands) == 4
     assert all(t.status == "cleared" for t in tasks)
-    assert store.images() == [] and world.agent.images == set()
+    assert images_in(store) == [] and world.agent.images == set()
     assert store.load_active().commands == [] and store.load_active().tasks == []
 
 
@@ -98,7 +98,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore) -> None:
 
 
 def test_sqlite_readers_do_not_block_the_writer(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "endaction.db"), busy_timeout_ms=50)
+    store = vm_store(str(tmp_path / "endaction.db"), busy_timeout_ms=50)
     with store.engine.connect() as reader:
         reader.execute(text("SELECT count(*) FROM commands")).scalar()  # holds a read txn
         with store.transaction() as tx:

@@ -15,8 +15,6 @@ from itertools import product
 import pytest
 
 from statemachines import (
-    COMMAND_MACHINE,
-    TASK_MACHINE,
     CommandRecord,
     ExecutionReason,
     ResourceRef,
@@ -24,7 +22,9 @@ from statemachines import (
     RevertState,
     TaskRecord,
 )
-from statemachines.task_machine import TaskStatus as T
+from statemachines.core.command_machine import COMMAND_MACHINE
+from statemachines.core.task_machine import TASK_MACHINE
+from statemachines.core.task_machine import TaskStatus as T
 from statemachines.testing import Bounds, multiset_less
 from statemachines.testing.termination import COMMAND_STEPS
 

@@ -7,17 +7,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from persistence import SqlStore
-from statemachines import (
-    Engine,
-    RevertPolicy,
-    SimulatedAgent,
-    TaskRecord,
-    TaskReport,
-    TickReport,
+from persistence import SqlStore, open_store
+from statemachines import Engine, RevertPolicy, TaskRecord, TaskReport, TickReport
+from statemachines.agents import SimulatedAgent
+from statemachines.example.vm import (
+    STORAGE_AGENT,
+    ImageInventory,
+    ImageRow,
+    add_vm_parameters,
+    vm_registry,
 )
-from statemachines.example import add_vm_parameters, example_registry
-from statemachines.example.vm_commands import STORAGE_AGENT
 from statemachines.testing import ManualClock
 
 FakeClock = ManualClock
@@ -54,6 +53,16 @@ class DyingAgent(SimulatedAgent):
         self._called()
 
 
+def vm_store(url: str, **options: Any) -> SqlStore:
+    """A store for the VM example: its image inventory registered as a ledger."""
+    return open_store(url, ledgers=[ImageInventory], **options)
+
+
+def images_in(store: SqlStore) -> list[ImageRow]:
+    """The example's image inventory, read from the store's database."""
+    return ImageInventory.read_all(store.engine)
+
+
 @dataclass
 class World:
     store: SqlStore
@@ -62,7 +71,7 @@ class World:
     policy: RevertPolicy = field(default_factory=RevertPolicy)
 
     def engine(self, on_commit: Callable[[TickReport], None] | None = None) -> Engine:
-        return Engine(self.store, {STORAGE_AGENT: self.agent}, example_registry(),
+        return Engine(self.store, {STORAGE_AGENT: self.agent}, vm_registry(),
                       policy=self.policy, clock=self.clock, sleep=self.clock.sleep,
                       on_commit=on_commit)
 
@@ -86,7 +95,7 @@ class World:
             "commands": sorted((c.type, c.entity_id or "", c.status, c.execution_reason,
                                 c.outcome or "") for c in commands),
             "tasks_not_cleared": [t.id for t in tasks if t.status != "cleared"],
-            "inventory": self.store.images(),
+            "inventory": images_in(self.store),
             "agent_images": sorted(self.agent.images),
         }
 

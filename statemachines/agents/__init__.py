@@ -1,15 +1,7 @@
-"""Agents: the protocol, a deterministic simulated agent and a local-disk storage agent."""
+"""The agents shipped with endaction: a deterministic simulated storage host for tests, and
+the local-disk storage host the demo runs on. The protocol they follow is `statemachines.Agent`."""
 
 from .local_disk import LocalDiskAgent
-from .protocol import Abortable, Agent, AgentError, TaskRejected
-from .simulated import Plan, SimulatedAgent
+from .simulated import COPY_VERB, DELETE_VERB, Plan, SimulatedAgent
 
-__all__ = [
-    "Abortable",
-    "Agent",
-    "AgentError",
-    "LocalDiskAgent",
-    "Plan",
-    "SimulatedAgent",
-    "TaskRejected",
-]
+__all__ = ["COPY_VERB", "DELETE_VERB", "LocalDiskAgent", "Plan", "SimulatedAgent"]

@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..host_status import HostResult, HostStatus, TaskReport
-from .protocol import AgentError, TaskRejected
+from ..core.agent_protocol import AgentError, TaskRejected
+from ..core.host_status import HostResult, HostStatus, TaskReport
 from .simulated import COPY_VERB, DELETE_VERB
 
 log = logging.getLogger("endaction.agents.local_disk")

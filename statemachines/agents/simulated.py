@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..host_status import HostResult, HostStatus, TaskReport
-from .protocol import AgentError, TaskRejected
+from ..core.agent_protocol import AgentError, TaskRejected
+from ..core.host_status import HostResult, HostStatus, TaskReport
 
 COPY_VERB = "copy_image"
 DELETE_VERB = "delete_image"

@@ -7,7 +7,7 @@ file or a folder for a mistyped path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from persistence import SqlStore, normalise_url, open_store
 
+from ..core.ledger import Ledger
 from .errors import UsageProblem
 
 DEFAULT_HOME = Path("endaction-data")
@@ -64,7 +65,8 @@ def database_url(db: str | None) -> str:
     return url
 
 
-def open_database(db: str | None, *, create: bool, missing: str = "") -> SqlStore:
+def open_database(db: str | None, *, create: bool, missing: str = "",
+                  ledgers: Sequence[type[Ledger]] = ()) -> SqlStore:
     """The store `--db` names. With `create` an empty database gets the schema; without it a
     missing SQLite file is a UsageProblem (`missing` says what that means for the command)."""
     url = database_url(db)
@@ -77,4 +79,4 @@ def open_database(db: str | None, *, create: bool, missing: str = "") -> SqlStor
         if not found:
             raise UsageProblem(f"no database at {parsed.database}"
                                + (f": {missing}" if missing else ""))
-    return open_store(url, create=create)
+    return open_store(url, create=create, ledgers=ledgers)

@@ -9,12 +9,11 @@ from pathlib import Path
 from persistence import SqlStore
 
 from ..agents.local_disk import LocalDiskAgent
-from ..engine import Engine
-from ..errors import EndactionError
-from ..example import example_registry
-from ..example.vm_commands import STORAGE_AGENT
-from ..limits import Limits
-from ..tick_report import TickReport
+from ..core.engine import Engine
+from ..core.errors import EndactionError
+from ..core.limits import Limits
+from ..core.tick_report import TickReport
+from ..example.vm import STORAGE_AGENT, ImageInventory, vm_registry
 from .database import DEFAULT_HOME, open_database
 from .errors import UsageProblem
 
@@ -78,7 +77,7 @@ def open_world(
     The storage directory is pinned in the database only once the agent could use it, so a
     mistyped --storage on first use does not lock the database to a directory that never
     worked."""
-    store = open_database(db, create=create, missing=missing)
+    store = open_database(db, create=create, missing=missing, ledgers=[ImageInventory])
     try:
         folder, pinned = _storage_of(store, storage)
         try:
@@ -90,6 +89,6 @@ def open_world(
     except BaseException:
         store.dispose()
         raise
-    engine = Engine(store, {STORAGE_AGENT: agent}, example_registry(), limits=limits,
+    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(), limits=limits,
                     on_commit=on_commit)
     return DemoWorld(store, agent, engine)

@@ -16,6 +16,7 @@ from ..diagrams import (
     write_drawings,
 )
 from ..diagrams.readme import ReadmeMismatch, embed_mermaid
+from ..example.vm.seed_flow import seed_flow_drawing
 
 
 def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
@@ -35,7 +36,7 @@ def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, 
 def diagrams(out: Path, formats: str, readme: Path | None) -> None:
     """Draw the command, task and host status machines and the seed's flow."""
     chosen = formats_option(formats)
-    drawings = machine_drawings()
+    drawings = [*machine_drawings(), seed_flow_drawing()]
     try:
         written = write_drawings(drawings, out, chosen)
         if readme is not None:

@@ -14,7 +14,7 @@ import click
 
 from persistence.schema_version import NoSchema, NotAnEndactionDatabase, SchemaMismatch
 
-from ..errors import EndactionError
+from ..core.errors import EndactionError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the database or the storage failed

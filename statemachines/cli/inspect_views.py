@@ -13,9 +13,9 @@ import click
 
 from persistence import SqlStore
 
+from ..core.reasons import ExecutionReason
+from ..core.records import CommandRecord, HistoryEntry, TaskRecord
 from ..diagrams.trace import iso_time, path_of
-from ..reasons import ExecutionReason
-from ..records import CommandRecord, HistoryEntry, TaskRecord
 from .errors import UsageProblem
 
 STATE_COLOURS = {

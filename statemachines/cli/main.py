@@ -23,12 +23,11 @@ import click
 
 from persistence.schema_version import NoSchema
 
-from ..errors import NotCancellable
-from ..example import add_vm_parameters
-from ..example.vm_commands import AddVmFromTemplate, image_name
-from ..limits import Limits
-from ..operator_requests import request_cancel
-from ..tick_report import TickReport
+from ..core.errors import NotCancellable
+from ..core.limits import Limits
+from ..core.operator_requests import request_cancel
+from ..core.tick_report import TickReport
+from ..example.vm import AddVmFromTemplate, add_vm_parameters, image_name
 from .database import db_option, json_option, open_database
 from .db_cmd import db
 from .demo_world import (

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..tick_report import TickReport
+from ..core.tick_report import TickReport
 
 
 class Progress(Protocol):

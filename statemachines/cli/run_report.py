@@ -12,10 +12,10 @@ from typing import Any
 from persistence import SqlStore
 
 from ..agents.local_disk import LocalDiskAgent
-from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
-from ..example.vm_commands import image_name
-from ..revert_state import ResourceRevert, RevertState
-from ..task_machine import TaskStatus
+from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus
+from ..core.revert_state import ResourceRevert, RevertState
+from ..core.task_machine import TaskStatus
+from ..example.vm import ImageInventory, image_name
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK
 
 
@@ -49,7 +49,7 @@ def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[s
 
 def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
     owners: dict[str, str] = {}
-    for row in store.images():
+    for row in ImageInventory.read_all(store.engine):
         owners[row.id] = row.root_id
     root_status: dict[str, str | None] = {}
     for root_id in set(owners.values()):

@@ -12,7 +12,6 @@ from .files import (
     write_drawings,
 )
 from .render import Highlight, dot_source, mermaid_source
-from .seed_flow import seed_flow_drawing
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -28,6 +27,5 @@ __all__ = [
     "parse_formats",
     "render",
     "require_graphviz",
-    "seed_flow_drawing",
     "write_drawings",
 ]

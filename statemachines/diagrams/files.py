@@ -13,13 +13,12 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..command_machine import COMMAND_MACHINE
-from ..errors import EndactionError
-from ..host_status import HOST_MACHINE
-from ..task_machine import TASK_MACHINE
+from ..core.command_machine import COMMAND_MACHINE
+from ..core.errors import EndactionError
+from ..core.host_status import HOST_MACHINE
+from ..core.task_machine import TASK_MACHINE
 from .drawing import Drawing, drawing_of
 from .render import Highlight, dot_source, mermaid_source
-from .seed_flow import seed_flow_drawing
 
 FORMATS = ("mmd", "dot", "svg", "png")
 DEFAULT_FORMATS = ("mmd", "dot", "svg")
@@ -39,12 +38,11 @@ class GraphvizMissing(EndactionError):
 
 
 def machine_drawings() -> list[Drawing]:
-    """Every diagram of diagrams/, in the order the README shows them."""
+    """The three machines, in the order the README shows them."""
     return [
         drawing_of(COMMAND_MACHINE, "command"),
         drawing_of(TASK_MACHINE, "task"),
         drawing_of(HOST_MACHINE, "host_status", "host status machine (as the agent reports it)"),
-        seed_flow_drawing(),
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from transitions import State
 from transitions.extensions import GraphMachine
 
-from ..errors import EndactionError
+from ..core.errors import EndactionError
 from .drawing import Drawing
 
 Engine = Literal["mermaid", "graphviz"]

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ..command_machine import COMMAND_MACHINE
-from ..records import HistoryEntry
-from ..shared_machine import SharedMachine
-from ..task_machine import TASK_MACHINE
+from ..core.command_machine import COMMAND_MACHINE
+from ..core.records import HistoryEntry
+from ..core.shared_machine import SharedMachine
+from ..core.task_machine import TASK_MACHINE
 from .drawing import Drawing, drawing_of
 from .render import Highlight
 

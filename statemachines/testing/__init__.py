@@ -3,12 +3,14 @@
     from statemachines.testing import Scenario, engine_machine
     TestMyCommands = engine_machine(Scenario(...)).TestCase
 
+`statemachines/example/vm/scenario.py` and `statemachines/example/network/scenario.py` are
+complete scenarios to copy from.
+
 Needs Hypothesis (`pip install 'endaction[test]'`).
 """
 
 from .controlled_agent import AgentCrash, ControlledAgent, Effect, no_effect
 from .engine_machine import ManualClock, engine_machine
-from .image_scenario import image_effect, image_leftovers, image_of, image_scenario
 from .invariants import (
     check_quiescent,
     check_revert_progress,
@@ -19,7 +21,6 @@ from .invariants import (
 from .scenario import Scenario, Submission
 from .snapshot import Snapshot, take_snapshot
 from .step_checker import StepChecker
-from .strategies import tree_submissions, unique_names, vm_submissions
 from .termination import Bounds, TreeSize, measure, multiset_less, tick_bound
 
 __all__ = [
@@ -38,17 +39,10 @@ __all__ = [
     "check_safety",
     "engine_machine",
     "fail_on",
-    "image_effect",
-    "image_leftovers",
-    "image_of",
-    "image_scenario",
     "measure",
     "multiset_less",
     "no_effect",
     "revert_failed_resources",
     "take_snapshot",
     "tick_bound",
-    "tree_submissions",
-    "unique_names",
-    "vm_submissions",
 ]

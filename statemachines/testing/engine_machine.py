@@ -35,13 +35,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ..command_machine import CommandStatus
-from ..engine import Engine
-from ..errors import EngineDidNotSettle, NotCancellable
-from ..host_status import HostResult
-from ..reasons import ExecutionReason
-from ..revert_state import RevertState
-from ..tick_report import TickReport
+from ..core.command_machine import CommandStatus
+from ..core.engine import Engine
+from ..core.errors import EngineDidNotSettle, NotCancellable
+from ..core.host_status import HostResult
+from ..core.reasons import ExecutionReason
+from ..core.revert_state import RevertState
+from ..core.tick_report import TickReport
 from .controlled_agent import AgentCrash
 from .invariants import check_quiescent, check_safety, fail_on, revert_failed_resources
 from .scenario import Scenario, Submission
@@ -241,7 +241,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             fail_on(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
             fail_on(check_safety(snap), "safety")
             allowed = revert_failed_resources(snap)
-            left = scenario.leftovers(snap, self.agents)
+            left = scenario.leftovers(snap, self.agents, self.store)
             fail_on([f"{r} was left behind and not marked revert_failed"
                    for r in sorted(left - allowed)], "leftovers")
             for revert in snap.reverts.values():

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..command_machine import TERMINAL_COMMAND_STATES, CommandStatus
-from ..reasons import ExecutionReason
-from ..revert_state import REVERT_ORDER, RevertState
-from ..task_machine import TaskStatus
+from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus
+from ..core.reasons import ExecutionReason
+from ..core.revert_state import REVERT_ORDER, RevertState
+from ..core.task_machine import TaskStatus
 from .snapshot import Snapshot
 
 _TERMINAL = {s.value for s in TERMINAL_COMMAND_STATES}

@@ -14,11 +14,11 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from ..command import CommandRegistry
-from ..compensation_policy import RevertPolicy
-from ..limits import Limits
-from ..revert_state import ResourceRef
-from ..store_protocol import Store
+from ..core.command import CommandRegistry
+from ..core.compensation_policy import RevertPolicy
+from ..core.limits import Limits
+from ..core.revert_state import ResourceRef
+from ..core.store_protocol import Store
 from .controlled_agent import ControlledAgent, Effect, no_effect
 from .snapshot import Snapshot
 from .termination import Bounds, TreeSize
@@ -38,7 +38,8 @@ def _same(submission: Submission, index: int) -> Submission:
     return submission
 
 
-def _nothing_left(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> set[str]:
+def _nothing_left(snap: Snapshot, agents: Mapping[str, ControlledAgent],
+                  store: Store) -> set[str]:
     return set()
 
 
@@ -56,9 +57,10 @@ class Scenario:
     effect: Effect = no_effect
     resource_of: Callable[[str, Mapping[str, Any]], str | None] = _no_resource
     compensation_verbs: frozenset[str] = frozenset()
-    # Resources that exist (on an agent or in your inventory) though no successful root owns
-    # them; the run fails unless each is also marked revert_failed.
-    leftovers: Callable[[Snapshot, Mapping[str, ControlledAgent]], set[str]] = _nothing_left
+    # Resources that exist (on an agent, or in your ledgers: read them from the store) though
+    # no successful root owns them; the run fails unless each is also marked revert_failed.
+    leftovers: Callable[[Snapshot, Mapping[str, ControlledAgent], Store], set[str]] = (
+        _nothing_left)
     # Gives the n-th submission of a run its own names: resources are not reused in a run.
     unique: Callable[[Submission, int], Submission] = _same
     policy: RevertPolicy = field(default_factory=lambda: RevertPolicy(backoff_seconds=1.0))

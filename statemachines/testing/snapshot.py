@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..inventory import ImageRow
-from ..records import CommandRecord, HistoryEntry, TaskRecord
-from ..revert_state import ResourceRef, ResourceRevert
-from ..store_protocol import Store
+from ..core.records import CommandRecord, HistoryEntry, TaskRecord
+from ..core.revert_state import ResourceRef, ResourceRevert
+from ..core.store_protocol import Store
 
 RevertKey = tuple[ResourceRef, str]
 
@@ -23,7 +22,6 @@ class Snapshot:
     tasks: dict[str, TaskRecord]
     history: list[HistoryEntry]
     reverts: dict[RevertKey, ResourceRevert]
-    images: list[ImageRow]
     # Roots with a cancel request the engine has not acted on yet.
     cancel_requests: frozenset[str] = frozenset()
 
@@ -53,5 +51,4 @@ def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:
         tasks.update((t.id, t) for t in root_tasks)
         history += store.history_of_root(root_id)
     reverts = {(r.resource, r.owner): r for r in store.reverts()}
-    return Snapshot(commands, tasks, history, reverts, store.images(),
-                    frozenset(store.cancel_requests()))
+    return Snapshot(commands, tasks, history, reverts, frozenset(store.cancel_requests()))

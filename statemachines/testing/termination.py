@@ -37,12 +37,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ..command_machine import CommandStatus as C
-from ..host_status import host_progress
-from ..reasons import ExecutionReason
-from ..records import CommandRecord, TaskRecord
-from ..revert_state import ResourceRevert, RevertState
-from ..task_machine import TaskStatus as T
+from ..core.command_machine import CommandStatus as C
+from ..core.host_status import host_progress
+from ..core.reasons import ExecutionReason
+from ..core.records import CommandRecord, TaskRecord
+from ..core.revert_state import ResourceRevert, RevertState
+from ..core.task_machine import TaskStatus as T
 from .snapshot import Snapshot
 
 Rank = tuple[int, int, int, int]

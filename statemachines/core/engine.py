@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .agent_calls import AgentCalls
-from .agents.protocol import Agent
+from .agent_protocol import Agent
 from .command import CommandRegistry, reference_problems
 from .command_machine import COMMAND_MACHINE, CommandStatus
 from .compensation_policy import RevertPolicy

@@ -10,13 +10,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..agents.simulated import COPY_VERB, DELETE_VERB
-from ..command import Command, CommandContext, CommandRegistry, Compensation
-from ..inventory import ImageRow, ImageStatus
-from ..revert_state import ResourceRef
+from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
+from statemachines.agents import COPY_VERB, DELETE_VERB
+
+from .inventory import IMAGE, ImageInventory, ImageRow, ImageStatus
 
 STORAGE_AGENT = "storage"
-IMAGE = "image"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -90,15 +89,16 @@ class CreateCloneOfTemplate(Command):
         return str(self.parameters["image"])
 
     def validate(self, ctx: CommandContext) -> list[str]:
-        if ctx.images.get(self.image) is not None:
+        if ctx.ledger(ImageInventory).exists(self.image):
             return [f"image {self.image!r} already exists in the inventory"]
         return []
 
     def execute(self, ctx: CommandContext) -> None:
         # The inventory row goes in before the copy starts: if the copy leaves a partial file,
-        # the row is what tells the engine there is something to remove.
-        ctx.images.add(ImageRow(self.image, self.parameters["vm"], self.record.root_id,
-                                self.parameters["source"], ImageStatus.LOCKED))
+        # the row is what tells the engine there is something to remove (ImageInventory is
+        # the existence guard of resources of type "image").
+        ctx.ledger(ImageInventory).add(ImageRow(self.image, self.parameters["vm"],
+                                                self.record.root_id, self.parameters["source"]))
         ctx.start_task(
             STORAGE_AGENT,
             COPY_VERB,
@@ -108,16 +108,13 @@ class CreateCloneOfTemplate(Command):
         )
 
     def end_successfully(self, ctx: CommandContext) -> None:
-        ctx.images.set_status(self.image, ImageStatus.OK)
+        ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.OK)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
-        if ctx.images.get(self.image) is not None:
-            ctx.images.set_status(self.image, ImageStatus.ILLEGAL)
-
-    def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
-        return ctx.images.get(resource.id) is not None
+        ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.ILLEGAL)
 
     def revert(self, ctx: CommandContext) -> Compensation:
+        """The storage host cannot undo a copy: RemoveImage deletes the image instead."""
         return Compensation(RemoveImage.type_name, {"image": self.image})
 
 
@@ -135,24 +132,25 @@ class RemoveImage(Command):
         return str(self.parameters["image"])
 
     def execute(self, ctx: CommandContext) -> None:
-        if ctx.images.get(self.image) is None:
+        if not ctx.ledger(ImageInventory).exists(self.image):
             return
         ctx.start_task(STORAGE_AGENT, DELETE_VERB, {"image": self.image},
                        entities=[ResourceRef(IMAGE, self.image)])
 
     def end_successfully(self, ctx: CommandContext) -> None:
-        ctx.images.remove(self.image)
+        ctx.ledger(ImageInventory).remove(self.image)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
         # As an opposite command this is the only path it can take; its own success shows in
         # work_succeeded and is recorded by the engine as the resource being reverted.
         if ctx.work_succeeded:
-            ctx.images.remove(self.image)
+            ctx.ledger(ImageInventory).remove(self.image)
 
 
-EXAMPLE_COMMANDS: tuple[type[Command], ...] = (
+VM_COMMANDS: tuple[type[Command], ...] = (
     AddVmFromTemplate, CreateCloneOfTemplate, RemoveImage)
 
 
-def example_registry() -> CommandRegistry:
-    return CommandRegistry(EXAMPLE_COMMANDS)
+def vm_registry() -> CommandRegistry:
+    """The VM example's commands, ready for an Engine."""
+    return CommandRegistry(VM_COMMANDS)

@@ -31,6 +31,10 @@ class UnknownAgent(EndactionError):
             f"no agent named {agent!r}{where}; configured agents: {', '.join(sorted(known))}")
 
 
+class UnknownLedger(EndactionError):
+    """A hook asked for a ledger the store was not given."""
+
+
 class HookMisuse(EndactionError):
     """A command hook asked for something its phase does not allow."""
 

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from .inventory import ImageInventory, ImageRow
+from .ledger import Ledger
 from .records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
 from .revert_state import ResourceRef, ResourceRevert
+
+L = TypeVar("L", bound=Ledger)
 
 
 class StoreTransaction(Protocol):
     """One engine tick's transaction: reads and claims are immediate, record writes batched."""
 
-    @property
-    def images(self) -> ImageInventory: ...
+    def ledger(self, kind: type[L]) -> L:
+        """The user's ledger of that class, bound to this transaction (built on first use)."""
+
+    def resource_exists(self, resource: ResourceRef) -> bool | None:
+        """What the ledger registered for the resource's type says; None without one."""
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         """Atomically move commands from waiting/execution_failed to ending; return those moved.
@@ -87,8 +92,6 @@ class Store(Protocol):
 
     def cancel_requests(self) -> dict[str, str]:
         """Cancel requests not yet acted on, by root, with their reasons."""
-
-    def images(self) -> list[ImageRow]: ...
 
     def reverts(self) -> Iterator[ResourceRevert]: ...
 

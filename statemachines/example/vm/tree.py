@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..agents.simulated import COPY_VERB
-from ..command import Command, CommandContext, CommandRegistry, Compensation
-from ..inventory import ImageRow, ImageStatus
-from ..revert_state import ResourceRef
-from .vm_commands import EXAMPLE_COMMANDS, IMAGE, STORAGE_AGENT, RemoveImage
+from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
+from statemachines.agents import COPY_VERB
+
+from .commands import STORAGE_AGENT, VM_COMMANDS, RemoveImage
+from .inventory import IMAGE, ImageInventory, ImageRow, ImageStatus
 
 # A task of a node without a resource: it touches nothing that could be left behind.
 PROBE_VERB = "probe"
@@ -79,15 +79,16 @@ class BuildTree(Command):
         return self.resource is not None and not self.parameters.get("shared", False)
 
     def validate(self, ctx: CommandContext) -> list[str]:
-        if self.owns_resource and self.resource and ctx.images.get(self.resource) is not None:
+        if self.owns_resource and self.resource and ctx.ledger(ImageInventory).exists(
+                self.resource):
             return [f"image {self.resource!r} already exists in the inventory"]
         return []
 
     def execute(self, ctx: CommandContext) -> None:
         resource = self.resource
         if resource is not None and self.owns_resource:
-            ctx.images.add(ImageRow(resource, str(self.parameters["name"]), self.record.root_id,
-                                    "tree", ImageStatus.LOCKED))
+            ctx.ledger(ImageInventory).add(ImageRow(resource, str(self.parameters["name"]),
+                                                    self.record.root_id, "tree"))
         for index in range(int(self.parameters.get("tasks", 0))):
             if resource is None:
                 ctx.start_task(STORAGE_AGENT, PROBE_VERB, {"node": self.parameters["name"],
@@ -103,14 +104,11 @@ class BuildTree(Command):
 
     def end_successfully(self, ctx: CommandContext) -> None:
         if self.resource is not None and self.owns_resource:
-            ctx.images.set_status(self.resource, ImageStatus.OK)
+            ctx.ledger(ImageInventory).set_status(self.resource, ImageStatus.OK)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
-        if self.resource is not None and ctx.images.get(self.resource) is not None:
-            ctx.images.set_status(self.resource, ImageStatus.ILLEGAL)
-
-    def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
-        return ctx.images.get(resource.id) is not None
+        if self.resource is not None:
+            ctx.ledger(ImageInventory).set_status(self.resource, ImageStatus.ILLEGAL)
 
     def revert(self, ctx: CommandContext) -> Compensation | None:
         if self.resource is None:
@@ -120,4 +118,4 @@ class BuildTree(Command):
 
 def tree_registry() -> CommandRegistry:
     """BuildTree with the example's commands, RemoveImage being its opposite command."""
-    return CommandRegistry((*EXAMPLE_COMMANDS, BuildTree))
+    return CommandRegistry((*VM_COMMANDS, BuildTree))

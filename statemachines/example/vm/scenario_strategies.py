@@ -13,11 +13,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..example import add_vm_parameters
-from ..example.tree_commands import BuildTree, node_entity
-from ..example.vm_commands import AddVmFromTemplate
-from .scenario import Submission
-from .termination import TreeSize
+from statemachines.testing import Submission, TreeSize
+
+from .commands import AddVmFromTemplate, add_vm_parameters
+from .tree import BuildTree, node_entity
 
 
 def vm_submissions(max_disks: int = 8) -> st.SearchStrategy[Submission]:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .agents.protocol import Abortable, Agent, TaskRejected
+from .agent_protocol import Abortable, Agent, TaskRejected
 from .containment import describe
 from .engine_view import EngineView
 from .errors import UnknownAgent

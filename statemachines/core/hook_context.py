@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import HookMisuse, LimitExceeded
-from .inventory import ImageInventory
+from .ledger import Ledger
 from .records import CommandRecord, TaskRecord
 from .revert_state import ResourceRef
+
+L = TypeVar("L", bound=Ledger)
 
 if TYPE_CHECKING:
     from .tick import Tick
@@ -40,9 +42,12 @@ class HookContext:
     def now(self) -> float:
         return self._tick.now
 
-    @property
-    def images(self) -> ImageInventory:
-        return self._tick.tx.images
+    def ledger(self, kind: type[L]) -> L:
+        return self._tick.tx.ledger(kind)
+
+    def resource_exists(self, resource: ResourceRef) -> bool:
+        answer = self._tick.tx.resource_exists(resource)
+        return True if answer is None else answer
 
     @property
     def work_succeeded(self) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import EndactionError
-from ..host_status import TaskReport
+from .errors import EndactionError
+from .host_status import TaskReport
 
 
 class AgentError(EndactionError):

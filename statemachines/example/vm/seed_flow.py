@@ -11,46 +11,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from ..command import Command, CommandRegistry
-from ..command_machine import COMMAND_MACHINE, CommandStatus
-from ..example import add_vm_parameters, example_registry
-from ..example.vm_commands import AddVmFromTemplate
-from ..inventory import ImageRow
-from ..reasons import ExecutionReason
-from ..records import CommandRecord, TaskRecord, freeze
-from ..revert_state import ResourceRef
-from .drawing import Drawing, Edge
+from ...core.command import Command, CommandRegistry
+from ...core.command_machine import COMMAND_MACHINE, CommandStatus
+from ...core.ledger import Ledger
+from ...core.reasons import ExecutionReason
+from ...core.records import CommandRecord, TaskRecord, freeze
+from ...core.revert_state import ResourceRef
+from ...diagrams import Drawing, Edge
+from .commands import AddVmFromTemplate, add_vm_parameters, vm_registry
 
 DISKS = 3
 SUCCESS = CommandStatus.ENDED_SUCCESS.value
 FAILURE = CommandStatus.ENDED_FAILURE.value
 
 
-class _Inventory:
-    def __init__(self) -> None:
-        self.rows: dict[str, ImageRow] = {}
-
-    def get(self, image_id: str) -> ImageRow | None:
-        return self.rows.get(image_id)
-
-    def add(self, image: ImageRow) -> None:
-        self.rows.setdefault(image.id, image)
-
-    def set_status(self, image_id: str, status: str) -> None:
-        if image_id in self.rows:
-            self.rows[image_id] = replace(self.rows[image_id], status=status)
-
-    def remove(self, image_id: str) -> bool:
-        return self.rows.pop(image_id, None) is not None
+L = TypeVar("L", bound=Ledger)
 
 
 @dataclass
 class _Recorder:
-    """A CommandContext that remembers what a hook asked for instead of doing it."""
+    """A CommandContext that remembers what a hook asked for instead of doing it; ledgers
+    are kept in memory (a SQL ledger given no connection keeps its rows there)."""
 
-    images: _Inventory
+    ledgers: dict[type[Ledger], Ledger]
     work_succeeded: bool = True
     now: float = 0.0
     children: list[CommandRecord] = field(default_factory=list)
@@ -70,6 +55,16 @@ class _Recorder:
         self.tasks.append(task)
         return task
 
+    def ledger(self, kind: type[L]) -> L:
+        if kind not in self.ledgers:
+            self.ledgers[kind] = kind(None)  # type: ignore[call-arg]
+        return self.ledgers[kind]  # type: ignore[return-value]
+
+    def resource_exists(self, resource: ResourceRef) -> bool:
+        found = [ledger for ledger in self.ledgers.values()
+                 if ledger.resource_type == resource.type]
+        return found[0].exists(resource.id) if found else True
+
 
 def _record(type_name: str, parameters: Mapping[str, Any], reason: ExecutionReason,
             entity: ResourceRef | None = None) -> CommandRecord:
@@ -87,8 +82,8 @@ def _end(record: CommandRecord, work_succeeded: bool) -> str:
 
 
 def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
-    registry = registry or example_registry()
-    inventory = _Inventory()
+    registry = registry or vm_registry()
+    ledgers: dict[type[Ledger], Ledger] = {}
     sources = [f"template-disk{i}" for i in range(DISKS)]
     root = _record(AddVmFromTemplate.type_name, add_vm_parameters("vm", sources),
                    ExecutionReason.REGULAR_FLOW)
@@ -103,7 +98,7 @@ def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
         states.append(record.type)
         labels[record.type] = f"{record.type}\n{record.execution_reason}"
         command = registry.get(record.type)(record)
-        ctx = _Recorder(inventory)
+        ctx = _Recorder(ledgers)
         command.execute(ctx)
         for child_type, count in Counter(c.type for c in ctx.children).items():
             many = "\u00d7N (one per disk)" if count == DISKS else f"\u00d7{count}"

@@ -1,4 +1,9 @@
-"""The Scenario for the example's commands: images copied and removed on a storage agent."""
+"""The property suite pointed at the VM example: images copied and removed on a storage host.
+
+This is what a user writes to run the suite over their own commands: what to submit, what a
+finished task does to the world, which resource a task touches, and what counts as left
+behind. Run it with `engine_machine(image_scenario(open_store)).TestCase`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ..agents.simulated import COPY_VERB, DELETE_VERB
-from ..command_machine import CommandStatus
-from ..compensation_policy import RevertPolicy
-from ..example.tree_commands import tree_registry
-from ..example.vm_commands import STORAGE_AGENT
-from ..store_protocol import Store
-from .controlled_agent import ControlledAgent
-from .scenario import Scenario
-from .snapshot import Snapshot
-from .strategies import tree_submissions, unique_names, vm_submissions
+from persistence import SqlStore
+from statemachines import CommandStatus, RevertPolicy, Store
+from statemachines.agents import COPY_VERB, DELETE_VERB
+from statemachines.testing import ControlledAgent, Scenario, Snapshot
+
+from .commands import STORAGE_AGENT
+from .inventory import ImageInventory
+from .scenario_strategies import tree_submissions, unique_names, vm_submissions
+from .tree import tree_registry
 
 
 def image_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:
@@ -35,14 +39,17 @@ def image_of(verb: str, parameters: Mapping[str, Any]) -> str | None:
     return image if isinstance(image, str) else None
 
 
-def image_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> set[str]:
+def image_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent],
+                    store: Store) -> set[str]:
     """Images on the storage or in the inventory that no successfully created tree owns."""
     succeeded = {i for i, c in snap.commands.items()
                  if c.parent_id is None and c.status == CommandStatus.ENDED_SUCCESS}
     root_of_image = {str(t.parameters["image"]): t.root_command_id for t in snap.tasks.values()
                      if t.verb == COPY_VERB and "image" in t.parameters}
-    root_of_image.update((row.id, row.root_id) for row in snap.images)
-    present = {row.id for row in snap.images}
+    assert isinstance(store, SqlStore), "the VM example keeps its images in a SQL table"
+    rows = ImageInventory.read_all(store.engine)
+    root_of_image.update((row.id, row.root_id) for row in rows)
+    present = {row.id for row in rows}
     for agent in agents.values():
         present |= agent.resources
     return {image for image in present if root_of_image.get(image) not in succeeded}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import InvalidParameters, UnknownCommandType
-from .inventory import ImageInventory
+from .ledger import Ledger
 from .reasons import ExecutionReason
 from .records import (
     MAX_ID_LENGTH,
@@ -27,6 +27,8 @@ from .records import (
 )
 from .revert_state import ResourceRef
 
+L = TypeVar("L", bound=Ledger)
+
 
 class CommandContext(Protocol):
     """What a hook may do; the engine implements it over the tick's transaction."""
@@ -34,8 +36,14 @@ class CommandContext(Protocol):
     @property
     def now(self) -> float: ...
 
-    @property
-    def images(self) -> ImageInventory: ...
+    def ledger(self, kind: type[L]) -> L:
+        """Your bookkeeping of one resource type (a `Ledger` registered with the store),
+        bound to this tick's transaction: what you write commits or rolls back with the
+        engine's own rows."""
+
+    def resource_exists(self, resource: ResourceRef) -> bool:
+        """What the ledger of the resource's type says (`Ledger.exists`); True when no ledger
+        keeps that type (then only the revert state stops a second compensation)."""
 
     @property
     def work_succeeded(self) -> bool:
@@ -119,11 +127,13 @@ class Command:
         return ResourceRef(self.record.entity_type, self.record.entity_id)
 
     def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
-        """The first loop guard: is the resource still in the engine's own inventory?
+        """The first loop guard: is there still something to undo?
 
-        Override it: the default (True) leaves only the revert-state guard, so a resource
-        that was never made, or is already gone, still gets an opposite command."""
-        return True
+        By default the ledger registered for the resource's type answers (`Ledger.exists`);
+        with no ledger for that type the answer is True, which leaves only the revert-state
+        guard: a resource that was never made, or is already gone, then still gets an
+        opposite command. Override it to ask something else."""
+        return ctx.resource_exists(resource)
 
     def revert(self, ctx: CommandContext) -> Compensation | None:
         """The opposite command for this command's work, or None when the agent reverts natively."""

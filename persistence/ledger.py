@@ -1,0 +1,209 @@
+"""Ledgers over your own SQL tables, inside the engine's transaction.
+
+`SqlLedger` is what the SQL store builds for every ledger class you register
+(`open_store(url, ledgers=[...])`): it hands you the tick's connection. `TableLedger` adds the
+usual case, a table keyed by the resource id, read through a cache and written behind: a tick
+of a 10,000-disk VM asks about each image several times (validate, execute, its end, the
+guards, the opposite command), and one SELECT per question would dominate the tick, so the
+engine prefetches the resources its commands name and the changes go out with executemany
+when the tick flushes. The cache lives only as long as the transaction, so another engine's
+changes are never hidden across ticks.
+
+For example (the VM example's images, `statemachines/example/vm/inventory.py`)::
+
+    images = Table("images", example_metadata, Column("id", String(200), primary_key=True),
+                   Column("vm", String(200)), Column("status", String(32)))
+
+    @dataclass(frozen=True)
+    class ImageRow:
+        id: str
+        vm: str
+        status: str
+
+    class ImageInventory(TableLedger[ImageRow]):
+        resource_type = "image"
+        table = images
+        row_type = ImageRow
+
+    store = open_store("demo.db", ledgers=[ImageInventory])   # creates `images` if missing
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+
+from statemachines.core.ledger import Ledger
+
+from .batching import chunked
+from .db_errors import guarded
+
+Row = TypeVar("Row")
+
+
+class SqlLedger(Ledger):
+    """A ledger bound to the tick's SQLAlchemy connection (None: kept in memory only, for
+    drawings and tests that run hooks without a database).
+
+    Attributes:
+        tables: the tables this ledger keeps; the store creates any that are missing when it
+            opens the database (their migrations are yours: endaction never alters them).
+    """
+
+    tables: ClassVar[tuple[Table, ...]] = ()
+
+    def __init__(self, connection: Connection | None, database: str = "memory") -> None:
+        self.connection = connection
+        self.database = database
+
+
+class TableLedger(SqlLedger, Generic[Row]):
+    """One table keyed by the resource id: rows are `row_type` dataclasses whose fields are
+    the table's columns, read through a cache and written when the engine flushes.
+
+    Attributes:
+        table: the table; its single-column primary key is the resource id.
+        row_type: a frozen dataclass with one field per column.
+    """
+
+    table: ClassVar[Table]
+    row_type: ClassVar[type[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("table")
+        if table is not None:
+            cls.tables = (table,)
+            keys = list(table.primary_key.columns)
+            if len(keys) != 1:
+                raise TypeError(f"{cls.__name__}.table must have a one-column primary key")
+            cls._key = keys[0].name
+            cls._columns = tuple(c.name for c in table.columns)
+
+    _key: ClassVar[str]
+    _columns: ClassVar[tuple[str, ...]]
+
+    def __init__(self, connection: Connection | None, database: str = "memory") -> None:
+        super().__init__(connection, database)
+        self._rows: dict[str, Row | None] = {}  # None: known to be absent
+        self._in_db: dict[str, bool] = {}
+        self._dirty: set[str] = set()
+
+    # -- what hooks use -------------------------------------------------------------------
+    def get(self, key: str) -> Row | None:
+        """The row, or None when there is none."""
+        if key not in self._rows:
+            found = None
+            if self.connection is not None:
+                with guarded(self.database, f"read {self.table.name} {key}"):
+                    found = self.connection.execute(
+                        select(self.table).where(self.table.c[self._key] == key)).mappings().first()
+            self._remember(key, self._row(found) if found is not None else None)
+        return self._rows[key]
+
+    def put(self, row: Row) -> None:
+        """Insert or replace the row (written when the tick flushes)."""
+        key = str(getattr(row, self._key))
+        self.get(key)
+        self._set(key, row)
+
+    def remove(self, key: str) -> bool:
+        """Delete the row; False when there was none."""
+        if self.get(key) is None:
+            return False
+        self._set(key, None)
+        return True
+
+    def exists(self, resource_id: str) -> bool:
+        return self.get(resource_id) is not None
+
+    # -- what the engine uses -------------------------------------------------------------
+    def prefetch(self, resource_ids: Sequence[str]) -> None:
+        missing = [i for i in set(resource_ids) if i not in self._rows]
+        if not missing or self.connection is None:
+            for key in missing:
+                self._remember(key, None)
+            return
+        column = self.table.c[self._key]
+        with guarded(self.database, f"read {self.table.name}"):
+            for chunk in chunked(missing):
+                found = {str(r[self._key]): self._row(r) for r in self.connection.execute(
+                    select(self.table).where(column.in_(chunk))).mappings()}
+                for key in chunk:
+                    self._remember(key, found.get(key))
+
+    def flush(self) -> None:
+        if self.connection is None or not self._dirty:
+            self._dirty.clear()
+            return
+        inserts, updates, deletes = [], [], []
+        for key in sorted(self._dirty):
+            row, was_there = self._rows[key], self._in_db[key]
+            if row is None:
+                if was_there:
+                    deletes.append({"_key": key})
+            elif was_there:
+                updates.append({"_key": key, **self._values(row)})
+            else:
+                inserts.append(self._values(row))
+            self._in_db[key] = row is not None
+        key_column = self.table.c[self._key]
+        with guarded(self.database, f"write {self.table.name}"):
+            if deletes:
+                self.connection.execute(delete(self.table).where(key_column == bindparam("_key")),
+                                        deletes)
+            if updates:
+                values: dict[str, Any] = {c: bindparam(c) for c in self._columns
+                                          if c != self._key}
+                self.connection.execute(
+                    update(self.table).where(key_column == bindparam("_key")).values(**values),
+                    [{k: v for k, v in u.items() if k != self._key} for u in updates])
+            if inserts:
+                self.connection.execute(insert(self.table), inserts)
+        self._dirty.clear()
+
+    # -- reading outside the engine (reports, tests) --------------------------------------
+    @classmethod
+    def read_all(cls, engine: Engine) -> list[Row]:
+        """Every row, ordered by key, read in a transaction of its own."""
+        with guarded(engine.url.render_as_string(hide_password=True), f"list {cls.table.name}"), \
+                engine.connect() as conn:
+            rows = conn.execute(select(cls.table).order_by(cls.table.c[cls._key])).mappings()
+            return [cls._row(r) for r in rows]
+
+    # -- plumbing -------------------------------------------------------------------------
+    @classmethod
+    def _row(cls, mapping: Any) -> Row:
+        row: Row = cls.row_type(**{c: mapping[c] for c in cls._columns})
+        return row
+
+    def _values(self, row: Row) -> dict[str, Any]:
+        return {c: getattr(row, c) for c in self._columns}
+
+    def _remember(self, key: str, row: Row | None) -> None:
+        self._rows[key] = row
+        self._in_db[key] = row is not None
+
+    def _set(self, key: str, row: Row | None) -> None:
+        self._rows[key] = row
+        self._dirty.add(key)
+
+
+def ledger_tables(kinds: Iterable[type[Ledger]]) -> list[Table]:
+    """The tables the registered ledger classes keep (SQL ledgers only)."""
+    tables: list[Table] = []
+    for kind in kinds:
+        if issubclass(kind, SqlLedger):
+            tables += [t for t in kind.tables if t not in tables]
+    return tables
+
+
+def check_row_type(kind: type[TableLedger[Any]]) -> None:
+    """A row type whose fields are not the table's columns is a mistake to name early."""
+    fields = {f.name for f in dataclasses.fields(kind.row_type)}
+    if fields != set(kind._columns):
+        raise TypeError(f"{kind.__name__}.row_type fields {sorted(fields)} are not the columns "
+                        f"of {kind.table.name} {sorted(kind._columns)}")
