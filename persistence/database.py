@@ -31,6 +31,14 @@ def normalise_url(url: str) -> str:
 
 
 def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) -> Engine:
+    """A SQLAlchemy engine for `url` (a URL, or a SQLite file path), configured for the store.
+
+    Args:
+        url: `postgresql://...`, any SQLAlchemy URL, or a path taken as a SQLite file.
+        busy_timeout_ms: how long SQLite waits for another writer's lock before it fails.
+        make_folder: make the SQLite file's folder if missing (only where a database may be
+            created).
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
 
+from statemachines.core.errors import InvalidConfiguration
 from statemachines.core.ledger import Ledger
 
 from .batching import chunked
@@ -79,7 +80,8 @@ class TableLedger(SqlLedger, Generic[Row]):
             cls.tables = (table,)
             keys = list(table.primary_key.columns)
             if len(keys) != 1:
-                raise TypeError(f"{cls.__name__}.table must have a one-column primary key")
+                raise InvalidConfiguration(
+                    f"{cls.__name__}.table must have a one-column primary key")
             cls._key = keys[0].name
             cls._columns = tuple(c.name for c in table.columns)
 
@@ -205,5 +207,6 @@ def check_row_type(kind: type[TableLedger[Any]]) -> None:
     """A row type whose fields are not the table's columns is a mistake to name early."""
     fields = {f.name for f in dataclasses.fields(kind.row_type)}
     if fields != set(kind._columns):
-        raise TypeError(f"{kind.__name__}.row_type fields {sorted(fields)} are not the columns "
-                        f"of {kind.table.name} {sorted(kind._columns)}")
+        raise InvalidConfiguration(
+            f"{kind.__name__}.row_type fields {sorted(fields)} are not the columns of "
+            f"{kind.table.name} {sorted(kind._columns)}")

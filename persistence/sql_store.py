@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from enum import StrEnum
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -30,8 +31,15 @@ from statemachines.core.command_machine import (
     READY_TO_END_STATES,
     TERMINAL_COMMAND_STATES,
     CommandStatus,
+    Outcome,
 )
-from statemachines.core.errors import ConcurrentModification, UnknownLedger
+from statemachines.core.errors import (
+    ConcurrentModification,
+    InvalidConfiguration,
+    StoreError,
+    UnknownLedger,
+)
+from statemachines.core.host_status import HostResult, HostStatus
 from statemachines.core.ledger import Ledger
 from statemachines.core.reasons import ExecutionReason
 from statemachines.core.records import (
@@ -90,12 +98,12 @@ class SqlStore:
         self.ledgers: dict[str, type[SqlLedger]] = {}
         for kind in ledgers:
             if not (isinstance(kind, type) and issubclass(kind, SqlLedger)):
-                raise TypeError(f"{kind!r} is not a SqlLedger class: the SQL store builds "
-                                "ledgers over its own connection")
+                raise InvalidConfiguration(f"{kind!r} is not a SqlLedger class: the SQL store "
+                                           "builds ledgers over its own connection")
             if not kind.resource_type:
-                raise TypeError(f"{kind.__name__} has no resource_type")
+                raise InvalidConfiguration(f"{kind.__name__} has no resource_type")
             if kind.resource_type in self.ledgers:
-                raise TypeError(f"two ledgers keep {kind.resource_type!r}: "
+                raise InvalidConfiguration(f"two ledgers keep {kind.resource_type!r}: "
                                 f"{self.ledgers[kind.resource_type].__name__} and {kind.__name__}")
             if issubclass(kind, TableLedger):
                 check_row_type(kind)
@@ -488,25 +496,44 @@ def _task_row(t: TaskRecord) -> dict[str, Any]:
     }
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
+    """A column of a closed vocabulary, as its enum; a value outside it is named, not a crash."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise StoreError(f"row {row['id']} has {column} {value!r}, which this endaction does "
+                         f"not know (one of {', '.join(kind)} was expected)") from None
+
+
 def _command(r: RowMapping) -> CommandRecord:
+    outcome = r["outcome"]
     return CommandRecord(
         id=r["id"], root_id=r["root_id"], parent_id=r["parent_id"],
         end_group_id=r["end_group_id"], type=r["type"],
-        execution_reason=ExecutionReason(r["execution_reason"]),
-        parameters=freeze(r["parameters"]), status=r["status"],
+        execution_reason=_enum(ExecutionReason, r["execution_reason"], r, "execution_reason"),
+        parameters=freeze(r["parameters"]), status=_enum(CommandStatus, r["status"], r, "status"),
         entity_type=r["entity_type"], entity_id=r["entity_id"],
-        work_succeeded=r["work_succeeded"], outcome=r["outcome"], error=r["error"],
+        work_succeeded=r["work_succeeded"], error=r["error"],
+        outcome=None if outcome is None else _enum(Outcome, outcome, r, "outcome"),
         not_before=r["not_before"], end_attempts=r["end_attempts"],
         created_at=r["created_at"], updated_at=r["updated_at"], version=r["version"],
     )
 
 
 def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
+    host_status, host_result = r["host_status"], r["host_result"]
     return TaskRecord(
         id=r["id"], command_id=r["command_id"], root_command_id=r["root_command_id"],
         agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
-        entities=tuple(entities), status=r["status"], host_status=r["host_status"],
-        host_result=r["host_result"], message=r["message"], attempts=r["attempts"],
+        entities=tuple(entities), status=_enum(TaskStatus, r["status"], r, "status"),
+        host_status=None if host_status is None else _enum(HostStatus, host_status, r,
+                                                           "host_status"),
+        host_result=None if host_result is None else _enum(HostResult, host_result, r,
+                                                           "host_result"),
+        message=r["message"], attempts=r["attempts"],
         retry_at=r["retry_at"], deadline=r["deadline"], created_at=r["created_at"],
         updated_at=r["updated_at"],
         version=r["version"],

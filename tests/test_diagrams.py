@@ -65,7 +65,7 @@ def test_the_override_guard_is_on_the_end_edges() -> None:
 
 
 def _with(transitions: tuple[TransitionSpec, ...]) -> SharedMachine:
-    return SharedMachine("command", [s.value for s in CommandStatus], CommandStatus.NOT_STARTED,
+    return SharedMachine("command", CommandStatus, CommandStatus.NOT_STARTED,
                          transitions, terminal=())
 
 

@@ -155,6 +155,7 @@ def render_history(view: dict[str, Any]) -> str:
 def trace_view(store: SqlStore, object_id: str) -> dict[str, Any]:
     found = locate(store, object_id)
     steps = path_of(store.history(object_id))
+    status: str
     if found.command is not None:
         what, status = found.command.type, found.command.status
     else:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from .errors import InvalidParameters, UnknownCommandType
+from .errors import InvalidConfiguration, InvalidParameters, UnknownCommandType
 from .ledger import Ledger
 from .reasons import ExecutionReason
 from .records import (
@@ -74,7 +74,14 @@ class CommandContext(Protocol):
 
 @dataclass(frozen=True)
 class Compensation:
-    """The opposite command that undoes a command's work (RemoveImage for a CopyImage)."""
+    """The opposite command that undoes a command's work (RemoveImage for a CopyImage), as
+    `Command.revert` names it.
+
+    Attributes:
+        type_name: a registered command type; the engine creates it with ROLLBACK_FLOW, as a
+            child of the command it undoes, with the resource as its entity.
+        parameters: its parameters (JSON); checked like any child's.
+    """
 
     type_name: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -147,7 +154,11 @@ def reference_problems(what: str, ref: ResourceRef) -> list[str]:
 
 
 class CommandRegistry:
-    """Maps persisted type names to classes; a name it does not know is an error, never a guess."""
+    """Maps persisted type names to classes; a name it does not know is an error, never a guess.
+
+    Args:
+        types: the Command subclasses to register (each with its own `type_name`).
+    """
 
     def __init__(self, types: Iterable[type[Command]] = ()) -> None:
         self._types: dict[str, type[Command]] = {}
@@ -157,13 +168,13 @@ class CommandRegistry:
     def register(self, command_type: type[Command]) -> None:
         name = command_type.type_name
         if not name:
-            raise ValueError(f"{command_type.__qualname__} has no type_name")
+            raise InvalidConfiguration(f"{command_type.__qualname__} has no type_name")
         problems = name_problems("type_name", name, MAX_ID_LENGTH)
         if problems:
-            raise ValueError(f"{command_type.__qualname__}: {problems[0]}")
+            raise InvalidConfiguration(f"{command_type.__qualname__}: {problems[0]}")
         existing = self._types.get(name)
         if existing is not None and existing is not command_type:
-            raise ValueError(f"command type {name!r} registered twice")
+            raise InvalidConfiguration(f"command type {name!r} registered twice")
         self._types[name] = command_type
 
     def get(self, type_name: str) -> type[Command]:

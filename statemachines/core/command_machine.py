@@ -53,6 +53,31 @@ class Outcome(StrEnum):
     CHILD_REVERT_FAILED = "child_revert_failed"
 
 
+class CommandTrigger(StrEnum):
+    """The command machine's events, as the history records them."""
+
+    EXECUTE = "execute"
+    REFUSE = "refuse"
+    EXECUTED = "executed"
+    FAIL_EXECUTION = "fail_execution"
+    CLAIM_END = "claim_end"
+    END = "end"
+    ROLLED_BACK = "rolled_back"
+    GIVE_UP = "give_up"
+
+
+class HookPhase(StrEnum):
+    """Which hook of a command is running: what its context allows (children and tasks only
+    while executing)."""
+
+    VALIDATE = "validate"
+    EXECUTE = "execute"
+    END_SUCCESSFULLY = "end_successfully"
+    END_WITH_FAILURE = "end_with_failure"
+    #: An operator's cleanup asks a command that has ended for its opposite command again.
+    CLEANUP = "cleanup"
+
+
 TERMINAL_COMMAND_STATES = (
     CommandStatus.ENDED_SUCCESS,
     CommandStatus.ENDED_FAILURE,
@@ -74,21 +99,22 @@ def ends_successfully(command: EndGuardModel) -> bool:
 
 
 S = CommandStatus
+E = CommandTrigger
 COMMAND_TRANSITIONS = (
-    TransitionSpec("execute", S.NOT_STARTED, S.EXECUTING),
-    TransitionSpec("refuse", S.NOT_STARTED, S.ENDED_FAILURE),
-    TransitionSpec("executed", S.EXECUTING, S.WAITING),
-    TransitionSpec("fail_execution", S.EXECUTING, S.EXECUTION_FAILED),
-    TransitionSpec("claim_end", [S.WAITING, S.EXECUTION_FAILED], S.ENDING),
-    TransitionSpec("end", S.ENDING, S.ENDED_SUCCESS, conditions=(ends_successfully,)),
-    TransitionSpec("end", S.ENDING, S.ROLLING_BACK),
-    TransitionSpec("rolled_back", S.ROLLING_BACK, S.ENDED_FAILURE),
-    TransitionSpec("give_up", S.ROLLING_BACK, S.ROLLBACK_FAILED),
+    TransitionSpec(E.EXECUTE, S.NOT_STARTED, S.EXECUTING),
+    TransitionSpec(E.REFUSE, S.NOT_STARTED, S.ENDED_FAILURE),
+    TransitionSpec(E.EXECUTED, S.EXECUTING, S.WAITING),
+    TransitionSpec(E.FAIL_EXECUTION, S.EXECUTING, S.EXECUTION_FAILED),
+    TransitionSpec(E.CLAIM_END, [S.WAITING, S.EXECUTION_FAILED], S.ENDING),
+    TransitionSpec(E.END, S.ENDING, S.ENDED_SUCCESS, conditions=(ends_successfully,)),
+    TransitionSpec(E.END, S.ENDING, S.ROLLING_BACK),
+    TransitionSpec(E.ROLLED_BACK, S.ROLLING_BACK, S.ENDED_FAILURE),
+    TransitionSpec(E.GIVE_UP, S.ROLLING_BACK, S.ROLLBACK_FAILED),
 )
 
 COMMAND_MACHINE = SharedMachine(
     kind="command",
-    states=[s.value for s in CommandStatus],
+    states=CommandStatus,
     initial=CommandStatus.NOT_STARTED,
     transitions=COMMAND_TRANSITIONS,
     terminal=TERMINAL_COMMAND_STATES,

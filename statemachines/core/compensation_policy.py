@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from .errors import InvalidConfiguration
 from .limits import check_count, check_seconds
 from .revert_state import ResourceRevert, RevertState
 
@@ -50,8 +51,8 @@ class RevertPolicy:
         factor = self.backoff_factor
         if (not isinstance(factor, int | float) or isinstance(factor, bool)
                 or not math.isfinite(factor) or factor < 1):
-            raise ValueError("RevertPolicy.backoff_factor must be a finite number of at least 1 "
-                             f"(got {self.backoff_factor!r})")
+            raise InvalidConfiguration("RevertPolicy.backoff_factor must be a finite number of "
+                                       f"at least 1 (got {self.backoff_factor!r})")
 
     def delay_before(self, attempt: int) -> float:
         """Back-off before attempt number `attempt` (1-based); the first runs at once."""

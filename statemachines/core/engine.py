@@ -24,12 +24,13 @@ from typing import Any
 from .agent_calls import AgentCalls
 from .agent_protocol import Agent
 from .command import CommandRegistry, reference_problems
-from .command_machine import COMMAND_MACHINE, CommandStatus
+from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger
 from .compensation_policy import RevertPolicy
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
     EngineDidNotSettle,
+    InvalidConfiguration,
     InvalidParameters,
     RootFault,
     UnknownAgent,
@@ -39,7 +40,15 @@ from .limits import Limits
 from .operator_requests import request_cancel
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
-from .records import MAX_NAME_LENGTH, CommandRecord, HistoryEntry, freeze, name_problems
+from .records import (
+    MAX_NAME_LENGTH,
+    CommandRecord,
+    HistoryEntry,
+    HistoryEvent,
+    ObjectKind,
+    freeze,
+    name_problems,
+)
 from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store
 from .task_machine import TaskStatus
@@ -72,6 +81,16 @@ class Engine:
             sharing the database. Replaying a run exactly (the property suite's shrinking)
             needs ids that sort in creation order, which the default's random tail does not
             give within a millisecond.
+
+    For example::
+
+        store = open_store("net.db", ledgers=NETWORK_LEDGERS)
+        engine = Engine(store, {"network": NetworkHost()}, network_registry(),
+                        limits=Limits(task_timeout=600))
+        root = engine.submit("ProvisionEndpoint",
+                             endpoint_parameters("web", "web.example.org", "sw1/ge-0/1"))
+        engine.run_until_idle(on_wait=print)   # says what it waits for, when it waits
+        commands, tasks = store.tree(root)
     """
 
     def __init__(
@@ -92,7 +111,7 @@ class Engine:
         self.agents = dict(agents)
         for name in self.agents:
             if problems := name_problems("agent name", name, MAX_NAME_LENGTH):
-                raise ValueError(problems[0])
+                raise InvalidConfiguration(problems[0])
         self.registry = registry
         self.policy = policy or RevertPolicy()
         self.limits = limits or Limits()
@@ -139,7 +158,8 @@ class Engine:
         for record in state.commands:
             if record.status == CommandStatus.EXECUTING:
                 record.error = "the engine stopped while this command was executing"
-                recorder.fire(record, COMMAND_MACHINE, "fail_execution", "recovered after a crash")
+                recorder.fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION,
+                              "recovered after a crash")
         for task in state.tasks if first_load else ():
             if (task.status == TaskStatus.CLEAR_FAILED
                     and task.attempts >= self.limits.max_clear_attempts):
@@ -177,7 +197,8 @@ class Engine:
             parameters=freeze(parameters), entity_type=entity.type if entity else None,
             entity_id=entity.id if entity else None, created_at=now, updated_at=now,
         )
-        created = HistoryEntry("command", command_id, command_id, "create", "", record.status, now)
+        created = HistoryEntry(ObjectKind.COMMAND, command_id, command_id, HistoryEvent.CREATE,
+                               "", record.status, now)
         with self.store.transaction() as tx:
             tx.write([record], [], [], [], [created])
         if self._loaded:
@@ -269,8 +290,9 @@ class Engine:
         status = root.status if root is not None else ""
         with self.store.transaction() as tx:
             tx.hold_root(fault.root_id, self.now, message)
-            tx.write([], [], [], [], [HistoryEntry("command", fault.root_id, fault.root_id,
-                                                   "hold", status, status, self.now, message)])
+            tx.write([], [], [], [], [HistoryEntry(ObjectKind.COMMAND, fault.root_id,
+                                                   fault.root_id, HistoryEvent.HOLD, status,
+                                                   status, self.now, message)])
 
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05,
                        on_wait: Callable[[str], None] | None = None,

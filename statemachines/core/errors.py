@@ -7,6 +7,12 @@ class EndactionError(Exception):
     """Base of every error raised on purpose by endaction."""
 
 
+class InvalidConfiguration(EndactionError, ValueError):
+    """A setting, a registration or a declaration that cannot work (a bound that is no bound,
+    a command type registered twice, a ledger without a resource type); raised where it is
+    made, before any work starts."""
+
+
 class UnknownCommandType(EndactionError):
     def __init__(self, type_name: str, known: list[str]) -> None:
         super().__init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .command_machine import HookPhase
 from .errors import HookMisuse, LimitExceeded
 from .ledger import Ledger
 from .records import CommandRecord, TaskRecord
@@ -20,14 +21,14 @@ class HookContext:
     """Children and tasks may be created only while executing: a task started by an end hook
     would belong to a command whose end already ran, and nothing would ever end it."""
 
-    def __init__(self, tick: Tick, record: CommandRecord, phase: str) -> None:
+    def __init__(self, tick: Tick, record: CommandRecord, phase: HookPhase) -> None:
         self._tick = tick
         self._record = record
         self._phase = phase
         self._spawned = 0
 
     def _may_spawn(self, what: str) -> None:
-        if self._phase != "execute":
+        if self._phase != HookPhase.EXECUTE:
             raise HookMisuse(f"{self._record.type} {self._record.id}: {what} is only allowed in "
                              f"execute, not in {self._phase}")
         limit = self._tick.config.limits.max_spawn_per_execute

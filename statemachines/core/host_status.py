@@ -33,7 +33,14 @@ END_HOST_STATES = (HostStatus.FINISHED, HostStatus.UNKNOWN, HostStatus.CLEANING)
 
 @dataclass(frozen=True)
 class TaskReport:
-    """One task's status as an agent reported it in a poll."""
+    """One task's status as an agent reports it in a poll.
+
+    Attributes:
+        status: RUNNING (or INIT) while it works; FINISHED when it ended; UNKNOWN when the
+            agent lost it (`TaskReport.unknown(message)`).
+        result: with FINISHED, SUCCESS or FAILURE; only FINISHED + SUCCESS is success.
+        message: what a person should read about it (the reason of a failure).
+    """
 
     status: HostStatus
     result: HostResult = HostResult.UNKNOWN
@@ -82,7 +89,7 @@ HOST_TRANSITIONS = (
 
 HOST_MACHINE = SharedMachine(
     kind="host_task",
-    states=[s.value for s in HostStatus],
+    states=HostStatus,
     initial=HostStatus.INIT,
     transitions=HOST_TRANSITIONS,
     terminal=(HostStatus.FINISHED, HostStatus.UNKNOWN),

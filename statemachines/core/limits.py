@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import InvalidConfiguration
+
 
 def check_count(name: str, value: object, minimum: int) -> None:
     """A bound that counts: an int (not a bool) of at least `minimum`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum} (got {value!r})")
+        raise InvalidConfiguration(
+            f"{name} must be a whole number of at least {minimum} (got {value!r})")
 
 
 def check_seconds(name: str, value: object, positive: bool) -> None:
@@ -21,7 +24,8 @@ def check_seconds(name: str, value: object, positive: bool) -> None:
     if (not isinstance(value, int | float) or isinstance(value, bool)
             or not math.isfinite(value) or value < 0 or (positive and value == 0)):
         kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be a finite, {kind} number of seconds (got {value!r})")
+        raise InvalidConfiguration(
+            f"{name} must be a finite, {kind} number of seconds (got {value!r})")
 
 
 @dataclass(frozen=True)

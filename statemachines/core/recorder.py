@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .command_machine import COMMAND_MACHINE
 from .engine_view import EngineView
-from .records import CommandRecord, HistoryEntry, TaskRecord
+from .records import CommandRecord, HistoryEntry, ObjectKind, TaskRecord
 from .shared_machine import SharedMachine
 
 
@@ -56,8 +56,8 @@ class Recorder:
     def history(self, record: CommandRecord | TaskRecord, trigger: str, source: str, dest: str,
                 detail: str | None) -> None:
         if isinstance(record, CommandRecord):
-            kind, root = "command", record.root_id
+            kind, root = ObjectKind.COMMAND, record.root_id
         else:
-            kind, root = "task", record.root_command_id
+            kind, root = ObjectKind.TASK, record.root_command_id
         self.changes.history.append(
             HistoryEntry(kind, record.id, root, trigger, source, dest, self.now, detail))

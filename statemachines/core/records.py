@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .command_machine import CommandStatus
-from .host_status import host_ended_successfully
+from .command_machine import CommandStatus, Outcome
+from .host_status import HostResult, HostStatus, host_ended_successfully
 from .reasons import ExecutionReason
 from .task_machine import TaskStatus
 
@@ -80,13 +81,13 @@ class CommandRecord:
     type: str
     execution_reason: ExecutionReason
     parameters: Mapping[str, Any]
-    status: str = CommandStatus.NOT_STARTED.value
+    status: CommandStatus = CommandStatus.NOT_STARTED
     entity_type: str | None = None
     entity_id: str | None = None
     # Fan-in verdict of the end group (None until the end is claimed); the override guard reads it.
     work_succeeded: bool | None = None
-    # For readers: succeeded / failed / refused, or for opposite commands reverted / revert_failed.
-    outcome: str | None = None
+    # For readers: what its end meant (succeeded, rolled_back, reverted, lost, ...).
+    outcome: Outcome | None = None
     error: str | None = None
     not_before: float = 0.0
     end_attempts: int = 0
@@ -104,9 +105,9 @@ class TaskRecord:
     verb: str
     parameters: Mapping[str, Any]
     entities: tuple[tuple[str, str], ...] = ()
-    status: str = TaskStatus.PENDING.value
-    host_status: str | None = None
-    host_result: str | None = None
+    status: TaskStatus = TaskStatus.PENDING
+    host_status: HostStatus | None = None
+    host_result: HostResult | None = None
     message: str | None = None
     attempts: int = 0
     # When a failed start, poll or clear may be tried again (back-off); 0 means now.
@@ -122,8 +123,32 @@ class TaskRecord:
         return host_ended_successfully(self.host_status, self.host_result)
 
 
+class ObjectKind(StrEnum):
+    """What a history row is about."""
+
+    COMMAND = "command"
+    TASK = "task"
+
+
+class HistoryEvent(StrEnum):
+    """History rows that are no machine transition: the object stays in its state."""
+
+    #: A command or task was written (its first row, from "" to its first state).
+    CREATE = "create"
+    #: A rolling-back command started an opposite command for its resource.
+    COMPENSATE = "compensate"
+    #: An operator's cancel request was acted on.
+    CANCEL = "cancel"
+    #: An operator's cleanup started one more opposite command (or found the resource gone).
+    CLEANUP = "cleanup"
+    #: The engine failed on this root and stopped working on it.
+    HOLD = "hold"
+
+
 class HistoryEntry(NamedTuple):
-    """One row of the append-only transitions history (a tuple: written as is, in bulk)."""
+    """One row of the append-only transitions history (a tuple: written as is, in bulk).
+
+    `trigger` is a machine's trigger (`CommandTrigger`, `TaskTrigger`) or a `HistoryEvent`."""
 
     object_kind: str
     object_id: str

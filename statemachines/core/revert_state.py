@@ -30,7 +30,12 @@ REVERT_ORDER = {
 
 @dataclass(frozen=True)
 class ResourceRef:
-    """A thing a command created and that an opposite command may have to remove."""
+    """A thing a command created and that an opposite command may have to remove.
+
+    Attributes:
+        type: its kind ("image", "address"); a Ledger registered for it keeps what exists.
+        id: its name within that kind.
+    """
 
     type: str
     id: str

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from transitions import Machine, MachineError
+
+from .errors import EndactionError
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,10 @@ class TransitionSpec:
         return [str(s) for s in sources]
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(EndactionError):
+    """A trigger fired where the machine has no transition for it: an engine bug, held on
+    the root it happened on."""
+
     def __init__(self, kind: str, object_id: str, trigger: str, state: str) -> None:
         super().__init__(f"{kind} {object_id}: trigger {trigger!r} is not allowed from {state!r}")
 
@@ -44,13 +50,15 @@ class SharedMachine:
     def __init__(
         self,
         kind: str,
-        states: Sequence[str],
+        states: type[StrEnum],
         initial: str,
         transitions: Sequence[TransitionSpec],
         terminal: Sequence[str],
     ) -> None:
+        """`states` is the machine's StrEnum: records it moves carry its members."""
         self.kind = kind
-        self.states = tuple(str(s) for s in states)
+        self.state_type = states
+        self.states = tuple(s.value for s in states)
         self.initial = str(initial)
         self.transitions = tuple(transitions)
         self.terminal = frozenset(terminal)
@@ -68,7 +76,7 @@ class SharedMachine:
     @staticmethod
     def _as_dict(spec: TransitionSpec) -> dict[str, Any]:
         entry: dict[str, Any] = {
-            "trigger": spec.trigger, "source": spec.sources(), "dest": str(spec.dest)
+            "trigger": str(spec.trigger), "source": spec.sources(), "dest": str(spec.dest)
         }
         if spec.conditions:
             entry["conditions"] = [_on_model(c) for c in spec.conditions]
@@ -79,7 +87,8 @@ class SharedMachine:
         for trigger, event in self.machine.events.items():
             for source, transitions in event.transitions.items():
                 table[(trigger, source)] = tuple(
-                    (str(t.dest), tuple((c.func, c.target) for c in t.conditions))
+                    (self.state_type(str(t.dest)),
+                     tuple((c.func, c.target) for c in t.conditions))
                     for t in transitions
                 )
         return table

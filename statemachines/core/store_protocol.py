@@ -65,9 +65,17 @@ class StoreTransaction(Protocol):
 
 
 class Store(Protocol):
-    def load_active(self) -> ActiveState: ...
+    """Where an engine keeps commands, tasks and their history (`persistence.SqlStore`).
 
-    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+    Implement it to put the engine on another database: `load_active` is read at start-up and
+    after a rolled-back tick, `transaction` wraps every tick (reads and claims immediate,
+    writes batched), and the rest is the read side for reports and operators."""
+
+    def load_active(self) -> ActiveState:
+        """Every command and task that is not over (outside held roots)."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """One tick's transaction: committed when the block ends, rolled back if it raises."""
 
     # Read side, for reports and the CLI; never used on the engine's hot path.
     def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:

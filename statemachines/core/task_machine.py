@@ -35,20 +35,33 @@ POLLED_TASK_STATES = (TaskStatus.POLLING, TaskStatus.ABORTING)
 # Not yet ended by the agent: its command cannot end, and its deadline still counts.
 LIVE_TASK_STATES = (TaskStatus.PENDING, TaskStatus.POLLING, TaskStatus.ABORTING)
 
+class TaskTrigger(StrEnum):
+    """The task machine's events, as the history records them."""
+
+    ACCEPTED = "accepted"
+    START_FAILED = "start_failed"
+    ABORT = "abort"
+    REPORT_END = "report_end"
+    CLAIM_END = "claim_end"
+    CLEARED = "cleared"
+    CLEAR_FAILED = "clear_failed"
+
+
 T = TaskStatus
+E = TaskTrigger
 TASK_TRANSITIONS = (
-    TransitionSpec("accepted", T.PENDING, T.POLLING),
-    TransitionSpec("start_failed", T.PENDING, T.START_FAILED),
-    TransitionSpec("abort", [T.PENDING, T.POLLING], T.ABORTING),
-    TransitionSpec("report_end", [T.POLLING, T.ABORTING], T.FINISHED),
-    TransitionSpec("claim_end", [T.FINISHED, T.START_FAILED], T.ENDING),
-    TransitionSpec("cleared", [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
-    TransitionSpec("clear_failed", [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),
+    TransitionSpec(E.ACCEPTED, T.PENDING, T.POLLING),
+    TransitionSpec(E.START_FAILED, T.PENDING, T.START_FAILED),
+    TransitionSpec(E.ABORT, [T.PENDING, T.POLLING], T.ABORTING),
+    TransitionSpec(E.REPORT_END, [T.POLLING, T.ABORTING], T.FINISHED),
+    TransitionSpec(E.CLAIM_END, [T.FINISHED, T.START_FAILED], T.ENDING),
+    TransitionSpec(E.CLEARED, [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
+    TransitionSpec(E.CLEAR_FAILED, [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),
 )
 
 TASK_MACHINE = SharedMachine(
     kind="task",
-    states=[s.value for s in TaskStatus],
+    states=TaskStatus,
     initial=TaskStatus.PENDING,
     transitions=TASK_TRANSITIONS,
     terminal=(TaskStatus.CLEARED,),

@@ -18,7 +18,14 @@ from typing import Any
 
 from .agent_calls import AgentAnswers
 from .command import Command, CommandRegistry, reference_problems
-from .command_machine import COMMAND_MACHINE, READY_TO_END_STATES, CommandStatus, Outcome
+from .command_machine import (
+    COMMAND_MACHINE,
+    READY_TO_END_STATES,
+    CommandStatus,
+    CommandTrigger,
+    HookPhase,
+    Outcome,
+)
 from .compensation_policy import Decision, RevertPolicy, decide
 from .containment import USER_FAULTS, contain
 from .engine_view import EngineView, opposite_resource
@@ -36,10 +43,17 @@ from .host_status import HostResult, HostStatus, TaskReport, host_progress
 from .limits import Limits
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
-from .records import MAX_NAME_LENGTH, CommandRecord, TaskRecord, freeze, name_problems
+from .records import (
+    MAX_NAME_LENGTH,
+    CommandRecord,
+    HistoryEvent,
+    TaskRecord,
+    freeze,
+    name_problems,
+)
 from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .store_protocol import StoreTransaction
-from .task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskStatus
+from .task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskStatus, TaskTrigger
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.engine")
@@ -101,7 +115,7 @@ class Tick:
         task.message = why
         task.deadline = self.now + self.config.limits.abort_grace
         task.retry_at = 0.0
-        self.recorder.fire(task, TASK_MACHINE, "abort", why)
+        self.recorder.fire(task, TASK_MACHINE, TaskTrigger.ABORT, why)
 
     def _act_on_cancels(self) -> None:
         for root_id, reason, status in self.tx.pending_cancels():
@@ -119,7 +133,7 @@ class Tick:
         """Fail the root's own work: refuse what has not started, abort what runs. What
         already succeeded is then compensated like after any other failure."""
         view = self.view
-        self.recorder.history(root, "cancel", root.status, root.status, reason)
+        self.recorder.history(root, HistoryEvent.CANCEL, root.status, root.status, reason)
         if root.status not in (CommandStatus.NOT_STARTED, CommandStatus.WAITING,
                                CommandStatus.EXECUTION_FAILED):
             return  # already ending or rolling back: nothing left to stop
@@ -148,19 +162,19 @@ class Tick:
             if not COMMAND_MACHINE.is_terminal(owner.status):
                 continue  # its own rollback still decides
             with contain() as hook:
-                command, ctx = self._hook(owner, "cleanup")
+                command, ctx = self._hook(owner, HookPhase.CLEANUP)
                 exists = command.resource_exists(ctx, revert.resource)
                 opposite = command.revert(ctx) if exists else None
                 if not exists:
                     self.tx.put_revert(replace(revert, state=RevertState.REVERTED))
-                    self.recorder.history(owner, "cleanup", owner.status, owner.status,
+                    self.recorder.history(owner, HistoryEvent.CLEANUP, owner.status, owner.status,
                                           f"{revert.resource} is gone already")
                 elif opposite is not None:
                     child = self.create_child(owner, opposite.type_name, opposite.parameters,
                                               revert.resource, compensation=True)
                     self.tx.put_revert(replace(revert, attempts=revert.attempts + 1))
                     self.report.compensations_started += 1
-                    self.recorder.history(owner, "cleanup", owner.status, owner.status,
+                    self.recorder.history(owner, HistoryEvent.CLEANUP, owner.status, owner.status,
                                           f"{opposite.type_name} {child.id} for "
                                           f"{revert.resource}")
             if hook.failed:
@@ -189,12 +203,12 @@ class Tick:
         fire, touch = self.recorder.fire, self.recorder.touch
         for task in answers.accepted:
             task.attempts = 0
-            fire(task, TASK_MACHINE, "accepted")
+            fire(task, TASK_MACHINE, TaskTrigger.ACCEPTED)
             self.report.tasks_started += 1
         for task, message in answers.rejected:
             task.message = message
             task.host_result = HostResult.FAILURE
-            fire(task, TASK_MACHINE, "start_failed", message)
+            fire(task, TASK_MACHINE, TaskTrigger.START_FAILED, message)
             self._task_done(task)
         for task, message in answers.start_retry:
             task.attempts += 1
@@ -214,14 +228,14 @@ class Tick:
         for task, message in answers.poll_failed:
             self._poll_failed(task, message)
         for task in answers.cleared:
-            fire(task, TASK_MACHINE, "cleared")
+            fire(task, TASK_MACHINE, TaskTrigger.CLEARED)
             self.report.tasks_cleared += 1
         for task, message in answers.clear_failed:
             task.attempts += 1
             task.retry_at = self.now + self.config.limits.retry_delay(task.attempts)
             task.message = message
             self.report.errors.append(message)
-            fire(task, TASK_MACHINE, "clear_failed", message)
+            fire(task, TASK_MACHINE, TaskTrigger.CLEAR_FAILED, message)
 
     def _poll_failed(self, task: TaskRecord, message: str) -> None:
         """Count a failed poll against the task's bound; past it, the task ends `unknown`."""
@@ -240,7 +254,7 @@ class Tick:
         task.host_result = report.result
         task.message = report.message or None
         task.retry_at = 0.0
-        self.recorder.fire(task, TASK_MACHINE, "report_end",
+        self.recorder.fire(task, TASK_MACHINE, TaskTrigger.REPORT_END,
                            f"{report.status}/{report.result} {report.message}".strip())
         self._task_done(task)
 
@@ -312,7 +326,7 @@ class Tick:
             self.tx.prefetch(refs)
 
     # ------------------------------------------------------------------ commands
-    def _hook(self, record: CommandRecord, phase: str) -> tuple[Command, HookContext]:
+    def _hook(self, record: CommandRecord, phase: HookPhase) -> tuple[Command, HookContext]:
         """The command a hook runs on holds a copy of its record: a hook that writes to it
         (its status, its execution reason) changes nothing the engine relies on."""
         command = self.config.registry.get(record.type)(_copy(record))
@@ -327,7 +341,7 @@ class Tick:
         del view.not_started[record.id]
         problems: list[str] = []
         with contain() as hook:
-            command, ctx = self._hook(record, "validate")
+            command, ctx = self._hook(record, HookPhase.VALIDATE)
             problems = command.validate(ctx)
         if isinstance(hook.error, UnknownCommandType):
             problems = [str(hook.error)]
@@ -336,17 +350,17 @@ class Tick:
         if problems:
             self._refuse(record, problems)
             return
-        fire(record, COMMAND_MACHINE, "execute")
+        fire(record, COMMAND_MACHINE, CommandTrigger.EXECUTE)
         self.report.commands_executed += 1
         with contain() as hook:
-            command, ctx = self._hook(record, "execute")
+            command, ctx = self._hook(record, HookPhase.EXECUTE)
             command.execute(ctx)
         if hook.failed:
             record.error = f"execute raised {hook.describe()}"
             log.warning("%s %s: %s", record.type, record.id, record.error)
-            fire(record, COMMAND_MACHINE, "fail_execution", record.error)
+            fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION, record.error)
         else:
-            fire(record, COMMAND_MACHINE, "executed")
+            fire(record, COMMAND_MACHINE, CommandTrigger.EXECUTED)
         view.touched_groups.add(record.end_group_id)
 
     def _refuse(self, record: CommandRecord, problems: list[str]) -> None:
@@ -355,7 +369,7 @@ class Tick:
         record.outcome = Outcome.REFUSED
         record.error = "; ".join(problems)
         view.not_started.pop(record.id, None)
-        self.recorder.fire(record, COMMAND_MACHINE, "refuse", record.error)
+        self.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.REFUSE, record.error)
         head = view.commands.get(record.end_group_id)
         if head is not None and head is not record:
             head.work_succeeded = False
@@ -403,7 +417,7 @@ class Tick:
         self.view.index_command(record)
         self.view.depths[record.id] = self.view.depth_of(parent) + 1
         self.recorder.changes.new_commands[record.id] = record
-        self.recorder.history(record, "create", "", record.status,
+        self.recorder.history(record, HistoryEvent.CREATE, "", record.status,
                               f"{record.execution_reason} child of {parent.type} {parent.id}")
         return record
 
@@ -436,7 +450,7 @@ class Tick:
         )
         self.view.index_task(task)
         self.recorder.changes.new_tasks[task.id] = task
-        self.recorder.history(task, "create", "", task.status, f"{verb} on {agent}")
+        self.recorder.history(task, HistoryEvent.CREATE, "", task.status, f"{verb} on {agent}")
         return task
 
     # ------------------------------------------------------------------ fan-in and ends
@@ -472,7 +486,7 @@ class Tick:
         for member in to_claim:
             member.version += 1  # claim_ends bumped the row's version in the store
             member.end_attempts += 1
-            self.recorder.fire(member, COMMAND_MACHINE, "claim_end")
+            self.recorder.fire(member, COMMAND_MACHINE, CommandTrigger.CLAIM_END)
         for head_id, members in groups.items():
             with self._for_root(members[0].root_id):
                 self._end_group(head_id, members, verdicts[head_id])
@@ -503,9 +517,10 @@ class Tick:
                     # Clears get their own budget: a task that needed start retries must not
                     # arrive with its clear attempts already spent.
                     task.attempts, task.retry_at = 0, 0.0
-                    fire(task, TASK_MACHINE, "claim_end")
+                    fire(task, TASK_MACHINE, TaskTrigger.CLAIM_END)
         for member in ordered:
-            fire(member, COMMAND_MACHINE, "end", "work succeeded" if succeeded else "work failed")
+            fire(member, COMMAND_MACHINE, CommandTrigger.END,
+                 "work succeeded" if succeeded else "work failed")
             self.report.commands_ended += 1
             if member.execution_reason == ExecutionReason.ROLLBACK_FLOW:
                 self.report.compensations_ended += 1
@@ -519,7 +534,7 @@ class Tick:
             if member.execution_reason != ExecutionReason.REGULAR_FLOW:
                 continue  # an opposite command never ends successfully
             with contain() as hook:
-                command, ctx = self._hook(member, "end_successfully")
+                command, ctx = self._hook(member, HookPhase.END_SUCCESSFULLY)
                 command.end_successfully(ctx)
             if hook.failed:
                 member.error = (f"end_successfully raised {hook.describe()}; the group took "
@@ -541,7 +556,7 @@ class Tick:
         if self.view.children.get(record.id):
             return  # a child (typically the opposite command) is still running
         with contain() as hook:
-            command, ctx = self._hook(record, "end_with_failure")
+            command, ctx = self._hook(record, HookPhase.END_WITH_FAILURE)
             command.end_with_failure(ctx)
             if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
                 self._finish_opposite(record)
@@ -622,7 +637,7 @@ class Tick:
             not_before=self.now + self.config.policy.delay_before(attempt))
         self.tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
         self.report.compensations_started += 1
-        self.recorder.history(record, "compensate", record.status, record.status,
+        self.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
                               f"{opposite.type_name} {child.id} for {resource}, attempt {attempt}")
         return None
 
@@ -657,7 +672,7 @@ class Tick:
         if record.outcome == Outcome.CHILD_REVERT_FAILED:
             return self._give_up(record, "a child could not be rolled back (see its error); "
                                  "its resource is marked revert_failed")
-        self.recorder.fire(record, COMMAND_MACHINE, "rolled_back", detail)
+        self.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.ROLLED_BACK, detail)
         self._on_terminal(record)
         return None
 
@@ -665,7 +680,7 @@ class Tick:
         record.error = message
         record.outcome = Outcome.REVERT_FAILED
         log.error("%s %s: %s", record.type, record.id, message)
-        self.recorder.fire(record, COMMAND_MACHINE, "give_up", message)
+        self.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.GIVE_UP, message)
         parent = self.view.commands.get(record.parent_id) if record.parent_id else None
         if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
             # The parent's own rollback may succeed, but the tree's did not: it must say so.

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..core.command_machine import COMMAND_MACHINE
-from ..core.errors import EndactionError
+from ..core.errors import EndactionError, InvalidConfiguration
 from ..core.host_status import HOST_MACHINE
 from ..core.task_machine import TASK_MACHINE
 from .drawing import Drawing, drawing_of
@@ -51,7 +51,7 @@ def parse_formats(text: str, allowed: Sequence[str] = FORMATS) -> tuple[str, ...
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     bad = [f for f in chosen if f not in allowed]
     if bad or not chosen:
-        raise ValueError(f"unknown format {', '.join(bad) or repr(text)}; "
+        raise InvalidConfiguration(f"unknown format {', '.join(bad) or repr(text)}; "
                          f"choose from {', '.join(allowed)}")
     return chosen
 
@@ -70,7 +70,7 @@ def render(drawing: Drawing, fmt: str, highlight: Highlight | None = None) -> by
     if fmt == "dot":
         return source.encode()
     if fmt not in GRAPHVIZ_FORMATS:
-        raise ValueError(f"unknown format {fmt!r}")
+        raise InvalidConfiguration(f"unknown format {fmt!r}")
     require_graphviz([fmt])
     done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode(), capture_output=True,
                           check=False, timeout=60)

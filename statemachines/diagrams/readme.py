@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..core.errors import EndactionError
+
 _BLOCK = re.compile(r"```mermaid\n.*?```", flags=re.S)
 
 
-class ReadmeMismatch(ValueError):
+class ReadmeMismatch(EndactionError, ValueError):
     """The README does not have one ```mermaid block per diagram."""
 
 

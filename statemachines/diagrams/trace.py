@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..core.command_machine import COMMAND_MACHINE
+from ..core.errors import InvalidConfiguration
 from ..core.records import HistoryEntry
 from ..core.shared_machine import SharedMachine
 from ..core.task_machine import TASK_MACHINE
@@ -54,7 +55,7 @@ def machine_for(kind: str) -> SharedMachine:
     try:
         return MACHINES[kind]
     except KeyError:
-        raise ValueError(f"no machine draws objects of kind {kind!r}") from None
+        raise InvalidConfiguration(f"no machine draws objects of kind {kind!r}") from None
 
 
 def trace_drawing(kind: str, object_id: str, steps: Sequence[Step],

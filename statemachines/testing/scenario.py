@@ -49,19 +49,38 @@ def _no_resource(verb: str, parameters: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class Scenario:
+    """What a property run is about; `engine_machine(scenario)` builds the state machine.
+
+    Attributes:
+        registry: makes your CommandRegistry (called for every engine the run starts).
+        submissions: a Hypothesis strategy of the roots to submit, with their tree sizes.
+        open_store: opens (or reopens, after a crash) the store in a folder the run owns;
+            register your ledgers there.
+        agent_names: the agents your commands start tasks on; a ControlledAgent stands in
+            for each.
+        effect: what a task that took effect does to the world (`resources` is the set a
+            ControlledAgent keeps): add what a copy made, discard what a delete removed.
+        resource_of: which resource a task touches, for compensations made to fail for good.
+        compensation_verbs: the verbs of your opposite commands' tasks.
+        leftovers: what exists (on an agent or in your ledgers) though no successful root
+            owns it; the run fails unless each is also marked revert_failed.
+        unique: gives the n-th submission of a run names of its own.
+        policy, max_start_attempts, max_clear_attempts, max_poll_failures, task_timeout:
+            the engine's bounds for the run (the measure is built from them).
+        max_depth: a bound on your trees' depth (the measure's H).
+        max_roots: roots submitted per run at most.
+        tasks_per_compensation: tasks one opposite command starts at most (the tick bound).
+    """
+
     registry: Callable[[], CommandRegistry]
     submissions: SearchStrategy[Submission]
-    # Opens (or reopens, after a crash) the store in a fresh folder owned by the run.
     open_store: Callable[[Path], Store]
     agent_names: tuple[str, ...] = ("storage",)
     effect: Effect = no_effect
     resource_of: Callable[[str, Mapping[str, Any]], str | None] = _no_resource
     compensation_verbs: frozenset[str] = frozenset()
-    # Resources that exist (on an agent, or in your ledgers: read them from the store) though
-    # no successful root owns them; the run fails unless each is also marked revert_failed.
     leftovers: Callable[[Snapshot, Mapping[str, ControlledAgent], Store], set[str]] = (
         _nothing_left)
-    # Gives the n-th submission of a run its own names: resources are not reused in a run.
     unique: Callable[[Submission, int], Submission] = _same
     policy: RevertPolicy = field(default_factory=lambda: RevertPolicy(backoff_seconds=1.0))
     max_depth: int = 8

@@ -18,6 +18,8 @@ RevertKey = tuple[ResourceRef, str]
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The persisted state of a run's roots: what the invariants and the measure read."""
+
     commands: dict[str, CommandRecord]
     tasks: dict[str, TaskRecord]
     history: list[HistoryEntry]
@@ -42,6 +44,7 @@ class Snapshot:
 
 
 def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:
+    """Everything the store holds about these roots, read now."""
     commands: dict[str, CommandRecord] = {}
     tasks: dict[str, TaskRecord] = {}
     history: list[HistoryEntry] = []

@@ -27,6 +27,7 @@ def _name_problem(parameters: Mapping[str, Any], key: str) -> list[str]:
 
 
 def image_name(vm: str, index: int) -> str:
+    """The name AddVmFromTemplate gives the image of the VM's index-th disk."""
     return f"{vm}-disk{index}"
 
 

@@ -76,7 +76,7 @@ def _record(type_name: str, parameters: Mapping[str, Any], reason: ExecutionReas
 
 def _end(record: CommandRecord, work_succeeded: bool) -> str:
     """Where the command machine takes this command's end, for one verdict of its group."""
-    trial = replace(record, status=CommandStatus.ENDING.value, work_succeeded=work_succeeded)
+    trial = replace(record, status=CommandStatus.ENDING, work_succeeded=work_succeeded)
     COMMAND_MACHINE.fire(trial, "end")
     return SUCCESS if trial.status == SUCCESS else FAILURE
 
