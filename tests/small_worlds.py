@@ -18,9 +18,16 @@ from enum import Enum
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import Engine, EngineDidNotSettle, HostResult, RevertPolicy, TickReport
+from statemachines import (
+    CommandStatus,
+    Engine,
+    EngineDidNotSettle,
+    HostResult,
+    RevertPolicy,
+    TickReport,
+)
 from statemachines.agents import Plan
-from statemachines.example.vm import add_vm_parameters, vm_registry
+from statemachines.example.vm import add_vm_parameters
 from statemachines.testing import (
     Bounds,
     ManualClock,
@@ -33,6 +40,7 @@ from statemachines.testing import (
     take_snapshot,
     tick_bound,
 )
+from tests.factories import make_engine
 from tests.worlds import Died, DyingAgent, images_in
 
 
@@ -142,8 +150,7 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
             raise Died
 
     def engine() -> Engine:
-        return Engine(store, {"storage": agent}, vm_registry(), policy=policy,
-                      clock=clock, sleep=clock.sleep, on_commit=check_commit)
+        return make_engine(store, agent, policy=policy, clock=clock, on_commit=check_commit)
 
     first = engine()
     sources = [f"template-disk{i}" for i in range(disks)]
@@ -171,7 +178,7 @@ def run_world(store: SqlStore, world: World, name: str, policy: RevertPolicy) ->
     images = {i for i in agent.images if i.startswith(f"{name}-")}
     images |= {row.id for row in images_in(store) if row.vm == name}
     root = snap.commands[roots[0]]
-    left = set() if root.status == "ended_success" else images
+    left = set() if root.status == CommandStatus.ENDED_SUCCESS else images
     problems += [f"{image} was left behind and not marked revert_failed"
                  for image in sorted(left - revert_failed_resources(snap))]
     if problems:

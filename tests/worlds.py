@@ -8,16 +8,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persistence import SqlStore, open_store
-from statemachines import Engine, RevertPolicy, TaskRecord, TaskReport, TickReport
+from statemachines import (
+    CommandStatus,
+    Engine,
+    RevertPolicy,
+    TaskRecord,
+    TaskReport,
+    TaskStatus,
+    TickReport,
+)
 from statemachines.agents import SimulatedAgent
 from statemachines.example.vm import (
-    STORAGE_AGENT,
     ImageInventory,
     ImageRow,
     add_vm_parameters,
-    vm_registry,
 )
 from statemachines.testing import ManualClock
+from tests.factories import make_engine
 
 FakeClock = ManualClock
 
@@ -70,10 +77,13 @@ class World:
     clock: FakeClock = field(default_factory=FakeClock)
     policy: RevertPolicy = field(default_factory=RevertPolicy)
 
-    def engine(self, on_commit: Callable[[TickReport], None] | None = None) -> Engine:
-        return Engine(self.store, {STORAGE_AGENT: self.agent}, vm_registry(),
-                      policy=self.policy, clock=self.clock, sleep=self.clock.sleep,
-                      on_commit=on_commit)
+    def engine(self, on_commit: Callable[[TickReport], None] | None = None,
+               **overrides: Any) -> Engine:
+        """An engine of this world (its store, agent, clock and policy); `overrides` as for
+        `make_engine` (commands, registry, limits, ...)."""
+        overrides.setdefault("policy", self.policy)
+        return make_engine(self.store, self.agent, clock=self.clock, on_commit=on_commit,
+                           **overrides)
 
     def submit_vm(self, engine: Engine, disks: int, fail: tuple[int, ...] = (),
                   vm: str = "vm1") -> str:
@@ -85,7 +95,7 @@ class World:
         root = self.submit_vm(engine, disks)
         engine.run_until_idle()
         commands, tasks = self.store.tree(root)
-        assert next(c.status for c in commands if c.id == root) == "ended_success"
+        assert next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_SUCCESS
         assert all(t.host_result == "success" for t in tasks)
 
     def end_state(self, root_id: str) -> dict[str, object]:
@@ -94,7 +104,7 @@ class World:
         return {
             "commands": sorted((c.type, c.entity_id or "", c.status, c.execution_reason,
                                 c.outcome or "") for c in commands),
-            "tasks_not_cleared": [t.id for t in tasks if t.status != "cleared"],
+            "tasks_not_cleared": [t.id for t in tasks if t.status != TaskStatus.CLEARED],
             "inventory": images_in(self.store),
             "agent_images": sorted(self.agent.images),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from persistence import SqlStore
-from statemachines import CommandRecord, ExecutionReason
+from statemachines import CommandRecord, CommandStatus, ExecutionReason, Outcome
 from statemachines.core.command_machine import COMMAND_MACHINE
 from statemachines.core.records import freeze
 from statemachines.core.shared_machine import IllegalTransition
@@ -48,14 +48,14 @@ def test_illegal_trigger_is_refused_with_a_clear_error() -> None:
 
 
 def test_rollback_command_whose_task_succeeded_ends_through_end_with_failure(
-    sqlite_store: SqlStore,
+    store: SqlStore,
 ) -> None:
-    world = World(sqlite_store)
+    world = World(store)
     engine = world.engine()
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
 
-    commands, tasks = sqlite_store.tree(root)
+    commands, tasks = store.tree(root)
     removals = [c for c in commands if c.type == "RemoveImage"]
     assert removals, "a failed VM creation must start opposite commands"
     for removal in removals:
@@ -63,8 +63,8 @@ def test_rollback_command_whose_task_succeeded_ends_through_end_with_failure(
         own_tasks = [t for t in tasks if t.command_id == removal.id]
         assert [t.succeeded for t in own_tasks] == [True]
         assert removal.work_succeeded is True
-        assert removal.status == "ended_failure"
-        assert removal.outcome == "reverted"
-        path = [(h.source, h.dest) for h in sqlite_store.history(removal.id)
+        assert removal.status == CommandStatus.ENDED_FAILURE
+        assert removal.outcome == Outcome.REVERTED
+        path = [(h.source, h.dest) for h in store.history(removal.id)
                 if h.trigger in ("end", "rolled_back")]
         assert path == [("ending", "rolling_back"), ("rolling_back", "ended_failure")]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import HostResult, RevertPolicy, RevertState
+from statemachines import CommandStatus, HostResult, RevertPolicy, RevertState
 from statemachines.agents import Plan, SimulatedAgent
 from tests.worlds import World, images_in
 
@@ -38,28 +38,28 @@ def _run(store: SqlStore, agent: SimulatedAgent, policy: RevertPolicy) -> tuple[
     return next(c.status for c in commands if c.id == root), revert
 
 
-def test_lost_compensations_do_not_spend_the_failure_budget(sqlite_store: SqlStore) -> None:
+def test_lost_compensations_do_not_spend_the_failure_budget(store: SqlStore) -> None:
     agent = _deletes([HostResult.UNKNOWN] * 4)
-    status, revert = _run(sqlite_store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
-    assert status == "ended_failure"
+    status, revert = _run(store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
+    assert status == CommandStatus.ENDED_FAILURE
     assert (revert.state, revert.attempts, revert.lost) == (RevertState.REVERTED, 5, 4)
-    assert agent.images == set() and images_in(sqlite_store) == []
+    assert agent.images == set() and images_in(store) == []
 
 
 def test_a_compensation_lost_every_time_still_gives_up_within_its_own_bound(
-    sqlite_store: SqlStore,
+    store: SqlStore,
 ) -> None:
     agent = _deletes([HostResult.UNKNOWN] * 100)
-    status, revert = _run(sqlite_store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
-    assert status == "rollback_failed"
+    status, revert = _run(store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
+    assert status == CommandStatus.ROLLBACK_FAILED
     assert (revert.state, revert.attempts, revert.lost) == (RevertState.REVERT_FAILED, 5, 5)
-    owner = sqlite_store.command(revert.owner)
+    owner = store.command(revert.owner)
     assert owner is not None and owner.error is not None
     assert "its outcome was lost 5 time(s)" in owner.error
 
 
-def test_real_failures_still_give_up_after_max_attempts(sqlite_store: SqlStore) -> None:
+def test_real_failures_still_give_up_after_max_attempts(store: SqlStore) -> None:
     agent = _deletes([HostResult.FAILURE] * 100)
-    status, revert = _run(sqlite_store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
-    assert status == "rollback_failed"
+    status, revert = _run(store, agent, RevertPolicy(max_attempts=3, max_lost_attempts=5))
+    assert status == CommandStatus.ROLLBACK_FAILED
     assert (revert.state, revert.attempts, revert.lost) == (RevertState.REVERT_FAILED, 3, 0)

@@ -13,15 +13,18 @@ from persistence import SqlStore
 from statemachines import (
     Command,
     CommandRegistry,
+    CommandStatus,
     Compensation,
     Engine,
     HostResult,
     NotCancellable,
+    Outcome,
     ResourceRef,
     RevertState,
 )
 from statemachines.core.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.factories import make_engine
 from tests.worlds import vm_store
 
 AGENT = "worker"
@@ -95,8 +98,7 @@ def store(tmp_path: Path) -> SqlStore:
 
 
 def _engine(store: SqlStore, agent: ControlledAgent, clock: ManualClock) -> Engine:
-    return Engine(store, {AGENT: agent}, CommandRegistry(REGISTRY), clock=clock,
-                  sleep=clock.sleep)
+    return make_engine(store, {AGENT: agent}, registry=CommandRegistry(REGISTRY), clock=clock)
 
 
 def _by_type(store: SqlStore, root: str) -> dict[str, list[Any]]:
@@ -117,7 +119,7 @@ def test_a_parent_whose_child_gave_up_says_so_though_its_own_revert_succeeded(
     assert [(c.status, c.outcome) for c in commands["Child"]] == [
         ("rollback_failed", "revert_failed")]
     parent = commands["Parent"][0]
-    assert (parent.status, parent.outcome) == ("rollback_failed", "revert_failed")
+    assert (parent.status, parent.outcome) == (CommandStatus.ROLLBACK_FAILED, "revert_failed")
 
 
 def test_a_cancelled_root_that_owned_a_resource_still_reads_cancelled(store: SqlStore) -> None:
@@ -172,7 +174,7 @@ def test_cleanup_skips_held_roots_and_never_repeats_an_opposite_command_in_fligh
     assert [str(r.resource) for r in first.cleanup()] == ["thing:c"]
     second = _engine(store, agent, clock)  # another process, before the first one ran it
     assert second.cleanup() == []
-    undos = [c for c in _by_type(store, root)["Undo"] if c.status == "not_started"]
+    undos = [c for c in _by_type(store, root)["Undo"] if c.status == CommandStatus.NOT_STARTED]
     assert len(undos) == 1
 
 
@@ -222,8 +224,8 @@ def test_a_command_whose_revert_raised_leaves_its_own_resource_for_cleanup(
     clock = ManualClock()
     agent = ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE if p.get("fail")
                             else HostResult.SUCCESS)
-    engine = Engine(store, {AGENT: agent}, CommandRegistry([*REGISTRY, Picky, Holder]),
-                    clock=clock, sleep=clock.sleep)
+    engine = make_engine(store, {AGENT: agent},
+                         registry=CommandRegistry([*REGISTRY, Picky, Holder]), clock=clock)
     Picky.broken = True
     root = engine.submit("Holder", {}, entity=ResourceRef("thing", "p"))
     engine.run_until_idle(poll_interval=0)
@@ -236,6 +238,6 @@ def test_a_command_whose_revert_raised_leaves_its_own_resource_for_cleanup(
     retried = {str(r.resource) for r in engine.cleanup()}
     assert "thing:child" in retried and "thing:p" not in retried
     engine.run_until_idle(poll_interval=0)
-    undos = [c for c in _by_type(store, root)["Undo"] if c.outcome == "reverted"]
+    undos = [c for c in _by_type(store, root)["Undo"] if c.outcome == Outcome.REVERTED]
     assert sorted(c.entity_id for c in undos).count("p") == 1, "p was undone twice"
     assert {r.state for r in store.reverts()} == {RevertState.REVERTED}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Third-party packages only adapters and entry points may use.
 OUTSIDE_THE_CORE = ("sqlalchemy", "psycopg", "alembic", "click", "rich", "hypothesis", "graphviz")
 LAYERS = {

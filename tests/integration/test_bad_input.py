@@ -15,8 +15,7 @@ from persistence import SqlStore
 from statemachines import (
     Command,
     CommandContext,
-    CommandRegistry,
-    Engine,
+    CommandStatus,
     HostResult,
     HostStatus,
     InvalidParameters,
@@ -26,8 +25,9 @@ from statemachines import (
     UnknownCommandType,
 )
 from statemachines.agents import SimulatedAgent
-from statemachines.example.vm import VM_COMMANDS, add_vm_parameters
+from statemachines.example.vm import add_vm_parameters
 from tests.conftest import POSTGRES_ENV
+from tests.factories import make_engine
 from tests.worlds import World, vm_store
 
 
@@ -65,13 +65,13 @@ def test_unknown_type_in_the_database_stops_recovery_and_changes_nothing(
     class Legacy(Command):
         type_name = "LegacyCommand"
 
-    engine = Engine(sqlite_store, {}, CommandRegistry([*VM_COMMANDS, Legacy]))
+    engine = make_engine(sqlite_store, {}, commands=[Legacy])
     command_id = engine.submit("LegacyCommand", {})
     fresh = World(sqlite_store).engine()
     with pytest.raises(UnknownCommandType, match="LegacyCommand"):
         fresh.recover()
     record = sqlite_store.command(command_id)
-    assert record is not None and record.status == "not_started"
+    assert record is not None and record.status == CommandStatus.NOT_STARTED
 
 
 class FlakyAgent(SimulatedAgent):
@@ -101,7 +101,7 @@ def test_an_agent_that_raises_is_reported_and_retried(sqlite_store: SqlStore) ->
         world.clock.now += 5  # failed polls back off
     assert errors[:3] == ["agent 'storage' failed to poll: ConnectionError: host unreachable"] * 3
     commands, _ = sqlite_store.tree(root)
-    assert next(c.status for c in commands if c.id == root) == "ended_success"
+    assert next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_SUCCESS
 
 
 class GarbageAgent(SimulatedAgent):
@@ -122,9 +122,9 @@ def test_garbage_from_an_agent_ends_the_task_as_unknown_and_rolls_back(
     assert "'done, probably'" in copy.message
     commands, _ = sqlite_store.tree(root)
     # Its opposite command got garbage too, so the rollback could not be confirmed either.
-    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
+    assert next(c.status for c in commands if c.id == root) == CommandStatus.ROLLBACK_FAILED
     clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
-    assert clone.status == "rollback_failed" and clone.error is not None
+    assert clone.status == CommandStatus.ROLLBACK_FAILED and clone.error is not None
     assert "could not be reverted: its outcome was lost 5 time(s)" in clone.error
 
 
@@ -150,7 +150,7 @@ def test_an_agent_that_never_starts_a_task_ends_it_as_start_failed(
     assert ended[0] - starts[0] >= 0.5 + 1 + 2 + 4  # retried with back-off, not in a burst
     # The image was never copied, but the inventory row exists and the agent that would
     # remove it is down too: the rollback is left visibly incomplete, never silently dropped.
-    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
+    assert next(c.status for c in commands if c.id == root) == CommandStatus.ROLLBACK_FAILED
 
 
 def test_a_database_that_locks_up_mid_tick_loses_nothing(tmp_path: Path) -> None:
@@ -204,16 +204,14 @@ def test_postgres_connection_dropped_mid_tick_loses_nothing(tmp_path: Path) -> N
 
     store = _postgres_store()
     world = World(store)
-    engine = Engine(store, {"storage": world.agent},
-                    CommandRegistry([*VM_COMMANDS, DatabaseKiller]),
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(commands=[DatabaseKiller])
     root = engine.submit("AddVmFromTemplate",
                          add_vm_parameters("vm1", ["t0", "t1"], fail=[1]))
     engine.submit("DatabaseKiller", {})
     DatabaseKiller.kills_left = 1
     with pytest.raises(StoreUnavailable, match="failed to run a transaction"):
         engine.tick()
-    assert store.tree(root)[0][0].status == "not_started"
+    assert store.tree(root)[0][0].status == CommandStatus.NOT_STARTED
     engine.run_until_idle()  # reconnects, reloads, and finishes as if nothing had happened
     assert world.end_state(root)["agent_images"] == []
     assert set(world.ends_per_command(root).values()) == {1}
@@ -249,17 +247,15 @@ def test_what_the_database_cannot_store_fails_that_command_not_every_tick(
     store: SqlStore, what: str, says: str,
 ) -> None:
     world = World(store)
-    engine = Engine(store, {"storage": world.agent},
-                    CommandRegistry([*VM_COMMANDS, MakesBadChildren]),
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(commands=[MakesBadChildren])
     bad = engine.submit("MakesBadChildren", {"what": what})
     healthy = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=200)
     record = store.command(bad)
-    assert record is not None and record.status == "ended_failure"
+    assert record is not None and record.status == CommandStatus.ENDED_FAILURE
     assert record.error is not None and says in record.error
     assert store.command(healthy) is not None
-    assert store.command(healthy).status == "ended_success"  # type: ignore[union-attr]
+    assert store.command(healthy).status == CommandStatus.ENDED_SUCCESS  # type: ignore[union-attr]
 
 
 class NulAgent(SimulatedAgent):

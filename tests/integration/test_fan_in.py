@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statemachines import HostResult
+from statemachines import CommandStatus, HostResult, TaskStatus
 from statemachines.agents import Plan
+from tests.factories import make_engine
 from tests.worlds import World, images_in, vm_store
 
 RESULTS = st.sampled_from([HostResult.SUCCESS, HostResult.FAILURE, HostResult.UNKNOWN])
@@ -40,9 +41,11 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
         commands, tasks = store.tree(root)
         copies = [t for t in tasks if t.verb == "copy_image"]
         group = [c for c in commands if c.end_group_id == root]
-        if any(t.status in ("pending", "polling") for t in copies):
-            assert all(c.status in ("not_started", "executing", "waiting", "execution_failed")
-                       for c in group), "a command ended before all its siblings finished"
+        if any(t.status in (TaskStatus.PENDING, TaskStatus.POLLING) for t in copies):
+            before_end = (CommandStatus.NOT_STARTED, CommandStatus.EXECUTING,
+                          CommandStatus.WAITING, CommandStatus.EXECUTION_FAILED)
+            assert all(c.status in before_end for c in group), (
+                "a command ended before all its siblings finished")
         if engine.is_idle():
             break
     assert engine.is_idle()
@@ -52,7 +55,7 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
     assert all(ends[c.id] == 1 for c in commands), ends
     all_ok = all(p.result == HostResult.SUCCESS and not p.forget for p in copy_plans)
     root_status = next(c.status for c in commands if c.id == root)
-    assert root_status == ("ended_success" if all_ok else "ended_failure")
+    assert root_status == (CommandStatus.ENDED_SUCCESS if all_ok else CommandStatus.ENDED_FAILURE)
     if not all_ok:
         assert world.agent.images == set()
         assert images_in(store) == []
@@ -61,16 +64,16 @@ def test_no_end_before_all_siblings_finished_and_no_double_end(
 
 def test_a_command_without_tasks_ends_in_the_tick_that_executed_it(tmp_path: Path) -> None:
     """Its claim runs in the same transaction as its execution, so the write must come first."""
-    from statemachines import Command, CommandRegistry, Engine
+    from statemachines import Command, CommandRegistry
 
     class Bookkeeping(Command):
         type_name = "Bookkeeping"
 
     store = vm_store(str(tmp_path / "endaction.db"))
-    engine = Engine(store, {}, CommandRegistry([Bookkeeping]))
+    engine = make_engine(store, {}, registry=CommandRegistry([Bookkeeping]))
     command_id = engine.submit("Bookkeeping", {})
     report = engine.tick()
     assert report.committed and engine.is_idle()
     record = store.command(command_id)
-    assert record is not None and record.status == "ended_success"
+    assert record is not None and record.status == CommandStatus.ENDED_SUCCESS
     store.dispose()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from persistence import SqlStore, open_store
-from statemachines import CommandStatus, Engine, ExecutionReason, Outcome
+from statemachines import CommandStatus, ExecutionReason, Outcome
 from statemachines.example.network import (
     NETWORK_AGENT,
     NETWORK_LEDGERS,
@@ -19,6 +19,7 @@ from statemachines.example.network import (
     network_registry,
 )
 from statemachines.testing import ManualClock
+from tests.factories import make_engine
 
 
 @pytest.fixture
@@ -28,8 +29,7 @@ def store(tmp_path: Path) -> SqlStore:
 
 def _run(store: SqlStore, host: NetworkHost, **overrides: object) -> str:
     clock = ManualClock()
-    engine = Engine(store, {NETWORK_AGENT: host}, network_registry(), clock=clock,
-                    sleep=clock.sleep)
+    engine = make_engine(store, {NETWORK_AGENT: host}, registry=network_registry(), clock=clock)
     parameters = {**endpoint_parameters("web", "web.example.org", "sw1/ge-0/1"), **overrides}
     root = engine.submit("ProvisionEndpoint", parameters)
     engine.run_until_idle()

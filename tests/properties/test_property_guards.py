@@ -15,7 +15,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from statemachines import RevertPolicy
 from statemachines.example.vm.scenario import image_scenario
 from statemachines.testing import engine_machine
-from tests.test_properties import sqlite_file
+from tests.properties.test_properties import sqlite_file
 
 # Derandomized, so the counterexample is found the same way on every run.
 SEARCH = settings(max_examples=400, stateful_step_count=40, derandomize=True, deadline=None,

@@ -29,7 +29,7 @@ from statemachines.diagrams.readme import ReadmeMismatch, embed_mermaid, mermaid
 from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate
 from statemachines.example.vm.seed_flow import seed_flow_drawing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "diagrams"
 HAVE_DOT = shutil.which("dot") is not None
 
@@ -60,7 +60,8 @@ def test_the_override_guard_is_on_the_end_edges() -> None:
     # The rule in words, from the guard's docstring, beside the state it is tried in.
     assert "note right of ending" in mermaid
     assert "ROLLBACK_FLOW never" in mermaid and "ROLLBACK_FLOW never" in dot
-    for terminal in ("ended_success", "ended_failure", "rollback_failed"):
+    for terminal in (CommandStatus.ENDED_SUCCESS, CommandStatus.ENDED_FAILURE,
+                     CommandStatus.ROLLBACK_FAILED):
         assert f"  {terminal} --> [*]" in mermaid
 
 
@@ -95,8 +96,8 @@ def test_seed_flow_is_read_from_the_example_commands() -> None:
         ("RemoveImage", "ended_failure"),
     } <= edges
     # The override, as the command machine decides it: an opposite command never succeeds.
-    assert ("RemoveImage", "ended_success") not in edges
-    assert ("CreateCloneOfTemplate", "ended_success") in edges
+    assert ("RemoveImage", CommandStatus.ENDED_SUCCESS) not in edges
+    assert ("CreateCloneOfTemplate", CommandStatus.ENDED_SUCCESS) in edges
     mermaid = mermaid_source(drawing)
     assert "RemoveImage<br/>ROLLBACK_FLOW" in mermaid
 

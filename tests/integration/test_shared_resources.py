@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import Engine, HostResult, ResourceRef
+from statemachines import CommandStatus, Engine, HostResult, Outcome, ResourceRef
 from statemachines.example.vm import tree_registry
 from statemachines.example.vm.scenario import image_effect, image_of
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.factories import make_engine
 from tests.worlds import images_in, vm_store
 
 SHARED_BY_TWO_CHILDREN: dict[str, Any] = {
@@ -28,7 +29,7 @@ SHARED_BY_TWO_CHILDREN: dict[str, Any] = {
 
 
 def _engine(store: SqlStore, agent: ControlledAgent, clock: ManualClock) -> Engine:
-    return Engine(store, {"storage": agent}, tree_registry(), clock=clock, sleep=clock.sleep)
+    return make_engine(store, agent, registry=tree_registry(), clock=clock)
 
 
 def _agent() -> ControlledAgent:
@@ -54,9 +55,9 @@ def test_siblings_sharing_a_resource_compensate_it_once(tmp_path: Path) -> None:
     root = engine.submit("BuildTree", SHARED_BY_TWO_CHILDREN, entity=ResourceRef("image", "img0"))
     engine.run_until_idle()
 
-    assert _removals(store, root) == {"reverted": 1}
+    assert _removals(store, root) == {Outcome.REVERTED: 1}
     commands, _ = store.tree(root)
-    assert {c.status for c in commands if c.type == "BuildTree"} == {"ended_failure"}
+    assert {c.status for c in commands if c.type == "BuildTree"} == {CommandStatus.ENDED_FAILURE}
     assert agent.resources == set() and images_in(store) == []
     store.dispose()
 
@@ -82,9 +83,9 @@ def test_a_command_waiting_for_anothers_compensation_survives_a_restart(tmp_path
     engine = _engine(store, agent, clock)
     engine.recover()
     engine.run_until_idle()
-    assert _removals(store, root) == {"reverted": 1}
+    assert _removals(store, root) == {Outcome.REVERTED: 1}
     commands, _ = store.tree(root)
-    assert all(c.status == "ended_failure" for c in commands)
+    assert all(c.status == CommandStatus.ENDED_FAILURE for c in commands)
     assert agent.resources == set() and images_in(store) == []
     store.dispose()
 
@@ -99,5 +100,5 @@ def test_children_built_from_a_slice_of_frozen_parameters_are_accepted(tmp_path:
     root = engine.submit("BuildTree", tree)
     engine.run_until_idle()
     commands, _ = store.tree(root)
-    assert sorted(c.status for c in commands) == ["ended_success"] * 3
+    assert sorted(c.status for c in commands) == [CommandStatus.ENDED_SUCCESS] * 3
     store.dispose()

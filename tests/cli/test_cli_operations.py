@@ -7,16 +7,15 @@ state is read from the database and the files, not from the commands' own report
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from statemachines import RevertState
+from statemachines import CommandStatus, Outcome, RevertState
 from statemachines.cli.main import cli
+from tests.cli.runner import endaction_process
 from tests.worlds import images_in, vm_store
 
 
@@ -43,16 +42,16 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
     assert ran.exit_code == 3, ran.output
     report = report_of(ran)
     vm = report["root"]["vm"]
-    assert report["root"]["status"] == "rollback_failed"
+    assert report["root"]["status"] == CommandStatus.ROLLBACK_FAILED
     assert report["leftovers"] == [f"{vm}-disk2"]
     assert files_left(tmp_path) == [f"{vm}-disk2.img"]
     attempts = [c for c in report["commands"]
                 if c["type"] == "RemoveImage" and c["entity"] == f"image:{vm}-disk2"]
-    assert [c["outcome"] for c in attempts] == ["attempt_failed"] * 3  # bounded retries
+    assert [c["outcome"] for c in attempts] == [Outcome.ATTEMPT_FAILED] * 3  # bounded retries
 
     cleaned = with_storage(tmp_path, "cleanup", "--json")
     assert cleaned.exit_code == 0, cleaned.output
-    assert report_of(cleaned)["retried"][0]["state"] == "reverted"
+    assert report_of(cleaned)["retried"][0]["state"] == Outcome.REVERTED
     assert report_of(cleaned)["leftovers"] == []
     assert files_left(tmp_path) == []
     store = vm_store(str(tmp_path / "demo.db"), create=False)
@@ -67,10 +66,9 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
 def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: Path) -> None:
     """The crash is a real SIGKILL, so that run is a subprocess; the rest runs in-process.
     It dies right after its copies started (step 3), before any of them can have ended."""
-    crashed = subprocess.run(
-        [sys.executable, "-m", "statemachines.cli", "demo", "--images", "3", "--crash-after",
-         "3", "--db", str(tmp_path / "demo.db"), "--storage", str(tmp_path / "storage")],
-        capture_output=True, text=True, timeout=120, check=False)
+    crashed = endaction_process("demo", "--images", "3", "--crash-after", "3",
+                                "--db", str(tmp_path / "demo.db"),
+                                "--storage", str(tmp_path / "storage"))
     assert crashed.returncode == -9, crashed.stderr
     store = vm_store(str(tmp_path / "demo.db"), create=False)
     root = store.last_root_id()
@@ -82,7 +80,7 @@ def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: 
     resumed = with_storage(tmp_path, "resume", "--json")
     assert resumed.exit_code == 0, resumed.output
     report = report_of(resumed)
-    assert (report["root"]["status"], report["root"]["outcome"]) == ("ended_failure",
+    assert (report["root"]["status"], report["root"]["outcome"]) == (CommandStatus.ENDED_FAILURE,
                                                                      "cancelled")
     assert report["root"]["error"] == "cancelled: not needed after all"
     assert report["leftovers"] == [] and files_left(tmp_path) == []

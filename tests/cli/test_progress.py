@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from persistence import SqlStore
-from statemachines import TickReport
+from statemachines import CommandStatus, TickReport
 from statemachines.cli.progress import LiveProgress, PlainProgress, Totals, make_progress
 from tests.worlds import World
 
@@ -129,6 +129,6 @@ def test_demo_on_a_terminal_shows_the_live_panel(tmp_path: Path) -> None:
     reader.join(timeout=10)
     os.close(main)
     assert process.returncode == 0
-    assert json.loads(out)["root"]["status"] == "ended_failure"
+    assert json.loads(out)["root"]["status"] == CommandStatus.ENDED_FAILURE
     screen = b"".join(chunks).decode(errors="replace")
     assert "compensations" in screen and "running" in screen and "\x1b[" in screen

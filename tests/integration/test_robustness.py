@@ -9,11 +9,21 @@ from typing import Any
 import pytest
 
 from persistence import SqlStore
-from statemachines import Command, Compensation, Engine, HostResult, ResourceRef, RevertPolicy
+from statemachines import (
+    Command,
+    CommandStatus,
+    Compensation,
+    Engine,
+    HostResult,
+    ResourceRef,
+    RevertPolicy,
+    TaskStatus,
+)
 from statemachines.agents import Plan, SimulatedAgent
 from statemachines.core.command import CommandContext, CommandRegistry
 from statemachines.core.errors import UnknownAgent
-from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, vm_registry
+from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate
+from tests.factories import make_engine
 from tests.worlds import FakeClock, World, images_in, vm_store
 
 
@@ -63,9 +73,7 @@ class BrokenOpposite(CreateCloneOfTemplate):
 
 def test_an_unbuildable_opposite_command_fails_that_command_only(sqlite_store: SqlStore) -> None:
     world = World(sqlite_store)
-    engine = Engine(sqlite_store, {"storage": world.agent},
-                    CommandRegistry([*VM_COMMANDS, BrokenOpposite]),
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(commands=[BrokenOpposite])
     broken = engine.submit("BrokenOppositeClone", {"vm": "v", "source": "t", "image": "v-d0",
                                                    "inject_failure": True},
                            entity=ResourceRef("image", "v-d0"))
@@ -73,10 +81,10 @@ def test_an_unbuildable_opposite_command_fails_that_command_only(sqlite_store: S
     engine.run_until_idle()
 
     record = sqlite_store.command(broken)
-    assert record is not None and record.status == "rollback_failed"
+    assert record is not None and record.status == CommandStatus.ROLLBACK_FAILED
     assert record.error is not None and "invalid parameters for RemoveImage" in record.error
     commands, _ = sqlite_store.tree(healthy)
-    assert next(c.status for c in commands if c.id == healthy) == "ended_failure"
+    assert next(c.status for c in commands if c.id == healthy) == CommandStatus.ENDED_FAILURE
     assert sum(c.type == "RemoveImage" for c in commands) == 2
 
 
@@ -102,15 +110,14 @@ def test_exhausted_clears_do_not_spin_the_loop(sqlite_store: SqlStore) -> None:
 
     world = World(sqlite_store, agent=ClearNeverWorks(), clock=clock,
                   policy=RevertPolicy(backoff_seconds=100))
-    engine = Engine(sqlite_store, {"storage": world.agent}, vm_registry(),
-                    policy=world.policy, clock=clock, sleep=sleep)
+    engine = world.engine(sleep=sleep)
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
     assert engine.is_idle()
     assert sum(1 for s in sleeps if s <= 0) < 10, "the loop slept 0 s again and again"
     assert max(sleeps) >= 100  # it slept through the compensation back-off instead
     _, tasks = sqlite_store.tree(root)
-    assert {t.status for t in tasks} == {"clear_failed"}
+    assert {t.status for t in tasks} == {TaskStatus.CLEAR_FAILED}
     assert all("clear refused" in (t.message or "") for t in tasks)
 
 
@@ -147,14 +154,12 @@ class StartsTaskWhenEnding(CreateCloneOfTemplate):
 
 def test_end_hooks_cannot_start_tasks(sqlite_store: SqlStore) -> None:
     world = World(sqlite_store)
-    engine = Engine(sqlite_store, {"storage": world.agent},
-                    CommandRegistry([*VM_COMMANDS, StartsTaskWhenEnding]),
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(commands=[StartsTaskWhenEnding])
     command_id = engine.submit("StartsTaskWhenEnding",
                                {"vm": "v", "source": "t", "image": "v-d0", "inject_failure": True})
     engine.run_until_idle(max_ticks=100)
     record = sqlite_store.command(command_id)
-    assert record is not None and record.status == "rollback_failed"
+    assert record is not None and record.status == CommandStatus.ROLLBACK_FAILED
     assert record.error is not None and "start_task is only allowed in execute" in record.error
     _, tasks = sqlite_store.tree(command_id)
     assert [t.verb for t in tasks] == ["copy_image"]
@@ -164,8 +169,7 @@ def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore)
     second_store = vm_store(store.engine.url.render_as_string(hide_password=False))
     world = World(store)
     first = world.engine()
-    second = Engine(second_store, {"storage": world.agent}, vm_registry(),
-                    clock=world.clock, sleep=world.clock.sleep)
+    second = make_engine(second_store, world.agent, clock=world.clock)
     roots = [world.submit_vm(first, disks=3, fail=(1,), vm=f"vm{i}") for i in range(3)]
     errors: list[BaseException] = []
 
@@ -184,7 +188,7 @@ def test_two_engines_racing_on_one_database_end_everything_once(store: SqlStore)
     for root in roots:
         assert set(world.ends_per_command(root).values()) == {1}
         commands, _ = store.tree(root)
-        assert next(c.status for c in commands if c.id == root) == "ended_failure"
+        assert next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_FAILURE
     assert images_in(store) == []
     second_store.dispose()
 

@@ -10,11 +10,13 @@ from sqlalchemy import text
 from persistence import SqlStore
 from statemachines import (
     CommandRecord,
+    CommandStatus,
     ConcurrentModification,
     ExecutionReason,
     ResourceRef,
     ResourceRevert,
     RevertState,
+    TaskStatus,
 )
 from statemachines.core.records import freeze
 from tests.worlds import World, images_in, vm_store
@@ -36,7 +38,7 @@ def test_claiming_an_end_succeeds_exactly_once(store: SqlStore) -> None:
     with store.transaction() as tx:
         assert tx.claim_ends(["a", "b"]) == set()
     claimed = store.command("a")
-    assert claimed is not None and (claimed.status, claimed.version) == ("ending", 1)
+    assert claimed is not None and (claimed.status, claimed.version) == (CommandStatus.ENDING, 1)
 
 
 def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
@@ -51,7 +53,7 @@ def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
     with pytest.raises(ConcurrentModification), store.transaction() as tx:
         tx.write([], [stale], [], [], [])
     kept = store.command("a")
-    assert kept is not None and kept.status == "ending"
+    assert kept is not None and kept.status == CommandStatus.ENDING
 
 
 def test_revert_states_round_trip(store: SqlStore) -> None:
@@ -85,9 +87,9 @@ def test_whole_run_with_a_failure(store: SqlStore) -> None:
     root = world.submit_vm(engine, disks=4, fail=(3,))
     engine.run_until_idle()
     commands, tasks = store.tree(root)
-    assert next(c.status for c in commands if c.id == root) == "ended_failure"
+    assert next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_FAILURE
     assert sum(c.type == "RemoveImage" for c in commands) == 4
-    assert all(t.status == "cleared" for t in tasks)
+    assert all(t.status == TaskStatus.CLEARED for t in tasks)
     assert images_in(store) == [] and world.agent.images == set()
     assert store.load_active().commands == [] and store.load_active().tasks == []
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from statemachines import CommandStatus, Outcome
 from statemachines.core.command_machine import COMMAND_MACHINE
 from statemachines.core.task_machine import TASK_MACHINE
+from tests.cli.runner import Ran, endaction
 
 COMMAND_PATH_OF_A_ROLLBACK = ["not_started", "executing", "waiting", "ending", "rolling_back",
                               "ended_failure"]
 TASK_PATH = ["pending", "polling", "finished", "ending", "cleared"]
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "statemachines.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+def cli(*args: str, cwd: Path | None = None) -> Ran:
+    return endaction(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def ids_of(demo: dict[str, Any], type_name: str) -> list[str]:
 def test_status_of_the_last_root(demo: dict[str, Any]) -> None:
     root = view(demo, "status")["command"]
     assert root["id"] == demo["report"]["root"]["id"]
-    assert (root["type"], root["status"]) == ("AddVmFromTemplate", "ended_failure")
+    assert (root["type"], root["status"]) == ("AddVmFromTemplate", CommandStatus.ENDED_FAILURE)
     clones = root["children"]
     assert [c["type"] for c in clones] == ["CreateCloneOfTemplate"] * 3
     vm = demo["report"]["root"]["vm"]
@@ -64,7 +63,8 @@ def test_status_of_the_last_root(demo: dict[str, Any]) -> None:
         assert removal["type"] == "RemoveImage"
         assert removal["execution_reason"] == "ROLLBACK_FLOW"
         assert removal["compensates"] == clone["id"]
-        assert (removal["status"], removal["outcome"]) == ("ended_failure", "reverted")
+        assert (removal["status"], removal["outcome"]) == (CommandStatus.ENDED_FAILURE,
+                                                           Outcome.REVERTED)
         [delete] = removal["tasks"]
         assert (delete["verb"], delete["host_result"], delete["status"]) == (
             "delete_image", "success", "cleared")
@@ -109,7 +109,7 @@ def test_history_of_the_whole_tree(demo: dict[str, Any]) -> None:
 def test_trace_of_an_opposite_command(demo: dict[str, Any]) -> None:
     removal = ids_of(demo, "RemoveImage")[0]
     result = view(demo, "trace", removal, "--out", "traces")
-    assert (result["type"], result["status"]) == ("RemoveImage", "ended_failure")
+    assert (result["type"], result["status"]) == ("RemoveImage", CommandStatus.ENDED_FAILURE)
     assert [s["state"] for s in result["path"]] == COMMAND_PATH_OF_A_ROLLBACK
     assert [s["step"] for s in result["path"]] == [1, 2, 3, 4, 5, 6]
     assert [s["trigger"] for s in result["path"]][4] == "end"
@@ -139,7 +139,7 @@ def test_trace_svg(demo: dict[str, Any]) -> None:
     root = demo["report"]["root"]["id"]
     result = view(demo, "trace", root, "--out", "svg", "--format", "mmd,svg")
     svg = (demo["folder"] / result["files"][1]).read_text()
-    assert svg.startswith("<?xml") and "ended_failure" in svg and "6. " in svg
+    assert svg.startswith("<?xml") and CommandStatus.ENDED_FAILURE in svg and "6. " in svg
 
 
 @pytest.mark.parametrize("command", ["status", "history", "trace"])

@@ -1,14 +1,16 @@
-"""The CLI's JSON contract and exit codes, run as a user runs it: a real process, real files."""
+"""The CLI's JSON contract and exit codes, on real files: in-process, but for the runs a test
+kills with SIGKILL, which are real processes."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from statemachines import CommandStatus
+from tests.cli.runner import Ran, endaction, endaction_process
 
 CONTRACT = {
     "root": {"id", "type", "status"},
@@ -17,13 +19,14 @@ CONTRACT = {
 }
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "statemachines.cli", *args,
-               "--db", str(tmp_path / "demo.db"), "--storage", str(tmp_path / "storage")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+def run(tmp_path: Path, *args: str) -> Ran:
+    where = ("--db", str(tmp_path / "demo.db"), "--storage", str(tmp_path / "storage"))
+    if "--crash-after" in args:
+        return endaction_process(*args, *where)
+    return endaction(*args, *where)
 
 
-def parse(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+def parse(result: Ran) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(result.stdout)
     for key, fields in CONTRACT.items():
         rows = report[key] if isinstance(report[key], list) else [report[key]]
@@ -35,7 +38,7 @@ def parse(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 def assert_rolled_back(report: dict[str, Any], disks: int, failed: set[int]) -> None:
-    assert report["root"]["status"] == "ended_failure"
+    assert report["root"]["status"] == CommandStatus.ENDED_FAILURE
     vm = report["root"]["vm"]
     removals = {c["id"]: c for c in report["commands"] if c["type"] == "RemoveImage"}
     assert all(c["execution_reason"] == "ROLLBACK_FLOW" for c in removals.values())
@@ -58,7 +61,7 @@ def test_demo_success_keeps_the_images(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--images", "3", "--json")
     assert result.returncode == 0, result.stderr
     report = parse(result)
-    assert report["root"]["status"] == "ended_success"
+    assert report["root"]["status"] == CommandStatus.ENDED_SUCCESS
     vm = report["root"]["vm"]
     assert report["images_on_disk"] == [f"{vm}-disk{i}" for i in range(3)]
     assert report["leftovers"] == []
@@ -73,8 +76,8 @@ def test_text_output_is_a_readable_summary(tmp_path: Path) -> None:
 
 
 # A real run of this demo persists 8 or 9 steps, depending on how the copies interleave with
-# the polls, so these points all fall inside it; tests/test_crash_recovery.py covers every step
-# of a deterministic run.
+# the polls, so these points all fall inside it; tests/integration/test_crash_recovery.py
+# covers every step of a deterministic run.
 @pytest.mark.parametrize("crash_after", [1, 2, 3, 4, 5, 6])
 def test_crash_then_resume_ends_the_same_way(tmp_path: Path, crash_after: int) -> None:
     crashed = run(tmp_path, "demo", "--images", "5", "--fail", "2", "--json",
@@ -115,9 +118,8 @@ def test_bad_usage_exits_2_with_a_message(tmp_path: Path, args: list[str], messa
 
 
 def test_bad_database_url_is_named(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "statemachines.cli", "demo", "--images", "1",
-               "--db", "nosuchdb+foo://x", "--storage", str(tmp_path / "s")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    result = endaction("demo", "--images", "1", "--db", "nosuchdb+foo://x",
+                       "--storage", str(tmp_path / "s"))
     assert result.returncode == 2
     assert "nosuchdb+foo://x" in result.stderr
 
@@ -138,11 +140,11 @@ def test_unusable_storage_is_an_error_line_not_a_traceback(tmp_path: Path) -> No
 
 
 def test_the_storage_directory_is_pinned_in_the_database(tmp_path: Path) -> None:
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "statemachines.cli", *args,
-                               "--db", str(tmp_path / "demo.db")],
-                              capture_output=True, text=True, timeout=120, check=False,
-                              cwd=tmp_path)
+    def cli(*args: str) -> Ran:
+        where = ("--db", str(tmp_path / "demo.db"))
+        if "--crash-after" in args:
+            return endaction_process(*args, *where, cwd=tmp_path)
+        return endaction(*args, *where, cwd=tmp_path)
 
     crashed = cli("demo", "--images", "4", "--fail", "1", "--crash-after", "3",
                   "--storage", str(tmp_path / "A"))

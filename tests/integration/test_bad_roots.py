@@ -17,14 +17,17 @@ from persistence import SqlStore
 from statemachines import (
     Command,
     CommandRegistry,
+    CommandStatus,
     Compensation,
     Engine,
     HostResult,
     Limits,
+    Outcome,
     ResourceRef,
 )
 from statemachines.core.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
+from tests.factories import make_engine
 from tests.worlds import vm_store
 
 AGENT = "worker"
@@ -72,6 +75,9 @@ class Plain(Command):
         ctx.start_task(AGENT, "plain", {})
 
 
+REGISTRY = [Chain, Unlink, Forever, Plain]
+
+
 def _outcome(verb: str, parameters: Mapping[str, Any]) -> HostResult:
     return HostResult.FAILURE if parameters.get("fail") else HostResult.SUCCESS
 
@@ -84,8 +90,8 @@ def store(tmp_path: Path) -> SqlStore:
 def _engine(store: SqlStore, limits: Limits | None = None) -> Engine:
     agent = ControlledAgent(autopilot=_outcome)
     clock = ManualClock()
-    return Engine(store, {AGENT: agent}, CommandRegistry([Chain, Unlink, Forever, Plain]),
-                  limits=limits, clock=clock, sleep=clock.sleep)
+    return make_engine(store, {AGENT: agent}, registry=CommandRegistry(REGISTRY),
+                       limits=limits, clock=clock)
 
 
 def _status(store: SqlStore, command_id: str) -> str:
@@ -106,11 +112,11 @@ def test_a_chain_far_deeper_than_the_recursion_limit_ends(store: SqlStore, fail:
     plain = engine.submit("Plain", {})
     engine.run_until_idle(poll_interval=0)
     assert _status(store, chain) == expected
-    assert _status(store, plain) == "ended_success"
+    assert _status(store, plain) == CommandStatus.ENDED_SUCCESS
     commands, _ = store.tree(chain)
     assert {c.status for c in commands if c.type == "Chain"} == {expected}
     if linked:  # every link but the bottom one's was undone by its own opposite command
-        assert sum(c.type == "Unlink" and c.outcome == "reverted" for c in commands) == 2500
+        assert sum(c.type == "Unlink" and c.outcome == Outcome.REVERTED for c in commands) == 2500
 
 
 def test_an_execute_that_always_adds_a_child_fails_its_root_and_spares_the_others(
@@ -120,11 +126,11 @@ def test_an_execute_that_always_adds_a_child_fails_its_root_and_spares_the_other
     runaway = engine.submit("Forever", {})
     plain = engine.submit("Plain", {})
     engine.run_until_idle(poll_interval=0)
-    assert _status(store, plain) == "ended_success"
-    assert _status(store, runaway) == "ended_failure"
+    assert _status(store, plain) == CommandStatus.ENDED_SUCCESS
+    assert _status(store, runaway) == CommandStatus.ENDED_FAILURE
     commands, _ = store.tree(runaway)
     assert len(commands) == 301
-    deepest = [c for c in commands if c.status == "ended_failure" and c.error]
+    deepest = [c for c in commands if c.status == CommandStatus.ENDED_FAILURE and c.error]
     assert any("deeper than Limits.max_tree_depth (300)" in (c.error or "") for c in deepest)
 
 
@@ -154,12 +160,12 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
 
     monkeypatch.setattr(Tick, "_validate_and_execute", faulty)
     engine.run_until_idle(poll_interval=0)
-    assert _status(store, plain) == "ended_success"
+    assert _status(store, plain) == CommandStatus.ENDED_SUCCESS
     held = store.held_roots()
     assert list(held) == [victim]
     assert "KeyError: 'an engine bug'" in held[victim]
     assert any(h.trigger == "hold" for h in store.history(victim))
-    assert _status(store, victim) == "not_started"  # the faulty tick was rolled back
+    assert _status(store, victim) == CommandStatus.NOT_STARTED  # the faulty tick was rolled back
 
 
 def test_a_command_at_the_depth_limit_can_still_be_compensated(store: SqlStore) -> None:
@@ -168,8 +174,8 @@ def test_a_command_at_the_depth_limit_can_still_be_compensated(store: SqlStore) 
     chain = engine.submit("Chain", {"left": 3, "fail": True, "linked": True})
     engine.run_until_idle(poll_interval=0)
     commands, _ = store.tree(chain)
-    assert _status(store, chain) == "ended_failure"
-    assert sum(c.type == "Unlink" and c.outcome == "reverted" for c in commands) == 3
+    assert _status(store, chain) == CommandStatus.ENDED_FAILURE
+    assert sum(c.type == "Unlink" and c.outcome == Outcome.REVERTED for c in commands) == 3
 
 
 class Cancelled(Command):
@@ -186,12 +192,12 @@ class Cancelled(Command):
 def test_a_hook_raising_cancelled_error_fails_its_command_only(store: SqlStore) -> None:
     agent = ControlledAgent(autopilot=_outcome)
     clock = ManualClock()
-    engine = Engine(store, {AGENT: agent}, CommandRegistry([Cancelled, Plain]), clock=clock,
-                    sleep=clock.sleep)
+    engine = make_engine(store, {AGENT: agent}, registry=CommandRegistry([Cancelled, Plain]),
+                         clock=clock)
     bad = engine.submit("Cancelled", {})
     good = engine.submit("Plain", {})
     engine.run_until_idle(poll_interval=0)
-    assert _status(store, good) == "ended_success"
-    assert _status(store, bad) == "ended_failure"
+    assert _status(store, good) == CommandStatus.ENDED_SUCCESS
+    assert _status(store, bad) == CommandStatus.ENDED_FAILURE
     record = store.command(bad)
     assert record is not None and "CancelledError" in (record.error or "")

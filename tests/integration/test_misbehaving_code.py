@@ -11,11 +11,13 @@ import pytest
 from persistence import SqlStore
 from statemachines import (
     CommandRegistry,
+    CommandStatus,
     Engine,
     ExecutionReason,
     HostResult,
     HostStatus,
     Limits,
+    Outcome,
     ResourceRef,
     RevertState,
     TaskReport,
@@ -27,9 +29,7 @@ from tests.worlds import World, images_in
 
 
 def _engine(world: World, *commands: type, limits: Limits | None = None) -> Engine:
-    return Engine(world.store, {"storage": world.agent},
-                  CommandRegistry([*VM_COMMANDS, *commands]), policy=world.policy,
-                  limits=limits, clock=world.clock, sleep=world.clock.sleep)
+    return world.engine(commands=commands, limits=limits)
 
 
 def _clone(image: str) -> dict[str, Any]:
@@ -46,19 +46,20 @@ class FailsToFinish(CreateCloneOfTemplate):
         raise RuntimeError("could not register the disk")
 
 
-def test_an_end_successfully_that_raises_takes_the_failure_path(sqlite_store: SqlStore) -> None:
-    world = World(sqlite_store)
+def test_an_end_successfully_that_raises_takes_the_failure_path(store: SqlStore) -> None:
+    world = World(store)
     engine = _engine(world, FailsToFinish)
     command_id = engine.submit("FailsToFinish", _clone("v-d0"),
                                entity=ResourceRef("image", "v-d0"))
     engine.run_until_idle()
-    record = sqlite_store.command(command_id)
+    record = store.command(command_id)
     assert record is not None
-    assert record.status == "ended_failure", "a failed end_successfully must not end in success"
+    assert record.status == CommandStatus.ENDED_FAILURE, (
+        "a failed end_successfully must not end in success")
     assert record.error is not None
     assert "end_successfully raised RuntimeError: could not register the disk" in record.error
-    assert record.outcome == "rolled_back"
-    assert world.agent.images == set() and images_in(sqlite_store) == []
+    assert record.outcome == Outcome.ROLLED_BACK
+    assert world.agent.images == set() and images_in(store) == []
 
 
 class BrokenRemoval(RemoveImage):
@@ -70,23 +71,22 @@ class BrokenRemoval(RemoveImage):
         raise RuntimeError("inventory is read-only")
 
 
-def test_an_opposite_command_whose_end_raises_is_not_run_again(sqlite_store: SqlStore) -> None:
+def test_an_opposite_command_whose_end_raises_is_not_run_again(store: SqlStore) -> None:
     """It used to run the delete that had already succeeded twice more."""
-    world = World(sqlite_store)
+    world = World(store)
     registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
     registry.register(BrokenRemoval)
-    engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(registry=registry)
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
-    commands, tasks = sqlite_store.tree(root)
+    commands, tasks = store.tree(root)
     deletes = Counter(str(t.parameters["image"]) for t in tasks if t.verb == "delete_image")
     assert deletes == {"vm1-disk0": 1, "vm1-disk1": 1}
-    assert next(c.status for c in commands if c.id == root) == "rollback_failed"
+    assert next(c.status for c in commands if c.id == root) == CommandStatus.ROLLBACK_FAILED
     removals = [c for c in commands if c.type == "RemoveImage"]
-    assert all(c.status == "rollback_failed" and "inventory is read-only" in (c.error or "")
-               for c in removals)
-    assert {r.state for r in sqlite_store.reverts()} == {RevertState.REVERT_FAILED}
+    assert all(c.status == CommandStatus.ROLLBACK_FAILED
+               and "inventory is read-only" in (c.error or "") for c in removals)
+    assert {r.state for r in store.reverts()} == {RevertState.REVERT_FAILED}
 
 
 class PollRaises(SimulatedAgent):
@@ -99,22 +99,23 @@ class PollAnswersAList(SimulatedAgent):
         return list(task_ids)
 
 
-def test_an_agent_whose_polls_always_raise_is_given_up_on(sqlite_store: SqlStore) -> None:
-    world = World(sqlite_store, agent=PollRaises())
+def test_an_agent_whose_polls_always_raise_is_given_up_on(store: SqlStore) -> None:
+    world = World(store, agent=PollRaises())
     engine = _engine(world, limits=Limits(max_poll_failures=4))
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
-    commands, tasks = sqlite_store.tree(root)
+    commands, tasks = store.tree(root)
     copy = next(t for t in tasks if t.verb == "copy_image")
     assert copy.host_status == "unknown"
     assert copy.message is not None
     assert "failed 4 polls" in copy.message and "ConnectionError: host unreachable" in copy.message
-    assert next(c.status for c in commands if c.id == root) in ("ended_failure", "rollback_failed")
+    assert next(c.status for c in commands if c.id == root) in (
+        CommandStatus.ENDED_FAILURE, CommandStatus.ROLLBACK_FAILED)
     assert engine.is_idle()
 
 
-def test_an_agent_that_answers_polls_with_garbage_is_given_up_on(sqlite_store: SqlStore) -> None:
-    world = World(sqlite_store, agent=PollAnswersAList())
+def test_an_agent_that_answers_polls_with_garbage_is_given_up_on(store: SqlStore) -> None:
+    world = World(store, agent=PollAnswersAList())
     engine = _engine(world, limits=Limits(max_poll_failures=3))
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
@@ -124,7 +125,7 @@ def test_an_agent_that_answers_polls_with_garbage_is_given_up_on(sqlite_store: S
 
 
 def test_a_compensation_retried_after_a_failure_reads_as_one_failed_attempt_then_reverted(
-    sqlite_store: SqlStore,
+    store: SqlStore,
 ) -> None:
     failures = {"left": 1}
 
@@ -135,15 +136,15 @@ def test_a_compensation_retried_after_a_failure_reads_as_one_failed_attempt_then
         return Plan(result=HostResult.FAILURE if parameters.get("inject_failure")
                     else HostResult.SUCCESS)
 
-    world = World(sqlite_store, agent=SimulatedAgent(decide=plan))
+    world = World(store, agent=SimulatedAgent(decide=plan))
     engine = world.engine()
     root = world.submit_vm(engine, disks=1, fail=(0,))
     engine.run_until_idle()
-    commands, _ = sqlite_store.tree(root)
+    commands, _ = store.tree(root)
     removals = sorted((c.created_at, c.outcome) for c in commands if c.type == "RemoveImage")
-    assert [outcome for _, outcome in removals] == ["attempt_failed", "reverted"]
+    assert [outcome for _, outcome in removals] == [Outcome.ATTEMPT_FAILED, Outcome.REVERTED]
     clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
-    assert (clone.status, clone.outcome) == ("ended_failure", "rolled_back")
+    assert (clone.status, clone.outcome) == (CommandStatus.ENDED_FAILURE, Outcome.ROLLED_BACK)
 
 
 class RudeAgent(SimulatedAgent):
@@ -167,9 +168,9 @@ class RudeAgent(SimulatedAgent):
 @pytest.mark.parametrize(("unreadable", "says"), [
     (False, "disk gone"), (True, "could not be read from: TypeError: no lookups here")])
 def test_odd_answers_from_an_agent_end_the_task_never_the_engine(
-    sqlite_store: SqlStore, unreadable: bool, says: str,
+    store: SqlStore, unreadable: bool, says: str,
 ) -> None:
-    world = World(sqlite_store, agent=RudeAgent(unreadable))
+    world = World(store, agent=RudeAgent(unreadable))
     engine = _engine(world, limits=Limits(max_poll_failures=2))
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
@@ -189,15 +190,14 @@ class FlipsItsReason(RemoveImage):
         super().execute(ctx)
 
 
-def test_a_hook_that_writes_to_its_record_changes_nothing(sqlite_store: SqlStore) -> None:
-    world = World(sqlite_store)
+def test_a_hook_that_writes_to_its_record_changes_nothing(store: SqlStore) -> None:
+    world = World(store)
     registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
     registry.register(FlipsItsReason)
-    engine = Engine(sqlite_store, {"storage": world.agent}, registry, policy=world.policy,
-                    clock=world.clock, sleep=world.clock.sleep)
+    engine = world.engine(registry=registry)
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
-    commands, _ = sqlite_store.tree(root)
+    commands, _ = store.tree(root)
     removals = [c for c in commands if c.type == "RemoveImage"]
     assert {(c.execution_reason, c.status, c.outcome) for c in removals} == {
         ("ROLLBACK_FLOW", "ended_failure", "reverted")}

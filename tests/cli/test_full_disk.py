@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from statemachines import CommandStatus
+from tests.cli.runner import endaction
 
 pytestmark = pytest.mark.slow
 
@@ -33,29 +35,26 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=False)
 
 
-def test_a_demo_whose_storage_fills_up_ends_and_leaves_nothing(tmp_path: Path,
-                                                               small_disk: Path) -> None:
+def test_a_demo_whose_storage_fills_up_ends_and_leaves_nothing(
+    tmp_path: Path, small_disk: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
     """3 templates of 2 MiB fill 6 of its 7.5 MiB: every copy fails for lack of space."""
-    result = subprocess.run(
-        [sys.executable, "-m", "statemachines.cli", "demo", "--images", "3", "--json",
-         "--db", str(tmp_path / "demo.db"), "--storage", str(small_disk)],
-        capture_output=True, text=True, timeout=120, check=False)
+    result = endaction("demo", "--images", "3", "--json", "--db", str(tmp_path / "demo.db"),
+                       "--storage", str(small_disk))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["root"]["status"] == "ended_failure"
+    assert report["root"]["status"] == CommandStatus.ENDED_FAILURE
     copies = [t for t in report["tasks"] if t["verb"] == "copy_image"]
     assert all("No space left on device" in (t["message"] or "") for t in copies)
     assert report["leftovers"] == [] and report["images_on_disk"] == []
     assert list((small_disk / "images").iterdir()) == []
     assert list((small_disk / "tasks").glob("*.json")) == []
-    assert "released the journal reserve" in result.stderr
+    assert "released the journal reserve" in caplog.text
 
 
 def test_templates_that_do_not_fit_are_an_error_line(tmp_path: Path, small_disk: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "statemachines.cli", "demo", "--images", "5",
-         "--db", str(tmp_path / "demo.db"), "--storage", str(small_disk)],
-        capture_output=True, text=True, timeout=120, check=False)
+    result = endaction("demo", "--images", "5", "--db", str(tmp_path / "demo.db"),
+                       "--storage", str(small_disk))
     assert result.returncode == 1
     assert "cannot write the template disks" in result.stderr
     assert "No space left on device" in result.stderr

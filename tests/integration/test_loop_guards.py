@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from persistence import SqlStore
-from statemachines import EngineDidNotSettle, HostResult, RevertPolicy, RevertState
+from statemachines import CommandStatus, EngineDidNotSettle, HostResult, RevertPolicy, RevertState
 from statemachines.agents import Plan
 from statemachines.core.compensation_policy import Decision, decide
 from statemachines.core.revert_state import ResourceRef, ResourceRevert
@@ -35,21 +35,21 @@ def test_decision_table(exists: bool, state: RevertState, attempts: int,
     assert decide(RevertPolicy(max_attempts=3), exists, revert) == expected
 
 
-def test_second_compensation_of_the_same_image_never_runs(sqlite_store: SqlStore) -> None:
-    world = World(sqlite_store)
+def test_second_compensation_of_the_same_image_never_runs(store: SqlStore) -> None:
+    world = World(store)
     engine = world.engine()
     root = world.submit_vm(engine, disks=4, fail=(0,))
     engine.run_until_idle()
 
-    commands, _ = sqlite_store.tree(root)
+    commands, _ = store.tree(root)
     removals = Counter(c.entity_id for c in commands if c.type == "RemoveImage")
     assert removals == {f"vm1-disk{i}": 1 for i in range(4)}
     clones = [c for c in commands if c.type == "CreateCloneOfTemplate"]
     # end_with_failure ran again after the compensation ended and found nothing left to revert.
     for clone in clones:
-        details = [h.detail for h in sqlite_store.history(clone.id) if h.trigger == "rolled_back"]
+        details = [h.detail for h in store.history(clone.id) if h.trigger == "rolled_back"]
         assert details == [f"image:{clone.entity_id} no longer in the inventory"]
-    assert {r.resource.id: r.state for r in sqlite_store.reverts()} == {
+    assert {r.resource.id: r.state for r in store.reverts()} == {
         f"vm1-disk{i}": RevertState.REVERTED for i in range(4)}
 
 
@@ -61,22 +61,24 @@ def _deletes_fail(verb: str, parameters: Mapping[str, Any]) -> Plan:
 
 
 def test_failing_compensation_is_retried_with_backoff_then_left_revert_failed(
-    sqlite_store: SqlStore,
+    store: SqlStore,
 ) -> None:
-    world = World(sqlite_store, policy=RevertPolicy(max_attempts=3, backoff_seconds=10))
+    world = World(store, policy=RevertPolicy(max_attempts=3, backoff_seconds=10))
     world.agent.decide = _deletes_fail
     engine = world.engine()
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
 
-    commands, _ = sqlite_store.tree(root)
+    commands, _ = store.tree(root)
     by_type = Counter((c.type, c.status) for c in commands)
-    assert by_type[("RemoveImage", "ended_failure")] == 6  # 3 attempts for each of 2 images
-    assert by_type[("CreateCloneOfTemplate", "rollback_failed")] == 2
+    # 3 attempts for each of 2 images
+    assert by_type[("RemoveImage", CommandStatus.ENDED_FAILURE)] == 6
+    assert by_type[("CreateCloneOfTemplate", CommandStatus.ROLLBACK_FAILED)] == 2
     root_record = next(c for c in commands if c.id == root)
-    assert root_record.status == "rollback_failed"  # the tree's rollback did not complete
+    # the tree's rollback did not complete
+    assert root_record.status == CommandStatus.ROLLBACK_FAILED
     assert root_record.error is not None and "a child could not be rolled back" in root_record.error
-    reverts = {r.resource.id: r for r in sqlite_store.reverts()}
+    reverts = {r.resource.id: r for r in store.reverts()}
     assert {k: (r.state, r.attempts) for k, r in reverts.items()} == {
         "vm1-disk0": (RevertState.REVERT_FAILED, 3), "vm1-disk1": (RevertState.REVERT_FAILED, 3)}
     starts = sorted(c.not_before for c in commands
@@ -86,10 +88,10 @@ def test_failing_compensation_is_retried_with_backoff_then_left_revert_failed(
 
 
 def test_without_the_revert_state_guard_a_failing_compensation_loops(
-    sqlite_store: SqlStore,
+    store: SqlStore,
 ) -> None:
     """The guard is what stops the loop: switched off, the engine never settles."""
-    world = World(sqlite_store, policy=RevertPolicy(revert_state_guard=False))
+    world = World(store, policy=RevertPolicy(revert_state_guard=False))
     world.agent.decide = _deletes_fail
     engine = world.engine()
     world.submit_vm(engine, disks=1, fail=(0,))
@@ -97,13 +99,13 @@ def test_without_the_revert_state_guard_a_failing_compensation_loops(
         engine.run_until_idle(max_ticks=200)
 
 
-def test_a_reused_image_name_is_compensated_again(sqlite_store: SqlStore) -> None:
+def test_a_reused_image_name_is_compensated_again(store: SqlStore) -> None:
     """The revert state belongs to the command that made the image, not to the name."""
-    world = World(sqlite_store)
+    world = World(store)
     engine = world.engine()
     for _ in range(2):
         root = world.submit_vm(engine, disks=2, fail=(1,), vm="vm1")
         engine.run_until_idle()
-        commands, _ = sqlite_store.tree(root)
+        commands, _ = store.tree(root)
         assert sum(c.type == "RemoveImage" for c in commands) == 2
-        assert images_in(sqlite_store) == [] and world.agent.images == set()
+        assert images_in(store) == [] and world.agent.images == set()
