@@ -71,14 +71,20 @@ class BrokenRemoval(RemoveImage):
         raise RuntimeError("inventory is read-only")
 
 
-def test_an_opposite_command_whose_end_raises_is_not_run_again(store: SqlStore) -> None:
-    """It used to run the delete that had already succeeded twice more."""
+def _vm_with_removal(store: SqlStore, removal: type[RemoveImage]) -> str:
+    """A 2-disk VM whose disk 1 fails, rolled back with this RemoveImage instead."""
     world = World(store)
     registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
-    registry.register(BrokenRemoval)
+    registry.register(removal)
     engine = world.engine(registry=registry)
     root = world.submit_vm(engine, disks=2, fail=(1,))
     engine.run_until_idle()
+    return root
+
+
+def test_an_opposite_command_whose_end_raises_is_not_run_again(store: SqlStore) -> None:
+    """It used to run the delete that had already succeeded twice more."""
+    root = _vm_with_removal(store, BrokenRemoval)
     commands, tasks = store.tree(root)
     deletes = Counter(str(t.parameters["image"]) for t in tasks if t.verb == "delete_image")
     assert deletes == {"vm1-disk0": 1, "vm1-disk1": 1}
@@ -191,12 +197,7 @@ class FlipsItsReason(RemoveImage):
 
 
 def test_a_hook_that_writes_to_its_record_changes_nothing(store: SqlStore) -> None:
-    world = World(store)
-    registry = CommandRegistry([c for c in VM_COMMANDS if c is not RemoveImage])
-    registry.register(FlipsItsReason)
-    engine = world.engine(registry=registry)
-    root = world.submit_vm(engine, disks=2, fail=(1,))
-    engine.run_until_idle()
+    root = _vm_with_removal(store, FlipsItsReason)
     commands, _ = store.tree(root)
     removals = [c for c in commands if c.type == "RemoveImage"]
     assert {(c.execution_reason, c.status, c.outcome) for c in removals} == {
