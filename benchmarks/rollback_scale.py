@@ -19,7 +19,7 @@ from statemachines.example.vm import ImageInventory, add_vm_parameters, vm_regis
 
 def run(disks: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        store = open_store(str(Path(folder) / "bench.db"))
+        store = open_store(str(Path(folder) / "bench.db"), ledgers=[ImageInventory])
         agent = SimulatedAgent()
         engine = Engine(store, {"storage": agent}, vm_registry())
         sources = [f"template-disk{i}" for i in range(disks)]
