@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus
+from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
 from ..core.reasons import ExecutionReason
+from ..core.records import ObjectKind
 from ..core.revert_state import REVERT_ORDER, RevertState
 from ..core.task_machine import TaskStatus
 from .snapshot import Snapshot
@@ -33,14 +34,16 @@ def check_safety(snap: Snapshot) -> list[str]:
 
 
 def _no_double_end(snap: Snapshot) -> list[str]:
+    """Counted over transitions: a history row that moves nothing (a cleanup noted on a
+    command that has ended) arrives nowhere."""
     ends: Counter[str] = Counter()
     finals: Counter[str] = Counter()
     for entry in snap.history:
-        if entry.object_kind != "command":
+        if entry.object_kind != ObjectKind.COMMAND:
             continue
-        if entry.trigger == "end":
+        if entry.trigger == CommandTrigger.END:
             ends[entry.object_id] += 1
-        if entry.dest in _TERMINAL:
+        if entry.dest in _TERMINAL and entry.source != entry.dest:
             finals[entry.object_id] += 1
     return ([f"command {i} was ended {n} times" for i, n in ends.items() if n > 1]
             + [f"command {i} reached a terminal state {n} times" for i, n in finals.items()

@@ -18,6 +18,7 @@ from statemachines import (
     RevertState,
 )
 from statemachines.agents import Plan, SimulatedAgent
+from statemachines.testing import check_safety, fail_on, take_snapshot
 from tests.factories import make_engine
 from tests.worlds import World, images_in, vm_store
 
@@ -158,6 +159,7 @@ def test_cleanup_retries_what_was_given_up_once_the_fault_is_gone(store: SqlStor
     assert world.agent.images == set() and images_in(store) == []
     assert {r.state for r in store.reverts()} == {RevertState.REVERTED}
     assert engine.cleanup() == []  # nothing left to retry
+    fail_on(check_safety(take_snapshot(store, [root])), "after the cleanup")
     commands, _ = store.tree(root)
     last = max((c for c in commands if c.type == "RemoveImage" and c.entity_id == "vm1-disk1"),
                key=lambda c: c.created_at)
