@@ -10,12 +10,13 @@ For example::
 
     from persistence import open_store
     from statemachines import Engine
-    from statemachines.agents import SimulatedAgent
-    from statemachines.example.vm import ImageInventory, add_vm_parameters, vm_registry
+    from statemachines.example.network import (NETWORK_AGENT, NETWORK_LEDGERS, NetworkHost,
+                                               endpoint_parameters, network_registry)
 
-    store = open_store("engine.db", ledgers=[ImageInventory])
-    engine = Engine(store, {"storage": SimulatedAgent()}, vm_registry())
-    root = engine.submit("AddVmFromTemplate", add_vm_parameters("vm1", ["t0", "t1"]))
+    store = open_store("net.db", ledgers=NETWORK_LEDGERS)
+    engine = Engine(store, {NETWORK_AGENT: NetworkHost()}, network_registry())
+    root = engine.submit("ProvisionEndpoint",
+                         endpoint_parameters("web", "web.example.org", "sw1/ge-0/1"))
     engine.run_until_idle()
 """
 

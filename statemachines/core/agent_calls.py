@@ -180,7 +180,7 @@ def _checked(agent: str, task_id: str, answer: object, report: TickReport) -> Ta
 
 def _agent_knows(agent: Agent, task: TaskRecord) -> bool:
     """Before giving up on a start, ask whether it happened anyway: declaring it failed while
-    the copy runs would let the copy land after its compensation removed the image."""
+    the work runs would let it land after its compensation undid it."""
     try:
         reply = agent.poll([task.id])
     except Exception:

@@ -74,7 +74,7 @@ class CommandContext(Protocol):
 
 @dataclass(frozen=True)
 class Compensation:
-    """The opposite command that undoes a command's work (RemoveImage for a CopyImage), as
+    """The opposite command that undoes a command's work (a delete for a copy), as
     `Command.revert` names it.
 
     Attributes:

@@ -1,10 +1,10 @@
 """Your own bookkeeping of one type of resource, read and written inside the engine's tick.
 
 The engine knows resources only as `ResourceRef(type, id)`. What exists, and what a command
-made, is the user's business: an images inventory, an address pool, a table of DNS records.
+made, is the user's business: an inventory of disks, an address pool, a table of DNS records.
 A `Ledger` is that bookkeeping for one resource type, bound to one tick's transaction, so its
-writes commit or roll back with the engine's own rows (a crash can never leave an image in the
-inventory that no command made, or a command that made an image the inventory forgot).
+writes commit or roll back with the engine's own rows (a crash can never leave a resource in
+the bookkeeping that no command made, or a command whose resource the bookkeeping forgot).
 
 The store builds ledgers (it owns the transaction); you register their classes with it, and
 hooks reach them through `ctx.ledger(YourLedger)`. A ledger is also the engine's first loop

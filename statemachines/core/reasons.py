@@ -1,7 +1,7 @@
 """Why a command runs: the flag that decides which end path a command may take.
 
 It is persisted with the command's parameters before any task exists, so a restarted engine
-still knows that a RemoveImage was an opposite command and must never end as a success.
+still knows that an opposite command was one, and that it must never end as a success.
 """
 
 from __future__ import annotations

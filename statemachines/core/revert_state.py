@@ -33,7 +33,7 @@ class ResourceRef:
     """A thing a command created and that an opposite command may have to remove.
 
     Attributes:
-        type: its kind ("image", "address"); a Ledger registered for it keeps what exists.
+        type: its kind ("disk", "address"); a Ledger registered for it keeps what exists.
         id: its name within that kind.
     """
 
@@ -48,7 +48,7 @@ class ResourceRef:
 class ResourceRevert:
     """The revert state of one resource as created by one command (`owner`).
 
-    Keyed by owner too, so an image name reused by a later VM starts afresh instead of
+    Keyed by owner too, so a resource name reused by a later root starts afresh instead of
     inheriting "already reverted" from the VM that had the name before.
     """
 

@@ -7,7 +7,7 @@ agent. A task is cleared on the agent only after the end of its command is durab
 A task that passes its deadline, or whose root is cancelled, moves to `aborting`: the engine
 asks the agent to abort it and keeps polling until the agent reports its end, or until a grace
 period passes (then it ends `unknown`). It never ends before the agent has said so or the
-grace is over, so a copy still running cannot land after its compensation removed the image.
+grace is over, so work still running cannot land after its compensation undid it.
 """
 
 from __future__ import annotations
