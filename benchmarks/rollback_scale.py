@@ -13,8 +13,7 @@ from pathlib import Path
 
 from persistence import open_store
 from statemachines import Engine
-from statemachines.agents import SimulatedAgent
-from statemachines.example.vm import ImageInventory, add_vm_parameters, vm_registry
+from statemachines.example.vm import ImageInventory, SimulatedAgent, add_vm_parameters, vm_registry
 
 
 def run(disks: int) -> None:

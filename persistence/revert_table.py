@@ -1,6 +1,6 @@
 """Per-resource revert states inside one tick's transaction, cached and written behind.
 
-Same reasoning as the image inventory: the guards read a resource's revert state several
+Same reasoning as `TableLedger`: the guards read a resource's revert state several
 times per tick, and a failing 10,000-disk VM writes 20,000 of them; they are prefetched in bulk
 and written with executemany when the tick flushes.
 """

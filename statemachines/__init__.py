@@ -1,10 +1,9 @@
 """endaction: persisted command and task state machines with the ExecutionReason rollback rule.
 
 What a user needs to write commands, agents and a store-backed engine, and to read what the
-engine did. The rest has a home of its own: the shipped agents in `statemachines.agents`, the
-SQL store in `persistence`, the property suite in `statemachines.testing`, the examples in
-`statemachines.example.vm` and `statemachines.example.network`, the machines themselves in
-`statemachines.core`.
+engine did. The rest has a home of its own: the SQL store in `persistence`, the property suite
+in `statemachines.testing`, the examples (each with its own hosts) in `statemachines.example.vm`
+and `statemachines.example.network`, the machines themselves in `statemachines.core`.
 
 For example::
 

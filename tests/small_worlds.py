@@ -26,8 +26,7 @@ from statemachines import (
     RevertPolicy,
     TickReport,
 )
-from statemachines.agents import Plan
-from statemachines.example.vm import add_vm_parameters
+from statemachines.example.vm import Plan, add_vm_parameters
 from statemachines.testing import (
     Bounds,
     ManualClock,

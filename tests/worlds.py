@@ -17,10 +17,10 @@ from statemachines import (
     TaskStatus,
     TickReport,
 )
-from statemachines.agents import SimulatedAgent
 from statemachines.example.vm import (
     ImageInventory,
     ImageRow,
+    SimulatedAgent,
     add_vm_parameters,
 )
 from statemachines.testing import ManualClock

@@ -1,6 +1,6 @@
 """The core: records, the machines, the Command API, the engine and its ports (store, agents).
 
 It imports no SQL, no CLI toolkit and no test framework; adapters (`persistence`,
-`statemachines.agents`, `statemachines.diagrams`) and entry points (`statemachines.cli`,
-`statemachines.testing`, `statemachines.example`) build on it, never the other way round.
+`statemachines.diagrams`) and entry points (`statemachines.cli`, `statemachines.testing`,
+`statemachines.example`) build on it, never the other way round.
 """

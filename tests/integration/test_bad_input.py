@@ -24,8 +24,7 @@ from statemachines import (
     TaskReport,
     UnknownCommandType,
 )
-from statemachines.agents import SimulatedAgent
-from statemachines.example.vm import add_vm_parameters
+from statemachines.example.vm import SimulatedAgent, add_vm_parameters
 from tests.conftest import POSTGRES_ENV
 from tests.factories import make_engine
 from tests.worlds import World, vm_store

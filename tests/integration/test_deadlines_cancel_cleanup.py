@@ -17,7 +17,7 @@ from statemachines import (
     Outcome,
     RevertState,
 )
-from statemachines.agents import Plan, SimulatedAgent
+from statemachines.example.vm import Plan, SimulatedAgent
 from statemachines.testing import check_safety, fail_on, take_snapshot
 from tests.factories import make_engine
 from tests.worlds import World, images_in, vm_store

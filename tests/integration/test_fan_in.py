@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statemachines import CommandStatus, HostResult, TaskStatus
-from statemachines.agents import Plan
+from statemachines.example.vm import Plan
 from tests.factories import make_engine
 from tests.worlds import World, images_in, vm_store
 

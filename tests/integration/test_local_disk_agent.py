@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
-from statemachines.agents import LocalDiskAgent
+from statemachines.example.vm import LocalDiskAgent
 
 
 def wait_for_end(agent: LocalDiskAgent, task_id: str) -> TaskReport:
@@ -116,7 +116,7 @@ def test_an_open_agent_of_this_process_is_alive(tmp_path: Path, agent: LocalDisk
 
 SLOW_COPY = """
 import sys, time
-from statemachines.agents import LocalDiskAgent
+from statemachines.example.vm import LocalDiskAgent
 agent = LocalDiskAgent(sys.argv[1], seconds_per_mib=0.5)
 agent.ensure_template("tmpl", 8 << 20)
 agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
@@ -343,7 +343,7 @@ def test_a_journal_locked_by_a_hung_process_is_an_error_not_a_wait(
 ) -> None:
     import fcntl
 
-    import statemachines.agents.local_disk as local_disk
+    import statemachines.example.vm.local_disk as local_disk
 
     monkeypatch.setattr(local_disk, "JOURNAL_LOCK_SECONDS", 0.2)
     agent = LocalDiskAgent(tmp_path / "storage")

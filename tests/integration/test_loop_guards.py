@@ -10,9 +10,9 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import CommandStatus, EngineDidNotSettle, HostResult, RevertPolicy, RevertState
-from statemachines.agents import Plan
 from statemachines.core.compensation_policy import Decision, decide
 from statemachines.core.revert_state import ResourceRef, ResourceRevert
+from statemachines.example.vm import Plan
 from tests.worlds import World, images_in
 
 IMAGE = ResourceRef("image", "vm1-disk0")

@@ -11,7 +11,7 @@ from typing import Any
 
 from persistence import SqlStore
 from statemachines import CommandStatus, HostResult, RevertPolicy, RevertState
-from statemachines.agents import Plan, SimulatedAgent
+from statemachines.example.vm import Plan, SimulatedAgent
 from tests.worlds import World, images_in
 
 

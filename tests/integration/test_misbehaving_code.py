@@ -22,9 +22,14 @@ from statemachines import (
     RevertState,
     TaskReport,
 )
-from statemachines.agents import Plan, SimulatedAgent
 from statemachines.core.command import CommandContext
-from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, RemoveImage
+from statemachines.example.vm import (
+    VM_COMMANDS,
+    CreateCloneOfTemplate,
+    Plan,
+    RemoveImage,
+    SimulatedAgent,
+)
 from tests.worlds import World, images_in
 
 

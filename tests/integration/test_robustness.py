@@ -19,10 +19,9 @@ from statemachines import (
     RevertPolicy,
     TaskStatus,
 )
-from statemachines.agents import Plan, SimulatedAgent
 from statemachines.core.command import CommandContext, CommandRegistry
 from statemachines.core.errors import UnknownAgent
-from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate
+from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, Plan, SimulatedAgent
 from tests.factories import make_engine
 from tests.worlds import FakeClock, World, images_in, vm_store
 

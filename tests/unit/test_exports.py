@@ -22,8 +22,6 @@ EXPORTS = {
         "StoreError", "StoreUnavailable", "TaskRecord", "TaskRejected", "TaskReport",
         "TaskStatus", "TickReport", "UnknownCommandType",
     ],
-    "statemachines.agents": ["COPY_VERB", "DELETE_VERB", "LocalDiskAgent", "Plan",
-                             "SimulatedAgent"],
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",
                     "SqlStore", "TableLedger", "connect", "normalise_url", "open_store"],
     "statemachines.testing": [
@@ -33,8 +31,9 @@ EXPORTS = {
         "multiset_less", "no_effect", "revert_failed_resources", "take_snapshot", "tick_bound",
     ],
     "statemachines.example.vm": [
-        "IMAGE", "STORAGE_AGENT", "VM_COMMANDS", "AddVmFromTemplate", "BuildTree",
-        "CreateCloneOfTemplate", "ImageInventory", "ImageRow", "ImageStatus", "RemoveImage",
+        "COPY_VERB", "DELETE_VERB", "IMAGE", "STORAGE_AGENT", "VM_COMMANDS",
+        "AddVmFromTemplate", "BuildTree", "CreateCloneOfTemplate", "ImageInventory", "ImageRow",
+        "ImageStatus", "LocalDiskAgent", "Plan", "RemoveImage", "SimulatedAgent",
         "add_vm_parameters", "image_name", "tree_registry", "vm_registry",
     ],
     "statemachines.example.network": [

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
-from statemachines.agents import COPY_VERB, DELETE_VERB
 
 from .inventory import IMAGE, ImageInventory, ImageRow, ImageStatus
+from .verbs import COPY_VERB, DELETE_VERB
 
 STORAGE_AGENT = "storage"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from persistence import SqlStore
 from statemachines import CommandStatus, RevertPolicy, Store
-from statemachines.agents import COPY_VERB, DELETE_VERB
 from statemachines.testing import ControlledAgent, Scenario, Snapshot
 
 from .commands import STORAGE_AGENT
 from .inventory import ImageInventory
 from .scenario_strategies import tree_submissions, unique_names, vm_submissions
 from .tree import tree_registry
+from .verbs import COPY_VERB, DELETE_VERB
 
 
 def image_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:

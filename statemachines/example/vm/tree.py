@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
-from statemachines.agents import COPY_VERB
 
 from .commands import STORAGE_AGENT, VM_COMMANDS, RemoveImage
 from .inventory import IMAGE, ImageInventory, ImageRow, ImageStatus
+from .verbs import COPY_VERB
 
 # A task of a node without a resource: it touches nothing that could be left behind.
 PROBE_VERB = "probe"

@@ -36,9 +36,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..core.agent_protocol import AgentError, TaskRejected
-from ..core.host_status import HostResult, HostStatus, TaskReport
-from .simulated import COPY_VERB, DELETE_VERB
+from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
+
+from .verbs import COPY_VERB, DELETE_VERB
 
 log = logging.getLogger("endaction.agents.local_disk")
 

@@ -11,11 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core.agent_protocol import AgentError, TaskRejected
-from ..core.host_status import HostResult, HostStatus, TaskReport
+from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
 
-COPY_VERB = "copy_image"
-DELETE_VERB = "delete_image"
+from .verbs import COPY_VERB, DELETE_VERB
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persistence import SqlStore
+from statemachines import EndactionError, Engine, Limits, TickReport
+from statemachines.cli.database import DEFAULT_HOME, open_database
+from statemachines.cli.errors import UsageProblem
 
-from ..agents.local_disk import LocalDiskAgent
-from ..core.engine import Engine
-from ..core.errors import EndactionError
-from ..core.limits import Limits
-from ..core.tick_report import TickReport
-from ..example.vm import STORAGE_AGENT, ImageInventory, vm_registry
-from .database import DEFAULT_HOME, open_database
-from .errors import UsageProblem
+from .commands import STORAGE_AGENT, vm_registry
+from .inventory import ImageInventory
+from .local_disk import LocalDiskAgent
 
 TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from persistence import SqlStore
+from statemachines import CommandStatus, ResourceRevert, RevertState, TaskStatus
+from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 
-from ..agents.local_disk import LocalDiskAgent
-from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus
-from ..core.revert_state import ResourceRevert, RevertState
-from ..core.task_machine import TaskStatus
-from ..example.vm import ImageInventory, image_name
-from .errors import EXIT_LEFT_BEHIND, EXIT_OK
+from .commands import image_name
+from .inventory import ImageInventory
+from .local_disk import LocalDiskAgent
 
 
 def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[str, Any]:
