@@ -67,9 +67,6 @@ async_tasks = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("version", Integer, nullable=False, default=0),
-    # Leases for several worker processes sharing one PostgreSQL database.
-    Column("lease_owner", String(200)),
-    Column("lease_expires", Float),
     Index("ix_async_tasks_status", "status"),
     # When a task still polling is aborted on its agent; 0 means never.
     Column("deadline", Float, nullable=False, default=0.0, server_default="0"),
@@ -139,4 +136,14 @@ held_roots = Table(
     Column("root_id", ID, ForeignKey("commands.id"), primary_key=True),
     Column("held_at", Float, nullable=False),
     Column("error", Text, nullable=False),
+)
+
+# Roots whose trees still have work, leased to the worker that runs them: several workers on
+# one PostgreSQL database each claim their own (owner, expiry), and a dead one's lapse.
+root_leases = Table(
+    "root_leases",
+    metadata,
+    Column("root_id", ID, ForeignKey("commands.id"), primary_key=True),
+    Column("owner", String(200)),
+    Column("expires", Float, nullable=False, default=0.0, server_default="0"),
 )

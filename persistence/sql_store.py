@@ -7,7 +7,7 @@ and nothing that was committed before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from enum import StrEnum
 from operator import attrgetter
@@ -65,6 +65,7 @@ from .schema import (
     commands,
     held_roots,
     resource_reverts,
+    root_leases,
     settings,
     transitions,
 )
@@ -146,27 +147,63 @@ class SqlStore:
             tx.flush_resources()
 
     # ------------------------------------------------------------------ start-up
-    def load_active(self) -> ActiveState:
-        """Every unfinished command and task outside held roots, read as of one moment (on
-        PostgreSQL a repeatable-read snapshot; on SQLite the read transaction is one)."""
+    def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
+        """Every unfinished command and task outside held roots (or of `roots` only), read as
+        of one moment (on PostgreSQL a repeatable-read snapshot; on SQLite the read
+        transaction is one)."""
         with self._guard("load unfinished work"), self.engine.connect() as connection:
             conn = (connection.execution_options(isolation_level="REPEATABLE READ")
                     if connection.dialect.name == "postgresql" else connection)
             held = select(held_roots.c.root_id)
-            rows = conn.execute(
-                select(commands).where(commands.c.status.not_in(TERMINAL_COMMAND_STATES),
-                                       commands.c.root_id.not_in(held))
-                .order_by(commands.c.created_at)
-            ).mappings()
-            active = ActiveState(commands=[_command(r) for r in rows])
-            task_rows = list(conn.execute(
-                select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED,
-                                          async_tasks.c.root_command_id.not_in(held))
-                .order_by(async_tasks.c.created_at)
-            ).mappings())
+            command_query = select(commands).where(
+                commands.c.status.not_in(TERMINAL_COMMAND_STATES),
+                commands.c.root_id.not_in(held))
+            task_query = select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED,
+                                                   async_tasks.c.root_command_id.not_in(held))
+            if roots is None:
+                chunks: list[list[str] | None] = [None]
+            else:
+                chunks = list(chunked(sorted(roots)))
+            active = ActiveState()
+            task_rows: list[RowMapping] = []
+            for chunk in chunks:
+                cq, tq = command_query, task_query
+                if chunk is not None:
+                    cq = cq.where(commands.c.root_id.in_(chunk))
+                    tq = tq.where(async_tasks.c.root_command_id.in_(chunk))
+                active.commands += [_command(r) for r in conn.execute(cq).mappings()]
+                task_rows += list(conn.execute(tq).mappings())
+            active.commands.sort(key=attrgetter("created_at"))
+            task_rows.sort(key=lambda r: r["created_at"])
             entities = _entities(conn, [r["id"] for r in task_rows])
             active.tasks = [_task(r, entities.get(r["id"], ())) for r in task_rows]
             return active
+
+    # ------------------------------------------------------------------ leases
+    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+        """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first,
+        skipping held roots and rows another worker is claiming right now (SKIP LOCKED on
+        PostgreSQL; SQLite serialises writers anyway)."""
+        with self.transaction() as tx:
+            return tx.claim_roots(owner, now, until, limit)
+
+    def reclaim_roots(self, owner: str, until: float) -> list[str]:
+        """Extend every lease `owner` still holds (a worker restarted under the same name
+        gets its roots back at once, without waiting for them to lapse)."""
+        with self.transaction() as tx:
+            return tx.reclaim_roots(owner, until)
+
+    def release_leases(self, owner: str) -> int:
+        """Give back every lease `owner` holds (a worker stopping cleanly); returns how many."""
+        with self.transaction() as tx:
+            return tx.release_leases(owner)
+
+    def leases(self) -> list[tuple[str, str | None, float]]:
+        """Every root with work: (root id, lease owner or None, lease expiry), by root id."""
+        with self._guard("list root leases"), self.engine.connect() as conn:
+            rows = conn.execute(select(root_leases.c.root_id, root_leases.c.owner,
+                                       root_leases.c.expires).order_by(root_leases.c.root_id))
+            return [(root_id, owner, expires) for root_id, owner, expires in rows]
 
     # ------------------------------------------------------------------ read side
     def last_root_id(self) -> str | None:
@@ -282,6 +319,60 @@ class SqlTransaction:
     def resource_exists(self, resource: ResourceRef) -> bool | None:
         kind = self._ledger_kinds.get(resource.type)
         return None if kind is None else self.ledger(kind).exists(resource.id)
+
+    # ------------------------------------------------------------------ leases
+    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        held = select(held_roots.c.root_id)
+        free = root_leases.c.owner.is_(None) | (root_leases.c.expires < now)
+        query = (select(root_leases.c.root_id)
+                 .where(free, root_leases.c.root_id.not_in(held))
+                 .order_by(root_leases.c.root_id)
+                 .limit(limit))
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed = list(self._conn.execute(query).scalars())
+        if claimed:
+            self._conn.execute(update(root_leases).where(root_leases.c.root_id.in_(claimed))
+                               .values(owner=owner, expires=until))
+        return claimed
+
+    def reclaim_roots(self, owner: str, until: float) -> list[str]:
+        held = select(held_roots.c.root_id)
+        return sorted(self._conn.execute(
+            update(root_leases)
+            .where(root_leases.c.owner == owner, root_leases.c.root_id.not_in(held))
+            .values(expires=until).returning(root_leases.c.root_id)).scalars())
+
+    def renew_leases(self, owner: str, roots: Collection[str], until: float) -> set[str]:
+        held: set[str] = set()
+        for chunk in chunked(sorted(roots)):
+            # Locked in root order for the rest of the tick: no worker takes them over while
+            # this tick writes their trees, and two renewals never deadlock.
+            rows = self._conn.execute(
+                select(root_leases.c.root_id, root_leases.c.owner)
+                .where(root_leases.c.root_id.in_(chunk)).order_by(root_leases.c.root_id)
+                .with_for_update())
+            mine = [root_id for root_id, holder in rows if holder == owner]
+            if mine:
+                self._conn.execute(update(root_leases).where(root_leases.c.root_id.in_(mine))
+                                   .values(expires=until))
+            held.update(mine)
+        return held
+
+    def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
+        for root_id in sorted(roots):
+            self._insert_if_absent(root_leases, {"root_id": root_id, "owner": owner,
+                                                 "expires": until})
+
+    def finish_roots(self, roots: Collection[str]) -> None:
+        for chunk in chunked(sorted(roots)):
+            self._conn.execute(delete(root_leases).where(root_leases.c.root_id.in_(chunk)))
+
+    def release_leases(self, owner: str) -> int:
+        return int(self._conn.execute(update(root_leases).where(root_leases.c.owner == owner)
+                                      .values(owner=None, expires=0.0)).rowcount)
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()

@@ -29,20 +29,25 @@ from .core.errors import (
     EndactionError,
     EngineDidNotSettle,
     InvalidParameters,
+    LeaseLost,
     NotCancellable,
     StoreError,
     StoreUnavailable,
     UnknownCommandType,
+    WorkersHoldRoots,
 )
 from .core.host_status import HostResult, HostStatus, TaskReport
+from .core.leases import WorkerLease
 from .core.ledger import Ledger
 from .core.limits import Limits
 from .core.reasons import ExecutionReason
 from .core.records import CommandRecord, HistoryEntry, TaskRecord
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
+from .core.submission import submit_root
 from .core.task_machine import TaskStatus
 from .core.tick_report import TickReport
+from .core.worker import Worker
 
 __all__ = [
     "Abortable",
@@ -63,6 +68,7 @@ __all__ = [
     "HostResult",
     "HostStatus",
     "InvalidParameters",
+    "LeaseLost",
     "Ledger",
     "Limits",
     "NotCancellable",
@@ -80,4 +86,8 @@ __all__ = [
     "TaskStatus",
     "TickReport",
     "UnknownCommandType",
+    "Worker",
+    "WorkerLease",
+    "WorkersHoldRoots",
+    "submit_root",
 ]

@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the database or the storage failed
 EXIT_USAGE = 2  # bad usage: a wrong option, id or database
 EXIT_LEFT_BEHIND = 3  # the run ended but something was left behind, or it could not end
+EXIT_TIMED_OUT = 4  # `status --wait` gave up waiting: the command is still running
 
 
 class UsageProblem(EndactionError):

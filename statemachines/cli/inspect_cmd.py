@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +14,13 @@ import click
 
 from persistence import SqlStore
 
+from ..core.command_machine import COMMAND_MACHINE, CommandStatus
+from ..core.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
 from .database import db_option, json_option, open_database
 from .diagrams_cmd import formats_option
-from .errors import UsageProblem
+from .errors import EXIT_LEFT_BEHIND, EXIT_OK, EXIT_TIMED_OUT, UsageProblem
 from .inspect_views import (
     history_view,
     locate,
@@ -48,8 +52,14 @@ def _emit(view: dict[str, Any], as_json: bool, text: str) -> None:
 @click.command()
 @click.argument("command_id", required=False)
 @db_option
+@click.option("--wait", is_flag=True,
+              help="wait for the command to end (exit 0; 3 if its rollback failed)")
+@click.option("--timeout", type=click.FloatRange(min=0, max=10**7), default=3600.0,
+              show_default=True, metavar="S",
+              help="with --wait: give up after S seconds (exit 4)")
 @json_option
-def status(command_id: str | None, db: str | None, as_json: bool) -> None:
+def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
+           as_json: bool) -> None:
     """The tree of COMMAND_ID (default: the last root): children, tasks, compensations."""
     with _reading(db) as store:
         if command_id is None:
@@ -60,8 +70,41 @@ def status(command_id: str | None, db: str | None, as_json: bool) -> None:
         if found.command is None:
             raise UsageProblem(f"{command_id} is a {found.kind}, not a command: "
                                f"try `endaction status {found.root_id}`")
-        view = status_view(store, found.command)
+        command = found.command
+        if wait:
+            command = _wait_for_end(store, command, timeout)
+        view = status_view(store, command)
         _emit(view, as_json, render_status(view))
+        if wait:
+            if not COMMAND_MACHINE.is_terminal(command.status):
+                click.echo(f"Error: {command.id} is still {command.status} after {timeout:g} s",
+                           err=True)
+                sys.exit(EXIT_TIMED_OUT)
+            sys.exit(EXIT_LEFT_BEHIND if command.status == CommandStatus.ROLLBACK_FAILED
+                     else EXIT_OK)
+
+
+def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
+                  notice_seconds: float = 10.0) -> CommandRecord:
+    """Poll the command's row until it is terminal or `timeout` passes, saying on stderr
+    every `notice_seconds` what it is waiting for: never silently, never unbounded."""
+    started = last_notice = time.monotonic()
+    delay = 0.05
+    while not COMMAND_MACHINE.is_terminal(command.status):
+        now = time.monotonic()
+        if now - started >= timeout:
+            break
+        if now - last_notice >= notice_seconds:
+            click.echo(f"waiting for {command.id} ({command.type}): {command.status} for "
+                       f"{now - started:.0f} s", err=True)
+            last_notice = now
+        time.sleep(min(delay, max(0.0, timeout - (now - started))))
+        delay = min(delay * 2, 1.0)
+        fresh = store.command(command.id)
+        if fresh is None:
+            raise UsageProblem(f"{command.id} is gone from {store.url}")
+        command = fresh
+    return command
 
 
 @click.command()

@@ -16,14 +16,13 @@ tick costs the same on a database with a million ended commands as on an empty o
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .agent_calls import AgentCalls
 from .agent_protocol import Agent
-from .command import CommandRegistry, reference_problems
+from .command import CommandRegistry
 from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger
 from .compensation_policy import RevertPolicy
 from .engine_view import EngineView
@@ -31,39 +30,34 @@ from .errors import (
     ConcurrentModification,
     EngineDidNotSettle,
     InvalidConfiguration,
-    InvalidParameters,
+    LeaseLost,
     RootFault,
     UnknownAgent,
     UnknownCommandType,
+    WorkersHoldRoots,
 )
+from .ids import new_id
+from .leases import WorkerLease
 from .limits import Limits
 from .operator_requests import request_cancel
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
 from .records import (
     MAX_NAME_LENGTH,
-    CommandRecord,
+    ActiveState,
     HistoryEntry,
     HistoryEvent,
     ObjectKind,
-    freeze,
     name_problems,
 )
 from .revert_state import ResourceRef, ResourceRevert
-from .store_protocol import Store
+from .store_protocol import Store, StoreTransaction
+from .submission import submit_root
 from .task_machine import TaskStatus
 from .tick import EngineConfig, Tick
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.engine")
-
-
-def new_id() -> str:
-    """Time-ordered (like UUIDv7): 12 hex digits of milliseconds, then 20 random ones.
-
-    Ids made in one tick sort together, so the primary-key and history indexes grow at their
-    end instead of taking random inserts all over the B-tree."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 class Engine:
@@ -81,6 +75,10 @@ class Engine:
             sharing the database. Replaying a run exactly (the property suite's shrinking)
             needs ids that sort in creation order, which the default's random tail does not
             give within a millisecond.
+        lease: makes this engine one of several workers on one database (`WorkerLease`): it
+            works only on the roots it has leased, claims free and lapsed ones as it goes,
+            and renews its leases in every tick's transaction. Without it the engine works on
+            every root, alone, and refuses to start while workers hold leases.
 
     For example::
 
@@ -105,9 +103,11 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         on_commit: Callable[[TickReport], None] | None = None,
         ids: Callable[[], str] = new_id,
+        lease: WorkerLease | None = None,
     ) -> None:
         self.store = store
         self.new_id = ids
+        self.lease = lease
         self.agents = dict(agents)
         for name in self.agents:
             if problems := name_problems("agent name", name, MAX_NAME_LENGTH):
@@ -128,6 +128,10 @@ class Engine:
         self._carried = Changes()
         self._loaded = False
         self._ever_loaded = False
+        # Roots whose trees this engine has in its view (a worker: the roots it leased).
+        self._roots: set[str] = set()
+        self._renew_at = 0.0  # a worker renews its leases by then, work or not
+        self._claim_at = 0.0  # and looks for more roots then
 
     # ------------------------------------------------------------------ loading
     def recover(self) -> None:
@@ -139,36 +143,101 @@ class Engine:
         """
         self._loaded = False  # until this load completes, whatever it raises
         first_load = not self._ever_loaded
-        state = self.store.load_active()
+        self.now = self.clock()
+        claimed: set[str] | None = None
+        if self.lease is None:
+            self._refuse_if_workers_hold_roots()
+            state = self.store.load_active()
+        else:
+            claimed = set(self.store.reclaim_roots(self.lease.owner,
+                                                   self.now + self.lease.ttl))
+            state = self.store.load_active(claimed)
+            self._renew_at = self.now + self.lease.ttl / 3
+            self._claim_at = self.now
+        self._check_loadable(state)
+        self._view = EngineView()
+        self._carried = Changes()
+        self._roots = set()
+        self._adopt(state, claimed, reset_clears=first_load)
+        self._loaded = self._ever_loaded = True
+
+    def _check_loadable(self, state: ActiveState) -> None:
         unknown = sorted({c.type for c in state.commands} - set(self.registry.names()))
         if unknown:
             raise UnknownCommandType(unknown[0], self.registry.names())
-        self._view = view = EngineView()
-        self._carried = Changes()
-        self.now = self.clock()
-        for record in state.commands:
-            view.index_command(record)
-        for task in state.tasks:
-            view.index_task(task)
         missing = sorted({t.agent for t in state.tasks} - set(self.agents))
         if missing:
             task = next(t for t in state.tasks if t.agent == missing[0])
             raise UnknownAgent(missing[0], list(self.agents), f"task {task.id} ({task.verb})")
+
+    def _adopt(self, state: ActiveState, claimed: set[str] | None, reset_clears: bool) -> None:
+        """Take loaded trees into the view and resume them, as after a crash: whoever had
+        them before (this engine before a restart, or a worker that died) is gone."""
+        view = self._view
+        for record in state.commands:
+            view.index_command(record)
+        for task in state.tasks:
+            view.index_task(task)
         recorder = Recorder(view, self._carried, self.now)
         for record in state.commands:
             if record.status == CommandStatus.EXECUTING:
                 record.error = "the engine stopped while this command was executing"
                 recorder.fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION,
                               "recovered after a crash")
-        for task in state.tasks if first_load else ():
+        for task in state.tasks if reset_clears else ():
             if (task.status == TaskStatus.CLEAR_FAILED
                     and task.attempts >= self.limits.max_clear_attempts):
                 task.attempts, task.retry_at = 0, 0.0  # a new round of clears after a restart
                 recorder.touch(task)
-        view.touched_groups = set(view.group_members)
-        view.resettle = {c.id for c in state.commands
-                         if c.status == CommandStatus.ROLLING_BACK and not view.children.get(c.id)}
-        self._loaded = self._ever_loaded = True
+        view.touched_groups.update(c.end_group_id for c in state.commands)
+        view.resettle.update(c.id for c in state.commands
+                             if c.status == CommandStatus.ROLLING_BACK
+                             and not view.children.get(c.id))
+        live = {c.root_id for c in state.commands} | {t.root_command_id for t in state.tasks}
+        # Leased roots with nothing left (finished just before a crash) stay in `_roots` until
+        # the next tick's transaction drops their lease rows.
+        self._roots |= live if claimed is None else claimed
+
+    def _refuse_if_workers_hold_roots(self) -> None:
+        holders = {owner for _, owner, expires in self.store.leases()
+                   if owner is not None and expires > self.now}
+        if holders:
+            raise WorkersHoldRoots(
+                f"worker(s) {', '.join(sorted(holders))} hold leases on {self.store_name()}: "
+                "a single engine would race them for the same trees; stop them (their leases "
+                "are given back) or run this work with `endaction worker`")
+
+    def store_name(self) -> str:
+        return str(getattr(self.store, "url", "this database"))
+
+    def _claim_more(self) -> None:
+        """A worker below its share looks for free or lapsed roots, every claim_interval."""
+        lease = self.lease
+        if lease is None or self.now < self._claim_at:
+            return
+        self._claim_at = self.now + lease.claim_interval
+        room = min(lease.claim_batch, lease.max_roots - len(self._roots))
+        if room <= 0:
+            return
+        claimed = set(self.store.claim_roots(lease.owner, self.now, self.now + lease.ttl,
+                                             room)) - self._roots
+        if not claimed:
+            return
+        log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
+        state = self.store.load_active(claimed)
+        self._check_loadable(state)
+        self._adopt(state, claimed, reset_clears=True)
+        self._claim_at = self.now  # there may be more: look again at the next tick
+
+    def release(self) -> int:
+        """A worker stopping cleanly gives its leases back, so other workers take its roots
+        over at once instead of after `ttl`; returns how many it held."""
+        self._forget_view()
+        if self.lease is None:
+            return 0
+        released = self.store.release_leases(self.lease.owner)
+        self._roots = set()
+        return released
 
     def is_idle(self) -> bool:
         return self._loaded and self._view.is_idle(self.limits)
@@ -182,28 +251,20 @@ class Engine:
         entity: ResourceRef | None = None,
         execution_reason: ExecutionReason = ExecutionReason.REGULAR_FLOW,
     ) -> str:
-        """Persist a new root command (not_started); the next tick executes it.
+        """Persist a new root command (not_started); the next tick executes it (a worker's
+        next tick claims it, or another worker's does).
 
         Malformed parameters and unknown types are refused here, before anything is written.
         """
-        self.registry.check(type_name, parameters)
-        if entity is not None and (problems := reference_problems("entity", entity)):
-            raise InvalidParameters(type_name, problems)
-        now = self.clock()
-        command_id = self.new_id()
-        record = CommandRecord(
-            id=command_id, root_id=command_id, parent_id=None, end_group_id=command_id,
-            type=type_name, execution_reason=ExecutionReason(execution_reason),
-            parameters=freeze(parameters), entity_type=entity.type if entity else None,
-            entity_id=entity.id if entity else None, created_at=now, updated_at=now,
-        )
-        created = HistoryEntry(ObjectKind.COMMAND, command_id, command_id, HistoryEvent.CREATE,
-                               "", record.status, now)
-        with self.store.transaction() as tx:
-            tx.write([record], [], [], [], [created])
-        if self._loaded:
+        record = submit_root(self.store, self.registry, type_name, parameters, entity=entity,
+                             execution_reason=execution_reason, ids=self.new_id,
+                             clock=self.clock)
+        if self._loaded and self.lease is None:
             self._view.index_command(record)
-        return command_id
+            self._roots.add(record.id)
+        else:
+            self._claim_at = 0.0
+        return record.id
 
     # ------------------------------------------------------------------ ticking
     def tick(self) -> TickReport:
@@ -211,6 +272,7 @@ class Engine:
         if not self._loaded:
             self.recover()
         self.now = self.clock()
+        self._claim_more()
         if self._view_is_stale():
             log.warning("another engine changed tasks this one was about to start; reloading")
             self.recover()
@@ -219,7 +281,7 @@ class Engine:
         answers = self._agent_calls.exchange(view, self.now, report)
         if not (answers.any() or self._carried.any() or view.due_commands(self.now)
                 or view.touched_groups or view.resettle or view.deadline_due(self.now)
-                or self._cancel_requested()):
+                or self._cancel_requested() or self._leases_due()):
             return report
         return self._in_transaction(report, lambda tick: tick.run(answers))
 
@@ -231,10 +293,12 @@ class Engine:
         """Run `work` as one tick's transaction; hold a root whose work made it fail."""
         try:
             with self.store.transaction() as tx:
+                self._renew_leases(tx)
                 tick = Tick(self._config, self._view, tx, self._carried, self.now, report)
                 self._carried = Changes()
                 work(tick)
                 tick.flush()
+                live = self._settle_roots(tx)
         except RootFault as fault:
             self._forget_view()
             self._hold(fault, report)
@@ -243,12 +307,42 @@ class Engine:
             self._forget_view()
             raise
         self._view.forget_finished()
+        self._roots = live
         if tick.wrote:
             self.ticks_committed += 1
             report.committed = True
             if self.on_commit is not None:
                 self.on_commit(report)
         return report
+
+    def _leases_due(self) -> bool:
+        """A worker's leases need renewing (even with nothing to do), or leased roots turned
+        out finished and their rows must go."""
+        return self.lease is not None and (self.now >= self._renew_at
+                                           or bool(self._roots - self._view.live_roots()))
+
+    def _renew_leases(self, tx: StoreTransaction) -> None:
+        """First thing in a worker's tick: its leases, locked until commit. A root taken over
+        since (this worker's lease had lapsed) means the view is stale: roll back."""
+        if self.lease is None:
+            return
+        held = tx.renew_leases(self.lease.owner, self._roots, self.now + self.lease.ttl)
+        lost = self._roots - held
+        if lost:
+            raise LeaseLost(f"worker {self.lease.owner} lost {len(lost)} root(s) to another "
+                            f"worker (its lease had lapsed), e.g. {min(lost)}; rolled back")
+        self._renew_at = self.now + self.lease.ttl / 3
+
+    def _settle_roots(self, tx: StoreTransaction) -> set[str]:
+        """Lease rows follow the trees: a root whose tree has no work left loses its row, one
+        that has work again (a cleanup's opposite commands) gets one back."""
+        live = self._view.live_roots()
+        if gone := self._roots - live:
+            tx.finish_roots(gone)
+        if new := live - self._roots:
+            owner = self.lease.owner if self.lease is not None else None
+            tx.open_roots(new, owner, self.now + (self.lease.ttl if self.lease else 0.0))
+        return live
 
     # ------------------------------------------------------------------ operator requests
     def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
@@ -330,6 +424,20 @@ class Engine:
             f"still {len(self._view.commands)} commands and {len(self._view.tasks)} tasks "
             f"unfinished after {max_ticks} ticks"
         )
+
+    def next_wait(self, longest: float) -> float:
+        """How long a loop may sleep before the next tick: 0 when something is due now, else
+        until the next retry or back-off, never longer than `longest` (a worker also wakes
+        for new roots and to renew its leases)."""
+        if not self._loaded:
+            return 0.0
+        now = self.clock()
+        if self._view.due_now(now, self.limits):
+            return 0.0
+        wait = min(longest, self._view.wait_hint(now, longest, self.limits))
+        if self.lease is not None:
+            wait = min(wait, max(0.0, self._renew_at - now))
+        return wait
 
     def waiting_on(self) -> str:
         """One sentence on what keeps the engine from being idle, for people watching it."""

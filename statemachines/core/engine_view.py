@@ -106,6 +106,14 @@ class EngineView:
             del self.commands[command_id]
             self.depths.pop(command_id, None)
 
+    def live_roots(self) -> set[str]:
+        """Roots with work left in this view: a command not ended or a task not cleared."""
+        roots = {c.root_id for c in self.commands.values()
+                 if not COMMAND_MACHINE.is_terminal(c.status)}
+        roots.update(t.root_command_id for t in self.tasks.values()
+                     if t.status != TaskStatus.CLEARED)
+        return roots
+
     # ------------------------------------------------------------------ what is due
     def is_idle(self, limits: Limits) -> bool:
         """Nothing left but tasks whose clears the agent refused every time."""

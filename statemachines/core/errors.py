@@ -91,3 +91,13 @@ class RootFault(EndactionError):
         super().__init__(f"the engine failed on root {root_id}: {described}")
         self.root_id = root_id
         self.cause = cause
+
+
+class LeaseLost(ConcurrentModification):
+    """A worker's lease on a root lapsed and another worker took the root over: this worker's
+    tick is rolled back, and it goes on with the roots it still holds."""
+
+
+class WorkersHoldRoots(EndactionError):
+    """A single engine (not a worker) was started on a database where workers hold leases:
+    it would race them for the same trees."""

@@ -6,7 +6,7 @@ these protocols, which keeps the domain testable and the SQL in one package.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
@@ -25,6 +25,22 @@ class StoreTransaction(Protocol):
 
     def resource_exists(self, resource: ResourceRef) -> bool | None:
         """What the ledger registered for the resource's type says; None without one."""
+
+    def renew_leases(self, owner: str, roots: Collection[str], until: float) -> set[str]:
+        """Extend `owner`'s leases on `roots` to `until`, locking them (in root order) until
+        the transaction ends; return the roots still leased to `owner`. A root missing from
+        the answer was taken over by another worker after this one's lease lapsed: the tick
+        must not write its tree."""
+
+    def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
+        """Roots that have work again (a new root, a cleanup's opposite commands): a lease row
+        each where missing, held by `owner` (None: free for any worker to claim)."""
+
+    def finish_roots(self, roots: Collection[str]) -> None:
+        """Roots whose trees have no work left: their lease rows go."""
+
+    def release_leases(self, owner: str) -> int:
+        """Give back every lease `owner` holds; returns how many."""
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         """Atomically move commands from waiting/execution_failed to ending; return those moved.
@@ -71,8 +87,23 @@ class Store(Protocol):
     after a rolled-back tick, `transaction` wraps every tick (reads and claims immediate,
     writes batched), and the rest is the read side for reports and operators."""
 
-    def load_active(self) -> ActiveState:
-        """Every command and task that is not over (outside held roots)."""
+    def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
+        """Every command and task that is not over (outside held roots); of `roots` only when
+        given (a worker loads the trees it leased)."""
+
+    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+        """Lease up to `limit` free or lapsed roots to `owner` until `until`, in one
+        transaction, skipping held roots and rows another worker is claiming; return them."""
+
+    def reclaim_roots(self, owner: str, until: float) -> list[str]:
+        """Extend every lease `owner` still holds and return its roots (a worker restarted
+        under the same name takes its roots back at once)."""
+
+    def release_leases(self, owner: str) -> int:
+        """Give back every lease `owner` holds (a worker stopping); returns how many."""
+
+    def leases(self) -> list[tuple[str, str | None, float]]:
+        """Every root with work: (root id, lease owner or None, lease expiry)."""
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]:
         """One tick's transaction: committed when the block ends, rolled back if it raises."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persistence import SqlStore
-from statemachines import EndactionError, Engine, Limits, TickReport
+from statemachines import EndactionError, Engine, Limits, TickReport, WorkerLease
 from statemachines.cli.database import DEFAULT_HOME, open_database
 from statemachines.cli.errors import UsageProblem
 
@@ -69,6 +69,7 @@ def open_world(
     create: bool = True,
     missing: str = "",
     limits: Limits | None = None,
+    lease: WorkerLease | None = None,
 ) -> DemoWorld:
     """Open the demo's world; with create=False a missing database is an error, not a new one.
 
@@ -88,5 +89,5 @@ def open_world(
         store.dispose()
         raise
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(), limits=limits,
-                    on_commit=on_commit)
+                    on_commit=on_commit, lease=lease)
     return DemoWorld(store, agent, engine)

@@ -1,0 +1,56 @@
+"""How a worker shares a database with other workers: by leasing whole roots.
+
+A root's tree (its commands, tasks and ends) is worked on by one worker at a time, the one
+holding the root's lease; so two workers never write the same rows, and a dead worker's trees
+are taken over when its leases lapse. The lease is renewed inside every tick's transaction,
+with the lease rows locked until commit: a worker whose lease was taken over cannot commit a
+tick over the new holder's work (it learns so and rolls back), and no worker takes over a
+tree while its holder is writing it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from .errors import InvalidConfiguration
+from .limits import check_count, check_seconds
+from .records import MAX_NAME_LENGTH, name_problems
+
+
+def default_worker_name() -> str:
+    """host:pid, unique among live workers; a restart gets a new one (and waits for the old
+    leases to lapse) unless given a stable name."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerLease:
+    """Makes an `Engine` a worker that shares its database with others.
+
+    Attributes:
+        owner: the worker's name, written on every lease it holds; unique among workers. A
+            worker restarted under the same name gets its leases back at once.
+        ttl: seconds a lease lasts without renewal; a dead worker's trees wait this long
+            before another worker takes them over. Renewed every `ttl / 3` at the latest, so
+            it must outlast the slowest tick (agent calls included) by a wide margin.
+        max_roots: roots one worker holds at a time, so that work spreads over workers.
+        claim_batch: roots claimed at once; small batches spread a burst of submissions.
+        claim_interval: seconds between looking for free or lapsed roots while below
+            `max_roots` (what "promptly" means for a submitted root).
+    """
+
+    owner: str = field(default_factory=default_worker_name)
+    ttl: float = 30.0
+    max_roots: int = 64
+    claim_batch: int = 8
+    claim_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        if problems := name_problems("worker name", self.owner, MAX_NAME_LENGTH * 2):
+            raise InvalidConfiguration(problems[0])
+        check_seconds("ttl", self.ttl, positive=True)
+        check_seconds("claim_interval", self.claim_interval, positive=True)
+        check_count("max_roots", self.max_roots, 1)
+        check_count("claim_batch", self.claim_batch, 1)

@@ -1,0 +1,127 @@
+"""A worker's loop: tick, sleep until something is due, survive the database going away.
+
+Several workers (each an `Engine` with a `WorkerLease`) share one database; this loop is what
+keeps one of them running for days. A lost race (another worker's transaction won, or this
+worker's lease lapsed) costs the tick and nothing else: the engine reloads what it holds. The
+database going away costs the tick too; the loop waits with a doubling back-off (bounded) and
+says so in the log each time, then reconnects, and nothing committed is lost. A stop request
+(SIGTERM, SIGINT) is honoured between ticks: the tick in hand finishes, then the leases are
+given back so that other workers take the roots over at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .engine import Engine
+from .errors import (
+    ConcurrentModification,
+    EndactionError,
+    InvalidConfiguration,
+    StoreUnavailable,
+)
+from .limits import check_seconds
+from .tick_report import TickReport
+
+log = logging.getLogger("endaction.worker")
+
+
+@dataclass
+class WorkerTotals:
+    """What a worker did before it stopped, for its last log line and for tests."""
+
+    ticks: int = 0
+    committed: int = 0
+    lost_races: int = 0
+    outages: int = 0
+    released: int = 0
+
+
+class Worker:
+    """Runs `engine` (which must have a `WorkerLease`) until `stop` is set.
+
+    Args:
+        engine: an `Engine(..., lease=WorkerLease(...))`.
+        interval: the longest sleep between ticks when nothing is due (also how soon a
+            submitted root is noticed, with the lease's claim_interval).
+        max_backoff: the longest wait between reconnection attempts while the database is
+            unavailable.
+        stop: set it (from a signal handler, another thread) to stop after the current tick.
+        on_tick: called with every tick's report (committed or not).
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 0.5, max_backoff: float = 30.0,
+                 stop: threading.Event | None = None,
+                 on_tick: Callable[[TickReport], None] | None = None) -> None:
+        if engine.lease is None:
+            raise InvalidConfiguration("a Worker needs an Engine made with lease=WorkerLease()")
+        check_seconds("interval", interval, positive=True)
+        check_seconds("max_backoff", max_backoff, positive=True)
+        self.engine = engine
+        self.name = engine.lease.owner
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.stop = stop or threading.Event()
+        self.on_tick = on_tick
+        self.totals = WorkerTotals()
+
+    def run(self) -> WorkerTotals:
+        """Tick until stopped; then give the leases back (if the database lets us)."""
+        log.info("worker %s starting on %s", self.name, self.engine.store_name())
+        try:
+            self._loop()
+        finally:
+            self._release()
+        return self.totals
+
+    def _loop(self) -> None:
+        backoff = self.interval
+        outage_since: float | None = None
+        while not self.stop.is_set():
+            try:
+                report = self.engine.tick()
+            except ConcurrentModification as err:
+                self.totals.lost_races += 1
+                log.info("worker %s: %s", self.name, err)
+                # A short, random pause: two workers that collided do not collide again.
+                self.stop.wait(random.uniform(0, self.interval / 4))
+                continue
+            except StoreUnavailable as err:
+                self.totals.outages += 1
+                now = time.monotonic()
+                outage_since = now if outage_since is None else outage_since
+                log.warning("worker %s: the database is unavailable for %.0f s (%s); "
+                            "retrying in %.1f s", self.name, now - outage_since, err, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if outage_since is not None:
+                log.warning("worker %s: the database is back after %.0f s", self.name,
+                            time.monotonic() - outage_since)
+                outage_since, backoff = None, self.interval
+            self.totals.ticks += 1
+            if report.committed:
+                self.totals.committed += 1
+                log.info("worker %s tick %d: %s", self.name, report.number, report.summary())
+            for error in report.errors:
+                log.error("worker %s: %s", self.name, error)
+            if self.on_tick is not None:
+                self.on_tick(report)
+            wait = self.engine.next_wait(self.interval)
+            if wait > 0:
+                self.stop.wait(wait)
+
+    def _release(self) -> None:
+        try:
+            self.totals.released = self.engine.release()
+        except EndactionError as err:
+            log.warning("worker %s stopped without giving back its leases (%s): other "
+                        "workers take its roots over when they lapse", self.name, err)
+            return
+        log.info("worker %s stopped: %d tick(s), %d committed, gave back %d lease(s)",
+                 self.name, self.totals.ticks, self.totals.committed, self.totals.released)
