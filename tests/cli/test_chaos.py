@@ -18,15 +18,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from persistence import SqlStore
-from statemachines import CommandStatus, TaskStatus
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from tests.worlds import images_in, vm_store
+from tests.cli.judge import judge as _judge
+from tests.worlds import vm_store
 
 pytestmark = pytest.mark.slow
 
@@ -56,34 +53,6 @@ def _run_and_maybe_kill(command: list[str], kill_after: float | None) -> int:
     if process.returncode not in (0, 3, -9) and not nothing_yet:
         raise AssertionError(f"{command[3]} exited {process.returncode}: {errors[-2000:]}")
     return process.returncode
-
-
-def _judge(store: SqlStore, storage: Path) -> list[str]:
-    """Everything wrong with the end state, read from the database and the files."""
-    problems = []
-    roots = store.root_ids()
-    succeeded = set()
-    for root in roots:
-        commands, tasks = store.tree(root)
-        for command in commands:
-            if command.status not in TERMINAL_COMMAND_STATES:
-                problems.append(f"command {command.type} {command.id} is {command.status}")
-        problems += [f"task {t.verb} {t.id} is {t.status}" for t in tasks
-                     if t.status != TaskStatus.CLEARED]
-        ends = Counter(h.object_id for h in store.history_of_root(root)
-                       if h.object_kind == "command" and h.trigger == "end")
-        problems += [f"command {i} ended {n} times" for i, n in ends.items() if n > 1]
-        if next(c.status for c in commands if c.id == root) == CommandStatus.ENDED_SUCCESS:
-            succeeded.add(root)
-    owners = {row.id: row.root_id for row in images_in(store)}
-    problems += [f"inventory row {image} belongs to no created VM"
-                 for image, owner in owners.items() if owner not in succeeded]
-    for path in (storage / "images").glob("*.img"):
-        if owners.get(path.stem) not in succeeded:
-            problems.append(f"file {path.name} belongs to no created VM")
-    problems += [f"journal entry {p.name} left over"
-                 for p in [*(storage / "tasks").glob("*.json"), *(storage / "tasks").glob("*.tmp")]]
-    return problems
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))

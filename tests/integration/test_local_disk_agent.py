@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import os
 import subprocess
 import sys
 import threading
@@ -374,3 +376,137 @@ def test_one_damaged_journal_entry_fails_that_task_only(agent: LocalDiskAgent,
     assert answer["bad"].status == HostStatus.UNKNOWN and says in answer["bad"].message
     agent.clear("bad")
     assert not (agent.journal / "bad.json").exists()
+
+
+# -- cleared tasks: tombstones ----------------------------------------------------------------
+DAY = 24 * 3600.0
+
+
+def test_a_cleared_task_is_never_started_again(tmp_path: Path, agent: LocalDiskAgent,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """An engine with a stale view starts a task another engine already ran, rolled back and
+    cleared: the copy must not run again and recreate the image the rollback removed."""
+    copy = {"source": "tmpl", "image": "d"}
+    agent.start("t1", "copy_image", copy)
+    assert wait_for_end(agent, "t1").succeeded
+    agent.clear("t1")
+    agent.image_path("d").unlink()  # the rollback's delete
+    stale = LocalDiskAgent(tmp_path / "storage")  # the stale engine's own instance
+    try:
+        with caplog.at_level(logging.INFO, logger="endaction.agents.local_disk"):
+            for starter in (agent, stale, agent):
+                starter.start("t1", "copy_image", copy)  # no error: nothing to start
+                # A start that runs writes the journal entry before it returns.
+                assert not (agent.journal / "t1.json").exists()
+                assert "t1" not in starter._running
+        assert "task t1 was cleared" in caplog.text
+        time.sleep(0.1)
+        assert agent.image_names() == []
+        assert agent.poll(["t1"]) == {} and stale.poll(["t1"]) == {}
+    finally:
+        stale.close()
+
+
+def test_a_cleared_task_is_not_started_even_when_its_parameters_are_no_longer_valid(
+    agent: LocalDiskAgent,
+) -> None:
+    """A rejected start is a failure in the engine's eyes; a cleared task is nothing to do."""
+    agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+    wait_for_end(agent, "t1")
+    agent.clear("t1")
+    agent.template_path("tmpl").unlink()
+    agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+    assert agent.poll(["t1"]) == {}
+
+
+def test_clearing_an_unknown_task_forbids_its_start(agent: LocalDiskAgent) -> None:
+    agent.clear("never-started")
+    agent.start("never-started", "delete_image", {"image": "x"})
+    assert agent.poll(["never-started"]) == {}
+    assert not (agent.journal / "never-started.json").exists()
+
+
+def test_old_tombstones_are_pruned_when_an_instance_starts(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    first = LocalDiskAgent(storage)
+    backlog = [f"backlog{n}" for n in range(600)]  # more than one batch of the prune
+    for task_id in ("old", "older", "recent", "fresh", *backlog):
+        first.clear(task_id)
+    first.close()
+    cleared = storage / "tasks" / "cleared"
+    now = time.time()
+    for task_id, age in (("old", 7.5 * DAY), ("older", 30 * DAY), ("recent", 6.5 * DAY),
+                         *((b, 8 * DAY) for b in backlog)):
+        os.utime(cleared / task_id, (now - age, now - age))
+    second = LocalDiskAgent(storage)  # the default bound: 7 days
+    try:
+        assert sorted(p.name for p in cleared.iterdir()) == ["fresh", "recent"]
+        second.start("recent", "delete_image", {"image": "x"})
+        assert second.poll(["recent"]) == {}, "a kept tombstone still forbids the start"
+    finally:
+        second.close()
+    os.utime(cleared / "recent", (now - 120, now - 120))
+    third = LocalDiskAgent(storage, keep_cleared_seconds=60)
+    try:
+        assert sorted(p.name for p in cleared.iterdir()) == ["fresh"]
+    finally:
+        third.close()
+    with pytest.raises(ValueError, match="keep_cleared_seconds"):
+        LocalDiskAgent(storage, keep_cleared_seconds=0)
+
+
+def test_a_clear_that_stopped_half_way_still_counts(tmp_path: Path) -> None:
+    """A crash between writing the tombstone and removing the entry leaves both: the task
+    is cleared all the same, so its dead worker is not replaced and a start does nothing."""
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        entry = {"verb": "delete_image", "parameters": {"image": "x"}, "status": "running",
+                 "result": None, "message": "", "owner": "1-gone", "resumes": 0}
+        (agent.journal / "t1.json").write_text(json.dumps(entry))
+        (agent.journal / "cleared" / "t1").touch()
+        agent.start("t1", "delete_image", {"image": "x"})
+        agent.poll(["t1"])
+        assert "t1" not in agent._running
+        assert json.loads((agent.journal / "t1.json").read_text()) == entry, "not taken over"
+        agent.clear("t1")  # the engine's retry of the clear finishes it
+        assert agent.poll(["t1"]) == {}
+    finally:
+        agent.close()
+
+
+def test_a_full_disk_releases_the_reserve_to_write_a_tombstone(
+    tmp_path: Path, agent: LocalDiskAgent, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent.start("t1", "delete_image", {"image": "x"})
+    wait_for_end(agent, "t1")
+    real = agent._write_tombstone
+    full = {"left": 1}
+
+    def write(task_id: str) -> None:
+        if full["left"] > 0:
+            full["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(task_id)
+
+    monkeypatch.setattr(agent, "_write_tombstone", write)
+    agent.clear("t1")
+    assert full["left"] == 0 and not (agent.journal / ".reserve").exists()
+    assert (agent.journal / "cleared" / "t1").exists()
+    assert not (agent.journal / "t1.json").exists()
+
+
+def test_a_tombstone_that_cannot_be_written_does_not_stop_the_clear(
+    agent: LocalDiskAgent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    agent.start("t1", "delete_image", {"image": "x"})
+    wait_for_end(agent, "t1")
+
+    def write(task_id: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(agent, "_write_tombstone", write)
+    with caplog.at_level(logging.ERROR, logger="endaction.agents.local_disk"):
+        agent.clear("t1")
+    assert not (agent.journal / "t1.json").exists()
+    assert agent.poll(["t1"]) == {}
+    assert "no tombstone for cleared task t1" in caplog.text

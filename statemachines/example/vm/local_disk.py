@@ -12,6 +12,12 @@ file succeeds), so a crash costs time, never a failure; only after `max_resumes`
 the task reported `unknown`. Starting a task and taking one over happen under a lock on the
 journal directory, so two processes never run the same task.
 
+Clearing a task leaves a tombstone, an empty file under `tasks/cleared/`, and a task with one
+is never started again: an engine whose view of the database is stale may still ask to start
+a task that another engine ran to its end, rolled back and cleared, and running it would
+bring back an image that the rollback already accounted for. Tombstones older than
+`keep_cleared_seconds` are removed when an instance starts.
+
 The disk filling up must not hang anyone. The agent keeps a small reserve file in the journal
 directory and gives it up when a journal write fails for lack of space, so that the outcome of
 a failed copy, and the deletes that free the space, can still be recorded; an outcome that
@@ -47,6 +53,13 @@ IMAGE_SUFFIX = ".img"
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 1 << 20
 LOCK_NAME = ".lock"
+CLEARED_FOLDER = "cleared"
+# Tombstones removed per hold of the journal lock when pruning.
+PRUNE_BATCH = 256
+# A week: far longer than any engine's view of the database can stay stale (a view that old
+# would be a process frozen for days and then resumed), yet short enough that the tombstones
+# of a busy host stay a modest folder.
+KEEP_CLEARED_SECONDS = 7 * 24 * 3600.0
 # How long a caller waits for another process to release the journal lock.
 JOURNAL_LOCK_SECONDS = 10.0
 # Owners of the agents of this process that are still open: their running tasks are alive
@@ -73,17 +86,26 @@ class LocalDiskAgent:
         failing_deletes: images whose deletes fail: a compensation fault, for the demo's
             `--fail-rollback` (it lives in this process only, so another process's cleanup
             finds the fault gone).
+        keep_cleared_seconds: how long the tombstone of a cleared task forbids starting it
+            again. It must outlast the stalest view an engine can act on; past it, a start of
+            that id would run the task again.
     """
 
     def __init__(self, storage: Path | str, workers: int = 4, seconds_per_mib: float = 0.0,
-                 max_resumes: int = 3, failing_deletes: Iterable[str] = ()) -> None:
+                 max_resumes: int = 3, failing_deletes: Iterable[str] = (),
+                 keep_cleared_seconds: float = KEEP_CLEARED_SECONDS) -> None:
+        if not keep_cleared_seconds > 0:
+            raise ValueError(
+                f"keep_cleared_seconds must be positive (got {keep_cleared_seconds!r})")
         self.storage = Path(storage)
         self.templates = self.storage / "templates"
         self.images = self.storage / "images"
         self.journal = self.storage / "tasks"
         self.owners = self.journal / "owners"
-        for folder in (self.templates, self.images, self.journal, self.owners):
+        self.cleared = self.journal / CLEARED_FOLDER
+        for folder in (self.templates, self.images, self.journal, self.owners, self.cleared):
             folder.mkdir(parents=True, exist_ok=True)
+        self.keep_cleared_seconds = keep_cleared_seconds
         self.seconds_per_mib = seconds_per_mib
         self.max_resumes = max_resumes
         self.failing_deletes = frozenset(failing_deletes)
@@ -98,10 +120,17 @@ class LocalDiskAgent:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="local-disk-agent")
         _LIVE_OWNERS.add(self.owner)
         self._remove_orphans()
+        self._prune_tombstones()
         self._keep_reserve()
 
     # -- protocol -------------------------------------------------------------------------
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Idempotent on the task id, and a cleared id is never started again.
+
+        A cleared id is looked for before the parameters are checked: a start refused for
+        them would be a failure in the engine's eyes, and a cleared task is nothing to do."""
+        if self._refuse_cleared(task_id):
+            return
         if verb not in (COPY_VERB, DELETE_VERB):
             raise TaskRejected(f"local-disk agent has no verb {verb!r}")
         image = parameters.get("image")
@@ -115,6 +144,9 @@ class LocalDiskAgent:
                 raise TaskRejected(
                     f"task {task_id}: no template image {source!r} in {self.templates}")
         with self._journal_locked():
+            # Again under the lock, which orders this start and a clear in another process.
+            if self._refuse_cleared(task_id):
+                return
             entry = self._read_journal(task_id)
             if entry is not None:
                 self._take_over_if_orphaned(task_id, entry)
@@ -143,10 +175,14 @@ class LocalDiskAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
-        """Forget the task. One still running here (the engine gave up waiting for it) is
-        stopped, and a copy's output is removed: nobody accounts for it any more."""
+        """Forget the task, for good: a later start of its id does nothing. One still running
+        here (the engine gave up waiting for it) is stopped, and a copy's output is removed:
+        nobody accounts for it any more."""
         with self._journal_locked():  # a worker finishing now must not write the entry back
             path = self._journal_path(task_id)
+            # The tombstone before the entry goes: a crash in between leaves a task that is
+            # both journaled and cleared (treated as cleared), never one that is neither.
+            self._leave_tombstone(task_id)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # not an entry this agent wrote, but in its place
             else:
@@ -211,7 +247,8 @@ class LocalDiskAgent:
     def _report(self, task_id: str) -> TaskReport | None:
         kept = self._unjournaled.get(task_id)
         if kept is not None:
-            return _as_report(task_id, kept)
+            # An outcome kept after a failed journal write may outlive a clear made meanwhile.
+            return None if self._tombstone_path(task_id).exists() else _as_report(task_id, kept)
         entry = self._read_journal(task_id)
         if entry is None:
             return None
@@ -231,6 +268,8 @@ class LocalDiskAgent:
         """Run again a task journaled as running by an owner that is gone (journal lock held)."""
         if entry.get("status") != HostStatus.RUNNING or task_id in self._running:
             return
+        if self._tombstone_path(task_id).exists():
+            return  # a clear that stopped half-way: the engine is done with it
         owner = str(entry.get("owner"))
         if self._owner_alive(owner):
             return
@@ -280,11 +319,13 @@ class LocalDiskAgent:
             with self._journal_locked():
                 self._running.pop(task_id, None)
                 entry = self._read_journal(task_id)
-                if entry is None:
+                if entry is None or self._tombstone_path(task_id).exists():
                     # Cleared while running: the engine ended it without this answer, and may
                     # have removed the image already; a copy must not leave one behind.
                     if verb == COPY_VERB and "image" in parameters:
                         self.image_path(str(parameters["image"])).unlink(missing_ok=True)
+                    if entry is not None:  # a clear that stopped half-way: finish it
+                        self._journal_path(task_id).unlink(missing_ok=True)
                     return
                 self._finish_entry(task_id, entry, result, message)
         except Exception as err:
@@ -375,6 +416,73 @@ class LocalDiskAgent:
         if not _safe_name(task_id):
             raise TaskRejected(f"task id {task_id!r} is not a plain name")
         return self.journal / f"{task_id}.json"
+
+    def _tombstone_path(self, task_id: str) -> Path:
+        """In a folder of its own: no task id can make it a journal entry, a temporary file
+        or the lock, and pruning lists tombstones only."""
+        if not _safe_name(task_id):
+            raise TaskRejected(f"task id {task_id!r} is not a plain name")
+        return self.cleared / task_id
+
+    def _refuse_cleared(self, task_id: str) -> bool:
+        if not self._tombstone_path(task_id).exists():
+            return False
+        log.warning("task %s was cleared, yet asked to start again (by an engine with a stale "
+                    "view?): not started", task_id)
+        return True
+
+    def _leave_tombstone(self, task_id: str) -> None:
+        """On a full disk, give up the reserve and retry, as a journal write does; if even
+        that fails, the clear goes on without one (logged).
+
+        Refusing the clear instead would be worse: the engine would retry it at every tick
+        on a disk that is still full, the entry it wants gone would stay, and the rollback
+        waiting for it would stall. Without the tombstone the task is only as exposed as it
+        was before tombstones: it runs again only if a stale engine starts it."""
+        try:
+            try:
+                self._write_tombstone(task_id)
+            except OSError as err:
+                if err.errno != errno.ENOSPC or not self._release_reserve():
+                    raise
+                self._write_tombstone(task_id)
+        except OSError as err:
+            log.error("no tombstone for cleared task %s in %s (%s): an engine with a stale view "
+                      "could start it again", task_id, self.cleared, err)
+
+    def _write_tombstone(self, task_id: str) -> None:
+        """An empty file: created whole or not at all. Clearing again renews its time, so the
+        last clear is the one its age counts from."""
+        self._tombstone_path(task_id).touch()
+
+    def _prune_tombstones(self) -> None:
+        """The folder is listed without the journal lock, so that a big one delays no other
+        process; each old tombstone is looked at again under the lock before it goes, since
+        a clear may have just renewed it. A batch at a time: a backlog (an instance started
+        after a long pause) must not hold the lock long enough to make starts time out."""
+        horizon = time.time() - self.keep_cleared_seconds
+        try:
+            with os.scandir(self.cleared) as entries:
+                old = [Path(item.path) for item in entries
+                       if not item.is_dir(follow_symlinks=False)
+                       and _mtime(item.path) < horizon]
+        except OSError as err:
+            log.warning("could not prune the tombstones in %s: %s", self.cleared, err)
+            return
+        pruned = 0
+        for first in range(0, len(old), PRUNE_BATCH):
+            with self._journal_locked():
+                for path in old[first:first + PRUNE_BATCH]:
+                    try:
+                        if _mtime(path) < horizon:
+                            path.unlink()
+                            pruned += 1
+                    except OSError as err:  # gone already (another instance pruned it) or stuck
+                        if err.errno != errno.ENOENT:
+                            log.warning("could not prune the tombstone %s: %s", path, err)
+        if pruned:
+            log.info("pruned %d tombstones of tasks cleared over %g s ago from %s", pruned,
+                     self.keep_cleared_seconds, self.cleared)
 
     def _read_journal(self, task_id: str) -> dict[str, Any] | None:
         """The task's entry; AgentError, for this task alone, whatever is wrong with it."""
@@ -479,6 +587,14 @@ def _as_report(task_id: str, entry: Mapping[str, Any]) -> TaskReport:
                           str(entry.get("message") or ""))
     except ValueError as err:
         return TaskReport.unknown(f"corrupt journal entry for task {task_id}: {err}")
+
+
+def _mtime(path: str | Path) -> float:
+    """Of the path itself; one that vanished meanwhile is never old."""
+    try:
+        return os.stat(path, follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _safe_name(name: str) -> bool:

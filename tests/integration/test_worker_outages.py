@@ -1,0 +1,101 @@
+"""A worker keeps going when PostgreSQL drops its connections mid-tick: the tick is rolled
+back, the worker backs off (logging each time), reconnects, and nothing committed is lost."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+
+from persistence import SqlStore, connect
+from statemachines import (
+    Engine,
+    StoreUnavailable,
+    Worker,
+    WorkerLease,
+    submit_root,
+)
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.example.vm import (
+    STORAGE_AGENT,
+    SimulatedAgent,
+    add_vm_parameters,
+    image_name,
+    vm_registry,
+)
+from tests.worlds import images_in
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+ROOTS = 30
+
+
+def _terminate_others(url: str) -> int:
+    """Cut every other connection to the database, as a failover or a network cut would."""
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        engine.dispose()
+
+
+def _read(what: object) -> object:
+    """A read of the test's own that may itself hit a cut connection: retried, bounded."""
+    for _ in range(50):
+        with contextlib.suppress(StoreUnavailable):
+            return what() if callable(what) else what
+        time.sleep(0.1)
+    raise AssertionError("the database stayed unavailable")
+
+
+def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
+                                                               caplog: pytest.LogCaptureFixture
+                                                               ) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("cuts PostgreSQL connections")
+    url = store.engine.url.render_as_string(hide_password=False)
+    agent = SimulatedAgent()
+    roots = [submit_root(store, vm_registry(), "AddVmFromTemplate",
+                         add_vm_parameters(f"vm{i}", ["template-disk0", "template-disk1"],
+                                           [1] if i % 4 == 0 else [])).id
+             for i in range(ROOTS)]
+    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
+                    lease=WorkerLease(owner="survivor", ttl=30, claim_interval=0.05))
+    worker = Worker(engine, interval=0.05, max_backoff=0.4)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    cuts = 0
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            statuses = _read(lambda: [store.command(r).status for r in roots])  # type: ignore[union-attr]
+            if all(s in TERMINAL_COMMAND_STATES for s in statuses) and not _read(store.leases):
+                break
+            assert time.monotonic() < deadline, f"not done after 120 s: {Counter(statuses)}"
+            if cuts < 15:
+                cuts += 1
+                _terminate_others(url)
+            time.sleep(0.07)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert worker.totals.outages > 0, "no cut hit the worker: the test proved nothing"
+    assert "the database is unavailable" in caplog.text
+    for root in roots:
+        arrivals = Counter(h.object_id for h in store.history_of_root(root)
+                           if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+        assert set(arrivals.values()) == {1}, (root, arrivals)
+    created = [r for r in roots if store.command(r).status == "ended_success"]  # type: ignore[union-attr]
+    expected = {image_name(store.command(r).parameters["vm"], d)  # type: ignore[union-attr]
+                for r in created for d in (0, 1)}
+    assert len(created) == ROOTS - len(range(0, ROOTS, 4))
+    assert agent.images == expected
+    assert {row.id for row in images_in(store)} == expected
+    assert store.leases() == []
