@@ -1,0 +1,131 @@
+"""Upgrading a database of the previous schema (0003) that has work in flight: the engine
+refuses it by name, `endaction db upgrade` migrates it, and a worker (which sees only roots
+with a lease row, so the migration must have made them) finishes every root."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from click.testing import CliRunner
+from sqlalchemy import Engine, inspect, text
+
+from persistence import SchemaMismatch, SqlStore, connect, open_store
+from persistence.schema_version import HEAD, MIGRATIONS, VERSION_TABLE
+from statemachines import CommandStatus, HostResult, LeaseLost, TaskStatus, WorkerLease
+from statemachines.cli.main import cli
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.example.vm import ImageInventory, Plan, SimulatedAgent, image_name
+from tests.conftest import drop_endaction_tables
+from tests.worlds import World, images_in
+
+PREVIOUS = "0003"
+
+
+def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
+    """Every endaction table's columns (name, type, nullable), as the database reports them."""
+    found = inspect(engine)
+    return {table: {(c["name"], str(c["type"]), bool(c["nullable"]))
+                    for c in found.get_columns(table)}
+            for table in found.get_table_names() if table not in ("images",)}
+
+
+def _as_previous_version(engine: Engine) -> None:
+    """Take a current database back to 0003 by hand, keeping its rows: what 0004 added goes,
+    what it dropped comes back. The test checks the result against Alembic's own 0003."""
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE root_leases"))
+        conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_owner VARCHAR(200)"))
+        conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_expires FLOAT"))
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '{PREVIOUS}'"))
+
+
+def _alembic_previous(url: str) -> dict[str, set[tuple[str, str, bool]]]:
+    engine = connect(url, make_folder=True)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, PREVIOUS)
+        return _columns(engine)
+    finally:
+        engine.dispose()
+
+
+def _in_flight(world: World) -> list[str]:
+    """Roots in every stage: not started, copying, rolling back, and done."""
+    engine = world.engine()
+    roots = [world.submit_vm(engine, 2, fail=(1,) if i % 2 else (), vm=f"vm{i}")
+             for i in range(4)]
+    for _ in range(3):
+        engine.tick()
+    roots.append(world.submit_vm(engine, 1, vm="vm-late"))  # never executed before the upgrade
+    return roots
+
+
+def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
+        store: SqlStore, tmp_path: Path) -> None:
+    agent = SimulatedAgent(decide=lambda verb, params: Plan(
+        result=HostResult.FAILURE if params.get("inject_failure") else HostResult.SUCCESS,
+        polls=4))  # slow tasks: the upgrade comes while they run
+    world = World(store, agent=agent)
+    roots = _in_flight(world)
+    statuses = Counter(store.command(r).status for r in roots)  # type: ignore[union-attr]
+    assert statuses[CommandStatus.NOT_STARTED] == 1 and len(statuses) > 1, statuses
+    live_tasks = [t for r in roots for t in store.tree(r)[1] if t.status != TaskStatus.CLEARED]
+    assert live_tasks, "no task in flight: the upgrade would prove nothing"
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.dispose()
+
+    engine = connect(url)
+    _as_previous_version(engine)
+    previous = _columns(engine)
+    engine.dispose()
+    if url.startswith("sqlite"):
+        reference = _alembic_previous(str(tmp_path / "reference.db"))
+        assert previous == reference, "the hand-made 0003 is not Alembic's 0003"
+
+    with pytest.raises(SchemaMismatch, match="endaction db upgrade"):
+        open_store(url, ledgers=[ImageInventory])
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade", "--db", url])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"from endaction schema {PREVIOUS} to {HEAD}" in upgraded.output
+
+    reopened = open_store(url, ledgers=[ImageInventory])
+    try:
+        assert sorted(r for r, _, _ in reopened.leases()) == sorted(
+            r for r in roots if reopened.command(r).status  # type: ignore[union-attr]
+            not in TERMINAL_COMMAND_STATES)
+        world = World(reopened, agent=agent, clock=world.clock)
+        worker = world.engine(lease=WorkerLease(owner="after-upgrade", ttl=30))
+        for _ in range(200):
+            try:
+                worker.tick()
+            except LeaseLost:
+                raise AssertionError("nobody else runs here") from None
+            world.clock.sleep(0.5)
+            if not reopened.leases():
+                break
+        for root in roots:
+            arrivals = Counter(h.object_id for h in reopened.history_of_root(root)
+                               if h.object_kind == "command"
+                               and h.dest in TERMINAL_COMMAND_STATES)
+            assert set(arrivals.values()) == {1}, (root, arrivals)
+        ended = {r: reopened.command(r).status for r in roots}  # type: ignore[union-attr]
+        created = [r for r, s in ended.items() if s == CommandStatus.ENDED_SUCCESS]
+        assert len(created) == 3, ended
+        expected = {image_name(reopened.command(r).parameters["vm"], d)  # type: ignore[union-attr]
+                    for r in created
+                    for d in range(len(reopened.command(r).parameters["disks"]))}  # type: ignore[union-attr]
+        assert agent.images == expected
+        assert {row.id for row in images_in(reopened)} == expected
+    finally:
+        reopened.dispose()
+        if not url.startswith("sqlite"):
+            cleanup = connect(url)
+            drop_endaction_tables(cleanup)
+            cleanup.dispose()
