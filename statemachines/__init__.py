@@ -44,7 +44,7 @@ from .core.reasons import ExecutionReason
 from .core.records import CommandRecord, HistoryEntry, TaskRecord
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
-from .core.submission import submit_root
+from .core.submission import submit_root, submit_roots
 from .core.task_machine import TaskStatus
 from .core.tick_report import TickReport
 from .core.worker import Worker
@@ -90,4 +90,5 @@ __all__ = [
     "WorkerLease",
     "WorkersHoldRoots",
     "submit_root",
+    "submit_roots",
 ]

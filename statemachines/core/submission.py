@@ -8,7 +8,7 @@ one transaction, and returns the id; whichever engine or worker claims the root 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .command import CommandRegistry, reference_problems
@@ -37,20 +37,42 @@ def submit_root(
     Malformed parameters and unknown types are refused (`InvalidParameters`,
     `UnknownCommandType`) before anything is written. `owner` leases the new root to that
     worker at once (an engine submitting for itself); None leaves it free for any worker."""
-    registry.check(type_name, parameters)
-    if entity is not None and (problems := reference_problems("entity", entity)):
-        raise InvalidParameters(type_name, problems)
+    return submit_roots(store, registry, [(type_name, parameters)], entity=entity,
+                        execution_reason=execution_reason, ids=ids, clock=clock,
+                        owner=owner)[0]
+
+
+def submit_roots(
+    store: Store,
+    registry: CommandRegistry,
+    requests: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    entity: ResourceRef | None = None,
+    execution_reason: ExecutionReason = ExecutionReason.REGULAR_FLOW,
+    ids: Callable[[], str] = new_id,
+    clock: Callable[[], float] = time.time,
+    owner: str | None = None,
+) -> list[CommandRecord]:
+    """Persist several roots (type name, parameters) in one transaction: all or none. Every
+    request is checked before anything is written, so one bad request refuses the batch."""
+    for type_name, parameters in requests:
+        registry.check(type_name, parameters)
+        if entity is not None and (problems := reference_problems("entity", entity)):
+            raise InvalidParameters(type_name, problems)
     now = clock()
-    command_id = ids()
-    record = CommandRecord(
-        id=command_id, root_id=command_id, parent_id=None, end_group_id=command_id,
-        type=type_name, execution_reason=ExecutionReason(execution_reason),
-        parameters=freeze(parameters), entity_type=entity.type if entity else None,
-        entity_id=entity.id if entity else None, created_at=now, updated_at=now,
-    )
-    created = HistoryEntry(ObjectKind.COMMAND, command_id, command_id, HistoryEvent.CREATE,
-                           "", record.status, now)
+    records: list[CommandRecord] = []
+    history: list[HistoryEntry] = []
+    for type_name, parameters in requests:
+        command_id = ids()
+        records.append(CommandRecord(
+            id=command_id, root_id=command_id, parent_id=None, end_group_id=command_id,
+            type=type_name, execution_reason=ExecutionReason(execution_reason),
+            parameters=freeze(parameters), entity_type=entity.type if entity else None,
+            entity_id=entity.id if entity else None, created_at=now, updated_at=now,
+        ))
+        history.append(HistoryEntry(ObjectKind.COMMAND, command_id, command_id,
+                                    HistoryEvent.CREATE, "", records[-1].status, now))
     with store.transaction() as tx:
-        tx.write([record], [], [], [], [created])
-        tx.open_roots([command_id], owner, now)
-    return record
+        tx.write(records, [], [], [], history)
+        tx.open_roots([r.id for r in records], owner, now)
+    return records

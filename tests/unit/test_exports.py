@@ -22,7 +22,7 @@ EXPORTS = {
         "Outcome", "ResourceRef", "ResourceRevert", "RevertPolicy", "RevertState", "Store",
         "StoreError", "StoreUnavailable", "TaskRecord", "TaskRejected", "TaskReport",
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
-        "WorkersHoldRoots", "submit_root",
+        "WorkersHoldRoots", "submit_root", "submit_roots",
     ],
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",
                     "SqlStore", "TableLedger", "connect", "normalise_url", "open_store"],
