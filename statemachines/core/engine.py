@@ -151,6 +151,9 @@ class Engine:
         else:
             claimed = set(self.store.reclaim_roots(self.lease.owner,
                                                    self.now + self.lease.ttl))
+            if claimed:
+                log.info("worker %s took back %d root(s) it held", self.lease.owner,
+                         len(claimed))
             state = self.store.load_active(claimed)
             self._renew_at = self.now + self.lease.ttl / 3
             self._claim_at = self.now
@@ -224,8 +227,14 @@ class Engine:
         if not claimed:
             return
         log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
-        state = self.store.load_active(claimed)
-        self._check_loadable(state)
+        try:
+            state = self.store.load_active(claimed)
+            self._check_loadable(state)
+        except BaseException:
+            # Claimed in the database but not in the view: reload from the leases instead of
+            # leaving them to lapse unworked.
+            self._forget_view()
+            raise
         self._adopt(state, claimed, reset_clears=True)
         self._claim_at = self.now  # there may be more: look again at the next tick
 
