@@ -13,6 +13,7 @@ import click
 
 from ..core.errors import NotCancellable
 from ..core.operator_requests import request_cancel
+from ..example.vm.agent_cli import agent
 from ..example.vm.demo_cli import cleanup, demo, resume
 from ..example.vm.worker_cli import submit, worker
 from .database import db_option, open_database
@@ -62,7 +63,8 @@ def release(root_id: str, db: str | None) -> None:
     click.echo(f"released {root_id}: the next engine to run picks it up again")
 
 
-for view in (demo, resume, cleanup, worker, submit, db, diagrams, status, history, trace):
+for view in (demo, resume, cleanup, worker, submit, agent, db, diagrams, status, history,
+             trace):
     cli.add_command(view)
 
 

@@ -9,20 +9,23 @@ database or the storage failed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from persistence.schema_version import NoSchema
-from statemachines import Limits, TickReport
+from statemachines import AgentError, Limits, TickReport
 from statemachines.cli.database import db_option, json_option
 from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK, UsageProblem
 from statemachines.cli.progress import Progress, describe, make_progress
@@ -44,8 +47,48 @@ from .demo_world import (
 )
 
 STORAGE_HELP = "storage directory of the local-disk agent [default: ./endaction-data/storage]"
-storage_option = click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
-                              default=None, help=STORAGE_HELP)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class HostChoice:
+    """Where the storage host runs: in this process over `storage`, or behind `agent_url`."""
+
+    storage: Path | None = None
+    agent_url: str | None = None
+    token_file: Path | None = None
+
+    def open(self, db: str | None, on_commit: Callable[[TickReport], None] | None = None,
+             **options: Any) -> DemoWorld:
+        return open_world(db, self.storage, on_commit, agent_url=self.agent_url,
+                          agent_token_file=self.token_file, **options)
+
+
+def host_options(command: F) -> F:
+    """--storage, or --agent-url with --agent-token-file, handed to the command as `host`."""
+
+    @functools.wraps(command)
+    def with_host(*args: Any, storage: Path | None, agent_url: str | None,
+                  agent_token_file: Path | None, **kwargs: Any) -> Any:
+        if agent_url is not None and storage is not None:
+            raise UsageProblem("--storage names a host in this process and --agent-url one "
+                               "in another: give one of them")
+        if agent_token_file is not None and agent_url is None:
+            raise UsageProblem("--agent-token-file goes with --agent-url")
+        return command(*args, host=HostChoice(storage, agent_url, agent_token_file), **kwargs)
+
+    options = [
+        click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help=STORAGE_HELP),
+        click.option("--agent-url", default=None, metavar="URL",
+                     help="use the storage host at URL (`endaction agent serve`) instead of "
+                          "one in this process"),
+        click.option("--agent-token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, metavar="F", help="the file holding that host's token"),
+    ]
+    for option in reversed(options):
+        with_host = option(with_host)
+    return with_host  # type: ignore[return-value]
 
 
 def _finish(report: dict[str, Any], as_json: bool) -> int:
@@ -101,7 +144,7 @@ def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
               help="0-based index of a disk whose RemoveImage must fail for good in this "
                    "process: it ends revert_failed, for `endaction cleanup` (repeatable)")
 @db_option
-@storage_option
+@host_options
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
               metavar="S", callback=_finite,
               help="seconds a copy or delete may take before it is aborted "
@@ -110,20 +153,23 @@ def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
               help="die abruptly (SIGKILL) after K steps have been persisted")
 @json_option
 def demo(count: int, fail: tuple[int, ...], fail_rollback: tuple[int, ...], db: str | None,
-         storage: Path | None, task_timeout: float | None, crash_after: int | None,
+         host: HostChoice, task_timeout: float | None, crash_after: int | None,
          as_json: bool) -> None:
     """Create a VM from a template with COUNT disks; failed copies roll the others back."""
     _disk_indexes(fail, count, "--fail")
     _disk_indexes(fail_rollback, count, "--fail-rollback")
+    if fail_rollback and host.agent_url is not None:
+        raise UsageProblem("--fail-rollback makes deletes fail inside this process's host; "
+                           "with --agent-url the host is another process")
     progress = make_progress()
     crash = _CrashAfter(crash_after, progress)
     limits = Limits(task_timeout=task_timeout or 600 + 0.25 * count)
-    with progress, closing(open_world(db, storage, crash, limits=limits)) as world:
+    with progress, closing(host.open(db, crash, limits=limits)) as world:
         sources = [template_name(i) for i in range(count)]
         try:
             for name in sources:
                 world.agent.ensure_template(name, TEMPLATE_BYTES)
-        except OSError as err:
+        except (OSError, AgentError) as err:
             raise StorageUnusable(f"cannot write the template disks in {world.agent.templates}:"
                                   f" {err}") from err
         vm = f"vm-{uuid.uuid4().hex[:8]}"
@@ -141,12 +187,12 @@ def demo(count: int, fail: tuple[int, ...], fail_rollback: tuple[int, ...], db: 
 
 @click.command()
 @db_option
-@storage_option
+@host_options
 @json_option
-def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
+def resume(db: str | None, host: HostChoice, as_json: bool) -> None:
     """Recover after a crash and finish whatever was left; report the last root command."""
     progress = make_progress()
-    with progress, closing(_existing_world(db, storage, progress, "nothing to resume")) as world:
+    with progress, closing(_existing_world(db, host, progress, "nothing to resume")) as world:
         root_id = world.store.last_root_id()
         if root_id is None:
             raise UsageProblem(f"no command in {world.store.url}: nothing to resume")
@@ -161,15 +207,15 @@ def resume(db: str | None, storage: Path | None, as_json: bool) -> None:
 
 @click.command()
 @db_option
-@storage_option
+@host_options
 @json_option
-def cleanup(db: str | None, storage: Path | None, as_json: bool) -> None:
+def cleanup(db: str | None, host: HostChoice, as_json: bool) -> None:
     """Retry the compensations that gave up (revert_failed), now that the fault may be gone.
 
     Runs whatever else is unfinished too, as `resume` does. Exit status 0 when nothing is
     left behind, 3 when something still is."""
     progress = make_progress()
-    with progress, closing(_existing_world(db, storage, progress,
+    with progress, closing(_existing_world(db, host, progress,
                                            "nothing to clean up")) as world:
         world.engine.recover()
         retried = world.engine.cleanup()
@@ -184,9 +230,9 @@ def cleanup(db: str | None, storage: Path | None, as_json: bool) -> None:
              else EXIT_LEFT_BEHIND)
 
 
-def _existing_world(db: str | None, storage: Path | None, progress: Progress,
+def _existing_world(db: str | None, host: HostChoice, progress: Progress,
                     missing: str) -> DemoWorld:
     try:
-        return open_world(db, storage, progress, create=False, missing=missing)
+        return host.open(db, progress, create=False, missing=missing)
     except NoSchema as err:
         raise UsageProblem(f"{err}: {missing}") from err

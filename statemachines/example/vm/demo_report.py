@@ -15,11 +15,11 @@ from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 
 from .commands import image_name
+from .demo_world import StorageHost
 from .inventory import ImageInventory
-from .local_disk import LocalDiskAgent
 
 
-def build_report(store: SqlStore, agent: LocalDiskAgent, root_id: str) -> dict[str, Any]:
+def build_report(store: SqlStore, agent: StorageHost, root_id: str) -> dict[str, Any]:
     commands, tasks = store.tree(root_id)
     root = next(c for c in commands if c.id == root_id)
     vm = str(root.parameters.get("vm", ""))
@@ -72,7 +72,7 @@ def exit_code(report: dict[str, Any]) -> int:
         else EXIT_LEFT_BEHIND
 
 
-def build_cleanup_report(store: SqlStore, agent: LocalDiskAgent,
+def build_cleanup_report(store: SqlStore, agent: StorageHost,
                          retried: list[ResourceRevert]) -> dict[str, Any]:
     """What `cleanup` retried and how each ended, and what is still left behind anywhere."""
     now = {(r.resource, r.owner): r for r in store.reverts()}

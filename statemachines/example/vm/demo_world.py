@@ -1,19 +1,30 @@
-"""The demo's world: a store, a local-disk storage agent with template disks, and an engine."""
+"""The demo's world: a store, a storage host with template disks (in this process, or another
+one reached over HTTP), and an engine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from persistence import SqlStore
-from statemachines import EndactionError, Engine, Limits, TickReport, WorkerLease
+from statemachines import (
+    Agent,
+    AgentError,
+    EndactionError,
+    Engine,
+    Limits,
+    TickReport,
+    WorkerLease,
+)
 from statemachines.cli.database import DEFAULT_HOME, open_database
 from statemachines.cli.errors import UsageProblem
 
 from .commands import STORAGE_AGENT, vm_registry
 from .inventory import ImageInventory
 from .local_disk import LocalDiskAgent
+from .storage_host import RemoteStorage, read_token
 
 TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.
@@ -25,10 +36,30 @@ def template_name(index: int) -> str:
     return f"template-disk{index}"
 
 
+class StorageHost(Agent, Protocol):
+    """What the demo needs of its storage host, wherever it runs."""
+
+    failing_deletes: frozenset[str]
+
+    @property
+    def storage(self) -> Path | str:
+        """Where it keeps the images, for messages."""
+
+    @property
+    def templates(self) -> Path | str:
+        """Where it keeps the templates, for messages."""
+
+    def image_names(self) -> list[str]: ...
+
+    def ensure_template(self, name: str, size: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class DemoWorld:
     store: SqlStore
-    agent: LocalDiskAgent
+    agent: StorageHost
     engine: Engine
 
     def close(self) -> None:
@@ -70,13 +101,25 @@ def open_world(
     missing: str = "",
     limits: Limits | None = None,
     lease: WorkerLease | None = None,
+    agent_url: str | None = None,
+    agent_token_file: Path | None = None,
 ) -> DemoWorld:
     """Open the demo's world; with create=False a missing database is an error, not a new one.
 
     The storage directory is pinned in the database only once the agent could use it, so a
     mistyped --storage on first use does not lock the database to a directory that never
-    worked."""
+    worked. With `agent_url` the storage host is another process (`endaction agent serve`),
+    checked to answer before anything runs."""
     store = open_database(db, create=create, missing=missing, ledgers=[ImageInventory])
+    if agent_url is not None:
+        try:
+            remote = _remote_host(agent_url, agent_token_file)
+        except BaseException:
+            store.dispose()
+            raise
+        engine = Engine(store, {STORAGE_AGENT: remote}, vm_registry(), limits=limits,
+                        on_commit=on_commit, lease=lease)
+        return DemoWorld(store, remote, engine)
     try:
         folder, pinned = _storage_of(store, storage)
         try:
@@ -91,3 +134,20 @@ def open_world(
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(), limits=limits,
                     on_commit=on_commit, lease=lease)
     return DemoWorld(store, agent, engine)
+
+
+def _remote_host(url: str, token_file: Path | None) -> RemoteStorage:
+    if token_file is None:
+        raise UsageProblem("--agent-url needs --agent-token-file: the host refuses callers "
+                           "without its token")
+    try:
+        token = read_token(token_file)
+    except AgentError as err:
+        raise UsageProblem(str(err)) from err
+    host = RemoteStorage(url, token)
+    try:
+        host.health()
+    except AgentError as err:
+        host.close()
+        raise StorageUnusable(f"the storage host at {url} does not answer: {err}") from err
+    return host

@@ -13,13 +13,13 @@ import logging
 import signal
 import threading
 from contextlib import closing
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
 from statemachines import (
+    AgentError,
     EndactionError,
     InvalidParameters,
     Limits,
@@ -33,8 +33,8 @@ from statemachines.cli.errors import UsageProblem
 from statemachines.core.leases import default_worker_name
 
 from .commands import vm_registry
-from .demo_cli import storage_option
-from .demo_world import TEMPLATE_BYTES, StorageUnusable, open_world, template_name
+from .demo_cli import HostChoice, host_options
+from .demo_world import TEMPLATE_BYTES, StorageUnusable, template_name
 from .inventory import ImageInventory
 
 log = logging.getLogger("endaction.worker")
@@ -42,7 +42,7 @@ log = logging.getLogger("endaction.worker")
 
 @click.command()
 @db_option
-@storage_option
+@host_options
 @click.option("--name", default=None, metavar="NAME",
               help="this worker's name on its leases, unique among workers; a worker "
                    "restarted under the same name takes its roots back at once "
@@ -61,7 +61,7 @@ log = logging.getLogger("endaction.worker")
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=600.0,
               show_default=True, metavar="S", help="seconds a copy or delete may take")
 @click.option("--verbose", "-v", is_flag=True, help="log every committed tick")
-def worker(db: str | None, storage: Path | None, name: str | None, interval: float,
+def worker(db: str | None, host: HostChoice, name: str | None, interval: float,
            lease_ttl: float, max_roots: int, templates: int, task_timeout: float,
            verbose: bool) -> None:
     """Run the VM example's commands as one of several workers on one database, until
@@ -81,12 +81,12 @@ def worker(db: str | None, storage: Path | None, name: str | None, interval: flo
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with closing(open_world(db, storage, limits=Limits(task_timeout=task_timeout),
-                                lease=lease)) as world:
+        with closing(host.open(db, limits=Limits(task_timeout=task_timeout),
+                               lease=lease)) as world:
             try:
                 for index in range(templates):
                     world.agent.ensure_template(template_name(index), TEMPLATE_BYTES)
-            except OSError as err:
+            except (OSError, AgentError) as err:
                 raise StorageUnusable(f"cannot write the template disks in "
                                       f"{world.agent.templates}: {err}") from err
             click.echo(f"worker {lease.owner} on {world.store.url}, storage "

@@ -1,0 +1,59 @@
+"""`endaction agent serve`: the local-disk storage host as its own long-running process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+import uvicorn
+
+from statemachines import AgentError
+from statemachines.cli.errors import UsageProblem
+
+from .local_disk import LocalDiskAgent
+from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
+
+
+@click.group()
+def agent() -> None:
+    """Task hosts as processes of their own."""
+
+
+@agent.command()
+@click.option("--storage", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="the storage directory (templates, images, the task journal)")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (anything but loopback exposes the host: keep the "
+                   "token secret)")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT,
+              show_default=True)
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"the bearer token callers must present [default: STORAGE/{TOKEN_FILE}, "
+                   "made if missing]")
+@click.option("--max-resumes", type=click.IntRange(0, 100), default=3, show_default=True,
+              help="times a task that died with the host is run again before it is "
+                   "reported unknown (0: reported unknown at once)")
+@click.option("--workers", "threads", type=click.IntRange(1, 64), default=4,
+              show_default=True, help="copies and deletes running at once")
+def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
+          threads: int) -> None:
+    """Serve the local-disk storage host over HTTP until SIGTERM or SIGINT."""
+    logging.getLogger("endaction").setLevel(logging.INFO)
+    try:
+        token = (read_token(token_file) if token_file is not None
+                 else ensure_token_file(storage / TOKEN_FILE))
+    except (AgentError, OSError) as err:
+        raise UsageProblem(str(err)) from err
+    try:
+        disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes)
+    except OSError as err:
+        raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
+    try:
+        click.echo(f"local-disk host on http://{host}:{port} for {disk.storage} "
+                   f"(token in {token_file or storage / TOKEN_FILE})", err=True)
+        uvicorn.Server(uvicorn.Config(storage_app(disk, token), host=host, port=port,
+                                      log_level="warning", access_log=False)).run()
+    finally:
+        disk.close()
+    click.echo("local-disk host stopped", err=True)

@@ -1,0 +1,13 @@
+"""Task hosts over HTTP: the wire protocol (`protocol`, `openapi.json`), a server that puts any
+`Agent` on the network (`host_app`), and the engine-side client (`HttpAgent`).
+
+The protocol is JSON over HTTP, versioned in its paths (`/v1/...`), and written down as an
+OpenAPI document (served by every host at `/openapi.json`, copied in `docs/`) so that a host
+in any language can implement it.
+"""
+
+from .client import HttpAgent
+from .protocol import PROTOCOL_VERSION, openapi_document
+from .server import host_app
+
+__all__ = ["PROTOCOL_VERSION", "HttpAgent", "host_app", "openapi_document"]

@@ -1,0 +1,126 @@
+"""The engine's side of an HTTP task host: an `Agent` (and `Abortable`) over the network.
+
+Every call has its own timeout, so a host that stops answering costs a bounded wait, never a
+hung tick. Transport failures (refused or dropped connections, timeouts) are retried a few
+times with back-off inside the call: every call of the protocol is idempotent (a start is
+keyed by the task id), so a retry that repeats a call the host did receive is harmless. What
+the host says (a refusal, an error, garbage) is not retried here: it becomes an `AgentError`
+(or `TaskRejected` for a refusal for good), which the engine records on the task and retries
+with its own back-off and bounds. The token is sent in a header and never appears in a
+message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ..core.agent_protocol import AgentError, TaskRejected
+from ..core.host_status import TaskReport
+from .protocol import MAX_POLL_IDS, PREFIX, report_from_json
+
+log = logging.getLogger("endaction.http_agent")
+
+
+class HttpAgent:
+    """An agent reached over HTTP at `url` (`endaction agent serve`, or any host that
+    implements the protocol in `docs/task-host-protocol.md`).
+
+    Args:
+        url: the host's base URL, e.g. `http://127.0.0.1:8710`.
+        token: the host's bearer token.
+        timeout: seconds one HTTP request may take (connect, send, wait, read).
+        retries: further tries after a transport failure, `backoff` seconds apart, doubling.
+        transport: an httpx transport, for tests.
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0, retries: int = 2,
+                 backoff: float = 0.2, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.url, timeout=timeout, transport=transport,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=4))
+
+    # -- the Agent protocol ----------------------------------------------------------------
+    def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        self._call("PUT", f"{PREFIX}/tasks/{task_id}",
+                   {"verb": verb, "parameters": dict(parameters)}, f"start task {task_id}")
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        answer: dict[str, TaskReport] = {}
+        for first in range(0, len(task_ids), MAX_POLL_IDS):
+            chunk = list(task_ids[first:first + MAX_POLL_IDS])
+            body = self._call("POST", f"{PREFIX}/poll", {"task_ids": chunk},
+                              f"poll {len(chunk)} task(s)")
+            tasks = body.get("tasks")
+            if not isinstance(tasks, dict):
+                raise AgentError(f"host {self.url} answered a poll without 'tasks': "
+                                 f"{json.dumps(body)[:200]}")
+            asked = set(chunk)
+            answer.update((task_id, report_from_json(task_id, entry))
+                          for task_id, entry in tasks.items() if task_id in asked)
+        return answer
+
+    def clear(self, task_id: str) -> None:
+        self._call("DELETE", f"{PREFIX}/tasks/{task_id}", None, f"clear task {task_id}")
+
+    def abort(self, task_id: str) -> None:
+        self._call("POST", f"{PREFIX}/tasks/{task_id}/abort", None, f"abort task {task_id}")
+
+    # -- beyond the protocol ---------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """The host's `/v1/health` answer (its protocol version and name)."""
+        return self._call("GET", f"{PREFIX}/health", None, "check its health")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None,
+              doing: str) -> dict[str, Any]:
+        """One protocol call: transport failures retried; what the host said, judged."""
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, json=body)
+                break
+            except httpx.TransportError as err:
+                if attempt >= self.retries:
+                    raise AgentError(f"host {self.url} did not answer to {doing} after "
+                                     f"{attempt + 1} tries: {type(err).__name__}: {err}"
+                                     ) from err
+                delay = self.backoff * 2 ** attempt
+                log.info("host %s: %s failed (%s); trying again in %.2f s", self.url, doing,
+                         type(err).__name__, delay)
+                self._sleep(delay)
+                attempt += 1
+        return self._judge(response, doing)
+
+    def _judge(self, response: httpx.Response, doing: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        said = (body.get("error") if isinstance(body, dict) else None) or \
+            response.text[:200].strip()
+        if response.status_code == 401:
+            raise AgentError(f"host {self.url} refused to {doing}: the token was not accepted "
+                             "(401)")
+        if response.status_code == 422 and isinstance(body, dict) and body.get("rejected"):
+            raise TaskRejected(f"host {self.url} rejected it: {said}")
+        if response.status_code >= 400:
+            raise AgentError(f"host {self.url} failed to {doing}: HTTP "
+                             f"{response.status_code}: {said}")
+        if not isinstance(body, dict):
+            raise AgentError(f"host {self.url} answered garbage to {doing}: "
+                             f"{response.text[:200]!r}")
+        return body

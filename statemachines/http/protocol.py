@@ -1,0 +1,50 @@
+"""The wire format both sides share: paths, limits, and a task report as JSON.
+
+A report is `{"status": ..., "result": ..., "message": ...}` with the values of `HostStatus`
+and `HostResult`; anything else a host sends for a task is garbage, which the engine ends as
+`unknown` with what was received.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..core.host_status import HostResult, HostStatus, TaskReport
+
+PROTOCOL_VERSION = 1
+PREFIX = f"/v{PROTOCOL_VERSION}"
+# Engine-generated ids are 32 hex digits; hosts accept a little more, never a path.
+TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused (413)
+MAX_POLL_IDS = 10_000  # task ids in one poll request
+MAX_MESSAGE = 2000  # characters of a report's message kept from a host
+
+
+def report_to_json(report: TaskReport) -> dict[str, str]:
+    return {"status": str(report.status), "result": str(report.result),
+            "message": report.message}
+
+
+def report_from_json(task_id: str, entry: object) -> TaskReport:
+    """A host's report of one task; garbage becomes `unknown`, saying what was received."""
+    if isinstance(entry, dict):
+        try:
+            return TaskReport(HostStatus(str(entry.get("status"))),
+                              HostResult(str(entry.get("result", HostResult.UNKNOWN))),
+                              str(entry.get("message") or "")[:MAX_MESSAGE])
+        except ValueError:
+            pass
+    return TaskReport.unknown(f"the host answered garbage for task {task_id}: "
+                              f"{json.dumps(entry, default=repr)[:200]}")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The protocol as OpenAPI 3.1, as every host serves it at `/openapi.json`."""
+    text = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
