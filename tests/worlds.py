@@ -82,7 +82,8 @@ class World:
         """An engine of this world (its store, agent, clock and policy); `overrides` as for
         `make_engine` (commands, registry, limits, ...)."""
         overrides.setdefault("policy", self.policy)
-        return make_engine(self.store, self.agent, clock=self.clock, on_commit=on_commit,
+        agents = overrides.pop("agents", self.agent)  # e.g. this world's agent behind HTTP
+        return make_engine(self.store, agents, clock=self.clock, on_commit=on_commit,
                            **overrides)
 
     def submit_vm(self, engine: Engine, disks: int, fail: tuple[int, ...] = (),

@@ -7,6 +7,7 @@ that kept running. Its `images` set is the storage's ground truth for leftover c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,11 +50,20 @@ class SimulatedAgent:
     started: list[str] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     unavailable: bool = False
+    # Ids it has cleared: a start that arrives late (a retried request, an engine with a stale
+    # view) must not run the task again, as the protocol says.
+    cleared: set[str] = field(default_factory=set)
+    # Served over HTTP its methods run on several threads at once.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._start(task_id, verb, parameters)
+
+    def _start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
         if self.unavailable:
             raise AgentError("simulated agent is unavailable")
-        if task_id in self.tasks:
+        if task_id in self.tasks or task_id in self.cleared:
             return
         if verb not in (COPY_VERB, DELETE_VERB):
             raise TaskRejected(f"simulated agent has no verb {verb!r}")
@@ -62,6 +72,10 @@ class SimulatedAgent:
         self.started.append(task_id)
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        with self._lock:
+            return self._poll(task_ids)
+
+    def _poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
         if self.unavailable:
             raise AgentError("simulated agent is unavailable")
         answer: dict[str, TaskReport] = {}
@@ -83,12 +97,18 @@ class SimulatedAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
-        if self.unavailable:
-            raise AgentError("simulated agent is unavailable")
-        self.tasks.pop(task_id, None)
+        with self._lock:
+            if self.unavailable:
+                raise AgentError("simulated agent is unavailable")
+            self.tasks.pop(task_id, None)
+            self.cleared.add(task_id)
 
     def abort(self, task_id: str) -> None:
         """A running task ends at its next poll, failed (a copy leaves its partial image)."""
+        with self._lock:
+            self._abort(task_id)
+
+    def _abort(self, task_id: str) -> None:
         if self.unavailable:
             raise AgentError("simulated agent is unavailable")
         task = self.tasks.get(task_id)
