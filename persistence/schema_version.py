@@ -41,7 +41,7 @@ LEGACY_VERSION_TABLE = "endaction_schema"
 OUR_TABLES = frozenset(metadata.tables) | {VERSION_TABLE, LEGACY_VERSION_TABLE}
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Serialises schema changes of concurrent processes on PostgreSQL (SQLite: BEGIN IMMEDIATE).
-_PG_LOCK_KEY = 0x656E64616374  # "endact"
+SCHEMA_LOCK_KEY = 0x656E64616374  # "endact"
 
 
 class NotAnEndactionDatabase(StoreError):
@@ -162,7 +162,7 @@ def upgrade(engine: Engine, database: str, only_if_empty: bool = False) -> tuple
     with _schema_errors(database, "create or upgrade the schema"), \
             engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
-            conn.execute(select(text(f"pg_advisory_xact_lock({_PG_LOCK_KEY})")))
+            conn.execute(select(text(f"pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")))
         before = inspect_schema(conn, database)
         may_migrate = before.state == SchemaState.EMPTY or (
             not only_if_empty and before.state == SchemaState.OLDER)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -69,7 +70,7 @@ from .schema import (
     settings,
     transitions,
 )
-from .schema_version import ensure_schema
+from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
 from .text_columns import storable
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -129,6 +130,10 @@ class SqlStore:
         with self._guard("create the ledgers' tables"), \
                 self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
                 conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Workers starting together would race CREATE TABLE (PostgreSQL's catalog
+                # refuses the loser); the schema lock serialises them, as for migrations.
+                conn.execute(select(text(f"pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")))
             MetaData().create_all(conn, tables=tables, checkfirst=True)
 
     def dispose(self) -> None:
@@ -180,12 +185,13 @@ class SqlStore:
             return active
 
     # ------------------------------------------------------------------ leases
-    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+    def claim_roots(self, owner: str, now: float, until: float, limit: int,
+                    parked_too: bool = False) -> list[str]:
         """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first,
         skipping held roots and rows another worker is claiming right now (SKIP LOCKED on
-        PostgreSQL; SQLite serialises writers anyway)."""
+        PostgreSQL; SQLite serialises writers anyway); parked ones too if asked."""
         with self.transaction() as tx:
-            return tx.claim_roots(owner, now, until, limit)
+            return tx.claim_roots(owner, now, until, limit, parked_too)
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
         """Extend every lease `owner` still holds (a worker restarted under the same name
@@ -321,11 +327,16 @@ class SqlTransaction:
         return None if kind is None else self.ledger(kind).exists(resource.id)
 
     # ------------------------------------------------------------------ leases
-    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+    def claim_roots(self, owner: str, now: float, until: float, limit: int,
+                    parked_too: bool = False) -> list[str]:
         if limit <= 0:
             return []
         held = select(held_roots.c.root_id)
-        free = root_leases.c.owner.is_(None) | (root_leases.c.expires < now)
+        # A free row (owner NULL) is due from its `expires` on: at once for a new or given-back
+        # root, later for a parked one; a leased row once its lease lapsed.
+        free = root_leases.c.expires <= now
+        if parked_too:
+            free = free | root_leases.c.owner.is_(None)
         query = (select(root_leases.c.root_id)
                  .where(free, root_leases.c.root_id.not_in(held))
                  .order_by(root_leases.c.root_id)
@@ -365,6 +376,12 @@ class SqlTransaction:
         for root_id in sorted(roots):
             self._insert_if_absent(root_leases, {"root_id": root_id, "owner": owner,
                                                  "expires": until})
+
+    def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
+        for chunk in chunked(sorted(roots)):
+            self._conn.execute(update(root_leases).where(root_leases.c.root_id.in_(chunk),
+                                                         root_leases.c.owner == owner)
+                               .values(owner=None, expires=until))
 
     def finish_roots(self, roots: Collection[str]) -> None:
         for chunk in chunked(sorted(roots)):

@@ -7,6 +7,7 @@ file or a folder for a mistyped path.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,13 @@ def db_option(command: F) -> F:
     """The shared `--db` option."""
     return click.option("--db", envvar="ENDACTION_DB", default=None, callback=_not_empty,
                         help=DB_HELP)(command)
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A click callback: NaN passes click's float ranges, and would make any bound no bound."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
 
 
 def json_option(command: F) -> F:

@@ -15,10 +15,11 @@ import click
 from persistence import SqlStore
 
 from ..core.command_machine import COMMAND_MACHINE, CommandStatus
+from ..core.errors import StoreUnavailable
 from ..core.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
-from .database import db_option, json_option, open_database
+from .database import db_option, finite, json_option, open_database
 from .diagrams_cmd import formats_option
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK, EXIT_TIMED_OUT, UsageProblem
 from .inspect_views import (
@@ -55,6 +56,7 @@ def _emit(view: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--wait", is_flag=True,
               help="wait for the command to end (exit 0; 3 if its rollback failed)")
 @click.option("--timeout", type=click.FloatRange(min=0, max=10**7), default=3600.0,
+              callback=finite,
               show_default=True, metavar="S",
               help="with --wait: give up after S seconds (exit 4)")
 @json_option
@@ -71,11 +73,17 @@ def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
             raise UsageProblem(f"{command_id} is a {found.kind}, not a command: "
                                f"try `endaction status {found.root_id}`")
         command = found.command
+        held: str | None = None
         if wait:
-            command = _wait_for_end(store, command, timeout)
+            command, held = _wait_for_end(store, command, timeout)
         view = status_view(store, command)
         _emit(view, as_json, render_status(view))
         if wait:
+            if held is not None:
+                click.echo(f"Error: root {command.root_id} is held, no engine works on it: "
+                           f"{held} (fix the cause, then `endaction release "
+                           f"{command.root_id}`)", err=True)
+                sys.exit(EXIT_LEFT_BEHIND)
             if not COMMAND_MACHINE.is_terminal(command.status):
                 click.echo(f"Error: {command.id} is still {command.status} after {timeout:g} s",
                            err=True)
@@ -85,9 +93,11 @@ def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
 
 
 def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
-                  notice_seconds: float = 10.0) -> CommandRecord:
-    """Poll the command's row until it is terminal or `timeout` passes, saying on stderr
-    every `notice_seconds` what it is waiting for: never silently, never unbounded."""
+                  notice_seconds: float = 10.0) -> tuple[CommandRecord, str | None]:
+    """Poll the command's row until it is terminal, its root is held (no engine will move
+    it), or `timeout` passes, saying on stderr every `notice_seconds` what it is waiting
+    for: never silently, never unbounded. A database that is away for a while is waited
+    for too, within the same timeout. Returns the command and the hold's error, if held."""
     started = last_notice = time.monotonic()
     delay = 0.05
     while not COMMAND_MACHINE.is_terminal(command.status):
@@ -100,11 +110,20 @@ def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
             last_notice = now
         time.sleep(min(delay, max(0.0, timeout - (now - started))))
         delay = min(delay * 2, 1.0)
-        fresh = store.command(command.id)
+        try:
+            fresh = store.command(command.id)
+            held = store.held_roots().get(command.root_id)
+        except StoreUnavailable as err:
+            if time.monotonic() - started >= timeout:
+                raise
+            click.echo(f"the database is unavailable ({err}); still waiting", err=True)
+            continue
         if fresh is None:
             raise UsageProblem(f"{command.id} is gone from {store.url}")
         command = fresh
-    return command
+        if held is not None and not COMMAND_MACHINE.is_terminal(command.status):
+            return command, held
+    return command, None
 
 
 @click.command()

@@ -28,6 +28,7 @@ from .compensation_policy import RevertPolicy
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
+    EndactionError,
     EngineDidNotSettle,
     InvalidConfiguration,
     LeaseLost,
@@ -58,6 +59,12 @@ from .tick import EngineConfig, Tick
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.engine")
+
+# The owner name on every single engine's leases: one name, so a single engine restarted
+# after a crash takes its roots back at once (two single engines at once are not supported).
+SINGLE_ENGINE = "single-engine"
+# How long a worker leaves a root alone whose only work is clears its host keeps refusing.
+PARK_SECONDS = 600
 
 
 class Engine:
@@ -108,6 +115,10 @@ class Engine:
         self.store = store
         self.new_id = ids
         self.lease = lease
+        # A single engine leases its roots too, under one reserved name: workers never claim
+        # them, and a single engine restarted after a crash takes them back at once.
+        self._single = lease is None
+        self._lease = lease or WorkerLease(owner=SINGLE_ENGINE, max_roots=2**31 - 1)
         self.agents = dict(agents)
         for name in self.agents:
             if problems := name_problems("agent name", name, MAX_NAME_LENGTH):
@@ -130,8 +141,9 @@ class Engine:
         self._ever_loaded = False
         # Roots whose trees this engine has in its view (a worker: the roots it leased).
         self._roots: set[str] = set()
-        self._renew_at = 0.0  # a worker renews its leases by then, work or not
-        self._claim_at = 0.0  # and looks for more roots then
+        self._parked: set[str] = set()
+        self._renew_at = 0.0  # the leases are renewed by then, work or not
+        self._claim_at = 0.0  # and a worker looks for more roots then
 
     # ------------------------------------------------------------------ loading
     def recover(self) -> None:
@@ -144,36 +156,61 @@ class Engine:
         self._loaded = False  # until this load completes, whatever it raises
         first_load = not self._ever_loaded
         self.now = self.clock()
-        claimed: set[str] | None = None
-        if self.lease is None:
+        owner, until = self._lease.owner, self.now + self._lease.ttl
+        if self._single:
             self._refuse_if_workers_hold_roots()
-            state = self.store.load_active()
+        claimed = set(self.store.reclaim_roots(owner, until))
+        if self._single:
+            claimed |= set(self.store.claim_roots(owner, self.now, until, 2**31 - 1,
+                                                  parked_too=True))
+            state = self._mine(self.store.load_active(), claimed)
         else:
-            claimed = set(self.store.reclaim_roots(self.lease.owner,
-                                                   self.now + self.lease.ttl))
             if claimed:
-                log.info("worker %s took back %d root(s) it held", self.lease.owner,
-                         len(claimed))
+                log.info("worker %s took back %d root(s) it held", owner, len(claimed))
             state = self.store.load_active(claimed)
-            self._renew_at = self.now + self.lease.ttl / 3
-            self._claim_at = self.now
-        self._check_loadable(state)
+        self._renew_at = self.now + self._lease.ttl / 3
+        self._claim_at = self.now
+        state = self._loadable(state)
         self._view = EngineView()
         self._carried = Changes()
         self._roots = set()
         self._adopt(state, claimed, reset_clears=first_load)
         self._loaded = self._ever_loaded = True
 
-    def _check_loadable(self, state: ActiveState) -> None:
-        unknown = sorted({c.type for c in state.commands} - set(self.registry.names()))
-        if unknown:
-            raise UnknownCommandType(unknown[0], self.registry.names())
-        missing = sorted({t.agent for t in state.tasks} - set(self.agents))
-        if missing:
-            task = next(t for t in state.tasks if t.agent == missing[0])
-            raise UnknownAgent(missing[0], list(self.agents), f"task {task.id} ({task.verb})")
+    def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
+        """A single engine's share of everything unfinished: the roots it leased, and roots
+        with work but no lease row at all (it gives them one at its first tick)."""
+        leased = {root for root, _, _ in self.store.leases()}
+        keep = claimed | ({c.root_id for c in state.commands}
+                          | {t.root_command_id for t in state.tasks}) - leased
+        return ActiveState([c for c in state.commands if c.root_id in keep],
+                           [t for t in state.tasks if t.root_command_id in keep])
 
-    def _adopt(self, state: ActiveState, claimed: set[str] | None, reset_clears: bool) -> None:
+    def _loadable(self, state: ActiveState) -> ActiveState:
+        """Refuse what this engine cannot run: a single engine says so and stops; a worker
+        holds just those roots with the error (a newer client's command type in a rolling
+        upgrade must not stop every worker that claims it) and goes on with the rest."""
+        unknown_types = {c.type for c in state.commands} - set(self.registry.names())
+        unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
+        if not unknown_types and not unknown_agents:
+            return state
+        problems: dict[str, EndactionError] = {}
+        for record in state.commands:
+            if record.type in unknown_types:
+                problems.setdefault(record.root_id,
+                                    UnknownCommandType(record.type, self.registry.names()))
+        for task in state.tasks:
+            if task.agent in unknown_agents:
+                problems.setdefault(task.root_command_id, UnknownAgent(
+                    task.agent, list(self.agents), f"task {task.id} ({task.verb})"))
+        if self._single:
+            raise problems[min(problems)]
+        for root_id, problem in sorted(problems.items()):
+            self._hold(RootFault(root_id, problem), TickReport())
+        return ActiveState([c for c in state.commands if c.root_id not in problems],
+                           [t for t in state.tasks if t.root_command_id not in problems])
+
+    def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool) -> None:
         """Take loaded trees into the view and resume them, as after a crash: whoever had
         them before (this engine before a restart, or a worker that died) is gone."""
         view = self._view
@@ -196,14 +233,14 @@ class Engine:
         view.resettle.update(c.id for c in state.commands
                              if c.status == CommandStatus.ROLLING_BACK
                              and not view.children.get(c.id))
-        live = {c.root_id for c in state.commands} | {t.root_command_id for t in state.tasks}
         # Leased roots with nothing left (finished just before a crash) stay in `_roots` until
-        # the next tick's transaction drops their lease rows.
-        self._roots |= live if claimed is None else claimed
+        # the next tick's transaction drops their lease rows; a single engine's roots without
+        # a lease row get one then.
+        self._roots |= claimed
 
     def _refuse_if_workers_hold_roots(self) -> None:
         holders = {owner for _, owner, expires in self.store.leases()
-                   if owner is not None and expires > self.now}
+                   if owner not in (None, SINGLE_ENGINE) and expires > self.now}
         if holders:
             raise WorkersHoldRoots(
                 f"worker(s) {', '.join(sorted(holders))} hold leases on {self.store_name()}: "
@@ -228,8 +265,7 @@ class Engine:
             return
         log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
         try:
-            state = self.store.load_active(claimed)
-            self._check_loadable(state)
+            state = self._loadable(self.store.load_active(claimed))
         except BaseException:
             # Claimed in the database but not in the view: reload from the leases instead of
             # leaving them to lapse unworked.
@@ -239,12 +275,10 @@ class Engine:
         self._claim_at = self.now  # there may be more: look again at the next tick
 
     def release(self) -> int:
-        """A worker stopping cleanly gives its leases back, so other workers take its roots
+        """Give every lease back (a worker stopping cleanly), so that others take its roots
         over at once instead of after `ttl`; returns how many it held."""
         self._forget_view()
-        if self.lease is None:
-            return 0
-        released = self.store.release_leases(self.lease.owner)
+        released = self.store.release_leases(self._lease.owner)
         self._roots = set()
         return released
 
@@ -265,10 +299,14 @@ class Engine:
 
         Malformed parameters and unknown types are refused here, before anything is written.
         """
+        if self._single and not self._loaded:
+            self.recover()  # refuses before anything is written if workers hold roots
         record = submit_root(self.store, self.registry, type_name, parameters, entity=entity,
                              execution_reason=execution_reason, ids=self.new_id,
-                             clock=self.clock)
-        if self._loaded and self.lease is None:
+                             clock=self.clock,
+                             owner=self._lease.owner if self._single else None,
+                             lease_until=self.clock() + self._lease.ttl)
+        if self._single:
             self._view.index_command(record)
             self._roots.add(record.id)
         else:
@@ -316,6 +354,12 @@ class Engine:
             self._forget_view()
             raise
         self._view.forget_finished()
+        if self._parked:
+            self._view.drop_roots(self._parked)
+            log.warning("%s parked %d root(s) whose tasks their host would not clear; they are "
+                        "tried again in %d s", self._lease.owner, len(self._parked),
+                        PARK_SECONDS)
+            self._parked = set()
         self._roots = live
         if tick.wrote:
             self.ticks_committed += 1
@@ -327,30 +371,34 @@ class Engine:
     def _leases_due(self) -> bool:
         """A worker's leases need renewing (even with nothing to do), or leased roots turned
         out finished and their rows must go."""
-        return self.lease is not None and (self.now >= self._renew_at
-                                           or bool(self._roots - self._view.live_roots()))
+        return self.now >= self._renew_at or bool(self._roots - self._view.live_roots())
 
     def _renew_leases(self, tx: StoreTransaction) -> None:
-        """First thing in a worker's tick: its leases, locked until commit. A root taken over
-        since (this worker's lease had lapsed) means the view is stale: roll back."""
-        if self.lease is None:
-            return
-        held = tx.renew_leases(self.lease.owner, self._roots, self.now + self.lease.ttl)
+        """First thing in a tick: the engine's leases, locked until commit. A root taken over
+        since (its lease had lapsed) means the view is stale: roll back."""
+        owner = self._lease.owner
+        held = tx.renew_leases(owner, self._roots, self.now + self._lease.ttl)
         lost = self._roots - held
         if lost:
-            raise LeaseLost(f"worker {self.lease.owner} lost {len(lost)} root(s) to another "
-                            f"worker (its lease had lapsed), e.g. {min(lost)}; rolled back")
-        self._renew_at = self.now + self.lease.ttl / 3
+            raise LeaseLost(f"{owner} lost {len(lost)} root(s) to another worker (its lease "
+                            f"had lapsed), e.g. {min(lost)}; rolled back")
+        self._renew_at = self.now + self._lease.ttl / 3
 
     def _settle_roots(self, tx: StoreTransaction) -> set[str]:
         """Lease rows follow the trees: a root whose tree has no work left loses its row, one
-        that has work again (a cleanup's opposite commands) gets one back."""
+        that has work again (a cleanup's opposite commands) gets one back. A worker parks the
+        roots whose only work left is clears its host keeps refusing: they stop taking its
+        share, and whoever claims them after `PARK_SECONDS` tries a new round of clears."""
         live = self._view.live_roots()
+        until = self.now + self._lease.ttl
         if gone := self._roots - live:
             tx.finish_roots(gone)
         if new := live - self._roots:
-            owner = self.lease.owner if self.lease is not None else None
-            tx.open_roots(new, owner, self.now + (self.lease.ttl if self.lease else 0.0))
+            tx.open_roots(new, self._lease.owner, until)
+        if not self._single and (parked := self._view.stuck_roots(live, self.limits)):
+            tx.park_roots(parked, self._lease.owner, self.now + PARK_SECONDS)
+            self._parked = parked
+            live -= parked
         return live
 
     # ------------------------------------------------------------------ operator requests
@@ -392,6 +440,12 @@ class Engine:
         root = self.store.command(fault.root_id)
         status = root.status if root is not None else ""
         with self.store.transaction() as tx:
+            tx.open_roots([fault.root_id], self._lease.owner, self.now + self._lease.ttl)
+            if fault.root_id not in tx.renew_leases(self._lease.owner, [fault.root_id],
+                                                    self.now + self._lease.ttl):
+                log.warning("not holding root %s: %s no longer leases it", fault.root_id,
+                            self._lease.owner)
+                return
             tx.hold_root(fault.root_id, self.now, message)
             tx.write([], [], [], [], [HistoryEntry(ObjectKind.COMMAND, fault.root_id,
                                                    fault.root_id, HistoryEvent.HOLD, status,
@@ -444,9 +498,7 @@ class Engine:
         if self._view.due_now(now, self.limits):
             return 0.0
         wait = min(longest, self._view.wait_hint(now, longest, self.limits))
-        if self.lease is not None:
-            wait = min(wait, max(0.0, self._renew_at - now))
-        return wait
+        return min(wait, max(0.0, self._renew_at - now))
 
     def waiting_on(self) -> str:
         """One sentence on what keeps the engine from being idle, for people watching it."""

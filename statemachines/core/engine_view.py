@@ -114,6 +114,27 @@ class EngineView:
                      if t.status != TaskStatus.CLEARED)
         return roots
 
+    def stuck_roots(self, live: set[str], limits: Limits) -> set[str]:
+        """Live roots whose only work left is clears the agent refused `max_clear_attempts`
+        times: nothing this engine does will move them until a new round of clears."""
+        busy = {c.root_id for c in self.commands.values()
+                if not COMMAND_MACHINE.is_terminal(c.status)}
+        busy.update(t.root_command_id for t in self.tasks.values()
+                    if t.status != TaskStatus.CLEARED and not (
+                        t.status == TaskStatus.CLEAR_FAILED
+                        and t.attempts >= limits.max_clear_attempts))
+        return live - busy
+
+    def drop_roots(self, roots: set[str]) -> None:
+        """Forget the tasks of roots handed back (their commands have all ended)."""
+        for task_id in [i for i, t in self.tasks.items() if t.root_command_id in roots]:
+            task = self.tasks.pop(task_id)
+            siblings = self.tasks_by_command.get(task.command_id)
+            if siblings is not None:
+                siblings.remove(task)
+                if not siblings:
+                    del self.tasks_by_command[task.command_id]
+
     # ------------------------------------------------------------------ what is due
     def is_idle(self, limits: Limits) -> bool:
         """Nothing left but tasks whose clears the agent refused every time."""

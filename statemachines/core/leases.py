@@ -50,6 +50,9 @@ class WorkerLease:
     def __post_init__(self) -> None:
         if problems := name_problems("worker name", self.owner, MAX_NAME_LENGTH * 2):
             raise InvalidConfiguration(problems[0])
+        if any(not character.isprintable() for character in self.owner):
+            raise InvalidConfiguration(f"worker name {self.owner!r} has characters that do not "
+                                       "print (it is written in logs and on leases)")
         check_seconds("ttl", self.ttl, positive=True)
         check_seconds("claim_interval", self.claim_interval, positive=True)
         check_count("max_roots", self.max_roots, 1)

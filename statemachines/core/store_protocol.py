@@ -36,6 +36,9 @@ class StoreTransaction(Protocol):
         """Roots that have work again (a new root, a cleanup's opposite commands): a lease row
         each where missing, held by `owner` (None: free for any worker to claim)."""
 
+    def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
+        """Give `owner`'s leases on `roots` back, claimable by anyone from `until` on."""
+
     def finish_roots(self, roots: Collection[str]) -> None:
         """Roots whose trees have no work left: their lease rows go."""
 
@@ -91,9 +94,11 @@ class Store(Protocol):
         """Every command and task that is not over (outside held roots); of `roots` only when
         given (a worker loads the trees it leased)."""
 
-    def claim_roots(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+    def claim_roots(self, owner: str, now: float, until: float, limit: int,
+                    parked_too: bool = False) -> list[str]:
         """Lease up to `limit` free or lapsed roots to `owner` until `until`, in one
-        transaction, skipping held roots and rows another worker is claiming; return them."""
+        transaction, skipping held roots and rows another worker is claiming; with
+        `parked_too`, free ones not yet due as well. Return them."""
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
         """Extend every lease `owner` still holds and return its roots (a worker restarted

@@ -31,15 +31,17 @@ def submit_root(
     ids: Callable[[], str] = new_id,
     clock: Callable[[], float] = time.time,
     owner: str | None = None,
+    lease_until: float = 0.0,
 ) -> CommandRecord:
     """Persist a new root command (not_started) and return it; nothing runs it here.
 
     Malformed parameters and unknown types are refused (`InvalidParameters`,
     `UnknownCommandType`) before anything is written. `owner` leases the new root to that
-    worker at once (an engine submitting for itself); None leaves it free for any worker."""
+    engine until `lease_until` (an engine submitting for itself); None leaves it free for any
+    worker."""
     return submit_roots(store, registry, [(type_name, parameters)], entity=entity,
                         execution_reason=execution_reason, ids=ids, clock=clock,
-                        owner=owner)[0]
+                        owner=owner, lease_until=lease_until)[0]
 
 
 def submit_roots(
@@ -52,6 +54,7 @@ def submit_roots(
     ids: Callable[[], str] = new_id,
     clock: Callable[[], float] = time.time,
     owner: str | None = None,
+    lease_until: float = 0.0,
 ) -> list[CommandRecord]:
     """Persist several roots (type name, parameters) in one transaction: all or none. Every
     request is checked before anything is written, so one bad request refuses the batch."""
@@ -74,5 +77,5 @@ def submit_roots(
                                     HistoryEvent.CREATE, "", records[-1].status, now))
     with store.transaction() as tx:
         tx.write(records, [], [], [], history)
-        tx.open_roots([r.id for r in records], owner, now)
+        tx.open_roots([r.id for r in records], owner, lease_until if owner else now)
     return records

@@ -455,6 +455,25 @@ def test_old_tombstones_are_pruned_when_an_instance_starts(tmp_path: Path) -> No
         LocalDiskAgent(storage, keep_cleared_seconds=0)
 
 
+def test_a_long_lived_instance_prunes_as_it_goes(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import statemachines.example.vm.local_disk as local_disk
+
+    agent = LocalDiskAgent(tmp_path / "storage")
+    try:
+        agent.clear("old")
+        cleared = tmp_path / "storage" / "tasks" / "cleared"
+        past = time.time() - 8 * DAY
+        os.utime(cleared / "old", (past, past))
+        agent.clear("new")
+        assert (cleared / "old").exists(), "pruned before its hour"
+        monkeypatch.setattr(local_disk, "PRUNE_EVERY_SECONDS", 0.0)
+        agent.clear("newer")
+        assert sorted(p.name for p in cleared.iterdir()) == ["new", "newer"]
+    finally:
+        agent.close()
+
+
 def test_a_clear_that_stopped_half_way_still_counts(tmp_path: Path) -> None:
     """A crash between writing the tombstone and removing the entry leaves both: the task
     is cleared all the same, so its dead worker is not replaced and a start does nothing."""

@@ -15,7 +15,14 @@ from sqlalchemy import Engine, inspect, text
 
 from persistence import SchemaMismatch, SqlStore, connect, open_store
 from persistence.schema_version import HEAD, MIGRATIONS, VERSION_TABLE
-from statemachines import CommandStatus, HostResult, LeaseLost, TaskStatus, WorkerLease
+from statemachines import (
+    AgentError,
+    CommandStatus,
+    HostResult,
+    LeaseLost,
+    TaskStatus,
+    WorkerLease,
+)
 from statemachines.cli.main import cli
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import ImageInventory, Plan, SimulatedAgent, image_name
@@ -56,26 +63,46 @@ def _alembic_previous(url: str) -> dict[str, set[tuple[str, str, bool]]]:
         engine.dispose()
 
 
+class StubbornHost(SimulatedAgent):
+    """Refuses to clear the tasks of `vm-ended` until told otherwise."""
+
+    refusing = True
+
+    def clear(self, task_id: str) -> None:
+        task = self.tasks.get(task_id)
+        if self.refusing and task is not None and \
+                str(task.parameters.get("image", "")).startswith("vm-ended"):
+            raise AgentError("not now")
+        super().clear(task_id)
+
+
 def _in_flight(world: World) -> list[str]:
-    """Roots in every stage: not started, copying, rolling back, and done."""
+    """Roots in every stage: not started, copying, rolling back, and one whose commands all
+    ended while a task of it is still not cleared (work only the tasks table shows)."""
     engine = world.engine()
+    ended = world.submit_vm(engine, 1, vm="vm-ended")
+    for _ in range(12):
+        engine.tick()
+        world.clock.sleep(1)
     roots = [world.submit_vm(engine, 2, fail=(1,) if i % 2 else (), vm=f"vm{i}")
              for i in range(4)]
     for _ in range(3):
         engine.tick()
     roots.append(world.submit_vm(engine, 1, vm="vm-late"))  # never executed before the upgrade
-    return roots
+    return [ended, *roots]
 
 
 def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
         store: SqlStore, tmp_path: Path) -> None:
-    agent = SimulatedAgent(decide=lambda verb, params: Plan(
+    agent = StubbornHost(decide=lambda verb, params: Plan(
         result=HostResult.FAILURE if params.get("inject_failure") else HostResult.SUCCESS,
         polls=4))  # slow tasks: the upgrade comes while they run
     world = World(store, agent=agent)
     roots = _in_flight(world)
     statuses = Counter(store.command(r).status for r in roots)  # type: ignore[union-attr]
     assert statuses[CommandStatus.NOT_STARTED] == 1 and len(statuses) > 1, statuses
+    assert store.command(roots[0]).status == CommandStatus.ENDED_SUCCESS  # type: ignore[union-attr]
+    assert any(t.status == TaskStatus.CLEAR_FAILED for t in store.tree(roots[0])[1])
     live_tasks = [t for r in roots for t in store.tree(r)[1] if t.status != TaskStatus.CLEARED]
     assert live_tasks, "no task in flight: the upgrade would prove nothing"
     url = store.engine.url.render_as_string(hide_password=False)
@@ -96,10 +123,13 @@ def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
     assert f"from endaction schema {PREVIOUS} to {HEAD}" in upgraded.output
 
     reopened = open_store(url, ledgers=[ImageInventory])
+    agent.refusing = False
     try:
-        assert sorted(r for r, _, _ in reopened.leases()) == sorted(
-            r for r in roots if reopened.command(r).status  # type: ignore[union-attr]
-            not in TERMINAL_COMMAND_STATES)
+        unfinished = {r for r in roots
+                      if reopened.command(r).status not in TERMINAL_COMMAND_STATES  # type: ignore[union-attr]
+                      or any(t.status != TaskStatus.CLEARED for t in reopened.tree(r)[1])}
+        assert roots[0] in unfinished
+        assert sorted(r for r, _, _ in reopened.leases()) == sorted(unfinished)
         world = World(reopened, agent=agent, clock=world.clock)
         worker = world.engine(lease=WorkerLease(owner="after-upgrade", ttl=30))
         for _ in range(200):
@@ -117,7 +147,8 @@ def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
             assert set(arrivals.values()) == {1}, (root, arrivals)
         ended = {r: reopened.command(r).status for r in roots}  # type: ignore[union-attr]
         created = [r for r, s in ended.items() if s == CommandStatus.ENDED_SUCCESS]
-        assert len(created) == 3, ended
+        assert len(created) == 4, ended
+        assert all(t.status == TaskStatus.CLEARED for r in roots for t in reopened.tree(r)[1])
         expected = {image_name(reopened.command(r).parameters["vm"], d)  # type: ignore[union-attr]
                     for r in created
                     for d in range(len(reopened.command(r).parameters["disks"]))}  # type: ignore[union-attr]

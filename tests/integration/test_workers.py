@@ -12,6 +12,9 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import (
+    AgentError,
+    Command,
+    CommandRegistry,
     CommandStatus,
     Engine,
     LeaseLost,
@@ -20,7 +23,13 @@ from statemachines import (
     submit_root,
 )
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.example.vm import add_vm_parameters, image_name, vm_registry
+from statemachines.example.vm import (
+    VM_COMMANDS,
+    SimulatedAgent,
+    add_vm_parameters,
+    image_name,
+    vm_registry,
+)
 from tests.worlds import World, images_in
 
 TTL = 30.0
@@ -112,20 +121,21 @@ def test_a_dead_workers_roots_are_taken_over_once_its_leases_lapse(store: SqlSto
 def test_a_worker_whose_lease_was_taken_over_cannot_commit(store: SqlStore) -> None:
     world = World(store)
     roots = _submit(world, 2, fail_every=100)
-    paused = _worker(world, "paused")
+    commits: list[int] = []
+    paused = world.engine(lease=WorkerLease(owner="paused", ttl=TTL, claim_interval=0.1),
+                          on_commit=lambda report: commits.append(report.number))
     paused.tick()
     paused.tick()
-    before = {r: [h.dest for h in store.history_of_root(r)] for r in roots}
+    assert commits, "the paused worker never worked"
     world.clock.sleep(TTL + 1)  # a long pause: its leases lapse
     heir = _worker(world, "heir")
     heir.tick()
     assert heir._roots == set(roots)
+    commits.clear()
     with pytest.raises(LeaseLost):
         for _ in range(5):
             paused.tick()
-    after_lost = {r: [h.dest for h in store.history_of_root(r)] for r in roots}
-    # Whatever was written after the takeover is the heir's: the paused worker wrote nothing.
-    assert all(after_lost[r][: len(before[r])] == before[r] for r in roots)
+    assert commits == [], "a worker whose roots were taken over committed a tick"
     _run(world, [heir, paused], roots)
     assert not paused._roots
     _ends_once(world, roots)
@@ -193,3 +203,78 @@ def test_concurrent_claims_on_postgres_never_overlap(store: SqlStore) -> None:
         thread.join(timeout=30)
     claimed = [root for roots in got.values() for root in roots]
     assert len(claimed) == len(set(claimed)) == 40
+
+
+def test_a_single_engines_roots_are_never_claimed_by_a_worker(store: SqlStore) -> None:
+    world = World(store)
+    single = world.engine()
+    mine = world.submit_vm(single, 2, fail=(1,), vm="single")
+    single.tick()
+    worker = _worker(world, "w1")
+    free = _submit(world, 2)
+    seen: set[str] = set()
+    for _ in range(5):
+        worker.tick()
+        seen |= worker._roots
+        world.clock.sleep(0.2)
+    assert mine not in seen and set(free) <= seen
+    assert {owner for root, owner, _ in store.leases() if root == mine} == {"single-engine"}
+
+
+def test_a_single_engine_refuses_before_it_writes_anything(store: SqlStore) -> None:
+    world = World(store)
+    _submit(world, 1)
+    _worker(world, "w1").tick()
+    roots_before = store.root_ids()
+    with pytest.raises(WorkersHoldRoots):
+        world.submit_vm(world.engine(), 1)
+    assert store.root_ids() == roots_before
+
+
+def test_a_root_a_worker_cannot_run_is_held_and_the_others_go_on(store: SqlStore) -> None:
+    world = World(store)
+    roots = _submit(world, 3, fail_every=100)
+    stranger = submit_root(store, CommandRegistry([*VM_COMMANDS, ResizeVm]), "ResizeVm", {},
+                           clock=world.clock).id
+    worker = _worker(world, "w1")
+    _run(world, [worker], roots)
+    assert stranger in store.held_roots()
+    assert "ResizeVm" in store.held_roots()[stranger]
+    statuses = [store.command(r).status for r in roots]  # type: ignore[union-attr]
+    assert statuses == [CommandStatus.ENDED_FAILURE, CommandStatus.ENDED_SUCCESS,
+                        CommandStatus.ENDED_SUCCESS]  # vm0 has a failing disk
+    assert worker._loaded, "the worker stopped"
+
+
+class ResizeVm(Command):
+    """A command type a newer client knows and these workers do not."""
+
+    type_name = "ResizeVm"
+
+
+class ClearRefusing(SimulatedAgent):
+    def clear(self, task_id: str) -> None:
+        raise AgentError("the host will not forget anything today")
+
+
+def test_roots_stuck_on_refused_clears_do_not_take_a_workers_share(store: SqlStore) -> None:
+    world = World(store, agent=ClearRefusing())
+    roots = _submit(world, 4, fail_every=100)
+    worker = _worker(world, "w1", max_roots=2)
+    for _ in range(400):
+        worker.tick()
+        world.clock.sleep(1.0)
+        if all(store.command(r).status in TERMINAL_COMMAND_STATES  # type: ignore[union-attr]
+               for r in roots):
+            break
+    assert all(store.command(r).status in TERMINAL_COMMAND_STATES  # type: ignore[union-attr]
+               for r in roots), "roots waiting behind clears the host refuses"
+    for _ in range(200):  # the last ones park too once their clears are used up
+        if all(owner is None for _, owner, _ in store.leases()):
+            break
+        worker.tick()
+        world.clock.sleep(1.0)
+    parked = store.leases()
+    assert len(parked) == 4 and all(owner is None and expires > world.clock()
+                                    for _, owner, expires in parked)
+    assert not worker._roots

@@ -16,7 +16,8 @@ Clearing a task leaves a tombstone, an empty file under `tasks/cleared/`, and a 
 is never started again: an engine whose view of the database is stale may still ask to start
 a task that another engine ran to its end, rolled back and cleared, and running it would
 bring back an image that the rollback already accounted for. Tombstones older than
-`keep_cleared_seconds` are removed when an instance starts.
+`keep_cleared_seconds` are removed when an instance starts, and again every hour of its life
+(a host that runs for months must not collect millions of them).
 
 The disk filling up must not hang anyone. The agent keeps a small reserve file in the journal
 directory and gives it up when a journal write fails for lack of space, so that the outcome of
@@ -60,6 +61,8 @@ PRUNE_BATCH = 256
 # would be a process frozen for days and then resumed), yet short enough that the tombstones
 # of a busy host stay a modest folder.
 KEEP_CLEARED_SECONDS = 7 * 24 * 3600.0
+# How often a long-lived instance removes tombstones past `keep_cleared_seconds`.
+PRUNE_EVERY_SECONDS = 3600.0
 # How long a caller waits for another process to release the journal lock.
 JOURNAL_LOCK_SECONDS = 10.0
 # Owners of the agents of this process that are still open: their running tasks are alive
@@ -121,6 +124,7 @@ class LocalDiskAgent:
         _LIVE_OWNERS.add(self.owner)
         self._remove_orphans()
         self._prune_tombstones()
+        self._pruned_at = time.monotonic()
         self._keep_reserve()
 
     # -- protocol -------------------------------------------------------------------------
@@ -191,6 +195,9 @@ class LocalDiskAgent:
             stop = self._running.get(task_id)
             if stop is not None:
                 stop.set()
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+            self._pruned_at = time.monotonic()
+            self._prune_tombstones()
 
     def abort(self, task_id: str) -> None:
         """Stop a copy or delete this instance runs; a task whose owner died ends at once."""

@@ -28,7 +28,7 @@ from statemachines import (
     WorkerLease,
     submit_root,
 )
-from statemachines.cli.database import db_option, open_database
+from statemachines.cli.database import db_option, finite, open_database
 from statemachines.cli.errors import UsageProblem
 from statemachines.core.leases import default_worker_name
 
@@ -48,9 +48,11 @@ log = logging.getLogger("endaction.worker")
                    "restarted under the same name takes its roots back at once "
                    "[default: host:pid]")
 @click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=0.5,
+              callback=finite,
               show_default=True, metavar="S",
               help="longest sleep between ticks, and how often free roots are looked for")
 @click.option("--lease-ttl", type=click.FloatRange(min=1, max=3600), default=30.0,
+              callback=finite,
               show_default=True, metavar="S",
               help="seconds a dead worker's roots wait before another worker takes them over")
 @click.option("--max-roots", type=click.IntRange(min=1, max=100_000), default=64,
@@ -59,6 +61,7 @@ log = logging.getLogger("endaction.worker")
               show_default=True, metavar="N",
               help="make sure template-disk0..N-1 exist in the storage before starting")
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=600.0,
+              callback=finite,
               show_default=True, metavar="S", help="seconds a copy or delete may take")
 @click.option("--verbose", "-v", is_flag=True, help="log every committed tick")
 def worker(db: str | None, host: HostChoice, name: str | None, interval: float,
@@ -68,8 +71,9 @@ def worker(db: str | None, host: HostChoice, name: str | None, interval: float,
     SIGTERM or SIGINT (it finishes its tick and gives its roots back)."""
     logging.getLogger("endaction").setLevel(logging.INFO if verbose else logging.WARNING)
     try:
-        lease = WorkerLease(owner=name or default_worker_name(), ttl=lease_ttl,
-                            max_roots=max_roots, claim_interval=interval)
+        lease = WorkerLease(owner=default_worker_name() if name is None else name,
+                            ttl=lease_ttl, max_roots=max_roots, claim_interval=interval)
+        limits = Limits(task_timeout=task_timeout)
     except EndactionError as err:
         raise UsageProblem(str(err)) from err
     stop = threading.Event()
@@ -81,8 +85,7 @@ def worker(db: str | None, host: HostChoice, name: str | None, interval: float,
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with closing(host.open(db, limits=Limits(task_timeout=task_timeout),
-                               lease=lease)) as world:
+        with closing(host.open(db, limits=limits, lease=lease)) as world:
             try:
                 for index in range(templates):
                     world.agent.ensure_template(template_name(index), TEMPLATE_BYTES)
@@ -112,6 +115,8 @@ def submit(type_name: str, params: str, db: str | None) -> None:
         parameters: Any = json.loads(params)
     except json.JSONDecodeError as err:
         raise UsageProblem(f"--params is not JSON: {err}") from err
+    except RecursionError:
+        raise UsageProblem("--params is nested too deeply to be parameters") from None
     if not isinstance(parameters, dict):
         raise UsageProblem(f"--params must be a JSON object, not {type(parameters).__name__}")
     store = open_database(db, create=True, ledgers=[ImageInventory])

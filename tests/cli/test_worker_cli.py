@@ -1,0 +1,70 @@
+"""`endaction worker`, `submit` and `status --wait`: their contracts on bad input, in-process
+(the multi-process runs are in test_workers_kill.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.runner import endaction
+from tests.worlds import vm_store
+
+GOOD = json.dumps({"vm": "vm1", "disks": [{"source": "template-disk0"}]})
+
+
+@pytest.mark.parametrize(("params", "said"), [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ("[" * 100_000, "nested too deeply"),
+    (json.dumps({"vm": "vm1"}), "disks"),
+    (json.dumps({"vm": "a\u0000b", "disks": [{"source": "t"}]}), "'vm' must be a name"),
+])
+def test_submit_refuses_bad_parameters_by_name(tmp_path: Path, params: str, said: str) -> None:
+    ran = endaction("submit", "AddVmFromTemplate", "--params", params,
+                    "--db", str(tmp_path / "e.db"))
+    assert ran.returncode == 2, ran
+    assert said in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_submit_refuses_an_unknown_type_and_prints_only_the_id_otherwise(
+        tmp_path: Path) -> None:
+    db = str(tmp_path / "e.db")
+    unknown = endaction("submit", "ResizeVm", "--params", "{}", "--db", db)
+    assert unknown.returncode == 2 and "ResizeVm" in unknown.stderr
+    ran = endaction("submit", "AddVmFromTemplate", "--params", GOOD, "--db", db)
+    assert ran.returncode == 0 and len(ran.stdout.strip()) == 32
+    store = vm_store(db)
+    try:
+        assert store.root_ids() == [ran.stdout.strip()]
+        assert store.leases()[0][1] is None, "a submitted root is free for any worker"
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("args", [
+    ["--task-timeout", "nan"], ["--interval", "nan"], ["--lease-ttl", "inf"], ["--name", ""],
+    ["--name", "a\nb"], ["--name", "x" * 300],
+])
+def test_worker_refuses_bad_options(tmp_path: Path, args: list[str]) -> None:
+    ran = endaction("worker", "--db", str(tmp_path / "e.db"), "--storage",
+                    str(tmp_path / "s"), *args)
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr
+
+
+def test_status_wait_is_bounded_and_says_why_it_stopped(tmp_path: Path) -> None:
+    db = str(tmp_path / "e.db")
+    root = endaction("submit", "AddVmFromTemplate", "--params", GOOD, "--db", db).stdout.strip()
+    assert endaction("status", root, "--wait", "--timeout", "nan", "--db", db).returncode == 2
+    timed_out = endaction("status", root, "--wait", "--timeout", "0.3", "--db", db)
+    assert timed_out.returncode == 4 and "still not_started" in timed_out.stderr
+    store = vm_store(db)
+    try:
+        with store.transaction() as tx:
+            tx.hold_root(root, 0.0, "the engine failed on it: boom")
+    finally:
+        store.dispose()
+    held = endaction("status", root, "--wait", "--timeout", "60", "--db", db)
+    assert held.returncode == 3 and "is held" in held.stderr and "boom" in held.stderr
