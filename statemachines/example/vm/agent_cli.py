@@ -9,6 +9,7 @@ import click
 import uvicorn
 
 from statemachines import AgentError
+from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
 
 from .local_disk import LocalDiskAgent
@@ -36,8 +37,11 @@ def agent() -> None:
                    "reported unknown (0: reported unknown at once)")
 @click.option("--workers", "threads", type=click.IntRange(1, 64), default=4,
               show_default=True, help="copies and deletes running at once")
+@click.option("--seconds-per-mib", type=click.FloatRange(0, 60), default=0.0,
+              show_default=True, callback=finite,
+              help="slow copies down, to watch them (or kill the host) in the middle")
 def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
-          threads: int) -> None:
+          threads: int, seconds_per_mib: float) -> None:
     """Serve the local-disk storage host over HTTP until SIGTERM or SIGINT."""
     logging.getLogger("endaction").setLevel(logging.INFO)
     try:
@@ -46,7 +50,8 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     except (AgentError, OSError) as err:
         raise UsageProblem(str(err)) from err
     try:
-        disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes)
+        disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes,
+                              seconds_per_mib=seconds_per_mib)
     except OSError as err:
         raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
     try:
