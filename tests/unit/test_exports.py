@@ -24,6 +24,7 @@ EXPORTS = {
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
         "WorkersHoldRoots", "submit_root", "submit_roots",
     ],
+    "statemachines.http": ["PROTOCOL_VERSION", "HttpAgent", "host_app", "openapi_document"],
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",
                     "SqlStore", "TableLedger", "connect", "normalise_url", "open_store"],
     "statemachines.testing": [
