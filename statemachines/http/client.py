@@ -24,6 +24,10 @@ from ..core.agent_protocol import AgentError, TaskRejected
 from ..core.host_status import TaskReport
 from .protocol import MAX_POLL_IDS, PREFIX, report_from_json
 
+# An answer larger than this is not one a host of this protocol gives (a poll of 10,000
+# tasks is about 1 MB): reading stops there.
+MAX_ANSWER_BYTES = 16 << 20
+
 log = logging.getLogger("endaction.http_agent")
 
 
@@ -34,7 +38,7 @@ class HttpAgent:
     Args:
         url: the host's base URL, e.g. `http://127.0.0.1:8710`.
         token: the host's bearer token.
-        timeout: seconds one HTTP request may take (connect, send, wait, read).
+        timeout: seconds one HTTP request may take to connect, and then to answer in all.
         retries: further tries after a transport failure, `backoff` seconds apart, doubling.
         transport: an httpx transport, for tests.
     """
@@ -43,6 +47,7 @@ class HttpAgent:
                  backoff: float = 0.2, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
@@ -91,7 +96,7 @@ class HttpAgent:
         attempt = 0
         while True:
             try:
-                response = self._client.request(method, path, json=body)
+                status, content = self._exchange(method, path, body)
                 break
             except httpx.TransportError as err:
                 if attempt >= self.retries:
@@ -103,24 +108,40 @@ class HttpAgent:
                          type(err).__name__, delay)
                 self._sleep(delay)
                 attempt += 1
-        return self._judge(response, doing)
+        return self._judge(status, content, doing)
 
-    def _judge(self, response: httpx.Response, doing: str) -> dict[str, Any]:
+    def _exchange(self, method: str, path: str,
+                  body: dict[str, Any] | None) -> tuple[int, bytes]:
+        """Send, and read the answer within `timeout` in all: httpx's timeouts bound each
+        read, so a host trickling a byte at a time would otherwise hold the tick forever.
+        Answers are bounded in size too."""
+        deadline = time.monotonic() + self.timeout
+        with self._client.stream(method, path, json=body) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise httpx.ReadError(f"the answer is over {MAX_ANSWER_BYTES} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took over {self.timeout:g} s")
+            return response.status_code, b"".join(chunks)
+
+    def _judge(self, status: int, content: bytes, doing: str) -> dict[str, Any]:
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             body = None
-        said = (body.get("error") if isinstance(body, dict) else None) or \
-            response.text[:200].strip()
-        if response.status_code == 401:
+        text = content[:200].decode("utf-8", errors="replace")
+        said = (body.get("error") if isinstance(body, dict) else None) or text.strip()
+        if status == 401:
             raise AgentError(f"host {self.url} refused to {doing}: the token was not accepted "
                              "(401)")
-        if response.status_code == 422 and isinstance(body, dict) and body.get("rejected"):
+        if status == 422 and isinstance(body, dict) and body.get("rejected"):
             raise TaskRejected(f"host {self.url} rejected it: {said}")
-        if response.status_code >= 400:
-            raise AgentError(f"host {self.url} failed to {doing}: HTTP "
-                             f"{response.status_code}: {said}")
+        if status >= 400:
+            raise AgentError(f"host {self.url} failed to {doing}: HTTP {status}: {said}")
         if not isinstance(body, dict):
-            raise AgentError(f"host {self.url} answered garbage to {doing}: "
-                             f"{response.text[:200]!r}")
+            raise AgentError(f"host {self.url} answered garbage to {doing}: {text!r}")
         return body

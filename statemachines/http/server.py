@@ -50,7 +50,7 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object; reading stops at MAX_BODY_BYTES, whatever the headers said."""
     chunks: list[bytes] = []
     size = 0
@@ -64,9 +64,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(raw) if raw else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BadRequest(f"the body is not JSON: {err}") from err
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+def shown(path: str) -> str:
+    """A request path as it may appear in a log line: quoted (a newline in it cannot forge
+    another line) and cut short (a 50 KB path cannot flood the log)."""
+    return repr(path[:200])
 
 
 def _task_id(request: Request) -> str:
@@ -83,21 +91,25 @@ def _guarded(handler: Handler) -> Handler:
     """One error mapping for every route: the agent's refusals and failures as statuses."""
 
     async def run(request: Request) -> Response:
+        path = shown(request.url.path)
         try:
             return await handler(request)
         except BadRequest as err:
-            log.warning("refused %s %s: %s", request.method, request.url.path, err)
+            log.warning("refused %s %s: %s", request.method, path, err)
             return _error(400, str(err))
         except TooLarge:
-            log.warning("refused %s %s: body over %d bytes", request.method, request.url.path,
+            log.warning("refused %s %s: body over %d bytes", request.method, path,
                         MAX_BODY_BYTES)
             return _error(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         except TaskRejected as err:
-            log.info("rejected %s %s: %s", request.method, request.url.path, err)
+            log.info("rejected %s %s: %s", request.method, path, err)
             return _error(422, str(err), rejected=True)
         except AgentError as err:
-            log.warning("failed %s %s: %s", request.method, request.url.path, err)
+            log.warning("failed %s %s: %s", request.method, path, err)
             return _error(503, str(err))
+        except Exception as err:  # the agent's own bug or fault: say what, keep serving
+            log.exception("failed %s %s", request.method, path)
+            return _error(503, f"{type(err).__name__}: {err}")
 
     return run
 
@@ -123,7 +135,7 @@ def host_app(agent: Agent, token: str, *, name: str = "task host",
     @_guarded
     async def start(request: Request) -> Response:
         task_id = _task_id(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         verb, parameters = body.get("verb"), body.get("parameters", {})
         if not isinstance(verb, str) or not verb:
             raise BadRequest("'verb' must be a non-empty string")
@@ -134,7 +146,7 @@ def host_app(agent: Agent, token: str, *, name: str = "task host",
 
     @_guarded
     async def poll(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         ids = body.get("task_ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) and TASK_ID.match(i)
                                                 for i in ids):
@@ -194,19 +206,23 @@ class _Gate:
             return
         path, method = scope.get("path", ""), scope.get("method", "")
         client = scope.get("client") or ("?", 0)
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
         if not (method == "GET" and path == "/openapi.json"):
-            presented = headers.get(b"authorization", b"")
+            given = [value for name, value in raw_headers if name == b"authorization"]
+            presented = given[0] if len(given) == 1 else b""
             expected = b"Bearer " + self.token
             if not hmac.compare_digest(presented, expected):
-                log.warning("refused %s %s from %s:%s: %s", method, path, client[0], client[1],
-                            "no token" if not presented else "wrong token")
+                why = ("no token" if not given else "several Authorization headers"
+                       if len(given) > 1 else "wrong token")
+                log.warning("refused %s %s from %s:%s: %s", method, shown(path), client[0],
+                            client[1], why)
                 await _error(401, "a valid bearer token is required")(scope, receive, send)
                 return
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            log.warning("refused %s %s from %s: body of %s bytes", method, path, client[0],
-                        length.decode(errors="replace")[:20])
+            log.warning("refused %s %s from %s: body of %r bytes", method, shown(path),
+                        client[0], length.decode(errors="replace")[:20])
             await _error(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")(
                 scope, receive, send)
             return

@@ -181,3 +181,15 @@ def test_the_journal_survives_the_host_process(tmp_path: Path) -> None:
             assert _report(http, "slow") == {}, "a cleared task started again"
     finally:
         host.stop()
+
+
+def test_sigterm_stops_the_host_cleanly(tmp_path: Path) -> None:
+    host = Host(tmp_path / "storage")
+    host.start()
+    assert host.process is not None
+    host.process.send_signal(signal.SIGTERM)
+    _, err = host.process.communicate(timeout=30)
+    assert host.process.returncode == 0, err[-2000:]
+    assert "local-disk host stopped" in err
+    owners = tmp_path / "storage" / "tasks" / "owners"
+    assert owners.is_dir() and not list(owners.glob("*.lock")), "its owner lock stayed"

@@ -4,6 +4,7 @@ Each run ends every root exactly once and records the error on the task."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from persistence import SqlStore
@@ -331,3 +332,85 @@ def test_the_client_never_retries_what_the_host_said() -> None:
     with pytest.raises(AgentError, match="HTTP 503: disk on fire"):
         remote.start("t1", "copy_image", {})
     assert calls["n"] == 1
+
+
+# -- found by attacking it ------------------------------------------------------------------
+
+
+def test_a_host_trickling_its_answer_costs_a_bounded_wait() -> None:
+    async def trickle(request: Request) -> Response:
+        async def body() -> Any:
+            for _ in range(100):
+                yield b" "
+                await asyncio.sleep(0.3)
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/poll", trickle, methods=["POST"])])
+    with served(app) as url:
+        remote = HttpAgent(url, TOKEN, timeout=1.0, retries=1, backoff=0.01)
+        started = time.monotonic()
+        with pytest.raises(AgentError, match="did not answer"):
+            remote.poll(["t1"])
+        remote.close()
+    assert time.monotonic() - started < 6, "each read was bounded, the whole answer was not"
+
+
+def test_what_the_attack_found_in_the_host_is_refused_or_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="endaction.host")
+
+    class Broken(SimulatedAgent):
+        def clear(self, task_id: str) -> None:
+            raise PermissionError("read-only file system")
+
+    disk = LocalDiskAgent(tmp_path / "storage")
+    try:
+        with served(host_app(disk, TOKEN)) as url, _client(url) as http:
+            nul = http.put("/v1/tasks/t1", json={
+                "verb": "copy_image", "parameters": {"image": "a\u0000b", "source": "t0"}})
+            assert nul.status_code == 422
+            deep = http.post("/v1/poll", content=b"[" * 100_000,
+                             headers={"Content-Type": "application/json"})
+            assert deep.status_code == 400 and "nested" in deep.json()["error"]
+            twice = httpx.get(f"{url}/v1/health", headers=[
+                ("Authorization", "Bearer wrong-token-0123456789"),
+                ("Authorization", f"Bearer {TOKEN}")])
+            assert twice.status_code == 401
+            forged = http.get("/v1/health%0aWARNING%20endaction.host:%20forged")
+            assert forged.status_code in (401, 404)
+            httpx.get(f"{url}/v1/x%0aWARNING%20forged")
+        with served(host_app(Broken(), TOKEN)) as url, _client(url) as http:
+            failed = http.delete("/v1/tasks/t1")
+            assert failed.status_code == 503
+            assert "PermissionError: read-only file system" in failed.json()["error"]
+    finally:
+        disk.close()
+    assert "several Authorization headers" in caplog.text
+    assert not any(line.startswith("WARNING endaction.host: forged")
+                   for line in caplog.text.splitlines())
+    assert "\\n" in caplog.text or "forged" not in caplog.text
+
+
+def test_the_template_route_keeps_the_body_bound(tmp_path: Path) -> None:
+    from statemachines.example.vm.storage_host import storage_app
+
+    disk = LocalDiskAgent(tmp_path / "storage")
+
+    def chunks() -> Any:
+        yield b'{"size": 1, "pad": "'
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    try:
+        with served(storage_app(disk, TOKEN)) as url, _client(url) as http:
+            big = http.put("/v1/storage/templates/t0", content=chunks(),
+                           headers={"Content-Type": "application/json"})
+            assert big.status_code == 413
+            assert http.put("/v1/storage/templates/t0", json={"size": 10}).status_code == 200
+            assert http.put("/v1/storage/templates/..", json={"size": 10}).status_code in (
+                400, 404)
+    finally:
+        disk.close()
+    assert (tmp_path / "storage" / "templates" / "t0.img").stat().st_size == 10

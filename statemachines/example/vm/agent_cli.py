@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -54,11 +56,26 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
                               seconds_per_mib=seconds_per_mib)
     except OSError as err:
         raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
+    # uvicorn stops gracefully on SIGTERM/SIGINT and then raises the signal again with the
+    # handler it found: this one turns that into a clean return, so the agent is closed
+    # (running tasks stay journaled as running, for the next instance) and the exit is 0.
+    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         click.echo(f"local-disk host on http://{host}:{port} for {disk.storage} "
                    f"(token in {token_file or storage / TOKEN_FILE})", err=True)
         uvicorn.Server(uvicorn.Config(storage_app(disk, token), host=host, port=port,
                                       log_level="warning", access_log=False)).run()
+    except (_Stopped, KeyboardInterrupt):
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         disk.close()
     click.echo("local-disk host stopped", err=True)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped

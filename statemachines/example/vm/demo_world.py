@@ -20,6 +20,7 @@ from statemachines import (
 )
 from statemachines.cli.database import DEFAULT_HOME, open_database
 from statemachines.cli.errors import UsageProblem
+from statemachines.http import PROTOCOL_VERSION
 
 from .commands import STORAGE_AGENT, vm_registry
 from .inventory import ImageInventory
@@ -146,8 +147,12 @@ def _remote_host(url: str, token_file: Path | None) -> RemoteStorage:
         raise UsageProblem(str(err)) from err
     host = RemoteStorage(url, token)
     try:
-        host.health()
+        health = host.health()
     except AgentError as err:
         host.close()
         raise StorageUnusable(f"the storage host at {url} does not answer: {err}") from err
+    if health.get("protocol") != PROTOCOL_VERSION:
+        host.close()
+        raise StorageUnusable(f"the storage host at {url} speaks protocol "
+                              f"{health.get('protocol')!r}, this endaction {PROTOCOL_VERSION}")
     return host

@@ -240,15 +240,25 @@ class LocalDiskAgent:
         return sorted(p.name[: -len(IMAGE_SUFFIX)] for p in self.images.glob(f"*{IMAGE_SUFFIX}"))
 
     def ensure_template(self, name: str, size: int) -> None:
+        """Make the template if it is missing or of another size. Written aside and renamed
+        into place: a copy that reads it meanwhile (another worker, another process) sees
+        the old file or the whole new one, never half of it."""
+        if not _safe_name(name):
+            raise OSError(errno.EINVAL, f"template name {name[:80]!r} is not a plain name")
         path = self.template_path(name)
         if path.is_file() and path.stat().st_size == size:
             return
         block = (name.encode() * (CHUNK // max(1, len(name)) + 1))[:CHUNK]
-        with path.open("wb") as out:
-            left = size
-            while left > 0:
-                out.write(block[: min(left, CHUNK)])
-                left -= CHUNK
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with aside.open("wb") as out:
+                left = size
+                while left > 0:
+                    out.write(block[: min(left, CHUNK)])
+                    left -= CHUNK
+            os.replace(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
 
     # -- reports and takeovers --------------------------------------------------------------
     def _report(self, task_id: str) -> TaskReport | None:
@@ -605,4 +615,6 @@ def _mtime(path: str | Path) -> float:
 
 
 def _safe_name(name: str) -> bool:
-    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+    """A plain file name: no path, no NUL, and short enough for any file system."""
+    return (bool(name) and len(name.encode("utf-8", "surrogatepass")) <= 200
+            and not any(c in name for c in "/\\\x00") and name not in (".", ".."))

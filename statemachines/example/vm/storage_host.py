@@ -28,7 +28,7 @@ from starlette.routing import Route
 from statemachines import AgentError, TaskRejected
 from statemachines.http import HttpAgent, host_app
 from statemachines.http.protocol import PREFIX
-from statemachines.http.server import BadRequest
+from statemachines.http.server import BadRequest, json_body
 
 from .local_disk import LocalDiskAgent
 
@@ -49,6 +49,9 @@ def read_token(path: Path) -> str:
     if len(token) < 16:
         raise AgentError(f"the token in {path} is {len(token)} characters long; at least 16 "
                          "are needed")
+    if not token.isascii() or not token.isprintable():
+        raise AgentError(f"the token in {path} must be printable ASCII (it goes in an HTTP "
+                         "header)")
     return token
 
 
@@ -75,11 +78,8 @@ def storage_app(agent: LocalDiskAgent, token: str) -> Any:
         name = str(request.path_params["name"])
         if not _TEMPLATE.match(name) or name in (".", ".."):
             raise BadRequest(f"template name {name[:80]!r} is not a plain file name")
-        try:
-            body = await request.json()
-        except ValueError as err:
-            raise BadRequest(f"the body is not JSON: {err}") from err
-        size = body.get("size") if isinstance(body, dict) else None
+        body = await json_body(request)
+        size = body.get("size")
         if not isinstance(size, int) or isinstance(size, bool) \
                 or not 1 <= size <= MAX_TEMPLATE_BYTES:
             raise BadRequest(f"'size' must be a whole number of bytes, 1..{MAX_TEMPLATE_BYTES}")
