@@ -3,6 +3,7 @@ the benchmark's own runs, not to tests on a shared machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -37,3 +38,27 @@ def test_the_workers_benchmark_runs_at_a_small_size() -> None:
         for count in (1, 2):
             assert f"{host} host, {count} worker(s):" in result.stdout, result.stdout
     assert "3 rolled back" in result.stdout
+
+
+def _harness(*args: str) -> list[dict[str, object]]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *args, "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+@pytest.mark.slow
+def test_the_harness_reports_every_figure_it_promises() -> None:
+    [rollback] = _harness("rollback", "--count", "40")
+    assert {"count", "seconds", "ticks", "statements", "rows_written", "peak_rss_mb",
+            "root_status", "opposite_commands"} <= set(rollback)
+    assert rollback["root_status"] == "ended_failure" and rollback["opposite_commands"] == 40
+    assert rollback["rows_written"] > 40 * 20  # a few dozen rows per child, counted
+    compared = _harness("compare", "--count", "40", "--taskflow-count", "20")
+    cases = {str(r["case"]) for r in compared}
+    assert {"endaction", "raw sqlite3", "raw sqlite3 without history"} <= cases
+    floor = next(r for r in compared if r["case"] == "raw sqlite3")
+    ours = next(r for r in compared if r["case"] == "endaction")
+    assert floor["rows_written"] == ours["rows_written"], "the floor must write the same rows"
+    [recovered] = _harness("recover", "--count", "30")
+    assert recovered["in_flight_tasks"] == 30

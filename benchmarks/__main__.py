@@ -1,0 +1,103 @@
+"""`python -m benchmarks rollback | compare | recover`: the harness's command line.
+
+Every figure is measured in a process of its own (peak memory is per process); `compare`
+runs its peers in the same invocation, so their ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _in_own_process(*args: str, stdin: str | None = None) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *args, "--json"], input=stdin,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmarks {' '.join(args)} failed: {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _say(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    shown = {k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in result.items()
+             if k != "rows"}
+    print("  ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    rollback = commands.add_parser("rollback", help="the seed's scenario at N disks")
+    rollback.add_argument("--count", type=int, default=1000)
+    rollback.add_argument("--db", default=None, help="a PostgreSQL URL (default: SQLite)")
+    compare = commands.add_parser("compare", help="endaction beside TaskFlow and raw SQL")
+    compare.add_argument("--count", type=int, default=1000)
+    compare.add_argument("--taskflow-count", type=int, default=None,
+                         help="N for TaskFlow (default: --count; it is slow)")
+    recover = commands.add_parser("recover", help="recovery of N in-flight tasks")
+    recover.add_argument("--count", type=int, default=10000)
+    floor = commands.add_parser("floor", help=argparse.SUPPRESS)
+    floor.add_argument("--count", type=int, required=True)
+    floor.add_argument("--without-history", action="store_true")
+    taskflow = commands.add_parser("taskflow", help=argparse.SUPPRESS)
+    taskflow.add_argument("--count", type=int, required=True)
+    child = commands.add_parser("recover-child", help=argparse.SUPPRESS)
+    child.add_argument("--count", type=int, required=True)
+    child.add_argument("--db", required=True)
+    for sub in (rollback, compare, recover, floor, taskflow, child):
+        sub.add_argument("--json", action="store_true", help="one JSON object per result")
+    args = parser.parse_args()
+
+    if args.command == "rollback":
+        from .rollback import run
+        _say(run(args.count, args.db), args.json)
+    elif args.command == "floor":
+        from .sql_floor import run as floor_run
+        profile = json.loads(sys.stdin.read())
+        _say(floor_run(args.count, profile["rows"], profile["ticks"],
+                       with_history=not args.without_history), args.json)
+    elif args.command == "taskflow":
+        from .taskflow_peer import run as taskflow_run
+        _say(taskflow_run(args.count), args.json)
+    elif args.command == "recover-child":
+        from .recover import child as recover_child
+        recover_child(args.count, Path(args.db))
+    elif args.command == "recover":
+        from .recover import run as recover_run
+        _say(recover_run(args.count), args.json)
+    else:
+        _compare(args.count, args.taskflow_count or args.count, args.json)
+
+
+def _compare(count: int, taskflow_count: int, as_json: bool) -> None:
+    from .taskflow_peer import available
+
+    ours = _in_own_process("rollback", "--count", str(count))
+    profile = json.dumps({"rows": ours["rows"], "ticks": ours["ticks"]})
+    results = [ours,
+               _in_own_process("floor", "--count", str(count), stdin=profile),
+               _in_own_process("floor", "--count", str(count), "--without-history",
+                               stdin=profile)]
+    if available():
+        peer = _in_own_process("taskflow", "--count", str(taskflow_count))
+        results.append(peer)
+    else:
+        print("TaskFlow is not installed (pip install -e '.[bench]'): left out",
+              file=sys.stderr)
+    for result in results:
+        per_child = result["seconds"] / result["count"]
+        result["ms_per_child"] = per_child * 1e3
+        result["ratio_to_endaction"] = per_child / (ours["seconds"] / ours["count"])
+        _say(result, as_json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Recovery of N in-flight tasks after a SIGKILL: how long the new engine takes to load them,
+and whether the run after it is as fast as the same run that never crashed.
+
+A child process submits the seed's scenario (N disks, one failing) and ticks until every copy
+is running on the host, then kills itself with SIGKILL. A new engine over the same database
+meets a host that kept running (the simulated host, given the tasks the database says are
+running), loads (`recover`), and runs to the end. The uncrashed baseline is the same run from
+the same point in one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from persistence import open_store
+from statemachines import Engine, HostStatus, TaskReport, TaskStatus
+from statemachines.example.vm import (
+    STORAGE_AGENT,
+    ImageInventory,
+    SimulatedAgent,
+    add_vm_parameters,
+    vm_registry,
+)
+
+from .counting import peak_rss_mb
+
+
+class HoldingHost(SimulatedAgent):
+    """Reports every task running while `holding`; then as the simulated host would."""
+
+    holding = True
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        if self.holding:
+            return {i: TaskReport(HostStatus.RUNNING) for i in task_ids if i in self.tasks}
+        return super().poll(task_ids)
+
+
+def _engine(path: Path, agent: SimulatedAgent) -> tuple[Engine, Any]:
+    store = open_store(str(path), ledgers=[ImageInventory])
+    return Engine(store, {STORAGE_AGENT: agent}, vm_registry()), store
+
+
+def _to_the_crash_point(engine: Engine, count: int) -> None:
+    """Submit, and tick until every copy is running on the host."""
+    sources = [f"template-disk{i}" for i in range(count)]
+    engine.submit("AddVmFromTemplate", add_vm_parameters("vm", sources, [count // 2]))
+    for _ in range(20):
+        engine.tick()
+        tasks = engine._view.tasks.values()
+        if tasks and all(t.status == TaskStatus.POLLING for t in tasks):
+            return
+    raise SystemExit("the copies never all started")
+
+
+def child(count: int, path: Path) -> None:
+    """The process that dies: in flight, then SIGKILL."""
+    engine, _ = _engine(path, HoldingHost())
+    _to_the_crash_point(engine, count)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        baseline_path = Path(folder) / "baseline.db"
+        host = HoldingHost()
+        engine, store = _engine(baseline_path, host)
+        _to_the_crash_point(engine, count)
+        host.holding = False
+        started = time.perf_counter()
+        engine.run_until_idle(poll_interval=0)
+        uncrashed = time.perf_counter() - started
+        store.dispose()
+
+        path = Path(folder) / "crashed.db"
+        died = subprocess.run([sys.executable, "-m", "benchmarks", "recover-child", "--count",
+                               str(count), "--db", str(path)], capture_output=True, text=True)
+        if died.returncode != -signal.SIGKILL:
+            raise SystemExit(f"the child did not die as planned: {died.stderr[-2000:]}")
+        host = HoldingHost()
+        store = open_store(str(path), ledgers=[ImageInventory])
+        for root in store.root_ids():
+            for task in store.tree(root)[1]:
+                if task.status == TaskStatus.POLLING:  # the host kept running them
+                    host.start(task.id, task.verb, task.parameters)
+        host.holding = False
+        engine = Engine(store, {STORAGE_AGENT: host}, vm_registry())
+        started = time.perf_counter()
+        engine.recover()
+        loaded = time.perf_counter() - started
+        in_flight = len(engine._view.tasks)
+        started = time.perf_counter()
+        engine.run_until_idle(poll_interval=0)
+        after = time.perf_counter() - started
+        store.dispose()
+    return {"case": "recover", "database": "sqlite", "count": count,
+            "in_flight_tasks": in_flight, "load_seconds": loaded,
+            "run_after_seconds": after, "uncrashed_run_seconds": uncrashed,
+            "ratio_to_uncrashed": after / uncrashed if uncrashed else None,
+            "peak_rss_mb": peak_rss_mb()}

@@ -1,0 +1,51 @@
+"""The seed's scenario: AddVmFromTemplate with N disks, one copy failing, every sibling
+compensated by a RemoveImage, the simulated host answering at once."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from persistence import open_store
+from statemachines import Engine
+from statemachines.example.vm import (
+    STORAGE_AGENT,
+    ImageInventory,
+    SimulatedAgent,
+    add_vm_parameters,
+    vm_registry,
+)
+
+from .counting import Writes, peak_rss_mb
+from .databases import fresh_url
+
+
+def run(count: int, url: str | None = None) -> dict[str, Any]:
+    """One run; `seconds` is the engine's run only (no imports, no set-up)."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(fresh_url(url, Path(folder)), ledgers=[ImageInventory])
+        try:
+            agent = SimulatedAgent()
+            engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry())
+            sources = [f"template-disk{i}" for i in range(count)]
+            root = engine.submit("AddVmFromTemplate",
+                                 add_vm_parameters("vm", sources, [count // 2]))
+            writes = Writes(store.engine)
+            started = time.perf_counter()
+            ticks = engine.run_until_idle(poll_interval=0)
+            seconds = time.perf_counter() - started
+            commands, _ = store.tree(root)
+            status = next(c.status for c in commands if c.id == root)
+            if agent.images or ImageInventory.read_all(store.engine):
+                raise SystemExit("the rollback left images behind: the figures mean nothing")
+            return {
+                "case": "endaction", "database": store.engine.dialect.name, "count": count,
+                "seconds": seconds, "ticks": ticks, "statements": writes.statements,
+                "rows_written": writes.rows_written, "rows": writes.by_table(),
+                "peak_rss_mb": peak_rss_mb(), "root_status": str(status),
+                "opposite_commands": sum(c.type == "RemoveImage" for c in commands),
+            }
+        finally:
+            store.dispose()
