@@ -25,14 +25,21 @@ _LOST_RACE = {"40P01", "40001"}
 
 
 def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
-    text = str(err.orig).strip()
+    return translate_driver(err.orig or err, database, doing,
+                            unavailable=isinstance(err, OperationalError | InterfaceError))
+
+
+def translate_driver(orig: BaseException, database: str, doing: str,
+                     unavailable: bool) -> EndactionError:
+    """The same, for an error of the driver itself (a call made below SQLAlchemy, as the
+    history's COPY on PostgreSQL is)."""
+    text = str(orig).strip()
     first_line = text.splitlines()[0] if text else ""
-    message = f"database {database} failed to {doing}: {type(err.orig).__name__}: {first_line}"
-    if getattr(err.orig, "sqlstate", None) in _LOST_RACE:
+    message = f"database {database} failed to {doing}: {type(orig).__name__}: {first_line}"
+    if getattr(orig, "sqlstate", None) in _LOST_RACE:
         return ConcurrentModification(f"{message} (another engine's transaction won; "
                                       "retried after a reload)")
-    kind = StoreUnavailable if isinstance(err, OperationalError | InterfaceError) else StoreError
-    return kind(message)
+    return (StoreUnavailable if unavailable else StoreError)(message)
 
 
 @contextmanager

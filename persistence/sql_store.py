@@ -56,7 +56,7 @@ from statemachines.core.task_machine import TaskStatus
 
 from .batching import chunked
 from .database import WRITE_OPTION, connect
-from .db_errors import guarded
+from .db_errors import guarded, translate_driver
 from .ledger import SqlLedger, TableLedger, check_row_type, ledger_tables
 from .revert_table import SqlRevertTable
 from .schema import (
@@ -527,7 +527,28 @@ class SqlTransaction:
                f"VALUES ({', '.join([mark] * len(columns))})")
         rows = [h if h.detail is None or "\x00" not in h.detail
                 else h._replace(detail=storable(h.detail)) for h in history]
+        if self._conn.dialect.name == "postgresql":
+            self._copy_history(columns, rows)
+            return
         self._conn.exec_driver_sql(sql, rows)
+
+    def _copy_history(self, columns: Sequence[str], rows: Sequence[HistoryEntry]) -> None:
+        """PostgreSQL: psycopg's executemany sends one statement per row; COPY streams them
+        all, in the tick's own transaction. Below SQLAlchemy, so the driver's errors are
+        translated here as the store's are everywhere else."""
+        import psycopg
+
+        driver = self._conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                    f"COPY {transitions.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as err:
+            raise translate_driver(
+                err, self._database, "append the history",
+                unavailable=isinstance(err, psycopg.OperationalError | psycopg.InterfaceError),
+            ) from err
 
     def _update(self, table: Any, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
@@ -547,10 +568,10 @@ class SqlTransaction:
         rows = [row if not any(isinstance(row[i], str) and "\x00" in row[i] for i in text)
                 else tuple(storable(v) if i in text else v for i, v in enumerate(row))
                 for row in rows]
-        result = self._conn.exec_driver_sql(sql, rows)
-        if result.rowcount != len(rows):
+        written = self._conn.exec_driver_sql(sql, rows).rowcount
+        if written != len(rows):
             raise ConcurrentModification(
-                f"{len(rows) - result.rowcount} of {len(rows)} {table.name} rows were changed "
+                f"{len(rows) - written} of {len(rows)} {table.name} rows were changed "
                 "by another engine since this one read them")
         for record in records:
             record.version += 1

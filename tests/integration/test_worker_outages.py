@@ -99,3 +99,22 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
     assert agent.images == expected
     assert {row.id for row in images_in(store)} == expected
     assert store.leases() == []
+
+
+def test_a_connection_cut_during_the_history_copy_is_a_store_outage(store: SqlStore) -> None:
+    """The history goes by COPY on PostgreSQL, below SQLAlchemy: its failures must still
+    come out as StoreUnavailable (which a worker waits out), not as a driver exception."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    from statemachines.core.records import HistoryEntry, HistoryEvent, ObjectKind
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    root = submit_root(store, vm_registry(), "AddVmFromTemplate",
+                       add_vm_parameters("vm0", ["template-disk0"])).id
+    entry = HistoryEntry(ObjectKind.COMMAND, root, root, HistoryEvent.CREATE, "", "x", 0.0)
+    with pytest.raises(StoreUnavailable), \
+            store.transaction() as tx:
+        tx.write([], [], [], [], [entry])  # opens the connection
+        _terminate_others(url)
+        tx.write([], [], [], [], [entry] * 1000)
+    assert len(store.history(root)) == 1, "the rolled-back tick wrote nothing"
