@@ -170,11 +170,11 @@ class Engine:
             state = self.store.load_active(claimed)
         self._renew_at = self.now + self._lease.ttl / 3
         self._claim_at = self.now
-        state = self._loadable(state)
+        state, held = self._loadable(state)
         self._view = EngineView()
         self._carried = Changes()
         self._roots = set()
-        self._adopt(state, claimed, reset_clears=first_load)
+        self._adopt(state, claimed - held, reset_clears=first_load)
         self._loaded = self._ever_loaded = True
 
     def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
@@ -186,14 +186,16 @@ class Engine:
         return ActiveState([c for c in state.commands if c.root_id in keep],
                            [t for t in state.tasks if t.root_command_id in keep])
 
-    def _loadable(self, state: ActiveState) -> ActiveState:
+    def _loadable(self, state: ActiveState) -> tuple[ActiveState, set[str]]:
         """Refuse what this engine cannot run: a single engine says so and stops; a worker
         holds just those roots with the error (a newer client's command type in a rolling
-        upgrade must not stop every worker that claims it) and goes on with the rest."""
+        upgrade must not stop every worker that claims it) and goes on with the rest.
+        Returns what it can run, and the roots it held (their lease rows must stay, for
+        whoever runs them once they are released)."""
         unknown_types = {c.type for c in state.commands} - set(self.registry.names())
         unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
         if not unknown_types and not unknown_agents:
-            return state
+            return state, set()
         problems: dict[str, EndactionError] = {}
         for record in state.commands:
             if record.type in unknown_types:
@@ -207,8 +209,9 @@ class Engine:
             raise problems[min(problems)]
         for root_id, problem in sorted(problems.items()):
             self._hold(RootFault(root_id, problem), TickReport())
-        return ActiveState([c for c in state.commands if c.root_id not in problems],
-                           [t for t in state.tasks if t.root_command_id not in problems])
+        return (ActiveState([c for c in state.commands if c.root_id not in problems],
+                            [t for t in state.tasks if t.root_command_id not in problems]),
+                set(problems))
 
     def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool) -> None:
         """Take loaded trees into the view and resume them, as after a crash: whoever had
@@ -265,13 +268,13 @@ class Engine:
             return
         log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
         try:
-            state = self._loadable(self.store.load_active(claimed))
+            state, held = self._loadable(self.store.load_active(claimed))
         except BaseException:
             # Claimed in the database but not in the view: reload from the leases instead of
             # leaving them to lapse unworked.
             self._forget_view()
             raise
-        self._adopt(state, claimed, reset_clears=True)
+        self._adopt(state, claimed - held, reset_clears=True)
         self._claim_at = self.now  # there may be more: look again at the next tick
 
     def release(self) -> int:

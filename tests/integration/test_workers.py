@@ -237,13 +237,27 @@ def test_a_root_a_worker_cannot_run_is_held_and_the_others_go_on(store: SqlStore
     stranger = submit_root(store, CommandRegistry([*VM_COMMANDS, ResizeVm]), "ResizeVm", {},
                            clock=world.clock).id
     worker = _worker(world, "w1")
-    _run(world, [worker], roots)
+    for _ in range(200):
+        worker.tick()
+        world.clock.sleep(0.2)
+        if all(store.command(r).status in TERMINAL_COMMAND_STATES  # type: ignore[union-attr]
+               for r in roots) and store.leases() == [(stranger, "w1", store.leases()[0][2])]:
+            break
     assert stranger in store.held_roots()
     assert "ResizeVm" in store.held_roots()[stranger]
+    assert stranger in {root for root, _, _ in store.leases()}, \
+        "the held root lost its lease row: nobody would run it once released"
     statuses = [store.command(r).status for r in roots]  # type: ignore[union-attr]
     assert statuses == [CommandStatus.ENDED_FAILURE, CommandStatus.ENDED_SUCCESS,
                         CommandStatus.ENDED_SUCCESS]  # vm0 has a failing disk
     assert worker._loaded, "the worker stopped"
+    # Released, it goes to a worker that knows the type once w1's lease on it lapsed.
+    assert store.release_root(stranger)
+    world.clock.sleep(TTL + 1)
+    newer = world.engine(registry=CommandRegistry([*VM_COMMANDS, ResizeVm]),
+                         lease=WorkerLease(owner="w2", ttl=TTL, claim_interval=0.1))
+    _run(world, [newer], [stranger])
+    assert store.command(stranger).status == CommandStatus.ENDED_SUCCESS  # type: ignore[union-attr]
 
 
 class ResizeVm(Command):
