@@ -17,6 +17,7 @@ from statemachines import (
     TaskStatus,
     TickReport,
 )
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     ImageInventory,
     ImageRow,
@@ -63,6 +64,13 @@ class DyingAgent(SimulatedAgent):
 def vm_store(url: str, **options: Any) -> SqlStore:
     """A store for the VM example: its image inventory registered as a ledger."""
     return open_store(url, ledgers=[ImageInventory], **options)
+
+
+def terminal_arrivals(store: SqlStore, root_id: str) -> Counter[str]:
+    """From the transitions history: how often each command of the root reached a terminal
+    state (exactly once, for every command, is the promise)."""
+    return Counter(h.object_id for h in store.history_of_root(root_id)
+                   if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
 
 
 def images_in(store: SqlStore) -> list[ImageRow]:

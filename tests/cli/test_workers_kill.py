@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import IO
 
@@ -23,7 +22,7 @@ from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import LocalDiskAgent
 from tests.cli.judge import judge
 from tests.conftest import POSTGRES_ENV, drop_endaction_tables
-from tests.worlds import vm_store
+from tests.worlds import terminal_arrivals, vm_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -103,8 +102,7 @@ def _ends_once(store: SqlStore) -> list[str]:
     """From the transitions history: every command reached a terminal state exactly once."""
     problems = []
     for root in store.root_ids():
-        arrivals = Counter(h.object_id for h in store.history_of_root(root)
-                           if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+        arrivals = terminal_arrivals(store, root)
         commands, _ = store.tree(root)
         problems += [f"command {c.id} of root {root} reached a terminal state "
                      f"{arrivals[c.id]} times" for c in commands if arrivals[c.id] != 1]

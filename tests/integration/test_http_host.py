@@ -28,7 +28,7 @@ from statemachines.example.vm import LocalDiskAgent, SimulatedAgent
 from statemachines.http import HttpAgent, host_app, openapi_document
 from statemachines.http.protocol import MAX_BODY_BYTES
 from tests.http_hosts import TOKEN, free_port, served
-from tests.worlds import World, images_in
+from tests.worlds import World, images_in, terminal_arrivals
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = Limits(agent_retry_seconds=0.01, max_agent_retry_seconds=0.05, task_timeout=600)
@@ -40,8 +40,7 @@ def _client(url: str, token: str = TOKEN, **options: Any) -> httpx.Client:
 
 
 def _ends_once(world: World, root: str) -> None:
-    arrivals = Counter(h.object_id for h in world.store.history_of_root(root)
-                       if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+    arrivals = terminal_arrivals(world.store, root)
     commands, tasks = world.store.tree(root)
     assert all(arrivals[c.id] == 1 for c in commands), arrivals
     assert all(t.status == TaskStatus.CLEARED for t in tasks) or any(

@@ -27,7 +27,7 @@ from statemachines.cli.main import cli
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import ImageInventory, Plan, SimulatedAgent, image_name
 from tests.conftest import drop_endaction_tables
-from tests.worlds import World, images_in
+from tests.worlds import World, images_in, terminal_arrivals
 
 PREVIOUS = "0003"
 
@@ -141,9 +141,7 @@ def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
             if not reopened.leases():
                 break
         for root in roots:
-            arrivals = Counter(h.object_id for h in reopened.history_of_root(root)
-                               if h.object_kind == "command"
-                               and h.dest in TERMINAL_COMMAND_STATES)
+            arrivals = terminal_arrivals(reopened, root)
             assert set(arrivals.values()) == {1}, (root, arrivals)
         ended = {r: reopened.command(r).status for r in roots}  # type: ignore[union-attr]
         created = [r for r, s in ended.items() if s == CommandStatus.ENDED_SUCCESS]

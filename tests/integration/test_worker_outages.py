@@ -27,7 +27,7 @@ from statemachines.example.vm import (
     image_name,
     vm_registry,
 )
-from tests.worlds import images_in
+from tests.worlds import images_in, terminal_arrivals
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 ROOTS = 30
@@ -89,8 +89,7 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
     assert worker.totals.outages > 0, "no cut hit the worker: the test proved nothing"
     assert "the database is unavailable" in caplog.text
     for root in roots:
-        arrivals = Counter(h.object_id for h in store.history_of_root(root)
-                           if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+        arrivals = terminal_arrivals(store, root)
         assert set(arrivals.values()) == {1}, (root, arrivals)
     created = [r for r in roots if store.command(r).status == "ended_success"]  # type: ignore[union-attr]
     expected = {image_name(store.command(r).parameters["vm"], d)  # type: ignore[union-attr]

@@ -30,7 +30,7 @@ from statemachines.example.vm import (
     image_name,
     vm_registry,
 )
-from tests.worlds import World, images_in
+from tests.worlds import World, images_in, terminal_arrivals
 
 TTL = 30.0
 
@@ -63,8 +63,7 @@ def _run(world: World, workers: list[Engine], roots: list[str], ticks: int = 400
 
 def _ends_once(world: World, roots: list[str]) -> None:
     for root in roots:
-        ends = Counter(h.object_id for h in world.store.history_of_root(root)
-                       if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+        ends = terminal_arrivals(world.store, root)
         assert ends and set(ends.values()) == {1}, (root, ends)
 
 

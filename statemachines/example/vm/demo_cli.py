@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -26,7 +25,7 @@ import click
 
 from persistence.schema_version import NoSchema
 from statemachines import AgentError, Limits, TickReport
-from statemachines.cli.database import db_option, json_option
+from statemachines.cli.database import db_option, finite, json_option
 from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK, UsageProblem
 from statemachines.cli.progress import Progress, describe, make_progress
 
@@ -120,12 +119,6 @@ class _CrashAfter:
         self.step(describe(report))
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds")
-    return value
-
-
 def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
     bad = [i for i in indexes if not 0 <= i < count]
     if bad:
@@ -146,7 +139,7 @@ def _disk_indexes(indexes: tuple[int, ...], count: int, option: str) -> None:
 @db_option
 @host_options
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
-              metavar="S", callback=_finite,
+              metavar="S", callback=finite,
               help="seconds a copy or delete may take before it is aborted "
                    "[default: 600 + 0.25 per disk]")
 @click.option("--crash-after", type=click.IntRange(min=1), default=None, metavar="K",
