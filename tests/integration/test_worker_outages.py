@@ -7,9 +7,10 @@ import contextlib
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from persistence import SqlStore, connect
 from statemachines import (
@@ -45,6 +46,16 @@ def _terminate_others(url: str) -> int:
         engine.dispose()
 
 
+def _terminate(url: str, pid: int) -> None:
+    """Cut one connection, by its backend's pid."""
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        engine.dispose()
+
+
 def _read(what: object) -> object:
     """A read of the test's own that may itself hit a cut connection: retried, bounded."""
     for _ in range(50):
@@ -68,6 +79,19 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
                     lease=WorkerLease(owner="survivor", ttl=30, claim_interval=0.05))
     worker = Worker(engine, interval=0.05, max_backoff=0.4)
+    # Cuts from outside land mostly between ticks, where a stale connection is replaced
+    # before use; these land inside a tick's transaction, on the very connection writing.
+    writes = {"seen": 0, "cut": 0}
+
+    def cut_while_writing(conn: object, cursor: Any, statement: str, *rest: object) -> None:
+        if not statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            return
+        writes["seen"] += 1
+        if writes["cut"] < 5 and writes["seen"] % 7 == 0:
+            writes["cut"] += 1
+            _terminate(url, cursor.connection.info.backend_pid)
+
+    event.listen(store.engine, "before_cursor_execute", cut_while_writing)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     cuts = 0
@@ -85,6 +109,7 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
     finally:
         worker.stop.set()
         thread.join(timeout=30)
+        event.remove(store.engine, "before_cursor_execute", cut_while_writing)
     assert not thread.is_alive()
     assert worker.totals.outages > 0, "no cut hit the worker: the test proved nothing"
     assert "the database is unavailable" in caplog.text
