@@ -9,7 +9,6 @@ there is nothing left to revert).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -22,8 +21,8 @@ from .records import (
     MAX_NAME_LENGTH,
     CommandRecord,
     TaskRecord,
+    freeze,
     name_problems,
-    thaw,
 )
 from .revert_state import ResourceRef
 
@@ -183,21 +182,24 @@ class CommandRegistry:
         except KeyError:
             raise UnknownCommandType(type_name, list(self._types)) from None
 
-    def check(self, type_name: str, parameters: Mapping[str, Any]) -> None:
-        """Refuse an unknown type or parameters that are malformed for it, naming why."""
+    def check(self, type_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Refuse an unknown type or parameters that are malformed for it, naming why; return
+        them frozen, as the record keeps them."""
         command_type = self.get(type_name)
-        self.check_json(type_name, parameters)
+        frozen = self.check_json(type_name, parameters)
         problems = command_type.check_parameters(parameters)
         if problems:
             raise InvalidParameters(type_name, problems)
+        return frozen
 
     @staticmethod
-    def check_json(what: str, parameters: Mapping[str, Any]) -> None:
-        """Parameters are a JSON object the database can store (no NaN, not too deep)."""
+    def check_json(what: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Parameters are a JSON object the database can store (no NaN, not too deep); return
+        them frozen (checking is freezing: one walk)."""
         if not isinstance(parameters, Mapping):
             raise InvalidParameters(what, ["parameters must be a mapping"])
         try:
-            json.dumps(thaw(parameters), allow_nan=False)
+            return freeze(parameters)
         except (TypeError, ValueError) as err:
             raise InvalidParameters(what, [f"parameters must be JSON: {err}"]) from None
         except RecursionError:

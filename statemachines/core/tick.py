@@ -13,7 +13,8 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any
 
 from .agent_calls import AgentAnswers
@@ -48,7 +49,6 @@ from .records import (
     CommandRecord,
     HistoryEvent,
     TaskRecord,
-    freeze,
     name_problems,
 )
 from .revert_state import ResourceRef, ResourceRevert, RevertState
@@ -299,12 +299,7 @@ class Tick:
                     self._settle(record)
 
     def flush(self) -> None:
-        """Write what the tick changed so far, inside its transaction.
-
-        Claims are conditional updates on the rows' persisted status, so everything the tick
-        changed before a claim must be in the database first (a command executed in this very
-        tick may be claimed in it, when it started no task).
-        """
+        """Write what the tick changed so far, inside its transaction."""
         changes = self.recorder.changes
         if not changes.any():
             return
@@ -316,6 +311,25 @@ class Tick:
             changes.history,
         )
         self.recorder.changes = Changes()
+        self.wrote = True
+
+    def _flush_commands(self) -> None:
+        """Write the command rows before a claim.
+
+        Claims are conditional updates on the commands' persisted status, so every command the
+        tick changed before a claim must be in the database first (a command executed in this
+        very tick may be claimed in it, when it started no task). Task rows and the history
+        wait for the tick's end: a task reported ended and then claimed in one tick is one
+        update, and an object's steps in one tick are one history row."""
+        changes = self.recorder.changes
+        if not (changes.new_commands or changes.changed_commands):
+            return
+        self.tx.write(
+            list(changes.new_commands.values()),
+            [c for i, c in changes.changed_commands.items() if i not in changes.new_commands],
+            [], [], [],
+        )
+        changes.new_commands, changes.changed_commands = {}, {}
         self.wrote = True
 
     def _prefetch(self, records: Iterable[CommandRecord]) -> None:
@@ -392,7 +406,7 @@ class Tick:
         Children of an opposite command are opposite work too (ROLLBACK_FLOW), so nothing an
         opposite command does is ever compensated in turn: compensation depth is one.
         """
-        self.config.registry.check(type_name, parameters)
+        frozen = self.config.registry.check(type_name, parameters)
         if entity is not None and (problems := reference_problems("entity", entity)):
             raise InvalidParameters(type_name, problems)
         limits = self.config.limits
@@ -410,7 +424,7 @@ class Tick:
             type=type_name,
             execution_reason=ExecutionReason.ROLLBACK_FLOW if rollback
             else ExecutionReason.REGULAR_FLOW,
-            parameters=freeze(parameters),
+            parameters=frozen,
             entity_type=entity.type if entity else None, entity_id=entity.id if entity else None,
             not_before=not_before, created_at=self.now, updated_at=self.now,
         )
@@ -440,10 +454,10 @@ class Tick:
             problems.append(f"timeout must be positive seconds (got {timeout!r})")
         if problems:
             raise InvalidParameters(f"task {verb!r:.40} of {command.type}", problems)
-        self.config.registry.check_json(f"task {verb} of {command.type}", parameters)
+        frozen = self.config.registry.check_json(f"task {verb} of {command.type}", parameters)
         task = TaskRecord(
             id=self.config.new_id(), command_id=command.id, root_command_id=command.root_id,
-            agent=agent, verb=verb, parameters=freeze(parameters),
+            agent=agent, verb=verb, parameters=frozen,
             entities=tuple((e.type, e.id) for e in entities),
             deadline=self.now + (timeout or self.config.limits.task_timeout),
             created_at=self.now, updated_at=self.now,
@@ -472,7 +486,7 @@ class Tick:
 
     def _end_groups(self, heads: list[str]) -> None:
         """Claim the ends of every ready group in one atomic statement, then end each group."""
-        self.flush()
+        self._flush_commands()
         groups = {head_id: list(self.view.group_members[head_id].values()) for head_id in heads}
         self._prefetch(m for members in groups.values() for m in members)
         verdicts = {head_id: self._verdict(head_id, members) for head_id, members in groups.items()}
@@ -704,8 +718,13 @@ class Tick:
                 self._to_settle.append(waiter)
 
 
+_COMMAND_FIELDS = attrgetter(*(f.name for f in fields(CommandRecord)))
+
+
 def _copy(record: CommandRecord) -> CommandRecord:
-    return replace(record)
+    """Every hook gets one (70,000 for a 10,000-disk rollback): positional construction is
+    several times cheaper than `dataclasses.replace`, which goes through keyword arguments."""
+    return CommandRecord(*_COMMAND_FIELDS(record))
 
 
 def _undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
