@@ -92,6 +92,10 @@ transitions = Table(
     Column("dest", String(32), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),
+    # NULL: the row is one step. Otherwise the JSON list [[trigger, dest, detail], ...] of the
+    # steps the object took in one tick, from `source`; trigger, dest and detail are the last
+    # step's (see persistence/history_rows.py).
+    Column("path", Text),
 )
 
 resource_reverts = Table(

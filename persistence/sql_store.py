@@ -49,11 +49,12 @@ from statemachines.core.records import (
     HistoryEntry,
     TaskRecord,
     freeze,
-    thaw,
+    to_json,
 )
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.core.task_machine import TaskStatus
 
+from . import history_rows
 from .batching import chunked
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded, translate_driver
@@ -287,13 +288,13 @@ class SqlStore:
         with self._guard(f"read the history of {object_id}"), self.engine.connect() as conn:
             rows = conn.execute(select(transitions).where(transitions.c.object_id == object_id)
                                 .order_by(transitions.c.id)).mappings()
-            return [_history(r) for r in rows]
+            return list(history_rows.expand(rows))
 
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
         with self._guard(f"read the history of {root_id}"), self.engine.connect() as conn:
             rows = conn.execute(select(transitions).where(transitions.c.root_id == root_id)
                                 .order_by(transitions.c.id)).mappings()
-            return [_history(r) for r in rows]
+            return list(history_rows.expand(rows))
 
     def reverts(self) -> Iterator[ResourceRevert]:
         with self._guard("list revert states"), self.engine.connect() as conn:
@@ -498,55 +499,56 @@ class SqlTransaction:
         changed_tasks: Sequence[TaskRecord],
         history: Sequence[HistoryEntry],
     ) -> None:
-        conn = self._conn
         if new_commands:
-            conn.execute(insert(commands), [_command_row(c) for c in new_commands])
+            self._insert(commands, _COMMAND_COLUMNS, [_command_row(c) for c in new_commands],
+                         "insert commands")
         if changed_commands:
             self._update(commands, _COMMAND_MUTABLE, changed_commands)
         if new_tasks:
-            conn.execute(insert(async_tasks), [_task_row(t) for t in new_tasks])
-            entity_rows = [{"task_id": t.id, "entity_type": kind, "entity_id": ident}
-                           for t in new_tasks for kind, ident in t.entities]
+            self._insert(async_tasks, _TASK_COLUMNS, [_task_row(t) for t in new_tasks],
+                         "insert tasks")
+            entity_rows = [(t.id, kind, ident) for t in new_tasks for kind, ident in t.entities]
             if entity_rows:
-                conn.execute(insert(async_task_entities), entity_rows)
+                self._insert(async_task_entities, ("task_id", "entity_type", "entity_id"),
+                             entity_rows, "insert task entities")
         if changed_tasks:
             self._update(async_tasks, _TASK_MUTABLE, changed_tasks)
         if history:
-            self._append_history(history)
+            self._insert(transitions, history_rows.COLUMNS, history_rows.compact(history),
+                         "append the history")
         # After the version-checked record writes: two engines racing on the same commands
         # must see a ConcurrentModification, not a duplicate key in the inventory.
         self.flush_resources()
 
-    def _append_history(self, history: Sequence[HistoryEntry]) -> None:
-        """The largest write of a tick (a dozen rows per disk), so it skips SQLAlchemy's per-row
-        parameter processing: the values are plain strings and floats, handed to the driver's
-        own executemany with the dialect's placeholder style."""
-        mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
-        columns = HistoryEntry._fields
-        sql = (f"INSERT INTO {transitions.name} ({', '.join(columns)}) "
-               f"VALUES ({', '.join([mark] * len(columns))})")
-        rows = [h if h.detail is None or "\x00" not in h.detail
-                else h._replace(detail=storable(h.detail)) for h in history]
+    def _insert(self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                doing: str) -> None:
+        """The tick's inserts are its largest writes (a few rows per disk, a dozen of history),
+        so they skip SQLAlchemy's per-row parameter processing: the values are plain strings,
+        numbers and JSON text, handed to the driver as tuples. On PostgreSQL they go by COPY,
+        since psycopg's executemany sends one statement per row."""
         if self._conn.dialect.name == "postgresql":
-            self._copy_history(columns, rows)
+            self._copy(table, columns, rows, doing)
             return
-        self._conn.exec_driver_sql(sql, rows)
+        mark = _PLACEHOLDER[self._conn.dialect.paramstyle]
+        self._conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})", list(rows))
 
-    def _copy_history(self, columns: Sequence[str], rows: Sequence[HistoryEntry]) -> None:
-        """PostgreSQL: psycopg's executemany sends one statement per row; COPY streams them
-        all, in the tick's own transaction. Below SQLAlchemy, so the driver's errors are
-        translated here as the store's are everywhere else."""
+    def _copy(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              doing: str) -> None:
+        """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
+        driver's errors are translated here as the store's are everywhere else."""
         import psycopg
 
         driver = self._conn.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                    f"COPY {transitions.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as err:
             raise translate_driver(
-                err, self._database, "append the history",
+                err, self._database, doing,
                 unavailable=isinstance(err, psycopg.OperationalError | psycopg.InterfaceError),
             ) from err
 
@@ -601,28 +603,28 @@ def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000,
     return store
 
 
-def _command_row(c: CommandRecord) -> dict[str, Any]:
-    return {
-        "id": c.id, "root_id": c.root_id, "parent_id": c.parent_id,
-        "end_group_id": c.end_group_id, "type": c.type, "status": c.status,
-        "execution_reason": c.execution_reason, "parameters": thaw(c.parameters),
-        "entity_type": c.entity_type, "entity_id": c.entity_id,
-        "work_succeeded": c.work_succeeded, "outcome": c.outcome, "error": storable(c.error),
-        "not_before": c.not_before, "end_attempts": c.end_attempts,
-        "created_at": c.created_at, "updated_at": c.updated_at, "version": c.version,
-    }
+_COMMAND_COLUMNS = ("id", "root_id", "parent_id", "end_group_id", "type", "status",
+                    "execution_reason", "parameters", "entity_type", "entity_id",
+                    "work_succeeded", "outcome", "error", "not_before", "end_attempts",
+                    "created_at", "updated_at", "version")
 
 
-def _task_row(t: TaskRecord) -> dict[str, Any]:
-    return {
-        "id": t.id, "command_id": t.command_id, "root_command_id": t.root_command_id,
-        "agent": t.agent, "verb": t.verb, "agent_task_id": t.id, "status": t.status,
-        "host_status": t.host_status, "host_result": t.host_result,
-        "message": storable(t.message),
-        "parameters": thaw(t.parameters), "attempts": t.attempts, "retry_at": t.retry_at,
-        "deadline": t.deadline, "created_at": t.created_at, "updated_at": t.updated_at,
-        "version": t.version,
-    }
+def _command_row(c: CommandRecord) -> tuple[Any, ...]:
+    return (c.id, c.root_id, c.parent_id, c.end_group_id, c.type, c.status, c.execution_reason,
+            to_json(c.parameters), c.entity_type, c.entity_id, c.work_succeeded, c.outcome,
+            storable(c.error), c.not_before, c.end_attempts, c.created_at, c.updated_at,
+            c.version)
+
+
+_TASK_COLUMNS = ("id", "command_id", "root_command_id", "agent", "verb", "agent_task_id",
+                 "status", "host_status", "host_result", "message", "parameters", "attempts",
+                 "retry_at", "deadline", "created_at", "updated_at", "version")
+
+
+def _task_row(t: TaskRecord) -> tuple[Any, ...]:
+    return (t.id, t.command_id, t.root_command_id, t.agent, t.verb, t.id, t.status,
+            t.host_status, t.host_result, storable(t.message), to_json(t.parameters),
+            t.attempts, t.retry_at, t.deadline, t.created_at, t.updated_at, t.version)
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -672,11 +674,6 @@ def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
 def _revert_of(r: RowMapping) -> ResourceRevert:
     return ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]), r["owner_id"],
                           RevertState(r["state"]), r["attempts"], r["last_error"], r["lost"])
-
-
-def _history(r: RowMapping) -> HistoryEntry:
-    return HistoryEntry(r["object_kind"], r["object_id"], r["root_id"], r["trigger"],
-                        r["source"], r["dest"], r["at"], r["detail"])
 
 
 def _entities(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:

@@ -4,9 +4,12 @@ the text there). One such message would fail every write of the tick that carrie
 
 from __future__ import annotations
 
+NUL = "\x00"
+ESCAPED_NUL = "\\0"
+
 
 def storable(text: str | None) -> str | None:
     """The text with NUL characters written as the two characters \\0."""
-    if text is None or "\x00" not in text:
+    if text is None or NUL not in text:
         return text
-    return text.replace("\x00", "\\0")
+    return text.replace(NUL, ESCAPED_NUL)

@@ -41,9 +41,11 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 
 def _as_previous_version(engine: Engine) -> None:
-    """Take a current database back to 0003 by hand, keeping its rows: what 0004 added goes,
-    what it dropped comes back. The test checks the result against Alembic's own 0003."""
+    """Take a current database back to 0003 by hand, keeping its rows: what 0004 and 0005
+    added goes (a history row of several steps reads as its last one then), what 0004 dropped
+    comes back. The test checks the result against Alembic's own 0003."""
     with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE transitions DROP COLUMN path"))
         conn.execute(text("DROP TABLE root_leases"))
         conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_owner VARCHAR(200)"))
         conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_expires FLOAT"))
