@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, RowMapping, bindparam, select, tuple_
 
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
 from .batching import chunked
+from .bulk import BulkWriter
 from .db_errors import guarded
 from .schema import resource_reverts
 from .text_columns import storable
@@ -23,11 +24,8 @@ _T = resource_reverts.c
 _GET = select(resource_reverts).where(
     _T.resource_type == bindparam("rtype"), _T.resource_id == bindparam("rid"),
     _T.owner_id == bindparam("owner"))
-_UPDATE = update(resource_reverts).where(
-    and_(_T.resource_type == bindparam("_type"), _T.resource_id == bindparam("_id"),
-         _T.owner_id == bindparam("_owner"))
-).values(state=bindparam("state"), attempts=bindparam("attempts"), lost=bindparam("lost"),
-         last_error=bindparam("last_error"), updated_at=bindparam("updated_at"))
+_KEY = ("resource_type", "resource_id", "owner_id")
+_VALUES = ("state", "attempts", "lost", "last_error", "updated_at")
 
 Key = tuple[ResourceRef, str]
 
@@ -40,6 +38,7 @@ class SqlRevertTable:
         self._in_db: dict[Key, bool] = {}
         self._dirty: set[Key] = set()
         self._prefetched: set[ResourceRef] = set()  # every owner's row of these is cached
+        self._bulk = BulkWriter(conn, database)
 
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
         with guarded(self._database, "read revert states"):
@@ -83,20 +82,19 @@ class SqlRevertTable:
         inserts, updates = [], []
         for key in sorted(self._dirty, key=lambda k: (str(k[0]), k[1])):
             revert = self._states[key]
-            values = {"state": revert.state, "attempts": revert.attempts, "lost": revert.lost,
-                      "last_error": storable(revert.last_error), "updated_at": now}
+            values = (revert.state, revert.attempts, revert.lost, storable(revert.last_error),
+                      now)
+            where = (revert.resource.type, revert.resource.id, revert.owner)
             if self._in_db[key]:
-                updates.append({"_type": revert.resource.type, "_id": revert.resource.id,
-                                "_owner": revert.owner, **values})
+                updates.append((*values, *where))
             else:
-                inserts.append({"resource_type": revert.resource.type,
-                                "resource_id": revert.resource.id, "owner_id": revert.owner,
-                                **values})
+                inserts.append((*where, *values))
                 self._in_db[key] = True
         if updates:
-            self._conn.execute(_UPDATE, updates)
+            self._bulk.update(resource_reverts, _VALUES, _KEY, updates, "update revert states")
         if inserts:
-            self._conn.execute(insert(resource_reverts), inserts)
+            self._bulk.insert(resource_reverts, (*_KEY, *_VALUES), inserts,
+                              "insert revert states")
         self._dirty.clear()
 
 

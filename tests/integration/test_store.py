@@ -56,6 +56,32 @@ def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
     assert kept is not None and kept.status == CommandStatus.ENDING
 
 
+@pytest.mark.parametrize("rows", [3, 120, 12_000])  # row by row; bulk; bulk across chunks
+def test_a_stale_write_among_many_is_refused_and_rolled_back(store: SqlStore, rows: int) -> None:
+    """However the rows go (one statement each, or one UPDATE from a COPY on PostgreSQL), one
+    row changed by another writer refuses the whole write and leaves every row as it was."""
+    records = [_waiting(f"c{i:05d}") for i in range(rows)]
+    with store.transaction() as tx:
+        tx.write(records, [], [], [], [])
+    stale = _waiting(records[rows // 2].id)
+    stale.status, stale.error = "ending", "another engine"
+    with store.transaction() as tx:
+        tx.write([], [stale], [], [], [])
+    for record in records:
+        record.status, record.error = "ending", "this engine\x00"
+    with pytest.raises(ConcurrentModification, match=f"1 of {rows} commands rows"), \
+            store.transaction() as tx:
+        tx.write([], records, [], [], [])
+    assert [c.error for c in (store.command(records[i].id) for i in (0, rows // 2, rows - 1))
+            if c is not None] == [None, "another engine", None]
+    for record in records:
+        record.version = 0 if record.id != stale.id else 1
+    with store.transaction() as tx:
+        tx.write([], records, [], [], [])
+    written = store.command(records[-1].id)
+    assert written is not None and (written.error, written.version) == ("this engine\\0", 1)
+
+
 def test_revert_states_round_trip(store: SqlStore) -> None:
     image = ResourceRef("image", "d0")
     with store.transaction() as tx:

@@ -1,0 +1,109 @@
+"""Many rows at once, below SQLAlchemy's per-row parameter processing.
+
+A tick of a 10,000-disk rollback inserts and updates tens of thousands of rows whose values
+are plain strings, numbers and JSON text, so they go to the driver as tuples, in chunks (a
+tick's write never holds all its rows' parameters at once). SQLite takes them by
+executemany. On PostgreSQL, psycopg's executemany still runs one statement per row, so
+inserts go by COPY and large updates by COPY into a temporary table and one
+`UPDATE ... FROM` it: one statement however many rows, and its row count still says how many
+rows matched their expected version (a conflicting writer is still detected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+from .db_errors import translate_driver
+
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?"}
+#: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
+CHUNK = 5_000
+#: Below this many rows a PostgreSQL update runs row by row: the temporary table's three
+#: extra statements cost more than they save.
+PG_BULK_UPDATE_MIN = 50
+
+
+def chunks(rows: Iterable[Sequence[Any]], size: int = CHUNK) -> Iterator[list[Sequence[Any]]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class BulkWriter:
+    """Bulk inserts and keyed updates on one connection, inside its transaction."""
+
+    def __init__(self, conn: Connection, database: str) -> None:
+        self._conn = conn
+        self._database = database
+        self._postgresql = conn.dialect.name == "postgresql"
+        self._mark = _PLACEHOLDER[conn.dialect.paramstyle]
+
+    def insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+               doing: str) -> None:
+        if self._postgresql:
+            self._copy(table.name, columns, rows, doing)
+            return
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+               f"VALUES ({', '.join([self._mark] * len(columns))})")
+        for chunk in chunks(rows):
+            self._conn.exec_driver_sql(sql, chunk)
+
+    def update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+               rows: Sequence[Sequence[Any]], doing: str) -> int:
+        """`UPDATE table SET columns WHERE keys` for every row (its `columns` values, then its
+        `keys` values); returns how many rows matched."""
+        if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
+            return self._update_from_copy(table, columns, keys, rows, doing)
+        mark = self._mark
+        sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
+               f"WHERE {' AND '.join(f'{k} = {mark}' for k in keys)}")
+        written = 0
+        for chunk in chunks(rows):
+            written += self._conn.exec_driver_sql(sql, chunk).rowcount
+        return written
+
+    def _update_from_copy(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                          rows: Sequence[Sequence[Any]], doing: str) -> int:
+        # Positional names (a column may be both set and matched on, like `version`); the
+        # types are the table's own, taken by CREATE TABLE AS ... WITH NO DATA.
+        sets = [f"s{i}" for i in range(len(columns))]
+        wheres = [f"k{i}" for i in range(len(keys))]
+        shape = hashlib.sha1(repr((columns, keys)).encode()).hexdigest()[:10]
+        scratch = f"endaction_bulk_{table.name}_{shape}"
+        picked = ", ".join(f"{c} AS {s}" for c, s in (*zip(columns, sets, strict=True),
+                                                       *zip(keys, wheres, strict=True)))
+        self._conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DELETE ROWS AS "
+            f"SELECT {picked} FROM {table.name} WITH NO DATA")
+        self._copy(scratch, [*sets, *wheres], rows, doing)
+        written = self._conn.exec_driver_sql(
+            f"UPDATE {table.name} AS t SET "
+            + ", ".join(f"{c} = u.{s}" for c, s in zip(columns, sets, strict=True))
+            + f" FROM {scratch} AS u WHERE "
+            + " AND ".join(f"t.{k} = u.{w}" for k, w in zip(keys, wheres, strict=True))
+        ).rowcount
+        self._conn.exec_driver_sql(f"DELETE FROM {scratch}")
+        return written
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              doing: str) -> None:
+        """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
+        driver's errors are translated here as the store's are everywhere else."""
+        import psycopg
+
+        driver = self._conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as err:
+            raise translate_driver(
+                err, self._database, doing,
+                unavailable=isinstance(err, psycopg.OperationalError | psycopg.InterfaceError),
+            ) from err
