@@ -31,9 +31,10 @@ COLUMNS = (*HistoryEntry._fields, "path")
 _quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
-def compact(history: Sequence[HistoryEntry]) -> list[tuple[Any, ...]]:
+def compact(history: Sequence[HistoryEntry]) -> Iterator[tuple[Any, ...]]:
     """Rows for `history`: each object's consecutive steps at one moment share a row. Rows
-    come in the order of each object's first step, and a row's steps in their own order."""
+    come in the order of each object's first step, and a row's steps in their own order;
+    they are made as the writer takes them, not all at once."""
     paths: dict[str, list[HistoryEntry]] = {}
     rows: list[list[HistoryEntry]] = []
     get = paths.get
@@ -48,7 +49,7 @@ def compact(history: Sequence[HistoryEntry]) -> list[tuple[Any, ...]]:
         path = [entry]
         paths[entry.object_id] = path
         rows.append(path)
-    return [_row(path) for path in rows]
+    return map(_row, rows)
 
 
 def _row(path: list[HistoryEntry]) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ flush. Nothing else changes a record's status.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .command_machine import COMMAND_MACHINE
@@ -30,13 +31,23 @@ class Changes:
                     or self.changed_tasks or self.history)
 
 
-class Recorder:
-    """Fires transitions on records of one view at one moment, collecting the changes."""
+#: History entries a tick holds before it writes them (inside its transaction): a tick's
+#: memory must not grow with the size of a tree beyond its records.
+HISTORY_CHUNK = 20_000
 
-    def __init__(self, view: EngineView, changes: Changes, now: float) -> None:
+
+class Recorder:
+    """Fires transitions on records of one view at one moment, collecting the changes.
+
+    `spill` takes the history collected so far once it reaches HISTORY_CHUNK entries (the
+    tick writes it; an object whose steps straddle a spill gets two rows for the tick)."""
+
+    def __init__(self, view: EngineView, changes: Changes, now: float,
+                 spill: Callable[[list[HistoryEntry]], None] | None = None) -> None:
         self.view = view
         self.changes = changes
         self.now = now
+        self.spill = spill
 
     def fire(self, record: CommandRecord | TaskRecord, machine: SharedMachine, trigger: str,
              detail: str | None = None) -> None:
@@ -59,5 +70,9 @@ class Recorder:
             kind, root = ObjectKind.COMMAND, record.root_id
         else:
             kind, root = ObjectKind.TASK, record.root_command_id
-        self.changes.history.append(
-            HistoryEntry(kind, record.id, root, trigger, source, dest, self.now, detail))
+        history = self.changes.history
+        history.append(HistoryEntry(kind, record.id, root, trigger, source, dest, self.now,
+                                    detail))
+        if len(history) >= HISTORY_CHUNK and self.spill is not None:
+            self.changes.history = []
+            self.spill(history)

@@ -72,6 +72,10 @@ class StoreTransaction(Protocol):
         """Stop engines from working on a root whose work made the engine fail; its rows stay
         as they are, and `load_active` leaves them out until the root is released."""
 
+    def append_history(self, history: Sequence[HistoryEntry]) -> None:
+        """Write history rows only (a tick hands its history over in chunks, at any moment:
+        nothing references the rows and nothing in the tick reads them back)."""
+
     def write(
         self,
         new_commands: Sequence[CommandRecord],

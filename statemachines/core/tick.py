@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from operator import attrgetter
+from types import TracebackType
 from typing import Any
 
 from .agent_calls import AgentAnswers
@@ -47,6 +47,7 @@ from .recorder import Changes, Recorder
 from .records import (
     MAX_NAME_LENGTH,
     CommandRecord,
+    HistoryEntry,
     HistoryEvent,
     TaskRecord,
     name_problems,
@@ -81,7 +82,7 @@ class Tick:
         self.tx = tx
         self.now = now
         self.report = report
-        self.recorder = Recorder(view, changes, now)
+        self.recorder = Recorder(view, changes, now, spill=self._write_history)
         self.wrote = False
         # Rolling-back commands to settle, drained in order: settling one may make its parent
         # (or a command waiting for its resource) ready to settle, and a queue instead of a
@@ -188,16 +189,10 @@ class Tick:
                 retried.append(revert)
         return retried
 
-    @contextmanager
-    def _for_root(self, root_id: str) -> Iterator[None]:
+    def _for_root(self, root_id: str) -> _ForRoot:
         """Work on one root's records: whatever the engine raises here (not the store, which
         fails every root alike) is that root's fault, and holds that root only."""
-        try:
-            yield
-        except (StoreError, ConcurrentModification, RootFault):
-            raise
-        except USER_FAULTS as err:
-            raise RootFault(root_id, err) from err
+        return _ForRoot(root_id)
 
     def _apply(self, answers: AgentAnswers) -> None:
         fire, touch = self.recorder.fire, self.recorder.touch
@@ -311,6 +306,12 @@ class Tick:
             changes.history,
         )
         self.recorder.changes = Changes()
+        self.wrote = True
+
+    def _write_history(self, history: list[HistoryEntry]) -> None:
+        """History rows reference nothing and nothing reads them back inside the tick, so
+        they can be written at any moment of it: the recorder hands them over in chunks."""
+        self.tx.append_history(history)
         self.wrote = True
 
     def _flush_commands(self) -> None:
@@ -725,6 +726,25 @@ def _copy(record: CommandRecord) -> CommandRecord:
     """Every hook gets one (70,000 for a 10,000-disk rollback): positional construction is
     several times cheaper than `dataclasses.replace`, which goes through keyword arguments."""
     return CommandRecord(*_COMMAND_FIELDS(record))
+
+
+class _ForRoot:
+    """`Tick._for_root`: a class, not a generator, as it wraps every command started."""
+
+    __slots__ = ("root_id",)
+
+    def __init__(self, root_id: str) -> None:
+        self.root_id = root_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error is None or isinstance(error, StoreError | ConcurrentModification | RootFault):
+            return
+        if isinstance(error, USER_FAULTS):
+            raise RootFault(self.root_id, error) from error
 
 
 def _undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:

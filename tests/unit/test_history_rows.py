@@ -59,4 +59,4 @@ def test_an_objects_steps_in_one_tick_share_a_row_and_the_row_ends_where_it_ende
         ("a", "", "waiting", "executed"), ("t", "", "pending", "create")]
     assert rows[1]["path"] is None  # one step: written as before, no JSON
     later = HistoryEntry("command", "a", "r", "claim_end", "waiting", "ending", 6.0)
-    assert len(compact([*steps, later])) == 3  # another moment is another row
+    assert len(list(compact([*steps, later]))) == 3  # another moment is another row
