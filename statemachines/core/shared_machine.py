@@ -97,7 +97,8 @@ class SharedMachine:
         """Apply `trigger` to `model`; return the source state. Raises when not allowed."""
         source: str = model.status
         for dest, conditions in self._table.get((trigger, source), ()):
-            if all(bool(func(_Event(model))) == target for func, target in conditions):
+            if not conditions or all(bool(func(_Event(model))) == target
+                                     for func, target in conditions):
                 model.status = dest
                 return source
         raise IllegalTransition(self.kind, model.id, trigger, source)
