@@ -307,6 +307,24 @@ def test_half_written_journal_entries_of_dead_agents_are_removed(tmp_path: Path)
         agent.close()
 
 
+def test_an_agent_that_closes_removes_what_dead_agents_left_since_it_started(
+        tmp_path: Path) -> None:
+    """An instance killed after the last one started leaves its half-written entry for the
+    next to look: a closing one looks too (and takes its own, once it writes no more)."""
+    agent = LocalDiskAgent(tmp_path / "storage")
+    other = LocalDiskAgent(tmp_path / "storage")
+    journal = tmp_path / "storage" / "tasks"
+    (journal / "t1.1-gone.139.tmp").write_text("{half")
+    (journal / f"t2.{agent.owner}.140.tmp").write_text("{half")
+    (journal / f"t3.{other.owner}.141.tmp").write_text("{half")  # alive: being written
+    agent.close()
+    try:
+        assert sorted(p.name for p in journal.glob("*.tmp")) == [f"t3.{other.owner}.141.tmp"]
+    finally:
+        other.close()
+    assert list(journal.glob("*.tmp")) == []
+
+
 def test_an_abort_reaches_a_task_another_live_instance_runs(tmp_path: Path) -> None:
     runner = LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.2)
     other = LocalDiskAgent(tmp_path / "storage")

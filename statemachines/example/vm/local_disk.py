@@ -224,6 +224,13 @@ class LocalDiskAgent:
         for stop in list(self._running.values()):
             stop.set()
         self._pool.shutdown(wait=True)
+        # Nothing of this instance writes any more; an instance that died after the last one
+        # started left its half-written entries for whoever looks next: this one does.
+        try:
+            self._remove_orphans(mine_too=True)
+        except OSError as err:
+            log.warning("could not remove half-written journal entries in %s: %s",
+                        self.journal, err)
         _LIVE_OWNERS.discard(self.owner)
         self._dir_lock.close()
         (self.owners / f"{self.owner}.lock").unlink(missing_ok=True)
@@ -584,13 +591,15 @@ class LocalDiskAgent:
             return False
         return False
 
-    def _remove_orphans(self) -> None:
-        """Half-written journal entries and owner files that dead instances left behind."""
+    def _remove_orphans(self, mine_too: bool = False) -> None:
+        """Half-written journal entries and owner files that dead instances left behind (and
+        this instance's own, once it has stopped writing)."""
         with self._journal_locked():
             for tmp in self.journal.glob("*.tmp"):
                 parts = tmp.name.rsplit(".", 3)  # task id, owner, thread, "tmp"
                 owner = parts[1] if len(parts) == 4 else ""
-                if not owner or not self._owner_alive(owner):
+                if not owner or (mine_too and owner == self.owner) \
+                        or not self._owner_alive(owner):
                     tmp.unlink(missing_ok=True)
             for lock in self.owners.glob("*.lock"):
                 if lock.stem != self.owner and not self._owner_alive(lock.stem):
