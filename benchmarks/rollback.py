@@ -34,14 +34,15 @@ def run(count: int, url: str | None = None) -> dict[str, Any]:
             sources = [f"template-disk{i}" for i in range(count)]
             root = engine.submit("AddVmFromTemplate",
                                  add_vm_parameters("vm", sources, [count // 2]))
-            history_before = _history_rows(store)
+            inserted_before = _rows_in(store)
             writes = Writes(store.engine)
             started = time.perf_counter()
             ticks = engine.run_until_idle(poll_interval=0)
             seconds = time.perf_counter() - started
             if store.engine.dialect.name == "postgresql":
-                # History goes by COPY there, which no cursor event sees: count the rows.
-                writes.rows[("INSERT", "transitions")] += _history_rows(store) - history_before
+                # Inserts go by COPY there, which no cursor event sees: count the rows.
+                for table, count in _rows_in(store).items():
+                    writes.rows[("INSERT", table)] += count - inserted_before[table]
             commands, _ = store.tree(root)
             status = next(c.status for c in commands if c.id == root)
             if agent.images or ImageInventory.read_all(store.engine):
@@ -57,6 +58,11 @@ def run(count: int, url: str | None = None) -> dict[str, Any]:
             store.dispose()
 
 
-def _history_rows(store: SqlStore) -> int:
+# The tables the engine inserts into by COPY on PostgreSQL (and never deletes from).
+_COPIED = ("commands", "async_tasks", "async_task_entities", "transitions", "resource_reverts")
+
+
+def _rows_in(store: SqlStore) -> dict[str, int]:
     with store.engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM transitions")).scalar() or 0)
+        return {table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+                for table in _COPIED}

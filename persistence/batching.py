@@ -1,9 +1,18 @@
-"""Splitting id lists for `IN (...)` queries: drivers and SQLite cap bound parameters."""
+"""`column IN (...)` over many values: drivers and SQLite cap bound parameters.
+
+SQLite gets chunks of `CHUNK` values, one statement each. PostgreSQL gets one statement with
+the whole list as one array parameter (`column = ANY(:values)`): a 10,000-value IN list in
+chunks of 400 cost 25 statements, each compiled with 400 bind names, and a row-value IN list
+could not use the primary key at all.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 
 T = TypeVar("T")
 
@@ -13,3 +22,15 @@ CHUNK = 400
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
+
+
+def matching(conn: Connection, column: ColumnElement[Any],
+             values: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that together match `column` against every one of `values`."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return
+    for chunk in chunked(values):
+        yield column.in_(chunk)

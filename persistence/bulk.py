@@ -26,6 +26,8 @@ CHUNK = 5_000
 #: Below this many rows a PostgreSQL update runs row by row: the temporary table's three
 #: extra statements cost more than they save.
 PG_BULK_UPDATE_MIN = 50
+#: How the temporary tables of bulk updates are named (they hold no row past a statement).
+SCRATCH_PREFIX = "endaction_bulk_"
 
 
 def chunks(rows: Iterable[Sequence[Any]], size: int = CHUNK) -> Iterator[list[Sequence[Any]]]:
@@ -74,7 +76,7 @@ class BulkWriter:
         sets = [f"s{i}" for i in range(len(columns))]
         wheres = [f"k{i}" for i in range(len(keys))]
         shape = hashlib.sha1(repr((columns, keys)).encode()).hexdigest()[:10]
-        scratch = f"endaction_bulk_{table.name}_{shape}"
+        scratch = f"{SCRATCH_PREFIX}{table.name}_{shape}"
         picked = ", ".join(f"{c} AS {s}" for c, s in (*zip(columns, sets, strict=True),
                                                        *zip(keys, wheres, strict=True)))
         self._conn.exec_driver_sql(

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, sel
 from statemachines.core.errors import InvalidConfiguration
 from statemachines.core.ledger import Ledger
 
-from .batching import chunked
+from .batching import matching
 from .db_errors import guarded
 
 Row = TypeVar("Row")
@@ -131,11 +131,12 @@ class TableLedger(SqlLedger, Generic[Row]):
             return
         column = self.table.c[self._key]
         with guarded(self.database, f"read {self.table.name}"):
-            for chunk in chunked(missing):
-                found = {str(r[self._key]): self._row(r) for r in self.connection.execute(
-                    select(self.table).where(column.in_(chunk))).mappings()}
-                for key in chunk:
-                    self._remember(key, found.get(key))
+            for condition in matching(self.connection, column, sorted(missing)):
+                for r in self.connection.execute(select(self.table).where(condition)).mappings():
+                    self._remember(str(r[self._key]), self._row(r))
+            for key in missing:
+                if key not in self._rows:
+                    self._remember(key, None)
 
     def flush(self) -> None:
         if self.connection is None or not self._dirty:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, RowMapping, bindparam, select, tuple_
+from sqlalchemy import Connection, RowMapping, bindparam, select
 
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
-from .batching import chunked
+from .batching import matching
 from .bulk import BulkWriter
 from .db_errors import guarded
 from .schema import resource_reverts
@@ -46,17 +46,20 @@ class SqlRevertTable:
 
     def _prefetch(self, resources: Iterable[ResourceRef]) -> None:
         missing = [r for r in set(resources) if r not in self._prefetched]
-        for chunk in chunked(missing):
-            rows = self._conn.execute(select(resource_reverts).where(
-                tuple_(_T.resource_type, _T.resource_id).in_([(r.type, r.id) for r in chunk])
-            )).mappings()
-            for row in rows:
-                ref = ResourceRef(row["resource_type"], row["resource_id"])
-                key = (ref, row["owner_id"])
-                if key not in self._states:
-                    self._states[key] = _revert(ref, row)
-                    self._in_db[key] = True
-            self._prefetched.update(chunk)
+        by_type: dict[str, list[str]] = {}
+        for ref in missing:
+            by_type.setdefault(ref.type, []).append(ref.id)
+        for resource_type, ids in sorted(by_type.items()):
+            for condition in matching(self._conn, _T.resource_id, sorted(ids)):
+                rows = self._conn.execute(select(resource_reverts).where(
+                    _T.resource_type == resource_type, condition)).mappings()
+                for row in rows:
+                    ref = ResourceRef(row["resource_type"], row["resource_id"])
+                    key = (ref, row["owner_id"])
+                    if key not in self._states:
+                        self._states[key] = _revert(ref, row)
+                        self._in_db[key] = True
+        self._prefetched.update(missing)
 
     def get(self, resource: ResourceRef, owner: str) -> ResourceRevert:
         key = (resource, owner)

@@ -55,7 +55,7 @@ from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertS
 from statemachines.core.task_machine import TaskStatus
 
 from . import history_rows
-from .batching import chunked
+from .batching import chunked, matching
 from .bulk import BulkWriter
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
@@ -261,9 +261,9 @@ class SqlStore:
     def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
         with self._guard("check task versions"), self.engine.connect() as conn:
             found: dict[str, int] = {}
-            for chunk in chunked(task_ids):
+            for condition in matching(conn, async_tasks.c.id, task_ids):
                 rows = conn.execute(select(async_tasks.c.id, async_tasks.c.version)
-                                    .where(async_tasks.c.id.in_(chunk)))
+                                    .where(condition))
                 found.update((task_id, version) for task_id, version in rows)
             return found
 
@@ -395,10 +395,10 @@ class SqlTransaction:
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
-        for chunk in chunked(sorted(command_ids)):
+        for condition in matching(self._conn, commands.c.id, sorted(command_ids)):
             result = self._conn.execute(
                 update(commands)
-                .where(commands.c.id.in_(chunk), commands.c.status.in_(READY_TO_END_STATES))
+                .where(condition, commands.c.status.in_(READY_TO_END_STATES))
                 .values(status=CommandStatus.ENDING, version=commands.c.version + 1)
                 .returning(commands.c.id)
             )
@@ -655,9 +655,8 @@ def _revert_of(r: RowMapping) -> ResourceRevert:
 
 def _entities(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = {}
-    for chunk in chunked(task_ids):
-        rows = conn.execute(select(async_task_entities)
-                            .where(async_task_entities.c.task_id.in_(chunk)))
+    for condition in matching(conn, async_task_entities.c.task_id, task_ids):
+        rows = conn.execute(select(async_task_entities).where(condition))
         for task_id, kind, ident in rows:
             found.setdefault(task_id, []).append((kind, ident))
     return found
