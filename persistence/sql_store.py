@@ -47,6 +47,7 @@ from statemachines.core.records import (
     ActiveState,
     CommandRecord,
     HistoryEntry,
+    HistoryPath,
     TaskRecord,
     freeze,
     to_json,
@@ -498,7 +499,7 @@ class SqlTransaction:
         changed_commands: Sequence[CommandRecord],
         new_tasks: Sequence[TaskRecord],
         changed_tasks: Sequence[TaskRecord],
-        history: Sequence[HistoryEntry],
+        history: Sequence[HistoryPath],
     ) -> None:
         if new_commands:
             self._insert(commands, _COMMAND_COLUMNS, map(_command_row, new_commands),
@@ -520,9 +521,9 @@ class SqlTransaction:
         # must see a ConcurrentModification, not a duplicate key in the inventory.
         self.flush_resources()
 
-    def append_history(self, history: Sequence[HistoryEntry]) -> None:
+    def append_history(self, history: Sequence[HistoryPath]) -> None:
         """One row per object for its consecutive steps (persistence/history_rows.py)."""
-        self._insert(transitions, history_rows.COLUMNS, history_rows.compact(history),
+        self._insert(transitions, history_rows.COLUMNS, history_rows.rows(history),
                      "append the history")
 
     def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],

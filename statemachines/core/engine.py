@@ -46,8 +46,8 @@ from .recorder import Changes, Recorder
 from .records import (
     MAX_NAME_LENGTH,
     ActiveState,
-    HistoryEntry,
     HistoryEvent,
+    HistoryPath,
     ObjectKind,
     name_problems,
 )
@@ -450,9 +450,9 @@ class Engine:
                             self._lease.owner)
                 return
             tx.hold_root(fault.root_id, self.now, message)
-            tx.write([], [], [], [], [HistoryEntry(ObjectKind.COMMAND, fault.root_id,
-                                                   fault.root_id, HistoryEvent.HOLD, status,
-                                                   status, self.now, message)])
+            tx.append_history([HistoryPath(ObjectKind.COMMAND, fault.root_id, fault.root_id,
+                                           status, self.now,
+                                           [(HistoryEvent.HOLD, status, message)])])
 
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05,
                        on_wait: Callable[[str], None] | None = None,

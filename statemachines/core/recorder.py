@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .command_machine import COMMAND_MACHINE
 from .engine_view import EngineView
-from .records import CommandRecord, HistoryEntry, ObjectKind, TaskRecord
+from .records import CommandRecord, HistoryPath, ObjectKind, TaskRecord
 from .shared_machine import SharedMachine
 
 
@@ -24,14 +24,14 @@ class Changes:
     changed_commands: dict[str, CommandRecord] = field(default_factory=dict)
     new_tasks: dict[str, TaskRecord] = field(default_factory=dict)
     changed_tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    history: list[HistoryEntry] = field(default_factory=list)
+    history: list[HistoryPath] = field(default_factory=list)
 
     def any(self) -> bool:
         return bool(self.new_commands or self.changed_commands or self.new_tasks
                     or self.changed_tasks or self.history)
 
 
-#: History entries a tick holds before it writes them (inside its transaction): a tick's
+#: History steps a tick holds before it writes them (inside its transaction): a tick's
 #: memory must not grow with the size of a tree beyond its records.
 HISTORY_CHUNK = 100_000
 
@@ -39,15 +39,18 @@ HISTORY_CHUNK = 100_000
 class Recorder:
     """Fires transitions on records of one view at one moment, collecting the changes.
 
-    `spill` takes the history collected so far once it reaches HISTORY_CHUNK entries (the
+    `spill` takes the history collected so far once it reaches HISTORY_CHUNK steps (the
     tick writes it; an object whose steps straddle a spill gets two rows for the tick)."""
 
     def __init__(self, view: EngineView, changes: Changes, now: float,
-                 spill: Callable[[list[HistoryEntry]], None] | None = None) -> None:
+                 spill: Callable[[list[HistoryPath]], None] | None = None) -> None:
         self.view = view
         self.changes = changes
         self.now = now
         self.spill = spill
+        # Each object's path in `changes.history`, while steps can still be added to it.
+        self._open: dict[str, HistoryPath] = {}
+        self._steps = 0
 
     def fire(self, record: CommandRecord | TaskRecord, machine: SharedMachine, trigger: str,
              detail: str | None = None) -> None:
@@ -66,13 +69,22 @@ class Recorder:
 
     def history(self, record: CommandRecord | TaskRecord, trigger: str, source: str, dest: str,
                 detail: str | None) -> None:
-        if isinstance(record, CommandRecord):
-            kind, root = ObjectKind.COMMAND, record.root_id
-        else:
-            kind, root = ObjectKind.TASK, record.root_command_id
-        history = self.changes.history
-        history.append(HistoryEntry(kind, record.id, root, trigger, source, dest, self.now,
-                                    detail))
-        if len(history) >= HISTORY_CHUNK and self.spill is not None:
-            self.changes.history = []
+        path = self._open.get(record.id)
+        if path is None or path.steps[-1][1] != source:
+            if isinstance(record, CommandRecord):
+                kind, root = ObjectKind.COMMAND, record.root_id
+            else:
+                kind, root = ObjectKind.TASK, record.root_command_id
+            path = HistoryPath(kind, record.id, root, source, self.now, [])
+            self._open[record.id] = path
+            self.changes.history.append(path)
+        path.steps.append((trigger, dest, detail))
+        self._steps += 1
+        if self._steps >= HISTORY_CHUNK and self.spill is not None:
+            history = self.changes.history
+            self.changes.history, self._open, self._steps = [], {}, 0
             self.spill(history)
+
+    def forget_paths(self) -> None:
+        """The collected history was written: later steps start new paths."""
+        self._open, self._steps = {}, 0

@@ -210,6 +210,37 @@ class HistoryEntry(NamedTuple):
     detail: str | None = None
 
 
+@dataclass(slots=True, eq=False)
+class HistoryPath:
+    """One object's consecutive steps at one moment: what is stored as one history row.
+
+    The recorder appends to an object's path for as long as each step leaves from where
+    the last one arrived, so a tick stores one row per object it moved, not one per step
+    (230,000 steps, 130,000 rows for a 10,000-disk rollback); readers get the steps back
+    as `HistoryEntry`s."""
+
+    object_kind: str
+    object_id: str
+    root_id: str
+    source: str
+    at: float
+    #: (trigger, dest, detail) of every step, in order, starting from `source`.
+    steps: list[tuple[str, str, str | None]]
+
+    @classmethod
+    def one(cls, entry: HistoryEntry) -> HistoryPath:
+        return cls(entry.object_kind, entry.object_id, entry.root_id, entry.source, entry.at,
+                   [(entry.trigger, entry.dest, entry.detail)])
+
+    def entries(self) -> list[HistoryEntry]:
+        found, source = [], self.source
+        for trigger, dest, detail in self.steps:
+            found.append(HistoryEntry(self.object_kind, self.object_id, self.root_id, trigger,
+                                      source, dest, self.at, detail))
+            source = dest
+        return found
+
+
 @dataclass(slots=True)
 class ActiveState:
     """What a store hands an engine on start-up: everything not yet finished."""

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 from .ledger import Ledger
-from .records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
+from .records import ActiveState, CommandRecord, HistoryEntry, HistoryPath, TaskRecord
 from .revert_state import ResourceRef, ResourceRevert
 
 L = TypeVar("L", bound=Ledger)
@@ -72,7 +72,7 @@ class StoreTransaction(Protocol):
         """Stop engines from working on a root whose work made the engine fail; its rows stay
         as they are, and `load_active` leaves them out until the root is released."""
 
-    def append_history(self, history: Sequence[HistoryEntry]) -> None:
+    def append_history(self, history: Sequence[HistoryPath]) -> None:
         """Write history rows only (a tick hands its history over in chunks, at any moment:
         nothing references the rows and nothing in the tick reads them back)."""
 
@@ -82,7 +82,7 @@ class StoreTransaction(Protocol):
         changed_commands: Sequence[CommandRecord],
         new_tasks: Sequence[TaskRecord],
         changed_tasks: Sequence[TaskRecord],
-        history: Sequence[HistoryEntry],
+        history: Sequence[HistoryPath],
     ) -> None:
         """Batch-write the tick's records; raise ConcurrentModification on a version clash."""
 

@@ -15,7 +15,7 @@ from .command import CommandRegistry, reference_problems
 from .errors import InvalidParameters
 from .ids import new_id
 from .reasons import ExecutionReason
-from .records import CommandRecord, HistoryEntry, HistoryEvent, ObjectKind, freeze
+from .records import CommandRecord, HistoryEvent, HistoryPath, ObjectKind, freeze
 from .revert_state import ResourceRef
 from .store_protocol import Store
 
@@ -64,7 +64,7 @@ def submit_roots(
             raise InvalidParameters(type_name, problems)
     now = clock()
     records: list[CommandRecord] = []
-    history: list[HistoryEntry] = []
+    history: list[HistoryPath] = []
     for type_name, parameters in requests:
         command_id = ids()
         records.append(CommandRecord(
@@ -73,8 +73,8 @@ def submit_roots(
             parameters=freeze(parameters), entity_type=entity.type if entity else None,
             entity_id=entity.id if entity else None, created_at=now, updated_at=now,
         ))
-        history.append(HistoryEntry(ObjectKind.COMMAND, command_id, command_id,
-                                    HistoryEvent.CREATE, "", records[-1].status, now))
+        history.append(HistoryPath(ObjectKind.COMMAND, command_id, command_id, "", now,
+                                   [(HistoryEvent.CREATE, records[-1].status, None)]))
     with store.transaction() as tx:
         tx.write(records, [], [], [], history)
         tx.open_roots([r.id for r in records], owner, lease_until if owner else now)

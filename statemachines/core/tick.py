@@ -47,8 +47,8 @@ from .recorder import Changes, Recorder
 from .records import (
     MAX_NAME_LENGTH,
     CommandRecord,
-    HistoryEntry,
     HistoryEvent,
+    HistoryPath,
     TaskRecord,
     name_problems,
 )
@@ -306,9 +306,10 @@ class Tick:
             changes.history,
         )
         self.recorder.changes = Changes()
+        self.recorder.forget_paths()
         self.wrote = True
 
-    def _write_history(self, history: list[HistoryEntry]) -> None:
+    def _write_history(self, history: list[HistoryPath]) -> None:
         """History rows reference nothing and nothing reads them back inside the tick, so
         they can be written at any moment of it: the recorder hands them over in chunks."""
         self.tx.append_history(history)

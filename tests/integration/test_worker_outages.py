@@ -130,12 +130,12 @@ def test_a_connection_cut_during_the_history_copy_is_a_store_outage(store: SqlSt
     come out as StoreUnavailable (which a worker waits out), not as a driver exception."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    from statemachines.core.records import HistoryEntry, HistoryEvent, ObjectKind
+    from statemachines.core.records import HistoryEvent, HistoryPath, ObjectKind
 
     url = store.engine.url.render_as_string(hide_password=False)
     root = submit_root(store, vm_registry(), "AddVmFromTemplate",
                        add_vm_parameters("vm0", ["template-disk0"])).id
-    entry = HistoryEntry(ObjectKind.COMMAND, root, root, HistoryEvent.CREATE, "", "x", 0.0)
+    entry = HistoryPath(ObjectKind.COMMAND, root, root, "", 0.0, [(HistoryEvent.CREATE, "x", None)])
     with pytest.raises(StoreUnavailable), \
             store.transaction() as tx:
         tx.write([], [], [], [], [entry])  # opens the connection

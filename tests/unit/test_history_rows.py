@@ -1,62 +1,75 @@
-"""One history row per object per tick loses nothing: every entry comes back, in its order."""
+"""One history row per object per tick loses nothing: every step comes back, in its order."""
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persistence.history_rows import COLUMNS, compact, expand
+from persistence.history_rows import COLUMNS, expand, rows
 from persistence.text_columns import storable
-from statemachines.core.records import HistoryEntry
+from statemachines.core.engine_view import EngineView
+from statemachines.core.recorder import Changes, Recorder
+from statemachines.core.records import (
+    CommandRecord,
+    ExecutionReason,
+    HistoryEntry,
+    HistoryPath,
+    TaskRecord,
+)
 
 _STATES = st.sampled_from(["", "not_started", "executing", "waiting", "ended_failure"])
 _TEXT = st.one_of(st.none(), st.text(max_size=12))  # NULs, quotes, backslashes, any Unicode
+_PATHS = st.builds(
+    HistoryPath, st.sampled_from(["command", "task"]), st.text(min_size=1, max_size=4),
+    st.text(min_size=1, max_size=4), _STATES, st.floats(0, 2e9),
+    st.lists(st.tuples(st.text(min_size=1, max_size=8), _STATES, _TEXT), min_size=1,
+             max_size=5))
 
 
-@st.composite
-def histories(draw: st.DrawFn) -> list[HistoryEntry]:
-    """Interleaved objects, each mostly following on from its last step, sometimes not (a new
-    moment, a step that does not leave from where the last one arrived)."""
-    entries: list[HistoryEntry] = []
-    where: dict[str, str] = {}
-    for _ in range(draw(st.integers(0, 40))):
-        object_id = draw(st.sampled_from(["a", "b", "c"]))
-        follows = draw(st.booleans()) or draw(st.booleans())
-        source = where.get(object_id, "") if follows else draw(_STATES)
-        dest = draw(_STATES)
-        where[object_id] = dest
-        entries.append(HistoryEntry(
-            draw(st.sampled_from(["command", "task"])), object_id, draw(st.sampled_from("rs")),
-            draw(st.text(min_size=1, max_size=8)), source, dest,
-            draw(st.sampled_from([1.0, 2.0])), draw(_TEXT)))
-    return entries
+@given(st.lists(_PATHS, max_size=20))
+def test_every_step_comes_back_in_order(history: list[HistoryPath]) -> None:
+    stored = [dict(zip(COLUMNS, row, strict=True)) for row in rows(history)]
+    back = list(expand(stored))  # type: ignore[arg-type]
+    assert back == [e._replace(detail=storable(e.detail))
+                    for path in history for e in path.entries()]
 
 
-def _by_object(entries: list[HistoryEntry]) -> dict[str, list[HistoryEntry]]:
-    found: dict[str, list[HistoryEntry]] = defaultdict(list)
-    for entry in entries:
-        found[entry.object_id].append(entry)
-    return dict(found)
+def _command(command_id: str) -> CommandRecord:
+    return CommandRecord(command_id, "r", None, command_id, "T", ExecutionReason.REGULAR_FLOW, {})
 
 
-@given(histories())
-def test_every_entry_comes_back_in_its_objects_order(history: list[HistoryEntry]) -> None:
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in compact(history)]
-    back = list(expand(rows))  # type: ignore[arg-type]
-    stored = [e._replace(detail=storable(e.detail)) for e in history]
-    assert _by_object(back) == _by_object(stored)
+def test_an_objects_steps_in_one_tick_share_a_path_while_they_follow_on() -> None:
+    changes = Changes()
+    recorder = Recorder(EngineView(), changes, 5.0)
+    a, t = _command("a"), TaskRecord("t", "a", "r", "agent", "verb", {})
+    recorder.history(a, "create", "", "not_started", "made")
+    recorder.history(t, "create", "", "pending", None)
+    recorder.history(a, "execute", "not_started", "executing", None)
+    recorder.history(a, "executed", "executing", "waiting", None)
+    recorder.history(a, "cancel", "ending", "ending", "not from where it stood: a new path")
+    assert [(p.object_id, p.source, [s[0] for s in p.steps]) for p in changes.history] == [
+        ("a", "", ["create", "execute", "executed"]), ("t", "", ["create"]),
+        ("a", "ending", ["cancel"])]
+    written = [dict(zip(COLUMNS, row, strict=True)) for row in rows(changes.history)]
+    assert [(r["source"], r["dest"], r["trigger"], r["path"] is None) for r in written] == [
+        ("", "waiting", "executed", False), ("", "pending", "create", True),
+        ("ending", "ending", "cancel", True)]
+    assert [e.source for e in expand(written)][:3] == ["", "not_started", "executing"]  # type: ignore[arg-type]
 
 
-def test_an_objects_steps_in_one_tick_share_a_row_and_the_row_ends_where_it_ended() -> None:
-    steps = [HistoryEntry("command", "a", "r", "create", "", "not_started", 5.0, "made"),
-             HistoryEntry("task", "t", "r", "create", "", "pending", 5.0, None),
-             HistoryEntry("command", "a", "r", "execute", "not_started", "executing", 5.0),
-             HistoryEntry("command", "a", "r", "executed", "executing", "waiting", 5.0)]
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in compact(steps)]
-    assert [(r["object_id"], r["source"], r["dest"], r["trigger"]) for r in rows] == [
-        ("a", "", "waiting", "executed"), ("t", "", "pending", "create")]
-    assert rows[1]["path"] is None  # one step: written as before, no JSON
-    later = HistoryEntry("command", "a", "r", "claim_end", "waiting", "ending", 6.0)
-    assert len(list(compact([*steps, later]))) == 3  # another moment is another row
+def test_a_spill_starts_new_paths() -> None:
+    spilled: list[list[HistoryPath]] = []
+    changes = Changes()
+    recorder = Recorder(EngineView(), changes, 5.0, spill=spilled.append)
+    a = _command("a")
+    import statemachines.core.recorder as module
+    saved, module.HISTORY_CHUNK = module.HISTORY_CHUNK, 2
+    try:
+        for trigger, source, dest in [("x", "", "s1"), ("y", "s1", "s2"), ("z", "s2", "s3")]:
+            recorder.history(a, trigger, source, dest, None)
+    finally:
+        module.HISTORY_CHUNK = saved
+    assert [[p.steps for p in chunk] for chunk in spilled] == [[[("x", "s1", None),
+                                                                 ("y", "s2", None)]]]
+    assert [p.entries() for p in changes.history] == [
+        [HistoryEntry("command", "a", "r", "z", "s2", "s3", 5.0)]]
