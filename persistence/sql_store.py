@@ -74,7 +74,7 @@ from .schema import (
     transitions,
 )
 from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
-from .text_columns import storable
+from .text_columns import NUL, storable
 
 L = TypeVar("L", bound=Ledger)
 
@@ -541,10 +541,13 @@ class SqlTransaction:
         values = attrgetter(*columns)
         ordered: list[CommandRecord | TaskRecord] = sorted(records, key=_by_id)
         text = [i for i, column in enumerate(columns) if column in _FREE_TEXT]
-        rows = [(*values(r), r.version + 1, r.id, r.version) for r in ordered]
-        rows = [row if not any(isinstance(row[i], str) and "\x00" in row[i] for i in text)
-                else tuple(storable(v) if i in text else v for i, v in enumerate(row))
-                for row in rows]
+        rows = []
+        for record in ordered:
+            row = values(record)
+            for i in text:
+                if row[i] is not None and NUL in row[i]:
+                    row = (*row[:i], storable(row[i]), *row[i + 1:])
+            rows.append((*row, record.version + 1, record.id, record.version))
         written = self._bulk.update(table, (*columns, "version"), ("id", "version"), rows,
                                     f"update {table.name}")
         if written != len(rows):

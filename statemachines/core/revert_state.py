@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class RevertState(StrEnum):
@@ -28,9 +29,11 @@ REVERT_ORDER = {
 }
 
 
-@dataclass(frozen=True)
-class ResourceRef:
+class ResourceRef(NamedTuple):
     """A thing a command created and that an opposite command may have to remove.
+
+    A named tuple, not a frozen dataclass: the engine makes and hashes hundreds of
+    thousands of them in a large rollback, and a tuple's construction and hash are C.
 
     Attributes:
         type: its kind ("disk", "address"); a Ledger registered for it keeps what exists.
