@@ -1,4 +1,4 @@
-"""`python -m benchmarks rollback | compare | recover`: the harness's command line.
+"""`python -m benchmarks rollback | compare | recover | all`: the harness's command line.
 
 Every figure is measured in a process of its own (peak memory is per process); `compare`
 runs its peers in the same invocation, so their ratios compare like with like.
@@ -44,6 +44,11 @@ def main() -> None:
                          help="N for TaskFlow (default: --count; it is slow)")
     recover = commands.add_parser("recover", help="recovery of N in-flight tasks")
     recover.add_argument("--count", type=int, default=10000)
+    every = commands.add_parser("all", help="every case of the targets, then the table and "
+                                "the verdicts, as Markdown (minutes: N = 100,000, TaskFlow)")
+    every.add_argument("--db", default=None,
+                       help="a PostgreSQL URL for its case (default: left out)")
+    every.add_argument("--no-taskflow", action="store_true", help="leave TaskFlow out")
     floor = commands.add_parser("floor", help=argparse.SUPPRESS)
     floor.add_argument("--count", type=int, required=True)
     floor.add_argument("--without-history", action="store_true")
@@ -52,7 +57,7 @@ def main() -> None:
     child = commands.add_parser("recover-child", help=argparse.SUPPRESS)
     child.add_argument("--count", type=int, required=True)
     child.add_argument("--db", required=True)
-    for sub in (rollback, compare, recover, floor, taskflow, child):
+    for sub in (rollback, compare, recover, every, floor, taskflow, child):
         sub.add_argument("--json", action="store_true", help="one JSON object per result")
     args = parser.parse_args()
 
@@ -73,11 +78,19 @@ def main() -> None:
     elif args.command == "recover":
         from .recover import run as recover_run
         _say(recover_run(args.count), args.json)
+    elif args.command == "all":
+        from .summary import collect, markdown
+        found = collect(_in_own_process, lambda n, taskflow: _compare(n, n, taskflow),
+                        args.db, not args.no_taskflow)
+        print(json.dumps(found) if args.json else markdown(found))
     else:
-        _compare(args.count, args.taskflow_count or args.count, args.json)
+        for result in _compare(args.count, args.taskflow_count or args.count):
+            _say(result, args.json)
 
 
-def _compare(count: int, taskflow_count: int, as_json: bool) -> None:
+def _compare(count: int, taskflow_count: int, taskflow: bool = True) -> list[dict[str, Any]]:
+    """endaction, the raw-SQL floor with and without history, and TaskFlow (if installed
+    and asked for), each in its own process, one after the other."""
     from .taskflow_peer import available
 
     ours = _in_own_process("rollback", "--count", str(count))
@@ -86,17 +99,17 @@ def _compare(count: int, taskflow_count: int, as_json: bool) -> None:
                _in_own_process("floor", "--count", str(count), stdin=profile),
                _in_own_process("floor", "--count", str(count), "--without-history",
                                stdin=profile)]
-    if available():
+    if taskflow and available():
         peer = _in_own_process("taskflow", "--count", str(taskflow_count))
         results.append(peer)
-    else:
+    elif taskflow:
         print("TaskFlow is not installed (pip install -e '.[bench]'): left out",
               file=sys.stderr)
     for result in results:
         per_child = result["seconds"] / result["count"]
         result["ms_per_child"] = per_child * 1e3
         result["ratio_to_endaction"] = per_child / (ours["seconds"] / ours["count"])
-        _say(result, as_json)
+    return results
 
 
 if __name__ == "__main__":
