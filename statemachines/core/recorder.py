@@ -33,7 +33,7 @@ class Changes:
 
 #: History steps a tick holds before it writes them (inside its transaction): a tick's
 #: memory must not grow with the size of a tree beyond its records.
-HISTORY_CHUNK = 100_000
+HISTORY_CHUNK = 250_000
 
 
 class Recorder:

@@ -37,7 +37,7 @@ def _rollback(store: SqlStore) -> str:
 def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
         store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback whose ticks hand their history over every 5 entries (the real chunk is
-    100,000) reads back as the same paths as one written whole, only in more rows."""
+    250,000) reads back as the same paths as one written whole, only in more rows."""
     whole = vm_store(str(tmp_path / "whole.db"))
     try:
         expected = _paths(whole, _rollback(whole))
