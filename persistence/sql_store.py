@@ -620,13 +620,22 @@ def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
     return member
 
 
+def _parameters(r: RowMapping) -> Mapping[str, Any]:
+    """A row's parameters, frozen; a value JSON cannot hold (a NaN written by hand, say) is
+    named with its row instead of failing the whole load with a bare ValueError."""
+    try:
+        return freeze(r["parameters"])
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"row {r['id']} has parameters endaction cannot use: {err}") from None
+
+
 def _command(r: RowMapping) -> CommandRecord:
     outcome = r["outcome"]
     return CommandRecord(
         id=r["id"], root_id=r["root_id"], parent_id=r["parent_id"],
         end_group_id=r["end_group_id"], type=r["type"],
         execution_reason=_enum(ExecutionReason, r["execution_reason"], r, "execution_reason"),
-        parameters=freeze(r["parameters"]), status=_enum(CommandStatus, r["status"], r, "status"),
+        parameters=_parameters(r), status=_enum(CommandStatus, r["status"], r, "status"),
         entity_type=r["entity_type"], entity_id=r["entity_id"],
         work_succeeded=r["work_succeeded"], error=r["error"],
         outcome=None if outcome is None else _enum(Outcome, outcome, r, "outcome"),
@@ -639,7 +648,7 @@ def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
     host_status, host_result = r["host_status"], r["host_result"]
     return TaskRecord(
         id=r["id"], command_id=r["command_id"], root_command_id=r["root_command_id"],
-        agent=r["agent"], verb=r["verb"], parameters=freeze(r["parameters"]),
+        agent=r["agent"], verb=r["verb"], parameters=_parameters(r),
         entities=tuple(entities), status=_enum(TaskStatus, r["status"], r, "status"),
         host_status=None if host_status is None else _enum(HostStatus, host_status, r,
                                                            "host_status"),

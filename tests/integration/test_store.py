@@ -16,6 +16,7 @@ from statemachines import (
     ResourceRef,
     ResourceRevert,
     RevertState,
+    StoreError,
     TaskStatus,
 )
 from statemachines.core.records import freeze
@@ -164,3 +165,23 @@ def test_two_writers_asking_for_the_same_cancel_at_once_both_succeed(store: SqlS
     thread.join()
     assert errors == []
     assert store.cancel_requests() == {"a": "first"}
+
+
+@pytest.mark.parametrize("corruption", ["status", "parameters"])
+def test_a_row_endaction_cannot_read_is_named_not_a_crash(store: SqlStore,
+                                                          corruption: str) -> None:
+    """A status this endaction does not know, or parameters JSON cannot hold (a NaN written
+    by hand: SQLite's JSON is text, PostgreSQL refuses it at the door), stop the load with
+    the row's id and what is wrong with it."""
+    with store.transaction() as tx:
+        tx.write([_waiting("a")], [], [], [], [])
+    if corruption == "status":
+        change, expected = "status = 'half_done'", "row a has status 'half_done'"
+    elif store.engine.dialect.name == "sqlite":
+        change, expected = """parameters = '{"size": NaN}'""", "row a has parameters"
+    else:
+        pytest.skip("PostgreSQL's json type refuses NaN itself")
+    with store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE commands SET {change} WHERE id = 'a'"))
+    with pytest.raises(StoreError, match=expected):
+        store.load_active()
