@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, any_, bindparam
+from sqlalchemy import ColumnElement, Connection, String, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
 T = TypeVar("T")
@@ -30,7 +30,10 @@ def matching(conn: Connection, column: ColumnElement[Any],
     if not values:
         return
     if conn.dialect.name == "postgresql":
-        yield column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        # An unbounded element type: a cast to the column's own varchar(n)[] would truncate
+        # a longer value silently, and match the row of its prefix.
+        element = String() if isinstance(column.type, String) else column.type
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(element)))
         return
     for chunk in chunked(values):
         yield column.in_(chunk)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
-from .db_errors import translate_driver
+from .db_errors import guarded, translate_driver
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?"}
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
@@ -47,6 +47,22 @@ class BulkWriter:
 
     def insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                doing: str) -> None:
+        with guarded(self._database, doing):
+            self._insert(table, columns, rows, doing)
+
+    def update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+               rows: Sequence[Sequence[Any]], doing: str) -> int:
+        """`UPDATE table SET columns WHERE keys` for every row (its `columns` values, then its
+        `keys` values); returns how many rows matched.
+
+        Both are guarded at the call: a history chunk is written from wherever the recorder
+        fills up, hooks included, and a database error there must abort the tick (StoreError),
+        not pass for the hook's own failure."""
+        with guarded(self._database, doing):
+            return self._update(table, columns, keys, rows, doing)
+
+    def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                doing: str) -> None:
         if self._postgresql:
             self._copy(table.name, columns, rows, doing)
             return
@@ -55,10 +71,8 @@ class BulkWriter:
         for chunk in chunks(rows):
             self._conn.exec_driver_sql(sql, chunk)
 
-    def update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
-               rows: Sequence[Sequence[Any]], doing: str) -> int:
-        """`UPDATE table SET columns WHERE keys` for every row (its `columns` values, then its
-        `keys` values); returns how many rows matched."""
+    def _update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                rows: Sequence[Sequence[Any]], doing: str) -> int:
         if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
             return self._update_from_copy(table, columns, keys, rows, doing)
         mark = self._mark

@@ -131,9 +131,12 @@ class TableLedger(SqlLedger, Generic[Row]):
             return
         column = self.table.c[self._key]
         with guarded(self.database, f"read {self.table.name}"):
+            wanted = set(missing)
             for condition in matching(self.connection, column, sorted(missing)):
                 for r in self.connection.execute(select(self.table).where(condition)).mappings():
-                    self._remember(str(r[self._key]), self._row(r))
+                    key = str(r[self._key])
+                    if key in wanted:  # never over a row this tick already holds
+                        self._remember(key, self._row(r))
             for key in missing:
                 if key not in self._rows:
                     self._remember(key, None)

@@ -41,7 +41,7 @@ from .core.leases import WorkerLease
 from .core.ledger import Ledger
 from .core.limits import Limits
 from .core.reasons import ExecutionReason
-from .core.records import CommandRecord, HistoryEntry, TaskRecord
+from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
 from .core.submission import submit_root, submit_roots
@@ -65,6 +65,7 @@ __all__ = [
     "EngineDidNotSettle",
     "ExecutionReason",
     "HistoryEntry",
+    "HistoryPath",
     "HostResult",
     "HostStatus",
     "InvalidParameters",

@@ -38,17 +38,18 @@ def name_problems(what: str, value: object, limit: int) -> list[str]:
     return []
 
 
-def freeze(parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+def freeze(parameters: Mapping[str, Any], finite: bool = True) -> Mapping[str, Any]:
     """A deep, read-only copy of JSON data, as the store will keep it; TypeError or ValueError
-    (naming where) for anything JSON cannot hold, NaN and infinities included.
+    (naming where) for anything JSON cannot hold, NaN and infinities included (unless
+    `finite` is False: what a store already holds is read back as it is).
 
     One walk instead of a JSON round trip, and the check that the data is JSON at the same
     time: it runs for every command and task created or loaded, 40,000 times for a
     10,000-disk VM. The path to a bad value is only worked out once one is found."""
     try:
-        frozen: Mapping[str, Any] = _freeze(parameters)
+        frozen: Mapping[str, Any] = _freeze(parameters, finite)
     except (TypeError, ValueError):
-        _explain(parameters, "parameters")
+        _explain(parameters, "parameters", finite)
         raise
     return frozen
 
@@ -57,12 +58,12 @@ _SCALARS = (str, int, bool, type(None))
 _INFINITIES = (math.inf, -math.inf)
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, finite: bool) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value
     if kind is float:
-        if value != value or value in _INFINITIES:
+        if finite and (value != value or value in _INFINITIES):
             raise ValueError("not a finite number")
         return value
     if kind is dict or kind is MappingProxyType or isinstance(value, Mapping):
@@ -70,29 +71,29 @@ def _freeze(value: Any) -> Any:
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
                 raise TypeError("a key is not a string")
-            frozen[key] = _freeze(item)
+            frozen[key] = _freeze(item, finite)
         return MappingProxyType(frozen)
-    if kind is list or kind is tuple:
-        return tuple([_freeze(item) for item in value])
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        return tuple([_freeze(item, finite) for item in value])
     if isinstance(value, _SCALARS):  # str and int subclasses (enums)
         return value
     if isinstance(value, float):
-        return _freeze(float(value))
+        return _freeze(float(value), finite)
     raise TypeError(f"{kind.__name__} is not JSON data")
 
 
-def _explain(value: Any, where: str) -> None:
+def _explain(value: Any, where: str, finite: bool) -> None:
     """Raise for the first value `_freeze` refuses, naming its path."""
-    if isinstance(value, float) and (value != value or value in _INFINITIES):
+    if finite and isinstance(value, float) and (value != value or value in _INFINITIES):
         raise ValueError(f"{where}: {value} is not a finite number (JSON has no NaN or infinity)")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where}: key {key!r} is not a string")
-            _explain(item, f"{where}.{key}")
+            _explain(item, f"{where}.{key}", finite)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            _explain(item, f"{where}[{i}]")
+            _explain(item, f"{where}[{i}]", finite)
     elif not isinstance(value, (*_SCALARS, float)):
         raise TypeError(f"{where}: {type(value).__name__} is not JSON data")
 

@@ -130,7 +130,9 @@ class Store(Protocol):
     def history(self, object_id: str) -> list[HistoryEntry]: ...
 
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
-        """Every transition of a root's tree, in the order they were written."""
+        """Every transition of a root's tree: each object's in the order it took them, and
+        tick after tick. Within one tick (one moment: the steps share their time) the steps
+        come object by object, in the order of each object's first step in that tick."""
 
     def held_roots(self) -> dict[str, str]:
         """Held roots and the error that held each."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from persistence import SqlStore
+from persistence.bulk import BulkWriter
 from persistence.schema import transitions
+from statemachines import CommandStatus, StoreUnavailable
 from statemachines.core import recorder
 from tests.worlds import World, vm_store
 
@@ -48,3 +53,35 @@ def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
     root = _rollback(store)
     assert _paths(store, root) == expected
     assert sum(len(path) for path in expected.elements()) > _rows(store) > whole_rows
+
+
+def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """History spills from wherever the recorder fills up, hooks included (a child created,
+    a task started): a database error there is the database's, so the tick rolls back and
+    is tried again; it must not fail the hook's command or hold its root."""
+    store = vm_store(str(tmp_path / "spill.db"))
+    monkeypatch.setattr(recorder, "HISTORY_CHUNK", 3)
+    real, failed = BulkWriter._insert, []
+
+    def flaky(self: BulkWriter, table: Any, *args: Any) -> None:
+        if table.name == "transitions" and not failed:
+            failed.append(table.name)
+            raise OperationalError("INSERT INTO transitions", (),
+                                   sqlite3.OperationalError("disk I/O error"))
+        real(self, table, *args)
+
+    try:
+        world = World(store)
+        engine = world.engine()
+        root = world.submit_vm(engine, 2)
+        monkeypatch.setattr(BulkWriter, "_insert", flaky)
+        with pytest.raises(StoreUnavailable, match="disk I/O error"):
+            engine.tick()
+        assert failed and store.held_roots() == {}
+        engine.run_until_idle()
+        commands, _ = store.tree(root)
+        assert {c.status for c in commands} == {CommandStatus.ENDED_SUCCESS}
+        assert [h.trigger for h in store.history(root)][:3] == ["create", "execute", "executed"]
+    finally:
+        store.dispose()

@@ -17,6 +17,7 @@ EXPORTS = {
         "Abortable", "Agent", "AgentError", "Command", "CommandContext", "CommandRecord",
         "CommandRegistry", "CommandStatus", "Compensation", "ConcurrentModification",
         "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason", "HistoryEntry",
+        "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",
         "NotCancellable",
         "Outcome", "ResourceRef", "ResourceRevert", "RevertPolicy", "RevertState", "Store",
