@@ -7,6 +7,7 @@ this output.
 
 from __future__ import annotations
 
+import os
 import platform
 import sqlite3
 from collections.abc import Callable
@@ -110,6 +111,4 @@ def _n(value: object) -> str:
 
 
 def _cpus() -> int:
-    import os
-
     return os.cpu_count() or 0

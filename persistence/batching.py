@@ -8,7 +8,8 @@ could not use the primary key at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, String, any_, bindparam
@@ -19,9 +20,11 @@ T = TypeVar("T")
 CHUNK = 400
 
 
-def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """Lists of at most `size` items, taken as they come (a generator is never held whole)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def matching(conn: Connection, column: ColumnElement[Any],

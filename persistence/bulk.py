@@ -12,15 +12,15 @@ rows matched their expected version (a conflicting writer is still detected).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from .batching import chunked
 from .db_errors import guarded, translate_driver
 
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?"}
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
 CHUNK = 5_000
 #: Below this many rows a PostgreSQL update runs row by row: the temporary table's three
@@ -28,12 +28,6 @@ CHUNK = 5_000
 PG_BULK_UPDATE_MIN = 50
 #: How the temporary tables of bulk updates are named (they hold no row past a statement).
 SCRATCH_PREFIX = "endaction_bulk_"
-
-
-def chunks(rows: Iterable[Sequence[Any]], size: int = CHUNK) -> Iterator[list[Sequence[Any]]]:
-    it = iter(rows)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 class BulkWriter:
@@ -68,7 +62,7 @@ class BulkWriter:
             return
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
                f"VALUES ({', '.join([self._mark] * len(columns))})")
-        for chunk in chunks(rows):
+        for chunk in chunked(rows, CHUNK):
             self._conn.exec_driver_sql(sql, chunk)
 
     def _update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
@@ -79,7 +73,7 @@ class BulkWriter:
         sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
                f"WHERE {' AND '.join(f'{k} = {mark}' for k in keys)}")
         written = 0
-        for chunk in chunks(rows):
+        for chunk in chunked(rows, CHUNK):
             written += self._conn.exec_driver_sql(sql, chunk).rowcount
         return written
 

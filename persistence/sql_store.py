@@ -505,16 +505,16 @@ class SqlTransaction:
         history: Sequence[HistoryPath],
     ) -> None:
         if new_commands:
-            self._insert(commands, _COMMAND_COLUMNS, map(_command_row, new_commands),
+            self._bulk.insert(commands, _COMMAND_COLUMNS, map(_command_row, new_commands),
                          "insert commands")
         if changed_commands:
             self._update(commands, _COMMAND_MUTABLE, changed_commands)
         if new_tasks:
-            self._insert(async_tasks, _TASK_COLUMNS, map(_task_row, new_tasks),
+            self._bulk.insert(async_tasks, _TASK_COLUMNS, map(_task_row, new_tasks),
                          "insert tasks")
             entity_rows = [(t.id, kind, ident) for t in new_tasks for kind, ident in t.entities]
             if entity_rows:
-                self._insert(async_task_entities, ("task_id", "entity_type", "entity_id"),
+                self._bulk.insert(async_task_entities, ("task_id", "entity_type", "entity_id"),
                              entity_rows, "insert task entities")
         if changed_tasks:
             self._update(async_tasks, _TASK_MUTABLE, changed_tasks)
@@ -526,12 +526,8 @@ class SqlTransaction:
 
     def append_history(self, history: Sequence[HistoryPath]) -> None:
         """One row per object for its consecutive steps (persistence/history_rows.py)."""
-        self._insert(transitions, history_rows.COLUMNS, history_rows.rows(history),
+        self._bulk.insert(transitions, history_rows.COLUMNS, history_rows.rows(history),
                      "append the history")
-
-    def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                doing: str) -> None:
-        self._bulk.insert(table, columns, rows, doing)
 
     def _update(self, table: Table, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:

@@ -112,15 +112,6 @@ def _plain(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
 
 
-def thaw(value: Any) -> Any:
-    """Plain dicts and lists again, for JSON columns and output."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [thaw(v) for v in value]
-    return value
-
-
 @dataclass(slots=True, eq=False)
 class CommandRecord:
     id: str

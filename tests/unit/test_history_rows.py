@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from persistence.history_rows import COLUMNS, expand, rows
 from persistence.text_columns import storable
+from statemachines.core import recorder as recorder_module
 from statemachines.core.engine_view import EngineView
 from statemachines.core.recorder import Changes, Recorder
 from statemachines.core.records import (
@@ -57,18 +59,14 @@ def test_an_objects_steps_in_one_tick_share_a_path_while_they_follow_on() -> Non
     assert [e.source for e in expand(written)][:3] == ["", "not_started", "executing"]  # type: ignore[arg-type]
 
 
-def test_a_spill_starts_new_paths() -> None:
+def test_a_spill_starts_new_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     spilled: list[list[HistoryPath]] = []
     changes = Changes()
     recorder = Recorder(EngineView(), changes, 5.0, spill=spilled.append)
     a = _command("a")
-    import statemachines.core.recorder as module
-    saved, module.HISTORY_CHUNK = module.HISTORY_CHUNK, 2
-    try:
-        for trigger, source, dest in [("x", "", "s1"), ("y", "s1", "s2"), ("z", "s2", "s3")]:
-            recorder.history(a, trigger, source, dest, None)
-    finally:
-        module.HISTORY_CHUNK = saved
+    monkeypatch.setattr(recorder_module, "HISTORY_CHUNK", 2)
+    for trigger, source, dest in [("x", "", "s1"), ("y", "s1", "s2"), ("z", "s2", "s3")]:
+        recorder.history(a, trigger, source, dest, None)
     assert [[p.steps for p in chunk] for chunk in spilled] == [[[("x", "s1", None),
                                                                  ("y", "s2", None)]]]
     assert [p.entries() for p in changes.history] == [
