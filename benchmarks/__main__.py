@@ -46,6 +46,7 @@ def main() -> None:
     compare.add_argument("--count", type=int, default=1000)
     compare.add_argument("--taskflow-count", type=int, default=None,
                          help="N for TaskFlow (default: --count; it is slow)")
+    compare.add_argument("--no-taskflow", action="store_true", help="leave TaskFlow out")
     recover = commands.add_parser("recover", help="recovery of N in-flight tasks")
     recover.add_argument("--count", type=int, default=10000)
     every = commands.add_parser("all", help="every case of the targets, then the table and "
@@ -72,7 +73,8 @@ def main() -> None:
         from .sql_floor import run as floor_run
         profile = json.loads(sys.stdin.read())
         _say(floor_run(args.count, profile["rows"], profile["ticks"],
-                       with_history=not args.without_history), args.json)
+                       with_history=not args.without_history,
+                       history_bytes=profile["history_bytes"]), args.json)
     elif args.command == "taskflow":
         from .taskflow_peer import run as taskflow_run
         _say(taskflow_run(args.count), args.json)
@@ -88,7 +90,8 @@ def main() -> None:
                         args.db, not args.no_taskflow)
         print(json.dumps(found) if args.json else markdown(found))
     else:
-        for result in _compare(args.count, args.taskflow_count or args.count):
+        for result in _compare(args.count, args.taskflow_count or args.count,
+                               not args.no_taskflow):
             _say(result, args.json)
 
 
@@ -98,7 +101,8 @@ def _compare(count: int, taskflow_count: int, taskflow: bool = True) -> list[dic
     from .taskflow_peer import available
 
     ours = _in_own_process("rollback", "--count", str(count))
-    profile = json.dumps({"rows": ours["rows"], "ticks": ours["ticks"]})
+    profile = json.dumps({"rows": ours["rows"], "ticks": ours["ticks"],
+                          "history_bytes": ours["history_bytes"]})
     results = [ours,
                _in_own_process("floor", "--count", str(count), stdin=profile),
                _in_own_process("floor", "--count", str(count), "--without-history",

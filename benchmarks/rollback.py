@@ -35,6 +35,7 @@ def run(count: int, url: str | None = None) -> dict[str, Any]:
             root = engine.submit("AddVmFromTemplate",
                                  add_vm_parameters("vm", sources, [count // 2]))
             inserted_before = _rows_in(store)
+            history_before = _history_bytes(store)
             writes = Writes(store.engine)
             started = time.perf_counter()
             ticks = engine.run_until_idle(poll_interval=0)
@@ -51,6 +52,7 @@ def run(count: int, url: str | None = None) -> dict[str, Any]:
                 "case": "endaction", "database": store.engine.dialect.name, "count": count,
                 "seconds": seconds, "ticks": ticks, "statements": writes.statements,
                 "rows_written": writes.rows_written, "rows": writes.by_table(),
+                "history_bytes": _history_bytes(store) - history_before,
                 "peak_rss_mb": peak_rss_mb(), "root_status": str(status),
                 "opposite_commands": sum(c.type == "RemoveImage" for c in commands),
             }
@@ -59,10 +61,18 @@ def run(count: int, url: str | None = None) -> dict[str, Any]:
 
 
 # The tables the engine inserts into by COPY on PostgreSQL (and never deletes from).
-_COPIED = ("commands", "async_tasks", "async_task_entities", "transitions", "resource_reverts")
+_COPIED = ("commands", "async_tasks", "async_task_entities", "history_segments",
+           "resource_reverts")
 
 
 def _rows_in(store: SqlStore) -> dict[str, int]:
     with store.engine.connect() as conn:
         return {table: int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
                 for table in _COPIED}
+
+
+def _history_bytes(store: SqlStore) -> int:
+    """The length of the history's JSON text: the raw-SQL floor writes as much."""
+    with store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT coalesce(sum(length(steps)), 0) "
+                                     "FROM history_segments")).scalar() or 0)

@@ -1,6 +1,7 @@
 """The raw-SQL floor: plain sqlite3 writing the same rows an endaction run wrote (the same
 tables and indexes, the same number of inserts, updates and deletes per table, in the same
-number of transactions), with no engine at all. What no engine on SQLite can beat."""
+number of transactions, and history segments holding as many bytes of text), with no engine
+at all. What no engine on SQLite can beat."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def _chunks(total: int, parts: int) -> Iterator[range]:
 
 
 def run(count: int, rows: dict[str, int], ticks: int,
-        with_history: bool = True) -> dict[str, Any]:
+        with_history: bool = True, history_bytes: int = 0) -> dict[str, Any]:
     """Write `rows` ("INSERT commands": n, "UPDATE async_tasks": n, ...) in `ticks`
-    transactions; `seconds` covers the writes only."""
+    transactions, the history segments' text `history_bytes` long in all; `seconds` covers
+    the writes only."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "floor.db"
         engine = create_engine(f"sqlite:///{path}")
@@ -57,7 +59,7 @@ def run(count: int, rows: dict[str, int], ticks: int,
         inserted: dict[str, int] = {}
         for key in sorted(rows, key=lambda k: (not k.startswith("INSERT"), k)):
             verb, name = key.split()
-            if name == "transitions" and not with_history:
+            if name == "history_segments" and not with_history:
                 continue
             table = tables[name]
             n = rows[key]
@@ -67,6 +69,10 @@ def run(count: int, rows: dict[str, int], ticks: int,
                 start = inserted.get(name, 0)
                 inserted[name] = start + n
                 values = [tuple(_value(name, c, start + i) for c in columns) for i in range(n)]
+                if name == "history_segments":  # the JSON text, as long as the engine's
+                    text = "x" * (history_bytes // max(1, n))
+                    where = [c.name for c in columns].index("steps")
+                    values = [(*v[:where], text, *v[where + 1:]) for v in values]
                 sql = (f"INSERT INTO {name} ({', '.join(c.name for c in columns)}) "
                        f"VALUES ({', '.join('?' * len(columns))})")
                 plan.append((sql, name, values))

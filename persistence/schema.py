@@ -80,6 +80,8 @@ async_task_entities = Table(
     Column("entity_id", String(MAX_ID_LENGTH), primary_key=True),
 )
 
+# The history as schema 0001 to 0005 wrote it, one row per transition or (0005) per object per
+# tick; read, never written since 0006.
 transitions = Table(
     "transitions",
     metadata,
@@ -96,6 +98,17 @@ transitions = Table(
     # steps the object took in one tick, from `source`; trigger, dest and detail are the last
     # step's (see persistence/history_rows.py).
     Column("path", Text),
+)
+
+# The history since schema 0006: one row per root per tick, every object's path in `steps`
+# as JSON (see persistence/history_segments.py). `transitions` keeps what was written before.
+history_segments = Table(
+    "history_segments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("root_id", ID, nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("steps", Text, nullable=False),
 )
 
 resource_reverts = Table(

@@ -55,7 +55,7 @@ from statemachines.core.records import (
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.core.task_machine import TaskStatus
 
-from . import history_rows
+from . import history_rows, history_segments
 from .batching import chunked, matching
 from .bulk import BulkWriter
 from .database import WRITE_OPTION, connect
@@ -73,6 +73,7 @@ from .schema import (
     settings,
     transitions,
 )
+from .schema import history_segments as history_table
 from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
 from .text_columns import NUL, storable
 
@@ -286,16 +287,26 @@ class SqlStore:
             return cmds, [_task(r, entities.get(r["id"], ())) for r in task_rows]
 
     def history(self, object_id: str) -> list[HistoryEntry]:
+        """Rows of schema 0005 and before, then the object's steps in its root's segments."""
         with self._guard(f"read the history of {object_id}"), self.engine.connect() as conn:
-            rows = conn.execute(select(transitions).where(transitions.c.object_id == object_id)
-                                .order_by(transitions.c.id)).mappings()
-            return list(history_rows.expand(rows))
+            found = list(history_rows.expand(conn.execute(
+                select(transitions).where(transitions.c.object_id == object_id)
+                .order_by(transitions.c.id)).mappings()))
+            root_id = conn.execute(
+                select(commands.c.root_id).where(commands.c.id == object_id)
+                .union_all(select(async_tasks.c.root_command_id)
+                           .where(async_tasks.c.id == object_id))).scalar()
+            if root_id is not None:
+                found += history_segments.expand_all(_segments(conn, root_id), object_id)
+            return found
 
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
         with self._guard(f"read the history of {root_id}"), self.engine.connect() as conn:
-            rows = conn.execute(select(transitions).where(transitions.c.root_id == root_id)
-                                .order_by(transitions.c.id)).mappings()
-            return list(history_rows.expand(rows))
+            found = list(history_rows.expand(conn.execute(
+                select(transitions).where(transitions.c.root_id == root_id)
+                .order_by(transitions.c.id)).mappings()))
+            found += history_segments.expand_all(_segments(conn, root_id))
+            return found
 
     def reverts(self) -> Iterator[ResourceRevert]:
         with self._guard("list revert states"), self.engine.connect() as conn:
@@ -525,9 +536,9 @@ class SqlTransaction:
         self.flush_resources()
 
     def append_history(self, history: Sequence[HistoryPath]) -> None:
-        """One row per object for its consecutive steps (persistence/history_rows.py)."""
-        self._bulk.insert(transitions, history_rows.COLUMNS, history_rows.rows(history),
-                     "append the history")
+        """One row per root for the steps of its objects (persistence/history_segments.py)."""
+        self._bulk.insert(history_table, history_segments.COLUMNS,
+                          history_segments.rows(history), "append the history")
 
     def _update(self, table: Table, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:
@@ -663,6 +674,14 @@ def _task(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
 def _revert_of(r: RowMapping) -> ResourceRevert:
     return ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]), r["owner_id"],
                           RevertState(r["state"]), r["attempts"], r["last_error"], r["lost"])
+
+
+def _segments(conn: Connection, root_id: str) -> Iterator[Any]:
+    """A root's history segments in the order they were written, fetched one at a time
+    (a server-side cursor on PostgreSQL): a 100,000-disk tree's history is tens of MB."""
+    return iter(conn.execution_options(stream_results=True, yield_per=1).execute(
+        select(history_table.c.root_id, history_table.c.at, history_table.c.steps)
+        .where(history_table.c.root_id == root_id).order_by(history_table.c.id)))
 
 
 def _entities(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:

@@ -32,15 +32,16 @@ class Changes:
 
 
 #: History steps a tick holds before it writes them (inside its transaction): a tick's
-#: memory must not grow with the size of a tree beyond its records.
-HISTORY_CHUNK = 250_000
+#: memory must not grow with the size of a tree beyond its records. About 5 MB of paths
+#: and 4 MB of their JSON; a write costs one row per root, so smaller chunks cost little.
+HISTORY_CHUNK = 50_000
 
 
 class Recorder:
     """Fires transitions on records of one view at one moment, collecting the changes.
 
     `spill` takes the history collected so far once it reaches HISTORY_CHUNK steps (the
-    tick writes it; an object whose steps straddle a spill gets two rows for the tick)."""
+    tick writes it; an object whose steps straddle a spill has a path in each segment)."""
 
     def __init__(self, view: EngineView, changes: Changes, now: float,
                  spill: Callable[[list[HistoryPath]], None] | None = None) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from persistence import SqlStore
 from persistence.bulk import BulkWriter
-from persistence.schema import transitions
+from persistence.schema import history_segments
 from statemachines import CommandStatus, StoreUnavailable
 from statemachines.core import recorder
 from tests.worlds import World, vm_store
@@ -29,7 +29,7 @@ def _paths(store: SqlStore, root_id: str) -> Counter[tuple[tuple[str, str, str, 
 
 def _rows(store: SqlStore) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(transitions)).scalar() or 0)
+        return int(conn.execute(select(func.count()).select_from(history_segments)).scalar() or 0)
 
 
 def _rollback(store: SqlStore) -> str:
@@ -42,7 +42,7 @@ def _rollback(store: SqlStore) -> str:
 def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
         store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback whose ticks hand their history over every 5 entries (the real chunk is
-    250,000) reads back as the same paths as one written whole, only in more rows."""
+    50,000) reads back as the same paths as one written whole, only in more segments."""
     whole = vm_store(str(tmp_path / "whole.db"))
     try:
         expected = _paths(whole, _rollback(whole))
@@ -65,9 +65,9 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
     real, failed = BulkWriter._insert, []
 
     def flaky(self: BulkWriter, table: Any, *args: Any) -> None:
-        if table.name == "transitions" and not failed:
+        if table.name == "history_segments" and not failed:
             failed.append(table.name)
-            raise OperationalError("INSERT INTO transitions", (),
+            raise OperationalError("INSERT INTO history_segments", (),
                                    sqlite3.OperationalError("disk I/O error"))
         real(self, table, *args)
 

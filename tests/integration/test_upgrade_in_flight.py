@@ -4,6 +4,7 @@ with a lease row, so the migration must have made them) finishes every root."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from alembic.config import Config
 from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, text
 
-from persistence import SchemaMismatch, SqlStore, connect, open_store
+from persistence import SchemaMismatch, SqlStore, connect, history_segments, open_store
 from persistence.schema_version import HEAD, MIGRATIONS, VERSION_TABLE
 from statemachines import (
     AgentError,
@@ -41,11 +42,19 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 
 def _as_previous_version(engine: Engine) -> None:
-    """Take a current database back to 0003 by hand, keeping its rows: what 0004 and 0005
-    added goes (a history row of several steps reads as its last one then), what 0004 dropped
-    comes back. The test checks the result against Alembic's own 0003."""
+    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0006
+    added goes, what 0004 dropped comes back, and the history of the segments becomes the
+    one row per step 0003 wrote (so after the upgrade a tree's history is in both tables).
+    The test checks the result against Alembic's own 0003."""
     with engine.begin() as conn:
+        steps = list(history_segments.expand_all(
+            conn.execute(text("SELECT root_id, at, steps FROM history_segments ORDER BY id"))))
+        conn.execute(text("DROP TABLE history_segments"))
         conn.execute(text("ALTER TABLE transitions DROP COLUMN path"))
+        conn.execute(text(
+            "INSERT INTO transitions (object_kind, object_id, root_id, trigger, source, dest,"
+            " at, detail) VALUES (:object_kind, :object_id, :root_id, :trigger, :source,"
+            " :dest, :at, :detail)"), [s._asdict() for s in steps])
         conn.execute(text("DROP TABLE root_leases"))
         conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_owner VARCHAR(200)"))
         conn.execute(text("ALTER TABLE async_tasks ADD COLUMN lease_expires FLOAT"))
@@ -145,6 +154,15 @@ def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
         for root in roots:
             arrivals = terminal_arrivals(reopened, root)
             assert set(arrivals.values()) == {1}, (root, arrivals)
+            # Every command's end is in the history, whichever table holds it.
+            assert set(arrivals) == {c.id for c in reopened.tree(root)[0]}, root
+        # A root in flight across the upgrade: its history begins in the old rows and goes
+        # on in the segments, in order, and one object's history too.
+        history = reopened.history_of_root(roots[1])
+        assert history[0].trigger == "create" and history[0].object_id == roots[1]
+        assert [h.dest for h in reopened.history(roots[1])] == [
+            h.dest for h in history if h.object_id == roots[1]]
+        assert all(a.dest == b.source for a, b in itertools.pairwise(reopened.history(roots[1])))
         ended = {r: reopened.command(r).status for r in roots}  # type: ignore[union-attr]
         created = [r for r, s in ended.items() if s == CommandStatus.ENDED_SUCCESS]
         assert len(created) == 4, ended

@@ -1,4 +1,5 @@
-"""One history row per object per tick loses nothing: every step comes back, in its order."""
+"""History segments lose nothing: every step comes back, in its order, and rows that schema
+0005 and before wrote still read as they did."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persistence.history_rows import COLUMNS, expand, rows
-from persistence.text_columns import storable
+from persistence import history_rows, history_segments
 from statemachines.core import recorder as recorder_module
 from statemachines.core.engine_view import EngineView
 from statemachines.core.recorder import Changes, Recorder
@@ -30,10 +30,44 @@ _PATHS = st.builds(
 
 @given(st.lists(_PATHS, max_size=20))
 def test_every_step_comes_back_in_order(history: list[HistoryPath]) -> None:
-    stored = [dict(zip(COLUMNS, row, strict=True)) for row in rows(history)]
-    back = list(expand(stored))  # type: ignore[arg-type]
-    assert back == [e._replace(detail=storable(e.detail))
-                    for path in history for e in path.entries()]
+    """Per root, every object's steps in order, details exactly (NULs too: JSON escapes them)."""
+    back = list(history_segments.expand_all(history_segments.rows(history)))
+    for root in {p.root_id for p in history}:
+        assert [e for e in back if e.root_id == root] == [
+            e for path in history if path.root_id == root for e in path.entries()]
+    assert len(back) == sum(len(path.steps) for path in history)
+
+
+@given(st.lists(_PATHS, max_size=20), st.text(min_size=1, max_size=4))
+def test_one_objects_steps_are_read_out_of_its_roots_segments(
+        history: list[HistoryPath], wanted: str) -> None:
+    back = list(history_segments.expand_all(history_segments.rows(history), wanted))
+    assert back == [e for path in history if path.object_id == wanted for e in path.entries()]
+
+
+def test_a_tick_writes_one_row_per_root() -> None:
+    paths = [HistoryPath("command", "r", "r", "", 5.0, [("create", "not_started", None)]),
+             HistoryPath("command", "c", "r", "", 5.0, [("create", "not_started", "x")]),
+             HistoryPath("command", "q", "q", "", 5.0, [("create", "not_started", None)]),
+             HistoryPath("command", "q", "q", "ending", 7.0, [("hold", "ending", "fault")])]
+    written = list(history_segments.rows(paths))
+    assert [(root, at) for root, at, _ in written] == [("r", 5.0), ("q", 5.0), ("q", 7.0)]
+    assert written[0][2] == ('[["command","r","",[["create","not_started",null]]],'
+                             '["command","c","",[["create","not_started","x"]]]]')
+
+
+def test_rows_of_schema_0005_and_before_read_as_they_were_written() -> None:
+    """A row of one step (path NULL: every row before 0005) and a row holding a path."""
+    columns = ("object_kind", "object_id", "root_id", "trigger", "source", "dest", "at",
+               "detail", "path")
+    old = [dict(zip(columns, row, strict=True)) for row in [
+        ("command", "a", "r", "create", "", "not_started", 1.0, None, None),
+        ("command", "a", "r", "executed", "not_started", "waiting", 2.0, "d",
+         '[["execute","executing",null],["executed","waiting","d"]]')]]
+    assert list(history_rows.expand(old)) == [  # type: ignore[arg-type]
+        HistoryEntry("command", "a", "r", "create", "", "not_started", 1.0),
+        HistoryEntry("command", "a", "r", "execute", "not_started", "executing", 2.0),
+        HistoryEntry("command", "a", "r", "executed", "executing", "waiting", 2.0, "d")]
 
 
 def _command(command_id: str) -> CommandRecord:
@@ -52,11 +86,10 @@ def test_an_objects_steps_in_one_tick_share_a_path_while_they_follow_on() -> Non
     assert [(p.object_id, p.source, [s[0] for s in p.steps]) for p in changes.history] == [
         ("a", "", ["create", "execute", "executed"]), ("t", "", ["create"]),
         ("a", "ending", ["cancel"])]
-    written = [dict(zip(COLUMNS, row, strict=True)) for row in rows(changes.history)]
-    assert [(r["source"], r["dest"], r["trigger"], r["path"] is None) for r in written] == [
-        ("", "waiting", "executed", False), ("", "pending", "create", True),
-        ("ending", "ending", "cancel", True)]
-    assert [e.source for e in expand(written)][:3] == ["", "not_started", "executing"]  # type: ignore[arg-type]
+    back = list(history_segments.expand_all(history_segments.rows(changes.history)))
+    assert [(e.object_id, e.source, e.dest) for e in back] == [
+        ("a", "", "not_started"), ("a", "not_started", "executing"),
+        ("a", "executing", "waiting"), ("t", "", "pending"), ("a", "ending", "ending")]
 
 
 def test_a_spill_starts_new_paths(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,62 @@
+"""History paths to `history_segments` rows and back: one row per root per tick (schema 0006).
+
+A tree's history is written the way it is read, as a whole: each write of a tick's history
+(a tick's end, or a chunk of HISTORY_CHUNK steps) stores one row per root whose objects
+moved, holding every object's path as JSON text:
+
+    [[object_kind, object_id, source, [[trigger, dest, detail], ...]], ...]
+
+in the order the tick first moved each object. A 10,000-disk rollback stores its 230,000
+steps in a handful of rows instead of 130,000 (schema 0005's one row per object per tick),
+and writing them was the largest single statement of each tick.
+
+Reading one object's history means reading its root's segments and keeping its own steps.
+Segments are read one at a time, so that costs the time of parsing the tree's history,
+never the memory of all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from statemachines.core.records import HistoryEntry, HistoryPath
+
+#: The columns a segment is written with, in order.
+COLUMNS = ("root_id", "at", "steps")
+
+# ASCII only (the default): NULs and lone surrogates are escaped, which every database keeps.
+_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def rows(history: Sequence[HistoryPath]) -> Iterator[tuple[Any, ...]]:
+    """A row per root and time, made as the writer takes them.
+
+    A tick's paths share one time; a fault recorded outside a tick has its own."""
+    grouped: dict[tuple[str, float], list[Any]] = {}
+    for path in history:
+        key = (path.root_id, path.at)
+        found = grouped.get(key)
+        if found is None:
+            found = grouped[key] = []
+        found.append((path.object_kind, path.object_id, path.source, path.steps))
+    for (root_id, at), objects in grouped.items():
+        yield root_id, at, _ENCODE(objects)
+
+
+def expand(root_id: str, at: float, steps: str,
+           object_id: str | None = None) -> Iterator[HistoryEntry]:
+    """The entries one segment holds, in order; only `object_id`'s when one is given."""
+    for kind, ident, source, path in json.loads(steps):
+        if object_id is not None and ident != object_id:
+            continue
+        for trigger, dest, detail in path:
+            yield HistoryEntry(kind, ident, root_id, trigger, source, dest, at, detail)
+            source = dest
+
+
+def expand_all(segments: Iterable[Any], object_id: str | None = None) -> Iterator[HistoryEntry]:
+    """Every entry of rows (root_id, at, steps), one segment parsed at a time."""
+    for root_id, at, steps in segments:
+        yield from expand(root_id, at, steps, object_id)
