@@ -4,6 +4,11 @@ SQLite gets chunks of `CHUNK` values, one statement each. PostgreSQL gets one st
 the whole list as one array parameter (`column = ANY(:values)`): a 10,000-value IN list in
 chunks of 400 cost 25 statements, each compiled with 400 bind names, and a row-value IN list
 could not use the primary key at all.
+
+`rows_matching` reads such rows below SQLAlchemy, as the driver's tuples: a tick prefetches
+the inventory rows and revert states of every resource its commands name, 20,000 rows for
+a 10,000-disk rollback, and building SQLAlchemy statements and result rows for them cost
+several times what SQLite took to find them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,33 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+def rows_matching(conn: Connection, table: str, columns: Sequence[str], key: str,
+                  values: Sequence[str], where: str = "",
+                  params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE [where AND] key IN values`, as the driver's tuples.
+
+    `where` and `params` use the driver's own placeholder (`?` on SQLite, `%s` on
+    PostgreSQL: see `placeholder`); the names are the caller's own, never user input."""
+    if not values:
+        return
+    mark = placeholder(conn)
+    head = f"SELECT {', '.join(columns)} FROM {table} WHERE " + (f"{where} AND " if where else "")
+    if conn.dialect.name == "postgresql":
+        yield from conn.exec_driver_sql(f"{head}{key} = ANY({mark})", (*params, list(values)))
+        return
+    for chunk in chunked(values):
+        yield from conn.exec_driver_sql(f"{head}{key} IN ({', '.join([mark] * len(chunk))})",
+                                        (*params, *chunk))
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's mark for a positional parameter."""
+    return _PLACEHOLDER[conn.dialect.paramstyle]
+
+
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def matching(conn: Connection, column: ColumnElement[Any],

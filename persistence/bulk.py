@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
-from .batching import chunked
+from .batching import chunked, placeholder
 from .db_errors import guarded, translate_driver
 
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
 CHUNK = 5_000
 #: Below this many rows a PostgreSQL update runs row by row: the temporary table's three
@@ -37,7 +36,7 @@ class BulkWriter:
         self._conn = conn
         self._database = database
         self._postgresql = conn.dialect.name == "postgresql"
-        self._mark = _PLACEHOLDER[conn.dialect.paramstyle]
+        self._mark = placeholder(conn)
 
     def insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                doing: str) -> None:
@@ -54,6 +53,16 @@ class BulkWriter:
         not pass for the hook's own failure."""
         with guarded(self._database, doing):
             return self._update(table, columns, keys, rows, doing)
+
+    def delete(self, table: Table, keys: Sequence[str], rows: Sequence[Sequence[Any]],
+               doing: str) -> int:
+        """`DELETE FROM table WHERE keys` for every row; returns how many rows went."""
+        with guarded(self._database, doing):
+            mark = self._mark
+            sql = (f"DELETE FROM {table.name} WHERE "
+                   + " AND ".join(f"{k} = {mark}" for k in keys))
+            return sum(self._conn.exec_driver_sql(sql, chunk).rowcount
+                       for chunk in chunked(rows, CHUNK))
 
     def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 doing: str) -> None:

@@ -34,12 +34,13 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, select
 
-from statemachines.core.errors import InvalidConfiguration
+from statemachines.core.errors import ConcurrentModification, InvalidConfiguration
 from statemachines.core.ledger import Ledger
 
-from .batching import matching
+from .batching import rows_matching
+from .bulk import BulkWriter
 from .db_errors import guarded
 
 Row = TypeVar("Row")
@@ -129,47 +130,71 @@ class TableLedger(SqlLedger, Generic[Row]):
             for key in missing:
                 self._remember(key, None)
             return
-        column = self.table.c[self._key]
         with guarded(self.database, f"read {self.table.name}"):
             wanted = set(missing)
-            for condition in matching(self.connection, column, sorted(missing)):
-                for r in self.connection.execute(select(self.table).where(condition)).mappings():
-                    key = str(r[self._key])
-                    if key in wanted:  # never over a row this tick already holds
-                        self._remember(key, self._row(r))
+            decode = self._decoders(self.connection)
+            at = self._columns.index(self._key)
+            for found in rows_matching(self.connection, self.table.name, self._columns,
+                                       self._key, sorted(missing)):
+                key = str(found[at])
+                if key in wanted:  # never over a row this tick already holds
+                    self._remember(key, self.row_type(**{
+                        name: value if fix is None else fix(value)
+                        for name, fix, value in zip(self._columns, decode, found, strict=True)}))
             for key in missing:
                 if key not in self._rows:
                     self._remember(key, None)
 
+    def _decoders(self, conn: Connection) -> list[Any]:
+        """What SQLAlchemy would do to each column's value on the way out (JSON, dates,
+        booleans on SQLite...): the prefetch reads the driver's own tuples."""
+        dialect = conn.dialect
+        return [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                for c in self.table.columns]
+
     def flush(self) -> None:
+        """Deletes, updates and inserts, each as one bulk statement (below SQLAlchemy's
+        per-row work, with the columns' own conversions applied first)."""
         if self.connection is None or not self._dirty:
             self._dirty.clear()
             return
         inserts, updates, deletes = [], [], []
+        encode = self._encoders(self.connection)
+        others = [i for i, c in enumerate(self._columns) if c != self._key]
+        at = self._columns.index(self._key)
         for key in sorted(self._dirty):
             row, was_there = self._rows[key], self._in_db[key]
             if row is None:
                 if was_there:
-                    deletes.append({"_key": key})
-            elif was_there:
-                updates.append({"_key": key, **self._values(row)})
+                    deletes.append((key,))
             else:
-                inserts.append(self._values(row))
+                values = [getattr(row, c) for c in self._columns]
+                values = [v if fix is None else fix(v)
+                          for fix, v in zip(encode, values, strict=True)]
+                if was_there:
+                    updates.append((*[values[i] for i in others], values[at]))
+                else:
+                    inserts.append(tuple(values))
             self._in_db[key] = row is not None
-        key_column = self.table.c[self._key]
-        with guarded(self.database, f"write {self.table.name}"):
-            if deletes:
-                self.connection.execute(delete(self.table).where(key_column == bindparam("_key")),
-                                        deletes)
-            if updates:
-                values: dict[str, Any] = {c: bindparam(c) for c in self._columns
-                                          if c != self._key}
-                self.connection.execute(
-                    update(self.table).where(key_column == bindparam("_key")).values(**values),
-                    [{k: v for k, v in u.items() if k != self._key} for u in updates])
-            if inserts:
-                self.connection.execute(insert(self.table), inserts)
+        bulk = BulkWriter(self.connection, self.database)
+        name = self.table.name
+        if deletes:
+            bulk.delete(self.table, (self._key,), deletes, f"delete from {name}")
+        if updates:
+            written = bulk.update(self.table, [self._columns[i] for i in others], (self._key,),
+                                  updates, f"update {name}")
+            if written != len(updates):
+                raise ConcurrentModification(
+                    f"{len(updates) - written} row(s) of {name} changed or vanished under "
+                    "this tick")
+        if inserts:
+            bulk.insert(self.table, self._columns, inserts, f"insert into {name}")
         self._dirty.clear()
+
+    def _encoders(self, conn: Connection) -> list[Any]:
+        """What SQLAlchemy would do to each column's value on the way in."""
+        dialect = conn.dialect
+        return [c.type.dialect_impl(dialect).bind_processor(dialect) for c in self.table.columns]
 
     # -- reading outside the engine (reports, tests) --------------------------------------
     @classmethod

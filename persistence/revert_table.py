@@ -14,7 +14,7 @@ from sqlalchemy import Connection, RowMapping, bindparam, select
 
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
-from .batching import matching
+from .batching import placeholder, rows_matching
 from .bulk import BulkWriter
 from .db_errors import guarded
 from .schema import resource_reverts
@@ -49,16 +49,18 @@ class SqlRevertTable:
         by_type: dict[str, list[str]] = {}
         for ref in missing:
             by_type.setdefault(ref.type, []).append(ref.id)
+        columns = ("resource_id", "owner_id", *_VALUES)
+        mark = placeholder(self._conn)
         for resource_type, ids in sorted(by_type.items()):
-            for condition in matching(self._conn, _T.resource_id, sorted(ids)):
-                rows = self._conn.execute(select(resource_reverts).where(
-                    _T.resource_type == resource_type, condition)).mappings()
-                for row in rows:
-                    ref = ResourceRef(row["resource_type"], row["resource_id"])
-                    key = (ref, row["owner_id"])
-                    if key not in self._states:
-                        self._states[key] = _revert(ref, row)
-                        self._in_db[key] = True
+            for resource_id, owner, state, attempts, lost, last_error, _ in rows_matching(
+                    self._conn, resource_reverts.name, columns, "resource_id", sorted(ids),
+                    f"resource_type = {mark}", (resource_type,)):
+                ref = ResourceRef(resource_type, resource_id)
+                key = (ref, owner)
+                if key not in self._states:
+                    self._states[key] = ResourceRevert(ref, owner, RevertState(state),
+                                                       attempts, last_error, lost)
+                    self._in_db[key] = True
         self._prefetched.update(missing)
 
     def get(self, resource: ResourceRef, owner: str) -> ResourceRevert:
