@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from persistence import history_rows, history_segments
@@ -40,6 +40,27 @@ def test_every_step_comes_back_in_order(history: list[HistoryPath]) -> None:
 
 @given(st.lists(_PATHS, max_size=20), st.text(min_size=1, max_size=4))
 def test_one_objects_steps_are_read_out_of_its_roots_segments(
+        history: list[HistoryPath], wanted: str) -> None:
+    back = list(history_segments.expand_all(history_segments.rows(history), wanted))
+    assert back == [e for path in history if path.object_id == wanted for e in path.entries()]
+
+
+# Ids and texts made of JSON's own punctuation: one object's entries are decoded out of the
+# segment's text alone, so a quoted id inside a detail, or overlapping another string, must
+# neither be taken for the object nor hide it.
+_TRICKY_IDS = st.sampled_from(["a", ",", '"', "[", "\\", 'a"', '"a', ',"a', "command", '["', "]"])
+_TRICKY_TEXT = st.lists(st.sampled_from(["a", ",", '"', "[", "]", "\\", "command", "task"]),
+                        max_size=8).map("".join)
+_TRICKY_PATHS = st.builds(
+    HistoryPath, st.sampled_from(["command", "task"]), _TRICKY_IDS, st.just("r"),
+    st.one_of(_TRICKY_IDS, _TRICKY_TEXT), st.just(1.0),
+    st.lists(st.tuples(st.one_of(_TRICKY_IDS, _TRICKY_TEXT.filter(bool)), _TRICKY_TEXT,
+                       st.one_of(st.none(), _TRICKY_TEXT)), min_size=1, max_size=4))
+
+
+@given(st.lists(_TRICKY_PATHS, max_size=8), _TRICKY_IDS)
+@example([HistoryPath("command", ",", "r", "a", 1.0, [("a", "a", None)])], ",")  # overlaps
+def test_an_id_spelled_in_json_punctuation_is_found_exactly(
         history: list[HistoryPath], wanted: str) -> None:
     back = list(history_segments.expand_all(history_segments.rows(history), wanted))
     assert back == [e for path in history if path.object_id == wanted for e in path.entries()]
