@@ -15,11 +15,21 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.core.records import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from statemachines.core.task_machine import TaskStatus
 
 metadata = MetaData()
+
+#: The unfinished rows, as literal SQL: a partial index serves a query only when the query
+#: states the index's condition itself (SQLite matches the terms; a bound parameter in
+#: their place would not match), so the index and `load_active` share these texts.
+ACTIVE_COMMANDS = "status NOT IN ({})".format(
+    ", ".join(f"'{s.value}'" for s in TERMINAL_COMMAND_STATES))
+ACTIVE_TASKS = f"status != '{TaskStatus.CLEARED.value}'"
 
 ID = String(64)
 
@@ -44,7 +54,10 @@ commands = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("version", Integer, nullable=False, default=0),
-    Index("ix_commands_status", "status"),
+    # Unfinished commands only: what an engine loads when it starts (a full scan of every
+    # command ever run otherwise; no query reads commands by status alone).
+    Index("ix_commands_active", "root_id", sqlite_where=text(ACTIVE_COMMANDS),
+          postgresql_where=text(ACTIVE_COMMANDS)),
 )
 
 async_tasks = Table(
@@ -67,7 +80,8 @@ async_tasks = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("version", Integer, nullable=False, default=0),
-    Index("ix_async_tasks_status", "status"),
+    Index("ix_async_tasks_active", "root_command_id", sqlite_where=text(ACTIVE_TASKS),
+          postgresql_where=text(ACTIVE_TASKS)),
     # When a task still polling is aborted on its agent; 0 means never.
     Column("deadline", Float, nullable=False, default=0.0, server_default="0"),
 )

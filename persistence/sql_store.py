@@ -63,6 +63,8 @@ from .db_errors import guarded
 from .ledger import SqlLedger, TableLedger, check_row_type, ledger_tables
 from .revert_table import SqlRevertTable
 from .schema import (
+    ACTIVE_COMMANDS,
+    ACTIVE_TASKS,
     async_task_entities,
     async_tasks,
     cancel_requests,
@@ -163,10 +165,10 @@ class SqlStore:
             conn = (connection.execution_options(isolation_level="REPEATABLE READ")
                     if connection.dialect.name == "postgresql" else connection)
             held = select(held_roots.c.root_id)
-            command_query = select(commands).where(
-                commands.c.status.not_in(TERMINAL_COMMAND_STATES),
-                commands.c.root_id.not_in(held))
-            task_query = select(async_tasks).where(async_tasks.c.status != TaskStatus.CLEARED,
+            # The partial indexes' own conditions, as literal SQL (schema.py says why).
+            command_query = select(commands).where(text(ACTIVE_COMMANDS),
+                                                   commands.c.root_id.not_in(held))
+            task_query = select(async_tasks).where(text(ACTIVE_TASKS),
                                                    async_tasks.c.root_command_id.not_in(held))
             if roots is None:
                 chunks: list[list[str] | None] = [None]
@@ -408,9 +410,9 @@ class SqlTransaction:
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
-        # `status || ''`: with the status index usable, SQLite's planner scans every waiting
-        # command for each chunk of ids (quadratic: 6.8 s of claims at 100,000 disks); the
-        # primary key is what these statements must go by.
+        # `status || ''`: with an index on status usable (schemas up to 0005 had one),
+        # SQLite's planner scanned every waiting command for each chunk of ids (quadratic:
+        # 6.8 s of claims at 100,000 disks); the primary key is what these must go by.
         for condition in matching(self._conn, commands.c.id, sorted(command_ids)):
             result = self._conn.execute(
                 update(commands)

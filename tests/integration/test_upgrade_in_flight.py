@@ -43,13 +43,17 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 def _as_previous_version(engine: Engine) -> None:
     """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0006
-    added goes, what 0004 dropped comes back, and the history of the segments becomes the
+    added goes, what 0004 and 0006 dropped comes back, and the history of the segments becomes the
     one row per step 0003 wrote (so after the upgrade a tree's history is in both tables).
     The test checks the result against Alembic's own 0003."""
     with engine.begin() as conn:
         steps = list(history_segments.expand_all(
             conn.execute(text("SELECT root_id, at, steps FROM history_segments ORDER BY id"))))
         conn.execute(text("DROP TABLE history_segments"))
+        conn.execute(text("DROP INDEX ix_commands_active"))
+        conn.execute(text("DROP INDEX ix_async_tasks_active"))
+        conn.execute(text("CREATE INDEX ix_commands_status ON commands (status)"))
+        conn.execute(text("CREATE INDEX ix_async_tasks_status ON async_tasks (status)"))
         conn.execute(text("ALTER TABLE transitions DROP COLUMN path"))
         conn.execute(text(
             "INSERT INTO transitions (object_kind, object_id, root_id, trigger, source, dest,"
