@@ -23,6 +23,8 @@ from typing import Any
 
 from statemachines.core.records import HistoryEntry, HistoryPath, ObjectKind
 
+from .text_columns import encodable
+
 #: The columns a segment is written with, in order.
 COLUMNS = ("root_id", "at", "steps")
 
@@ -42,7 +44,14 @@ def rows(history: Sequence[HistoryPath]) -> Iterator[tuple[Any, ...]]:
             found = grouped[key] = []
         found.append((path.object_kind, path.object_id, path.source, path.steps))
     for (root_id, at), objects in grouped.items():
-        yield root_id, at, _ENCODE(objects)
+        encoded = _ENCODE(objects)
+        if "\\ud" in encoded:  # perhaps a lone surrogate (a pair is escaped the same way)
+            # A detail decoded with surrogateescape would come back as text no reader can
+            # print or encode: it is stored as its escape, like a message in a column.
+            encoded = _ENCODE([(kind, ident, source,
+                                [(t, d, x if x is None else encodable(x)) for t, d, x in path])
+                               for kind, ident, source, path in objects])
+        yield root_id, at, encoded
 
 
 def expand(root_id: str, at: float, steps: str,

@@ -77,13 +77,13 @@ from .schema import (
 )
 from .schema import history_segments as history_table
 from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
-from .text_columns import NUL, storable
+from .text_columns import needs_care, storable
 
 L = TypeVar("L", bound=Ledger)
 
 _COMMAND_MUTABLE = ("status", "work_succeeded", "outcome", "error", "not_before",
                     "end_attempts", "updated_at")
-# Columns of text that comes from outside (agents, exceptions): NUL characters are escaped.
+# Columns of text that comes from outside (agents, exceptions): made storable (text_columns).
 _FREE_TEXT = frozenset({"error", "message"})
 _TASK_MUTABLE = ("status", "host_status", "host_result", "message", "attempts", "retry_at",
                  "deadline", "updated_at")
@@ -558,7 +558,7 @@ class SqlTransaction:
         for record in ordered:
             row = values(record)
             for i in text:
-                if row[i] is not None and NUL in row[i]:
+                if needs_care(row[i]):
                     row = (*row[:i], storable(row[i]), *row[i + 1:])
             rows.append((*row, record.version + 1, record.id, record.version))
         written = self._bulk.update(table, (*columns, "version"), ("id", "version"), rows,

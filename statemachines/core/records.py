@@ -35,6 +35,11 @@ def name_problems(what: str, value: object, limit: int) -> list[str]:
         return [f"{what} is {len(value)} characters long, at most {limit} fit"]
     if "\x00" in value:
         return [f"{what} must not contain NUL characters"]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [f"{what} must be Unicode text (it has a lone surrogate)"]
     return []
 
 

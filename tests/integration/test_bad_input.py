@@ -234,6 +234,9 @@ class MakesBadChildren(Command):
         elif what == "nul in entity":
             ctx.add_child("MakesBadChildren", {"what": "none"},
                           entity=ResourceRef("image", "a\x00b"))
+        elif what == "surrogate in entity":
+            ctx.add_child("MakesBadChildren", {"what": "none"},
+                          entity=ResourceRef("image", "a\ud800b"))
 
 
 @pytest.mark.parametrize(("what", "says"), [
@@ -241,6 +244,7 @@ class MakesBadChildren(Command):
     ("nan", "parameters must be JSON"),
     ("long verb", "verb is 150 characters long, at most 100 fit"),
     ("nul in entity", "entity id must not contain NUL characters"),
+    ("surrogate in entity", "entity id must be Unicode text (it has a lone surrogate)"),
 ])
 def test_what_the_database_cannot_store_fails_that_command_not_every_tick(
     store: SqlStore, what: str, says: str,
@@ -270,6 +274,28 @@ def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStor
     engine.run_until_idle(max_ticks=500)
     copy = world.copy_task(root)
     assert copy.message == "disk\\0error"
+
+
+class SurrogateAgent(SimulatedAgent):
+    """Text decoded with surrogateescape (a file name, a subprocess's bytes) holds lone
+    surrogates, which no database encoding takes."""
+
+    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE, "disk \udcff error")
+                for t in task_ids}
+
+
+def test_an_agent_message_with_a_lone_surrogate_is_stored_readably(store: SqlStore) -> None:
+    """It used to fail every write of the tick that carried it, for good."""
+    world = World(store, agent=SurrogateAgent())
+    engine = world.engine()
+    root = world.submit_vm(engine, disks=1)
+    engine.run_until_idle(max_ticks=500)
+    # Every task fails, the removal of the partial copy too: the tree ends, rollback_failed.
+    assert store.command(root).status == CommandStatus.ROLLBACK_FAILED  # type: ignore[union-attr]
+    copy = world.copy_task(root)
+    assert copy.message == "disk \\udcff error"
+    assert any("disk \\udcff error" in (h.detail or "") for h in store.history(copy.id))
 
 
 def test_parameters_nested_too_deeply_are_refused_by_name(sqlite_store: SqlStore) -> None:
