@@ -32,7 +32,7 @@ class Changes:
 
 
 #: History steps a tick holds before it writes them (inside its transaction): a tick's
-#: memory must not grow with the size of a tree beyond its records. About 5 MB of paths
+#: memory must not grow with the size of a tree beyond its records. About 3 MB of paths
 #: and 4 MB of their JSON; a write costs one row per root, so smaller chunks cost little.
 HISTORY_CHUNK = 50_000
 
