@@ -38,17 +38,20 @@ def rows_matching(conn: Connection, table: str, columns: Sequence[str], key: str
     """`SELECT columns FROM table WHERE [where AND] key IN values`, as the driver's tuples.
 
     `where` and `params` use the driver's own placeholder (`?` on SQLite, `%s` on
-    PostgreSQL: see `placeholder`); the names are the caller's own, never user input."""
+    PostgreSQL: see `placeholder`). Names are quoted as the dialect quotes them (a ledger's
+    table may be called "order"); `where` is the caller's own SQL, never user input."""
     if not values:
         return
-    mark = placeholder(conn)
-    head = f"SELECT {', '.join(columns)} FROM {table} WHERE " + (f"{where} AND " if where else "")
+    mark, q = placeholder(conn), conn.dialect.identifier_preparer.quote
+    head = (f"SELECT {', '.join(map(q, columns))} FROM {q(table)} WHERE "
+            + (f"{where} AND " if where else ""))
     if conn.dialect.name == "postgresql":
-        yield from conn.exec_driver_sql(f"{head}{key} = ANY({mark})", (*params, list(values)))
+        yield from conn.exec_driver_sql(f"{head}{q(key)} = ANY({mark})",
+                                        (*params, list(values)))
         return
     for chunk in chunked(values):
-        yield from conn.exec_driver_sql(f"{head}{key} IN ({', '.join([mark] * len(chunk))})",
-                                        (*params, *chunk))
+        yield from conn.exec_driver_sql(
+            f"{head}{q(key)} IN ({', '.join([mark] * len(chunk))})", (*params, *chunk))
 
 
 def placeholder(conn: Connection) -> str:

@@ -37,6 +37,8 @@ class BulkWriter:
         self._database = database
         self._postgresql = conn.dialect.name == "postgresql"
         self._mark = placeholder(conn)
+        # Names as the dialect quotes them: a ledger's table may be called "order".
+        self._q = conn.dialect.identifier_preparer.quote
 
     def insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                doing: str) -> None:
@@ -59,8 +61,9 @@ class BulkWriter:
         """`DELETE FROM table WHERE keys` for every row; returns how many rows went."""
         with guarded(self._database, doing):
             mark = self._mark
-            sql = (f"DELETE FROM {table.name} WHERE "
-                   + " AND ".join(f"{k} = {mark}" for k in keys))
+            q = self._q
+            sql = (f"DELETE FROM {q(table.name)} WHERE "
+                   + " AND ".join(f"{q(k)} = {mark}" for k in keys))
             return sum(self._conn.exec_driver_sql(sql, chunk).rowcount
                        for chunk in chunked(rows, CHUNK))
 
@@ -69,7 +72,8 @@ class BulkWriter:
         if self._postgresql:
             self._copy(table.name, columns, rows, doing)
             return
-        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        q = self._q
+        sql = (f"INSERT INTO {q(table.name)} ({', '.join(map(q, columns))}) "
                f"VALUES ({', '.join([self._mark] * len(columns))})")
         for chunk in chunked(rows, CHUNK):
             self._conn.exec_driver_sql(sql, chunk)
@@ -79,8 +83,9 @@ class BulkWriter:
         if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
             return self._update_from_copy(table, columns, keys, rows, doing)
         mark = self._mark
-        sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in columns)} "
-               f"WHERE {' AND '.join(f'{k} = {mark}' for k in keys)}")
+        q = self._q
+        sql = (f"UPDATE {q(table.name)} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} "
+               f"WHERE {' AND '.join(f'{q(k)} = {mark}' for k in keys)}")
         written = 0
         for chunk in chunked(rows, CHUNK):
             written += self._conn.exec_driver_sql(sql, chunk).rowcount
@@ -92,33 +97,37 @@ class BulkWriter:
         # types are the table's own, taken by CREATE TABLE AS ... WITH NO DATA.
         sets = [f"s{i}" for i in range(len(columns))]
         wheres = [f"k{i}" for i in range(len(keys))]
-        shape = hashlib.sha1(repr((columns, keys)).encode()).hexdigest()[:10]
-        scratch = f"{SCRATCH_PREFIX}{table.name}_{shape}"
-        picked = ", ".join(f"{c} AS {s}" for c, s in (*zip(columns, sets, strict=True),
-                                                       *zip(keys, wheres, strict=True)))
+        # Named by a digest of the table and the shape: short whatever the table is called
+        # (PostgreSQL cuts names at 63 characters), and one per shape.
+        shape = hashlib.sha1(repr((table.name, columns, keys)).encode()).hexdigest()[:16]
+        scratch = f"{SCRATCH_PREFIX}{shape}"
+        q = self._q
+        picked = ", ".join(f"{q(c)} AS {s}" for c, s in (*zip(columns, sets, strict=True),
+                                                          *zip(keys, wheres, strict=True)))
         self._conn.exec_driver_sql(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DELETE ROWS AS "
-            f"SELECT {picked} FROM {table.name} WITH NO DATA")
-        self._copy(scratch, [*sets, *wheres], rows, doing)
+            f"SELECT {picked} FROM {q(table.name)} WITH NO DATA")
+        self._copy(scratch, [*sets, *wheres], rows, doing, quote=False)
         written = self._conn.exec_driver_sql(
-            f"UPDATE {table.name} AS t SET "
-            + ", ".join(f"{c} = u.{s}" for c, s in zip(columns, sets, strict=True))
+            f"UPDATE {q(table.name)} AS t SET "
+            + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
             + f" FROM {scratch} AS u WHERE "
-            + " AND ".join(f"t.{k} = u.{w}" for k, w in zip(keys, wheres, strict=True))
+            + " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
         ).rowcount
         self._conn.exec_driver_sql(f"DELETE FROM {scratch}")
         return written
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-              doing: str) -> None:
+              doing: str, quote: bool = True) -> None:
         """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
         driver's errors are translated here as the store's are everywhere else."""
         import psycopg
 
+        q = self._q if quote else str
         driver = self._conn.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                    f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    f"COPY {q(table)} ({', '.join(map(q, columns))}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as err:

@@ -55,6 +55,28 @@ class Leases(TableLedger[Lease]):
     row_type = Lease
 
 
+# Names the SQL must quote: reserved words, and capitals PostgreSQL would fold.
+_orders = Table(
+    "order", _metadata,
+    Column("select", String(100), primary_key=True),
+    Column("group", Integer, nullable=False),
+    Column("Note", String(50)),
+)
+
+
+@dataclass(frozen=True)
+class Order:
+    select: str
+    group: int
+    Note: str | None
+
+
+class Orders(TableLedger[Order]):
+    resource_type = "order"
+    table = _orders
+    row_type = Order
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     if request.param == "sqlite":
@@ -63,18 +85,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         url = os.environ.get(POSTGRES_ENV, "")
         if not url:
             pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    opened = open_store(url, ledgers=[Leases])
+    opened = open_store(url, ledgers=[Leases, Orders])
     if request.param == "postgres":
         drop_endaction_tables(opened.engine)
-        with opened.engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS test_ip_leases"))
+        _drop_ledger_tables(opened)
         opened.dispose()
-        opened = open_store(url, ledgers=[Leases])
+        opened = open_store(url, ledgers=[Leases, Orders])
     yield opened
     if request.param == "postgres":
-        with opened.engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS test_ip_leases"))
+        _drop_ledger_tables(opened)
     opened.dispose()
+
+
+def _drop_ledger_tables(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text('DROP TABLE IF EXISTS test_ip_leases, "order"'))
 
 
 _SINCE = datetime.datetime(2026, 11, 26, 17, 30, 5)
@@ -115,3 +140,21 @@ def test_a_row_gone_under_the_cached_copy_is_a_conflict(store: SqlStore) -> None
         tx._conn.execute(text("DELETE FROM test_ip_leases"))  # as another writer would
         leases.put(replace(_lease(1), port=99))
     assert Leases.read_all(store.engine) == [_lease(1)]  # rolled back whole
+
+
+def test_tables_and_columns_named_by_reserved_words_are_quoted(store: SqlStore) -> None:
+    made = [Order(f"o{i}", i, "x" if i % 2 else None) for i in range(120)]  # bulk on both
+    with store.transaction() as tx:
+        for order in made:
+            tx.ledger(Orders).put(order)
+    with store.transaction() as tx:
+        tx.prefetch([ResourceRef("order", o.select) for o in made])
+        orders = tx.ledger(Orders)
+        assert [orders.get(o.select) for o in made] == made
+        for order in made[:60]:
+            orders.put(replace(order, group=-order.group, Note="moved"))
+        for order in made[60:70]:
+            assert orders.remove(order.select)
+    expected = [replace(o, group=-o.group, Note="moved") for o in made[:60]] + made[70:]
+    assert sorted(Orders.read_all(store.engine), key=lambda o: o.select) == \
+        sorted(expected, key=lambda o: o.select)
