@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, String, any_, bindparam
+from sqlalchemy import ColumnElement, Connection, CursorResult, String, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
 T = TypeVar("T")
@@ -40,17 +40,25 @@ def rows_matching(conn: Connection, table: str, columns: Sequence[str], key: str
     `where` and `params` use the driver's own placeholder (`?` on SQLite, `%s` on
     PostgreSQL: see `placeholder`). Names are quoted as the dialect quotes them (a ledger's
     table may be called "order"); `where` is the caller's own SQL, never user input."""
+    for result in results_matching(conn, table, columns, key, values, where, params):
+        yield from result
+
+
+def results_matching(conn: Connection, table: str, columns: Sequence[str], key: str,
+                     values: Sequence[str], where: str = "",
+                     params: Sequence[Any] = ()) -> Iterator[CursorResult[Any]]:
+    """The same, statement by statement: a result's `cursor.description` holds the type
+    codes some of SQLAlchemy's conversions need (PostgreSQL's numerics)."""
     if not values:
         return
     mark, q = placeholder(conn), conn.dialect.identifier_preparer.quote
     head = (f"SELECT {', '.join(map(q, columns))} FROM {q(table)} WHERE "
             + (f"{where} AND " if where else ""))
     if conn.dialect.name == "postgresql":
-        yield from conn.exec_driver_sql(f"{head}{q(key)} = ANY({mark})",
-                                        (*params, list(values)))
+        yield conn.exec_driver_sql(f"{head}{q(key)} = ANY({mark})", (*params, list(values)))
         return
     for chunk in chunked(values):
-        yield from conn.exec_driver_sql(
+        yield conn.exec_driver_sql(
             f"{head}{q(key)} IN ({', '.join([mark] * len(chunk))})", (*params, *chunk))
 
 

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from statemachines.core.errors import ConcurrentModification, InvalidConfiguration
 from statemachines.core.ledger import Ledger
 
-from .batching import rows_matching
+from .batching import results_matching
 from .bulk import BulkWriter
 from .db_errors import guarded
 
@@ -132,25 +132,28 @@ class TableLedger(SqlLedger, Generic[Row]):
             return
         with guarded(self.database, f"read {self.table.name}"):
             wanted = set(missing)
-            decode = self._decoders(self.connection)
             at = self._columns.index(self._key)
-            for found in rows_matching(self.connection, self.table.name, self._columns,
-                                       self._key, sorted(missing)):
-                key = str(found[at])
-                if key in wanted:  # never over a row this tick already holds
-                    self._remember(key, self.row_type(**{
-                        name: value if fix is None else fix(value)
-                        for name, fix, value in zip(self._columns, decode, found, strict=True)}))
+            for result in results_matching(self.connection, self.table.name, self._columns,
+                                           self._key, sorted(missing)):
+                decode = self._decoders(self.connection, result.cursor.description)
+                for found in result:
+                    key = str(found[at])
+                    if key in wanted:  # never over a row this tick already holds
+                        self._remember(key, self.row_type(**{
+                            name: value if fix is None else fix(value)
+                            for name, fix, value in zip(self._columns, decode, found,
+                                                        strict=True)}))
             for key in missing:
                 if key not in self._rows:
                     self._remember(key, None)
 
-    def _decoders(self, conn: Connection) -> list[Any]:
+    def _decoders(self, conn: Connection, description: Sequence[Any]) -> list[Any]:
         """What SQLAlchemy would do to each column's value on the way out (JSON, dates,
-        booleans on SQLite...): the prefetch reads the driver's own tuples."""
+        booleans on SQLite, numerics by their type code on PostgreSQL...): the prefetch
+        reads the driver's own tuples."""
         dialect = conn.dialect
-        return [c.type.dialect_impl(dialect).result_processor(dialect, None)
-                for c in self.table.columns]
+        return [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+                for c, d in zip(self.table.columns, description, strict=True)]
 
     def flush(self) -> None:
         """Deletes, updates and inserts, each as one bulk statement (below SQLAlchemy's

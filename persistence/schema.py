@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.records import MAX_ID_LENGTH, MAX_NAME_LENGTH
+from statemachines.core.records import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_OBJECT_ID_LENGTH
 from statemachines.core.task_machine import TaskStatus
 
 metadata = MetaData()
@@ -31,7 +31,7 @@ ACTIVE_COMMANDS = "status NOT IN ({})".format(
     ", ".join(f"'{s.value}'" for s in TERMINAL_COMMAND_STATES))
 ACTIVE_TASKS = f"status != '{TaskStatus.CLEARED.value}'"
 
-ID = String(64)
+ID = String(MAX_OBJECT_ID_LENGTH)
 
 commands = Table(
     "commands",

@@ -679,6 +679,11 @@ def _revert_of(r: RowMapping) -> ResourceRevert:
                           RevertState(r["state"]), r["attempts"], r["last_error"], r["lost"])
 
 
+#: Ids longer than this are looked for in Python only: SQLite refuses LIKE patterns over
+#: 50,000 bytes, and the store's own ids are 64 characters at most.
+_LIKE_WITHIN = 1_000
+
+
 def _segments(conn: Connection, root_id: str, object_id: str | None = None) -> Iterator[Any]:
     """A root's history segments in the order they were written, fetched one at a time (a
     server-side cursor on PostgreSQL): a 100,000-disk tree's history is 220 MB of JSON.
@@ -686,7 +691,7 @@ def _segments(conn: Connection, root_id: str, object_id: str | None = None) -> I
     (a LIKE may match more, never less; `history_segments.expand` keeps the exact id)."""
     query = (select(history_table.c.root_id, history_table.c.at, history_table.c.steps)
              .where(history_table.c.root_id == root_id).order_by(history_table.c.id))
-    if object_id is not None:
+    if object_id is not None and len(object_id) <= _LIKE_WITHIN:
         query = query.where(history_table.c.steps.contains(history_segments.quoted(object_id),
                                                            autoescape=True))
     return iter(conn.execution_options(stream_results=True, yield_per=1).execute(query))

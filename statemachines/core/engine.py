@@ -38,6 +38,7 @@ from .errors import (
     WorkersHoldRoots,
 )
 from .gc_pause import gc_paused
+from .ids import checked as checked_ids
 from .ids import new_id
 from .leases import WorkerLease
 from .limits import Limits
@@ -120,7 +121,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.pause_gc = pause_gc
-        self.new_id = ids
+        self.new_id = checked_ids(ids)
         self.lease = lease
         # A single engine leases its roots too, under one reserved name: workers never claim
         # them, and a single engine restarted after a crash takes them back at once.

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+
+from .errors import InvalidConfiguration
+from .records import MAX_OBJECT_ID_LENGTH, name_problems
 
 #: Ids whose random part one read of the operating system's randomness covers. One read
 #: per id (`secrets.token_hex`) was a system call each, 7% of a 10,000-disk rollback.
@@ -45,3 +49,19 @@ def new_id() -> str:
     Ids made in one tick sort together, so the primary-key and history indexes grow at their
     end instead of taking random inserts all over the B-tree."""
     return f"{time.time_ns() // 1_000_000:012x}{_RANDOMNESS.tail()}"
+
+
+def checked(ids: Callable[[], str]) -> Callable[[], str]:
+    """`ids` (an `Engine(ids=...)`), refusing by name an id the database cannot store: a
+    generator of ids is configuration, and its first bad id is where to say so."""
+    if ids is new_id:
+        return ids
+
+    def make() -> str:
+        made = ids()
+        problems = name_problems("an id made by Engine(ids=...)", made, MAX_OBJECT_ID_LENGTH)
+        if problems:
+            raise InvalidConfiguration(problems[0])
+        return made
+
+    return make

@@ -25,6 +25,7 @@ from .task_machine import TaskStatus
 # with its name, instead of failing the tick's write (PostgreSQL checks widths; SQLite not).
 MAX_NAME_LENGTH = 100  # agents, verbs, resource types
 MAX_ID_LENGTH = 200  # resource ids, command types
+MAX_OBJECT_ID_LENGTH = 64  # ids of commands and tasks
 
 
 def name_problems(what: str, value: object, limit: int) -> list[str]:

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from persistence import SqlStore
+from persistence import SqlStore, sql_store
+from persistence import history_segments as history_segments_module
 from persistence.bulk import BulkWriter
 from persistence.schema import history_segments
 from statemachines import CommandStatus, StoreUnavailable
@@ -85,3 +86,13 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
         assert [h.trigger for h in store.history(root)][:3] == ["create", "execute", "executed"]
     finally:
         store.dispose()
+
+
+def test_an_id_too_long_for_a_like_pattern_is_looked_for_in_python(store: SqlStore) -> None:
+    """SQLite refuses LIKE patterns over 50,000 bytes; such an id is looked for without one
+    (and found nowhere), instead of failing as if the database had gone away."""
+    root = _rollback(store)
+    with store.engine.connect() as conn:
+        segments = list(sql_store._segments(conn, root, "x" * 60_000))
+    assert segments and not list(history_segments_module.expand_all(segments, "x" * 60_000))
+    assert store.history("x" * 60_000) == []

@@ -5,6 +5,7 @@ the tick's cached copy is a conflict, not a silent no-op."""
 from __future__ import annotations
 
 import datetime
+import decimal
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -17,8 +18,10 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     text,
@@ -37,6 +40,8 @@ _leases = Table(
     Column("active", Boolean, nullable=False),
     Column("since", DateTime, nullable=False),
     Column("port", Integer),
+    Column("price", Numeric(10, 2)),  # PostgreSQL's drivers decode these by type code
+    Column("load", Float),
 )
 
 
@@ -47,6 +52,8 @@ class Lease:
     active: bool
     since: datetime.datetime
     port: int | None
+    price: decimal.Decimal | None
+    load: float | None
 
 
 class Leases(TableLedger[Lease]):
@@ -108,7 +115,8 @@ _SINCE = datetime.datetime(2026, 11, 26, 17, 30, 5)
 def _lease(i: int) -> Lease:
     return Lease(f"10.0.{i // 250}.{i % 250}", {"owner": f"vm{i}", "nul": "a\x00b" if i else "",
                                                 "n": [i, 1.5]},
-                 i % 2 == 0, _SINCE + datetime.timedelta(seconds=i), i if i % 3 else None)
+                 i % 2 == 0, _SINCE + datetime.timedelta(seconds=i), i if i % 3 else None,
+                 decimal.Decimal(i) / 4 if i % 5 else None, i / 3 if i % 7 else None)
 
 
 def test_bulk_prefetch_and_flush_keep_every_converted_value(store: SqlStore) -> None:

@@ -48,3 +48,14 @@ def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
     child_tails = {child[i:i + 20] for i in range(0, len(child), 20)}
     parent_tails = {parent[i:i + 20] for i in range(0, len(parent), 20)}
     assert len(child_tails) == 50 and not child_tails & parent_tails
+
+
+def test_an_id_generator_that_makes_ids_too_long_is_named_at_the_first() -> None:
+    from statemachines.core.errors import InvalidConfiguration
+    from statemachines.core.ids import checked
+
+    made = checked(lambda: "x" * 65)
+    with pytest.raises(InvalidConfiguration, match="65 characters long, at most 64 fit"):
+        made()
+    assert checked(lambda: "fine-id")() == "fine-id"
+    assert checked(new_id) is new_id  # the default costs nothing more
