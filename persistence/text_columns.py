@@ -33,5 +33,5 @@ def encodable(text: str) -> str:
 
 
 def needs_care(text: str | None) -> bool:
-    """Whether `storable` would change the text (cheap: most text is ASCII without NUL)."""
+    """Whether `storable` may change the text (cheap: most text is ASCII without NUL)."""
     return text is not None and (NUL in text or not text.isascii())
