@@ -214,9 +214,6 @@ class TableLedger(SqlLedger, Generic[Row]):
         row: Row = cls.row_type(**{c: mapping[c] for c in cls._columns})
         return row
 
-    def _values(self, row: Row) -> dict[str, Any]:
-        return {c: getattr(row, c) for c in self._columns}
-
     def _remember(self, key: str, row: Row | None) -> None:
         self._rows[key] = row
         self._in_db[key] = row is not None

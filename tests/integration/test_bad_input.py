@@ -261,14 +261,20 @@ def test_what_the_database_cannot_store_fails_that_command_not_every_tick(
     assert store.command(healthy).status == CommandStatus.ENDED_SUCCESS  # type: ignore[union-attr]
 
 
-class NulAgent(SimulatedAgent):
+class FailingWith(SimulatedAgent):
+    """Ends every task failed, with `message`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
-        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE, "disk\x00error")
+        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE, self.message)
                 for t in task_ids}
 
 
 def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStore) -> None:
-    world = World(store, agent=NulAgent())
+    world = World(store, agent=FailingWith("disk\x00error"))
     engine = world.engine()
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
@@ -276,18 +282,11 @@ def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStor
     assert copy.message == "disk\\0error"
 
 
-class SurrogateAgent(SimulatedAgent):
-    """Text decoded with surrogateescape (a file name, a subprocess's bytes) holds lone
-    surrogates, which no database encoding takes."""
-
-    def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
-        return {t: TaskReport(HostStatus.FINISHED, HostResult.FAILURE, "disk \udcff error")
-                for t in task_ids}
-
-
 def test_an_agent_message_with_a_lone_surrogate_is_stored_readably(store: SqlStore) -> None:
-    """It used to fail every write of the tick that carried it, for good."""
-    world = World(store, agent=SurrogateAgent())
+    """Text decoded with surrogateescape (a file name, a subprocess's bytes) holds lone
+    surrogates, which no database encoding takes: one used to fail every write of the tick
+    that carried it, for good."""
+    world = World(store, agent=FailingWith("disk \udcff error"))
     engine = world.engine()
     root = world.submit_vm(engine, disks=1)
     engine.run_until_idle(max_ticks=500)
