@@ -1,7 +1,6 @@
 """What a run cost the database: statements sent, and rows written per table and verb, counted
 from SQLAlchemy's cursor events (driver-level SQL included; PostgreSQL's COPY is not seen,
-so the rollback case counts the rows it copies itself). The bulk updates' scratch tables
-are not the engine's rows and are left out."""
+so the rollback case counts the rows it copies itself)."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import Engine, event
-
-from persistence.bulk import SCRATCH_PREFIX
 
 _WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 
@@ -29,7 +26,7 @@ class Writes:
               executemany: bool) -> None:
         self.statements += 1
         match = _WRITE.match(statement)
-        if match is None or match.group(2).startswith(SCRATCH_PREFIX):
+        if match is None:
             return
         verb = match.group(1).split()[0].upper()
         rows = cursor.rowcount if cursor.rowcount is not None and cursor.rowcount >= 0 \

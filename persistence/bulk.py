@@ -4,14 +4,15 @@ A tick of a 10,000-disk rollback inserts and updates tens of thousands of rows w
 are plain strings, numbers and JSON text, so they go to the driver as tuples, in chunks (a
 tick's write never holds all its rows' parameters at once). SQLite takes them by
 executemany. On PostgreSQL, psycopg's executemany still runs one statement per row, so
-inserts go by COPY and large updates by COPY into a temporary table and one
-`UPDATE ... FROM` it: one statement however many rows, and its row count still says how many
-rows matched their expected version (a conflicting writer is still detected).
+inserts go by COPY, and large updates as one `UPDATE ... FROM unnest(arrays)` per chunk, each
+column's values one array: its row count still says how many rows matched their expected
+version (a conflicting writer is still detected), and it needs no privilege beyond the
+tables' own (no temporary table).
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,11 +23,10 @@ from .db_errors import guarded, translate_driver
 
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
 CHUNK = 5_000
-#: Below this many rows a PostgreSQL update runs row by row: the temporary table's three
-#: extra statements cost more than they save.
+#: Below this many rows a PostgreSQL update runs row by row (one round trip each).
 PG_BULK_UPDATE_MIN = 50
-#: How the temporary tables of bulk updates are named (they hold no row past a statement).
-SCRATCH_PREFIX = "endaction_bulk_"
+#: Rows per PostgreSQL `UPDATE ... FROM unnest(arrays)`: bounds the arrays held at once.
+PG_ARRAY_CHUNK = 20_000
 
 
 class BulkWriter:
@@ -81,7 +81,11 @@ class BulkWriter:
     def _update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
                 rows: Sequence[Sequence[Any]], doing: str) -> int:
         if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
-            return self._update_from_copy(table, columns, keys, rows, doing)
+            return self._update_from_arrays(table, columns, keys, rows)
+        return self._update_rows(table, columns, keys, rows)
+
+    def _update_rows(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                     rows: Sequence[Sequence[Any]]) -> int:
         mark = self._mark
         q = self._q
         sql = (f"UPDATE {q(table.name)} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} "
@@ -91,30 +95,29 @@ class BulkWriter:
             written += self._conn.exec_driver_sql(sql, chunk).rowcount
         return written
 
-    def _update_from_copy(self, table: Table, columns: Sequence[str], keys: Sequence[str],
-                          rows: Sequence[Sequence[Any]], doing: str) -> int:
-        # Positional names (a column may be both set and matched on, like `version`); the
-        # types are the table's own, taken by CREATE TABLE AS ... WITH NO DATA.
+    def _update_from_arrays(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                            rows: Sequence[Sequence[Any]]) -> int:
+        """One `UPDATE ... FROM unnest(arrays)` per chunk: each column's values go as one
+        array parameter, so nothing is created on the server (no temporary table, which a
+        role may not be allowed) and nothing is formatted row by row in Python."""
+        casts = [_array_type(table, name, self._conn) for name in (*columns, *keys)]
+        if None in casts:
+            return self._update_rows(table, columns, keys, rows)
         sets = [f"s{i}" for i in range(len(columns))]
         wheres = [f"k{i}" for i in range(len(keys))]
-        # Named by a digest of the table and the shape: short whatever the table is called
-        # (PostgreSQL cuts names at 63 characters), and one per shape.
-        shape = hashlib.sha1(repr((table.name, columns, keys)).encode()).hexdigest()[:16]
-        scratch = f"{SCRATCH_PREFIX}{shape}"
         q = self._q
-        picked = ", ".join(f"{q(c)} AS {s}" for c, s in (*zip(columns, sets, strict=True),
-                                                          *zip(keys, wheres, strict=True)))
-        self._conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DELETE ROWS AS "
-            f"SELECT {picked} FROM {q(table.name)} WITH NO DATA")
-        self._copy(scratch, [*sets, *wheres], rows, doing, quote=False)
-        written = self._conn.exec_driver_sql(
-            f"UPDATE {q(table.name)} AS t SET "
-            + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
-            + f" FROM {scratch} AS u WHERE "
-            + " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
-        ).rowcount
-        self._conn.exec_driver_sql(f"DELETE FROM {scratch}")
+        sql = (f"UPDATE {q(table.name)} AS t SET "
+               + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
+               + " FROM unnest(" + ", ".join(f"%b::{cast}" for cast in casts) + ") AS u("
+               + ", ".join((*sets, *wheres)) + ") WHERE "
+               + " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True)))
+        written = 0
+        for chunk in chunked(rows, PG_ARRAY_CHUNK):
+            arrays = [_one_type(list(values)) for values in zip(*chunk, strict=True)]
+            if any(values is None for values in arrays):
+                written += self._update_rows(table, columns, keys, chunk)
+                continue
+            written += self._conn.exec_driver_sql(sql, tuple(arrays)).rowcount
         return written
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -135,3 +138,42 @@ class BulkWriter:
                 err, self._database, doing,
                 unavailable=isinstance(err, psycopg.OperationalError | psycopg.InterfaceError),
             ) from err
+
+
+_LENGTH = re.compile(r"\(.*?\)")
+
+
+def _array_type(table: Table, column: str, conn: Connection) -> str | None:
+    """The array type a column's values are sent as, or None where unnest cannot carry them.
+
+    Lengths are dropped (`VARCHAR(64)[]` would cut a longer value silently, where assigning
+    the unbounded value to the column refuses it); a column that is itself an array would be
+    flattened by unnest, so it goes row by row."""
+    declared = table.c[column].type.compile(dialect=conn.dialect)
+    if "[" in declared:
+        return None
+    return f"{_LENGTH.sub('', declared)}[]"
+
+
+def _one_type(values: list[Any]) -> list[Any] | None:
+    """The values of one column as psycopg can send them in one array, or None if it cannot
+    (it refuses lists of mixed types): ints among floats become floats (a Float column holds
+    both), and anything else mixed goes row by row. The kinds are worked out per distinct
+    type, not per value: this runs for every column of every bulk-updated row."""
+    types = set(map(type, values))
+    types.discard(type(None))
+    if len(types) <= 1:
+        return values
+    kinds = {_kind(t) for t in types}
+    if len(kinds) == 1:  # a str and a StrEnum, say: psycopg sends both as text
+        return values
+    if kinds == {int, float}:
+        return [v if v is None else float(v) for v in values]
+    return None
+
+
+def _kind(kind: type) -> type:
+    for base in (bool, int, float, str):  # bool first: it is an int too
+        if issubclass(kind, base):
+            return base
+    return kind

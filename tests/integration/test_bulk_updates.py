@@ -1,0 +1,121 @@
+"""Bulk updates carry every kind of value a ledger's columns may hold, on both databases:
+PostgreSQL's one-statement path (`UPDATE ... FROM unnest(arrays)`) takes mixed ints and floats
+and longer-than-declared text as a single statement would, and falls back to row by row
+where arrays cannot carry the values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
+
+from persistence import SqlStore
+from persistence.bulk import PG_BULK_UPDATE_MIN, BulkWriter, _one_type
+from statemachines.core.errors import StoreError
+
+ROWS = 2 * PG_BULK_UPDATE_MIN
+
+metadata = MetaData()
+sample = Table(
+    "endaction_test_bulk", metadata,
+    Column("key", String(20), primary_key=True),
+    Column("size", Float),
+    Column("label", String(8)),
+    Column("doc", JSON),
+    Column("count", Integer),
+)
+
+
+@pytest.fixture
+def table(store: SqlStore) -> Iterator[Engine]:
+    metadata.drop_all(store.engine)
+    metadata.create_all(store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(sample.insert(), [{"key": f"k{i:03d}", "size": 0.0, "label": "",
+                                        "doc": None, "count": 0} for i in range(ROWS)])
+    yield store.engine
+    metadata.drop_all(store.engine)
+
+
+def test_every_row_gets_its_own_values(table: Engine) -> None:
+    rows = [(i if i % 2 else i + 0.5, f"l{i}", json.dumps({"i": i}) if i % 3 else None, i,
+             f"k{i:03d}") for i in range(ROWS)]
+    statements: list[str] = []
+    event.listen(table, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with table.begin() as conn:
+        written = BulkWriter(conn, "test").update(sample, ("size", "label", "doc", "count"),
+                                                  ("key",), rows, "update the sample")
+    assert written == ROWS
+    if table.dialect.name == "postgresql":  # one statement, not one per row
+        assert [s for s in statements if s.startswith("UPDATE")] == statements[-1:]
+        assert "unnest" in statements[-1]
+    with table.connect() as conn:
+        stored = conn.execute(select(sample).order_by(sample.c.key)).all()
+    assert [tuple(r) for r in stored] == [
+        (f"k{i:03d}", float(i) if i % 2 else i + 0.5, f"l{i}", {"i": i} if i % 3 else None, i)
+        for i in range(ROWS)]
+
+
+def test_a_missing_row_is_counted_not_matched(table: Engine) -> None:
+    rows = [(1.0, "x", None, 1, f"k{i:03d}") for i in range(ROWS)]
+    rows[ROWS // 2] = (1.0, "x", None, 1, "gone")
+    with table.begin() as conn:
+        written = BulkWriter(conn, "test").update(sample, ("size", "label", "doc", "count"),
+                                                  ("key",), rows, "update the sample")
+    assert written == ROWS - 1
+
+
+def test_mixed_kinds_go_row_by_row_and_still_land(table: Engine) -> None:
+    """A column whose values one array cannot hold (Decimals among floats: psycopg refuses
+    mixed lists) still updates every row, one statement each."""
+    if table.dialect.name != "postgresql":
+        pytest.skip("SQLite's driver takes no Decimal, and SQLite updates row by row anyway")
+    rows = [(Decimal("2.5") if i == 0 else 2.5, "x", None, 1, f"k{i:03d}")
+            for i in range(ROWS)]
+    with table.begin() as conn:
+        assert BulkWriter(conn, "test").update(sample, ("size", "label", "doc", "count"),
+                                               ("key",), rows, "update the sample") == ROWS
+    with table.connect() as conn:
+        assert set(conn.execute(select(sample.c.size)).scalars()) == {2.5}
+
+
+def test_text_longer_than_its_column_is_refused_not_cut(table: Engine) -> None:
+    if table.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    rows = [(1.0, "x" * (9 if i == 3 else 1), None, 1, f"k{i:03d}") for i in range(ROWS)]
+    with pytest.raises(StoreError, match="too long"), table.begin() as conn:
+        BulkWriter(conn, "test").update(sample, ("size", "label", "doc", "count"), ("key",),
+                                        rows, "update the sample")
+
+
+def test_one_array_per_column_only_where_psycopg_can_send_it() -> None:
+    assert _one_type([1, 2.5, None]) == [1.0, 2.5, None]
+    assert _one_type([True, None, False]) == [True, None, False]
+    assert _one_type([None, None]) == [None, None]
+    assert _one_type(["a", 1]) is None
+    assert _one_type([True, 1]) is None  # a bool is an int to Python, not to PostgreSQL
+
+
+def test_the_error_names_the_table(table: Engine) -> None:
+    rows = [("not a number", "x", None, 1, f"k{i:03d}") for i in range(ROWS)]
+    if table.dialect.name != "postgresql":
+        pytest.skip("SQLite stores text in a REAL column")
+    with pytest.raises((StoreError, DBAPIError), match="update the sample"), \
+            table.begin() as conn:
+        BulkWriter(conn, "test").update(sample, ("size", "label", "doc", "count"), ("key",),
+                                        rows, "update the sample")
