@@ -4,10 +4,10 @@ A tick of a 10,000-disk rollback inserts and updates tens of thousands of rows w
 are plain strings, numbers and JSON text, so they go to the driver as tuples, in chunks (a
 tick's write never holds all its rows' parameters at once). SQLite takes them by
 executemany. On PostgreSQL, psycopg's executemany still runs one statement per row, so
-inserts go by COPY, and large updates as one `UPDATE ... FROM unnest(arrays)` per chunk, each
-column's values one array: its row count still says how many rows matched their expected
-version (a conflicting writer is still detected), and it needs no privilege beyond the
-tables' own (no temporary table).
+inserts go by COPY, and large updates and deletes as one `UPDATE ... FROM unnest(arrays)`
+(`DELETE ... USING`) per chunk, each column's values one array: its row count still says
+how many rows matched their expected version (a conflicting writer is still detected), and
+it needs no privilege beyond the tables' own (no temporary table).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from .db_errors import guarded, translate_driver
 
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
 CHUNK = 5_000
-#: Below this many rows a PostgreSQL update runs row by row (one round trip each).
+#: Below this many rows a PostgreSQL update or delete runs row by row (one round trip each).
 PG_BULK_UPDATE_MIN = 50
-#: Rows per PostgreSQL `UPDATE ... FROM unnest(arrays)`: bounds the arrays held at once.
+#: Rows per PostgreSQL `UPDATE ... FROM unnest(arrays)` (or `DELETE ... USING`): bounds
+#: the arrays held at once.
 PG_ARRAY_CHUNK = 20_000
 
 
@@ -60,12 +61,9 @@ class BulkWriter:
                doing: str) -> int:
         """`DELETE FROM table WHERE keys` for every row; returns how many rows went."""
         with guarded(self._database, doing):
-            mark = self._mark
-            q = self._q
-            sql = (f"DELETE FROM {q(table.name)} WHERE "
-                   + " AND ".join(f"{q(k)} = {mark}" for k in keys))
-            return sum(self._conn.exec_driver_sql(sql, chunk).rowcount
-                       for chunk in chunked(rows, CHUNK))
+            if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
+                return self._by_arrays(table, (), keys, rows)
+            return self._row_by_row(table, (), keys, rows)
 
     def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 doing: str) -> None:
@@ -81,43 +79,51 @@ class BulkWriter:
     def _update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
                 rows: Sequence[Sequence[Any]], doing: str) -> int:
         if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
-            return self._update_from_arrays(table, columns, keys, rows)
-        return self._update_rows(table, columns, keys, rows)
+            return self._by_arrays(table, columns, keys, rows)
+        return self._row_by_row(table, columns, keys, rows)
 
-    def _update_rows(self, table: Table, columns: Sequence[str], keys: Sequence[str],
-                     rows: Sequence[Sequence[Any]]) -> int:
+    def _row_by_row(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> int:
+        """`UPDATE table SET columns WHERE keys`, or `DELETE` without columns, by executemany
+        (one statement a row on PostgreSQL)."""
         mark = self._mark
         q = self._q
+        where = " AND ".join(f"{q(k)} = {mark}" for k in keys)
         sql = (f"UPDATE {q(table.name)} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} "
-               f"WHERE {' AND '.join(f'{q(k)} = {mark}' for k in keys)}")
+               f"WHERE {where}" if columns else f"DELETE FROM {q(table.name)} WHERE {where}")
         written = 0
         for chunk in chunked(rows, CHUNK):
             written += self._conn.exec_driver_sql(sql, chunk).rowcount
         return written
 
-    def _update_from_arrays(self, table: Table, columns: Sequence[str], keys: Sequence[str],
-                            rows: Sequence[Sequence[Any]]) -> int:
-        """One `UPDATE ... FROM unnest(arrays)` per chunk: each column's values go as one
-        array parameter, so nothing is created on the server (no temporary table, which a
-        role may not be allowed) and nothing is formatted row by row in Python."""
+    def _by_arrays(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+                   rows: Sequence[Sequence[Any]]) -> int:
+        """The same as `_row_by_row`, as one statement per chunk joined to
+        `unnest(arrays)`: each column's values go as one binary array parameter, so nothing
+        is created on the server (no temporary table, which a role may not be allowed) and
+        nothing is formatted row by row in Python."""
         casts = [_array_type(table, name, self._conn) for name in (*columns, *keys)]
         if None in casts:
-            return self._update_rows(table, columns, keys, rows)
+            return self._row_by_row(table, columns, keys, rows)
         sets = [f"s{i}" for i in range(len(columns))]
         wheres = [f"k{i}" for i in range(len(keys))]
         q = self._q
-        sql = (f"UPDATE {q(table.name)} AS t SET "
-               + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
-               + " FROM unnest(" + ", ".join(f"%b::{cast}" for cast in casts) + ") AS u("
-               + ", ".join((*sets, *wheres)) + ") WHERE "
-               + " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True)))
+        arrays = (f"unnest({', '.join(f'%b::{cast}' for cast in casts)}) "
+                  f"AS u({', '.join((*sets, *wheres))})")
+        match = " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
+        if columns:
+            sql = (f"UPDATE {q(table.name)} AS t SET "
+                   + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
+                   + f" FROM {arrays} WHERE {match}")
+        else:
+            sql = f"DELETE FROM {q(table.name)} AS t USING {arrays} WHERE {match}"
         written = 0
         for chunk in chunked(rows, PG_ARRAY_CHUNK):
-            arrays = [_one_type(list(values)) for values in zip(*chunk, strict=True)]
-            if any(values is None for values in arrays):
-                written += self._update_rows(table, columns, keys, chunk)
+            values = [_one_type(list(column)) for column in zip(*chunk, strict=True)]
+            if any(column is None for column in values):
+                written += self._row_by_row(table, columns, keys, chunk)
                 continue
-            written += self._conn.exec_driver_sql(sql, tuple(arrays)).rowcount
+            written += self._conn.exec_driver_sql(sql, tuple(values)).rowcount
         return written
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],

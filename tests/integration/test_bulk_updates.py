@@ -93,6 +93,19 @@ def test_a_missing_row_is_counted_not_matched(table: Engine) -> None:
     assert written == ROWS - 1
 
 
+def test_deletes_count_what_went(table: Engine) -> None:
+    statements: list[str] = []
+    event.listen(table, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    keys = [(f"k{i:03d}",) for i in range(1, ROWS)] + [("gone",)]
+    with table.begin() as conn:
+        assert BulkWriter(conn, "test").delete(sample, ("key",), keys, "delete") == ROWS - 1
+    if table.dialect.name == "postgresql":  # one statement, not one per row
+        assert [s for s in statements if s.startswith("DELETE")] == statements[-1:]
+        assert "unnest" in statements[-1]
+    with table.connect() as conn:
+        assert conn.execute(select(sample.c.key)).scalars().all() == ["k000"]
+
+
 @pytest.mark.postgres
 def test_mixed_kinds_go_row_by_row_and_still_land(pg_table: Engine) -> None:
     """A column whose values one array cannot hold (Decimals among floats: psycopg refuses
