@@ -127,12 +127,12 @@ class BulkWriter:
         return written
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-              doing: str, quote: bool = True) -> None:
+              doing: str) -> None:
         """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
         driver's errors are translated here as the store's are everywhere else."""
         import psycopg
 
-        q = self._q if quote else str
+        q = self._q
         driver = self._conn.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
@@ -161,11 +161,16 @@ def _array_type(table: Table, column: str, conn: Connection) -> str | None:
     return f"{_LENGTH.sub('', declared)}[]"
 
 
+#: Ints below this are floats exactly: only those may join the floats of their column.
+_EXACT = 2**53
+
+
 def _one_type(values: list[Any]) -> list[Any] | None:
     """The values of one column as psycopg can send them in one array, or None if it cannot
     (it refuses lists of mixed types): ints among floats become floats (a Float column holds
-    both), and anything else mixed goes row by row. The kinds are worked out per distinct
-    type, not per value: this runs for every column of every bulk-updated row."""
+    both) where no precision is lost, and anything else mixed goes row by row. The kinds
+    are worked out per distinct type, not per value: this runs for every column of every
+    bulk-updated row."""
     types = set(map(type, values))
     types.discard(type(None))
     if len(types) <= 1:
@@ -173,7 +178,8 @@ def _one_type(values: list[Any]) -> list[Any] | None:
     kinds = {_kind(t) for t in types}
     if len(kinds) == 1:  # a str and a StrEnum, say: psycopg sends both as text
         return values
-    if kinds == {int, float}:
+    if kinds == {int, float} and all(
+            -_EXACT < v < _EXACT for v in values if v is not None and type(v) is not float):
         return [v if v is None else float(v) for v in values]
     return None
 

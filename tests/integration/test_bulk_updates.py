@@ -133,6 +133,7 @@ def test_one_array_per_column_only_where_psycopg_can_send_it() -> None:
     assert _one_type([None, None]) == [None, None]
     assert _one_type(["a", 1]) is None
     assert _one_type([True, 1]) is None  # a bool is an int to Python, not to PostgreSQL
+    assert _one_type([2**53 + 1, 0.5]) is None  # as a float it would be 2**53
 
 
 @pytest.mark.postgres
