@@ -12,7 +12,6 @@ it needs no privilege beyond the tables' own (no temporary table).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import Connection, Table
 
 from .batching import chunked, placeholder
 from .db_errors import guarded, translate_driver
+from .pg_arrays import array_casts, one_array
 
 #: Rows per executemany: bounds the parameters held at once, costs a statement per chunk.
 CHUNK = 5_000
@@ -101,14 +101,16 @@ class BulkWriter:
         """The same as `_row_by_row`, as one statement per chunk joined to
         `unnest(arrays)`: each column's values go as one binary array parameter, so nothing
         is created on the server (no temporary table, which a role may not be allowed) and
-        nothing is formatted row by row in Python."""
-        casts = [_array_type(table, name, self._conn) for name in (*columns, *keys)]
-        if None in casts:
+        nothing is formatted row by row in Python. What the arrays cannot carry exactly
+        goes row by row (persistence/pg_arrays.py). Rows must not repeat a key: joined,
+        a table row matches once however many times it is listed."""
+        casts = array_casts(self._conn, table, tuple(columns), tuple(keys))
+        if casts is None:
             return self._row_by_row(table, columns, keys, rows)
         sets = [f"s{i}" for i in range(len(columns))]
         wheres = [f"k{i}" for i in range(len(keys))]
         q = self._q
-        arrays = (f"unnest({', '.join(f'%b::{cast}' for cast in casts)}) "
+        arrays = (f"unnest({', '.join(f'%b::{c.cast}' for c in casts)}) "
                   f"AS u({', '.join((*sets, *wheres))})")
         match = " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
         if columns:
@@ -119,7 +121,8 @@ class BulkWriter:
             sql = f"DELETE FROM {q(table.name)} AS t USING {arrays} WHERE {match}"
         written = 0
         for chunk in chunked(rows, PG_ARRAY_CHUNK):
-            values = [_one_type(list(column)) for column in zip(*chunk, strict=True)]
+            values = [one_array(list(column), cast)
+                      for column, cast in zip(zip(*chunk, strict=True), casts, strict=True)]
             if any(column is None for column in values):
                 written += self._row_by_row(table, columns, keys, chunk)
                 continue
@@ -145,47 +148,3 @@ class BulkWriter:
                 unavailable=isinstance(err, psycopg.OperationalError | psycopg.InterfaceError),
             ) from err
 
-
-_LENGTH = re.compile(r"\(.*?\)")
-
-
-def _array_type(table: Table, column: str, conn: Connection) -> str | None:
-    """The array type a column's values are sent as, or None where unnest cannot carry them.
-
-    Lengths are dropped (`VARCHAR(64)[]` would cut a longer value silently, where assigning
-    the unbounded value to the column refuses it); a column that is itself an array would be
-    flattened by unnest, so it goes row by row."""
-    declared = table.c[column].type.compile(dialect=conn.dialect)
-    if "[" in declared:
-        return None
-    return f"{_LENGTH.sub('', declared)}[]"
-
-
-#: Ints below this are floats exactly: only those may join the floats of their column.
-_EXACT = 2**53
-
-
-def _one_type(values: list[Any]) -> list[Any] | None:
-    """The values of one column as psycopg can send them in one array, or None if it cannot
-    (it refuses lists of mixed types): ints among floats become floats (a Float column holds
-    both) where no precision is lost, and anything else mixed goes row by row. The kinds
-    are worked out per distinct type, not per value: this runs for every column of every
-    bulk-updated row."""
-    types = set(map(type, values))
-    types.discard(type(None))
-    if len(types) <= 1:
-        return values
-    kinds = {_kind(t) for t in types}
-    if len(kinds) == 1:  # a str and a StrEnum, say: psycopg sends both as text
-        return values
-    if kinds == {int, float} and all(
-            -_EXACT < v < _EXACT for v in values if v is not None and type(v) is not float):
-        return [v if v is None else float(v) for v in values]
-    return None
-
-
-def _kind(kind: type) -> type:
-    for base in (bool, int, float, str):  # bool first: it is an int too
-        if issubclass(kind, base):
-            return base
-    return kind
