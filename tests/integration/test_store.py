@@ -121,6 +121,21 @@ def test_whole_run_with_a_failure(store: SqlStore) -> None:
     assert store.load_active().commands == [] and store.load_active().tasks == []
 
 
+def test_loaded_records_share_one_string_per_id(store: SqlStore) -> None:
+    """As records made in memory do: memory and lookups after a recovery depend on it."""
+    world = World(store)
+    engine = world.engine()
+    world.submit_vm(engine, disks=3)
+    engine.tick()
+    engine.tick()
+    active = store.load_active()
+    by_id = {c.id: c for c in active.commands}
+    children = [c for c in active.commands if c.parent_id is not None]
+    assert children and all(c.parent_id is by_id[c.parent_id].id for c in children)
+    assert all(c.root_id is by_id[c.root_id].id for c in active.commands)
+    assert active.tasks and all(t.command_id is by_id[t.command_id].id for t in active.tasks)
+
+
 def test_sqlite_runs_in_wal_mode(sqlite_store: SqlStore) -> None:
     with sqlite_store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
