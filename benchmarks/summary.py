@@ -56,10 +56,11 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
     rec = found["recover 10000"]
     lines += [f"| recovery of {rec['in_flight_tasks']:,} in-flight tasks: load | "
               f"{rec['load_seconds']:.2f} s | {rec['peak_rss_mb']:.0f} MB | | | |",
-              f"| the run after it / the same run uncrashed (medians of "
-              f"{len(rec.get('round_ratios', ())) or 'the'} rounds) | "
-              f"{rec['run_after_seconds']:.2f} s / {rec['uncrashed_run_seconds']:.2f} s; "
-              f"the rounds' ratios {_ratios(rec)} | | | | |",
+              f"| the run after it against the same run uncrashed, side by side in each of "
+              f"{len(rec['round_ratios'])} rounds (the crashed one first in the odd rounds) | "
+              f"median {rec['ratio_to_uncrashed']:.2f}{X}; by round {_ratios(rec)} (medians "
+              f"{rec['run_after_seconds']:.2f} s and {rec['uncrashed_run_seconds']:.2f} s) "
+              "| | | | |",
               "", "| target | this run | met |", "|---|---|---|"]
     lines += [f"| {what} | {now} | {'yes' if met else 'no'} |"
               for what, now, met in verdicts(found)]
@@ -117,5 +118,6 @@ def _cpus() -> int:
 
 
 def _ratios(rec: dict[str, Any]) -> str:
-    """The paired rounds' ratios, sorted: the spread says how far one round can be trusted."""
-    return ", ".join(f"{r:.2f}{X}" for r in rec.get("round_ratios", [rec["ratio_to_uncrashed"]]))
+    """The paired rounds' ratios in round order: the spread says how far one round can be
+    trusted, the order whether going second costs."""
+    return ", ".join(f"{r:.2f}{X}" for r in rec["round_ratios"])

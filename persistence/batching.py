@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, CursorResult, String, any_, bindparam
+from sqlalchemy import ColumnElement, Connection, CursorResult, String, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
         yield chunk
 
 
-def rows_matching(conn: Connection, table: str, columns: Sequence[str], key: str,
+def rows_matching(conn: Connection, table: Table, columns: Sequence[str], key: str,
                   values: Sequence[str], where: str = "",
                   params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
     """`SELECT columns FROM table WHERE [where AND] key IN values`, as the driver's tuples.
@@ -44,7 +44,7 @@ def rows_matching(conn: Connection, table: str, columns: Sequence[str], key: str
         yield from result
 
 
-def results_matching(conn: Connection, table: str, columns: Sequence[str], key: str,
+def results_matching(conn: Connection, table: Table, columns: Sequence[str], key: str,
                      values: Sequence[str], where: str = "",
                      params: Sequence[Any] = ()) -> Iterator[CursorResult[Any]]:
     """The same, statement by statement: a result's `cursor.description` holds the type
@@ -52,7 +52,7 @@ def results_matching(conn: Connection, table: str, columns: Sequence[str], key: 
     if not values:
         return
     mark, q = placeholder(conn), conn.dialect.identifier_preparer.quote
-    head = (f"SELECT {', '.join(map(q, columns))} FROM {q(table)} WHERE "
+    head = (f"SELECT {', '.join(map(q, columns))} FROM {table_name(conn, table)} WHERE "
             + (f"{where} AND " if where else ""))
     if conn.dialect.name == "postgresql":
         yield conn.exec_driver_sql(f"{head}{q(key)} = ANY({mark})", (*params, list(values)))
@@ -60,6 +60,13 @@ def results_matching(conn: Connection, table: str, columns: Sequence[str], key: 
     for chunk in chunked(values):
         yield conn.exec_driver_sql(
             f"{head}{q(key)} IN ({', '.join([mark] * len(chunk))})", (*params, *chunk))
+
+
+def table_name(conn: Connection, table: Table) -> str:
+    """The table as a statement names it: quoted as the dialect quotes it (a ledger's table
+    may be called "order"), in its schema if it has one, a `%` doubled where the driver
+    reads `%s` marks."""
+    return conn.dialect.identifier_preparer.format_table(table)
 
 
 def placeholder(conn: Connection) -> str:

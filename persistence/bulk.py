@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
-from .batching import chunked, placeholder
+from .batching import chunked, placeholder, table_name
 from .db_errors import guarded, translate_driver
 from .pg_arrays import array_casts, one_array
 
@@ -68,10 +68,10 @@ class BulkWriter:
     def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 doing: str) -> None:
         if self._postgresql:
-            self._copy(table.name, columns, rows, doing)
+            self._copy(table, columns, rows, doing)
             return
         q = self._q
-        sql = (f"INSERT INTO {q(table.name)} ({', '.join(map(q, columns))}) "
+        sql = (f"INSERT INTO {table_name(self._conn, table)} ({', '.join(map(q, columns))}) "
                f"VALUES ({', '.join([self._mark] * len(columns))})")
         for chunk in chunked(rows, CHUNK):
             self._conn.exec_driver_sql(sql, chunk)
@@ -89,8 +89,9 @@ class BulkWriter:
         mark = self._mark
         q = self._q
         where = " AND ".join(f"{q(k)} = {mark}" for k in keys)
-        sql = (f"UPDATE {q(table.name)} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} "
-               f"WHERE {where}" if columns else f"DELETE FROM {q(table.name)} WHERE {where}")
+        name = table_name(self._conn, table)
+        sql = (f"UPDATE {name} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} "
+               f"WHERE {where}" if columns else f"DELETE FROM {name} WHERE {where}")
         written = 0
         for chunk in chunked(rows, CHUNK):
             written += self._conn.exec_driver_sql(sql, chunk).rowcount
@@ -114,11 +115,12 @@ class BulkWriter:
                   f"AS u({', '.join((*sets, *wheres))})")
         match = " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
         if columns:
-            sql = (f"UPDATE {q(table.name)} AS t SET "
+            sql = (f"UPDATE {table_name(self._conn, table)} AS t SET "
                    + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
                    + f" FROM {arrays} WHERE {match}")
         else:
-            sql = f"DELETE FROM {q(table.name)} AS t USING {arrays} WHERE {match}"
+            sql = (f"DELETE FROM {table_name(self._conn, table)} AS t USING {arrays} "
+                   f"WHERE {match}")
         written = 0
         for chunk in chunked(rows, PG_ARRAY_CHUNK):
             values = [one_array(list(column), cast)
@@ -129,17 +131,19 @@ class BulkWriter:
             written += self._conn.exec_driver_sql(sql, tuple(values)).rowcount
         return written
 
-    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+    def _copy(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
               doing: str) -> None:
         """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
         driver's errors are translated here as the store's are everywhere else."""
         import psycopg
 
-        q = self._q
+        # No parameters go with COPY, so psycopg leaves a doubled `%` doubled.
+        name, listed = (text.replace("%%", "%") for text in (
+            table_name(self._conn, table), ", ".join(map(self._q, columns))))
         driver = self._conn.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                    f"COPY {q(table)} ({', '.join(map(q, columns))}) FROM STDIN") as copy:
+                    f"COPY {name} ({listed}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as err:

@@ -133,7 +133,7 @@ class TableLedger(SqlLedger, Generic[Row]):
         with guarded(self.database, f"read {self.table.name}"):
             wanted = set(missing)
             at = self._columns.index(self._key)
-            for result in results_matching(self.connection, self.table.name, self._columns,
+            for result in results_matching(self.connection, self.table, self._columns,
                                            self._key, sorted(missing)):
                 decode = self._decoders(self.connection, result.cursor.description)
                 for found in result:

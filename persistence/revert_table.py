@@ -53,7 +53,7 @@ class SqlRevertTable:
         mark = placeholder(self._conn)
         for resource_type, ids in sorted(by_type.items()):
             for resource_id, owner, state, attempts, lost, last_error, _ in rows_matching(
-                    self._conn, resource_reverts.name, columns, "resource_id", sorted(ids),
+                    self._conn, resource_reverts, columns, "resource_id", sorted(ids),
                     f"resource_type = {mark}", (resource_type,)):
                 ref = ResourceRef(resource_type, resource_id)
                 key = (ref, owner)

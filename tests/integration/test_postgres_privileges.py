@@ -1,61 +1,67 @@
 """The engine needs no more of PostgreSQL than its own tables: a role without the TEMPORARY
 privilege (a common hardening: `REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC`) still runs
-ticks whose bulk updates are far above the row-by-row threshold."""
+ticks whose bulk updates are far above the row-by-row threshold.
+
+The revoke happens in a database of the test's own, made and dropped here, with a role of
+its own: the database CI tests in is never changed, whatever stops the test midway, and two
+runs on one server do not meet."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from persistence import SqlStore, connect
+from persistence import SqlStore, connect, normalise_url
 from persistence.bulk import PG_BULK_UPDATE_MIN
 from statemachines import CommandStatus, TaskStatus
 from statemachines.example.vm import ImageInventory
+from tests.conftest import POSTGRES_ENV
 from tests.worlds import World, images_in
 
 pytestmark = pytest.mark.postgres
 
-ROLE = "endaction_no_temporary"
-
-
-def _grant_only_tables(admin: Engine) -> None:
-    database = admin.url.database
-    with admin.begin() as conn:
-        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": ROLE}).first():
-            conn.execute(text(f"DROP OWNED BY {ROLE}"))
-            conn.execute(text(f"DROP ROLE {ROLE}"))
-        conn.execute(text(f"CREATE ROLE {ROLE} LOGIN NOSUPERUSER"))
-        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'))
-        conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
-                          f"TO {ROLE}"))
-        conn.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROLE}"))
-
 
 @pytest.fixture
 def restricted_store() -> Iterator[SqlStore]:
-    from tests.conftest import _postgres_store
-
-    admin_store = _postgres_store()  # the schema, made by the owner
-    admin = admin_store.engine
-    _grant_only_tables(admin)
-    url = make_url(str(admin.url.render_as_string(hide_password=False))).set(username=ROLE)
-    store = SqlStore(connect(url.render_as_string(hide_password=False)),
-                     ledgers=[ImageInventory])
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
+    name = f"endaction_no_temporary_{secrets.token_hex(4)}"
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC'))
+        conn.execute(text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER'))
+    owner_url = make_url(normalise_url(url)).set(database=name)
+    store = None
     try:
+        owner = SqlStore(connect(owner_url.render_as_string(hide_password=False)),
+                         ledgers=[ImageInventory])
+        owner.create_schema()
+        with owner.engine.begin() as conn:
+            conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA '
+                              f'public TO "{name}"'))
+            conn.execute(text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{name}"'))
+        owner.dispose()
+        store = SqlStore(connect(owner_url.set(username=name)
+                                 .render_as_string(hide_password=False)),
+                         ledgers=[ImageInventory])
         with store.engine.connect() as conn, pytest.raises(Exception, match="permission denied"):
             conn.execute(text("CREATE TEMPORARY TABLE t (x int)"))
         store.check_schema()
         yield store
     finally:
-        store.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'GRANT TEMPORARY ON DATABASE "{admin.url.database}" TO PUBLIC'))
-            conn.execute(text(f"DROP OWNED BY {ROLE}"))
-            conn.execute(text(f"DROP ROLE {ROLE}"))
-        admin_store.dispose()
+        if store is not None:
+            store.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 def test_a_role_without_temporary_tables_runs_bulk_rollbacks(
