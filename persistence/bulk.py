@@ -55,15 +55,13 @@ class BulkWriter:
         fills up, hooks included, and a database error there must abort the tick (StoreError),
         not pass for the hook's own failure."""
         with guarded(self._database, doing):
-            return self._update(table, columns, keys, rows, doing)
+            return self._keyed(table, columns, keys, rows)
 
     def delete(self, table: Table, keys: Sequence[str], rows: Sequence[Sequence[Any]],
                doing: str) -> int:
         """`DELETE FROM table WHERE keys` for every row; returns how many rows went."""
         with guarded(self._database, doing):
-            if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
-                return self._by_arrays(table, (), keys, rows)
-            return self._row_by_row(table, (), keys, rows)
+            return self._keyed(table, (), keys, rows)
 
     def _insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 doing: str) -> None:
@@ -76,8 +74,9 @@ class BulkWriter:
         for chunk in chunked(rows, CHUNK):
             self._conn.exec_driver_sql(sql, chunk)
 
-    def _update(self, table: Table, columns: Sequence[str], keys: Sequence[str],
-                rows: Sequence[Sequence[Any]], doing: str) -> int:
+    def _keyed(self, table: Table, columns: Sequence[str], keys: Sequence[str],
+               rows: Sequence[Sequence[Any]]) -> int:
+        """An update of `columns` by `keys`, or a delete by `keys` without columns."""
         if self._postgresql and len(rows) >= PG_BULK_UPDATE_MIN:
             return self._by_arrays(table, columns, keys, rows)
         return self._row_by_row(table, columns, keys, rows)
@@ -114,13 +113,13 @@ class BulkWriter:
         arrays = (f"unnest({', '.join(f'%b::{c.cast}' for c in casts)}) "
                   f"AS u({', '.join((*sets, *wheres))})")
         match = " AND ".join(f"t.{q(k)} = u.{w}" for k, w in zip(keys, wheres, strict=True))
+        name = table_name(self._conn, table)
         if columns:
-            sql = (f"UPDATE {table_name(self._conn, table)} AS t SET "
+            sql = (f"UPDATE {name} AS t SET "
                    + ", ".join(f"{q(c)} = u.{s}" for c, s in zip(columns, sets, strict=True))
                    + f" FROM {arrays} WHERE {match}")
         else:
-            sql = (f"DELETE FROM {table_name(self._conn, table)} AS t USING {arrays} "
-                   f"WHERE {match}")
+            sql = f"DELETE FROM {name} AS t USING {arrays} WHERE {match}"
         written = 0
         for chunk in chunked(rows, PG_ARRAY_CHUNK):
             values = [one_array(list(column), cast)
