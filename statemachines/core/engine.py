@@ -57,8 +57,9 @@ from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store, StoreTransaction
 from .submission import submit_root
 from .task_machine import TaskStatus
-from .tick import EngineConfig, Tick
+from .tick import Tick
 from .tick_report import TickReport
+from .tick_state import EngineConfig
 
 log = logging.getLogger("endaction.engine")
 

@@ -146,19 +146,19 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
 ) -> None:
     """Stands for a bug in the engine that one tree's shape triggers: that tree is held with
     the error recorded, visible, and every other tree goes on."""
-    from statemachines.core.tick import Tick
+    from statemachines.core import execution
 
     engine = _engine(store)
     victim = engine.submit("Chain", {"left": 2, "fail": False, "linked": False})
     plain = engine.submit("Plain", {})
-    real = Tick._validate_and_execute
+    real = execution.validate_and_execute
 
-    def faulty(self: Tick, record: Any) -> None:
+    def faulty(state: Any, record: Any) -> None:
         if record.root_id == victim and record.parent_id is not None:
             raise KeyError("an engine bug")
-        real(self, record)
+        real(state, record)
 
-    monkeypatch.setattr(Tick, "_validate_and_execute", faulty)
+    monkeypatch.setattr(execution, "validate_and_execute", faulty)
     engine.run_until_idle(poll_interval=0)
     assert _status(store, plain) == CommandStatus.ENDED_SUCCESS
     held = store.held_roots()

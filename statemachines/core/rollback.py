@@ -1,0 +1,209 @@
+"""Settling a rolling-back command: its end_with_failure, both loop guards, its opposite
+command, and what its end finally means.
+
+A rolling-back command is settled when its end takes the failure path and again each time a
+child (typically its opposite command) ends: end_with_failure runs again and the guards
+decide whether anything is left to revert. This re-entry is the loop the guards must stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from .command import Command
+from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger, HookPhase, Outcome
+from .compensation_policy import Decision, decide
+from .containment import contain
+from .engine_view import opposite_resource
+from .hook_context import HookContext, hook
+from .host_status import HostStatus
+from .reasons import ExecutionReason
+from .records import CommandRecord, HistoryEvent
+from .revert_state import ResourceRef, ResourceRevert, RevertState
+from .spawning import create_child
+from .tick_state import TickState, copy_record, for_root
+
+log = logging.getLogger("endaction.engine")
+
+
+def drain(state: TickState) -> None:
+    """Settle every queued rolling-back command, and whatever settling them queues."""
+    queue = state.to_settle
+    while queue:
+        record = queue.popleft()
+        if record.status == CommandStatus.ROLLING_BACK:
+            with for_root(record.root_id):
+                settle(state, record)
+
+
+def settle(state: TickState, record: CommandRecord) -> None:
+    """Move a rolling-back command on, once none of its children is still running.
+
+    A hook that raises, or names an opposite command that cannot be built, gives up on this
+    one command (rollback_failed, visible) and never stalls the engine.
+    """
+    if state.view.children.get(record.id):
+        return  # a child (typically the opposite command) is still running
+    with contain() as contained:
+        command, ctx = hook(state, record, HookPhase.END_WITH_FAILURE)
+        command.end_with_failure(ctx)
+        if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+            _finish_opposite(state, record)
+        else:
+            if record.outcome is None:
+                record.outcome = Outcome.FAILED
+            resource = command.reverted_resource()
+            if resource is None:
+                _rolled_back(state, record, "nothing to revert")
+            else:
+                _revert(state, record, command, ctx, resource)
+    if contained.failed:
+        message = f"rolling back {record.type} failed: {contained.describe()}"
+        # A hook that raises is a bug, not a transient failure: running the opposite
+        # command again would repeat work that may well have succeeded already. The
+        # resource is left revert_failed, under its owner, for a cleanup once it is fixed.
+        if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+            _mark_revert_failed(state, record, message)
+        else:
+            _mark_own_revert_failed(state, record, message)
+        give_up(state, record, message)
+
+
+def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
+    """A regular command could not finish its rollback: its own resource (if it has one
+    and it is not reverted already) is left for cleanup, under its own name."""
+    resource: ResourceRef | None = None
+    with contain() as contained:
+        resource = state.config.registry.get(record.type)(copy_record(record)).reverted_resource()
+    if contained.failed or not isinstance(resource, ResourceRef):
+        resource = (ResourceRef(record.entity_type, record.entity_id)
+                    if record.entity_type and record.entity_id else None)
+    if resource is None:
+        return
+    revert = state.tx.get_revert(resource, record.id)
+    if revert.state != RevertState.REVERTED:
+        state.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
+                                    last_error=message))
+
+
+def _mark_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
+    """An opposite command gave up: its resource is not compensated again (but cleaned up)."""
+    undone = undone_by(record)
+    if undone is not None:
+        revert = state.tx.get_revert(*undone)
+        if revert.state != RevertState.REVERTED:
+            state.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
+                                        last_error=message))
+
+
+def _revert(state: TickState, record: CommandRecord, command: Command, ctx: HookContext,
+            resource: ResourceRef) -> None:
+    """Apply both loop guards, then start the opposite command if there is work left."""
+    tx, view = state.tx, state.view
+    exists = command.resource_exists(ctx, resource)
+    revert = tx.get_revert(resource, record.id)
+    decision = decide(state.config.policy, exists, revert)
+    if decision == Decision.NOTHING_TO_REVERT:
+        if not exists and revert.state == RevertState.REVERTING:
+            # An earlier attempt (failed or lost) or someone else removed it after all.
+            revert = replace(revert, state=RevertState.REVERTED)
+            tx.put_revert(revert)
+        if revert.state == RevertState.REVERTED and record.outcome in (None, Outcome.FAILED):
+            # Never over a child's give-up or a cancellation: those must stay readable.
+            record.outcome = Outcome.ROLLED_BACK
+        reason = "no longer in the inventory" if not exists else f"already {revert.state}"
+        return _rolled_back(state, record, f"{resource} {reason}")
+    if decision == Decision.GIVE_UP:
+        tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED))
+        return give_up(state, record, gave_up_on(resource, revert))
+    if view.reverting.get(resource):
+        # Settled again when that opposite command ends (`on_terminal`): by then the
+        # guards will most likely find nothing left to revert.
+        view.awaiting_revert[resource].add(record.id)
+        return None
+    opposite = command.revert(ctx)
+    if opposite is None:
+        return _rolled_back(state, record, f"{resource} is reverted natively by the agent")
+    attempt = revert.attempts + 1
+    child = create_child(
+        state, record, opposite.type_name, opposite.parameters, resource, compensation=True,
+        not_before=state.now + state.config.policy.delay_before(attempt))
+    tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
+    state.report.compensations_started += 1
+    state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
+                           f"{opposite.type_name} {child.id} for {resource}, attempt {attempt}")
+    return None
+
+
+def _finish_opposite(state: TickState, record: CommandRecord) -> None:
+    """An opposite command's own outcome: the resource is reverted, or the attempt failed,
+    or its outcome was lost (redone without spending the failure budget)."""
+    if record.outcome == Outcome.CHILD_REVERT_FAILED:
+        message = "a child of this opposite command gave up (see its error)"
+        _mark_revert_failed(state, record, message)
+        return give_up(state, record, message)
+    tasks = state.view.tasks_by_command.get(record.id, ())
+    if record.work_succeeded:
+        record.outcome = Outcome.REVERTED
+    elif tasks and all(t.succeeded or t.host_status == HostStatus.UNKNOWN for t in tasks):
+        record.outcome = Outcome.LOST
+    else:
+        record.outcome = Outcome.ATTEMPT_FAILED
+    undone = undone_by(record)
+    if undone is not None:
+        revert = state.tx.get_revert(*undone)
+        if record.outcome == Outcome.REVERTED:
+            revert = replace(revert, state=RevertState.REVERTED, last_error=None)
+        else:
+            messages = "; ".join(t.message for t in tasks if t.message)
+            revert = replace(revert, last_error=messages or record.error
+                             or f"{record.type} {record.id} failed",
+                             lost=revert.lost + (record.outcome == Outcome.LOST))
+        state.tx.put_revert(revert)
+    return _rolled_back(state, record, record.outcome)
+
+
+def _rolled_back(state: TickState, record: CommandRecord, detail: str) -> None:
+    if record.outcome == Outcome.CHILD_REVERT_FAILED:
+        return give_up(state, record, "a child could not be rolled back (see its error); "
+                       "its resource is marked revert_failed")
+    state.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.ROLLED_BACK, detail)
+    state.on_terminal(record)
+    return None
+
+
+def give_up(state: TickState, record: CommandRecord, message: str) -> None:
+    record.error = message
+    record.outcome = Outcome.REVERT_FAILED
+    log.error("%s %s: %s", record.type, record.id, message)
+    state.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.GIVE_UP, message)
+    parent = state.view.commands.get(record.parent_id) if record.parent_id else None
+    if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
+        # The parent's own rollback may succeed, but the tree's did not: it must say so.
+        parent.outcome = Outcome.CHILD_REVERT_FAILED
+        state.recorder.touch(parent)
+    state.on_terminal(record)
+
+
+def undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
+    """The resource an opposite command (the head of its own ROLLBACK_FLOW group, not one of
+    its children) undoes, and the command whose revert row it is."""
+    resource = opposite_resource(record)
+    if resource is None or record.parent_id is None:
+        return None
+    return resource, record.parent_id
+
+
+def gave_up_on(resource: ResourceRef, revert: ResourceRevert) -> str:
+    if revert.state == RevertState.REVERT_FAILED:
+        why = "it was given up on"
+    elif revert.failures and revert.lost:
+        why = (f"{revert.failures} attempt(s) failed and the outcome of {revert.lost} was "
+               "lost")
+    elif revert.lost:
+        why = f"its outcome was lost {revert.lost} time(s)"
+    else:
+        why = f"{revert.failures} attempt(s) failed"
+    return (f"{resource} could not be reverted: {why}"
+            + (f" (last: {revert.last_error})" if revert.last_error else ""))
