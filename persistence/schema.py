@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -54,6 +55,12 @@ commands = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("version", Integer, nullable=False, default=0),
+    # Schema 0007: steps, the command's own verdict, its output and the resources it made
+    # beyond its entity (JSON text, NULL for none).
+    Column("step", Integer, nullable=False, default=0, server_default="0"),
+    Column("own_work_succeeded", Boolean),
+    Column("output", Text),
+    Column("resources", Text),
     # Unfinished commands only: what an engine loads when it starts (a full scan of every
     # command ever run otherwise; no query reads commands by status alone).
     Index("ix_commands_active", "root_id", sqlite_where=text(ACTIVE_COMMANDS),
@@ -84,6 +91,13 @@ async_tasks = Table(
           postgresql_where=text(ACTIVE_TASKS)),
     # When a task still polling is aborted on its agent; 0 means never.
     Column("deadline", Float, nullable=False, default=0.0, server_default="0"),
+    # Schema 0007: the step of its command that started it, which attempt of its work it is,
+    # whether a later attempt replaced it, its retry policy and its output (JSON text).
+    Column("step", Integer, nullable=False, default=1, server_default="1"),
+    Column("attempt", Integer, nullable=False, default=1, server_default="1"),
+    Column("retried", Boolean, nullable=False, default=False, server_default=false()),
+    Column("retry_policy", Text),
+    Column("output", Text),
 )
 
 async_task_entities = Table(

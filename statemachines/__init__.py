@@ -42,6 +42,7 @@ from .core.ledger import Ledger
 from .core.limits import Limits
 from .core.reasons import ExecutionReason
 from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
+from .core.retry_policy import RetryPolicy
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
 from .core.submission import submit_root, submit_roots
@@ -76,6 +77,7 @@ __all__ = [
     "Outcome",
     "ResourceRef",
     "ResourceRevert",
+    "RetryPolicy",
     "RevertPolicy",
     "RevertState",
     "Store",

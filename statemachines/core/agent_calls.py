@@ -19,7 +19,7 @@ from .engine_view import EngineView
 from .errors import UnknownAgent
 from .host_status import HostResult, HostStatus, TaskReport
 from .limits import Limits
-from .records import TaskRecord
+from .records import TaskRecord, freeze_output
 from .task_machine import POLLED_TASK_STATES, TaskStatus
 from .tick_report import TickReport
 
@@ -134,7 +134,7 @@ class AgentCalls:
             if answer is None:
                 answer = TaskReport.unknown(f"agent {name!r} no longer knows task {task.id}")
             else:
-                answer = _checked(name, task.id, answer, report)
+                answer = _checked(name, task.id, answer, report, self.limits.max_output_bytes)
             answers.reports.append((task, answer))
 
     def _abort(self, task: TaskRecord, report: TickReport) -> None:
@@ -163,19 +163,31 @@ class AgentCalls:
             answers.cleared.append(task)
 
 
-def _checked(agent: str, task_id: str, answer: object, report: TickReport) -> TaskReport:
+def _checked(agent: str, task_id: str, answer: object, report: TickReport,
+             max_output_bytes: int) -> TaskReport:
     """The answer as a TaskReport of known statuses; anything else is garbage, which ends the
-    task `unknown` (a status the engine does not know could not even be stored)."""
+    task `unknown` (a status the engine does not know could not even be stored). So does an
+    output that cannot be kept: the next step would read it."""
     try:
         if not isinstance(answer, TaskReport):
             raise TypeError(type(answer).__name__)
-        return TaskReport(HostStatus(answer.status), HostResult(answer.result),
-                          str(answer.message or ""))
+        checked = TaskReport(HostStatus(answer.status), HostResult(answer.result),
+                             str(answer.message or ""))
     except (TypeError, ValueError):
         garbage = TaskReport.unknown(
             f"agent {agent!r} answered garbage for task {task_id}: {answer!r:.200}")
         report.errors.append(garbage.message)
         return garbage
+    if answer.output is None:
+        return checked
+    try:
+        output = freeze_output(answer.output, max_output_bytes)
+    except ValueError as err:
+        refused = TaskReport.unknown(
+            f"agent {agent!r} answered an output for task {task_id} that cannot be kept: {err}")
+        report.errors.append(refused.message)
+        return refused
+    return TaskReport(checked.status, checked.result, checked.message, output)
 
 
 def _agent_knows(agent: Agent, task: TaskRecord) -> bool:

@@ -5,6 +5,10 @@ command or start a task, and the engine persists those in the tick's transaction
 must be idempotent: after a crash a claimed end is run again, and end_with_failure is called
 again each time a compensation finishes (that is how the compensated command learns that
 there is nothing left to revert).
+
+A command works in steps: `execute` is its first, and a command that overrides `next_step`
+gets it called each time everything the step before started has ended, with what those
+tasks and children returned, until a step starts nothing.
 """
 
 from __future__ import annotations
@@ -24,16 +28,22 @@ from .records import (
     freeze,
     name_problems,
 )
+from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 
 L = TypeVar("L", bound=Ledger)
 
 
 class CommandContext(Protocol):
-    """What a hook may do; the engine implements it over the tick's transaction."""
+    """What a hook may do and read; the engine implements it over the tick's transaction."""
 
     @property
     def now(self) -> float: ...
+
+    @property
+    def step(self) -> int:
+        """The step this hook runs in: 1 in `execute`, 2 in the first `next_step`, and so
+        on; in an end hook, the steps the command took."""
 
     def ledger(self, kind: type[L]) -> L:
         """Your bookkeeping of one resource type (a `Ledger` registered with the store),
@@ -46,18 +56,43 @@ class CommandContext(Protocol):
 
     @property
     def work_succeeded(self) -> bool:
-        """Whether all the work of this command's end group succeeded.
+        """Whether all the work of this command's end group succeeded (the group's verdict).
 
         The end group is the root and every child it created (or an opposite command alone),
-        so a child whose own task succeeded still sees False when a sibling failed: whether
-        this command's own work left something behind is what `resource_exists` answers."""
+        so a child whose own task succeeded still sees False when a sibling failed; its own
+        verdict is `own_work_succeeded`."""
+
+    @property
+    def own_work_succeeded(self) -> bool:
+        """Whether this command's own work succeeded: the last attempt of every task it
+        started succeeded, and none of its steps raised (its children's work is theirs).
+
+        A `revert` that sees False knows its own task failed: if the agent left nothing
+        behind, there is nothing to undo."""
+
+    @property
+    def tasks(self) -> tuple[TaskRecord, ...]:
+        """This command's tasks (copies), the last attempt of each, in the order they were
+        started: `verb`, `step`, `status`, `host_result`, `message`, `output`, `attempt`."""
+
+    @property
+    def children(self) -> tuple[CommandRecord, ...]:
+        """The children this command added (copies; not its opposite commands), in the order
+        they were added: `type`, `status`, `outcome`, `output`, `error`."""
+
+    @property
+    def resources(self) -> tuple[ResourceRef, ...]:
+        """What this command made, in the order it made them: its entity, then every
+        resource added with `add_resource`. The failure path undoes them last first."""
 
     def add_child(
         self,
         type_name: str,
         parameters: Mapping[str, Any],
         entity: ResourceRef | None = None,
-    ) -> CommandRecord: ...
+    ) -> CommandRecord:
+        """A child command in this command's end group (in a step only); `entity` is the
+        resource it makes, undone by its own opposite command if the group fails."""
 
     def start_task(
         self,
@@ -66,9 +101,21 @@ class CommandContext(Protocol):
         parameters: Mapping[str, Any],
         entities: Iterable[ResourceRef] = (),
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> TaskRecord:
-        """Start `verb` on `agent` once this tick commits; `timeout` (seconds, default
-        `Limits.task_timeout`) is how long it may take before it is aborted."""
+        """Start `verb` on `agent` once this tick commits (in a step only); `timeout`
+        (seconds, default `Limits.task_timeout`) is how long each attempt may take before it
+        is aborted; `retry` overrides the command type's and the engine's `RetryPolicy`."""
+
+    def add_resource(self, resource: ResourceRef) -> None:
+        """Record that this command makes `resource` (in a step only, before starting the task
+        that makes it): if the group fails, it gets its own opposite command (`revert`), its
+        own existence guard and its own revert state, like an entity. Adding one twice, or
+        the entity, is adding it once."""
+
+    def set_output(self, output: Any) -> None:
+        """Record JSON data for this command's parent to read (`ctx.children[i].output`), at
+        most `Limits.max_output_bytes` of it; a later call replaces it."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +127,27 @@ class Compensation:
         type_name: a registered command type; the engine creates it with ROLLBACK_FLOW, as a
             child of the command it undoes, with the resource as its entity.
         parameters: its parameters (JSON); checked like any child's.
+        native: the opposite command undoes the work through the agent's own revert of the
+            task that made it (the switch's `revert_task`, by that task's id): a native
+            revert. It runs like any opposite command (both guards, its own revert budget);
+            the flag only makes the undone command read `rolled_back_natively`.
     """
 
     type_name: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    native: bool = False
 
 
 class Command:
-    """Base of every command type; the engine builds one per record when a hook must run."""
+    """Base of every command type; the engine builds one per record when a hook must run.
+
+    Attributes:
+        type_name: the name it is registered and persisted under.
+        retry: how its failed tasks are retried before it fails (None: the engine's policy).
+    """
 
     type_name: ClassVar[str] = ""
+    retry: ClassVar[RetryPolicy | None] = None
 
     def __init__(self, record: CommandRecord) -> None:
         self.record = record
@@ -107,12 +165,27 @@ class Command:
         """Problems with the shape of the parameters; refused before anything is persisted."""
         return []
 
+    @classmethod
+    def takes_steps(cls) -> bool:
+        """Whether it overrides `next_step`: only then does a step that started work wait for
+        it (in `stepping`) before the next one."""
+        return cls.next_step is not Command.next_step
+
     def validate(self, ctx: CommandContext) -> list[str]:
         """Reasons to refuse running against the current state (oVirt's canDoAction)."""
         return []
 
     def execute(self, ctx: CommandContext) -> None:
-        """Create children and async tasks. An exception moves the command to execution_failed."""
+        """The first step: add children, start tasks, add resources. An exception moves the
+        command to execution_failed."""
+
+    def next_step(self, ctx: CommandContext) -> None:
+        """The next step, once everything the previous one started has ended and all the work
+        of the end group so far has succeeded: read what they returned (`ctx.tasks`,
+        `ctx.children`, `ctx.step`) and start the next tasks and children. A step that starts
+        nothing is the last; one that raises fails the command like a failed `execute`.
+
+        Not overridden, a command takes one step (its `execute`)."""
 
     def end_successfully(self, ctx: CommandContext) -> None:
         """Called once the whole end group succeeded (REGULAR_FLOW only)."""
@@ -123,15 +196,6 @@ class Command:
         An opposite command (ROLLBACK_FLOW) only ever ends here, never in end_successfully:
         its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test."""
 
-    def reverted_resource(self) -> ResourceRef | None:
-        """The resource an opposite command would undo; None when there is nothing to undo.
-
-        By default the command's entity, as given to `add_child(..., entity=...)` or
-        `submit(..., entity=...)`: without one, `revert` is never called."""
-        if self.record.entity_type is None or self.record.entity_id is None:
-            return None
-        return ResourceRef(self.record.entity_type, self.record.entity_id)
-
     def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
         """The first loop guard: is there still something to undo?
 
@@ -141,8 +205,15 @@ class Command:
         opposite command. Override it to ask something else."""
         return ctx.resource_exists(resource)
 
-    def revert(self, ctx: CommandContext) -> Compensation | None:
-        """The opposite command for this command's work, or None when the agent reverts natively."""
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
+        """The opposite command that undoes `resource` (one of `ctx.resources`), asked on the
+        failure path while the resource still exists, last made first.
+
+        Return None when nothing of it is left to undo (`ctx.own_work_succeeded` is False and
+        the agent left nothing behind): the engine starts nothing and records the resource
+        `reverted`. Drop its ledger row here first: a ledger that still holds a resource
+        `revert` says is gone is a contradiction, and the command gives up on it
+        (`revert_failed`, visible) rather than leave the row behind silently."""
         return None
 
 

@@ -18,6 +18,7 @@ from .shared_machine import SharedMachine, TransitionSpec
 class CommandStatus(StrEnum):
     NOT_STARTED = "not_started"
     EXECUTING = "executing"
+    STEPPING = "stepping"
     WAITING = "waiting"
     EXECUTION_FAILED = "execution_failed"
     ENDING = "ending"
@@ -32,12 +33,17 @@ class Outcome(StrEnum):
 
     #: A REGULAR_FLOW command whose end group succeeded.
     SUCCEEDED = "succeeded"
-    #: A command that took the failure path with nothing of its own to revert.
+    #: A command whose own work failed: its task failed for good (after its retries), or one
+    #: of its hooks raised. Its error names the cause; what it made was undone.
     FAILED = "failed"
     #: Refused by `validate` before it executed.
     REFUSED = "refused"
-    #: Its resource was undone by an opposite command (or was already gone).
+    #: Its own work succeeded, its end group failed elsewhere, and nothing it made is left:
+    #: undone by opposite commands, found gone, or with nothing to undo.
     ROLLED_BACK = "rolled_back"
+    #: As rolled_back, every resource it made undone by its agent's own revert of the task
+    #: that made it (`Compensation(..., native=True)`).
+    ROLLED_BACK_NATIVELY = "rolled_back_natively"
     #: Its resource could not be undone within the retry bounds; it is left for `cleanup`.
     REVERT_FAILED = "revert_failed"
     #: An opposite command whose work undid the resource.
@@ -51,6 +57,9 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     #: Carried while rolling back by a command one of whose children gave up on its rollback.
     CHILD_REVERT_FAILED = "child_revert_failed"
+    #: Was revert_failed; a later `cleanup` undid what was left, so nothing of it (or of the
+    #: commands under it) is left now. Its status stays rollback_failed: it is not ended twice.
+    CLEANED_UP = "cleaned_up"
 
 
 class CommandTrigger(StrEnum):
@@ -59,6 +68,9 @@ class CommandTrigger(StrEnum):
     EXECUTE = "execute"
     REFUSE = "refuse"
     EXECUTED = "executed"
+    STEPPED = "stepped"
+    NEXT_STEP = "next_step"
+    SKIP_STEPS = "skip_steps"
     FAIL_EXECUTION = "fail_execution"
     CLAIM_END = "claim_end"
     END = "end"
@@ -67,11 +79,12 @@ class CommandTrigger(StrEnum):
 
 
 class HookPhase(StrEnum):
-    """Which hook of a command is running: what its context allows (children and tasks only
-    while executing)."""
+    """Which hook of a command is running: what its context allows (children, tasks and
+    resources only in a step: `execute` or `next_step`)."""
 
     VALIDATE = "validate"
     EXECUTE = "execute"
+    NEXT_STEP = "next_step"
     END_SUCCESSFULLY = "end_successfully"
     END_WITH_FAILURE = "end_with_failure"
     #: An operator's cleanup asks a command that has ended for its opposite command again.
@@ -85,6 +98,8 @@ TERMINAL_COMMAND_STATES = (
 )
 # A command in one of these has finished its own execution and waits for its end group's fan-in.
 READY_TO_END_STATES = (CommandStatus.WAITING, CommandStatus.EXECUTION_FAILED)
+# A step's hooks run in `executing`; the steps hooks may start work in.
+STEP_PHASES = (HookPhase.EXECUTE, HookPhase.NEXT_STEP)
 
 
 class EndGuardModel(Protocol):
@@ -104,6 +119,9 @@ COMMAND_TRANSITIONS = (
     TransitionSpec(E.EXECUTE, S.NOT_STARTED, S.EXECUTING),
     TransitionSpec(E.REFUSE, S.NOT_STARTED, S.ENDED_FAILURE),
     TransitionSpec(E.EXECUTED, S.EXECUTING, S.WAITING),
+    TransitionSpec(E.STEPPED, S.EXECUTING, S.STEPPING),
+    TransitionSpec(E.NEXT_STEP, S.STEPPING, S.EXECUTING),
+    TransitionSpec(E.SKIP_STEPS, S.STEPPING, S.WAITING),
     TransitionSpec(E.FAIL_EXECUTION, S.EXECUTING, S.EXECUTION_FAILED),
     TransitionSpec(E.CLAIM_END, [S.WAITING, S.EXECUTION_FAILED], S.ENDING),
     TransitionSpec(E.END, S.ENDING, S.ENDED_SUCCESS, conditions=(ends_successfully,)),

@@ -9,12 +9,10 @@ that the suite notices.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import InvalidConfiguration
-from .limits import check_count, check_seconds
+from .limits import backoff, check_count, check_factor, check_seconds
 from .revert_state import ResourceRevert, RevertState
 
 # No back-off grows beyond an hour, whatever the factor: a delay past any clock is no bound.
@@ -48,21 +46,11 @@ class RevertPolicy:
         check_count("RevertPolicy.max_attempts", self.max_attempts, minimum=1)
         check_count("RevertPolicy.max_lost_attempts", self.max_lost_attempts, minimum=1)
         check_seconds("RevertPolicy.backoff_seconds", self.backoff_seconds, positive=False)
-        factor = self.backoff_factor
-        if (not isinstance(factor, int | float) or isinstance(factor, bool)
-                or not math.isfinite(factor) or factor < 1):
-            raise InvalidConfiguration("RevertPolicy.backoff_factor must be a finite number of "
-                                       f"at least 1 (got {self.backoff_factor!r})")
+        check_factor("RevertPolicy.backoff_factor", self.backoff_factor)
 
     def delay_before(self, attempt: int) -> float:
         """Back-off before attempt number `attempt` (1-based); the first runs at once."""
-        if attempt <= 1:
-            return 0.0
-        try:
-            delay = self.backoff_seconds * self.backoff_factor ** (attempt - 2)
-        except OverflowError:
-            delay = MAX_BACKOFF_SECONDS
-        return float(min(MAX_BACKOFF_SECONDS, delay))
+        return backoff(self.backoff_seconds, self.backoff_factor, attempt, MAX_BACKOFF_SECONDS)
 
 
 class Decision(Enum):

@@ -53,6 +53,7 @@ from .records import (
     ObjectKind,
     name_problems,
 )
+from .retry_policy import NO_RETRY, RetryPolicy
 from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store, StoreTransaction
 from .submission import submit_root
@@ -78,7 +79,9 @@ class Engine:
         agents: the task hosts by name; a command's `ctx.start_task(agent, ...)` names one.
         registry: the command types this engine may run.
         policy: how failed compensations are retried (the revert-state loop guard).
-        limits: every other bound: start, clear and poll retries, back-off.
+        retry: how failed forward tasks are retried before their command fails, for every
+            command type that sets no `Command.retry` of its own (default: never).
+        limits: every other bound: start, clear and poll retries, back-off, steps.
         clock, sleep: time, injectable so tests run on a manual clock.
         on_commit: called with the report of every tick that committed something.
         ids: makes the ids of new commands and tasks; they must be unique across every engine
@@ -112,6 +115,7 @@ class Engine:
         registry: CommandRegistry,
         *,
         policy: RevertPolicy | None = None,
+        retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -134,6 +138,9 @@ class Engine:
                 raise InvalidConfiguration(problems[0])
         self.registry = registry
         self.policy = policy or RevertPolicy()
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidConfiguration(f"retry must be a RetryPolicy (got {retry!r:.80})")
+        self.retry = retry or NO_RETRY
         self.limits = limits or Limits()
         self.clock = clock
         self.sleep = sleep
@@ -141,7 +148,7 @@ class Engine:
         self.ticks_committed = 0
         self.now = clock()
         self._config = EngineConfig(registry, self.policy, self.limits,
-                                    frozenset(self.agents), ids)
+                                    frozenset(self.agents), ids, self.retry)
         self._agent_calls = AgentCalls(self.agents, self.limits)
         self._view = EngineView()
         # Transitions taken outside a tick (recovery), written by the next tick.

@@ -43,6 +43,9 @@ class EngineView:
         self.resettle: set[str] = set()
         # Depth below the nearest ancestor still in memory (its root, for regular work).
         self.depths: dict[str, int] = {}
+        # Commands waiting in `stepping` for their step's work, by end group: checked when
+        # something in their group happens (ids of commands that moved on are dropped there).
+        self.stepping: dict[str, set[str]] = defaultdict(set)
 
     # ------------------------------------------------------------------ indexing
     def index_command(self, record: CommandRecord) -> None:
@@ -55,6 +58,28 @@ class EngineView:
         opposite = opposite_resource(record)
         if opposite is not None and not COMMAND_MACHINE.is_terminal(record.status):
             self.reverting[opposite].add(record.id)
+        if record.status == CommandStatus.STEPPING:
+            self.stepping[record.end_group_id].add(record.id)
+
+    def mark_stepping(self, record: CommandRecord) -> None:
+        """It entered `stepping`: its group's events check whether its step's work ended."""
+        self.stepping[record.end_group_id].add(record.id)
+
+    def stepping_members(self, head_id: str) -> list[CommandRecord]:
+        """The group's commands in `stepping`, in id order; forgets those that moved on."""
+        ids = self.stepping.get(head_id)
+        if not ids:
+            return []
+        found = []
+        for command_id in sorted(ids):
+            record = self.commands.get(command_id)
+            if record is None or record.status != CommandStatus.STEPPING:
+                ids.discard(command_id)
+            else:
+                found.append(record)
+        if not ids:
+            del self.stepping[head_id]
+        return found
 
     def detach(self, record: CommandRecord) -> None:
         """A command just became terminal: it no longer holds up its parent or its group."""

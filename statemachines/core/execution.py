@@ -15,6 +15,7 @@ from .errors import UnknownCommandType
 from .hook_context import hook
 from .records import CommandRecord
 from .tick_state import TickState, for_root
+from .verdicts import fail_group
 
 log = logging.getLogger("endaction.engine")
 
@@ -39,14 +40,19 @@ def validate_and_execute(state: TickState, record: CommandRecord) -> None:
         refuse(state, record, problems)
         return
     fire(record, COMMAND_MACHINE, CommandTrigger.EXECUTE)
+    record.step = 1
     state.report.commands_executed += 1
     with contain() as contained:
         command, ctx = hook(state, record, HookPhase.EXECUTE)
         command.execute(ctx)
     if contained.failed:
-        record.error = f"execute raised {contained.describe()}"
-        log.warning("%s %s: %s", record.type, record.id, record.error)
-        fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION, record.error)
+        cause = f"execute raised {contained.describe()}"
+        log.warning("%s %s: %s", record.type, record.id, cause)
+        fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION, cause)
+        fail_group(state, record, cause)
+    elif ctx.spawned and command.takes_steps():
+        fire(record, COMMAND_MACHINE, CommandTrigger.STEPPED, "step 1")
+        view.mark_stepping(record)
     else:
         fire(record, COMMAND_MACHINE, CommandTrigger.EXECUTED)
     view.touched_groups.add(record.end_group_id)
@@ -56,13 +62,9 @@ def refuse(state: TickState, record: CommandRecord, problems: list[str]) -> None
     """A command that will not run: it ends at once, and its whole end group fails."""
     view = state.view
     record.outcome = Outcome.REFUSED
-    record.error = "; ".join(problems)
     view.not_started.pop(record.id, None)
+    fail_group(state, record, "; ".join(problems))
     state.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.REFUSE, record.error)
-    head = view.commands.get(record.end_group_id)
-    if head is not None and head is not record:
-        head.work_succeeded = False
-        state.recorder.touch(head)
     view.touched_groups.add(record.end_group_id)
     state.on_terminal(record)
 

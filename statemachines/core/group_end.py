@@ -27,6 +27,7 @@ from .reasons import ExecutionReason
 from .records import CommandRecord
 from .task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskTrigger
 from .tick_state import TickState, for_root
+from .verdicts import name_first_cause, own_work_succeeded
 
 log = logging.getLogger("endaction.engine")
 
@@ -40,7 +41,7 @@ def ready_groups(state: TickState) -> list[str]:
             m.status in READY_TO_END_STATES or m.status == CommandStatus.ENDING
             for m in members.values()
         ) and all(
-            t.status in DONE_TASK_STATES
+            t.status in DONE_TASK_STATES or t.retried
             for m in members for t in view.tasks_by_command.get(m, ())
         ):
             ready.append(head_id)
@@ -78,7 +79,8 @@ def _verdict(state: TickState, head_id: str, members: list[CommandRecord]) -> bo
         # False: a member was refused. True/False on an `ending` head: decided before a crash.
         return head.work_succeeded
     return all(m.status != CommandStatus.EXECUTION_FAILED for m in members) and all(
-        t.succeeded for m in members for t in state.view.tasks_by_command.get(m.id, ()))
+        t.succeeded for m in members for t in state.view.tasks_by_command.get(m.id, ())
+        if not t.retried)
 
 
 def _end_group(state: TickState, head_id: str, members: list[CommandRecord],
@@ -94,6 +96,7 @@ def _end_group(state: TickState, head_id: str, members: list[CommandRecord],
         succeeded = _end_successfully(state, ordered)
     for member in members:
         member.work_succeeded = succeeded
+        member.own_work_succeeded = own_work_succeeded(state, member)
         for task in state.view.tasks_by_command.get(member.id, ()):
             if task.status in DONE_TASK_STATES:
                 # Clears get their own budget: a task that needed start retries must not
@@ -108,6 +111,9 @@ def _end_group(state: TickState, head_id: str, members: list[CommandRecord],
             report.compensations_ended += 1
         if member.status == CommandStatus.ENDED_SUCCESS:
             member.outcome = Outcome.SUCCEEDED
+        elif (member.outcome is None and member.own_work_succeeded is False
+              and member.execution_reason == ExecutionReason.REGULAR_FLOW):
+            member.outcome = Outcome.FAILED  # whose work failed: this one's (its error says why)
     state.to_settle.extend(m for m in ordered if m.status == CommandStatus.ROLLING_BACK)
 
 
@@ -120,10 +126,15 @@ def _end_successfully(state: TickState, ordered: list[CommandRecord]) -> bool:
             command, ctx = hook(state, member, HookPhase.END_SUCCESSFULLY)
             command.end_successfully(ctx)
         if contained.failed:
-            member.error = (f"end_successfully raised {contained.describe()}; the group took "
-                            "the failure path")
+            cause = f"end_successfully raised {contained.describe()}"
+            member.error = f"{cause}; the group took the failure path"
+            member.outcome = Outcome.FAILED
             log.error("%s %s: %s", member.type, member.id, member.error)
             state.recorder.touch(member)
+            head = state.view.commands.get(member.end_group_id)
+            if head is not None:
+                name_first_cause(head, member, cause)
+                state.recorder.touch(head)
             return False
     return True
 

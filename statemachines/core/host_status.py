@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .shared_machine import SharedMachine, TransitionSpec
 
@@ -40,11 +41,16 @@ class TaskReport:
             agent lost it (`TaskReport.unknown(message)`).
         result: with FINISHED, SUCCESS or FAILURE; only FINISHED + SUCCESS is success.
         message: what a person should read about it (the reason of a failure).
+        output: what the work produced, as JSON data (a certificate's serial, an allocated
+            address, a copy's size), given with its end; hooks read it as the task's
+            `output`. At most `Limits.max_output_bytes` of JSON text; one that is larger, or
+            is not strict JSON, ends the task `unknown`, saying why.
     """
 
     status: HostStatus
     result: HostResult = HostResult.UNKNOWN
     message: str = ""
+    output: Any = None
 
     @property
     def ended(self) -> bool:

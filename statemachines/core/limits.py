@@ -28,6 +28,27 @@ def check_seconds(name: str, value: object, positive: bool) -> None:
             f"{name} must be a finite, {kind} number of seconds (got {value!r})")
 
 
+def check_factor(name: str, value: object) -> None:
+    """A back-off's growth: a finite number of at least 1 (a shrinking back-off is none)."""
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value < 1):
+        raise InvalidConfiguration(f"{name} must be a finite number of at least 1 "
+                                   f"(got {value!r})")
+
+
+def backoff(first: float, factor: float, attempt: int, cap: float) -> float:
+    """The delay before attempt number `attempt` (1-based) of something retried with
+    back-off: none before the first, `first` before the second, times `factor` for each
+    later one, never beyond `cap` (an exponent that overflows is the cap)."""
+    if attempt <= 1:
+        return 0.0
+    try:
+        delay = first * factor ** (attempt - 2)
+    except OverflowError:
+        delay = cap
+    return float(min(cap, delay))
+
+
 @dataclass(frozen=True)
 class Limits:
     """The engine's bounds; the defaults suit a storage host that answers within seconds.
@@ -53,7 +74,14 @@ class Limits:
         max_tree_depth: how deep a command tree may grow; `add_child` beyond it raises
             `LimitExceeded` inside `execute`, which fails that command (and so its root)
             instead of letting a runaway `execute` grow a tree forever.
-        max_spawn_per_execute: children and tasks one `execute` call may create.
+        max_spawn_per_step: children and tasks one step (its `execute` or `next_step`
+            call) may create; resources one step may add, apart.
+        max_steps: steps one command may take (its `execute` is the first, each
+            `next_step` one more); a `next_step` beyond them that starts work fails the
+            command (`LimitExceeded`), so a command cannot step forever.
+        max_output_bytes: the size of a task's output (what its agent returns with its
+            end) and of a command's own output, as JSON text; a larger one is refused (a
+            task reporting one ends `unknown`, a hook setting one raises).
         max_rounds_per_tick: rounds of "execute what is due, end what is ready" in one tick;
             a child created in a tick is executed in the same tick's next round, so this
             bounds how much of one deep tree a single transaction takes on (the rest waits
@@ -68,12 +96,15 @@ class Limits:
     task_timeout: float = 3600.0
     abort_grace: float = 60.0
     max_tree_depth: int = 10_000
-    max_spawn_per_execute: int = 100_000
+    max_spawn_per_step: int = 100_000
+    max_steps: int = 100
+    max_output_bytes: int = 65_536
     max_rounds_per_tick: int = 100
 
     def __post_init__(self) -> None:
         for name in ("max_start_attempts", "max_clear_attempts", "max_poll_failures",
-                     "max_tree_depth", "max_spawn_per_execute", "max_rounds_per_tick"):
+                     "max_tree_depth", "max_spawn_per_step", "max_rounds_per_tick", "max_steps",
+                     "max_output_bytes"):
             check_count(f"Limits.{name}", getattr(self, name), minimum=1)
         for name in ("agent_retry_seconds", "max_agent_retry_seconds"):
             check_seconds(f"Limits.{name}", getattr(self, name), positive=False)

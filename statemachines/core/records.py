@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from .command_machine import CommandStatus, Outcome
 from .host_status import HostResult, HostStatus, host_ended_successfully
 from .reasons import ExecutionReason
+from .retry_policy import RetryPolicy
 from .task_machine import TaskStatus
 
 # Widths of the columns these names are stored in: a longer one is refused where it enters,
@@ -104,6 +105,24 @@ def _explain(value: Any, where: str, finite: bool) -> None:
         raise TypeError(f"{where}: {type(value).__name__} is not JSON data")
 
 
+def freeze_output(value: Any, limit: int) -> Any:
+    """An output (a task's, from its agent; a command's, from a hook) as the store keeps it:
+    frozen, strict JSON, at most `limit` bytes of JSON text. ValueError naming what is wrong
+    otherwise: an output feeds the next step, so one that cannot be kept must not pass."""
+    try:
+        frozen = freeze({"output": value})["output"]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"it is not strict JSON ({str(err).replace('parameters.', '')})"
+                         ) from None
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    size = len(to_json(frozen))
+    if size > limit:
+        raise ValueError(f"it is {size:,} bytes of JSON, over the {limit:,} an output may be "
+                         "(Limits.max_output_bytes)")
+    return frozen
+
+
 def to_json(value: Any) -> str:
     """JSON text of frozen (or plain) JSON data, without thawing it into a copy first."""
     return _ENCODER.encode(value)
@@ -142,6 +161,15 @@ class CommandRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
+    # The steps it has taken: 1 once `execute` ran, one more for every `next_step`.
+    step: int = 0
+    # Whether its own work (its tasks' last attempts, its own hooks) succeeded, as decided
+    # when its end was claimed (None until then): what `ctx.own_work_succeeded` answers after.
+    own_work_succeeded: bool | None = None
+    # What it recorded for its parent to read (`ctx.set_output`): JSON data, or None.
+    output: Any = None
+    # Resources it made beyond its entity (`ctx.add_resource`), as (type, id), in order.
+    resources: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -165,10 +193,24 @@ class TaskRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
+    # The step of its command that started it (1: execute).
+    step: int = 1
+    # Which run of this piece of work it is (1-based), and whether a later attempt replaced
+    # it (then its failure is not its command's).
+    attempt: int = 1
+    retried: bool = False
+    # How it is retried when it fails (None: never), as it was when the task was created.
+    retry: RetryPolicy | None = None
+    # What the agent returned with its end (JSON data), or None.
+    output: Any = None
 
     @property
     def succeeded(self) -> bool:
         return host_ended_successfully(self.host_status, self.host_result)
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 if self.retry is None else self.retry.max_attempts
 
 
 class ObjectKind(StrEnum):
@@ -187,8 +229,11 @@ class HistoryEvent(StrEnum):
     COMPENSATE = "compensate"
     #: An operator's cancel request was acted on.
     CANCEL = "cancel"
-    #: An operator's cleanup started one more opposite command (or found the resource gone).
+    #: An operator's cleanup started one more opposite command (or found the resource gone),
+    #: or left nothing behind of a command that had given up.
     CLEANUP = "cleanup"
+    #: A failed task of the command is run again as a new attempt.
+    RETRY = "retry"
     #: The engine failed on this root and stopped working on it.
     HOLD = "hold"
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from .cleanup import record_what_is_left
 from .command import Command
 from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger, HookPhase, Outcome
 from .compensation_policy import Decision, decide
 from .containment import contain
 from .engine_view import opposite_resource
+from .errors import EndactionError
 from .hook_context import HookContext, hook
 from .host_status import HostStatus
 from .reasons import ExecutionReason
 from .records import CommandRecord, HistoryEvent
 from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .spawning import create_child
-from .tick_state import TickState, copy_record, for_root
+from .tick_state import TickState, for_root, resources_of
 
 log = logging.getLogger("endaction.engine")
 
@@ -51,13 +53,7 @@ def settle(state: TickState, record: CommandRecord) -> None:
         if record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
             _finish_opposite(state, record)
         else:
-            if record.outcome is None:
-                record.outcome = Outcome.FAILED
-            resource = command.reverted_resource()
-            if resource is None:
-                _rolled_back(state, record, "nothing to revert")
-            else:
-                _revert(state, record, command, ctx, resource)
+            _revert_resources(state, record, command, ctx)
     if contained.failed:
         message = f"rolling back {record.type} failed: {contained.describe()}"
         # A hook that raises is a bug, not a transient failure: running the opposite
@@ -71,20 +67,13 @@ def settle(state: TickState, record: CommandRecord) -> None:
 
 
 def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
-    """A regular command could not finish its rollback: its own resource (if it has one
-    and it is not reverted already) is left for cleanup, under its own name."""
-    resource: ResourceRef | None = None
-    with contain() as contained:
-        resource = state.config.registry.get(record.type)(copy_record(record)).reverted_resource()
-    if contained.failed or not isinstance(resource, ResourceRef):
-        resource = (ResourceRef(record.entity_type, record.entity_id)
-                    if record.entity_type and record.entity_id else None)
-    if resource is None:
-        return
-    revert = state.tx.get_revert(resource, record.id)
-    if revert.state != RevertState.REVERTED:
-        state.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
-                                    last_error=message))
+    """A regular command could not finish its rollback: what it made and is not reverted
+    already is left for cleanup, under its own name."""
+    for resource in resources_of(record):
+        revert = state.tx.get_revert(resource, record.id)
+        if revert.state not in (RevertState.REVERTED, RevertState.REVERT_FAILED):
+            state.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
+                                        last_error=message))
 
 
 def _mark_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
@@ -97,9 +86,48 @@ def _mark_revert_failed(state: TickState, record: CommandRecord, message: str) -
                                         last_error=message))
 
 
+class _Wait:
+    """An opposite command for the resource is in flight: settle again when it ends."""
+
+
+_WAIT = _Wait()
+
+
+def _revert_resources(state: TickState, record: CommandRecord, command: Command,
+                      ctx: HookContext) -> None:
+    """Undo what the command made, the last made first, one opposite command at a time: a
+    later step's resource may depend on an earlier one's (a DNS record on its address).
+    A resource given up on does not stop the others from being undone; the command then
+    gives up, naming each."""
+    given_up: list[str] = []
+    last = "nothing to revert"
+    for resource in reversed(resources_of(record)):
+        done = _revert(state, record, command, ctx, resource)
+        if done is _WAIT:
+            return
+        if isinstance(done, _GaveUp):
+            given_up.append(done.message)
+        else:
+            last = str(done)
+    if given_up:
+        give_up(state, record, "; ".join(given_up))
+        return
+    if record.outcome is None:
+        record.outcome = Outcome.ROLLED_BACK
+    _rolled_back(state, record, last)
+
+
+class _GaveUp:
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def _revert(state: TickState, record: CommandRecord, command: Command, ctx: HookContext,
-            resource: ResourceRef) -> None:
-    """Apply both loop guards, then start the opposite command if there is work left."""
+            resource: ResourceRef) -> str | _Wait | _GaveUp:
+    """Apply both loop guards to one resource, then start its opposite command if there is
+    work left. Returns why nothing is left, `_WAIT`, or why it was given up on."""
     tx, view = state.tx, state.view
     exists = command.resource_exists(ctx, resource)
     revert = tx.get_revert(resource, record.id)
@@ -109,31 +137,48 @@ def _revert(state: TickState, record: CommandRecord, command: Command, ctx: Hook
             # An earlier attempt (failed or lost) or someone else removed it after all.
             revert = replace(revert, state=RevertState.REVERTED)
             tx.put_revert(revert)
-        if revert.state == RevertState.REVERTED and record.outcome in (None, Outcome.FAILED):
-            # Never over a child's give-up or a cancellation: those must stay readable.
-            record.outcome = Outcome.ROLLED_BACK
         reason = "no longer in the inventory" if not exists else f"already {revert.state}"
-        return _rolled_back(state, record, f"{resource} {reason}")
+        return f"{resource} {reason}"
     if decision == Decision.GIVE_UP:
-        tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED))
-        return give_up(state, record, gave_up_on(resource, revert))
+        if revert.state != RevertState.REVERT_FAILED:
+            tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED))
+        return _GaveUp(gave_up_on(resource, revert))
     if view.reverting.get(resource):
         # Settled again when that opposite command ends (`on_terminal`): by then the
         # guards will most likely find nothing left to revert.
         view.awaiting_revert[resource].add(record.id)
-        return None
-    opposite = command.revert(ctx)
+        return _WAIT
+    opposite = command.revert(ctx, resource)
     if opposite is None:
-        return _rolled_back(state, record, f"{resource} is reverted natively by the agent")
+        if tx.resource_exists(resource):
+            raise RevertContradiction(
+                f"revert returned None for {resource} (nothing to undo), but its ledger "
+                "still holds it: drop its row before returning None, or name the opposite "
+                "command that undoes it")
+        tx.put_revert(replace(revert, state=RevertState.REVERTED))
+        state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
+                               f"nothing to undo for {resource}")
+        return f"{resource}: nothing to undo"
     attempt = revert.attempts + 1
     child = create_child(
         state, record, opposite.type_name, opposite.parameters, resource, compensation=True,
         not_before=state.now + state.config.policy.delay_before(attempt))
     tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
+    if opposite.native:
+        if record.outcome is None:
+            record.outcome = Outcome.ROLLED_BACK_NATIVELY
+    elif record.outcome in (None, Outcome.ROLLED_BACK_NATIVELY):
+        record.outcome = Outcome.ROLLED_BACK
     state.report.compensations_started += 1
+    native = " (native revert)" if opposite.native else ""
     state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
-                           f"{opposite.type_name} {child.id} for {resource}, attempt {attempt}")
-    return None
+                           f"{opposite.type_name} {child.id} for {resource}{native}, attempt "
+                           f"{attempt}")
+    return _WAIT
+
+
+class RevertContradiction(EndactionError):
+    """`revert` said nothing is left of a resource its ledger still holds."""
 
 
 def _finish_opposite(state: TickState, record: CommandRecord) -> None:
@@ -161,20 +206,26 @@ def _finish_opposite(state: TickState, record: CommandRecord) -> None:
                              or f"{record.type} {record.id} failed",
                              lost=revert.lost + (record.outcome == Outcome.LOST))
         state.tx.put_revert(revert)
+    if (record.outcome == Outcome.REVERTED and record.parent_id is not None
+            and record.parent_id not in state.view.commands):
+        # The command it undoes had ended: this was a cleanup's opposite command.
+        record_what_is_left(state, record.root_id)
     return _rolled_back(state, record, record.outcome)
 
 
 def _rolled_back(state: TickState, record: CommandRecord, detail: str) -> None:
     if record.outcome == Outcome.CHILD_REVERT_FAILED:
-        return give_up(state, record, "a child could not be rolled back (see its error); "
-                       "its resource is marked revert_failed")
+        return give_up(state, record, "a command under it could not be rolled back: what it "
+                       "made is left revert_failed (see its error)")
     state.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.ROLLED_BACK, detail)
     state.on_terminal(record)
     return None
 
 
 def give_up(state: TickState, record: CommandRecord, message: str) -> None:
-    record.error = message
+    # The cause of the failure stays first: a reader of the root learns what went wrong,
+    # then that its rollback did not get everything back.
+    record.error = message if record.error is None else f"{record.error}; then: {message}"
     record.outcome = Outcome.REVERT_FAILED
     log.error("%s %s: %s", record.type, record.id, message)
     state.recorder.fire(record, COMMAND_MACHINE, CommandTrigger.GIVE_UP, message)

@@ -14,6 +14,7 @@ from .command import reference_problems
 from .errors import InvalidParameters, LimitExceeded, UnknownAgent
 from .reasons import ExecutionReason
 from .records import MAX_NAME_LENGTH, CommandRecord, HistoryEvent, TaskRecord, name_problems
+from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 from .tick_state import TickState
 
@@ -72,7 +73,15 @@ def create_task(
     parameters: Mapping[str, Any],
     entities: Iterable[ResourceRef],
     timeout: float | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    attempt: int = 1,
+    step: int | None = None,
+    start_at: float = 0.0,
 ) -> TaskRecord:
+    """A task of `command`: its first attempt (from a step's hook), or a later one that
+    replaces a failed attempt (`retries`), started no earlier than `start_at`; its deadline
+    counts from then."""
     config = state.config
     if agent not in config.agent_names:
         raise UnknownAgent(agent, list(config.agent_names))
@@ -85,14 +94,20 @@ def create_task(
     if problems:
         raise InvalidParameters(f"task {verb!r:.40} of {command.type}", problems)
     frozen = config.registry.check_json(f"task {verb} of {command.type}", parameters)
+    begins = max(state.now, start_at)
     task = TaskRecord(
         id=config.new_id(), command_id=command.id, root_command_id=command.root_id,
         agent=agent, verb=verb, parameters=frozen,
         entities=tuple((e.type, e.id) for e in entities),
-        deadline=state.now + (timeout or config.limits.task_timeout),
+        retry_at=start_at if start_at > state.now else 0.0,
+        deadline=begins + (timeout or config.limits.task_timeout),
         created_at=state.now, updated_at=state.now,
+        step=command.step if step is None else step, attempt=attempt, retry=retry,
     )
     state.view.index_task(task)
     state.recorder.changes.new_tasks[task.id] = task
-    state.recorder.history(task, HistoryEvent.CREATE, "", task.status, f"{verb} on {agent}")
+    detail = f"{verb} on {agent}"
+    if retry is not None:
+        detail += f", attempt {attempt} of {retry.max_attempts}"
+    state.recorder.history(task, HistoryEvent.CREATE, "", task.status, detail)
     return task

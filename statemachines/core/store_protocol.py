@@ -55,6 +55,20 @@ class StoreTransaction(Protocol):
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
         """A hint: these resources are about to be read; load them in bulk if that helps."""
 
+    def tasks_of(self, command_id: str) -> list[TaskRecord]:
+        """A command's tasks as this transaction sees them (the failure path's hooks read
+        them after the engine forgot the cleared ones)."""
+
+    def children_of(self, command_id: str) -> list[CommandRecord]:
+        """A command's children as this transaction sees them."""
+
+    def commands_of_root(self, root_id: str) -> list[CommandRecord]:
+        """Every command of a root's tree as this transaction sees them."""
+
+    def reverts_of(self, owners: Collection[str]) -> list[ResourceRevert]:
+        """The revert states of the resources these commands made, this tick's writes
+        included."""
+
     def get_revert(self, resource: ResourceRef, owner: str) -> ResourceRevert: ...
 
     def put_revert(self, revert: ResourceRevert) -> None: ...

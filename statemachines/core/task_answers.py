@@ -11,8 +11,10 @@ from __future__ import annotations
 from .agent_calls import AgentAnswers
 from .host_status import HostResult, TaskReport, host_progress
 from .records import TaskRecord
+from .retries import may_retry, retry
 from .task_machine import TASK_MACHINE, TaskStatus, TaskTrigger
 from .tick_state import TickState, for_root
+from .verdicts import fail_group, task_cause
 
 
 def apply(state: TickState, answers: AgentAnswers) -> None:
@@ -26,7 +28,7 @@ def apply(state: TickState, answers: AgentAnswers) -> None:
         task.message = message
         task.host_result = HostResult.FAILURE
         fire(task, TASK_MACHINE, TaskTrigger.START_FAILED, message)
-        task_done(state, task)
+        task_done(state, task, retriable=False)
     for task, message in answers.start_retry:
         task.attempts += 1
         task.retry_at = now + limits.retry_delay(task.attempts)
@@ -69,21 +71,32 @@ def _poll_failed(state: TickState, task: TaskRecord, message: str) -> None:
 
 
 def report_end(state: TickState, task: TaskRecord, answer: TaskReport) -> None:
+    # An aborted task (its deadline passed, or its root was cancelled) is never retried.
+    aborted = task.status == TaskStatus.ABORTING
     task.host_status = answer.status
     task.host_result = answer.result
     task.message = answer.message or None
+    task.output = answer.output
     task.retry_at = 0.0
     state.recorder.fire(task, TASK_MACHINE, TaskTrigger.REPORT_END,
                         f"{answer.status}/{answer.result} {answer.message}".strip())
-    task_done(state, task)
+    task_done(state, task, retriable=not aborted)
 
 
-def task_done(state: TickState, task: TaskRecord) -> None:
+def task_done(state: TickState, task: TaskRecord, retriable: bool) -> None:
+    """A task had its last word: its end group's fan-in (or its command's step) may be
+    complete; a failure is retried if its policy allows, else its command's work failed."""
+    command = state.view.commands.get(task.command_id)
     if task.succeeded:
         state.report.tasks_succeeded += 1
     else:
         state.report.tasks_failed += 1
-    command = state.view.commands.get(task.command_id)
+        if command is not None:
+            cause = task_cause(task)
+            if retriable and may_retry(state, command, task):
+                retry(state, command, task, cause)
+                return
+            fail_group(state, command, cause)
     if command is not None:
         state.view.touched_groups.add(command.end_group_id)
 

@@ -4,6 +4,9 @@
 a row that recovery resolves by task id (starting is idempotent) instead of an orphan on the
 agent. A task is cleared on the agent only after the end of its command is durable.
 
+A forward task that fails may be retried (`RetryPolicy`): it ends `retry` (finished -> ending,
+cleared like any ended task) and a new task, with a new id, runs the next attempt.
+
 A task that passes its deadline, or whose root is cancelled, moves to `aborting`: the engine
 asks the agent to abort it and keeps polling until the agent reports its end, or until a grace
 period passes (then it ends `unknown`). It never ends before the agent has said so or the
@@ -43,6 +46,7 @@ class TaskTrigger(StrEnum):
     ABORT = "abort"
     REPORT_END = "report_end"
     CLAIM_END = "claim_end"
+    RETRY = "retry"
     CLEARED = "cleared"
     CLEAR_FAILED = "clear_failed"
 
@@ -55,6 +59,8 @@ TASK_TRANSITIONS = (
     TransitionSpec(E.ABORT, [T.PENDING, T.POLLING], T.ABORTING),
     TransitionSpec(E.REPORT_END, [T.POLLING, T.ABORTING], T.FINISHED),
     TransitionSpec(E.CLAIM_END, [T.FINISHED, T.START_FAILED], T.ENDING),
+    # A failed attempt another attempt replaces: its end is recorded, so it is cleared at once.
+    TransitionSpec(E.RETRY, T.FINISHED, T.ENDING),
     TransitionSpec(E.CLEARED, [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
     TransitionSpec(E.CLEAR_FAILED, [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),
 )

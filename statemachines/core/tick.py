@@ -3,9 +3,10 @@
 A `Tick` lives for one transaction and holds everything that lives that long (its
 `TickState`: the transaction, the moment, the report, the rows to write), so none of it can
 leak into the next tick or be missing in this one. Its parts live in modules of their own,
-by what they do: `task_answers` (the agents' answers and the deadlines), `execution`
-(validate and execute), `group_end` (fan-in and ends), `rollback` (settling failures),
-`operator_work` (cancels and cleanups). They move records only through the state's
+by what they do: `task_answers` (the agents' answers and the deadlines; `retries`),
+`execution` (validate and execute), `steps` (the next step of a command in steps),
+`group_end` (fan-in and ends), `rollback` (settling failures), `cancellation` and `cleanup`
+(what operators ask for). They move records only through the state's
 `Recorder`, call user code only through `contain`, and write through the store transaction;
 if anything escapes, the engine rolls the transaction back and rebuilds its view from the
 store.
@@ -14,13 +15,15 @@ store.
 from __future__ import annotations
 
 from .agent_calls import AgentAnswers
+from .cancellation import act_on_cancels
+from .cleanup import start_cleanup
 from .engine_view import EngineView
 from .execution import start_command
 from .group_end import end_groups, ready_groups
-from .operator_work import act_on_cancels, start_cleanup
 from .recorder import Changes
 from .revert_state import ResourceRevert
 from .rollback import drain
+from .steps import run_due_steps
 from .store_protocol import StoreTransaction
 from .task_answers import apply, enforce_deadlines
 from .tick_report import TickReport
@@ -53,9 +56,9 @@ class Tick:
         self.state.flush()
 
     def _advance(self) -> None:
-        """Execute due commands and end ready groups, round after round, until neither has
-        anything left or the tick has done `max_rounds_per_tick` rounds (the rest is due at
-        once, in the next tick)."""
+        """Execute due commands, take the next steps whose work ended, and end ready groups,
+        round after round, until none has anything left or the tick has done
+        `max_rounds_per_tick` rounds (the rest is due at once, in the next tick)."""
         state = self.state
         view = state.view
         for command_id in sorted(view.resettle):
@@ -70,9 +73,11 @@ class Tick:
             for record in due:
                 start_command(state, record)
             drain(state)
+            stepped = run_due_steps(state)
             groups = ready_groups(state)
             if groups:
                 end_groups(state, groups)
                 drain(state)
-            if not due and not groups:
+            view.touched_groups.update(stepped.difference(groups))
+            if not due and not stepped and not groups:
                 return

@@ -15,7 +15,11 @@ class TickReport:
     tasks_succeeded: int = 0
     tasks_failed: int = 0
     tasks_cleared: int = 0
+    # Failed tasks started again as a new attempt (RetryPolicy).
+    tasks_retried: int = 0
     commands_executed: int = 0
+    # `next_step` calls: steps after a command's first.
+    steps_taken: int = 0
     commands_ended: int = 0
     compensations_started: int = 0
     # Opposite commands whose end ran: with compensations_started, what a display shows running.
@@ -30,7 +34,9 @@ class TickReport:
                 ("polling", self.tasks_running),
                 ("succeeded", self.tasks_succeeded),
                 ("failed", self.tasks_failed),
+                ("retried", self.tasks_retried),
                 ("executed", self.commands_executed),
+                ("steps", self.steps_taken),
                 ("ended", self.commands_ended),
                 ("compensating", self.compensations_started),
                 ("compensations ended", self.compensations_ended),

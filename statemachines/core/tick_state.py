@@ -22,7 +22,8 @@ from .engine_view import EngineView, opposite_resource
 from .errors import ConcurrentModification, RootFault, StoreError
 from .limits import Limits
 from .recorder import Changes, Recorder
-from .records import CommandRecord, HistoryPath
+from .records import CommandRecord, HistoryPath, TaskRecord
+from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 from .store_protocol import StoreTransaction
 from .tick_report import TickReport
@@ -37,6 +38,7 @@ class EngineConfig:
     limits: Limits
     agent_names: frozenset[str]
     new_id: Callable[[], str]
+    retry: RetryPolicy
 
 
 class TickState:
@@ -146,9 +148,27 @@ class ForRoot:
 
 
 _COMMAND_FIELDS = attrgetter(*(f.name for f in fields(CommandRecord)))
+_TASK_FIELDS = attrgetter(*(f.name for f in fields(TaskRecord)))
 
 
 def copy_record(record: CommandRecord) -> CommandRecord:
     """Every hook gets one (70,000 for a 10,000-disk rollback): positional construction is
     several times cheaper than `dataclasses.replace`, which goes through keyword arguments."""
     return CommandRecord(*_COMMAND_FIELDS(record))
+
+
+def copy_task(task: TaskRecord) -> TaskRecord:
+    """What a hook reads of a task: a copy, so that writing to it changes nothing."""
+    return TaskRecord(*_TASK_FIELDS(task))
+
+
+def resources_of(record: CommandRecord) -> tuple[ResourceRef, ...]:
+    """What a command made, in the order it made them: its entity, then what it added."""
+    found: list[ResourceRef] = []
+    if record.entity_type is not None and record.entity_id is not None:
+        found.append(ResourceRef(record.entity_type, record.entity_id))
+    for kind, ident in record.resources:
+        ref = ResourceRef(kind, ident)
+        if ref not in found:
+            found.append(ref)
+    return tuple(found)

@@ -9,9 +9,10 @@ complete scenarios to copy from.
 Needs Hypothesis (`pip install 'endaction[test]'`).
 """
 
-from .controlled_agent import AgentCrash, ControlledAgent, Effect, no_effect
+from .controlled_agent import AgentCrash, ControlledAgent, Effect, Output, no_effect, no_output
 from .engine_machine import ManualClock, engine_machine
 from .invariants import (
+    check_outputs,
     check_quiescent,
     check_revert_progress,
     check_safety,
@@ -29,11 +30,13 @@ __all__ = [
     "ControlledAgent",
     "Effect",
     "ManualClock",
+    "Output",
     "Scenario",
     "Snapshot",
     "StepChecker",
     "Submission",
     "TreeSize",
+    "check_outputs",
     "check_quiescent",
     "check_revert_progress",
     "check_safety",
@@ -42,6 +45,7 @@ __all__ = [
     "measure",
     "multiset_less",
     "no_effect",
+    "no_output",
     "revert_failed_resources",
     "take_snapshot",
     "tick_bound",

@@ -19,10 +19,17 @@ from ..core.host_status import HostResult, HostStatus, TaskReport
 Effect = Callable[[str, Mapping[str, Any], set[str]], None]
 # The outcome the agent gives a task when nobody chose one: used to drive a run to its end.
 Autopilot = Callable[[str, Mapping[str, Any]], HostResult]
+# What a task that succeeds returns (verb, parameters, task id): JSON, or None for nothing.
+Output = Callable[[str, Mapping[str, Any], str], Any]
 
 
 def no_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:
     """For agents whose tasks change nothing the test keeps track of."""
+
+
+def no_output(verb: str, parameters: Mapping[str, Any], task_id: str) -> Any:
+    """For agents whose tasks return nothing."""
+    return None
 
 
 def _working(task: ControlledTask) -> bool:
@@ -57,6 +64,10 @@ class ControlledAgent:
     # Which verbs compensate, and which resource a task touches: how `doomed` is applied.
     compensation_verbs: frozenset[str] = frozenset()
     resource_of: Callable[[str, Mapping[str, Any]], str | None] = lambda verb, params: None
+    output_of: Output = no_output
+    # What each task that succeeded returned, by task id, kept after it is cleared: the
+    # suite checks the engine kept exactly this.
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ the Agent protocol
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
@@ -111,8 +122,13 @@ class ControlledAgent:
             self.effect(task.verb, task.parameters, self.resources)
         if result == HostResult.UNKNOWN:
             task.report = TaskReport.unknown("the agent lost track of the outcome")
+        elif result == HostResult.SUCCESS:
+            output = self.output_of(task.verb, task.parameters, task_id)
+            if output is not None:
+                self.outputs[task_id] = output
+            task.report = TaskReport(HostStatus.FINISHED, result, output=output)
         else:
-            task.report = TaskReport(HostStatus.FINISHED, result)
+            task.report = TaskReport(HostStatus.FINISHED, result, "the agent failed it")
         return result
 
     def forget(self, task_id: str, effect: bool) -> None:

@@ -43,7 +43,13 @@ from ..core.reasons import ExecutionReason
 from ..core.revert_state import RevertState
 from ..core.tick_report import TickReport
 from .controlled_agent import AgentCrash
-from .invariants import check_quiescent, check_safety, fail_on, revert_failed_resources
+from .invariants import (
+    check_outputs,
+    check_quiescent,
+    check_safety,
+    fail_on,
+    revert_failed_resources,
+)
 from .scenario import Scenario, Submission
 from .step_checker import StepChecker
 from .termination import TreeSize, compensation_commits, tick_bound
@@ -91,7 +97,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         # ------------------------------------------------------------------ plumbing
         def _new_engine(self) -> Engine:
             return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
-                          clock=self.clock, sleep=self.clock.sleep,
+                          retry=scenario.retry, clock=self.clock, sleep=self.clock.sleep,
                           limits=scenario.limits,
                           ids=lambda: f"{next(self.ids):032x}")
 
@@ -209,7 +215,9 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         # ------------------------------------------------------------------ properties
         @invariant()
         def safety(self) -> None:
-            fail_on(check_safety(self.checker.snap), "safety")
+            snap = self.checker.snap
+            fail_on(check_safety(snap) + check_outputs(snap, self.agents)
+                    + scenario.check(snap), "safety")
 
         def teardown(self) -> None:
             try:

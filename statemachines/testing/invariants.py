@@ -7,18 +7,24 @@ property test says what went wrong and where rather than `assert False`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
 from ..core.reasons import ExecutionReason
 from ..core.records import ObjectKind
 from ..core.revert_state import REVERT_ORDER, RevertState
 from ..core.task_machine import TaskStatus
+from .controlled_agent import ControlledAgent
 from .snapshot import Snapshot
 
 _TERMINAL = {s.value for s in TERMINAL_COMMAND_STATES}
 # A task in one of these still has the agent working on it: its command cannot have ended.
 _LIVE_TASK_STATES = {TaskStatus.PENDING.value, TaskStatus.POLLING.value,
                      TaskStatus.ABORTING.value}
+# A task whose agent has said its last word on it.
+_ENDED_TASK_STATES = {TaskStatus.FINISHED.value, TaskStatus.ENDING.value,
+                      TaskStatus.CLEARED.value, TaskStatus.CLEAR_FAILED.value}
 
 
 def fail_on(problems: list[str], when: str) -> None:
@@ -84,6 +90,32 @@ def _tasks_belong(snap: Snapshot) -> list[str]:
             problems.append(f"task {task.id} ({task.verb}) is {task.status} but its command "
                             f"{command.id} ({command.type}) already ended {command.status}")
     return problems
+
+
+def check_outputs(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> list[str]:
+    """Every output an agent gave with a success is kept with its task, exactly, and no
+    task keeps one its agent did not give: crashes and retries included."""
+    given: dict[str, Any] = {}
+    for agent in agents.values():
+        given.update(agent.outputs)
+    problems = []
+    for task in snap.tasks.values():
+        if task.status not in _ENDED_TASK_STATES:
+            continue
+        expected = given.get(task.id) if task.succeeded else None
+        if task.succeeded and _thawed(task.output) != _thawed(expected):
+            problems.append(f"task {task.id} ({task.verb}) keeps the output {task.output!r:.80}"
+                            f", its agent gave {expected!r:.80}")
+    return problems
+
+
+def _thawed(value: Any) -> Any:
+    """Frozen JSON (mapping proxies, tuples) as plain JSON, for comparing with what was given."""
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:

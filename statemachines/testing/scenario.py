@@ -17,9 +17,10 @@ from hypothesis.strategies import SearchStrategy
 from ..core.command import CommandRegistry
 from ..core.compensation_policy import RevertPolicy
 from ..core.limits import Limits
+from ..core.retry_policy import RetryPolicy
 from ..core.revert_state import ResourceRef
 from ..core.store_protocol import Store
-from .controlled_agent import ControlledAgent, Effect, no_effect
+from .controlled_agent import ControlledAgent, Effect, Output, no_effect, no_output
 from .snapshot import Snapshot
 from .termination import Bounds, TreeSize
 
@@ -47,6 +48,10 @@ def _no_resource(verb: str, parameters: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _no_check(snap: Snapshot) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What a property run is about; `engine_machine(scenario)` builds the state machine.
@@ -65,8 +70,14 @@ class Scenario:
         leftovers: what exists (on an agent or in your ledgers) though no successful root
             owns it; the run fails unless each is also marked revert_failed.
         unique: gives the n-th submission of a run names of its own.
-        policy, max_start_attempts, max_clear_attempts, max_poll_failures, task_timeout:
-            the engine's bounds for the run (the measure is built from them).
+        output: what a task that succeeds returns (verb, parameters, task id): the JSON
+            your next steps read; the suite checks that each is kept exactly as given.
+        check: your domain's own safety properties, checked after every step like the
+            suite's (the violations, as sentences).
+        policy, retry, max_start_attempts, max_clear_attempts, max_poll_failures,
+            task_timeout, max_steps: the engine's bounds for the run (the measure is built
+            from them); `retry` is the engine's RetryPolicy, and no command type may allow
+            more attempts than it does.
         max_depth: a bound on your trees' depth (the measure's H).
         max_roots: roots submitted per run at most.
         tasks_per_compensation: tasks one opposite command starts at most (the tick bound).
@@ -82,7 +93,10 @@ class Scenario:
     leftovers: Callable[[Snapshot, Mapping[str, ControlledAgent], Store], set[str]] = (
         _nothing_left)
     unique: Callable[[Submission, int], Submission] = _same
+    output: Output = no_output
+    check: Callable[[Snapshot], list[str]] = _no_check
     policy: RevertPolicy = field(default_factory=lambda: RevertPolicy(backoff_seconds=1.0))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_depth: int = 8
     max_roots: int = 3
     tasks_per_compensation: int = 1
@@ -91,12 +105,14 @@ class Scenario:
     max_poll_failures: int = 10
     # Short enough that `time_passes` drives some tasks past their deadline, into aborts.
     task_timeout: float = 3600.0
+    max_steps: int = 4
 
     @property
     def bounds(self) -> Bounds:
         return Bounds(self.max_depth, self.policy.max_attempts, self.max_start_attempts,
                       self.max_clear_attempts, self.max_poll_failures,
-                      self.policy.max_lost_attempts)
+                      self.policy.max_lost_attempts, self.max_steps,
+                      self.retry.max_attempts)
 
     @property
     def limits(self) -> Limits:
@@ -104,8 +120,8 @@ class Scenario:
         return Limits(max_start_attempts=self.max_start_attempts,
                       max_clear_attempts=self.max_clear_attempts,
                       max_poll_failures=self.max_poll_failures,
-                      task_timeout=self.task_timeout)
+                      task_timeout=self.task_timeout, max_steps=self.max_steps)
 
     def agent(self) -> ControlledAgent:
         return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,
-                               resource_of=self.resource_of)
+                               resource_of=self.resource_of, output_of=self.output)

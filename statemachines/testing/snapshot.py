@@ -36,12 +36,6 @@ class Snapshot:
             command, depth = parent, depth + 1
         return depth
 
-    @property
-    def reverts_by_owner(self) -> dict[str, ResourceRevert]:
-        """Found by owner, not by a command's entity: a command may name its resource
-        through `reverted_resource()` alone. An owner has one resource."""
-        return {owner: revert for (_, owner), revert in self.reverts.items()}
-
 
 def take_snapshot(store: Store, root_ids: Iterable[str]) -> Snapshot:
     """Everything the store holds about these roots, read now."""

@@ -2,20 +2,27 @@
 
 Every command and every task contributes one *rank*, a tuple compared lexicographically:
 
-    command: (flow, 2*(H - depth) + 1, credits, steps)
-    task:    (flow, 2*(H - depth of its command), 0, steps)
+    command: (flow, 2*(H - depth) + 1, steps, credits)
+    task:    (flow, 2*(H - depth of its command), steps, 0)
 
 - flow is 1 for REGULAR_FLOW and 0 for ROLLBACK_FLOW: opposite work ranks below all regular work;
 - depth is the distance from the root (opposite commands are children of what they undo) and H
   a bound on it, so whatever a command creates (children, tasks) ranks below it;
-- credits are the compensations a REGULAR_FLOW command may still start for its resource:
-  B = max_attempts + max_lost_attempts until it has a revert state, B - attempts while that is
-  reverting, 0 once reverted or revert_failed; 0 for ROLLBACK_FLOW commands. An attempt whose
-  outcome was lost does not give its credit back: it only decides which budget gives up first;
-- steps are the longest path left in the object's machine: for a command not_started 5,
-  executing 4, waiting and execution_failed 3, ending 2, rolling_back 1, terminal 0; for a task
-  the transitions left plus the start, poll and clear retries left (a retry writes a row
-  without moving the machine, so it has to count).
+- steps are the longest path left in the object's machine. For a command, with M the bound on
+  its steps (`Limits.max_steps`) and k the steps it has taken: not_started 3M + 9, executing
+  3(M - k) + 8, stepping 3(M - k) + 7 (so `next_step`, back to executing with k + 1, lowers
+  it), waiting and execution_failed 3, ending 2, rolling_back 1, terminal 0. For a task: the
+  transitions left plus the start, poll and clear retries left (a retry writes a row without
+  moving the machine, so it has to count), plus A for every attempt its retry policy still
+  allows, A being more than a fresh task's steps: a failed attempt that gives way to the next
+  one loses an A and the new attempt starts below it;
+- credits are the compensations a REGULAR_FLOW command may still start, summed over the
+  resources it made (its entity and what it added): B = max_attempts + max_lost_attempts for
+  one without a revert state, B - attempts while it is reverting, 0 once reverted or
+  revert_failed; 0 for ROLLBACK_FLOW commands. An attempt whose outcome was lost does not give
+  its credit back: it only decides which budget gives up first. Credits come after steps: a
+  step that adds a resource adds credits, but takes the command down a step first, and only
+  in rolling_back (steps 1, for good) are credits spent.
 
 A cancel request not yet acted on ranks (2, 0, 0, 0), above every command and task: acting on
 it may abort tasks and refuse commands of its root, and always removes the request.
@@ -23,10 +30,11 @@ it may abort tasks and refuse commands of its root, and always removes the reque
 The measure of a state is the multiset of these ranks, ordered by the Dershowitz-Manna multiset
 ordering, which is well-founded because the rank order is (tuples of naturals of fixed length).
 Every engine step that commits strictly decreases it: a transition lowers its object's steps
-(and may add objects that rank below it), and starting an opposite command consumes one credit
-of the compensated command while the command stays in rolling_back. A rollback loop would have
-to start compensations forever, with a credit fewer each time: impossible with the revert-state
-guard, and the first thing the suite catches without it.
+(and may add objects that rank below it), a retry swaps a task for one below it, and starting
+an opposite command consumes one credit of the compensated command while the command stays in
+rolling_back. A rollback that loops would have to start compensations forever, with a credit
+fewer each time: impossible with the revert-state guard, and the first thing the suite catches
+without it. A command cannot step forever either: its steps are bounded by M.
 
 Environment steps may raise the measure: submitting a root, and a restart, which grants tasks
 whose clears were all refused a new round of clears. Each happens finitely often in any run.
@@ -35,6 +43,7 @@ whose clears were all refused a new round of clears. Each happens finitely often
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.command_machine import CommandStatus as C
@@ -43,15 +52,16 @@ from ..core.reasons import ExecutionReason
 from ..core.records import CommandRecord, TaskRecord
 from ..core.revert_state import ResourceRevert, RevertState
 from ..core.task_machine import TaskStatus as T
-from .snapshot import Snapshot
+from ..core.tick_state import resources_of
+from .snapshot import RevertKey, Snapshot
 
 Rank = tuple[int, int, int, int]
 CANCEL_REQUEST: Rank = (2, 0, 0, 0)
 Measure = Counter[Rank]
 
-COMMAND_STEPS = {C.NOT_STARTED: 5, C.EXECUTING: 4, C.WAITING: 3, C.EXECUTION_FAILED: 3,
-                 C.ENDING: 2, C.ROLLING_BACK: 1, C.ENDED_SUCCESS: 0, C.ENDED_FAILURE: 0,
-                 C.ROLLBACK_FAILED: 0}
+#: The steps of a command past its own steps, by status.
+COMMAND_STEPS = {C.WAITING: 3, C.EXECUTION_FAILED: 3, C.ENDING: 2, C.ROLLING_BACK: 1,
+                 C.ENDED_SUCCESS: 0, C.ENDED_FAILURE: 0, C.ROLLBACK_FAILED: 0}
 
 
 @dataclass(frozen=True)
@@ -64,10 +74,33 @@ class Bounds:
     max_clear_attempts: int
     max_poll_failures: int = 10
     max_lost_attempts: int = 5
+    #: The steps a command may take (`Limits.max_steps`) and the attempts a task may have
+    #: (the largest `RetryPolicy.max_attempts` of the run).
+    max_steps: int = 4
+    max_task_attempts: int = 1
 
     @property
     def compensations_per_resource(self) -> int:
         return self.max_revert_attempts + self.max_lost_attempts
+
+    @property
+    def attempt_steps(self) -> int:
+        """A: more than the steps of any task, however fresh."""
+        return 12 + self.max_clear_attempts + self.max_poll_failures + self.max_start_attempts
+
+    def command_steps(self, command: CommandRecord) -> int:
+        if command.status == C.NOT_STARTED:
+            return 3 * self.max_steps + 9
+        if command.status == C.EXECUTING:
+            return 3 * (self.max_steps - command.step) + 8
+        if command.status == C.STEPPING:
+            return 3 * (self.max_steps - command.step) + 7
+        return COMMAND_STEPS[C(command.status)]
+
+    def attempts_left(self, task: TaskRecord, reason: str) -> int:
+        if task.retried or reason != ExecutionReason.REGULAR_FLOW:
+            return 0
+        return max(0, task.max_attempts - task.attempt)
 
     def task_steps(self, task: TaskRecord, fresh_clear_round: bool = False) -> int:
         clears = self.max_clear_attempts
@@ -92,19 +125,20 @@ class Bounds:
             return 1 + max(0, clears - attempts)
         return 0  # cleared
 
-    def credits(self, reverts_by_owner: dict[str, ResourceRevert],
+    def credits(self, reverts: Mapping[RevertKey, ResourceRevert],
                 command: CommandRecord) -> int:
-        """Any REGULAR_FLOW command may own a resource (through its entity or its own
-        `reverted_resource()`), so each starts with the full budget; one that never
-        compensates keeps it, unchanged, which the ordering does not mind."""
+        """Summed over the resources it made: each starts with the full budget; one that is
+        never compensated keeps it, unchanged, which the ordering does not mind."""
         if command.execution_reason != ExecutionReason.REGULAR_FLOW:
             return 0
-        revert = reverts_by_owner.get(command.id)
-        if revert is None:
-            return self.compensations_per_resource
-        if revert.state in (RevertState.REVERTED, RevertState.REVERT_FAILED):
-            return 0
-        return max(0, self.compensations_per_resource - revert.attempts)
+        total = 0
+        for resource in resources_of(command):
+            revert = reverts.get((resource, command.id))
+            if revert is None:
+                total += self.compensations_per_resource
+            elif revert.state not in (RevertState.REVERTED, RevertState.REVERT_FAILED):
+                total += max(0, self.compensations_per_resource - revert.attempts)
+        return total
 
 
 def _flow(reason: str) -> int:
@@ -115,22 +149,29 @@ def measure(snap: Snapshot, bounds: Bounds, fresh_clear_round: bool = False) -> 
     """The multiset of ranks; `fresh_clear_round` values the state as a restarted engine does."""
     ranks: Measure = Counter()
     depths: dict[str, int] = {}
-    reverts = snap.reverts_by_owner
     for command in snap.commands.values():
         depth = depths[command.id] = snap.depth(command)
         if depth > bounds.max_depth:
             raise AssertionError(f"command {command.id} is {depth} deep, beyond the bound "
                                  f"{bounds.max_depth} the measure was built for")
+        if command.step > bounds.max_steps + 1:
+            raise AssertionError(f"command {command.id} took {command.step} steps, beyond "
+                                 f"the bound {bounds.max_steps} the measure was built for")
         level = 2 * (bounds.max_depth - depth) + 1
-        ranks[(_flow(command.execution_reason), level, bounds.credits(reverts, command),
-               COMMAND_STEPS[C(command.status)])] += 1
+        ranks[(_flow(command.execution_reason), level, bounds.command_steps(command),
+               bounds.credits(snap.reverts, command))] += 1
     for task in snap.tasks.values():
         owner = snap.commands.get(task.command_id)
         if owner is None:
             continue  # reported by the safety checks
+        if task.max_attempts > bounds.max_task_attempts:
+            raise AssertionError(f"task {task.id} may take {task.max_attempts} attempts, "
+                                 f"beyond the bound {bounds.max_task_attempts} the measure "
+                                 "was built for")
         level = 2 * (bounds.max_depth - depths[owner.id])
-        ranks[(_flow(owner.execution_reason), level, 0,
-               bounds.task_steps(task, fresh_clear_round))] += 1
+        steps = (bounds.task_steps(task, fresh_clear_round) + bounds.attempt_steps
+                 * bounds.attempts_left(task, owner.execution_reason))
+        ranks[(_flow(owner.execution_reason), level, steps, 0)] += 1
     ranks[CANCEL_REQUEST] += len(snap.cancel_requests)
     return ranks
 
@@ -160,7 +201,7 @@ class TreeSize:
 
 def compensation_commits(bounds: Bounds, tasks_per_compensation: int) -> int:
     """Committing ticks one opposite command can take at most (with its tasks)."""
-    return 1 + 5 + tasks_per_compensation * _task_commits(bounds)
+    return 1 + 3 * bounds.max_steps + 9 + tasks_per_compensation * _task_commits(bounds)
 
 
 def _task_commits(bounds: Bounds) -> int:
@@ -173,9 +214,10 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
 
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
-    the count; a loop would exceed any such bound."""
-    task = _task_commits(bounds)
-    command = 5
+    the count; a loop would exceed any such bound. `size.tasks` counts first attempts: each
+    may be followed by `max_task_attempts - 1` more."""
+    task = _task_commits(bounds) * bounds.max_task_attempts
+    command = 3 * bounds.max_steps + 9
     compensation = compensation_commits(bounds, tasks_per_compensation)
     return (size.commands * command + size.tasks * task
             + size.resources * bounds.compensations_per_resource * compensation)

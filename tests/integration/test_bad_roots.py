@@ -47,7 +47,7 @@ class Chain(Command):
         else:
             ctx.start_task(AGENT, "bottom", {"fail": self.parameters["fail"]})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation(Unlink.type_name, {})
 
 

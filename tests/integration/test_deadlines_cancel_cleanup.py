@@ -164,6 +164,37 @@ def test_cleanup_retries_what_was_given_up_once_the_fault_is_gone(store: SqlStor
     last = max((c for c in commands if c.type == "RemoveImage" and c.entity_id == "vm1-disk1"),
                key=lambda c: c.created_at)
     assert (last.execution_reason, last.outcome) == ("ROLLBACK_FLOW", Outcome.REVERTED)
+    # The tree no longer reads as broken: the clone that gave up and the VM read cleaned_up,
+    # their status stays what their end was (ended once), their error keeps the cause.
+    by_id = {c.id: c for c in commands}
+    clone = by_id[last.parent_id]  # type: ignore[index]
+    top = by_id[root]
+    for command in (clone, top):
+        assert (command.status, command.outcome) == (CommandStatus.ROLLBACK_FAILED,
+                                                     Outcome.CLEANED_UP), command.type
+        assert command.error is not None and "could not be" in command.error
+        assert [h.detail for h in store.history(command.id) if h.trigger == "cleanup"][-1] == (
+            "a cleanup undid what was left: nothing it made is left")
+    assert top.error is not None and top.error.startswith("CreateCloneOfTemplate ")
+    assert all(c.outcome != Outcome.REVERT_FAILED for c in commands)
+
+
+def test_a_cleanup_that_undoes_part_of_what_was_left_says_only_that(store: SqlStore) -> None:
+    """Two images left; the cleanup undoes one: its clone reads cleaned_up, the other clone
+    and the VM still read as having left something behind."""
+    world = World(store, agent=SimulatedAgent(
+        decide=_plan(failing_deletes={"vm1-disk1", "vm1-disk2"})))
+    engine = _engine(world)
+    root = world.submit_vm(engine, disks=3, fail=(0,))
+    engine.run_until_idle()
+    world.agent.decide = _plan(failing_deletes={"vm1-disk2"})
+    engine.cleanup()
+    engine.run_until_idle()
+    commands, _ = store.tree(root)
+    clones = {c.entity_id: c.outcome for c in commands if c.type == "CreateCloneOfTemplate"}
+    assert clones["vm1-disk1"] == Outcome.CLEANED_UP
+    assert clones["vm1-disk2"] == Outcome.REVERT_FAILED
+    assert _root(store, root).outcome == Outcome.REVERT_FAILED
 
 
 def test_cleanup_that_fails_again_leaves_the_resource_revert_failed(store: SqlStore) -> None:

@@ -63,7 +63,9 @@ def test_an_end_successfully_that_raises_takes_the_failure_path(store: SqlStore)
         "a failed end_successfully must not end in success")
     assert record.error is not None
     assert "end_successfully raised RuntimeError: could not register the disk" in record.error
-    assert record.outcome == Outcome.ROLLED_BACK
+    # Its own end failed: the failure started here, and what it made was undone.
+    assert record.outcome == Outcome.FAILED
+    assert [r.state for r in store.reverts()] == [RevertState.REVERTED]
     assert world.agent.images == set() and images_in(store) == []
 
 
@@ -155,7 +157,10 @@ def test_a_compensation_retried_after_a_failure_reads_as_one_failed_attempt_then
     removals = sorted((c.created_at, c.outcome) for c in commands if c.type == "RemoveImage")
     assert [outcome for _, outcome in removals] == [Outcome.ATTEMPT_FAILED, Outcome.REVERTED]
     clone = next(c for c in commands if c.type == "CreateCloneOfTemplate")
-    assert (clone.status, clone.outcome) == (CommandStatus.ENDED_FAILURE, Outcome.ROLLED_BACK)
+    # Its own copy failed (so it reads failed, naming why); its partial image was undone.
+    assert (clone.status, clone.outcome) == (CommandStatus.ENDED_FAILURE, Outcome.FAILED)
+    assert clone.error is not None and clone.error.startswith("copy_image failed on agent")
+    assert [r.state for r in store.reverts()] == [RevertState.REVERTED]
 
 
 class RudeAgent(SimulatedAgent):

@@ -66,7 +66,7 @@ def test_a_stale_engine_never_restarts_tasks_another_engine_finished(
 class BrokenOpposite(CreateCloneOfTemplate):
     type_name = "BrokenOppositeClone"
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("RemoveImage", {"image": "not a valid name!"})
 
 

@@ -40,7 +40,7 @@ class Parent(Command):
             ctx.add_child("Child", {}, entity=ResourceRef("thing", "c"))
         ctx.start_task(AGENT, "work", {})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("Undo", {})
 
 
@@ -50,7 +50,7 @@ class Child(Command):
     def execute(self, ctx: CommandContext) -> None:
         ctx.start_task(AGENT, "work", {})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("Undo", {})
 
 
@@ -65,7 +65,7 @@ class Undo(Command):
         else:
             ctx.start_task(AGENT, "undo", {"what": self.record.entity_id})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("Undo", {})  # an opposite of an opposite: must never be asked for
 
 
@@ -79,7 +79,7 @@ class UndoPart(Command):
 class PartedParent(Parent):
     type_name = "PartedParent"
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("Undo", {"parts": True})
 
 
@@ -197,7 +197,7 @@ class Picky(Command):
     def execute(self, ctx: CommandContext) -> None:
         ctx.start_task(AGENT, "work", {"fail": self.parameters.get("fail", False)})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         if Picky.broken:
             raise RuntimeError("revert is broken")
         return Compensation("Undo", {})
@@ -212,7 +212,7 @@ class Holder(Command):
         ctx.add_child("Picky", {}, entity=ResourceRef("thing", "child"))
         ctx.add_child("Picky", {"fail": True}, entity=ResourceRef("thing", "sib"))
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation("Undo", {})
 
 

@@ -42,13 +42,19 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 
 def _as_previous_version(engine: Engine) -> None:
-    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0006
+    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0007
     added goes, what 0004 and 0006 dropped comes back, and the history of the segments becomes the
     one row per step 0003 wrote (so after the upgrade a tree's history is in both tables).
     The test checks the result against Alembic's own 0003."""
     with engine.begin() as conn:
         steps = list(history_segments.expand_all(
             conn.execute(text("SELECT root_id, at, steps FROM history_segments ORDER BY id"))))
+        for table, columns in (("commands", ("step", "own_work_succeeded", "output",
+                                             "resources")),
+                               ("async_tasks", ("step", "attempt", "retried", "retry_policy",
+                                                "output"))):
+            for column in columns:
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(text("DROP TABLE history_segments"))
         conn.execute(text("DROP INDEX ix_commands_active"))
         conn.execute(text("DROP INDEX ix_async_tasks_active"))
@@ -145,6 +151,13 @@ def test_a_previous_version_database_with_work_in_flight_upgrades_and_finishes(
                       or any(t.status != TaskStatus.CLEARED for t in reopened.tree(r)[1])}
         assert roots[0] in unfinished
         assert sorted(r for r, _, _ in reopened.leases()) == sorted(unfinished)
+        # 0007: every command that ran has taken its one step, every task is a first attempt.
+        for root in roots:
+            commands, tasks = reopened.tree(root)
+            assert {(c.status == CommandStatus.NOT_STARTED, c.step) for c in commands} <= {
+                (True, 0), (False, 1)}, root
+            assert {(t.step, t.attempt, t.retried, t.retry, t.output) for t in tasks} <= {
+                (1, 1, False, None, None)}, root
         world = World(reopened, agent=agent, clock=world.clock)
         worker = world.engine(lease=WorkerLease(owner="after-upgrade", ttl=30))
         for _ in range(200):

@@ -26,7 +26,6 @@ from statemachines.core.command_machine import COMMAND_MACHINE
 from statemachines.core.task_machine import TASK_MACHINE
 from statemachines.core.task_machine import TaskStatus as T
 from statemachines.testing import Bounds, multiset_less
-from statemachines.testing.termination import COMMAND_STEPS
 
 BOUNDS = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5, max_clear_attempts=5)
 HOST = [None, "init", "running", "aborting"]  # in the order a host may move forward
@@ -92,10 +91,52 @@ def test_the_task_moves_cover_every_transition_of_the_task_machine() -> None:
     assert machine <= covered
 
 
+def _command(status: str, step: int) -> CommandRecord:
+    return CommandRecord(id="c", root_id="c", parent_id=None, end_group_id="c", type="T",
+                         execution_reason=ExecutionReason.REGULAR_FLOW, parameters={},
+                         status=status, step=step)
+
+
 def test_every_command_transition_lowers_its_steps() -> None:
+    """At every step count a command can be at, the loop through stepping included: the
+    steps a transition takes it to are below those it leaves (`next_step` counts a step)."""
     for spec in COMMAND_MACHINE.transitions:
         for source in spec.sources():
-            assert COMMAND_STEPS[spec.dest] < COMMAND_STEPS[source], (spec.trigger, source)
+            for step in range(BOUNDS.max_steps + 2):
+                if source == "not_started" and step:
+                    continue  # nothing has run yet
+                after = step + 1 if spec.trigger in ("execute", "next_step") else step
+                before_rank = BOUNDS.command_steps(_command(source, step))
+                after_rank = BOUNDS.command_steps(_command(spec.dest, after))
+                if source == "stepping" and step > BOUNDS.max_steps:
+                    continue  # a step beyond the bound cannot start work: never stepping
+                assert after_rank < before_rank, (spec.trigger, source, step)
+                assert after_rank >= 0
+
+
+def test_a_retry_swaps_a_failed_attempt_for_one_that_ranks_below_it() -> None:
+    """The failed attempt ends (finished -> ending, retried) and a new pending attempt takes
+    its place: both below the failed one, however its retries were spent."""
+    from statemachines import RetryPolicy
+
+    bounds = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5,
+                    max_clear_attempts=5, max_task_attempts=4)
+    policy = RetryPolicy(max_attempts=4)
+    for attempt in range(1, 4):
+        failed = TaskRecord(id="t", command_id="c", root_command_id="c", agent="a", verb="v",
+                            parameters={}, status=T.FINISHED, host_status="finished",
+                            attempt=attempt, retry=policy)
+        ended = TaskRecord(id="t", command_id="c", root_command_id="c", agent="a", verb="v",
+                           parameters={}, status=T.ENDING, attempt=attempt, retry=policy,
+                           retried=True)
+        following = TaskRecord(id="u", command_id="c", root_command_id="c", agent="a",
+                               verb="v", parameters={}, attempt=attempt + 1, retry=policy)
+
+        def rank(task: TaskRecord) -> int:
+            return (bounds.task_steps(task)
+                    + bounds.attempt_steps * bounds.attempts_left(task, "REGULAR_FLOW"))
+
+        assert rank(ended) < rank(failed) and rank(following) < rank(failed), attempt
 
 
 def test_multiset_ordering() -> None:
@@ -107,15 +148,18 @@ def test_multiset_ordering() -> None:
     assert not multiset_less(big + Counter({(0, 0, 0, 0): 1}), big)  # adding is never lower
 
 
-def test_credits_follow_the_revert_row_of_the_owner_not_the_entity() -> None:
-    """A command may name its resource through reverted_resource() and carry no entity: its
-    compensations must still spend its credits (found in review)."""
+def test_credits_count_every_resource_a_command_made() -> None:
+    """A command may make several resources (its entity and what it added): each has its own
+    budget, and starting the compensation of any of them spends one credit."""
     command = CommandRecord(id="c1", root_id="c1", parent_id=None, end_group_id="c1",
                             type="Custom", execution_reason=ExecutionReason.REGULAR_FLOW,
-                            parameters={}, status="rolling_back")
-    resource = ResourceRef("disk", "d1")
-    by_owner = {"c1": ResourceRevert(resource, "c1", RevertState.REVERTING, attempts=1)}
-    assert BOUNDS.credits({}, command) == 3 + 5  # failed attempts, then lost ones
-    assert BOUNDS.credits(by_owner, command) == 7
-    by_owner["c1"] = ResourceRevert(resource, "c1", RevertState.REVERTED, attempts=1)
-    assert BOUNDS.credits(by_owner, command) == 0
+                            parameters={}, status="rolling_back", entity_type="disk",
+                            entity_id="d1", resources=(("address", "a1"),))
+    disk, address = ResourceRef("disk", "d1"), ResourceRef("address", "a1")
+    reverts = {(disk, "c1"): ResourceRevert(disk, "c1", RevertState.REVERTING, attempts=1)}
+    assert BOUNDS.credits({}, command) == 2 * (3 + 5)  # failed attempts, then lost ones
+    assert BOUNDS.credits(reverts, command) == 7 + 8
+    reverts[(address, "c1")] = ResourceRevert(address, "c1", RevertState.REVERTING, attempts=1)
+    assert BOUNDS.credits(reverts, command) == 7 + 7
+    reverts[(disk, "c1")] = ResourceRevert(disk, "c1", RevertState.REVERTED, attempts=1)
+    assert BOUNDS.credits(reverts, command) == 7

@@ -104,7 +104,7 @@ def test_seed_flow_is_read_from_the_example_commands() -> None:
 
 def test_seed_flow_follows_the_code_not_a_drawing() -> None:
     class NativeClone(CreateCloneOfTemplate):
-        def revert(self, ctx: object) -> None:  # type: ignore[override]
+        def revert(self, ctx: object, resource: object) -> None:  # type: ignore[override]
             return None  # as if the storage host could revert a copy itself
 
     registry = CommandRegistry([c for c in VM_COMMANDS if c is not CreateCloneOfTemplate]

@@ -20,7 +20,8 @@ EXPORTS = {
         "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",
         "NotCancellable",
-        "Outcome", "ResourceRef", "ResourceRevert", "RevertPolicy", "RevertState", "Store",
+        "Outcome", "ResourceRef", "ResourceRevert", "RetryPolicy", "RevertPolicy", "RevertState",
+        "Store",
         "StoreError", "StoreUnavailable", "TaskRecord", "TaskRejected", "TaskReport",
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
         "WorkersHoldRoots", "submit_root", "submit_roots",
@@ -29,10 +30,11 @@ EXPORTS = {
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",
                     "SqlStore", "TableLedger", "connect", "normalise_url", "open_store"],
     "statemachines.testing": [
-        "AgentCrash", "Bounds", "ControlledAgent", "Effect", "ManualClock", "Scenario",
-        "Snapshot", "StepChecker", "Submission", "TreeSize", "check_quiescent",
+        "AgentCrash", "Bounds", "ControlledAgent", "Effect", "ManualClock", "Output", "Scenario",
+        "Snapshot", "StepChecker", "Submission", "TreeSize", "check_outputs", "check_quiescent",
         "check_revert_progress", "check_safety", "engine_machine", "fail_on", "measure",
-        "multiset_less", "no_effect", "revert_failed_resources", "take_snapshot", "tick_bound",
+        "multiset_less", "no_effect", "no_output", "revert_failed_resources", "take_snapshot",
+        "tick_bound",
     ],
     "statemachines.example.vm": [
         "COPY_VERB", "DELETE_VERB", "IMAGE", "STORAGE_AGENT", "VM_COMMANDS",
@@ -41,10 +43,9 @@ EXPORTS = {
         "add_vm_parameters", "image_name", "tree_registry", "vm_registry",
     ],
     "statemachines.example.network": [
-        "NETWORK_AGENT", "NETWORK_COMMANDS", "NETWORK_LEDGERS", "AddressPool",
-        "AllocateAddress", "CreateDnsRecord", "DeleteDnsRecord", "DnsRecords", "NetworkHost",
-        "PlugPort", "Ports", "ProvisionEndpoint", "ReleaseAddress", "UnplugPort",
-        "endpoint_parameters", "network_registry",
+        "NETWORK_AGENT", "NETWORK_COMMANDS", "NETWORK_LEDGERS", "DeleteDnsRecord",
+        "DnsRecords", "Leases", "NetworkHost", "Ports", "ProvisionEndpoint", "ReleaseAddress",
+        "UnplugPort", "endpoint_parameters", "network_registry",
     ],
 }
 

@@ -114,9 +114,9 @@ class CreateCloneOfTemplate(Command):
     def end_with_failure(self, ctx: CommandContext) -> None:
         ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.ILLEGAL)
 
-    def revert(self, ctx: CommandContext) -> Compensation:
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         """The storage host cannot undo a copy: RemoveImage deletes the image instead."""
-        return Compensation(RemoveImage.type_name, {"image": self.image})
+        return Compensation(RemoveImage.type_name, {"image": resource.id})
 
 
 class RemoveImage(Command):

@@ -18,6 +18,7 @@ from ...core.command_machine import COMMAND_MACHINE, CommandStatus
 from ...core.ledger import Ledger
 from ...core.reasons import ExecutionReason
 from ...core.records import CommandRecord, TaskRecord, freeze
+from ...core.retry_policy import RetryPolicy
 from ...core.revert_state import ResourceRef
 from ...diagrams import Drawing, Edge
 from .commands import AddVmFromTemplate, add_vm_parameters, vm_registry
@@ -37,23 +38,45 @@ class _Recorder:
 
     ledgers: dict[type[Ledger], Ledger]
     work_succeeded: bool = True
+    own_work_succeeded: bool = True
     now: float = 0.0
-    children: list[CommandRecord] = field(default_factory=list)
-    tasks: list[TaskRecord] = field(default_factory=list)
+    step: int = 1
+    made: list[CommandRecord] = field(default_factory=list)
+    started: list[TaskRecord] = field(default_factory=list)
+    added: list[ResourceRef] = field(default_factory=list)
+    output: Any = None
+
+    @property
+    def tasks(self) -> tuple[TaskRecord, ...]:
+        return tuple(self.started)
+
+    @property
+    def children(self) -> tuple[CommandRecord, ...]:
+        return tuple(self.made)
+
+    @property
+    def resources(self) -> tuple[ResourceRef, ...]:
+        return tuple(self.added)
 
     def add_child(self, type_name: str, parameters: Mapping[str, Any],
                   entity: ResourceRef | None = None) -> CommandRecord:
         child = _record(type_name, parameters, ExecutionReason.REGULAR_FLOW, entity)
-        self.children.append(child)
+        self.made.append(child)
         return child
 
     def start_task(self, agent: str, verb: str, parameters: Mapping[str, Any],
-                   entities: Iterable[ResourceRef] = (),
-                   timeout: float | None = None) -> TaskRecord:
-        task = TaskRecord(f"task{len(self.tasks)}", "", "", agent, verb, freeze(parameters),
+                   entities: Iterable[ResourceRef] = (), timeout: float | None = None,
+                   retry: RetryPolicy | None = None) -> TaskRecord:
+        task = TaskRecord(f"task{len(self.started)}", "", "", agent, verb, freeze(parameters),
                           tuple((e.type, e.id) for e in entities))
-        self.tasks.append(task)
+        self.started.append(task)
         return task
+
+    def add_resource(self, resource: ResourceRef) -> None:
+        self.added.append(resource)
+
+    def set_output(self, output: Any) -> None:
+        self.output = output
 
     def ledger(self, kind: type[L]) -> L:
         if kind not in self.ledgers:
@@ -100,11 +123,11 @@ def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
         command = registry.get(record.type)(record)
         ctx = _Recorder(ledgers)
         command.execute(ctx)
-        for child_type, count in Counter(c.type for c in ctx.children).items():
+        for child_type, count in Counter(c.type for c in ctx.made).items():
             many = "\u00d7N (one per disk)" if count == DISKS else f"\u00d7{count}"
             edges.append(Edge("add_child", record.type, child_type, label=f"add_child {many}"))
-            queue += [c for c in ctx.children if c.type == child_type][:1]
-        for verb, agent in dict.fromkeys((t.verb, t.agent) for t in ctx.tasks):
+            queue += [c for c in ctx.made if c.type == child_type][:1]
+        for verb, agent in dict.fromkeys((t.verb, t.agent) for t in ctx.started):
             if verb not in states:
                 states.append(verb)
                 labels[verb] = f"task {verb}\non agent {agent!r}"
@@ -124,10 +147,11 @@ def _ends(record: CommandRecord, command: Command, ctx: _Recorder,
     if on_success == SUCCESS:
         edges.append(Edge("end", record.type, SUCCESS, label="end [work succeeded]"))
     rollback = record.execution_reason == ExecutionReason.ROLLBACK_FLOW
-    resource = command.reverted_resource()
+    resource = (ResourceRef(record.entity_type, record.entity_id)
+                if record.entity_type and record.entity_id else None)
     ctx.work_succeeded = False
     if not rollback and resource is not None and command.resource_exists(ctx, resource):
-        opposite = command.revert(ctx)
+        opposite = command.revert(ctx, resource)
         if opposite is not None:
             edges.append(Edge("revert", record.type, opposite.type_name,
                               label="end [work failed]: revert, as ROLLBACK_FLOW"))

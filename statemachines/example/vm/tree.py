@@ -110,10 +110,8 @@ class BuildTree(Command):
         if self.resource is not None:
             ctx.ledger(ImageInventory).set_status(self.resource, ImageStatus.ILLEGAL)
 
-    def revert(self, ctx: CommandContext) -> Compensation | None:
-        if self.resource is None:
-            return None
-        return Compensation(RemoveImage.type_name, {"image": self.resource})
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
+        return Compensation(RemoveImage.type_name, {"image": resource.id})
 
 
 def tree_registry() -> CommandRegistry:
