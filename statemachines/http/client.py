@@ -22,7 +22,7 @@ import httpx
 
 from ..core.agent_protocol import AgentError, TaskRejected
 from ..core.host_status import TaskReport
-from .protocol import MAX_POLL_IDS, PREFIX, report_from_json
+from .protocol import POLL_CHUNK, PREFIX, report_from_json
 
 # An answer larger than this is not one a host of this protocol gives (a poll of 10,000
 # tasks is about 1 MB): reading stops there.
@@ -63,8 +63,8 @@ class HttpAgent:
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
         answer: dict[str, TaskReport] = {}
-        for first in range(0, len(task_ids), MAX_POLL_IDS):
-            chunk = list(task_ids[first:first + MAX_POLL_IDS])
+        for first in range(0, len(task_ids), POLL_CHUNK):
+            chunk = list(task_ids[first:first + POLL_CHUNK])
             body = self._call("POST", f"{PREFIX}/poll", {"task_ids": chunk},
                               f"poll {len(chunk)} task(s)")
             tasks = body.get("tasks")

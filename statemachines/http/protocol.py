@@ -1,7 +1,8 @@
 """The wire format both sides share: paths, limits, and a task report as JSON.
 
-A report is `{"status": ..., "result": ..., "message": ...}` with the values of `HostStatus`
-and `HostResult`; anything else a host sends for a task is garbage, which the engine ends as
+A report is `{"status": ..., "result": ..., "message": ..., "output": ...}` with the values of
+`HostStatus` and `HostResult`, and, with an end, the JSON the task returned (absent or null
+when none); anything else a host sends for a task is garbage, which the engine ends as
 `unknown` with what was received.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,20 +24,39 @@ TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused (413)
 MAX_POLL_IDS = 10_000  # task ids in one poll request
 MAX_MESSAGE = 2000  # characters of a report's message kept from a host
+#: Task ids the engine asks about in one poll request: an answer may carry an output of up to
+#: 64 KiB per task (`Limits.max_output_bytes`'s default), and 250 of those fit the 16 MiB
+#: the engine reads of one answer.
+POLL_CHUNK = 250
 
 
-def report_to_json(report: TaskReport) -> dict[str, str]:
-    return {"status": str(report.status), "result": str(report.result),
-            "message": report.message}
+def report_to_json(report: TaskReport) -> dict[str, Any]:
+    found: dict[str, Any] = {"status": str(report.status), "result": str(report.result),
+                             "message": report.message}
+    if report.output is not None:
+        found["output"] = plain(report.output)
+    return found
+
+
+def plain(value: Any) -> Any:
+    """JSON data as the json module writes it: frozen mappings and tuples (what the engine's
+    records hold, and an agent may hand back) as dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
 
 
 def report_from_json(task_id: str, entry: object) -> TaskReport:
-    """A host's report of one task; garbage becomes `unknown`, saying what was received."""
+    """A host's report of one task; garbage becomes `unknown`, saying what was received. Its
+    output is passed on as it came: the engine judges it (strict JSON, its size)."""
     if isinstance(entry, dict):
         try:
             return TaskReport(HostStatus(str(entry.get("status"))),
                               HostResult(str(entry.get("result", HostResult.UNKNOWN))),
-                              str(entry.get("message") or "")[:MAX_MESSAGE])
+                              str(entry.get("message") or "")[:MAX_MESSAGE],
+                              entry.get("output"))
         except ValueError:
             pass
     return TaskReport.unknown(f"the host answered garbage for task {task_id}: "

@@ -148,6 +148,40 @@ def test_the_engine_runs_a_rollback_through_an_http_host(sqlite_store: SqlStore)
     _ends_once(world, root)
 
 
+def test_outputs_cross_the_wire_and_feed_the_next_step(tmp_path: Path) -> None:
+    """The tenant onboarding with each of its three services behind its own HTTP host: the
+    bucket's ARN and the database's connection string travel back in poll answers, and the
+    certificate request the engine sends on is made of them."""
+    from contextlib import ExitStack
+
+    from persistence import open_store
+    from statemachines import Engine
+    from statemachines.testing import ManualClock
+    from tests.tenant import TENANT_LEDGERS, TenantHosts, tenant_parameters, tenant_registry
+
+    hosts = TenantHosts()
+    store = open_store(str(tmp_path / "tenants.db"), ledgers=TENANT_LEDGERS)
+    with ExitStack() as stack:
+        remote = {name: HttpAgent(stack.enter_context(served(host_app(agent, TOKEN))), TOKEN)
+                  for name, agent in hosts.agents().items()}
+        clock = ManualClock()
+        engine = Engine(store, remote, tenant_registry(), clock=clock, sleep=clock.sleep,
+                        limits=LIMITS)
+        root = engine.submit("OnboardTenant", tenant_parameters("acme"))
+        engine.run_until_idle()
+        for agent in remote.values():
+            agent.close()
+    commands, tasks = store.tree(root)
+    top = next(c for c in commands if c.id == root)
+    assert top.status == CommandStatus.ENDED_SUCCESS
+    certificate = next(t for t in tasks if t.verb == "issue_certificate")
+    assert (certificate.parameters["bucket_arn"], certificate.parameters["dsn"]) == (
+        "arn:objects:::acme-data", "postgresql://db.internal:5432/acme")
+    assert top.output["certificate"] == certificate.output["serial"]
+    assert list(hosts.certificates) == [certificate.output["serial"]]
+    store.dispose()
+
+
 def test_an_unreachable_host_costs_bounded_retries_and_the_error_is_recorded(
         sqlite_store: SqlStore) -> None:
     remote = HttpAgent(f"http://127.0.0.1:{free_port()}", TOKEN, timeout=0.5, retries=1,

@@ -38,11 +38,30 @@ def agent(tmp_path: Path) -> LocalDiskAgent:
 
 
 def test_copy_creates_an_identical_file(agent: LocalDiskAgent) -> None:
+    import hashlib
+
     agent.start("t1", "copy_image", {"source": "tmpl", "image": "vm-disk0"})
     report = wait_for_end(agent, "t1")
     assert report.succeeded
-    assert agent.image_path("vm-disk0").read_bytes() == agent.template_path("tmpl").read_bytes()
+    copied = agent.image_path("vm-disk0").read_bytes()
+    assert copied == agent.template_path("tmpl").read_bytes()
     assert agent.image_names() == ["vm-disk0"]
+    # Its output says what was written: the size and checksum of the file on disk.
+    assert report.output == {"bytes": len(copied), "sha256": hashlib.sha256(copied).hexdigest()}
+
+
+def test_a_copys_output_is_journaled_and_survives_the_host(tmp_path: Path) -> None:
+    first = LocalDiskAgent(tmp_path / "storage")
+    first.ensure_template("tmpl", 3 << 20)
+    first.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+    output = wait_for_end(first, "t1").output
+    first.close()
+    second = LocalDiskAgent(tmp_path / "storage")
+    try:
+        assert second.poll(["t1"])["t1"].output == output
+        assert output is not None and output["bytes"] == 3 << 20
+    finally:
+        second.close()
 
 
 def test_failed_copy_leaves_a_partial_file(agent: LocalDiskAgent) -> None:
@@ -87,8 +106,10 @@ def test_a_new_agent_finds_finished_tasks_in_the_journal(tmp_path: Path,
     wait_for_end(agent, "t1")
     restarted = LocalDiskAgent(tmp_path / "storage")
     try:
-        assert restarted.poll(["t1", "never-started"]) == {
-            "t1": TaskReport(HostStatus.FINISHED, HostResult.SUCCESS)}
+        found = restarted.poll(["t1", "never-started"])
+        assert list(found) == ["t1"]
+        assert (found["t1"].status, found["t1"].result) == (HostStatus.FINISHED,
+                                                            HostResult.SUCCESS)
         restarted.clear("t1")
         restarted.clear("t1")  # clearing twice is not an error
         assert restarted.poll(["t1"]) == {}
@@ -232,7 +253,7 @@ def test_a_full_disk_releases_the_reserve_so_outcomes_are_still_recorded(
     agent = LocalDiskAgent(tmp_path / "storage")
     try:
         assert (agent.journal / ".reserve").stat().st_size == 1 << 20
-        real = agent._write_atomically
+        real = agent.task_journal._write_atomically
         full = {"left": 1}
 
         def write(task_id: str, entry: Mapping[str, object]) -> None:
@@ -241,10 +262,10 @@ def test_a_full_disk_releases_the_reserve_so_outcomes_are_still_recorded(
                 raise OSError(errno.ENOSPC, "No space left on device")
             real(task_id, entry)
 
-        monkeypatch.setattr(agent, "_write_atomically", write)
+        monkeypatch.setattr(agent.task_journal, "_write_atomically", write)
         released = []
-        real_release = agent._release_reserve
-        monkeypatch.setattr(agent, "_release_reserve",
+        real_release = agent.task_journal.release_reserve
+        monkeypatch.setattr(agent.task_journal, "release_reserve",
                             lambda: released.append(True) or real_release())
         agent.start("t1", "delete_image", {"image": "x"})  # the first write fails: disk full
         assert released == [True] and full["left"] == 0
@@ -262,14 +283,14 @@ def test_an_outcome_the_journal_cannot_record_is_still_reported(
         agent.start("t1", "delete_image", {"image": "x"})
         wait_for_end(agent, "t1")
         agent.clear("t1")
-        real = agent._write_atomically
+        real = agent.task_journal._write_atomically
 
         def write(task_id: str, entry: Mapping[str, object]) -> None:
             if entry.get("status") == "finished":
                 raise OSError(errno.ENOSPC, "No space left on device")
             real(task_id, entry)
 
-        monkeypatch.setattr(agent, "_write_atomically", write)
+        monkeypatch.setattr(agent.task_journal, "_write_atomically", write)
         agent.start("t2", "delete_image", {"image": "y"})
         report = wait_for_end(agent, "t2")
         assert report.succeeded
@@ -287,7 +308,7 @@ def test_a_start_whose_journal_entry_cannot_be_written_is_refused_with_the_reaso
         def write(task_id: str, entry: Mapping[str, object]) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(agent, "_write_atomically", write)
+        monkeypatch.setattr(agent.task_journal, "_write_atomically", write)
         with pytest.raises(AgentError, match=r"cannot write the task journal in .*No space left"):
             agent.start("t1", "delete_image", {"image": "x"})
         assert agent.poll(["t1"]) == {}
@@ -363,9 +384,9 @@ def test_a_journal_locked_by_a_hung_process_is_an_error_not_a_wait(
 ) -> None:
     import fcntl
 
-    import statemachines.example.vm.local_disk as local_disk
+    import statemachines.example.vm.disk_journal as disk_journal
 
-    monkeypatch.setattr(local_disk, "JOURNAL_LOCK_SECONDS", 0.2)
+    monkeypatch.setattr(disk_journal, "JOURNAL_LOCK_SECONDS", 0.2)
     agent = LocalDiskAgent(tmp_path / "storage")
     try:
         with (agent.journal / ".lock").open("a") as hung:
@@ -516,7 +537,7 @@ def test_a_full_disk_releases_the_reserve_to_write_a_tombstone(
 ) -> None:
     agent.start("t1", "delete_image", {"image": "x"})
     wait_for_end(agent, "t1")
-    real = agent._write_tombstone
+    real = agent.task_journal._write_tombstone
     full = {"left": 1}
 
     def write(task_id: str) -> None:
@@ -525,7 +546,7 @@ def test_a_full_disk_releases_the_reserve_to_write_a_tombstone(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(task_id)
 
-    monkeypatch.setattr(agent, "_write_tombstone", write)
+    monkeypatch.setattr(agent.task_journal, "_write_tombstone", write)
     agent.clear("t1")
     assert full["left"] == 0 and not (agent.journal / ".reserve").exists()
     assert (agent.journal / "cleared" / "t1").exists()
@@ -541,7 +562,7 @@ def test_a_tombstone_that_cannot_be_written_does_not_stop_the_clear(
     def write(task_id: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(agent, "_write_tombstone", write)
+    monkeypatch.setattr(agent.task_journal, "_write_tombstone", write)
     with caplog.at_level(logging.ERROR, logger="endaction.agents.local_disk"):
         agent.clear("t1")
     assert not (agent.journal / "t1.json").exists()

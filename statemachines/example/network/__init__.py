@@ -1,9 +1,10 @@
 """Provisioning a service endpoint (address, DNS record, switch port), undone piece by piece.
 
 The second worked example, in another domain than the VM's, written only against the public
-API: its bookkeeping is three ledgers of its own (`NETWORK_LEDGERS`), its host an agent of its
-own (`NetworkHost`), and one of its opposite commands (UnplugPort) uses the switch's native
-revert. Run it with::
+API: one command in three ordered steps, the pool's answer (the address) passed from the
+first to the second, three resources each undone by an opposite command of its own, three
+ledgers (`NETWORK_LEDGERS`) and a host of its own (`NetworkHost`); one of its opposite
+commands (UnplugPort) is the switch's native revert. Run it with::
 
     store = open_store("net.db", ledgers=NETWORK_LEDGERS)
     engine = Engine(store, {NETWORK_AGENT: NetworkHost()}, network_registry())
@@ -12,10 +13,7 @@ revert. Run it with::
 from .commands import (
     NETWORK_AGENT,
     NETWORK_COMMANDS,
-    AllocateAddress,
-    CreateDnsRecord,
     DeleteDnsRecord,
-    PlugPort,
     ProvisionEndpoint,
     ReleaseAddress,
     UnplugPort,
@@ -23,19 +21,16 @@ from .commands import (
     network_registry,
 )
 from .host import NetworkHost
-from .ledgers import NETWORK_LEDGERS, AddressPool, DnsRecords, Ports
+from .ledgers import NETWORK_LEDGERS, DnsRecords, Leases, Ports
 
 __all__ = [
     "NETWORK_AGENT",
     "NETWORK_COMMANDS",
     "NETWORK_LEDGERS",
-    "AddressPool",
-    "AllocateAddress",
-    "CreateDnsRecord",
     "DeleteDnsRecord",
     "DnsRecords",
+    "Leases",
     "NetworkHost",
-    "PlugPort",
     "Ports",
     "ProvisionEndpoint",
     "ReleaseAddress",

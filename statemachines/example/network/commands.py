@@ -1,10 +1,16 @@
-"""Provisioning a service endpoint: an address from a pool, a DNS record, a switch port.
+"""Provisioning a service endpoint in three ordered steps: an address, its name, a port.
 
-ProvisionEndpoint picks a free address and starts three children, one per resource. When one
-of them fails, the others are undone by their opposite commands, each started by the engine
-with ROLLBACK_FLOW: ReleaseAddress returns the address to the pool (bookkeeping only),
-DeleteDnsRecord deletes the record by name (the DNS server has no undo), and UnplugPort asks
-the switch to revert its plug natively, by the id of the task that made it.
+ProvisionEndpoint is one command that works in steps, each making one resource:
+
+1. `execute`: the pool leases an address for the service (the pool picks it);
+2. `next_step`: a DNS record for the address the pool returned (the task's output);
+3. `next_step`: the switch port; step 4 starts nothing, and the command ends.
+
+When a step fails, what the earlier ones made is undone, last made first, each resource by an
+opposite command of its own that the engine starts with ROLLBACK_FLOW: DeleteDnsRecord
+deletes the record by name (the DNS server has no undo), ReleaseAddress gives the lease
+back, and UnplugPort asks the switch to revert its plug natively, by the id of the task that
+made it.
 
 Written against the public API only: this is the file to copy for a third domain.
 """
@@ -16,20 +22,24 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
-
-from .host import CREATE_DNS_RECORD, DELETE_DNS_RECORD, PLUG_PORT, REVERT_TASK
-from .ledgers import (
-    ADDRESS,
-    DNS_RECORD,
-    PORT,
-    AddressPool,
-    Allocation,
-    DnsRecord,
-    DnsRecords,
-    PortPlug,
-    Ports,
+from statemachines import (
+    Command,
+    CommandContext,
+    CommandRegistry,
+    Compensation,
+    ResourceRef,
+    TaskRecord,
 )
+
+from .host import (
+    ALLOCATE_ADDRESS,
+    CREATE_DNS_RECORD,
+    DELETE_DNS_RECORD,
+    PLUG_PORT,
+    RELEASE_ADDRESS,
+    REVERT_TASK,
+)
+from .ledgers import DNS_RECORD, LEASE, PORT, DnsRecord, DnsRecords, Lease, Leases, PortPlug, Ports
 
 NETWORK_AGENT = "network"
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,98}[a-z0-9])?$")
@@ -37,16 +47,16 @@ _PORT = re.compile(r"^[A-Za-z0-9_.-]{1,60}/[A-Za-z0-9_./-]{1,60}$")
 
 
 def endpoint_parameters(service: str, hostname: str, port: str, pool: str = "10.0.0.0/29",
-                        vlan: int = 100, refuse: bool = False) -> dict[str, Any]:
+                        vlan: int = 100) -> dict[str, Any]:
     """Parameters of a ProvisionEndpoint: `port` is "switch/port"; `pool` a CIDR block."""
     return {"service": service, "hostname": hostname, "port": port, "pool": pool,
-            "vlan": vlan, "fail": refuse}
+            "vlan": vlan}
 
 
 def _problems(parameters: Mapping[str, Any]) -> list[str]:
     problems = []
-    if not isinstance(parameters.get("service"), str) or not parameters["service"]:
-        problems.append("'service' must be a non-empty name")
+    if not isinstance(parameters.get("service"), str) or not _NAME.match(parameters["service"]):
+        problems.append(f"'service' must be a name (got {parameters.get('service')!r})")
     if not isinstance(parameters.get("hostname"), str) or not _NAME.match(parameters["hostname"]):
         problems.append(f"'hostname' must be a DNS name (got {parameters.get('hostname')!r})")
     if not isinstance(parameters.get("port"), str) or not _PORT.match(parameters["port"]):
@@ -54,155 +64,135 @@ def _problems(parameters: Mapping[str, Any]) -> list[str]:
     vlan = parameters.get("vlan")
     if not isinstance(vlan, int) or isinstance(vlan, bool) or not 1 <= vlan <= 4094:
         problems.append(f"'vlan' must be 1..4094 (got {vlan!r})")
+    try:
+        network = ipaddress.ip_network(str(parameters.get("pool")))
+        if network.num_addresses > 4096:
+            problems.append("'pool' must hold at most 4096 addresses")
+    except ValueError as err:
+        problems.append(f"'pool' must be a CIDR block: {err}")
     return problems
 
 
+def _task(ctx: CommandContext, verb: str) -> TaskRecord:
+    return next(t for t in ctx.tasks if t.verb == verb)
+
+
 class ProvisionEndpoint(Command):
-    """The root: picks a free address from the pool and starts one child per resource."""
+    """The endpoint, in three ordered steps, each making one resource."""
 
     type_name = "ProvisionEndpoint"
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
-        problems = _problems(parameters)
-        try:
-            network = ipaddress.ip_network(str(parameters.get("pool")))
-            if network.num_addresses > 4096:
-                problems.append("'pool' must hold at most 4096 addresses")
-        except ValueError as err:
-            problems.append(f"'pool' must be a CIDR block: {err}")
-        return problems
-
-    def execute(self, ctx: CommandContext) -> None:
-        p = self.parameters
-        pool = [str(a) for a in ipaddress.ip_network(str(p["pool"])).hosts()]
-        address = ctx.ledger(AddressPool).first_free(pool)
-        if address is None:
-            raise RuntimeError(f"no free address left in {p['pool']}")
-        ctx.add_child(AllocateAddress.type_name, {"address": address, "service": p["service"]},
-                      entity=ResourceRef(ADDRESS, address))
-        ctx.add_child(CreateDnsRecord.type_name,
-                      {"name": p["hostname"], "address": address, "fail": p.get("fail", False)},
-                      entity=ResourceRef(DNS_RECORD, p["hostname"]))
-        ctx.add_child(PlugPort.type_name, {"port": p["port"], "vlan": p["vlan"]},
-                      entity=ResourceRef(PORT, p["port"]))
-
-
-class AllocateAddress(Command):
-    """Takes an address from the pool: bookkeeping only, no agent involved."""
-
-    type_name = "AllocateAddress"
+        return _problems(parameters)
 
     def validate(self, ctx: CommandContext) -> list[str]:
-        if ctx.ledger(AddressPool).exists(self.parameters["address"]):
-            return [f"address {self.parameters['address']} is taken"]
-        return []
-
-    def execute(self, ctx: CommandContext) -> None:
-        ctx.ledger(AddressPool).put(Allocation(self.parameters["address"],
-                                               self.parameters["service"], self.record.root_id))
-
-    def revert(self, ctx: CommandContext) -> Compensation:
-        return Compensation(ReleaseAddress.type_name, {"address": self.parameters["address"]})
-
-
-class ReleaseAddress(Command):
-    """The opposite of AllocateAddress: the address goes back to the pool."""
-
-    type_name = "ReleaseAddress"
-
-    def execute(self, ctx: CommandContext) -> None:
-        ctx.ledger(AddressPool).remove(self.parameters["address"])
-
-
-class CreateDnsRecord(Command):
-    """Gives the address a name on the DNS server."""
-
-    type_name = "CreateDnsRecord"
-
-    def validate(self, ctx: CommandContext) -> list[str]:
-        if ctx.ledger(DnsRecords).exists(self.parameters["name"]):
-            return [f"DNS name {self.parameters['name']} is taken"]
-        return []
-
-    def execute(self, ctx: CommandContext) -> None:
         p = self.parameters
-        # Recorded before the task starts: if the server creates the record and then the
-        # answer is lost, the row is what tells the engine there is something to delete.
-        ctx.ledger(DnsRecords).put(DnsRecord(p["name"], p["address"], self.record.root_id))
-        ctx.start_task(NETWORK_AGENT, CREATE_DNS_RECORD,
-                       {"name": p["name"], "address": p["address"], "fail": p.get("fail", False)},
-                       entities=[ResourceRef(DNS_RECORD, p["name"])])
+        taken = [(ctx.ledger(Leases).exists(p["service"]), f"service {p['service']}"),
+                 (ctx.ledger(DnsRecords).exists(p["hostname"]), f"DNS name {p['hostname']}"),
+                 (ctx.ledger(Ports).exists(p["port"]), f"port {p['port']}")]
+        return [f"{what} is taken" for exists, what in taken if exists]
+
+    def execute(self, ctx: CommandContext) -> None:
+        """Step 1: a lease on an address of the pool, named after the service."""
+        p = self.parameters
+        ctx.add_resource(ResourceRef(LEASE, p["service"]))
+        ctx.ledger(Leases).put(Lease(p["service"], "", self.record.root_id))
+        ctx.start_task(NETWORK_AGENT, ALLOCATE_ADDRESS,
+                       {"lease": p["service"], "pool": p["pool"]},
+                       entities=[ResourceRef(LEASE, p["service"])])
+
+    def next_step(self, ctx: CommandContext) -> None:
+        p = self.parameters
+        if ctx.step == 2:
+            # Step 2: the DNS record, for the address the pool answered with.
+            address = _task(ctx, ALLOCATE_ADDRESS).output["address"]
+            ctx.ledger(Leases).put(Lease(p["service"], address, self.record.root_id))
+            ctx.add_resource(ResourceRef(DNS_RECORD, p["hostname"]))
+            ctx.ledger(DnsRecords).put(DnsRecord(p["hostname"], address, self.record.root_id))
+            ctx.start_task(NETWORK_AGENT, CREATE_DNS_RECORD,
+                           {"name": p["hostname"], "address": address},
+                           entities=[ResourceRef(DNS_RECORD, p["hostname"])])
+        elif ctx.step == 3:
+            # Step 3: the switch port. Step 4 starts nothing: the endpoint is done.
+            ctx.add_resource(ResourceRef(PORT, p["port"]))
+            task = ctx.start_task(NETWORK_AGENT, PLUG_PORT,
+                                  {"port": p["port"], "vlan": p["vlan"]},
+                                  entities=[ResourceRef(PORT, p["port"])])
+            ctx.ledger(Ports).put(PortPlug(p["port"], str(p["vlan"]), self.record.root_id,
+                                           task.id))
 
     def end_successfully(self, ctx: CommandContext) -> None:
-        record = ctx.ledger(DnsRecords).get(self.parameters["name"])
+        p = self.parameters
+        record = ctx.ledger(DnsRecords).get(p["hostname"])
         if record is not None:
             ctx.ledger(DnsRecords).put(DnsRecord(record.name, record.address, record.root_id,
                                                  "active"))
+        plug = ctx.ledger(Ports).get(p["port"])
+        if plug is not None:
+            ctx.ledger(Ports).put(PortPlug(plug.port, plug.vlan, plug.root_id, plug.plug_task,
+                                           "active"))
+        ctx.set_output({"address": _task(ctx, ALLOCATE_ADDRESS).output["address"]})
 
-    def revert(self, ctx: CommandContext) -> Compensation:
-        """The DNS server has no undo: the opposite operation is a delete by name."""
-        return Compensation(DeleteDnsRecord.type_name, {"name": self.parameters["name"]})
-
-
-class DeleteDnsRecord(Command):
-    """The opposite of CreateDnsRecord; acts only while the record is in the ledger."""
-
-    type_name = "DeleteDnsRecord"
-
-    def execute(self, ctx: CommandContext) -> None:
-        if ctx.ledger(DnsRecords).exists(self.parameters["name"]):
-            ctx.start_task(NETWORK_AGENT, DELETE_DNS_RECORD, {"name": self.parameters["name"]},
-                           entities=[ResourceRef(DNS_RECORD, self.parameters["name"])])
-
-    def end_with_failure(self, ctx: CommandContext) -> None:
-        if ctx.work_succeeded:  # an opposite command only ever ends here
-            ctx.ledger(DnsRecords).remove(self.parameters["name"])
-
-
-class PlugPort(Command):
-    """Plugs a switch port into the service's VLAN; the switch can revert the plug itself."""
-
-    type_name = "PlugPort"
-
-    def validate(self, ctx: CommandContext) -> list[str]:
-        if ctx.ledger(Ports).exists(self.parameters["port"]):
-            return [f"port {self.parameters['port']} is in use"]
-        return []
-
-    def execute(self, ctx: CommandContext) -> None:
-        p = self.parameters
-        task = ctx.start_task(NETWORK_AGENT, PLUG_PORT, {"port": p["port"], "vlan": p["vlan"]},
-                              entities=[ResourceRef(PORT, p["port"])])
-        ctx.ledger(Ports).put(PortPlug(p["port"], str(p["vlan"]), self.record.root_id, task.id))
-
-    def revert(self, ctx: CommandContext) -> Compensation | None:
-        """The switch reverts natively, given the id of the task that plugged the port."""
-        plug = ctx.ledger(Ports).get(self.parameters["port"])
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
+        """Every resource whose row is there is undone, even one whose own task failed: a
+        host may have acted before it failed, and each undo is harmless on what was never
+        made (a release of a free lease, a delete of a missing record, the revert of a plug
+        that changed nothing)."""
+        if resource.type == LEASE:
+            return Compensation(ReleaseAddress.type_name, {"lease": resource.id})
+        if resource.type == DNS_RECORD:
+            # The DNS server has no undo: the opposite operation is a delete by name.
+            return Compensation(DeleteDnsRecord.type_name, {"name": resource.id})
+        plug = ctx.ledger(Ports).get(resource.id)
         if plug is None:
             return None
-        return Compensation(UnplugPort.type_name, {"port": plug.port, "task": plug.plug_task})
+        # The switch reverts natively, given the id of the task that plugged the port.
+        return Compensation(UnplugPort.type_name, {"port": plug.port, "task": plug.plug_task},
+                            native=True)
 
 
-class UnplugPort(Command):
-    """The opposite of PlugPort: the switch's own revert of the plugging task."""
+class _Undo(Command):
+    """An opposite command: one task, while its resource is still in its ledger; the row goes
+    once the task succeeded (an opposite command ends only in end_with_failure)."""
 
-    type_name = "UnplugPort"
+    verb = ""
+    ledger: type[Leases] | type[DnsRecords] | type[Ports]
+
+    def key(self) -> str:
+        assert self.record.entity_id is not None  # its entity: the resource it undoes
+        return self.record.entity_id
 
     def execute(self, ctx: CommandContext) -> None:
-        if ctx.ledger(Ports).exists(self.parameters["port"]):
-            ctx.start_task(NETWORK_AGENT, REVERT_TASK,
-                           {"task": self.parameters["task"], "port": self.parameters["port"]},
-                           entities=[ResourceRef(PORT, self.parameters["port"])])
+        if ctx.ledger(self.ledger).exists(self.key()):
+            ctx.start_task(NETWORK_AGENT, self.verb, dict(self.parameters),
+                           entities=[ResourceRef(self.ledger.resource_type, self.key())])
 
     def end_with_failure(self, ctx: CommandContext) -> None:
         if ctx.work_succeeded:
-            ctx.ledger(Ports).remove(self.parameters["port"])
+            ctx.ledger(self.ledger).remove(self.key())
+
+
+class ReleaseAddress(_Undo):
+    """The opposite of a lease: the pool takes the address back."""
+
+    type_name, verb, ledger = "ReleaseAddress", RELEASE_ADDRESS, Leases
+
+
+class DeleteDnsRecord(_Undo):
+    """The opposite of a DNS record: a delete by name."""
+
+    type_name, verb, ledger = "DeleteDnsRecord", DELETE_DNS_RECORD, DnsRecords
+
+
+class UnplugPort(_Undo):
+    """The opposite of a plug: the switch's own revert of the plugging task."""
+
+    type_name, verb, ledger = "UnplugPort", REVERT_TASK, Ports
 
 
 NETWORK_COMMANDS: tuple[type[Command], ...] = (
-    ProvisionEndpoint, AllocateAddress, ReleaseAddress, CreateDnsRecord, DeleteDnsRecord,
-    PlugPort, UnplugPort)
+    ProvisionEndpoint, ReleaseAddress, DeleteDnsRecord, UnplugPort)
 
 
 def network_registry() -> CommandRegistry:

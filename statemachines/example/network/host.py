@@ -1,25 +1,32 @@
-"""A simulated network host: a DNS server and a switch, reached as one agent.
+"""A simulated network host: an address pool, a DNS server and a switch, reached as one agent.
 
-It keeps a change log per task, which is what lets the switch revert a plug natively: given
-the id of the task that plugged a port, `revert_task` undoes exactly that change. The DNS
-server has no such log for its records, so a record is undone by deleting it by name.
-Tasks end after `polls` polls; a task whose parameters (or the host's `refuse` set) say so
-fails, leaving nothing behind.
+The pool picks a free address for a lease and answers with it (the task's output), which is
+how the address reaches the next step; it releases a lease by its name. The switch keeps a
+change log per task, which is what lets it revert a plug natively: given the id of the task
+that plugged a port, `revert_task` undoes exactly that change. The DNS server has no such
+log for its records, so a record is undone by deleting it by name. Tasks end after `polls`
+polls; a task whose subject the host's `refuse` set names fails, and changes nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from statemachines import HostResult, HostStatus, TaskRejected, TaskReport
 
+ALLOCATE_ADDRESS = "allocate_address"
+RELEASE_ADDRESS = "release_address"
 CREATE_DNS_RECORD = "create_dns_record"
 DELETE_DNS_RECORD = "delete_dns_record"
 PLUG_PORT = "plug_port"
 REVERT_TASK = "revert_task"
-VERBS = (CREATE_DNS_RECORD, DELETE_DNS_RECORD, PLUG_PORT, REVERT_TASK)
+VERBS = (ALLOCATE_ADDRESS, RELEASE_ADDRESS, CREATE_DNS_RECORD, DELETE_DNS_RECORD, PLUG_PORT,
+         REVERT_TASK)
+#: Verbs that make something (the others undo): only these are ever refused.
+MAKING = (ALLOCATE_ADDRESS, CREATE_DNS_RECORD, PLUG_PORT)
 
 
 @dataclass
@@ -32,15 +39,17 @@ class _Task:
 
 @dataclass
 class NetworkHost:
-    """Its `records` (name -> address) and `ports` (port -> vlan) are the network's truth.
+    """Its `leases` (lease -> address), `records` (name -> address) and `ports` (port -> vlan)
+    are the network's truth.
 
     Args:
-        refuse: DNS names and ports this host refuses: their tasks fail.
+        refuse: leases, DNS names and ports this host refuses: their tasks fail.
         polls: polls a task runs for before it ends.
     """
 
     refuse: set[str] = field(default_factory=set)
     polls: int = 1
+    leases: dict[str, str] = field(default_factory=dict)
     records: dict[str, str] = field(default_factory=dict)
     ports: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, _Task] = field(default_factory=dict)
@@ -79,11 +88,19 @@ class NetworkHost:
 
     def _run(self, task_id: str, task: _Task) -> TaskReport:
         p = task.parameters
-        subject = str(p.get("name") or p.get("port") or "")
-        making = task.verb in (CREATE_DNS_RECORD, PLUG_PORT)  # undoing is never refused
-        if making and (p.get("fail") or subject in self.refuse):
+        subject = str(p.get("lease") or p.get("name") or p.get("port") or "")
+        if task.verb in MAKING and subject in self.refuse:  # undoing is never refused
             return TaskReport(HostStatus.FINISHED, HostResult.FAILURE, f"{subject} refused")
-        if task.verb == CREATE_DNS_RECORD:
+        output: Any = None
+        if task.verb == ALLOCATE_ADDRESS:
+            address = self._allocate(str(p["lease"]), str(p["pool"]))
+            if address is None:
+                return TaskReport(HostStatus.FINISHED, HostResult.FAILURE,
+                                  f"no free address left in {p['pool']}")
+            output = {"address": address}
+        elif task.verb == RELEASE_ADDRESS:
+            self.leases.pop(str(p["lease"]), None)
+        elif task.verb == CREATE_DNS_RECORD:
             self.records[str(p["name"])] = str(p["address"])
         elif task.verb == DELETE_DNS_RECORD:
             self.records.pop(str(p["name"]), None)
@@ -99,4 +116,16 @@ class NetworkHost:
                     self.ports.pop(port, None)
                 else:
                     self.ports[port] = before
-        return TaskReport(HostStatus.FINISHED, HostResult.SUCCESS)
+        return TaskReport(HostStatus.FINISHED, HostResult.SUCCESS, output=output)
+
+    def _allocate(self, lease: str, pool: str) -> str | None:
+        """The lease's address: the one it holds already (a repeated start), or the first
+        free one of the pool."""
+        if lease in self.leases:
+            return self.leases[lease]
+        taken = set(self.leases.values())
+        free = next((str(a) for a in ipaddress.ip_network(pool).hosts()
+                     if str(a) not in taken), None)
+        if free is not None:
+            self.leases[lease] = free
+        return free

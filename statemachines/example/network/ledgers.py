@@ -1,8 +1,9 @@
-"""The network example's bookkeeping: allocated addresses, DNS records and plugged ports.
+"""The network example's bookkeeping: address leases, DNS records and plugged ports.
 
 Three tables of its own, each kept by a ledger registered with the store; each ledger is the
 existence guard of one resource type, so an opposite command runs only while what it undoes
-is still recorded.
+is still recorded. A row goes in before the task that makes its resource starts: if the
+host makes it and the answer is lost, the row is what says there is something to undo.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from sqlalchemy import Column, MetaData, String, Table
 
 from persistence import TableLedger
 
-ADDRESS = "address"
+LEASE = "lease"
 DNS_RECORD = "dns_record"
 PORT = "port"
 
 metadata = MetaData()
 
-addresses = Table(
-    "net_addresses", metadata,
-    Column("address", String(64), primary_key=True),
-    Column("service", String(100), nullable=False),
+leases = Table(
+    "net_leases", metadata,
+    Column("lease", String(200), primary_key=True),
+    # Empty until the pool has answered with the address it chose.
+    Column("address", String(64), nullable=False),
     Column("root_id", String(64), nullable=False),
 )
 dns_records = Table(
@@ -43,11 +45,11 @@ ports = Table(
 
 
 @dataclass(frozen=True)
-class Allocation:
-    """An address taken from the pool, by the service (and root) that holds it."""
+class Lease:
+    """An address the pool holds for a service, by the lease's name."""
 
+    lease: str
     address: str
-    service: str
     root_id: str
 
 
@@ -73,16 +75,12 @@ class PortPlug:
     status: str = "plugging"
 
 
-class AddressPool(TableLedger[Allocation]):
-    """Allocated addresses; an address with no row is free."""
+class Leases(TableLedger[Lease]):
+    """Address leases by name; the address is the pool's answer."""
 
-    resource_type = ADDRESS
-    table = addresses
-    row_type = Allocation
-
-    def first_free(self, pool: list[str]) -> str | None:
-        self.prefetch(pool)
-        return next((address for address in pool if not self.exists(address)), None)
+    resource_type = LEASE
+    table = leases
+    row_type = Lease
 
 
 class DnsRecords(TableLedger[DnsRecord]):
@@ -101,4 +99,4 @@ class Ports(TableLedger[PortPlug]):
     row_type = PortPlug
 
 
-NETWORK_LEDGERS = (AddressPool, DnsRecords, Ports)
+NETWORK_LEDGERS = (Leases, DnsRecords, Ports)

@@ -1,10 +1,9 @@
 """A storage agent whose images are real files, copied by background worker threads.
 
-Every task has a journal file under `<storage>/tasks/`, written atomically, so an engine that
-restarts finds the tasks that finished while it was down. The journal names the agent instance
-that runs each task; an instance holds an exclusive lock on its own file under
-`tasks/owners/` for as long as it lives, so "is its owner alive?" is answered by the kernel,
-not by a hostname or a process id that a restarted container or a recycled pid would fake.
+Every task has a journal file under `<storage>/tasks/` (`disk_journal`), written atomically,
+so an engine that restarts finds the tasks that finished while it was down, with what they
+returned (a copy's size and SHA-256). The journal names the agent instance that runs each
+task, and knows from the kernel whether that instance is alive.
 
 A task whose owner died is *resumed*: the new instance takes it over and runs it again from
 the start. Both verbs are idempotent (a copy rewrites the whole image, a delete of a missing
@@ -29,49 +28,29 @@ journal entry cannot be written is refused with the reason.
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
+import hashlib
 import logging
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
 
+from .disk_journal import KEEP_CLEARED_SECONDS, LIVE_OWNERS, DiskJournal, JournalBusy, safe_name
 from .verbs import COPY_VERB, DELETE_VERB
 
 log = logging.getLogger("endaction.agents.local_disk")
 
 CHUNK = 1 << 20
 IMAGE_SUFFIX = ".img"
-RESERVE_NAME = ".reserve"
-RESERVE_BYTES = 1 << 20
-LOCK_NAME = ".lock"
-CLEARED_FOLDER = "cleared"
-# Tombstones removed per hold of the journal lock when pruning.
-PRUNE_BATCH = 256
-# A week: far longer than any engine's view of the database can stay stale (a view that old
-# would be a process frozen for days and then resumed), yet short enough that the tombstones
-# of a busy host stay a modest folder.
-KEEP_CLEARED_SECONDS = 7 * 24 * 3600.0
 # How often a long-lived instance removes tombstones past `keep_cleared_seconds`.
 PRUNE_EVERY_SECONDS = 3600.0
-# How long a caller waits for another process to release the journal lock.
-JOURNAL_LOCK_SECONDS = 10.0
-# Owners of the agents of this process that are still open: their running tasks are alive
-# even though this process's own lock on their owner file does not exclude itself.
-_LIVE_OWNERS: set[str] = set()
-
-
-class JournalBusy(AgentError):
-    """Another process has held the journal's lock for longer than it may."""
 
 
 class _Aborted(Exception):
@@ -103,29 +82,25 @@ class LocalDiskAgent:
         self.storage = Path(storage)
         self.templates = self.storage / "templates"
         self.images = self.storage / "images"
-        self.journal = self.storage / "tasks"
-        self.owners = self.journal / "owners"
-        self.cleared = self.journal / CLEARED_FOLDER
-        for folder in (self.templates, self.images, self.journal, self.owners, self.cleared):
+        for folder in (self.templates, self.images):
             folder.mkdir(parents=True, exist_ok=True)
         self.keep_cleared_seconds = keep_cleared_seconds
         self.seconds_per_mib = seconds_per_mib
         self.max_resumes = max_resumes
         self.failing_deletes = frozenset(failing_deletes)
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._dir_lock = (self.journal / LOCK_NAME).open("a")
-        self._lock = threading.RLock()
-        self._lock_depth = 0
-        self._owner_file = self._hold_owner_lock()
+        self.task_journal = DiskJournal(self.storage, self.owner, keep_cleared_seconds)
+        self.journal = self.task_journal.folder
+        self._owner_file = self.task_journal.hold_owner_lock()
         self._closing = False
         self._running: dict[str, threading.Event] = {}
         self._unjournaled: dict[str, dict[str, Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="local-disk-agent")
-        _LIVE_OWNERS.add(self.owner)
-        self._remove_orphans()
-        self._prune_tombstones()
+        LIVE_OWNERS.add(self.owner)
+        self.task_journal.remove_orphans()
+        self.task_journal.prune_tombstones()
         self._pruned_at = time.monotonic()
-        self._keep_reserve()
+        self.task_journal.keep_reserve()
 
     # -- protocol -------------------------------------------------------------------------
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
@@ -133,32 +108,32 @@ class LocalDiskAgent:
 
         A cleared id is looked for before the parameters are checked: a start refused for
         them would be a failure in the engine's eyes, and a cleared task is nothing to do."""
-        if self._refuse_cleared(task_id):
+        if self.task_journal.is_cleared(task_id):
             return
         if verb not in (COPY_VERB, DELETE_VERB):
             raise TaskRejected(f"local-disk agent has no verb {verb!r}")
         image = parameters.get("image")
-        if not isinstance(image, str) or not _safe_name(image):
+        if not isinstance(image, str) or not safe_name(image):
             raise TaskRejected(f"task {task_id}: parameter 'image' must be a plain file name")
         if verb == COPY_VERB:
             source = parameters.get("source")
-            if not isinstance(source, str) or not _safe_name(source):
+            if not isinstance(source, str) or not safe_name(source):
                 raise TaskRejected(f"task {task_id}: parameter 'source' must be a plain file name")
             if not self.template_path(source).is_file():
                 raise TaskRejected(
                     f"task {task_id}: no template image {source!r} in {self.templates}")
-        with self._journal_locked():
+        with self.task_journal.locked():
             # Again under the lock, which orders this start and a clear in another process.
-            if self._refuse_cleared(task_id):
+            if self.task_journal.is_cleared(task_id):
                 return
-            entry = self._read_journal(task_id)
+            entry = self.task_journal.read(task_id)
             if entry is not None:
                 self._take_over_if_orphaned(task_id, entry)
                 return
             entry = {"verb": verb, "parameters": dict(parameters), "status": HostStatus.RUNNING,
                      "result": None, "message": "", "owner": self.owner, "resumes": 0}
             try:
-                self._write_journal(task_id, entry)
+                self.task_journal.write(task_id, entry)
             except OSError as err:
                 raise AgentError(f"cannot write the task journal in {self.journal}: {err}") \
                     from err
@@ -182,11 +157,11 @@ class LocalDiskAgent:
         """Forget the task, for good: a later start of its id does nothing. One still running
         here (the engine gave up waiting for it) is stopped, and a copy's output is removed:
         nobody accounts for it any more."""
-        with self._journal_locked():  # a worker finishing now must not write the entry back
-            path = self._journal_path(task_id)
+        with self.task_journal.locked():  # a worker finishing now must not write the entry back
+            path = self.task_journal.path(task_id)
             # The tombstone before the entry goes: a crash in between leaves a task that is
             # both journaled and cleared (treated as cleared), never one that is neither.
-            self._leave_tombstone(task_id)
+            self.task_journal.leave_tombstone(task_id)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # not an entry this agent wrote, but in its place
             else:
@@ -197,19 +172,19 @@ class LocalDiskAgent:
                 stop.set()
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
-            self._prune_tombstones()
+            self.task_journal.prune_tombstones()
 
     def abort(self, task_id: str) -> None:
         """Stop a copy or delete this instance runs; a task whose owner died ends at once."""
-        with self._journal_locked():
+        with self.task_journal.locked():
             stop = self._running.get(task_id)
             if stop is not None:
                 stop.set()
                 return
-            entry = self._read_journal(task_id)
+            entry = self.task_journal.read(task_id)
             if entry is None or entry.get("status") != HostStatus.RUNNING:
                 return
-            if not self._owner_alive(str(entry.get("owner"))):
+            if not self.task_journal.owner_alive(str(entry.get("owner"))):
                 self._finish_entry(task_id, entry, HostResult.FAILURE,
                                    "aborted: its worker had died")
             elif not entry.get("abort_requested"):
@@ -227,13 +202,13 @@ class LocalDiskAgent:
         # Nothing of this instance writes any more; an instance that died after the last one
         # started left its half-written entries for whoever looks next: this one does.
         try:
-            self._remove_orphans(mine_too=True)
+            self.task_journal.remove_orphans(mine_too=True)
         except OSError as err:
             log.warning("could not remove half-written journal entries in %s: %s",
                         self.journal, err)
-        _LIVE_OWNERS.discard(self.owner)
-        self._dir_lock.close()
-        (self.owners / f"{self.owner}.lock").unlink(missing_ok=True)
+        LIVE_OWNERS.discard(self.owner)
+        self.task_journal.close()
+        (self.task_journal.owners / f"{self.owner}.lock").unlink(missing_ok=True)
         self._owner_file.close()
 
     # -- storage ----------------------------------------------------------------------------
@@ -250,7 +225,7 @@ class LocalDiskAgent:
         """Make the template if it is missing or of another size. Written aside and renamed
         into place: a copy that reads it meanwhile (another worker, another process) sees
         the old file or the whole new one, never half of it."""
-        if not _safe_name(name):
+        if not safe_name(name):
             raise OSError(errno.EINVAL, f"template name {name[:80]!r} is not a plain name")
         path = self.template_path(name)
         if path.is_file() and path.stat().st_size == size:
@@ -272,17 +247,18 @@ class LocalDiskAgent:
         kept = self._unjournaled.get(task_id)
         if kept is not None:
             # An outcome kept after a failed journal write may outlive a clear made meanwhile.
-            return None if self._tombstone_path(task_id).exists() else _as_report(task_id, kept)
-        entry = self._read_journal(task_id)
+            cleared = self.task_journal.tombstone_path(task_id).exists()
+            return None if cleared else _as_report(task_id, kept)
+        entry = self.task_journal.read(task_id)
         if entry is None:
             return None
         stop = self._running.get(task_id)
         if stop is not None and entry.get("abort_requested"):
             stop.set()  # another process's engine asked for it
         if entry.get("status") == HostStatus.RUNNING and task_id not in self._running \
-                and not self._owner_alive(str(entry.get("owner"))):
-            with self._journal_locked():
-                entry = self._read_journal(task_id)
+                and not self.task_journal.owner_alive(str(entry.get("owner"))):
+            with self.task_journal.locked():
+                entry = self.task_journal.read(task_id)
                 if entry is None:
                     return None
                 self._take_over_if_orphaned(task_id, entry)
@@ -292,10 +268,10 @@ class LocalDiskAgent:
         """Run again a task journaled as running by an owner that is gone (journal lock held)."""
         if entry.get("status") != HostStatus.RUNNING or task_id in self._running:
             return
-        if self._tombstone_path(task_id).exists():
+        if self.task_journal.tombstone_path(task_id).exists():
             return  # a clear that stopped half-way: the engine is done with it
         owner = str(entry.get("owner"))
-        if self._owner_alive(owner):
+        if self.task_journal.owner_alive(owner):
             return
         resumes = entry.get("resumes") or 0
         if not isinstance(resumes, int):
@@ -309,7 +285,7 @@ class LocalDiskAgent:
         entry.update(owner=self.owner, resumes=resumes + 1,
                      message=f"resumed after its worker {owner} died")
         try:
-            self._write_journal(task_id, entry)
+            self.task_journal.write(task_id, entry)
         except OSError as err:
             log.error("cannot take over task %s: %s", task_id, err)
             return  # the next poll tries again; nothing runs it meanwhile
@@ -326,9 +302,10 @@ class LocalDiskAgent:
     # -- workers ----------------------------------------------------------------------------
     def _run(self, task_id: str, verb: str, parameters: dict[str, Any],
              stop: threading.Event) -> None:
+        output: dict[str, Any] | None = None
         try:
             if verb == COPY_VERB:
-                self._copy(parameters, stop)
+                output = self._copy(parameters, stop)
             else:
                 self._delete(parameters, stop)
             result, message = HostResult.SUCCESS, ""
@@ -340,35 +317,35 @@ class LocalDiskAgent:
         except Exception as err:  # the worker must report every outcome, whatever failed
             result, message = HostResult.FAILURE, f"{type(err).__name__}: {err}"
         try:
-            with self._journal_locked():
+            with self.task_journal.locked():
                 self._running.pop(task_id, None)
-                entry = self._read_journal(task_id)
-                if entry is None or self._tombstone_path(task_id).exists():
+                entry = self.task_journal.read(task_id)
+                if entry is None or self.task_journal.tombstone_path(task_id).exists():
                     # Cleared while running: the engine ended it without this answer, and may
                     # have removed the image already; a copy must not leave one behind.
                     if verb == COPY_VERB and "image" in parameters:
                         self.image_path(str(parameters["image"])).unlink(missing_ok=True)
                     if entry is not None:  # a clear that stopped half-way: finish it
-                        self._journal_path(task_id).unlink(missing_ok=True)
+                        self.task_journal.path(task_id).unlink(missing_ok=True)
                     return
-                self._finish_entry(task_id, entry, result, message)
+                self._finish_entry(task_id, entry, result, message, output)
         except Exception as err:
             log.exception("task %s: could not record its end", task_id)
             self._unjournaled[task_id] = {
-                "status": HostStatus.FINISHED, "result": result,
+                "status": HostStatus.FINISHED, "result": result, "output": output,
                 "message": f"{message} (the journal could not record this: {err})".strip()}
 
     def _finish_entry(self, task_id: str, entry: dict[str, Any], result: HostResult,
-                      message: str) -> None:
-        entry.update(status=HostStatus.FINISHED, result=result, message=message)
+                      message: str, output: dict[str, Any] | None = None) -> None:
+        entry.update(status=HostStatus.FINISHED, result=result, message=message, output=output)
         self._record(task_id, entry)
         if result == HostResult.SUCCESS and entry.get("verb") == DELETE_VERB:
-            self._keep_reserve()  # space came back: take the reserve up again
+            self.task_journal.keep_reserve()  # space came back: take the reserve up again
 
     def _record(self, task_id: str, entry: dict[str, Any]) -> None:
         """Write an outcome; if even that fails, keep it in memory and say so when polled."""
         try:
-            self._write_journal(task_id, entry)
+            self.task_journal.write(task_id, entry)
         except OSError as err:
             log.error("task %s: the journal could not record its end: %s", task_id, err)
             kept = dict(entry)
@@ -376,12 +353,14 @@ class LocalDiskAgent:
                                f"could not record this: {err})").strip()
             self._unjournaled[task_id] = kept
 
-    def _copy(self, parameters: Mapping[str, Any], stop: threading.Event) -> None:
+    def _copy(self, parameters: Mapping[str, Any], stop: threading.Event) -> dict[str, Any]:
+        """The copy's output: what was written, and its checksum, summed as it was copied."""
         source = self.template_path(parameters["source"])
         target = self.image_path(parameters["image"])
         size = source.stat().st_size
         fail_at = size // 2 if parameters.get("inject_failure") else None
         copied = 0
+        digest = hashlib.sha256()
         if stop.is_set():
             raise _Aborted  # aborted while queued: never create the image at all
         with source.open("rb") as src, target.open("wb") as dst:
@@ -392,9 +371,11 @@ class LocalDiskAgent:
                     dst.write(chunk[: fail_at - copied])
                     raise OSError(f"injected failure after {fail_at} bytes of {size}")
                 dst.write(chunk)
+                digest.update(chunk)
                 copied += len(chunk)
                 if self.seconds_per_mib:
                     time.sleep(self.seconds_per_mib * len(chunk) / CHUNK)
+        return {"bytes": copied, "sha256": digest.hexdigest()}
 
     def _delete(self, parameters: Mapping[str, Any], stop: threading.Event) -> None:
         if stop.is_set():
@@ -404,226 +385,11 @@ class LocalDiskAgent:
             raise OSError(f"injected failure: deleting {image} fails in this process")
         self.image_path(image).unlink(missing_ok=True)
 
-    # -- journal ------------------------------------------------------------------------------
-    @contextmanager
-    def _journal_locked(self) -> Iterator[None]:
-        """This process's threads, then other processes: one at a time in the journal.
-
-        Re-entrant: only the outermost holder takes and releases the file lock, which a
-        nested release would otherwise drop while the outer holder still relies on it."""
-        with self._lock:
-            if self._lock_depth == 0:
-                self._lock_journal_directory()
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-                if self._lock_depth == 0:
-                    fcntl.flock(self._dir_lock, fcntl.LOCK_UN)
-
-    def _lock_journal_directory(self) -> None:
-        """Wait for another process's hold on the journal, but not forever: one that hangs
-        while holding it must cost an error, not every caller's progress."""
-        deadline = time.monotonic() + JOURNAL_LOCK_SECONDS
-        while True:
-            try:
-                fcntl.flock(self._dir_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise JournalBusy(f"the task journal in {self.journal} has been locked by "
-                                      f"another process for {JOURNAL_LOCK_SECONDS:g} s") from None
-                time.sleep(0.01)
-
-    def _journal_path(self, task_id: str) -> Path:
-        if not _safe_name(task_id):
-            raise TaskRejected(f"task id {task_id!r} is not a plain name")
-        return self.journal / f"{task_id}.json"
-
-    def _tombstone_path(self, task_id: str) -> Path:
-        """In a folder of its own: no task id can make it a journal entry, a temporary file
-        or the lock, and pruning lists tombstones only."""
-        if not _safe_name(task_id):
-            raise TaskRejected(f"task id {task_id!r} is not a plain name")
-        return self.cleared / task_id
-
-    def _refuse_cleared(self, task_id: str) -> bool:
-        if not self._tombstone_path(task_id).exists():
-            return False
-        log.warning("task %s was cleared, yet asked to start again (by an engine with a stale "
-                    "view?): not started", task_id)
-        return True
-
-    def _leave_tombstone(self, task_id: str) -> None:
-        """On a full disk, give up the reserve and retry, as a journal write does; if even
-        that fails, the clear goes on without one (logged).
-
-        Refusing the clear instead would be worse: the engine would retry it at every tick
-        on a disk that is still full, the entry it wants gone would stay, and the rollback
-        waiting for it would stall. Without the tombstone the task is only as exposed as it
-        was before tombstones: it runs again only if a stale engine starts it."""
-        try:
-            try:
-                self._write_tombstone(task_id)
-            except OSError as err:
-                if err.errno != errno.ENOSPC or not self._release_reserve():
-                    raise
-                self._write_tombstone(task_id)
-        except OSError as err:
-            log.error("no tombstone for cleared task %s in %s (%s): an engine with a stale view "
-                      "could start it again", task_id, self.cleared, err)
-
-    def _write_tombstone(self, task_id: str) -> None:
-        """An empty file: created whole or not at all. Clearing again renews its time, so the
-        last clear is the one its age counts from."""
-        self._tombstone_path(task_id).touch()
-
-    def _prune_tombstones(self) -> None:
-        """The folder is listed without the journal lock, so that a big one delays no other
-        process; each old tombstone is looked at again under the lock before it goes, since
-        a clear may have just renewed it. A batch at a time: a backlog (an instance started
-        after a long pause) must not hold the lock long enough to make starts time out."""
-        horizon = time.time() - self.keep_cleared_seconds
-        try:
-            with os.scandir(self.cleared) as entries:
-                old = [Path(item.path) for item in entries
-                       if not item.is_dir(follow_symlinks=False)
-                       and _mtime(item.path) < horizon]
-        except OSError as err:
-            log.warning("could not prune the tombstones in %s: %s", self.cleared, err)
-            return
-        pruned = 0
-        for first in range(0, len(old), PRUNE_BATCH):
-            with self._journal_locked():
-                for path in old[first:first + PRUNE_BATCH]:
-                    try:
-                        if _mtime(path) < horizon:
-                            path.unlink()
-                            pruned += 1
-                    except OSError as err:  # gone already (another instance pruned it) or stuck
-                        if err.errno != errno.ENOENT:
-                            log.warning("could not prune the tombstone %s: %s", path, err)
-        if pruned:
-            log.info("pruned %d tombstones of tasks cleared over %g s ago from %s", pruned,
-                     self.keep_cleared_seconds, self.cleared)
-
-    def _read_journal(self, task_id: str) -> dict[str, Any] | None:
-        """The task's entry; AgentError, for this task alone, whatever is wrong with it."""
-        try:
-            text = self._journal_path(task_id).read_text()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as err:
-            raise AgentError(f"unreadable journal file for task {task_id}: {err}") from err
-        try:
-            entry = json.loads(text)
-        except (ValueError, RecursionError) as err:
-            raise AgentError(f"corrupt journal file for task {task_id}: {err}") from err
-        if not isinstance(entry, dict):
-            raise AgentError(f"corrupt journal file for task {task_id}: not an object")
-        return entry
-
-    def _write_journal(self, task_id: str, entry: Mapping[str, Any]) -> None:
-        """Atomically (write, then rename); on a full disk, give up the reserve and retry."""
-        try:
-            self._write_atomically(task_id, entry)
-        except OSError as err:
-            if err.errno != errno.ENOSPC or not self._release_reserve():
-                raise
-            self._write_atomically(task_id, entry)
-
-    def _write_atomically(self, task_id: str, entry: Mapping[str, Any]) -> None:
-        path = self._journal_path(task_id)
-        tmp = path.with_name(f"{task_id}.{self.owner}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(json.dumps(entry))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    def _keep_reserve(self) -> None:
-        """A reserve file the journal can give up when the disk is full (see the module)."""
-        reserve = self.journal / RESERVE_NAME
-        try:
-            if reserve.exists() and reserve.stat().st_size >= RESERVE_BYTES:
-                return
-            with reserve.open("wb") as out:
-                out.write(b"\0" * RESERVE_BYTES)
-        except OSError as err:
-            reserve.unlink(missing_ok=True)
-            log.warning("no journal reserve in %s (%s): a full disk may leave task outcomes "
-                        "unrecorded", self.journal, err)
-
-    def _release_reserve(self) -> bool:
-        reserve = self.journal / RESERVE_NAME
-        if not reserve.exists():
-            return False
-        reserve.unlink()
-        log.error("the storage in %s is full: released the journal reserve so that task "
-                  "outcomes can still be recorded", self.storage)
-        return True
-
-    # -- owners ---------------------------------------------------------------------------
-    def _hold_owner_lock(self) -> IO[str]:
-        """Under the journal lock: another instance removing dead owners' files must never
-        see this one's file between its creation and its lock, and take it for dead."""
-        with self._journal_locked():
-            handle = (self.owners / f"{self.owner}.lock").open("w")
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return handle
-
-    def _owner_alive(self, owner: str) -> bool:
-        """Alive while its instance holds the lock on its owner file (released by the kernel
-        when the process dies, whatever its hostname or pid says)."""
-        if owner in _LIVE_OWNERS:
-            return True
-        path = self.owners / f"{owner}.lock"
-        if "/" in owner or not path.exists():
-            return False
-        try:
-            with path.open("a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        return False
-
-    def _remove_orphans(self, mine_too: bool = False) -> None:
-        """Half-written journal entries and owner files that dead instances left behind (and
-        this instance's own, once it has stopped writing)."""
-        with self._journal_locked():
-            for tmp in self.journal.glob("*.tmp"):
-                parts = tmp.name.rsplit(".", 3)  # task id, owner, thread, "tmp"
-                owner = parts[1] if len(parts) == 4 else ""
-                if not owner or (mine_too and owner == self.owner) \
-                        or not self._owner_alive(owner):
-                    tmp.unlink(missing_ok=True)
-            for lock in self.owners.glob("*.lock"):
-                if lock.stem != self.owner and not self._owner_alive(lock.stem):
-                    lock.unlink(missing_ok=True)
-
 
 def _as_report(task_id: str, entry: Mapping[str, Any]) -> TaskReport:
     try:
         return TaskReport(HostStatus(str(entry.get("status"))),
                           HostResult(entry.get("result") or HostResult.UNKNOWN),
-                          str(entry.get("message") or ""))
+                          str(entry.get("message") or ""), entry.get("output"))
     except ValueError as err:
         return TaskReport.unknown(f"corrupt journal entry for task {task_id}: {err}")
-
-
-def _mtime(path: str | Path) -> float:
-    """Of the path itself; one that vanished meanwhile is never old."""
-    try:
-        return os.stat(path, follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return float("inf")
-
-
-def _safe_name(name: str) -> bool:
-    """A plain file name: no path, no NUL, and short enough for any file system."""
-    return (bool(name) and len(name.encode("utf-8", "surrogatepass")) <= 200
-            and not any(c in name for c in "/\\\x00") and name not in (".", ".."))

@@ -37,6 +37,24 @@ class _SimTask:
     ended: bool = False
 
 
+#: The size of every image the simulated agent copies (its templates are all alike).
+IMAGE_BYTES = 2 << 20
+
+
+def _report(task: _SimTask) -> TaskReport:
+    """How an ended task is reported: a copy says how many bytes it copied."""
+    result = task.plan.result
+    if result == HostResult.UNKNOWN:
+        return TaskReport.unknown("simulated: outcome unknown")
+    if result == HostResult.FAILURE:
+        return TaskReport(HostStatus.FINISHED, result, f"simulated: {task.verb} failed")
+    return TaskReport(HostStatus.FINISHED, result,
+                      output=_COPIED if task.verb == COPY_VERB else None)
+
+
+_COPIED = MappingProxyType({"bytes": IMAGE_BYTES})
+
+
 def default_plan(verb: str, parameters: Mapping[str, Any]) -> Plan:
     if parameters.get("inject_failure"):
         return Plan(result=HostResult.FAILURE)
@@ -94,10 +112,7 @@ class SimulatedAgent:
             if not task.ended:
                 task.ended = True
                 self._apply(task)
-            if task.plan.result == HostResult.UNKNOWN:
-                answer[task_id] = TaskReport.unknown("simulated: outcome unknown")
-            else:
-                answer[task_id] = TaskReport(HostStatus.FINISHED, task.plan.result)
+            answer[task_id] = _report(task)
         return answer
 
     def clear(self, task_id: str) -> None:
