@@ -51,6 +51,7 @@ from .invariants import (
     revert_failed_resources,
 )
 from .scenario import Scenario, Submission
+from .snapshot import Snapshot
 from .step_checker import StepChecker
 from .termination import TreeSize, compensation_commits, tick_bound
 
@@ -213,11 +214,13 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             agent.die_in_call = None
 
         # ------------------------------------------------------------------ properties
-        @invariant()
-        def safety(self) -> None:
-            snap = self.checker.snap
+        def _safe(self, snap: Snapshot) -> None:
             fail_on(check_safety(snap) + check_outputs(snap, self.agents)
                     + scenario.check(snap), "safety")
+
+        @invariant()
+        def safety(self) -> None:
+            self._safe(self.checker.snap)
 
         def teardown(self) -> None:
             try:
@@ -233,7 +236,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                 agent.autopilot = _autopilot_success
 
             def check_commit(report: TickReport) -> None:
-                fail_on(check_safety(self.checker.committed("at teardown")), "safety")
+                self._safe(self.checker.committed("at teardown"))
 
             self.engine.on_commit = check_commit
             bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation) + (
@@ -247,7 +250,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                     f"a rollback loop? ({err})") from err
             snap = self.checker.observe()
             fail_on(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
-            fail_on(check_safety(snap), "safety")
+            self._safe(snap)
             allowed = revert_failed_resources(snap)
             left = scenario.leftovers(snap, self.agents, self.store)
             fail_on([f"{r} was left behind and not marked revert_failed"
@@ -266,6 +269,12 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             opposite = sum(c.execution_reason == ExecutionReason.ROLLBACK_FLOW
                            for c in snap.commands.values())
             event(f"opposite commands run: {'none' if not opposite else 'some'}")
+            commands, tasks = snap.commands.values(), snap.tasks.values()
+            for what, seen in (("commands that took a later step", any(c.step > 1
+                                                                         for c in commands)),
+                               ("tasks retried", any(t.retried for t in tasks)),
+                               ("outputs kept", any(t.output is not None for t in tasks))):
+                event(f"{what}: {'some' if seen else 'none'}")
             for root in self.roots:
                 event(f"root ended {snap.commands[root].status}")
 

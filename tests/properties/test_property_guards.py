@@ -56,3 +56,37 @@ def test_without_the_existence_guard_the_suite_finds_a_double_compensation() -> 
     assert "was compensated successfully 2 times" in str(error), str(error)
     script = _script(error)
     assert "'shared': True" in script, script  # a child naming its parent's resource
+
+
+def test_an_engine_that_forgets_outputs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output check is a real one: an engine that keeps no output fails it."""
+    from statemachines.core import task_answers
+    from statemachines.core.host_status import TaskReport
+
+    real = task_answers.report_end
+
+    def forgetful(state: object, task: object, answer: TaskReport) -> None:
+        real(state, task, TaskReport(answer.status, answer.result, answer.message))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(task_answers, "report_end", forgetful)
+    machine = engine_machine(image_scenario(sqlite_file))
+    with pytest.raises(AssertionError, match="keeps the output None, its agent gave"):
+        run_state_machine_as_test(machine, settings=settings(SEARCH, max_examples=50))
+
+
+def test_a_step_given_the_wrong_inputs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's own check is a real one: a BuildTree whose later steps are not given
+    the first of what the step before returned fails it."""
+    from statemachines.example.vm.tree import BuildTree
+
+    def confused(self: BuildTree, ctx: object) -> None:
+        steps = self.parameters.get("steps", ())
+        step = ctx.step  # type: ignore[attr-defined]
+        if step - 2 < len(steps):
+            given = [t.output for t in ctx.tasks if t.step == step - 1][1:]  # type: ignore[attr-defined]
+            self._spawn(ctx, steps[step - 2], given)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BuildTree, "next_step", confused)
+    machine = engine_machine(image_scenario(sqlite_file))
+    with pytest.raises(AssertionError, match="but the step before returned"):
+        run_state_machine_as_test(machine, settings=settings(SEARCH, max_examples=200))

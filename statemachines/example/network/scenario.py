@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from persistence import SqlStore
-from statemachines import CommandStatus, Store
+from statemachines import CommandStatus, RetryPolicy, Store
 from statemachines.testing import ControlledAgent, Scenario, Snapshot, Submission, TreeSize
 
 from .commands import NETWORK_AGENT, endpoint_parameters, network_registry
@@ -102,6 +102,7 @@ def network_scenario(open_store: Callable[[Path], Store], max_roots: int = 3) ->
         leftovers=network_leftovers,
         unique=unique_endpoints,
         output=network_output,
+        retry=RetryPolicy(max_attempts=2, backoff_seconds=1.0),
         max_depth=2,
         max_roots=max_roots,
         max_steps=4,

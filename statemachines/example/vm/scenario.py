@@ -14,13 +14,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from persistence import SqlStore
-from statemachines import CommandStatus, RevertPolicy, Store
+from statemachines import CommandStatus, RetryPolicy, RevertPolicy, Store
 from statemachines.testing import ControlledAgent, Scenario, Snapshot
 
 from .commands import STORAGE_AGENT
 from .inventory import ImageInventory
 from .scenario_strategies import tree_submissions, unique_names, vm_submissions
-from .tree import tree_registry
+from .tree import tree_inputs_problems, tree_registry
 from .verbs import COPY_VERB, DELETE_VERB
 
 
@@ -55,12 +55,25 @@ def image_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent],
     return {image for image in present if root_of_image.get(image) not in succeeded}
 
 
+def task_output(verb: str, parameters: Mapping[str, Any], task_id: str) -> Any:
+    """What the controlled host answers with a success: something the task alone could say."""
+    return {"task": task_id, "verb": verb}
+
+
+def tree_checks(snap: Snapshot) -> list[str]:
+    """The example's own safety property: a later step got what the step before returned."""
+    return tree_inputs_problems(snap.tasks.values())
+
+
 def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy | None = None,
-                   max_roots: int = 3) -> Scenario:
-    """VMs of 1..8 disks and BuildTree trees up to 3 levels deep, on one storage agent."""
+                   retry: RetryPolicy | None = None, max_roots: int = 3) -> Scenario:
+    """VMs of 1..8 disks and BuildTree trees up to 3 levels deep (a third of the roots in
+    later steps whose tasks carry what the step before returned), on one storage agent that
+    answers with outputs; failed tasks are tried twice (`retry`)."""
     return Scenario(
         registry=tree_registry,
-        submissions=st.one_of(vm_submissions(8), tree_submissions(3)),
+        submissions=st.one_of(vm_submissions(8), tree_submissions(3),
+                              tree_submissions(2, min_steps=1)),
         open_store=open_store,
         agent_names=(STORAGE_AGENT,),
         effect=image_effect,
@@ -68,7 +81,11 @@ def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy 
         compensation_verbs=frozenset({DELETE_VERB}),
         leftovers=image_leftovers,
         unique=unique_names,
+        output=task_output,
+        check=tree_checks,
         policy=policy or RevertPolicy(backoff_seconds=1.0),
+        retry=retry or RetryPolicy(max_attempts=2, backoff_seconds=1.0),
+        max_steps=4,
         max_depth=5,
         max_roots=max_roots,
         task_timeout=90.0,

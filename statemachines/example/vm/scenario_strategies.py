@@ -30,7 +30,7 @@ def vm_submissions(max_disks: int = 8) -> st.SearchStrategy[Submission]:
 
 @st.composite
 def _node(draw: st.DrawFn, depth: int, max_depth: int, parent_resource: str | None,
-          path: str) -> dict[str, Any]:
+          path: str, min_steps: int = 0) -> dict[str, Any]:
     shared = parent_resource is not None and draw(st.booleans())
     owns = not shared and draw(st.booleans())
     resource = parent_resource if shared else (f"img{path}" if owns else None)
@@ -38,13 +38,22 @@ def _node(draw: st.DrawFn, depth: int, max_depth: int, parent_resource: str | No
     if depth < max_depth:
         for index in range(draw(st.integers(min_value=0, max_value=3 if depth == 0 else 2))):
             children.append(draw(_node(depth + 1, max_depth, resource, f"{path}.{index}")))
+    steps = []
+    for number in range(draw(st.integers(min_value=min_steps, max_value=2))):
+        later = []
+        if depth < max_depth and draw(st.integers(min_value=0, max_value=2)) == 0:
+            later.append(draw(_node(depth + 1, max_depth, resource, f"{path}s{number}")))
+        steps.append({"tasks": draw(st.integers(min_value=0, max_value=2)), "children": later})
     return {
         "name": f"n{path}",
         "resource": resource,
         "shared": shared,
-        "tasks": draw(st.integers(min_value=0, max_value=2)),
+        # A root meant to take later steps starts something in its first: a step that
+        # starts nothing is the last.
+        "tasks": draw(st.integers(min_value=1 if min_steps else 0, max_value=2)),
         "raise_in_execute": draw(st.integers(min_value=0, max_value=9)) == 0,
         "children": children,
+        "steps": steps,
     }
 
 
@@ -52,13 +61,19 @@ def tree_size(node: Mapping[str, Any]) -> TreeSize:
     own = TreeSize(1, int(node.get("tasks", 0)), 1 if node.get("resource") else 0)
     for child in node.get("children", ()):
         own = own + tree_size(child)
+    for step in node.get("steps", ()):
+        own = own + TreeSize(0, int(step.get("tasks", 0)), 0)
+        for child in step.get("children", ()):
+            own = own + tree_size(child)
     return own
 
 
-def tree_submissions(max_depth: int = 3) -> st.SearchStrategy[Submission]:
+def tree_submissions(max_depth: int = 3, min_steps: int = 0) -> st.SearchStrategy[Submission]:
     """BuildTree roots: up to `max_depth` levels below the root, several tasks per command,
-    resources owned or shared with the parent, and now and then an execute that raises."""
-    return _node(0, max_depth, None, "0").map(
+    resources owned or shared with the parent, up to two later steps per command (with
+    their own tasks and now and then a child; the root takes at least `min_steps`), and now
+    and then an execute that raises."""
+    return _node(0, max_depth, None, "0", min_steps).map(
         lambda root: Submission(BuildTree.type_name, root, tree_size(root), node_entity(root)))
 
 
@@ -68,6 +83,9 @@ def _prefixed(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     if node.get("resource"):
         renamed["resource"] = f"{prefix}{node['resource']}"
     renamed["children"] = [_prefixed(child, prefix) for child in node.get("children", ())]
+    renamed["steps"] = [{**step, "children": [_prefixed(c, prefix)
+                                              for c in step.get("children", ())]}
+                        for step in node.get("steps", ())]
     return renamed
 
 

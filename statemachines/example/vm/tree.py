@@ -5,15 +5,28 @@ parent's resource instead of owning one (oVirt's parent and child commands often
 entity), may start several tasks and may raise at the end of `execute`. Shared resources are
 what make the first loop guard necessary: without it the parent compensates a resource its
 child's opposite command already removed.
+
+A node may also work in steps (`steps`: the tasks and children of each step after the first),
+and each later step's tasks carry what the step before returned (`after`: its tasks' outputs),
+so the suite checks that what a host answered reaches the next step, across crashes and
+retries (`tree_inputs_problems`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from statemachines import Command, CommandContext, CommandRegistry, Compensation, ResourceRef
+from statemachines import (
+    Command,
+    CommandContext,
+    CommandRegistry,
+    Compensation,
+    ResourceRef,
+    TaskRecord,
+)
 
 from .commands import STORAGE_AGENT, VM_COMMANDS, RemoveImage
 from .inventory import IMAGE, ImageInventory, ImageRow, ImageStatus
@@ -22,7 +35,8 @@ from .verbs import COPY_VERB
 # A task of a node without a resource: it touches nothing that could be left behind.
 PROBE_VERB = "probe"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_KEYS = {"name", "resource", "shared", "tasks", "raise_in_execute", "children"}
+_KEYS = {"name", "resource", "shared", "tasks", "raise_in_execute", "children", "steps"}
+_STEP_KEYS = {"tasks", "children"}
 
 
 _TOP = object()  # checking a node on its own: its parent, and so what it may share, is unknown
@@ -43,17 +57,34 @@ def tree_problems(node: Any, where: str = "tree", parent_resource: object = _TOP
         problems.append(f"{where}: 'shared' must be true or false")
     elif shared and (resource is None or parent_resource not in (_TOP, resource)):
         problems.append(f"{where}: a shared resource must be the parent's ({parent_resource!r})")
-    tasks = node.get("tasks", 0)
-    if not isinstance(tasks, int) or isinstance(tasks, bool) or not 0 <= tasks <= 10:
-        problems.append(f"{where}: 'tasks' must be an integer 0..10 (got {tasks!r})")
     if not isinstance(node.get("raise_in_execute", False), bool):
         problems.append(f"{where}: 'raise_in_execute' must be true or false")
-    children = node.get("children", [])
+    problems += _step_problems(node, where, resource if isinstance(resource, str) else None)
+    steps = node.get("steps", [])
+    if not isinstance(steps, list | tuple) or len(steps) > 5:
+        return [*problems, f"{where}: 'steps' must be a list of at most 5 steps"]
+    for index, step in enumerate(steps):
+        if not isinstance(step, Mapping):
+            problems.append(f"{where}.steps[{index}] must be an object")
+            continue
+        problems += [f"{where}.steps[{index}]: unknown key {k!r}"
+                     for k in sorted(set(step) - _STEP_KEYS)]
+        problems += _step_problems(step, f"{where}.steps[{index}]",
+                                   resource if isinstance(resource, str) else None)
+    return problems
+
+
+def _step_problems(step: Mapping[str, Any], where: str, resource: str | None) -> list[str]:
+    """The work of one step: its tasks and its children."""
+    problems = []
+    tasks = step.get("tasks", 0)
+    if not isinstance(tasks, int) or isinstance(tasks, bool) or not 0 <= tasks <= 10:
+        problems.append(f"{where}: 'tasks' must be an integer 0..10 (got {tasks!r})")
+    children = step.get("children", [])
     if not isinstance(children, list | tuple):
         return [*problems, f"{where}: 'children' must be a list"]
     for index, child in enumerate(children):
-        problems += tree_problems(child, f"{where}.children[{index}]",
-                                  resource if isinstance(resource, str) else None)
+        problems += tree_problems(child, f"{where}.children[{index}]", resource)
     return problems
 
 
@@ -89,18 +120,32 @@ class BuildTree(Command):
         if resource is not None and self.owns_resource:
             ctx.ledger(ImageInventory).add(ImageRow(resource, str(self.parameters["name"]),
                                                     self.record.root_id, "tree"))
-        for index in range(int(self.parameters.get("tasks", 0))):
-            if resource is None:
-                ctx.start_task(STORAGE_AGENT, PROBE_VERB, {"node": self.parameters["name"],
-                                                           "index": index})
-            else:
-                ctx.start_task(STORAGE_AGENT, COPY_VERB,
-                               {"source": "tree", "image": resource, "index": index},
-                               entities=[ResourceRef(IMAGE, resource)])
-        for child in self.parameters.get("children", ()):
-            ctx.add_child(self.type_name, child, entity=node_entity(child))
+        self._spawn(ctx, self.parameters, None)
         if self.parameters.get("raise_in_execute", False):
             raise RuntimeError(f"BuildTree {self.parameters['name']} was told to fail")
+
+    def next_step(self, ctx: CommandContext) -> None:
+        """The next of its `steps`, its tasks given what the tasks of the step before
+        returned."""
+        steps = self.parameters.get("steps", ())
+        if ctx.step - 2 < len(steps):
+            after = [t.output for t in ctx.tasks if t.step == ctx.step - 1]
+            self._spawn(ctx, steps[ctx.step - 2], after)
+
+    def _spawn(self, ctx: CommandContext, step: Mapping[str, Any], after: list[Any] | None
+               ) -> None:
+        resource = self.resource
+        given = {} if after is None else {"after": after}
+        for index in range(int(step.get("tasks", 0))):
+            if resource is None:
+                ctx.start_task(STORAGE_AGENT, PROBE_VERB, {"node": self.parameters["name"],
+                                                           "index": index, **given})
+            else:
+                ctx.start_task(STORAGE_AGENT, COPY_VERB,
+                               {"source": "tree", "image": resource, "index": index, **given},
+                               entities=[ResourceRef(IMAGE, resource)])
+        for child in step.get("children", ()):
+            ctx.add_child(self.type_name, child, entity=node_entity(child))
 
     def end_successfully(self, ctx: CommandContext) -> None:
         if self.resource is not None and self.owns_resource:
@@ -112,6 +157,35 @@ class BuildTree(Command):
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
         return Compensation(RemoveImage.type_name, {"image": resource.id})
+
+
+def tree_inputs_problems(tasks: Iterable[TaskRecord]) -> list[str]:
+    """Each later step's tasks were given exactly what the step before returned: the outputs
+    its host answered with (as kept), of the last attempts, in the order they started."""
+    by_step: dict[tuple[str, int], list[TaskRecord]] = defaultdict(list)
+    every = list(tasks)
+    for task in sorted(every, key=lambda t: (t.created_at, t.id)):
+        if not task.retried:
+            by_step[(task.command_id, task.step)].append(task)
+    problems = []
+    for task in every:
+        if "after" not in task.parameters:
+            continue
+        before = by_step.get((task.command_id, task.step - 1), [])
+        expected = [t.output for t in before]
+        if _plain(task.parameters["after"]) != _plain(expected):
+            problems.append(f"task {task.id} ({task.verb}, step {task.step}) was given "
+                            f"{_plain(task.parameters['after'])!r:.120}, but the step before "
+                            f"returned {_plain(expected)!r:.120}")
+    return problems
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def tree_registry() -> CommandRegistry:
