@@ -41,7 +41,7 @@ from .core.leases import WorkerLease
 from .core.ledger import Ledger
 from .core.limits import Limits
 from .core.reasons import ExecutionReason
-from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
+from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord, thaw
 from .core.retry_policy import RetryPolicy
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
@@ -94,4 +94,5 @@ __all__ = [
     "WorkersHoldRoots",
     "submit_root",
     "submit_roots",
+    "thaw",
 ]

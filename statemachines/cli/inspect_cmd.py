@@ -14,7 +14,7 @@ import click
 
 from persistence import SqlStore
 
-from ..core.command_machine import COMMAND_MACHINE, CommandStatus
+from ..core.command_machine import COMMAND_MACHINE, CommandStatus, Outcome
 from ..core.errors import StoreUnavailable
 from ..core.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
@@ -88,8 +88,9 @@ def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
                 click.echo(f"Error: {command.id} is still {command.status} after {timeout:g} s",
                            err=True)
                 sys.exit(EXIT_TIMED_OUT)
-            sys.exit(EXIT_LEFT_BEHIND if command.status == CommandStatus.ROLLBACK_FAILED
-                     else EXIT_OK)
+            left = (command.status == CommandStatus.ROLLBACK_FAILED
+                    and command.outcome != Outcome.CLEANED_UP)  # a cleanup left nothing
+            sys.exit(EXIT_LEFT_BEHIND if left else EXIT_OK)
 
 
 def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,

@@ -6,6 +6,7 @@ a running engine, so the views work on any database a run left behind, crashed o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import click
 from persistence import SqlStore
 
 from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, HistoryEntry, TaskRecord
+from ..core.records import CommandRecord, HistoryEntry, TaskRecord, resources_of, thaw
 from ..diagrams.trace import iso_time, path_of
 from .errors import UsageProblem
 
@@ -23,7 +24,13 @@ STATE_COLOURS = {
     "ended_failure": "red", "rollback_failed": "red", "execution_failed": "red",
     "start_failed": "red",
     "rolling_back": "yellow", "clear_failed": "yellow", "ending": "yellow",
+    "stepping": "cyan",
 }
+#: Outcomes that say nothing is left behind, shown in green: a rollback_failed root whose
+#: leftovers a cleanup removed is no longer a broken tree.
+GOOD_OUTCOMES = ("succeeded", "rolled_back", "rolled_back_natively", "reverted", "cleaned_up")
+#: How much of an output a line of text shows.
+OUTPUT_SHOWN = 120
 
 
 class UnknownObject(UsageProblem):
@@ -58,6 +65,20 @@ def coloured(state: str) -> str:
     return click.style(state, fg=colour, bold=bold) if colour else state
 
 
+def outcome_text(outcome: str) -> str:
+    """An outcome that says nothing is left behind in green, one that something is in red."""
+    if outcome in GOOD_OUTCOMES:
+        return click.style(outcome, fg="green")
+    if outcome in ("revert_failed", "child_revert_failed"):
+        return click.style(outcome, fg="red", bold=True)
+    return outcome
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, separators=(", ", ": "))
+    return text if len(text) <= OUTPUT_SHOWN else text[:OUTPUT_SHOWN - 1] + "…"
+
+
 # ---------------------------------------------------------------------------------- status
 def status_view(store: SqlStore, top: CommandRecord) -> dict[str, Any]:
     """The subtree under `top`: its tasks, its children and the opposite commands undoing them."""
@@ -69,17 +90,28 @@ def status_view(store: SqlStore, top: CommandRecord) -> dict[str, Any]:
     for task in tasks:
         tasks_of.setdefault(task.command_id, []).append(task)
 
+    reverts = {(str(r.resource), r.owner): r for r in store.reverts()} if any(
+        c.resources or c.entity_id for c in commands) else {}
+
     def node(command: CommandRecord) -> dict[str, Any]:
+        made = resources_of(command)
         return {
             "id": command.id, "type": command.type, "status": command.status,
             "execution_reason": str(command.execution_reason),
             "compensates": command.parent_id
             if command.execution_reason == ExecutionReason.ROLLBACK_FLOW else None,
             "outcome": command.outcome, "error": command.error,
+            "own_work_succeeded": command.own_work_succeeded, "step": command.step,
+            "output": thaw(command.output),
             "entity": f"{command.entity_type}:{command.entity_id}" if command.entity_id else None,
-            "tasks": [{"id": t.id, "verb": t.verb, "status": t.status,
-                       "host_status": t.host_status, "host_result": t.host_result,
-                       "message": t.message} for t in tasks_of.get(command.id, ())],
+            "resources": [{"resource": str(r), "revert_state": str(reverts[(str(r), command.id)]
+                                                                    .state)
+                           if (str(r), command.id) in reverts else None} for r in made],
+            "tasks": [{"id": t.id, "verb": t.verb, "status": t.status, "step": t.step,
+                       "attempt": t.attempt, "max_attempts": t.max_attempts,
+                       "retried": t.retried, "host_status": t.host_status,
+                       "host_result": t.host_result, "message": t.message,
+                       "output": thaw(t.output)} for t in tasks_of.get(command.id, ())],
             "children": [node(c) for c in by_parent.get(command.id, ())],
         }
 
@@ -98,15 +130,27 @@ def render_status(view: dict[str, Any]) -> str:
             parts.append("[ROLLBACK_FLOW]")
         parts.append(coloured(command["status"]))
         if command["outcome"]:
-            parts.append(f"({command['outcome']})")
+            parts.append(f"({outcome_text(command['outcome'])})")
+        if command["step"] > 1:
+            parts.append(f"step {command['step']}")
         if command["error"]:
             parts.append(f"error: {command['error']}")
+        if command["output"] is not None:
+            parts.append(f"output {_short(command['output'])}")
         return " ".join(parts)
 
     def task_line(task: dict[str, Any]) -> str:
         host = "/".join(x for x in (task["host_status"], task["host_result"]) if x)
-        return f"task {task['verb']} {task['id']} {coloured(task['status'])}" + (
+        if host and task["message"] and task["host_result"] != "success":
+            host += f": {task['message']}"
+        line = f"task {task['verb']} {task['id']} {coloured(task['status'])}" + (
             f" (host {host})" if host else "")
+        if task["max_attempts"] > 1:
+            line += f" attempt {task['attempt']} of {task['max_attempts']}" + (
+                ", retried" if task["retried"] else "")
+        if task["output"] is not None:
+            line += f" output {_short(task['output'])}"
+        return line
 
     def walk(command: dict[str, Any], prefix: str) -> None:
         items = [("task", t) for t in command["tasks"]] + \
@@ -154,7 +198,8 @@ def render_history(view: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------- trace
 def trace_view(store: SqlStore, object_id: str) -> dict[str, Any]:
     found = locate(store, object_id)
-    steps = path_of(store.history(object_id))
+    history = store.history(object_id)
+    steps = path_of(history)
     status: str
     if found.command is not None:
         what, status = found.command.type, found.command.status
@@ -166,6 +211,10 @@ def trace_view(store: SqlStore, object_id: str) -> dict[str, Any]:
         "status": status, "root_id": found.root_id,
         "path": [{"step": s.number, "state": s.state, "at": s.time, "trigger": s.trigger,
                   "from": s.source} for s in steps],
+        # What happened to it without moving it: compensations started, tasks retried,
+        # cancels and cleanups acted on.
+        "events": [{"at": iso_time(e.at), "event": e.trigger, "detail": e.detail}
+                   for e in history if e.source == e.dest and e.source],
         "files": [],
     }
 
@@ -175,5 +224,9 @@ def render_trace(view: dict[str, Any]) -> str:
     for step in view["path"]:
         came = f"{step['from']} --{step['trigger']}-->" if step["from"] else step["trigger"]
         lines.append(f"  {step['step']:>2}. {step['at'][11:23]}  {came} {coloured(step['state'])}")
+    if view["events"]:
+        lines.append("  events:")
+        lines += [f"      {e['at'][11:23]}  {e['event']}: {e['detail'] or ''}".rstrip()
+                  for e in view["events"]]
     lines += [f"wrote {path}" for path in view["files"]]
     return "\n".join(lines)

@@ -17,12 +17,12 @@ from .command_machine import STEP_PHASES, CommandStatus, HookPhase
 from .errors import HookMisuse, InvalidParameters, LimitExceeded
 from .ledger import Ledger
 from .reasons import ExecutionReason
-from .records import CommandRecord, TaskRecord, freeze_output
+from .records import CommandRecord, TaskRecord, freeze_output, resources_of
 from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 from .spawning import create_child, create_task
 from .task_machine import TaskStatus
-from .tick_state import TickState, copy_record, copy_task, resources_of
+from .tick_state import TickState, copy_record, copy_task
 
 L = TypeVar("L", bound=Ledger)
 

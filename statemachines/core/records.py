@@ -20,6 +20,7 @@ from .command_machine import CommandStatus, Outcome
 from .host_status import HostResult, HostStatus, host_ended_successfully
 from .reasons import ExecutionReason
 from .retry_policy import RetryPolicy
+from .revert_state import ResourceRef
 from .task_machine import TaskStatus
 
 # Widths of the columns these names are stored in: a longer one is refused where it enters,
@@ -123,6 +124,16 @@ def freeze_output(value: Any, limit: int) -> Any:
     return frozen
 
 
+def thaw(value: Any) -> Any:
+    """Frozen JSON data (what records hold: read-only mappings, tuples) as plain dicts and
+    lists, for code that wants its own copy, or a JSON library that takes no mappings."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(item) for item in value]
+    return value
+
+
 def to_json(value: Any) -> str:
     """JSON text of frozen (or plain) JSON data, without thawing it into a copy first."""
     return _ENCODER.encode(value)
@@ -170,6 +181,18 @@ class CommandRecord:
     output: Any = None
     # Resources it made beyond its entity (`ctx.add_resource`), as (type, id), in order.
     resources: tuple[tuple[str, str], ...] = ()
+
+
+def resources_of(record: CommandRecord) -> tuple[ResourceRef, ...]:
+    """What a command made, in the order it made them: its entity, then what it added."""
+    found: list[ResourceRef] = []
+    if record.entity_type is not None and record.entity_id is not None:
+        found.append(ResourceRef(record.entity_type, record.entity_id))
+    for kind, ident in record.resources:
+        ref = ResourceRef(kind, ident)
+        if ref not in found:
+            found.append(ref)
+    return tuple(found)
 
 
 @dataclass(slots=True, eq=False)

@@ -21,10 +21,10 @@ from .errors import EndactionError
 from .hook_context import HookContext, hook
 from .host_status import HostStatus
 from .reasons import ExecutionReason
-from .records import CommandRecord, HistoryEvent
+from .records import CommandRecord, HistoryEvent, resources_of
 from .revert_state import ResourceRef, ResourceRevert, RevertState
 from .spawning import create_child
-from .tick_state import TickState, for_root, resources_of
+from .tick_state import TickState, for_root
 
 log = logging.getLogger("endaction.engine")
 

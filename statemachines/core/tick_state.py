@@ -160,15 +160,3 @@ def copy_record(record: CommandRecord) -> CommandRecord:
 def copy_task(task: TaskRecord) -> TaskRecord:
     """What a hook reads of a task: a copy, so that writing to it changes nothing."""
     return TaskRecord(*_TASK_FIELDS(task))
-
-
-def resources_of(record: CommandRecord) -> tuple[ResourceRef, ...]:
-    """What a command made, in the order it made them: its entity, then what it added."""
-    found: list[ResourceRef] = []
-    if record.entity_type is not None and record.entity_id is not None:
-        found.append(ResourceRef(record.entity_type, record.entity_id))
-    for kind, ident in record.resources:
-        ref = ResourceRef(kind, ident)
-        if ref not in found:
-            found.append(ref)
-    return tuple(found)

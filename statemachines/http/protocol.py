@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from ..core.host_status import HostResult, HostStatus, TaskReport
+from ..core.records import thaw
 
 PROTOCOL_VERSION = 1
 PREFIX = f"/v{PROTOCOL_VERSION}"
@@ -34,18 +34,9 @@ def report_to_json(report: TaskReport) -> dict[str, Any]:
     found: dict[str, Any] = {"status": str(report.status), "result": str(report.result),
                              "message": report.message}
     if report.output is not None:
-        found["output"] = plain(report.output)
+        # As the json module writes it: an agent may hand back frozen mappings and tuples.
+        found["output"] = thaw(report.output)
     return found
-
-
-def plain(value: Any) -> Any:
-    """JSON data as the json module writes it: frozen mappings and tuples (what the engine's
-    records hold, and an agent may hand back) as dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
 
 
 def report_from_json(task_id: str, entry: object) -> TaskReport:

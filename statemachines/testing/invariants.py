@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
 from ..core.reasons import ExecutionReason
-from ..core.records import ObjectKind
+from ..core.records import ObjectKind, thaw
 from ..core.revert_state import REVERT_ORDER, RevertState
 from ..core.task_machine import TaskStatus
 from .controlled_agent import ControlledAgent
@@ -103,19 +103,10 @@ def check_outputs(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> list
         if task.status not in _ENDED_TASK_STATES:
             continue
         expected = given.get(task.id) if task.succeeded else None
-        if task.succeeded and _thawed(task.output) != _thawed(expected):
+        if task.succeeded and thaw(task.output) != thaw(expected):
             problems.append(f"task {task.id} ({task.verb}) keeps the output {task.output!r:.80}"
                             f", its agent gave {expected!r:.80}")
     return problems
-
-
-def _thawed(value: Any) -> Any:
-    """Frozen JSON (mapping proxies, tuples) as plain JSON, for comparing with what was given."""
-    if isinstance(value, Mapping):
-        return {key: _thawed(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thawed(item) for item in value]
-    return value
 
 
 def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:

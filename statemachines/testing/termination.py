@@ -49,10 +49,9 @@ from dataclasses import dataclass
 from ..core.command_machine import CommandStatus as C
 from ..core.host_status import host_progress
 from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, TaskRecord
+from ..core.records import CommandRecord, TaskRecord, resources_of
 from ..core.revert_state import ResourceRevert, RevertState
 from ..core.task_machine import TaskStatus as T
-from ..core.tick_state import resources_of
 from .snapshot import RevertKey, Snapshot
 
 Rank = tuple[int, int, int, int]

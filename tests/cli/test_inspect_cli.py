@@ -178,10 +178,57 @@ def test_status_text_is_coloured_by_state() -> None:
              compensates: str | None = None) -> dict[str, Any]:
         return {"id": id_, "type": "T", "status": status, "execution_reason": "REGULAR_FLOW",
                 "compensates": compensates, "outcome": None, "error": None, "entity": None,
-                "tasks": [], "children": children}
+                "step": 1, "output": None, "tasks": [], "children": children}
 
     text = render_status({"command": node("root", "rolling_back", [
         node("a", "ended_success", []), node("b", "ended_failure", [], compensates="a")])})
     assert "\x1b[33mrolling_back\x1b[0m" in text
     assert "\x1b[32mended_success\x1b[0m" in text
     assert "[ROLLBACK_FLOW] \x1b[31mended_failure\x1b[0m" in text
+
+
+def test_the_views_show_steps_attempts_outputs_and_the_first_cause(tmp_path: Path) -> None:
+    """A tenant onboarding (tests/tenant) whose certificate fails three times, run through
+    the library on a file; `status`, `trace` and `history` read it like any database."""
+    from persistence import open_store
+    from statemachines import Engine
+    from statemachines.testing import ManualClock
+    from tests.tenant import TENANT_LEDGERS, TenantHosts, tenant_parameters, tenant_registry
+
+    db = str(tmp_path / "tenants.db")
+    store = open_store(db, ledgers=TENANT_LEDGERS)
+    clock = ManualClock()
+    hosts = TenantHosts(fail={"issue_certificate": ["CA offline"] * 3})
+    engine = Engine(store, hosts.agents(), tenant_registry(), clock=clock, sleep=clock.sleep)
+    root = engine.submit("OnboardTenant", tenant_parameters("acme"))
+    engine.run_until_idle()
+    store.dispose()
+
+    status = cli("status", root, "--db", db, "--json")
+    assert status.returncode == 0, status.stderr
+    top = json.loads(status.stdout)["command"]
+    assert top["error"].endswith("issue_certificate failed on agent 'pki': CA offline")
+    assert top["step"] == 2
+    by_type = {c["type"]: c for c in top["children"]}
+    certificate = by_type["IssueCertificate"]
+    assert certificate["outcome"] == "failed" and certificate["own_work_succeeded"] is False
+    assert [(t["attempt"], t["max_attempts"], t["retried"]) for t in certificate["tasks"]] == [
+        (1, 3, True), (2, 3, True), (3, 3, False)]
+    database = by_type["CreateDatabase"]
+    assert database["output"] == {"dsn": "postgresql://db.internal:5432/acme"}
+    assert [r["resource"] for r in database["resources"]] == [
+        "database:acme", "schema:acme.app", "schema:acme.audit", "db_user:acme.app"]
+    assert {r["revert_state"] for r in database["resources"]} == {"reverted"}
+    text = cli("status", root, "--db", db).stdout
+    assert "attempt 2 of 3, retried" in text and "host finished/failure: CA offline" in text
+    assert 'output {"dsn": "postgresql://db.internal:5432/acme"}' in text
+
+    trace = cli("trace", certificate["id"], "--db", db, "--json", "--out", str(tmp_path))
+    events = json.loads(trace.stdout)["events"]
+    assert [e["event"] for e in events][:2] == ["retry", "retry"]
+    assert "issue_certificate attempt 3 of 3" in events[1]["detail"]
+    onboarding = cli("trace", root, "--db", db, "--out", str(tmp_path)).stdout
+    assert "stepping --next_step--> executing" in onboarding
+    history = cli("history", root, "--db", db, "--tree").stdout
+    # The root was waiting for its certificate step: once it failed, no step followed.
+    assert "retry" in history and "skip_steps   stepping -> waiting" in history

@@ -24,7 +24,7 @@ EXPORTS = {
         "Store",
         "StoreError", "StoreUnavailable", "TaskRecord", "TaskRejected", "TaskReport",
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
-        "WorkersHoldRoots", "submit_root", "submit_roots",
+        "WorkersHoldRoots", "submit_root", "submit_roots", "thaw",
     ],
     "statemachines.http": ["PROTOCOL_VERSION", "HttpAgent", "host_app", "openapi_document"],
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",

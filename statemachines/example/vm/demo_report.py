@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import CommandStatus, ResourceRevert, RevertState, TaskStatus
+from statemachines import CommandStatus, ResourceRevert, RevertState, TaskStatus, thaw
 from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 
@@ -34,12 +34,13 @@ def build_report(store: SqlStore, agent: StorageHost, root_id: str) -> dict[str,
             {"id": c.id, "type": c.type, "status": c.status, "parent_id": c.parent_id,
              "execution_reason": str(c.execution_reason), "outcome": c.outcome,
              "entity": f"{c.entity_type}:{c.entity_id}" if c.entity_id else None,
-             "error": c.error}
+             "error": c.error, "own_work_succeeded": c.own_work_succeeded, "step": c.step}
             for c in commands
         ],
         "tasks": [
             {"id": t.id, "command_id": t.command_id, "verb": t.verb, "status": t.status,
-             "host_status": t.host_status, "host_result": t.host_result, "message": t.message}
+             "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
+             "attempt": t.attempt, "retried": t.retried, "output": thaw(t.output)}
             for t in tasks
         ],
         "images_on_disk": [name for name in mine if name in on_disk],
@@ -111,7 +112,9 @@ def render_text(report: dict[str, Any]) -> str:
         children.setdefault(command["parent_id"], []).append(command)
 
     lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"
-             + (f" ({root['outcome']}: {root['error']})" if root.get("error") else "")]
+             + (f" ({root['outcome']})" if root.get("outcome") else "")]
+    if root.get("error"):
+        lines.append(f"  cause: {root['error']}")
     if root.get("held"):
         lines.append(f"  HELD: the engine failed on this root and stopped working on it: "
                      f"{root['held']} (fix the cause, then `endaction release {root['id']}`)")
@@ -127,8 +130,8 @@ def render_text(report: dict[str, Any]) -> str:
                    for t in tasks_by_command.get(command["id"], ())]
         if command["outcome"]:
             details.append(command["outcome"])
-        if command["error"]:
-            details.append(command["error"])
+        if command["error"] and command["id"] not in (root.get("error") or ""):
+            details.append(command["error"])  # the root's cause names it already
         return " ".join(parts) + (f" ({', '.join(details)})" if details else "")
 
     def walk(command: dict[str, Any], prefix: str) -> None:

@@ -26,6 +26,7 @@ from statemachines import (
     Compensation,
     ResourceRef,
     TaskRecord,
+    thaw,
 )
 
 from .commands import STORAGE_AGENT, VM_COMMANDS, RemoveImage
@@ -173,19 +174,11 @@ def tree_inputs_problems(tasks: Iterable[TaskRecord]) -> list[str]:
             continue
         before = by_step.get((task.command_id, task.step - 1), [])
         expected = [t.output for t in before]
-        if _plain(task.parameters["after"]) != _plain(expected):
+        if thaw(task.parameters["after"]) != thaw(expected):
             problems.append(f"task {task.id} ({task.verb}, step {task.step}) was given "
-                            f"{_plain(task.parameters['after'])!r:.120}, but the step before "
-                            f"returned {_plain(expected)!r:.120}")
+                            f"{thaw(task.parameters['after'])!r:.120}, but the step before "
+                            f"returned {thaw(expected)!r:.120}")
     return problems
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 def tree_registry() -> CommandRegistry:
