@@ -22,6 +22,7 @@ from statemachines import (
     Limits,
     Outcome,
     ResourceRef,
+    thaw,
 )
 from statemachines.testing import ManualClock
 from tests.tenant.hosts import ServiceHost
@@ -272,3 +273,27 @@ def test_a_hook_tells_its_own_work_from_its_groups_even_after_a_restart(
     assert outcomes["bad"] == (Outcome.FAILED, False)
     reverts = {r.resource.id: r.state for r in store.reverts()}
     assert reverts == {"good": "reverted", "bad": "reverted"}
+
+
+@pytest.mark.parametrize("value", [0, "", [], {}, False, "x", [1, [2]], {"a": {"b": None}}])
+def test_every_json_output_is_kept_as_given_falsy_ones_too(store: SqlStore, value: Any) -> None:
+    """Outputs go from none to a value and are written only where some row has one: an
+    output of 0, "", [] or {} is a value, not none."""
+
+    class Echo(Command):
+        type_name = "Echo"
+
+        def execute(self, ctx: CommandContext) -> None:
+            ctx.start_task("svc", "echo", {})
+
+        def end_successfully(self, ctx: CommandContext) -> None:
+            ctx.set_output(ctx.tasks[0].output)
+
+    host = ServiceHost("svc", {"echo": lambda parameters, task_id: value})
+    clock = ManualClock()
+    engine = Engine(store, {"svc": host}, CommandRegistry([Echo]), clock=clock,
+                    sleep=clock.sleep)
+    root = engine.submit("Echo", {})
+    engine.run_until_idle()
+    commands, tasks = store.tree(root)
+    assert thaw(tasks[0].output) == value and thaw(commands[0].output) == value
