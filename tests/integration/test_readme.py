@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
@@ -15,16 +16,43 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
-LIBRARY = [b for b in BLOCKS if "engine.run_until_idle" in b]
+LIBRARY = [b for b in BLOCKS if "engine.run_until_idle" in b and "class " not in b]
+OWN_DOMAIN = [b for b in BLOCKS if "class PublishSite(Command)" in b]
 PROPERTY_SUITE = [b for b in BLOCKS if "engine_machine(scenario)" in b]
 
 
 def test_every_python_block_is_tested() -> None:
-    assert len(LIBRARY) == len(PROPERTY_SUITE) == 1 and len(BLOCKS) == 2
+    assert len(LIBRARY) == len(OWN_DOMAIN) == len(PROPERTY_SUITE) == 1 and len(BLOCKS) == 3
 
 
-def test_library_example_runs() -> None:
-    exec(compile(LIBRARY[0], "README.md", "exec"), {})
+def _printed(block: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    return capsys.readouterr().out.splitlines()
+
+
+def _said(block: str) -> list[str]:
+    """What the block's comments say its prints print."""
+    return [line.split("  # ", 1)[1].strip() for line in block.splitlines()
+            if line.startswith("print(") and "  # " in line]
+
+
+def test_library_example_runs_and_prints_what_it_says(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    printed = _printed(LIBRARY[0], capsys)
+    assert printed[0] == _said(LIBRARY[0])[0]
+    assert printed[1].startswith("[(1, 'allocate_address', None), (2, 'create_dns_record', "
+                                 "'10.0.0.1')")
+    assert printed[2] == "[('DeleteDnsRecord', 'reverted'), ('ReleaseAddress', 'reverted'), " \
+                         "('UnplugPort', 'reverted')]"
+
+
+def test_own_domain_example_runs_and_prints_what_it_says(capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    printed = _printed(OWN_DOMAIN[0], capsys)
+    assert printed[:2] == _said(OWN_DOMAIN[0])[:2]
+    assert printed[2] == "[Site(name='docs.example.org', root_id=" + repr(
+        printed[2].split("root_id='")[1].split("'")[0]) + ", serial='c0001')]"
 
 
 def test_property_suite_example_runs_against_the_example_commands() -> None:
