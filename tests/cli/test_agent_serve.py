@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,8 +145,8 @@ def _copy(http: httpx.Client, task_id: str) -> None:
     assert http.put(f"/v1/tasks/{task_id}", json=body).status_code == 200
 
 
-def _report(http: httpx.Client, task_id: str) -> dict[str, str]:
-    tasks: dict[str, dict[str, str]] = http.post("/v1/poll",
+def _report(http: httpx.Client, task_id: str) -> dict[str, Any]:
+    tasks: dict[str, dict[str, Any]] = http.post("/v1/poll",
                                                  json={"task_ids": [task_id]}).json()["tasks"]
     return tasks.get(task_id, {})
 
@@ -172,8 +173,12 @@ def test_the_journal_survives_the_host_process(tmp_path: Path) -> None:
         host.kill()
         host.start()
         with host.client() as http:
-            assert _report(http, "quick") == {"status": "finished", "result": "success",
-                                              "message": ""}
+            quick = _report(http, "quick")
+            # Its end, and what it returned, survived the host's process.
+            assert (quick["status"], quick["result"], quick["message"]) == ("finished",
+                                                                           "success", "")
+            assert quick["output"]["bytes"] == 64 << 10
+            assert len(quick["output"]["sha256"]) == 64
             lost = _report(http, "slow")
             assert lost["status"] == "unknown" and lost["result"] == "unknown", lost
             assert http.delete("/v1/tasks/slow").status_code == 200

@@ -62,6 +62,14 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
     again = with_storage(tmp_path, "cleanup")
     assert again.exit_code == 0 and "nothing was left revert_failed" in again.stdout
 
+    # The root no longer reads as broken: status says cleaned_up, and waiting on it is 0.
+    root = report["root"]["id"]
+    status = invoke(tmp_path, "status", root, "--json")
+    assert json.loads(status.stdout)["command"]["outcome"] == Outcome.CLEANED_UP
+    waited = invoke(tmp_path, "status", root, "--wait", "--timeout", "5")
+    assert waited.exit_code == 0, waited.output
+    assert "rollback_failed (cleaned_up)" in waited.stdout
+
 
 def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: Path) -> None:
     """The crash is a real SIGKILL, so that run is a subprocess; the rest runs in-process.
