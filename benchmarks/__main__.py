@@ -1,4 +1,5 @@
-"""`python -m benchmarks rollback | compare | recover | all`: the harness's command line.
+"""`python -m benchmarks rollback | compare | recover | list-roots | all`: the harness's
+command line.
 
 Every figure is measured in a process of its own (peak memory is per process); `compare`
 runs its peers in the same invocation, so their ratios compare like with like.
@@ -49,6 +50,12 @@ def main() -> None:
     compare.add_argument("--no-taskflow", action="store_true", help="leave TaskFlow out")
     recover = commands.add_parser("recover", help="recovery of N in-flight tasks")
     recover.add_argument("--count", type=int, default=10000)
+    listing = commands.add_parser("list-roots", help="list_roots pages over 100,000 roots, "
+                                  "on SQLite and (with --db) PostgreSQL")
+    listing.add_argument("--roots", type=int, default=100_000)
+    listing.add_argument("--repeat", type=int, default=20, help="timed runs per case")
+    listing.add_argument("--db", default=None,
+                         help="a PostgreSQL URL, to run there too (default: SQLite only)")
     every = commands.add_parser("all", help="every case of the targets, then the table and "
                                 "the verdicts, as Markdown (minutes: N = 100,000, TaskFlow)")
     every.add_argument("--db", default=None,
@@ -62,7 +69,7 @@ def main() -> None:
     child = commands.add_parser("recover-child", help=argparse.SUPPRESS)
     child.add_argument("--count", type=int, required=True)
     child.add_argument("--db", required=True)
-    for sub in (rollback, compare, recover, every, floor, taskflow, child):
+    for sub in (rollback, compare, recover, listing, every, floor, taskflow, child):
         sub.add_argument("--json", action="store_true", help="one JSON object per result")
     args = parser.parse_args()
 
@@ -84,6 +91,10 @@ def main() -> None:
     elif args.command == "recover":
         from .recover import run as recover_run
         _say(recover_run(args.count), args.json)
+    elif args.command == "list-roots":
+        from .list_roots import run as list_roots_run
+        for result in list_roots_run(args.roots, args.db, args.repeat):
+            _say(result, args.json)
     elif args.command == "all":
         from .summary import collect, markdown
         found = collect(_in_own_process, lambda n, taskflow: _compare(n, n, taskflow),

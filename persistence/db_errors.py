@@ -7,6 +7,7 @@ fault, which must abort the whole tick, from a bug in the hook.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +18,19 @@ from statemachines.core.errors import (
     EndactionError,
     StoreError,
     StoreUnavailable,
+    SubmitKeyTaken,
 )
+
+from .schema import SUBMIT_KEY_INDEX
 
 # SQLSTATEs of a transaction the database aborted because of another one (deadlock detected,
 # serialization failure): not a fault, a lost race, which the engine retries after a reload.
 _LOST_RACE = {"40P01", "40001"}
+_UNIQUE_VIOLATION = "23505"
+#: How SQLite names the index of submit keys when it refuses a row: by its column (or, some
+#: versions, for some indexes, by its name); its error carries no constraint name to read.
+_SQLITE_KEY_TAKEN = ("UNIQUE constraint failed: commands.submit_key",
+                     f"UNIQUE constraint failed: index '{SUBMIT_KEY_INDEX}'")
 
 
 def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
@@ -39,7 +48,20 @@ def translate_driver(orig: BaseException, database: str, doing: str,
     if getattr(orig, "sqlstate", None) in _LOST_RACE:
         return ConcurrentModification(f"{message} (another engine's transaction won; "
                                       "retried after a reload)")
+    if _submit_key_taken(orig):
+        return SubmitKeyTaken(f"{message} (another client submitted a root under the same "
+                              "submit key since this one looked)")
     return (StoreUnavailable if unavailable else StoreError)(message)
+
+
+def _submit_key_taken(orig: BaseException) -> bool:
+    """A write refused by the unique index of submit keys: a lost race, which the submit
+    answers with the winner's root, not a fault."""
+    if getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION:
+        diag = getattr(orig, "diag", None)
+        return getattr(diag, "constraint_name", None) == SUBMIT_KEY_INDEX
+    return isinstance(orig, sqlite3.IntegrityError) and any(
+        text in str(orig) for text in _SQLITE_KEY_TAKEN)
 
 
 @contextmanager

@@ -43,7 +43,7 @@ COMMAND_COLUMNS = ("id", "root_id", "parent_id", "end_group_id", "type", "status
                    "execution_reason", "parameters", "entity_type", "entity_id",
                    "work_succeeded", "outcome", "error", "not_before", "end_attempts",
                    "created_at", "updated_at", "version", "step", "own_work_succeeded",
-                   "output", "resources")
+                   "output", "resources", "submit_key")
 
 
 def json_text(value: Any) -> str | None:
@@ -61,7 +61,7 @@ def command_row(c: CommandRecord) -> tuple[Any, ...]:
             to_json(c.parameters), c.entity_type, c.entity_id, c.work_succeeded, c.outcome,
             storable(c.error), c.not_before, c.end_attempts, c.created_at, c.updated_at,
             c.version, c.step, c.own_work_succeeded, json_text(c.output),
-            resources_text(c.resources))
+            resources_text(c.resources), c.submit_key)
 
 
 TASK_COLUMNS = ("id", "command_id", "root_command_id", "agent", "verb", "agent_task_id",
@@ -141,7 +141,7 @@ def command_of(r: RowMapping) -> CommandRecord:
         not_before=r["not_before"], end_attempts=r["end_attempts"],
         created_at=r["created_at"], updated_at=r["updated_at"], version=r["version"],
         step=r["step"], own_work_succeeded=r["own_work_succeeded"], output=_json(r, "output"),
-        resources=_resources(r),
+        resources=_resources(r), submit_key=r["submit_key"],
     )
 
 

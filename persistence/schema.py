@@ -20,7 +20,12 @@ from sqlalchemy import (
 )
 
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.records import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_OBJECT_ID_LENGTH
+from statemachines.core.records import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_OBJECT_ID_LENGTH,
+    MAX_SUBMIT_KEY_LENGTH,
+)
 from statemachines.core.task_machine import TaskStatus
 
 metadata = MetaData()
@@ -31,6 +36,14 @@ metadata = MetaData()
 ACTIVE_COMMANDS = "status NOT IN ({})".format(
     ", ".join(f"'{s.value}'" for s in TERMINAL_COMMAND_STATES))
 ACTIVE_TASKS = f"status != '{TaskStatus.CLEARED.value}'"
+#: Root commands, as literal SQL for the same reason: the listing's partial indexes.
+ROOTS = "parent_id IS NULL"
+#: Every other command: what the index of parents holds (schema 0008).
+CHILDREN = "parent_id IS NOT NULL"
+#: Roots submitted with a key, and the unique index of their keys: its name is how a write
+#: that lost a race for a key is told from any other refused write (persistence/db_errors.py).
+KEYED = "submit_key IS NOT NULL"
+SUBMIT_KEY_INDEX = "ix_commands_submit_key"
 
 ID = String(MAX_OBJECT_ID_LENGTH)
 
@@ -39,7 +52,7 @@ commands = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("root_id", ID, nullable=False, index=True),
-    Column("parent_id", ID, ForeignKey("commands.id"), nullable=True, index=True),
+    Column("parent_id", ID, ForeignKey("commands.id"), nullable=True),
     Column("end_group_id", ID, nullable=False),
     Column("type", String(MAX_ID_LENGTH), nullable=False),
     Column("status", String(32), nullable=False),
@@ -61,10 +74,30 @@ commands = Table(
     Column("own_work_succeeded", Boolean),
     Column("output", Text),
     Column("resources", Text),
+    # Schema 0008: the key a client submitted a root under (NULL for most roots and every
+    # child); unique, so that of two clients racing with one key only one root is written.
+    Column("submit_key", String(MAX_SUBMIT_KEY_LENGTH)),
+    # A command's children (`parent_id = ?` implies the condition). Children only since
+    # 0008: with the roots in it too, SQLite served `parent_id IS NULL` from it, reading
+    # every root and sorting them, instead of a page of the listing's indexes below.
+    Index("ix_commands_children", "parent_id", sqlite_where=text(CHILDREN),
+          postgresql_where=text(CHILDREN)),
     # Unfinished commands only: what an engine loads when it starts (a full scan of every
     # command ever run otherwise; no query reads commands by status alone).
     Index("ix_commands_active", "root_id", sqlite_where=text(ACTIVE_COMMANDS),
           postgresql_where=text(ACTIVE_COMMANDS)),
+    # Schema 0008: the roots newest first, all of them or by status or type, as `endaction
+    # list` pages through them (keyset on created_at, id); roots only, a small share of rows.
+    Index("ix_commands_roots", "created_at", "id", sqlite_where=text(ROOTS),
+          postgresql_where=text(ROOTS)),
+    Index("ix_commands_roots_status", "status", "created_at", "id", sqlite_where=text(ROOTS),
+          postgresql_where=text(ROOTS)),
+    Index("ix_commands_roots_type", "type", "created_at", "id", sqlite_where=text(ROOTS),
+          postgresql_where=text(ROOTS)),
+    # Keyed rows only: the children and keyless roots, nearly every row, cost the index
+    # nothing on insert. `submit_key = ?` implies the condition, so look-ups use it.
+    Index(SUBMIT_KEY_INDEX, "submit_key", unique=True, sqlite_where=text(KEYED),
+          postgresql_where=text(KEYED)),
 )
 
 async_tasks = Table(

@@ -19,7 +19,7 @@ from statemachines.core.ledger import Ledger
 from statemachines.core.records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
 from statemachines.core.revert_state import ResourceRevert
 
-from . import history_rows, history_segments
+from . import history_rows, history_segments, root_listing, submit_keys
 from .batching import chunked, matching
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
@@ -176,6 +176,25 @@ class SqlStore:
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
                 .order_by(commands.c.created_at.desc()).limit(1)
             ).scalar()
+
+    def list_roots(self, *, status: str | None = None, type_name: str | None = None,
+                   since: float | None = None, before: tuple[float, str] | None = None,
+                   limit: int = 50) -> list[CommandRecord]:
+        """Root commands newest first (created_at, then id, descending), `limit` at most:
+        of that status, of that type, created at `since` or later, and after `before`, the
+        (created_at, id) of the previous page's last root. Every page is an index range
+        (persistence/root_listing.py), the hundredth as cheap as the first."""
+        if limit < 1:
+            raise InvalidConfiguration(f"list_roots: limit must be at least 1, not {limit}")
+        with self._guard("list root commands"), self.engine.connect() as conn:
+            return root_listing.list_roots(conn, status=status, type_name=type_name,
+                                           since=since, before=before, limit=limit)
+
+    def root_by_key(self, key: str) -> CommandRecord | None:
+        """The root submitted under `key`, if one was."""
+        with self._guard(f"read the root of submit key {key!r:.80}"), \
+                self.engine.connect() as conn:
+            return submit_keys.roots_by_keys(conn, [key]).get(key)
 
     def root_ids(self) -> list[str]:
         """Every root command, oldest first."""

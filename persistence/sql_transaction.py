@@ -27,7 +27,7 @@ from statemachines.core.reasons import ExecutionReason
 from statemachines.core.records import CommandRecord, HistoryPath, TaskRecord
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
-from . import history_segments
+from . import history_segments, submit_keys
 from .batching import chunked, matching
 from .bulk import BulkWriter
 from .ledger import SqlLedger
@@ -88,6 +88,9 @@ class SqlTransaction:
     def resource_exists(self, resource: ResourceRef) -> bool | None:
         kind = self._ledger_kinds.get(resource.type)
         return None if kind is None else self.ledger(kind).exists(resource.id)
+
+    def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
+        return submit_keys.roots_by_keys(self._conn, keys)
 
     # ------------------------------------------------------------------ leases
     def claim_roots(self, owner: str, now: float, until: float, limit: int,

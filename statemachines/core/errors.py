@@ -21,6 +21,30 @@ class UnknownCommandType(EndactionError):
         self.type_name = type_name
 
 
+class SubmitKeyConflict(EndactionError, ValueError):
+    """A submit key already names a root of another request (another type, other parameters,
+    another entity or execution reason). A key names one root forever, so that a client
+    retrying after a timeout gets the root it made; the same key for other work is a client's
+    mistake, refused with nothing written rather than answered with a root it did not ask for.
+
+    Attributes:
+        key: the submit key.
+        root_id: the root the key already names.
+    """
+
+    def __init__(self, key: str, root_id: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.root_id = root_id
+
+
+class SubmitKeyTaken(EndactionError):
+    """Raised by a store transaction's write when another client's root took one of its new
+    roots' submit keys since this transaction looked them up (two clients racing with one key
+    on PostgreSQL, whose readers do not wait for writers). The transaction rolls back; the
+    submission looks again, finds the winner, and answers with it."""
+
+
 class InvalidParameters(EndactionError):
     """Malformed parameters, refused before anything is persisted."""
 

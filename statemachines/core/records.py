@@ -28,6 +28,7 @@ from .task_machine import TaskStatus
 MAX_NAME_LENGTH = 100  # agents, verbs, resource types
 MAX_ID_LENGTH = 200  # resource ids, command types
 MAX_OBJECT_ID_LENGTH = 64  # ids of commands and tasks
+MAX_SUBMIT_KEY_LENGTH = 200  # a client's idempotency key of a root
 
 
 def name_problems(what: str, value: object, limit: int) -> list[str]:
@@ -181,6 +182,9 @@ class CommandRecord:
     output: Any = None
     # Resources it made beyond its entity (`ctx.add_resource`), as (type, id), in order.
     resources: tuple[tuple[str, str], ...] = ()
+    # The key a client submitted the root under (roots only; None for most): it names this
+    # root forever, so that a retried submit finds it instead of making another.
+    submit_key: str | None = None
 
 
 def resources_of(record: CommandRecord) -> tuple[ResourceRef, ...]:

@@ -32,6 +32,10 @@ class StoreTransaction(Protocol):
         the answer was taken over by another worker after this one's lease lapsed: the tick
         must not write its tree."""
 
+    def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
+        """The roots these submit keys name, by key (a key nobody used is missing), as this
+        transaction sees them."""
+
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
         """Roots that have work again (a new root, a cleanup's opposite commands): a lease row
         each where missing, held by `owner` (None: free for any worker to claim)."""
@@ -98,7 +102,9 @@ class StoreTransaction(Protocol):
         changed_tasks: Sequence[TaskRecord],
         history: Sequence[HistoryPath],
     ) -> None:
-        """Batch-write the tick's records; raise ConcurrentModification on a version clash."""
+        """Batch-write the tick's records; raise ConcurrentModification on a version clash,
+        and SubmitKeyTaken if a new root's `submit_key` names another root already (keys
+        are unique: one written by a transaction this one could not see yet)."""
 
 
 class Store(Protocol):
@@ -136,6 +142,17 @@ class Store(Protocol):
         """Persisted versions of these tasks: checked before the agent is asked to start them."""
 
     def last_root_id(self) -> str | None: ...
+
+    def list_roots(self, *, status: str | None = None, type_name: str | None = None,
+                   since: float | None = None, before: tuple[float, str] | None = None,
+                   limit: int = 50) -> list[CommandRecord]:
+        """Root commands newest first (created_at, then id, descending), at most `limit`
+        (at least 1): of that status, of that type, created at `since` or later, and after
+        `before`, the (created_at, id) of the previous page's last root (keyset paging: a
+        late page costs what the first does)."""
+
+    def root_by_key(self, key: str) -> CommandRecord | None:
+        """The root submitted under this submit key, if one was."""
 
     def command(self, command_id: str) -> CommandRecord | None: ...
 

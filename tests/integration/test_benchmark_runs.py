@@ -62,3 +62,18 @@ def test_the_harness_reports_every_figure_it_promises() -> None:
     assert floor["rows_written"] == ours["rows_written"], "the floor must write the same rows"
     [recovered] = _harness("recover", "--count", "30")
     assert recovered["in_flight_tasks"] == 30
+
+
+def test_the_listing_benchmark_reads_every_page_from_an_index() -> None:
+    """Small, on SQLite (PostgreSQL when the suite has it): every case reports its median
+    and a plan that reads an index, never the whole table."""
+    args = ["list-roots", "--roots", "600", "--repeat", "2"]
+    url = os.environ.get(POSTGRES_ENV)
+    results = _harness(*args, *(["--db", url] if url else []))
+    assert {r["database"] for r in results} == ({"sqlite", "postgresql"} if url else {"sqlite"})
+    for result in results:
+        assert result["median_ms"] > 0 and result["page_rows"] >= 1, result
+        assert "ix_commands_" in str(result["indexes"]), result
+        assert "SCANS THE TABLE" not in str(result["indexes"]), result
+    cases = {str(r["case"]) for r in results}
+    assert {"list-roots no filter", "list-roots page 12 (keyset)", "root_by_key"} <= cases

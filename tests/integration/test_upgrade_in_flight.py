@@ -42,15 +42,20 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 
 def _as_previous_version(engine: Engine) -> None:
-    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0007
+    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0008
     added goes, what 0004 and 0006 dropped comes back, and the history of the segments becomes the
     one row per step 0003 wrote (so after the upgrade a tree's history is in both tables).
     The test checks the result against Alembic's own 0003."""
     with engine.begin() as conn:
         steps = list(history_segments.expand_all(
             conn.execute(text("SELECT root_id, at, steps FROM history_segments ORDER BY id"))))
+        # 0008's indexes first: SQLite drops no column an index names.
+        for index in ("ix_commands_submit_key", "ix_commands_roots", "ix_commands_roots_status",
+                      "ix_commands_roots_type", "ix_commands_children"):
+            conn.execute(text(f"DROP INDEX {index}"))
+        conn.execute(text("CREATE INDEX ix_commands_parent_id ON commands (parent_id)"))
         for table, columns in (("commands", ("step", "own_work_succeeded", "output",
-                                             "resources")),
+                                             "resources", "submit_key")),
                                ("async_tasks", ("step", "attempt", "retried", "retry_policy",
                                                 "output"))):
             for column in columns:
