@@ -19,7 +19,10 @@ For example::
     engine.run_until_idle()
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .core.agent_protocol import Abortable, Agent, AgentError, TaskRejected
+from .core.application import AgentSettings, App
 from .core.command import Command, CommandContext, CommandRegistry, Compensation
 from .core.command_machine import CommandStatus, Outcome
 from .core.compensation_policy import RevertPolicy
@@ -28,11 +31,13 @@ from .core.errors import (
     ConcurrentModification,
     EndactionError,
     EngineDidNotSettle,
+    InvalidConfiguration,
     InvalidParameters,
     LeaseLost,
     NotCancellable,
     StoreError,
     StoreUnavailable,
+    SubmitKeyConflict,
     UnknownCommandType,
     WorkersHoldRoots,
 )
@@ -50,10 +55,17 @@ from .core.task_machine import TaskStatus
 from .core.tick_report import TickReport
 from .core.worker import Worker
 
+try:
+    __version__ = version("endaction")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "Abortable",
     "Agent",
     "AgentError",
+    "AgentSettings",
+    "App",
     "Command",
     "CommandContext",
     "CommandRecord",
@@ -69,6 +81,7 @@ __all__ = [
     "HistoryPath",
     "HostResult",
     "HostStatus",
+    "InvalidConfiguration",
     "InvalidParameters",
     "LeaseLost",
     "Ledger",
@@ -83,6 +96,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "SubmitKeyConflict",
     "TaskRecord",
     "TaskRejected",
     "TaskReport",

@@ -8,6 +8,7 @@ file or a folder for a mistyped path.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,12 +23,18 @@ from ..core.ledger import Ledger
 from .errors import UsageProblem
 
 DEFAULT_HOME = Path("endaction-data")
-DB_HELP = ("SQLAlchemy URL or SQLite file path; also read from ENDACTION_DB "
-           "[default: ./endaction-data/endaction.db]")
+DB_HELP = ("SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # click takes an empty variable for an unset one; a script that exported ENDACTION_DB=
+    # from an unset shell variable would then write to the default database unknowingly.
+    source = ctx.get_parameter_source(param.name or "db")
+    if value is None and source is not click.core.ParameterSource.COMMANDLINE \
+            and "ENDACTION_DB" in os.environ and not os.environ["ENDACTION_DB"].strip():
+        raise click.BadParameter("ENDACTION_DB is set but empty (unset it for the default)",
+                                 param_hint="ENDACTION_DB")
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty (leave --db out for the default)")
     return value
@@ -35,8 +42,8 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def db_option(command: F) -> F:
     """The shared `--db` option."""
-    return click.option("--db", envvar="ENDACTION_DB", default=None, callback=_not_empty,
-                        help=DB_HELP)(command)
+    return click.option("--db", envvar="ENDACTION_DB", show_envvar=True, default=None,
+                        callback=_not_empty, help=DB_HELP)(command)
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -67,7 +74,10 @@ def database_url(db: str | None) -> str:
     except ModuleNotFoundError as err:
         raise UsageProblem(f"no driver for --db {db!r}: {err.name} is not installed "
                            "(pip install 'endaction[postgres]' for PostgreSQL)") from err
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+    in_memory = (None, "", ":memory:")
+    if parsed.get_backend_name() == "sqlite" and (
+            parsed.database in in_memory or (db or "").strip() == ":memory:"
+            or "mode=memory" in str(parsed.query.get("mode", ""))):
         raise UsageProblem(f"--db {db!r} is an in-memory SQLite database, which keeps nothing "
                            "across a crash or between commands: name a file")
     return url

@@ -7,7 +7,9 @@ import click
 from persistence import connect
 from persistence.schema_version import SchemaState, refusal, upgrade
 
-from .database import database_url, db_option
+from ..core.application import App
+from .app_option import app_option
+from .database import database_url, db_option, open_database
 
 
 @click.group()
@@ -16,9 +18,11 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@app_option
 @db_option
-def upgrade_command(db: str | None) -> None:
-    """Create the schema in an empty database, or bring an older one to this version."""
+def upgrade_command(app: App, db: str | None) -> None:
+    """Create the schema in an empty database, or bring an older one to this version; then
+    create the application's ledger tables that are missing."""
     engine = connect(database_url(db), make_folder=True)
     url = engine.url.render_as_string(hide_password=True)  # never print a password
     try:
@@ -28,6 +32,7 @@ def upgrade_command(db: str | None) -> None:
     problem = refusal(after, url)
     if problem is not None:
         raise problem
+    open_database(db, create=True, ledgers=app.ledgers).dispose()
     if before.state == SchemaState.EMPTY:
         click.echo(f"created endaction schema {after.revision} in {url}")
     elif before.revision != after.revision:

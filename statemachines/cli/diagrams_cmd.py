@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..core.application import App
 from ..diagrams import (
     DEFAULT_FORMATS,
     FORMATS,
@@ -16,7 +17,7 @@ from ..diagrams import (
     write_drawings,
 )
 from ..diagrams.readme import ReadmeMismatch, embed_mermaid
-from ..example.vm.seed_flow import seed_flow_drawing
+from .app_option import app_option
 
 
 def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
@@ -27,16 +28,18 @@ def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, 
 
 
 @click.command()
+@app_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("diagrams"), show_default=True, help="directory to write into")
 @click.option("--format", "formats", default=",".join(DEFAULT_FORMATS), show_default=True,
               help=f"comma-separated, from {', '.join(FORMATS)} (svg and png need Graphviz)")
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="also rewrite this Markdown file's ```mermaid blocks, in order")
-def diagrams(out: Path, formats: str, readme: Path | None) -> None:
-    """Draw the command, task and host status machines and the seed's flow."""
+def diagrams(app: App, out: Path, formats: str, readme: Path | None) -> None:
+    """Draw the command, task and host status machines, and the application's own drawings
+    (the VM example's: the seed's flow)."""
     chosen = formats_option(formats)
-    drawings = [*machine_drawings(), seed_flow_drawing()]
+    drawings = [*machine_drawings(), *app.drawings()]
     try:
         written = write_drawings(drawings, out, chosen)
         if readme is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -14,14 +15,16 @@ import click
 
 from persistence import SqlStore
 
-from ..core.command_machine import COMMAND_MACHINE, CommandStatus, Outcome
+from ..core.application import App
+from ..core.command_machine import COMMAND_MACHINE
 from ..core.errors import StoreUnavailable
 from ..core.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
+from .app_option import app_option
 from .database import db_option, finite, json_option, open_database
 from .diagrams_cmd import formats_option
-from .errors import EXIT_LEFT_BEHIND, EXIT_OK, EXIT_TIMED_OUT, UsageProblem
+from .errors import EXIT_LEFT_BEHIND, EXIT_TIMED_OUT, UsageProblem
 from .inspect_views import (
     history_view,
     locate,
@@ -31,14 +34,15 @@ from .inspect_views import (
     status_view,
     trace_view,
 )
+from .run_report import ending_status
 
 TRACE_FORMATS = ("mmd", "dot", "svg", "png")
 
 
 @contextmanager
-def _reading(db: str | None) -> Iterator[SqlStore]:
+def _reading(db: str | None, app: App) -> Iterator[SqlStore]:
     """The store, opened only to read: a missing file is an error, never created."""
-    store = open_database(db, create=False,
+    store = open_database(db, create=False, ledgers=app.ledgers,
                           missing="run `endaction demo` first, or pass --db")
     try:
         yield store
@@ -47,23 +51,27 @@ def _reading(db: str | None) -> Iterator[SqlStore]:
 
 
 def _emit(view: dict[str, Any], as_json: bool, text: str) -> None:
-    click.echo(json.dumps(view, indent=2) if as_json else text)
+    # https://no-color.org: any non-empty NO_COLOR means no colour, even on a terminal.
+    colour = False if os.environ.get("NO_COLOR") else None
+    click.echo(json.dumps(view, indent=2) if as_json else text, color=colour)
 
 
 @click.command()
 @click.argument("command_id", required=False)
+@app_option
 @db_option
 @click.option("--wait", is_flag=True,
-              help="wait for the command to end (exit 0; 3 if its rollback failed)")
+              help="wait for the command to end: exit 0 if it succeeded, 5 if it failed or "
+                   "was cancelled and was rolled back, 3 if something was left behind")
 @click.option("--timeout", type=click.FloatRange(min=0, max=10**7), default=3600.0,
               callback=finite,
               show_default=True, metavar="S",
               help="with --wait: give up after S seconds (exit 4)")
 @json_option
-def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
+def status(command_id: str | None, app: App, db: str | None, wait: bool, timeout: float,
            as_json: bool) -> None:
     """The tree of COMMAND_ID (default: the last root): children, tasks, compensations."""
-    with _reading(db) as store:
+    with _reading(db, app) as store:
         if command_id is None:
             command_id = store.last_root_id()
             if command_id is None:
@@ -88,9 +96,7 @@ def status(command_id: str | None, db: str | None, wait: bool, timeout: float,
                 click.echo(f"Error: {command.id} is still {command.status} after {timeout:g} s",
                            err=True)
                 sys.exit(EXIT_TIMED_OUT)
-            left = (command.status == CommandStatus.ROLLBACK_FAILED
-                    and command.outcome != Outcome.CLEANED_UP)  # a cleanup left nothing
-            sys.exit(EXIT_LEFT_BEHIND if left else EXIT_OK)
+            sys.exit(ending_status(command.status, command.outcome))
 
 
 def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
@@ -129,33 +135,37 @@ def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
 
 @click.command()
 @click.argument("object_id", metavar="COMMAND_ID")
+@app_option
 @db_option
 @click.option("--tree", "whole_tree", is_flag=True,
               help="the history of the whole root, not of this command or task alone")
 @json_option
-def history(object_id: str, db: str | None, whole_tree: bool, as_json: bool) -> None:
+def history(object_id: str, app: App, db: str | None, whole_tree: bool,
+            as_json: bool) -> None:
     """The transitions history of COMMAND_ID (a task id works too), as a table."""
-    with _reading(db) as store:
+    with _reading(db, app) as store:
         view = history_view(store, object_id, whole_tree)
         _emit(view, as_json, render_history(view))
 
 
 @click.command()
 @click.argument("object_id", metavar="COMMAND_ID")
+@app_option
 @db_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="directory for trace-COMMAND_ID.<format>")
 @click.option("--format", "formats", default="mmd", show_default=True,
               help=f"comma-separated, from {', '.join(TRACE_FORMATS)} (svg, png need Graphviz)")
 @json_option
-def trace(object_id: str, db: str | None, out: Path, formats: str, as_json: bool) -> None:
+def trace(object_id: str, app: App, db: str | None, out: Path, formats: str,
+          as_json: bool) -> None:
     """Draw COMMAND_ID's machine with the states it visited, numbered, with their times."""
     chosen = formats_option(formats, TRACE_FORMATS)
     try:
         require_graphviz(chosen)
     except GraphvizMissing as err:
         raise click.ClickException(str(err)) from err
-    with _reading(db) as store:
+    with _reading(db, app) as store:
         view = trace_view(store, object_id)
         title = f"{view['kind']} {view['type']} {object_id}: {view['status']}"
         drawing, highlight = trace_drawing(view["kind"], object_id,

@@ -56,7 +56,7 @@ from .records import (
 from .retry_policy import NO_RETRY, RetryPolicy
 from .revert_state import ResourceRef, ResourceRevert
 from .store_protocol import Store, StoreTransaction
-from .submission import submit_root
+from .submission import submit_keyed
 from .task_machine import TaskStatus
 from .tick import Tick
 from .tick_report import TickReport
@@ -316,19 +316,24 @@ class Engine:
         *,
         entity: ResourceRef | None = None,
         execution_reason: ExecutionReason = ExecutionReason.REGULAR_FLOW,
+        key: str | None = None,
     ) -> str:
         """Persist a new root command (not_started); the next tick executes it (a worker's
         next tick claims it, or another worker's does).
 
         Malformed parameters and unknown types are refused here, before anything is written.
+        With `key`, the root submitted under that key before is returned if there is one
+        (`SubmitKeyConflict` if it was another request); see `submit_root`.
         """
         if self._single and not self._loaded:
             self.recover()  # refuses before anything is written if workers hold roots
-        record = submit_root(self.store, self.registry, type_name, parameters, entity=entity,
-                             execution_reason=execution_reason, ids=self.new_id,
-                             clock=self.clock,
-                             owner=self._lease.owner if self._single else None,
-                             lease_until=self.clock() + self._lease.ttl)
+        record, new = submit_keyed(self.store, self.registry, type_name, parameters, key=key,
+                                   entity=entity, execution_reason=execution_reason,
+                                   ids=self.new_id, clock=self.clock,
+                                   owner=self._lease.owner if self._single else None,
+                                   lease_until=self.clock() + self._lease.ttl)
+        if not new:
+            return record.id  # already known to whichever engine runs it
         if self._single:
             self._view.index_command(record)
             self._roots.add(record.id)
@@ -380,7 +385,9 @@ class Engine:
         except BaseException:
             self._forget_view()
             raise
-        self._view.forget_finished()
+        for root in self._view.forget_finished():
+            report.roots_ended += 1
+            report.roots_failed += root.status != CommandStatus.ENDED_SUCCESS
         if self._parked:
             self._view.drop_roots(self._parked)
             log.warning("%s parked %d root(s) whose tasks their host would not clear; they are "
@@ -394,6 +401,11 @@ class Engine:
             if self.on_commit is not None:
                 self.on_commit(report)
         return report
+
+    @property
+    def roots_held(self) -> int:
+        """The roots this engine holds a lease on now, for a worker's summary line."""
+        return len(self._roots)
 
     def _leases_due(self) -> bool:
         """A worker's leases need renewing (even with nothing to do), or leased roots turned

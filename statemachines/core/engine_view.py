@@ -117,8 +117,10 @@ class EngineView:
         self.tasks[task.id] = task
         self.tasks_by_command[task.command_id].append(task)
 
-    def forget_finished(self) -> None:
-        """Drop what is over from memory so a long-running engine does not grow with history."""
+    def forget_finished(self) -> list[CommandRecord]:
+        """Drop what is over from memory so a long-running engine does not grow with history;
+        return the roots among it. Only unfinished commands are loaded, and what finished is
+        dropped after every committed tick, so these are the roots that ended in that tick."""
         for task_id in [i for i, t in self.tasks.items() if t.status == TaskStatus.CLEARED]:
             task = self.tasks.pop(task_id)
             siblings = self.tasks_by_command.get(task.command_id)
@@ -127,9 +129,13 @@ class EngineView:
                 if not siblings:
                     del self.tasks_by_command[task.command_id]
         finished = [i for i, c in self.commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
+        roots = []
         for command_id in finished:
-            del self.commands[command_id]
+            command = self.commands.pop(command_id)
             self.depths.pop(command_id, None)
+            if command.parent_id is None:
+                roots.append(command)
+        return roots
 
     def live_roots(self) -> set[str]:
         """Roots with work left in this view: a command not ended or a task not cleared."""

@@ -21,6 +21,9 @@ class TickReport:
     # `next_step` calls: steps after a command's first.
     steps_taken: int = 0
     commands_ended: int = 0
+    # Roots among them, and those of these that did not end successfully.
+    roots_ended: int = 0
+    roots_failed: int = 0
     compensations_started: int = 0
     # Opposite commands whose end ran: with compensations_started, what a display shows running.
     compensations_ended: int = 0

@@ -40,6 +40,8 @@ class WorkerTotals:
     lost_races: int = 0
     outages: int = 0
     released: int = 0
+    roots_ended: int = 0
+    roots_failed: int = 0
 
 
 class Worker:
@@ -53,15 +55,21 @@ class Worker:
             unavailable.
         stop: set it (from a signal handler, another thread) to stop after the current tick.
         on_tick: called with every tick's report (committed or not).
+        summary_every: seconds between the INFO summary lines (roots held, ended, failed),
+            logged even while idle so that a quiet worker is seen alive; None for none.
     """
 
     def __init__(self, engine: Engine, *, interval: float = 0.5, max_backoff: float = 30.0,
                  stop: threading.Event | None = None,
-                 on_tick: Callable[[TickReport], None] | None = None) -> None:
+                 on_tick: Callable[[TickReport], None] | None = None,
+                 summary_every: float | None = None) -> None:
         if engine.lease is None:
             raise InvalidConfiguration("a Worker needs an Engine made with lease=WorkerLease()")
         check_seconds("interval", interval, positive=True)
         check_seconds("max_backoff", max_backoff, positive=True)
+        if summary_every is not None:
+            check_seconds("summary_every", summary_every, positive=True)
+        self.summary_every = summary_every
         self.engine = engine
         self.name = engine.lease.owner
         self.interval = interval
@@ -79,10 +87,25 @@ class Worker:
             self._release()
         return self.totals
 
+    def _summarise(self, due: float) -> float:
+        """Log the summary line if it is due; return when the next one is."""
+        if self.summary_every is None:
+            return float("inf")
+        now = time.monotonic()
+        if now < due:
+            return due
+        t = self.totals
+        log.info("worker %s: holding %d root(s); %d ended (%d failed), %d committed tick(s), "
+                 "%d lost race(s), %d outage(s) so far", self.name, self.engine.roots_held,
+                 t.roots_ended, t.roots_failed, t.committed, t.lost_races, t.outages)
+        return now + self.summary_every
+
     def _loop(self) -> None:
         backoff = self.interval
         outage_since: float | None = None
+        summary_due = time.monotonic() + (self.summary_every or 0.0)
         while not self.stop.is_set():
+            summary_due = self._summarise(summary_due)
             try:
                 report = self.engine.tick()
             except ConcurrentModification as err:
@@ -107,12 +130,15 @@ class Worker:
             self.totals.ticks += 1
             if report.committed:
                 self.totals.committed += 1
-                log.info("worker %s tick %d: %s", self.name, report.number, report.summary())
+                self.totals.roots_ended += report.roots_ended
+                self.totals.roots_failed += report.roots_failed
+                log.debug("worker %s tick %d: %s", self.name, report.number, report.summary())
             for error in report.errors:
                 log.error("worker %s: %s", self.name, error)
             if self.on_tick is not None:
                 self.on_tick(report)
-            wait = self.engine.next_wait(self.interval)
+            wait = min(self.engine.next_wait(self.interval),
+                       max(0.0, summary_due - time.monotonic()))
             if wait > 0:
                 self.stop.wait(wait)
 

@@ -100,7 +100,7 @@ def test_a_demo_against_the_host_process_ends_clean(tmp_path: Path) -> None:
     try:
         demo = _demo(host, tmp_path / "e.db")
         out, err = demo.communicate(timeout=180)
-        assert demo.returncode == 0, err[-2000:]
+        assert demo.returncode == 5, err[-2000:]
         report = json.loads(out)
         assert report["root"]["status"] == "ended_failure"
         assert report["leftovers"] == [] and report["images_on_disk"] == []
@@ -125,13 +125,13 @@ def test_the_host_killed_mid_copy_and_restarted_then_resume_ends_the_same(
         time.sleep(1.0)
         host.start()
         _, err = demo.communicate(timeout=300)
-        assert demo.returncode in (0, 3), err[-2000:]
+        assert demo.returncode in (3, 5), err[-2000:]
         resumed = subprocess.run(
             [sys.executable, "-m", "statemachines.cli", "resume", "--db",
              str(tmp_path / "e.db"), "--agent-url", host.url, "--agent-token-file",
              str(host.token_file), "--json"],
             capture_output=True, text=True, timeout=300)
-        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert resumed.returncode == 5, resumed.stderr[-2000:]
         report = json.loads(resumed.stdout)
         assert report["root"]["status"] == "ended_failure"
         assert report["leftovers"] == []

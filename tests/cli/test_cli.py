@@ -52,7 +52,7 @@ def assert_rolled_back(report: dict[str, Any], disks: int, failed: set[int]) -> 
 
 def test_demo_with_a_failure_rolls_back_cleanly(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--images", "5", "--fail", "2", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 5, result.stderr  # a clean rollback, told from a success
     assert_rolled_back(parse(result), 5, {2})
     assert "step" in result.stderr  # progress goes to stderr, stdout stays one JSON object
 
@@ -70,7 +70,7 @@ def test_demo_success_keeps_the_images(tmp_path: Path) -> None:
 
 def test_text_output_is_a_readable_summary(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--images", "2", "--fail", "0")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 5, result.stderr
     assert "RemoveImage" in result.stdout and "[ROLLBACK_FLOW]" in result.stdout
     assert "leftovers: none" in result.stdout
 
@@ -84,10 +84,10 @@ def test_crash_then_resume_ends_the_same_way(tmp_path: Path, crash_after: int) -
                   "--crash-after", str(crash_after))
     assert crashed.returncode == -9, crashed.stderr  # killed, like kill -9
     resumed = run(tmp_path, "resume", "--json")
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 5, resumed.stderr
     assert_rolled_back(parse(resumed), 5, {2})
     again = run(tmp_path, "resume", "--json")
-    assert again.returncode == 0
+    assert again.returncode == 5
     assert parse(again)["root"] == parse(resumed)["root"]
     assert "nothing left to do" in again.stderr
 
@@ -153,7 +153,7 @@ def test_the_storage_directory_is_pinned_in_the_database(tmp_path: Path) -> None
     assert elsewhere.returncode == 2
     assert f"keeps its images in {tmp_path / 'A'}" in elsewhere.stderr
     resumed = cli("resume", "--json")  # no --storage: the pinned directory is used
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 5, resumed.stderr
     assert parse(resumed)["leftovers"] == []
     assert list((tmp_path / "A" / "images").iterdir()) == []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -139,10 +140,12 @@ def test_a_database_name_too_long_for_the_filesystem_is_one_line() -> None:
 
 
 def test_a_task_its_host_still_holds_is_left_behind() -> None:
-    from statemachines.example.vm.demo_report import exit_code
+    from statemachines.cli.run_report import run_exit_status
 
-    report = {"root": {"status": "ended_failure"}, "leftovers": [],
-              "tasks": [{"status": "cleared"}, {"status": "clear_failed"}]}
-    assert exit_code(report) == 3
+    report: dict[str, Any] = {"root": {"status": "ended_failure"}, "leftovers": [],
+                              "tasks": [{"status": "cleared"}, {"status": "clear_failed"}]}
+    assert run_exit_status(report) == 3
     report["tasks"] = [{"status": "cleared"}]
-    assert exit_code(report) == 0
+    assert run_exit_status(report) == 5  # a clean rollback: told apart from a success
+    report["root"] = {"status": "ended_success"}
+    assert run_exit_status(report) == 0

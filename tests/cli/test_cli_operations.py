@@ -62,12 +62,13 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
     again = with_storage(tmp_path, "cleanup")
     assert again.exit_code == 0 and "nothing was left revert_failed" in again.stdout
 
-    # The root no longer reads as broken: status says cleaned_up, and waiting on it is 0.
+    # The root no longer reads as broken: status says cleaned_up, and waiting on it is 5
+    # (it failed, and nothing it made is left), no longer 3.
     root = report["root"]["id"]
     status = invoke(tmp_path, "status", root, "--json")
     assert json.loads(status.stdout)["command"]["outcome"] == Outcome.CLEANED_UP
     waited = invoke(tmp_path, "status", root, "--wait", "--timeout", "5")
-    assert waited.exit_code == 0, waited.output
+    assert waited.exit_code == 5, waited.output
     assert "rollback_failed (cleaned_up)" in waited.stdout
 
 
@@ -86,7 +87,7 @@ def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: 
     cancelled = invoke(tmp_path, "cancel", root, "--reason", "not needed after all")
     assert cancelled.exit_code == 0, cancelled.output
     resumed = with_storage(tmp_path, "resume", "--json")
-    assert resumed.exit_code == 0, resumed.output
+    assert resumed.exit_code == 5, resumed.output  # cancelled, everything undone
     report = report_of(resumed)
     assert (report["root"]["status"], report["root"]["outcome"]) == (CommandStatus.ENDED_FAILURE,
                                                                      "cancelled")

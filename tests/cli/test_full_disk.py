@@ -41,7 +41,7 @@ def test_a_demo_whose_storage_fills_up_ends_and_leaves_nothing(
     """3 templates of 2 MiB fill 6 of its 7.5 MiB: every copy fails for lack of space."""
     result = endaction("demo", "--images", "3", "--json", "--db", str(tmp_path / "demo.db"),
                        "--storage", str(small_disk))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 5, result.stderr  # failed, and nothing is left
     report = json.loads(result.stdout)
     assert report["root"]["status"] == CommandStatus.ENDED_FAILURE
     copies = [t for t in report["tasks"] if t["verb"] == "copy_image"]

@@ -30,7 +30,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     db = str(folder / "demo.db")
     done = cli("demo", "--images", "3", "--fail", "1", "--json", "--db", db,
                "--storage", str(folder / "storage"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 5, done.stderr  # rolled back cleanly
     report: dict[str, Any] = json.loads(done.stdout)
     return {"db": db, "folder": folder, "report": report}
 

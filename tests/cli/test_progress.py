@@ -99,7 +99,7 @@ def _demo(tmp_path: Path, stderr: int) -> subprocess.Popen[bytes]:
 def test_demo_piped_prints_plain_step_lines(tmp_path: Path) -> None:
     process = _demo(tmp_path, subprocess.PIPE)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0
+    assert process.returncode == 5  # disk 0 failed: rolled back cleanly
     json.loads(out)
     lines = err.decode().splitlines()
     assert lines and all(line.startswith("step ") for line in lines)
@@ -128,7 +128,7 @@ def test_demo_on_a_terminal_shows_the_live_panel(tmp_path: Path) -> None:
     os.close(secondary)
     reader.join(timeout=10)
     os.close(main)
-    assert process.returncode == 0
+    assert process.returncode == 5
     assert json.loads(out)["root"]["status"] == CommandStatus.ENDED_FAILURE
     screen = b"".join(chunks).decode(errors="replace")
     assert "compensations" in screen and "running" in screen and "\x1b[" in screen

@@ -14,15 +14,18 @@ import pytest
 
 EXPORTS = {
     "statemachines": [
-        "Abortable", "Agent", "AgentError", "Command", "CommandContext", "CommandRecord",
+        "Abortable", "Agent", "AgentError", "AgentSettings", "App", "Command",
+        "CommandContext", "CommandRecord",
         "CommandRegistry", "CommandStatus", "Compensation", "ConcurrentModification",
-        "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason", "HistoryEntry",
+        "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason",
+        "InvalidConfiguration", "HistoryEntry",
         "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",
         "NotCancellable",
         "Outcome", "ResourceRef", "ResourceRevert", "RetryPolicy", "RevertPolicy", "RevertState",
         "Store",
-        "StoreError", "StoreUnavailable", "TaskRecord", "TaskRejected", "TaskReport",
+        "StoreError", "StoreUnavailable", "SubmitKeyConflict", "TaskRecord", "TaskRejected",
+        "TaskReport",
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
         "WorkersHoldRoots", "submit_root", "submit_roots", "thaw",
     ],
@@ -45,7 +48,7 @@ EXPORTS = {
     "statemachines.example.network": [
         "NETWORK_AGENT", "NETWORK_COMMANDS", "NETWORK_LEDGERS", "DeleteDnsRecord",
         "DnsRecords", "Leases", "NetworkHost", "Ports", "ProvisionEndpoint", "ReleaseAddress",
-        "UnplugPort", "endpoint_parameters", "network_registry",
+        "UnplugPort", "app", "endpoint_parameters", "network_registry",
     ],
 }
 

@@ -8,8 +8,11 @@ commands (UnplugPort) is the switch's native revert. Run it with::
 
     store = open_store("net.db", ledgers=NETWORK_LEDGERS)
     engine = Engine(store, {NETWORK_AGENT: NetworkHost()}, network_registry())
+
+or as an application, with workers: `endaction worker --app statemachines.example.network:app`.
 """
 
+from .application import app
 from .commands import (
     NETWORK_AGENT,
     NETWORK_COMMANDS,
@@ -35,6 +38,7 @@ __all__ = [
     "ProvisionEndpoint",
     "ReleaseAddress",
     "UnplugPort",
+    "app",
     "endpoint_parameters",
     "network_registry",
 ]

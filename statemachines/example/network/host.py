@@ -5,7 +5,8 @@ how the address reaches the next step; it releases a lease by its name. The swit
 change log per task, which is what lets it revert a plug natively: given the id of the task
 that plugged a port, `revert_task` undoes exactly that change. The DNS server has no such
 log for its records, so a record is undone by deleting it by name. Tasks end after `polls`
-polls; a task whose subject the host's `refuse` set names fails, and changes nothing.
+polls; a task whose subject the host's `refuse` set names fails, and changes nothing, and so
+does a plug on a switch in its `down_switches` set (the fault an operator sees most).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class NetworkHost:
     Args:
         refuse: leases, DNS names and ports this host refuses: their tasks fail.
         polls: polls a task runs for before it ends.
+        down_switches: switches that are down: a plug on any of their ports fails.
     """
 
     refuse: set[str] = field(default_factory=set)
+    down_switches: set[str] = field(default_factory=set)
     polls: int = 1
     leases: dict[str, str] = field(default_factory=dict)
     records: dict[str, str] = field(default_factory=dict)
@@ -91,6 +94,10 @@ class NetworkHost:
         subject = str(p.get("lease") or p.get("name") or p.get("port") or "")
         if task.verb in MAKING and subject in self.refuse:  # undoing is never refused
             return TaskReport(HostStatus.FINISHED, HostResult.FAILURE, f"{subject} refused")
+        switch = subject.partition("/")[0]
+        if task.verb == PLUG_PORT and switch in self.down_switches:
+            return TaskReport(HostStatus.FINISHED, HostResult.FAILURE,
+                              f"switch {switch} is down")
         output: Any = None
         if task.verb == ALLOCATE_ADDRESS:
             address = self._allocate(str(p["lease"]), str(p["pool"]))

@@ -3,8 +3,11 @@
 Its images live in its own table, kept by `ImageInventory`, a ledger registered with the store
 like any user's: `open_store(url, ledgers=[ImageInventory])`. Its storage hosts are here too:
 `LocalDiskAgent` (real files, the demo's) and `SimulatedAgent` (in memory, scripted by `Plan`,
-for tests). The demo's commands (`demo_cli`) are imported only by the CLI, not from here.
+for tests). Its application, `app` (what `endaction --app statemachines.example.vm:app` runs,
+and the default), is loaded only when asked for: it brings the command line's `demo` with it.
 """
+
+from typing import Any
 
 from .commands import (
     STORAGE_AGENT,
@@ -43,3 +46,11 @@ __all__ = [
     "tree_registry",
     "vm_registry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from .application import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

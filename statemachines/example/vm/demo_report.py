@@ -1,4 +1,4 @@
-"""The end-of-run report: the JSON contract of `demo --json` and `resume --json`, and its text.
+"""The VM's end-of-run report: the JSON contract of `demo --json` and `resume --json`, and its text.
 
 Leftovers are computed from the two places a resource can linger: files in the storage
 directory and rows in the inventory. Either one belonging to no successfully created VM is
@@ -7,19 +7,20 @@ something the rollback left behind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import CommandStatus, ResourceRevert, RevertState, TaskStatus, thaw
-from statemachines.cli.errors import EXIT_LEFT_BEHIND, EXIT_OK
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines import Agent, CommandStatus, Store, TaskStatus, thaw
 
 from .commands import image_name
-from .demo_world import StorageHost
 from .inventory import ImageInventory
+from .storage_agents import storage_host
 
 
-def build_report(store: SqlStore, agent: StorageHost, root_id: str) -> dict[str, Any]:
+def vm_report(store: Store, agents: Mapping[str, Agent], root_id: str) -> dict[str, Any]:
+    """The generic report, with the VM's name and which of its images are on disk."""
+    agent = storage_host(agents)
     commands, tasks = store.tree(root_id)
     root = next(c for c in commands if c.id == root_id)
     vm = str(root.parameters.get("vm", ""))
@@ -44,11 +45,18 @@ def build_report(store: SqlStore, agent: StorageHost, root_id: str) -> dict[str,
             for t in tasks
         ],
         "images_on_disk": [name for name in mine if name in on_disk],
-        "leftovers": leftovers(store, on_disk),
+        "leftovers": _leftovers(store, on_disk),
     }
 
 
-def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
+def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
+    """Images on disk or in the inventory that belong to no VM that was made."""
+    return _leftovers(store, set(storage_host(agents).image_names()))
+
+
+def _leftovers(store: Store, on_disk: set[str]) -> list[str]:
+    if not isinstance(store, SqlStore):
+        raise TypeError("the VM example's inventory is a table of a SQL store")
     owners: dict[str, str] = {}
     for row in ImageInventory.read_all(store.engine):
         owners[row.id] = row.root_id
@@ -62,43 +70,6 @@ def leftovers(store: SqlStore, on_disk: set[str]) -> list[str]:
         if owner is None or root_status.get(owner) != CommandStatus.ENDED_SUCCESS:
             left.append(name)
     return left
-
-
-def exit_code(report: dict[str, Any]) -> int:
-    """0 when the root ended and nothing is left behind; 3 otherwise: a held root, a leftover
-    image, or a task its host could not be made to forget (it still holds its journal)."""
-    finished = report["root"]["status"] in TERMINAL_COMMAND_STATES
-    uncleared = any(t["status"] != TaskStatus.CLEARED for t in report["tasks"])
-    return EXIT_OK if finished and not report["leftovers"] and not uncleared \
-        else EXIT_LEFT_BEHIND
-
-
-def build_cleanup_report(store: SqlStore, agent: StorageHost,
-                         retried: list[ResourceRevert]) -> dict[str, Any]:
-    """What `cleanup` retried and how each ended, and what is still left behind anywhere."""
-    now = {(r.resource, r.owner): r for r in store.reverts()}
-    rows = []
-    for revert in retried:
-        final = now.get((revert.resource, revert.owner), revert)
-        rows.append({"resource": str(revert.resource), "owner": revert.owner,
-                     "state": str(final.state), "attempts": final.attempts,
-                     "error": final.last_error if final.state != RevertState.REVERTED else None})
-    return {
-        "retried": rows,
-        "still_failed": sorted(str(r.resource) for r in now.values()
-                               if r.state == RevertState.REVERT_FAILED),
-        "leftovers": leftovers(store, set(agent.image_names())),
-    }
-
-
-def render_cleanup_text(report: dict[str, Any]) -> str:
-    lines = [f"{row['resource']} (owner {row['owner']}): {row['state']}"
-             + (f" ({row['error']})" if row["error"] else "") for row in report["retried"]]
-    if not lines:
-        lines.append("nothing was left revert_failed")
-    lines.append("still revert_failed: " + (", ".join(report["still_failed"]) or "none"))
-    lines.append("leftovers: " + (", ".join(report["leftovers"]) or "none"))
-    return "\n".join(lines)
 
 
 def render_text(report: dict[str, Any]) -> str:

@@ -1,29 +1,19 @@
-"""The demo's world: a store, a storage host with template disks (in this process, or another
-one reached over HTTP), and an engine."""
+"""The VM example's storage host, built from the process's settings: in this process over a
+storage directory of template disks, or another process reached over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from persistence import SqlStore
-from statemachines import (
-    Agent,
-    AgentError,
-    EndactionError,
-    Engine,
-    Limits,
-    TickReport,
-    WorkerLease,
-)
-from statemachines.cli.database import DEFAULT_HOME, open_database
+from statemachines import Agent, AgentError, AgentSettings, EndactionError
+from statemachines.cli.database import DEFAULT_HOME
 from statemachines.cli.errors import UsageProblem
 from statemachines.http import PROTOCOL_VERSION
 
-from .commands import STORAGE_AGENT, vm_registry
-from .inventory import ImageInventory
+from .commands import STORAGE_AGENT
 from .local_disk import LocalDiskAgent
 from .storage_host import RemoteStorage, read_token
 
@@ -57,17 +47,6 @@ class StorageHost(Agent, Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class DemoWorld:
-    store: SqlStore
-    agent: StorageHost
-    engine: Engine
-
-    def close(self) -> None:
-        self.agent.close()
-        self.store.dispose()
-
-
 class StorageMismatch(UsageProblem):
     """The database's tasks refer to files in another storage directory."""
 
@@ -94,47 +73,60 @@ def _storage_of(store: SqlStore, asked: Path | None) -> tuple[Path, bool]:
     return chosen, pinned is not None
 
 
-def open_world(
-    db: str | None,
-    storage: Path | None,
-    on_commit: Callable[[TickReport], None] | None = None,
-    create: bool = True,
-    missing: str = "",
-    limits: Limits | None = None,
-    lease: WorkerLease | None = None,
-    agent_url: str | None = None,
-    agent_token_file: Path | None = None,
-) -> DemoWorld:
-    """Open the demo's world; with create=False a missing database is an error, not a new one.
+def vm_agents(settings: AgentSettings) -> dict[str, StorageHost]:
+    """The VM example's one agent, its storage host, from the process's settings.
 
-    The storage directory is pinned in the database only once the agent could use it, so a
-    mistyped --storage on first use does not lock the database to a directory that never
-    worked. With `agent_url` the storage host is another process (`endaction agent serve`),
-    checked to answer before anything runs."""
-    store = open_database(db, create=create, missing=missing, ledgers=[ImageInventory])
-    if agent_url is not None:
-        try:
-            remote = _remote_host(agent_url, agent_token_file)
-        except BaseException:
-            store.dispose()
-            raise
-        engine = Engine(store, {STORAGE_AGENT: remote}, vm_registry(), limits=limits,
-                        on_commit=on_commit, lease=lease)
-        return DemoWorld(store, remote, engine)
+    With `settings.url` the host is another process (`endaction agent serve`), checked to
+    answer before anything runs. Otherwise it runs here, over the storage directory, which is
+    pinned in the database only once the agent could use it: a mistyped --storage on first
+    use does not lock the database to a directory that never worked.
+
+    One option: `templates=N` makes sure template-disk0..N-1 exist before anything runs (a
+    worker fleet's storage needs the templates its roots copy)."""
+    templates = _templates_option(settings.options)
+    if settings.url is not None:
+        host = _remote_host(settings.url, settings.token_file)
+        _make_templates(host, templates)
+        return {STORAGE_AGENT: host}
+    store = settings.store
+    if not isinstance(store, SqlStore):
+        raise UsageProblem("the VM example keeps its storage directory in a SQL store")
+    folder, pinned = _storage_of(store, settings.storage)
     try:
-        folder, pinned = _storage_of(store, storage)
-        try:
-            agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
-        except OSError as err:
-            raise StorageUnusable(f"storage directory {folder} is unusable: {err}") from err
-        if not pinned:
-            store.put_setting(STORAGE_SETTING, str(folder))
-    except BaseException:
-        store.dispose()
-        raise
-    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(), limits=limits,
-                    on_commit=on_commit, lease=lease)
-    return DemoWorld(store, agent, engine)
+        agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
+    except OSError as err:
+        raise StorageUnusable(f"storage directory {folder} is unusable: {err}") from err
+    _make_templates(agent, templates)
+    if not pinned:
+        store.put_setting(STORAGE_SETTING, str(folder))
+    return {STORAGE_AGENT: agent}
+
+
+def _make_templates(host: StorageHost, count: int) -> None:
+    try:
+        for index in range(count):
+            host.ensure_template(template_name(index), TEMPLATE_BYTES)
+    except (OSError, AgentError) as err:
+        host.close()
+        raise StorageUnusable(f"cannot write the template disks in {host.templates}: "
+                              f"{err}") from err
+
+
+def _templates_option(options: Mapping[str, str]) -> int:
+    unknown = sorted(set(options) - {"templates"})
+    if unknown:
+        raise UsageProblem(f"the VM example's agents know no option {unknown[0]!r} (only "
+                           "templates=N)")
+    text = options.get("templates", "0").strip()
+    if not text.isdigit() or int(text) > 100_000:
+        raise UsageProblem(f"--agent-option templates={text!r}: expected a whole number "
+                           "from 0 to 100000")
+    return int(text)
+
+
+def storage_host(agents: Mapping[str, Agent]) -> StorageHost:
+    """The storage host among an application's agents, for the demo's own checks."""
+    return cast(StorageHost, agents[STORAGE_AGENT])
 
 
 def _remote_host(url: str, token_file: Path | None) -> RemoteStorage:

@@ -1,0 +1,86 @@
+"""The options that say where an application's agents are: `--storage`, `--agent-url`,
+`--agent-token-file` and `--agent-option KEY=VALUE`, gathered as one `AgentChoice`.
+
+They mean what the application's `agents` function makes of them; the CLI only checks that
+they do not contradict each other and hands them over as `AgentSettings`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..core.application import AgentSettings
+from ..core.store_protocol import Store
+from .errors import UsageProblem
+
+F = TypeVar("F", bound=Callable[..., Any])
+STORAGE_HELP = ("directory of an agent that runs in this process, for an application whose "
+                "agents keep files (the VM example's storage) "
+                "[default: ./endaction-data/storage]")
+
+
+@dataclass(frozen=True)
+class AgentChoice:
+    """Where the agents run: in this process (over `storage`), or behind `url`."""
+
+    storage: Path | None = None
+    url: str | None = None
+    token_file: Path | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    def settings(self, store: Store, *, creating: bool) -> AgentSettings:
+        return AgentSettings(store=store, url=self.url, token_file=self.token_file,
+                             storage=self.storage, options=dict(self.options),
+                             creating=creating)
+
+
+def _options(values: tuple[str, ...]) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--agent-option")
+        chosen[key.strip()] = text
+    return chosen
+
+
+def agent_options(command: F) -> F:
+    """The agent options, handed to the command as `agents_at` (an AgentChoice)."""
+
+    @functools.wraps(command)
+    def with_agents(*args: Any, storage: Path | None, agent_url: str | None,
+                    agent_token_file: Path | None, agent_option: tuple[str, ...],
+                    **kwargs: Any) -> Any:
+        if agent_url is not None and storage is not None:
+            raise UsageProblem("--storage names a host in this process and --agent-url one "
+                               "in another: give one of them")
+        if agent_token_file is not None and agent_url is None:
+            raise UsageProblem("--agent-token-file goes with --agent-url")
+        choice = AgentChoice(storage, agent_url, agent_token_file, _options(agent_option))
+        return command(*args, agents_at=choice, **kwargs)
+
+    options = [
+        click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
+                     envvar="ENDACTION_STORAGE", show_envvar=True, default=None,
+                     help=STORAGE_HELP),
+        click.option("--agent-url", default=None, metavar="URL", envvar="ENDACTION_AGENT_URL",
+                     show_envvar=True,
+                     help="use the agents' host at URL (`endaction agent serve`) instead of "
+                          "agents in this process"),
+        click.option("--agent-token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     envvar="ENDACTION_AGENT_TOKEN_FILE", show_envvar=True,
+                     default=None, metavar="F", help="the file holding that host's token"),
+        click.option("--agent-option", multiple=True, metavar="KEY=VALUE",
+                     envvar="ENDACTION_AGENT_OPTION", show_envvar=True,
+                     help="a setting the application's agents understand (repeatable; in "
+                          "the variable, separated by spaces)"),
+    ]
+    for option in reversed(options):
+        with_agents = option(with_agents)
+    return with_agents  # type: ignore[return-value]

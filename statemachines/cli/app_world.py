@@ -1,0 +1,62 @@
+"""An application opened on a database: its store, its agents built from the settings, and an
+engine; closed in the reverse order, whatever failed in between."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from persistence import SqlStore
+from persistence.schema_version import NoSchema
+
+from ..core.application import Agents, App
+from ..core.engine import Engine
+from ..core.errors import InvalidConfiguration
+from ..core.leases import WorkerLease
+from ..core.limits import Limits
+from ..core.tick_report import TickReport
+from .agent_options import AgentChoice
+from .database import open_database
+from .errors import UsageProblem
+
+
+@dataclass
+class AppWorld:
+    app: App
+    store: SqlStore
+    agents: Agents
+    engine: Engine
+
+    def close(self) -> None:
+        try:
+            self.agents.close()
+        finally:
+            self.store.dispose()
+
+
+def open_app(app: App, db: str | None, agents_at: AgentChoice, *, create: bool = True,
+             missing: str = "", limits: Limits | None = None, lease: WorkerLease | None = None,
+             on_commit: Callable[[TickReport], None] | None = None) -> AppWorld:
+    """Open `app` on `db`; with create=False a missing database is an error, not a new one."""
+    try:
+        store = open_database(db, create=create, missing=missing, ledgers=app.ledgers)
+    except NoSchema as err:
+        raise UsageProblem(f"{err}: {missing}" if missing else str(err)) from err
+    try:
+        agents = app.build_agents(agents_at.settings(store, creating=create))
+    except BaseException:
+        store.dispose()
+        raise
+    try:
+        engine = app.engine(store, agents, limits=limits, lease=lease, on_commit=on_commit)
+    except InvalidConfiguration as err:
+        agents.close()
+        store.dispose()
+        raise UsageProblem(f"application {app.name!r}: {err}") from err
+    except BaseException:
+        agents.close()
+        store.dispose()
+        raise
+    return AppWorld(app, store, agents, engine)
+
+

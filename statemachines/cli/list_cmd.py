@@ -1,0 +1,124 @@
+"""`endaction list`: the roots in a database, newest first, a page at a time.
+
+A database of a busy deployment holds hundreds of thousands of roots; the list is read by
+keyset paging on an index (`SqlStore.list_roots`), never by loading the table, and the next
+page is asked for with the cursor the previous page printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ..core.application import App
+from ..core.command_machine import CommandStatus
+from ..core.records import CommandRecord
+from .app_option import app_option
+from .database import db_option, json_option, open_database
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_since(text: str, now: float) -> float:
+    """A point in time: an age ("30m", "2h", "7d"), an ISO 8601 time, or Unix seconds."""
+    if match := _AGO.match(text):
+        return now - float(match[1]) * _UNITS[match[2]]
+    try:
+        return float(text) if re.fullmatch(r"\d+(\.\d+)?", text.strip()) \
+            else datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither an age (30m, 2h, 7d), an ISO 8601 "
+                                 "time nor Unix seconds", param_hint="--since") from None
+
+
+def _cursor(record: CommandRecord) -> str:
+    return f"{record.created_at!r}/{record.id}"
+
+
+def parse_cursor(text: str) -> tuple[float, str]:
+    stamp, sep, root_id = text.partition("/")
+    try:
+        value = float(stamp)
+    except ValueError:
+        value = float("nan")
+    if not sep or not root_id or value != value:
+        raise click.BadParameter(f"{text!r} is not a cursor printed by `endaction list`",
+                                 param_hint="--before")
+    return value, root_id
+
+
+def age(seconds: float) -> str:
+    """A short age: 45s, 12m, 3h, 2d."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _row(record: CommandRecord, now: float) -> dict[str, Any]:
+    return {"id": record.id, "type": record.type, "status": str(record.status),
+            "outcome": str(record.outcome) if record.outcome else None,
+            "cause": record.error, "created_at": record.created_at,
+            "updated_at": record.updated_at, "age_seconds": round(now - record.created_at, 3)}
+
+
+def _render(rows: list[dict[str, Any]], next_cursor: str | None) -> str:
+    if not rows:
+        return "no roots"
+    header = ("ID", "TYPE", "STATUS", "OUTCOME", "AGE", "CAUSE")
+    table = [(r["id"], r["type"], r["status"], r["outcome"] or "-", age(r["age_seconds"]),
+              (r["cause"] or "-").replace("\n", " ")[:80]) for r in rows]
+    widths = [max(len(header[i]), *(len(line[i]) for line in table)) for i in range(5)]
+    lines = ["  ".join(cell.ljust(widths[i]) if i < 5 else cell
+                       for i, cell in enumerate(line)).rstrip()
+             for line in [header, *table]]
+    if next_cursor is not None:
+        lines.append(f"more: endaction list --before {next_cursor}")
+    return "\n".join(lines)
+
+
+@click.command(name="list")
+@app_option
+@db_option
+@click.option("--status", type=click.Choice([str(s) for s in CommandStatus]), default=None,
+              help="only roots in this status")
+@click.option("--type", "type_name", default=None, metavar="TYPE",
+              help="only roots of this command type")
+@click.option("--since", default=None, metavar="TIME",
+              help="only roots created since TIME: an age (30m, 2h, 7d), an ISO 8601 time or "
+                   "Unix seconds")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="roots per page")
+@click.option("--before", "before", default=None, metavar="CURSOR",
+              help="the next page: the cursor the previous page printed")
+@json_option
+def list_roots(app: App, db: str | None, status: str | None, type_name: str | None,
+               since: str | None, limit: int, before: str | None, as_json: bool) -> None:
+    """The roots, newest first, with their status, outcome, cause and age."""
+    now = time.time()
+    since_at = None if since is None else parse_since(since, now)
+    cursor = None if before is None else parse_cursor(before)
+    store = open_database(db, create=False, ledgers=app.ledgers,
+                          missing="run `endaction demo` or `endaction submit` first")
+    try:
+        records = store.list_roots(status=status, type_name=type_name, since=since_at,
+                                   before=cursor, limit=limit + 1)
+    finally:
+        store.dispose()
+    more = len(records) > limit
+    records = records[:limit]
+    next_cursor = _cursor(records[-1]) if more else None
+    rows = [_row(r, now) for r in records]
+    if as_json:
+        click.echo(json.dumps({"roots": rows, "next": next_cursor}, indent=2))
+    else:
+        click.echo(_render(rows, next_cursor),
+                   color=False if os.environ.get("NO_COLOR") else None)

@@ -1,0 +1,84 @@
+"""`endaction resume` and `endaction cleanup`: finish what a crashed process left, and retry
+the compensations that gave up, for any application.
+
+Both run in this process, as the engine that crashed did, and report with the application's
+own report (or the generic one); their exit status means the same for every application.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import closing
+
+import click
+
+from ..core.application import App
+from .agent_options import AgentChoice, agent_options
+from .app_option import app_option
+from .app_world import AppWorld, open_app
+from .database import db_option, json_option
+from .errors import UsageProblem
+from .progress import Progress, make_progress
+from .run_report import (
+    cleanup_exit_status,
+    cleanup_report,
+    render_cleanup_text,
+    render_report,
+    root_report,
+    run_exit_status,
+)
+
+
+def _existing(app: App, db: str | None, agents_at: AgentChoice, progress: Progress,
+              missing: str) -> AppWorld:
+    return open_app(app, db, agents_at, create=False, missing=missing,
+                    on_commit=progress)
+
+
+@click.command()
+@app_option
+@db_option
+@agent_options
+@json_option
+def resume(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> None:
+    """Recover after a crash and finish whatever was left; report the last root command.
+
+    Exit status: 0 it succeeded, 5 it failed or was cancelled and was rolled back cleanly,
+    3 something was left behind or could not end."""
+    progress = make_progress()
+    with progress, closing(_existing(app, db, agents_at, progress,
+                                     "nothing to resume")) as world:
+        root_id = world.store.last_root_id()
+        if root_id is None:
+            raise UsageProblem(f"no command in {world.store.url}: nothing to resume")
+        world.engine.recover()
+        if world.engine.is_idle():
+            progress.note("nothing left to do; reporting the last root command")
+        else:
+            world.engine.run_until_idle(on_wait=progress.note)
+        report = root_report(app, world.store, world.agents, root_id)
+    click.echo(json.dumps(report, indent=2) if as_json else render_report(app, report))
+    sys.exit(run_exit_status(report))
+
+
+@click.command()
+@app_option
+@db_option
+@agent_options
+@json_option
+def cleanup(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> None:
+    """Retry the compensations that gave up (revert_failed), now that the fault may be gone.
+
+    Runs whatever else is unfinished too, as `resume` does. Exit status 0 when nothing is
+    left behind, 3 when something still is."""
+    progress = make_progress()
+    with progress, closing(_existing(app, db, agents_at, progress,
+                                     "nothing to clean up")) as world:
+        world.engine.recover()
+        retried = world.engine.cleanup()
+        progress.note(f"retrying {len(retried)} resource(s) left revert_failed")
+        world.engine.run_until_idle(on_wait=progress.note)
+        report = cleanup_report(app, world.store, world.agents, retried)
+    click.echo(json.dumps(report, indent=2) if as_json else render_cleanup_text(report))
+    sys.exit(cleanup_exit_status(report))

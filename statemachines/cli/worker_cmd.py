@@ -1,0 +1,89 @@
+"""`endaction worker`: run an application's roots as one of several workers on one database.
+
+A worker builds its application's agents from its settings, claims free roots within its
+claim interval, and runs them until SIGTERM or SIGINT; then it finishes its tick and gives its
+leases back, so another worker takes the roots at once. PostgreSQL spreads workers over
+machines; a SQLite file serves several processes on one.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import closing
+from dataclasses import replace
+from types import FrameType
+
+import click
+
+from ..core.application import App
+from ..core.errors import EndactionError
+from ..core.leases import WorkerLease, default_worker_name
+from ..core.worker import Worker
+from .agent_options import AgentChoice, agent_options
+from .app_option import app_option
+from .app_world import open_app
+from .database import db_option, finite
+from .errors import UsageProblem
+from .logging_setup import logged
+
+log = logging.getLogger("endaction.worker")
+
+
+@logged(logging.INFO)
+@click.command()
+@app_option
+@db_option
+@agent_options
+@click.option("--name", default=None, metavar="NAME",
+              help="this worker's name on its leases, unique among workers; a worker "
+                   "restarted under the same name takes its roots back at once "
+                   "[default: host:pid]")
+@click.option("--interval", type=click.FloatRange(min=0.01, max=60), default=0.5,
+              callback=finite, show_default=True, metavar="S",
+              help="longest sleep between ticks, and how often free roots are looked for")
+@click.option("--lease-ttl", type=click.FloatRange(min=1, max=3600), default=30.0,
+              callback=finite, show_default=True, metavar="S",
+              help="seconds a dead worker's roots wait before another worker takes them over")
+@click.option("--max-roots", type=click.IntRange(min=1, max=100_000), default=64,
+              show_default=True, help="roots this worker holds at a time")
+@click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
+              callback=finite, metavar="S",
+              help="seconds a task may take before it is aborted [default: the "
+                   "application's limits, 600]")
+@click.option("--summary-interval", type=click.FloatRange(min=0.1, max=86_400), default=10.0,
+              callback=finite, show_default=True, metavar="S",
+              help="log one INFO line of what the worker holds and ended every S seconds")
+def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
+           interval: float, lease_ttl: float, max_roots: int, task_timeout: float | None,
+           summary_interval: float) -> None:
+    """Run the application's roots as one of several workers on one database, until
+    SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick."""
+    try:
+        lease = WorkerLease(owner=default_worker_name() if name is None else name,
+                            ttl=lease_ttl, max_roots=max_roots, claim_interval=interval)
+        limits = app.limits if task_timeout is None \
+            else replace(app.limits, task_timeout=task_timeout)
+    except EndactionError as err:
+        raise UsageProblem(str(err)) from err
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        click.echo(f"worker {lease.owner}: {signal.Signals(signum).name} received, "
+                   "stopping after this tick", err=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with closing(open_app(app, db, agents_at, limits=limits, lease=lease)) as world:
+            click.echo(f"worker {lease.owner} of application {app.name!r} on "
+                       f"{world.store.url}", err=True)
+            totals = Worker(world.engine, interval=interval, stop=stop,
+                            summary_every=summary_interval).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"worker {lease.owner} stopped: {totals.committed} committed tick(s), "
+               f"{totals.roots_ended} root(s) ended ({totals.roots_failed} failed), gave back "
+               f"{totals.released} lease(s)", err=True)

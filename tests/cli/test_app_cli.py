@@ -1,0 +1,273 @@
+"""The command line as an application's: `--app`, submits with keys and large parameters,
+`list`, logging options, environment variables, exit statuses, and the refusals the README
+promises. In-process (click's runner) against real SQLite files; the end state is read from
+the database."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from persistence import open_store
+from statemachines.cli.main import cli
+from statemachines.cli.params_input import MAX_PARAMS_BYTES, read_params
+from statemachines.example.network import NETWORK_LEDGERS, endpoint_parameters
+from tests.cli.test_cli_errors import one_line_error
+
+NETWORK = "statemachines.example.network:app"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, input=stdin)
+
+
+def _endpoint(i: int, switch: str = "sw1") -> str:
+    return json.dumps(endpoint_parameters(f"svc{i}", f"svc{i}.example.org",
+                                          f"{switch}/ge-0/{i}", pool="10.0.0.0/24"))
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("", "--app must not be empty"),
+    ("not a spec", "is not 'module:attribute'"),
+    ("no_such_module_here:app", "no module named 'no_such_module_here'"),
+    ("statemachines.example.network:nothing", "has no attribute 'nothing'"),
+    ("statemachines.example.network:network_registry", "is a function, not a statemachines.App"),
+])
+def test_a_bad_app_is_one_line_naming_it(spec: str, says: str, tmp_path: Path) -> None:
+    result = invoke("status", "--app", spec, "--db", str(tmp_path / "x.db"))
+    assert result.exit_code == 2, result.output
+    assert says in one_line_error(result)
+
+
+def test_an_app_module_that_raises_on_import_is_named(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('no config file')\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("list", "--app", "broken_app:app")
+    assert result.exit_code == 2
+    assert "importing broken_app raised RuntimeError: no config file" in one_line_error(result)
+
+
+def test_the_app_comes_from_the_environment_too(tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    env = {"ENDACTION_APP": NETWORK}
+    submitted = invoke("submit", "ProvisionEndpoint", "--params", _endpoint(1), "--db", db,
+                       env=env)
+    assert submitted.exit_code == 0, submitted.output
+    root = submitted.stdout.strip()
+    # The VM application does not know the type: the network one wrote it.
+    refused = invoke("submit", "ProvisionEndpoint", "--params", _endpoint(2), "--db", db)
+    assert refused.exit_code == 2 and "ProvisionEndpoint" in one_line_error(refused)
+    store = open_store(db, create=False, ledgers=NETWORK_LEDGERS)
+    try:
+        assert [r.id for r in store.list_roots()] == [root]
+    finally:
+        store.dispose()
+
+
+def test_a_key_makes_a_submit_idempotent_and_other_parameters_are_refused(
+        tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    first = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+                   "--key", "order-17", "--db", db)
+    again = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+                   "--key", "order-17", "--db", db)
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    assert first.stdout == again.stdout
+    other = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(2),
+                   "--key", "order-17", "--db", db)
+    assert other.exit_code == 2
+    assert first.stdout.strip() in one_line_error(other)  # it names the root of the key
+    store = open_store(db, create=False, ledgers=NETWORK_LEDGERS)
+    try:
+        assert len(store.list_roots()) == 1
+    finally:
+        store.dispose()
+
+
+def test_parameters_come_from_a_file_or_standard_input(tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    (tmp_path / "p.json").write_text(_endpoint(1))
+    from_file = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params",
+                       f"@{tmp_path / 'p.json'}", "--db", db)
+    from_stdin = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", "-",
+                        "--db", db, stdin=_endpoint(2))
+    assert from_file.exit_code == from_stdin.exit_code == 0, from_file.output + from_stdin.output
+    store = open_store(db, create=False, ledgers=NETWORK_LEDGERS)
+    try:
+        services = sorted(str(store.command(r.id).parameters["service"])  # type: ignore[union-attr]
+                          for r in store.list_roots())
+    finally:
+        store.dispose()
+    assert services == ["svc1", "svc2"]
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda d: "@" + str(d / "missing.json"), "no such file"),
+    (lambda d: "@" + str(d), "is a directory"),
+    (lambda d: "[1, 2]", "must be a JSON object, not list"),
+    (lambda d: "{", "is not JSON"),
+])
+def test_bad_parameters_are_one_line(make: object, says: str, tmp_path: Path) -> None:
+    value = make(tmp_path)  # type: ignore[operator]
+    result = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", value,
+                    "--db", str(tmp_path / "net.db"))
+    assert result.exit_code == 2
+    assert says in one_line_error(result)
+
+
+def test_parameters_beyond_the_limit_are_refused_before_they_are_read_whole() -> None:
+    class Endless(io.RawIOBase):
+        """A producer that never stops: the reader must stop at the limit."""
+
+        given = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            buffer[:] = b" " * len(buffer)
+            self.given += len(buffer)
+            return len(buffer)
+
+    stream = Endless()
+    with pytest.raises(Exception, match=f"larger than {MAX_PARAMS_BYTES:,} bytes"):
+        read_params("-", stdin=io.BufferedReader(stream))
+    assert stream.given <= MAX_PARAMS_BYTES + 2 * io.DEFAULT_BUFFER_SIZE + 1
+
+
+def test_a_large_request_fits_through_a_file(tmp_path: Path) -> None:
+    big = {"tenant": "t", "notes": ["x" * 100] * 50_000}  # 5 MB: far past a command line
+    (tmp_path / "big.json").write_text(json.dumps(big))
+    assert read_params(f"@{tmp_path / 'big.json'}") == big
+
+
+def test_list_shows_roots_newest_first_filtered_and_paged(tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    ids = []
+    for i in range(5):
+        ran = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params",
+                     _endpoint(i), "--db", db)
+        assert ran.exit_code == 0, ran.output
+        ids.append(ran.stdout.strip())
+    page = invoke("list", "--app", NETWORK, "--db", db, "--limit", "2", "--json")
+    assert page.exit_code == 0, page.output
+    first = json.loads(page.stdout)
+    assert [r["id"] for r in first["roots"]] == ids[::-1][:2]
+    assert first["roots"][0]["status"] == "not_started"
+    seen = [r["id"] for r in first["roots"]]
+    cursor = first["next"]
+    while cursor is not None:
+        more = json.loads(invoke("list", "--app", NETWORK, "--db", db, "--limit", "2",
+                                 "--before", cursor, "--json").stdout)
+        seen += [r["id"] for r in more["roots"]]
+        cursor = more["next"]
+    assert seen == ids[::-1]
+    text = invoke("list", "--app", NETWORK, "--db", db, "--status", "not_started",
+                  "--type", "ProvisionEndpoint", "--since", "1h")
+    assert text.exit_code == 0 and ids[0] in text.stdout and "ProvisionEndpoint" in text.stdout
+    none = invoke("list", "--app", NETWORK, "--db", db, "--status", "ended_success")
+    assert none.exit_code == 0 and none.stdout.strip() == "no roots"
+    future = invoke("list", "--app", NETWORK, "--db", db, "--since", "2999-01-01T00:00:00")
+    assert future.stdout.strip() == "no roots"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--since", "yesterday"], "is neither an age"),
+    (["--before", "garbage"], "is not a cursor"),
+    (["--status", "sleeping"], "'sleeping' is not one of"),
+])
+def test_list_refuses_what_it_cannot_read(args: list[str], says: str, tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+           "--db", db)
+    result = invoke("list", "--app", NETWORK, "--db", db, *args)
+    assert result.exit_code == 2 and says in result.output
+
+
+def test_status_wait_and_demo_tell_a_clean_rollback_from_a_success(tmp_path: Path) -> None:
+    storage = str(tmp_path / "storage")
+    failed = invoke("demo", "--images", "3", "--fail", "1", "--db", str(tmp_path / "f.db"),
+                    "--storage", storage)
+    assert failed.exit_code == 5, failed.output
+    waited = invoke("status", "--wait", "--db", str(tmp_path / "f.db"))
+    assert waited.exit_code == 5, waited.output
+    made = invoke("demo", "--images", "2", "--db", str(tmp_path / "ok.db"), "--storage",
+                  str(tmp_path / "storage2"))
+    assert made.exit_code == 0, made.output
+    assert invoke("status", "--wait", "--db", str(tmp_path / "ok.db")).exit_code == 0
+
+
+def test_an_empty_database_variable_is_refused(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENDACTION_DB", "")
+    result = invoke("list")
+    assert result.exit_code == 2 and "ENDACTION_DB is set but empty" in result.output
+    assert not list(tmp_path.rglob("*.db"))
+
+
+@pytest.mark.parametrize("db", [":memory:", "sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(db: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params",
+                    _endpoint(1), "--db", db)
+    assert result.exit_code == 2 and "in-memory SQLite database" in one_line_error(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["worker", "submit", "resume", "cleanup", "cancel",
+                                     "status", "list", "history", "trace", "diagrams"])
+def test_every_command_takes_the_app_and_names_its_variables(command: str) -> None:
+    shown = invoke(command, "--help")
+    assert shown.exit_code == 0, shown.output
+    assert "--app" in shown.stdout and "ENDACTION_APP" in shown.stdout
+    assert "--log-level" in shown.stdout and "ENDACTION_LOG_LEVEL" in shown.stdout
+    if command != "diagrams":
+        assert "ENDACTION_DB" in shown.stdout
+
+
+def test_the_logging_options_set_the_level(tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+           "--db", db, "--log-level", "debug")
+    assert logging.getLogger("endaction").level == logging.DEBUG
+    invoke("list", "--app", NETWORK, "--db", db, "-q")
+    assert logging.getLogger("endaction").level == logging.ERROR
+    invoke("list", "--app", NETWORK, "--db", db, env={"ENDACTION_LOG_LEVEL": "info"})
+    assert logging.getLogger("endaction").level == logging.INFO
+    invoke("list", "--app", NETWORK, "--db", db, "-v")
+    assert logging.getLogger("endaction").level == logging.INFO
+
+
+def test_no_color_leaves_the_status_plain(tmp_path: Path) -> None:
+    db = str(tmp_path / "d.db")
+    invoke("demo", "--images", "2", "--fail", "0", "--db", db, "--storage",
+           str(tmp_path / "s"))
+    coloured = CliRunner().invoke(cli, ["status", "--db", db], color=True)
+    plain = CliRunner().invoke(cli, ["status", "--db", db], color=True,
+                               env={"NO_COLOR": "1"})
+    assert "\x1b[" in coloured.stdout
+    assert plain.exit_code == 0 and "\x1b[" not in plain.stdout
+    assert "ended_failure" in plain.stdout
+
+
+def test_the_default_app_offers_its_own_commands_and_another_app_does_not() -> None:
+    assert "demo" in invoke("--help").stdout
+    other = invoke("--help", env={"ENDACTION_APP": NETWORK})
+    assert other.exit_code == 0 and "demo" not in other.stdout and "worker" in other.stdout
+
+
+def test_the_version_is_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    import statemachines
+
+    assert statemachines.__version__ == version("endaction")
+    assert version("endaction") in invoke("--version").stdout
