@@ -19,10 +19,14 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 LIBRARY = [b for b in BLOCKS if "engine.run_until_idle" in b and "class " not in b]
 OWN_DOMAIN = [b for b in BLOCKS if "class PublishSite(Command)" in b]
 PROPERTY_SUITE = [b for b in BLOCKS if "engine_machine(scenario)" in b]
+APPLICATION = [b for b in BLOCKS if b.startswith("# sites_app.py")]
+APP_SHELL = [b for b in re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+             if "ENDACTION_APP=sites_app:app" in b]
 
 
 def test_every_python_block_is_tested() -> None:
-    assert len(LIBRARY) == len(OWN_DOMAIN) == len(PROPERTY_SUITE) == 1 and len(BLOCKS) == 3
+    assert len(LIBRARY) == len(OWN_DOMAIN) == len(PROPERTY_SUITE) == len(APPLICATION) == 1
+    assert len(BLOCKS) == 4 and len(APP_SHELL) == 1
 
 
 def _printed(block: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -69,3 +73,53 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = ".venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
     assert test_command in README
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_the_application_example_runs_with_the_cli_as_written(tmp_path: Path) -> None:
+    """sites.py is the own-domain block up to its `registry =` line, sites_app.py the
+    application block; the shell block's commands run in that directory, as separate
+    processes, and the database says what they did."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from persistence import open_store
+
+    domain = OWN_DOMAIN[0].split("\nregistry = CommandRegistry")[0]
+    (tmp_path / "sites.py").write_text(domain)
+    (tmp_path / "sites_app.py").write_text(APPLICATION[0])
+    env = {**os.environ, "ENDACTION_APP": "sites_app:app", "ENDACTION_DB": "sites.db"}
+    lines = [line.split("#")[0].strip() for line in APP_SHELL[0].splitlines()]
+    commands = [[word for word in line.split()[1:] if word != "&"]
+                for line in lines if line.startswith("endaction ")]
+    assert [c[0] for c in commands] == ["submit", "worker", "status", "list"]
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "statemachines.cli", *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    submitted = run([a.strip("'") for a in commands[0][:2]] + ["--params",
+                    '{"site": "docs.example.org"}', "--key", "docs"])
+    assert submitted.returncode == 0, submitted.stderr
+    worker = subprocess.Popen([sys.executable, "-m", "statemachines.cli", *commands[1]],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        waited = run([*commands[2], "--timeout", "60"])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        log, _ = worker.communicate(timeout=60)
+    assert waited.returncode == 0, waited.stdout + waited.stderr + log
+    assert worker.returncode == 0, log
+    listed = run(commands[3])
+    assert listed.returncode == 0 and submitted.stdout.strip() in listed.stdout
+    store = open_store(str(tmp_path / "sites.db"), create=False)
+    try:
+        root = store.command(submitted.stdout.strip())
+        assert root is not None
+        assert (root.status, dict(root.output)) == ("ended_success", {"serial": "c0001"})
+    finally:
+        store.dispose()
