@@ -54,26 +54,34 @@ def agent_options(command: F) -> F:
     """The agent options, handed to the command as `agents_at` (an AgentChoice)."""
 
     @functools.wraps(command)
-    def with_agents(*args: Any, storage: Path | None, agent_url: str | None,
-                    agent_token_file: Path | None, agent_option: tuple[str, ...],
+    def with_agents(*args: Any, storage: str | None, agent_url: str | None,
+                    agent_token_file: str | None, agent_option: tuple[str, ...],
                     **kwargs: Any) -> Any:
+        # Taken as text: an empty value would become Path("."), the current directory.
+        for name, value in (("--storage", storage), ("--agent-token-file", agent_token_file)):
+            if value is not None and not value.strip():
+                raise UsageProblem(f"{name} must not be empty (leave it out for the default)")
+        if agent_url is not None and not agent_url.strip():
+            raise UsageProblem("--agent-url must not be empty")
         if agent_url is not None and storage is not None:
             raise UsageProblem("--storage names a host in this process and --agent-url one "
                                "in another: give one of them")
         if agent_token_file is not None and agent_url is None:
             raise UsageProblem("--agent-token-file goes with --agent-url")
-        choice = AgentChoice(storage, agent_url, agent_token_file, _options(agent_option))
+        choice = AgentChoice(None if storage is None else Path(storage), agent_url,
+                             None if agent_token_file is None else Path(agent_token_file),
+                             _options(agent_option))
         return command(*args, agents_at=choice, **kwargs)
 
     options = [
-        click.option("--storage", type=click.Path(file_okay=False, path_type=Path),
+        click.option("--storage", type=click.Path(file_okay=False),
                      envvar="ENDACTION_STORAGE", show_envvar=True, default=None,
                      help=STORAGE_HELP),
         click.option("--agent-url", default=None, metavar="URL", envvar="ENDACTION_AGENT_URL",
                      show_envvar=True,
                      help="use the agents' host at URL (`endaction agent serve`) instead of "
                           "agents in this process"),
-        click.option("--agent-token-file", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--agent-token-file", type=click.Path(dir_okay=False),
                      envvar="ENDACTION_AGENT_TOKEN_FILE", show_envvar=True,
                      default=None, metavar="F", help="the file holding that host's token"),
         click.option("--agent-option", multiple=True, metavar="KEY=VALUE",

@@ -20,6 +20,9 @@ from .errors import UsageProblem
 
 DEFAULT_APP = "statemachines.example.vm:app"
 APP_ENVVAR = "ENDACTION_APP"
+#: Where the loaded application's spec is kept in the click context, for commands that print
+#: a command line to run next (`list`'s next page).
+APP_SPEC_META = "endaction.app_spec"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -46,6 +49,9 @@ def load_app(spec: str) -> App:
             raise UsageProblem(f"--app {spec!r}: no module named {err.name!r} (is it "
                                "installed, or in the current directory?)") from err
         raise UsageProblem(f"--app {spec!r}: importing {module_name} failed: {err}") from err
+    except SystemExit as err:  # sys.exit() at import would end the command unexplained
+        raise UsageProblem(f"--app {spec!r}: importing {module_name} called "
+                           f"sys.exit({err.code!r})") from err
     except Exception as err:  # the user's module is broken: say where, not a traceback
         raise UsageProblem(f"--app {spec!r}: importing {module_name} raised "
                            f"{type(err).__name__}: {err}") from err
@@ -62,6 +68,11 @@ def load_app(spec: str) -> App:
 
 
 def _load(ctx: click.Context, param: click.Parameter, value: str) -> App:
+    # click takes an empty variable for an unset one, which would mean the VM example.
+    if ctx.get_parameter_source(param.name or "app") is not click.core.ParameterSource.\
+            COMMANDLINE and APP_ENVVAR in os.environ and not os.environ[APP_ENVVAR].strip():
+        raise UsageProblem(f"{APP_ENVVAR} is set but empty (unset it for the VM example)")
+    ctx.meta[APP_SPEC_META] = value
     return load_app(value)
 
 

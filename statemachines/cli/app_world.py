@@ -11,7 +11,7 @@ from persistence.schema_version import NoSchema
 
 from ..core.application import Agents, App
 from ..core.engine import Engine
-from ..core.errors import InvalidConfiguration
+from ..core.errors import EndactionError, InvalidConfiguration
 from ..core.leases import WorkerLease
 from ..core.limits import Limits
 from ..core.tick_report import TickReport
@@ -39,11 +39,25 @@ def open_app(app: App, db: str | None, agents_at: AgentChoice, *, create: bool =
              on_commit: Callable[[TickReport], None] | None = None) -> AppWorld:
     """Open `app` on `db`; with create=False a missing database is an error, not a new one."""
     try:
-        store = open_database(db, create=create, missing=missing, ledgers=app.ledgers)
+        store = open_database(db, create=create, missing=missing, app=app)
     except NoSchema as err:
         raise UsageProblem(f"{err}: {missing}" if missing else str(err)) from err
     try:
         agents = app.build_agents(agents_at.settings(store, creating=create))
+    except InvalidConfiguration as err:
+        store.dispose()
+        raise UsageProblem(f"application {app.name!r}: {err}") from err
+    except EndactionError:
+        store.dispose()
+        raise
+    except SystemExit as err:
+        store.dispose()
+        raise UsageProblem(f"application {app.name!r}: its agents function called "
+                           f"sys.exit({err.code!r})") from err
+    except Exception as err:  # the application's own code failed: name it, no traceback
+        store.dispose()
+        raise UsageProblem(f"application {app.name!r}: its agents function raised "
+                           f"{type(err).__name__}: {err}") from err
     except BaseException:
         store.dispose()
         raise

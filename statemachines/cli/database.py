@@ -19,8 +19,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from persistence import SqlStore, normalise_url, open_store
 
+from ..core.application import App
 from ..core.ledger import Ledger
 from .errors import UsageProblem
+
+#: The application a database belongs to, recorded by the first command that writes to it.
+APP_SETTING = "endaction.application"
 
 DEFAULT_HOME = Path("endaction-data")
 DB_HELP = ("SQLAlchemy URL or SQLite file path [default: ./endaction-data/endaction.db]")
@@ -84,9 +88,12 @@ def database_url(db: str | None) -> str:
 
 
 def open_database(db: str | None, *, create: bool, missing: str = "",
-                  ledgers: Sequence[type[Ledger]] = ()) -> SqlStore:
+                  ledgers: Sequence[type[Ledger]] = (), app: App | None = None) -> SqlStore:
     """The store `--db` names. With `create` an empty database gets the schema; without it a
-    missing SQLite file is a UsageProblem (`missing` says what that means for the command)."""
+    missing SQLite file is a UsageProblem (`missing` says what that means for the command).
+
+    With `app`, the database must belong to that application (see `check_owner`), checked
+    before its ledgers' tables are made; the ledgers are the application's."""
     url = database_url(db)
     parsed = make_url(url)
     if not create and parsed.get_backend_name() == "sqlite" and parsed.database:
@@ -97,4 +104,26 @@ def open_database(db: str | None, *, create: bool, missing: str = "",
         if not found:
             raise UsageProblem(f"no database at {parsed.database}"
                                + (f": {missing}" if missing else ""))
-    return open_store(url, create=create, ledgers=ledgers)
+    if app is None:
+        return open_store(url, create=create, ledgers=ledgers)
+    bare = open_store(url, create=create)
+    try:
+        check_owner(bare, app, claim=create)
+    finally:
+        bare.dispose()
+    return open_store(url, create=create, ledgers=app.ledgers)
+
+
+def check_owner(store: SqlStore, app: App, *, claim: bool) -> None:
+    """Refuse a database another application wrote: its roots are of command types this one
+    does not know (a worker would hold every one), and its ledgers' tables would be made in
+    the other's database. The first command that may write (`claim`) records the owner; a
+    database from before that was recorded is taken as it is."""
+    owner = store.setting(APP_SETTING)
+    if owner is None:
+        if claim:
+            store.put_setting(APP_SETTING, app.name)
+        return
+    if owner != app.name:
+        raise UsageProblem(f"database {store.url} belongs to application {owner!r}, not "
+                           f"{app.name!r}: name its application with --app (or ENDACTION_APP)")

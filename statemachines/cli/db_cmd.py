@@ -32,7 +32,7 @@ def upgrade_command(app: App, db: str | None) -> None:
     problem = refusal(after, url)
     if problem is not None:
         raise problem
-    open_database(db, create=True, ledgers=app.ledgers).dispose()
+    open_database(db, create=True, app=app).dispose()
     if before.state == SchemaState.EMPTY:
         click.echo(f"created endaction schema {after.revision} in {url}")
     elif before.revision != after.revision:

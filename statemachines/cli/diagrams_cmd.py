@@ -50,5 +50,8 @@ def diagrams(app: App, out: Path, formats: str, readme: Path | None) -> None:
                 written.append(readme)
     except (GraphvizMissing, ReadmeMismatch) as err:
         raise click.ClickException(str(err)) from err
+    except OSError as err:
+        raise click.ClickException(f"cannot write the drawings to {out}: "
+                                   f"{err.strerror or err}") from err
     for path in written:
         click.echo(str(path))

@@ -42,7 +42,7 @@ TRACE_FORMATS = ("mmd", "dot", "svg", "png")
 @contextmanager
 def _reading(db: str | None, app: App) -> Iterator[SqlStore]:
     """The store, opened only to read: a missing file is an error, never created."""
-    store = open_database(db, create=False, ledgers=app.ledgers,
+    store = open_database(db, create=False, app=app,
                           missing="run `endaction demo` first, or pass --db")
     try:
         yield store
@@ -170,9 +170,13 @@ def trace(object_id: str, app: App, db: str | None, out: Path, formats: str,
         title = f"{view['kind']} {view['type']} {object_id}: {view['status']}"
         drawing, highlight = trace_drawing(view["kind"], object_id,
                                            path_of(store.history(object_id)), title)
-        out.mkdir(parents=True, exist_ok=True)
-        for fmt in chosen:
-            path = out / f"{drawing.name}.{fmt}"
-            path.write_bytes(render(drawing, fmt, highlight))
-            view["files"].append(str(path))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for fmt in chosen:
+                path = out / f"{drawing.name}.{fmt}"
+                path.write_bytes(render(drawing, fmt, highlight))
+                view["files"].append(str(path))
+        except OSError as err:
+            raise UsageProblem(f"--out {out}: cannot write the trace there: "
+                               f"{err.strerror or err}") from err
         _emit(view, as_json, render_trace(view))

@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 from datetime import datetime
 from typing import Any
 
 import click
+from sqlalchemy.engine import make_url
+
+from persistence import normalise_url
 
 from ..core.application import App
 from ..core.command_machine import CommandStatus
 from ..core.records import CommandRecord
-from .app_option import app_option
+from .app_option import APP_SPEC_META, app_option
 from .database import db_option, json_option, open_database
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -63,26 +67,47 @@ def age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def _row(record: CommandRecord, now: float) -> dict[str, Any]:
+def _row(record: CommandRecord, now: float, held: str | None) -> dict[str, Any]:
     return {"id": record.id, "type": record.type, "status": str(record.status),
             "outcome": str(record.outcome) if record.outcome else None,
-            "cause": record.error, "created_at": record.created_at,
-            "updated_at": record.updated_at, "age_seconds": round(now - record.created_at, 3)}
+            "cause": record.error if held is None else f"held: {held}", "held": held,
+            "created_at": record.created_at, "updated_at": record.updated_at,
+            "age_seconds": round(now - record.created_at, 3)}
 
 
-def _render(rows: list[dict[str, Any]], next_cursor: str | None) -> str:
+def _render(rows: list[dict[str, Any]], next_page: str | None) -> str:
     if not rows:
         return "no roots"
     header = ("ID", "TYPE", "STATUS", "OUTCOME", "AGE", "CAUSE")
-    table = [(r["id"], r["type"], r["status"], r["outcome"] or "-", age(r["age_seconds"]),
+    table = [(r["id"], r["type"], r["status"] + (" HELD" if r["held"] else ""),
+              r["outcome"] or "-", age(r["age_seconds"]),
               (r["cause"] or "-").replace("\n", " ")[:80]) for r in rows]
     widths = [max(len(header[i]), *(len(line[i]) for line in table)) for i in range(5)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 5 else cell
                        for i, cell in enumerate(line)).rstrip()
              for line in [header, *table]]
-    if next_cursor is not None:
-        lines.append(f"more: endaction list --before {next_cursor}")
+    if next_page is not None:
+        lines.append(f"more: {next_page}")
     return "\n".join(lines)
+
+
+def _printable_db(ctx: click.Context, db: str | None) -> bool:
+    """--db as given on the command line, unless it holds a password (never printed)."""
+    if db is None or ctx.get_parameter_source("db") is not click.core.ParameterSource.COMMANDLINE:
+        return False
+    try:
+        return make_url(normalise_url(db)).password is None
+    except Exception:
+        return False
+
+
+def next_page_command(cursor: str, options: list[tuple[str, object]]) -> str:
+    """The command of the next page: this one's options (those given) and --before."""
+    words = ["endaction", "list"]
+    for option, value in options:
+        if value is not None:
+            words += [option, str(value)]
+    return shlex.join([*words, "--before", cursor])
 
 
 @click.command(name="list")
@@ -106,19 +131,27 @@ def list_roots(app: App, db: str | None, status: str | None, type_name: str | No
     now = time.time()
     since_at = None if since is None else parse_since(since, now)
     cursor = None if before is None else parse_cursor(before)
-    store = open_database(db, create=False, ledgers=app.ledgers,
+    store = open_database(db, create=False, app=app,
                           missing="run `endaction demo` or `endaction submit` first")
     try:
         records = store.list_roots(status=status, type_name=type_name, since=since_at,
                                    before=cursor, limit=limit + 1)
+        held = store.held_roots()  # a handful at most: roots the engine could not run
     finally:
         store.dispose()
     more = len(records) > limit
     records = records[:limit]
     next_cursor = _cursor(records[-1]) if more else None
-    rows = [_row(r, now) for r in records]
+    rows = [_row(r, now, held.get(r.id)) for r in records]
     if as_json:
         click.echo(json.dumps({"roots": rows, "next": next_cursor}, indent=2))
     else:
-        click.echo(_render(rows, next_cursor),
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("app") is click.core.ParameterSource.COMMANDLINE
+        page = None if next_cursor is None else next_page_command(next_cursor, [
+            ("--app", ctx.meta.get(APP_SPEC_META) if given else None),
+            ("--db", db if _printable_db(ctx, db) else None),
+            ("--status", status), ("--type", type_name), ("--since", since),
+            ("--limit", limit if limit != 50 else None)])
+        click.echo(_render(rows, page),
                    color=False if os.environ.get("NO_COLOR") else None)

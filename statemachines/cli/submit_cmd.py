@@ -30,7 +30,7 @@ def submit(type_name: str, params: str, key: str | None, app: App, db: str | Non
     """Write a root command of TYPE for the workers to run; print its id (and nothing else,
     so that `ID=$(endaction submit ...)` works)."""
     parameters = read_params(params)
-    store = open_database(db, create=True, ledgers=app.ledgers)
+    store = open_database(db, create=True, app=app)
     try:
         record = submit_root(store, app.registry, type_name, parameters, key=key)
     except (InvalidParameters, UnknownCommandType, SubmitKeyConflict) as err:

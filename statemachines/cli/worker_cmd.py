@@ -18,6 +18,7 @@ from types import FrameType
 import click
 
 from ..core.application import App
+from ..core.engine import SINGLE_ENGINE
 from ..core.errors import EndactionError
 from ..core.leases import WorkerLease, default_worker_name
 from ..core.worker import Worker
@@ -60,6 +61,9 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
            summary_interval: float) -> None:
     """Run the application's roots as one of several workers on one database, until
     SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick."""
+    if name == SINGLE_ENGINE:
+        raise UsageProblem(f"--name {SINGLE_ENGINE} is the single engine's own lease name "
+                           "(`demo`, `resume`, `cleanup`): give the worker another")
     try:
         lease = WorkerLease(owner=default_worker_name() if name is None else name,
                             ttl=lease_ttl, max_roots=max_roots, claim_interval=interval)

@@ -130,9 +130,15 @@ class App:
         """The agents, checked: a factory that returns something else is named as the fault."""
         built = self.agents(settings)
         if not isinstance(built, Mapping) or not all(isinstance(k, str) for k in built):
-            raise InvalidConfiguration(f"App {self.name!r}: agents() returned "
-                                       f"{type(built).__name__}, not a mapping of agent "
-                                       "names to agents")
+            raise InvalidConfiguration(f"agents() returned {type(built).__name__}, not a "
+                                       "mapping of agent names to agents")
+        for name, agent in built.items():
+            missing = [m for m in ("start", "poll", "clear")
+                       if not callable(getattr(agent, m, None))]
+            if missing:
+                raise InvalidConfiguration(f"agents() returned {type(agent).__name__} for "
+                                           f"agent {name!r}, which has no {missing[0]}(): an "
+                                           "agent has start, poll and clear")
         return Agents(built)
 
     def engine(self, store: Store, agents: Mapping[str, Agent], *,

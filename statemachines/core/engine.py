@@ -124,6 +124,11 @@ class Engine:
         lease: WorkerLease | None = None,
         pause_gc: bool = True,
     ) -> None:
+        if lease is not None and lease.owner == SINGLE_ENGINE:
+            # A worker under the single engine's name would pass the check that keeps a
+            # single engine from starting beside workers, and lose its roots to it.
+            raise InvalidConfiguration(f"{SINGLE_ENGINE!r} is the single engine's own lease "
+                                       "name: give the worker another")
         self.store = store
         self.pause_gc = pause_gc
         self.new_id = checked_ids(ids)

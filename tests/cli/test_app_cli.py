@@ -8,6 +8,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shlex
+import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,9 +63,10 @@ def test_the_app_comes_from_the_environment_too(tmp_path: Path) -> None:
                        env=env)
     assert submitted.exit_code == 0, submitted.output
     root = submitted.stdout.strip()
-    # The VM application does not know the type: the network one wrote it.
+    # Without the variable, the VM application: the database is the network one's.
     refused = invoke("submit", "ProvisionEndpoint", "--params", _endpoint(2), "--db", db)
-    assert refused.exit_code == 2 and "ProvisionEndpoint" in one_line_error(refused)
+    assert refused.exit_code == 2
+    assert "belongs to application 'network', not 'vm'" in one_line_error(refused)
     store = open_store(db, create=False, ledgers=NETWORK_LEDGERS)
     try:
         assert [r.id for r in store.list_roots()] == [root]
@@ -271,3 +275,97 @@ def test_the_version_is_the_package_metadata() -> None:
 
     assert statemachines.__version__ == version("endaction")
     assert version("endaction") in invoke("--version").stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["list"], ["status"], ["submit", "AddVmFromTemplate", "--params",
+                           '{"vm": "v", "disks": [{"source": "template-disk0"}]}'],
+    ["resume"], ["cleanup"], ["worker"], ["db", "upgrade"]])
+def test_another_applications_database_is_refused_before_anything_is_written(
+        command: list[str], tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    assert invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+                  "--db", db).exit_code == 0
+    before = sqlite3.connect(db).execute(
+        "SELECT name FROM sqlite_master ORDER BY name").fetchall()
+    result = invoke(*command, "--db", db)
+    assert result.exit_code == 2, result.output
+    assert "belongs to application 'network', not 'vm'" in one_line_error(result)
+    connection = sqlite3.connect(db)
+    try:
+        after = connection.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+        roots = connection.execute("SELECT count(*) FROM commands").fetchone()
+        leases = connection.execute("SELECT count(*) FROM root_leases WHERE owner IS NOT "
+                                    "NULL").fetchone()
+    finally:
+        connection.close()
+    assert after == before  # no image table made in the network's database
+    assert roots == (1,) and leases == (0,)
+
+
+def _app_module(tmp_path: Path, name: str, body: str) -> None:
+    (tmp_path / f"{name}.py").write_text(
+        "from statemachines import App, CommandRegistry\n" + body)
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("def agents(settings):\n    raise RuntimeError('no token here')\n"
+     "app = App(name='x', registry=CommandRegistry(), agents=agents)\n",
+     "its agents function raised RuntimeError: no token here"),
+    ("def agents(settings):\n    return {'host': 42}\n"
+     "app = App(name='x', registry=CommandRegistry(), agents=agents)\n",
+     "returned int for agent 'host', which has no start()"),
+    ("def agents(settings):\n    return 42\n"
+     "app = App(name='x', registry=CommandRegistry(), agents=agents)\n",
+     "agents() returned int, not a mapping"),
+    ("import sys\nsys.exit(7)\n", "called sys.exit(7)"),
+])
+def test_an_application_whose_own_code_fails_is_one_line(
+        body: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _app_module(tmp_path, "users_app", body)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "users_app", raising=False)
+    result = invoke("worker", "--app", "users_app:app", "--db", str(tmp_path / "u.db"))
+    assert result.exit_code == 2, result.output
+    assert says in one_line_error(result)
+
+
+def test_empty_settings_are_refused_not_taken_as_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    empty_app = invoke("list", env={"ENDACTION_APP": ""})
+    assert empty_app.exit_code == 2 and "ENDACTION_APP is set but empty" in empty_app.output
+    storage = invoke("worker", "--storage", "", "--db", str(tmp_path / "w.db"))
+    assert storage.exit_code == 2 and "--storage must not be empty" in storage.output
+    assert not (tmp_path / "images").exists() and not (tmp_path / "templates").exists()
+
+
+def test_a_worker_may_not_take_the_single_engines_name(tmp_path: Path) -> None:
+    result = invoke("worker", "--name", "single-engine", "--db", str(tmp_path / "w.db"))
+    assert result.exit_code == 2 and "single engine's own lease name" in result.output
+    assert not (tmp_path / "w.db").exists()
+
+
+def test_the_next_page_hint_keeps_the_filters(tmp_path: Path) -> None:
+    db = str(tmp_path / "net.db")
+    for i in range(3):
+        invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(i),
+               "--db", db)
+    page = invoke("list", "--app", NETWORK, "--db", db, "--limit", "1", "--status",
+                  "not_started", "--since", "1h")
+    hint = page.stdout.strip().splitlines()[-1]
+    assert hint.startswith("more: endaction list --app statemachines.example.network:app")
+    args = shlex.split(hint.removeprefix("more: endaction "))
+    assert args[args.index("--status") + 1] == "not_started" and "--limit" in args
+    second = invoke(*args)
+    assert second.exit_code == 0 and second.stdout.count("ProvisionEndpoint") == 1
+
+
+def test_a_trace_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "d.db")
+    invoke("demo", "--images", "1", "--db", db, "--storage", str(tmp_path / "s"))
+    store = open_store(db, create=False)
+    root = store.last_root_id()
+    store.dispose()
+    result = invoke("trace", str(root), "--db", db, "--out", "/dev/null")
+    assert result.exit_code == 2 and "cannot write the trace there" in one_line_error(result)
