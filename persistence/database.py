@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 
 from statemachines.core.errors import StoreUnavailable
 
+from .db_errors import LOCK_WAITS
+
 WRITE_OPTION = "endaction_write"
 
 
@@ -52,6 +54,7 @@ def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) 
             raise StoreUnavailable(f"cannot make the folder {folder} for the database "
                                    f"{database}: {err}") from err
     engine = create_engine(url)
+    LOCK_WAITS[engine.url.render_as_string(hide_password=True)] = int(busy_timeout_ms)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -27,6 +27,10 @@ from .schema import SUBMIT_KEY_INDEX
 # serialization failure): not a fault, a lost race, which the engine retries after a reload.
 _LOST_RACE = {"40P01", "40001"}
 _UNIQUE_VIOLATION = "23505"
+#: How long SQLite waits for another writer's lock, by database (as errors name it), in ms:
+#: set by `connect`, so that "database is locked" says how long it waited and how to change it.
+LOCK_WAITS: dict[str, int] = {}
+LOCK_WAIT_ENVVAR = "ENDACTION_LOCK_TIMEOUT"
 #: How SQLite names the index of submit keys when it refuses a row: by its column (or, some
 #: versions, for some indexes, by its name); its error carries no constraint name to read.
 _SQLITE_KEY_TAKEN = ("UNIQUE constraint failed: commands.submit_key",
@@ -48,6 +52,12 @@ def translate_driver(orig: BaseException, database: str, doing: str,
     if getattr(orig, "sqlstate", None) in _LOST_RACE:
         return ConcurrentModification(f"{message} (another engine's transaction won; "
                                       "retried after a reload)")
+    if isinstance(orig, sqlite3.OperationalError) and "locked" in first_line:
+        waited = LOCK_WAITS.get(database)
+        message += (f" (another process held the database's write lock for more than "
+                    f"{'its lock wait' if waited is None else f'{waited / 1000:g} s'}: a "
+                    "worker, demo, resume or cleanup on the same file, or a long transaction "
+                    f"elsewhere; {LOCK_WAIT_ENVVAR}=SECONDS waits longer)")
     if _submit_key_taken(orig):
         return SubmitKeyTaken(f"{message} (another client submitted a root under the same "
                               "submit key since this one looked)")

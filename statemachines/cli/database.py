@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from persistence import SqlStore, normalise_url, open_store
+from persistence.db_errors import LOCK_WAIT_ENVVAR
 
 from ..core.application import App
 from ..core.ledger import Ledger
@@ -104,14 +105,30 @@ def open_database(db: str | None, *, create: bool, missing: str = "",
         if not found:
             raise UsageProblem(f"no database at {parsed.database}"
                                + (f": {missing}" if missing else ""))
+    wait = lock_wait_ms()
     if app is None:
-        return open_store(url, create=create, ledgers=ledgers)
-    bare = open_store(url, create=create)
+        return open_store(url, create=create, ledgers=ledgers, busy_timeout_ms=wait)
+    bare = open_store(url, create=create, busy_timeout_ms=wait)
     try:
         check_owner(bare, app, claim=create)
     finally:
         bare.dispose()
-    return open_store(url, create=create, ledgers=app.ledgers)
+    return open_store(url, create=create, ledgers=app.ledgers, busy_timeout_ms=wait)
+
+
+def lock_wait_ms() -> int:
+    """How long a SQLite database's write lock is waited for: ENDACTION_LOCK_TIMEOUT
+    seconds, 10 by default (PostgreSQL waits on its own terms)."""
+    text = os.environ.get(LOCK_WAIT_ENVVAR, "").strip()
+    if not text:
+        return 10_000
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= 3600:
+        raise UsageProblem(f"{LOCK_WAIT_ENVVAR}={text!r}: expected seconds from 0 to 3600")
+    return int(seconds * 1000)
 
 
 def check_owner(store: SqlStore, app: App, *, claim: bool) -> None:

@@ -10,7 +10,12 @@ from __future__ import annotations
 import click
 
 from ..core.application import App
-from ..core.errors import InvalidParameters, SubmitKeyConflict, UnknownCommandType
+from ..core.errors import (
+    InvalidParameters,
+    NotSubmittable,
+    SubmitKeyConflict,
+    UnknownCommandType,
+)
 from ..core.submission import submit_root
 from .app_option import app_option
 from .database import db_option, open_database
@@ -33,7 +38,7 @@ def submit(type_name: str, params: str, key: str | None, app: App, db: str | Non
     store = open_database(db, create=True, app=app)
     try:
         record = submit_root(store, app.registry, type_name, parameters, key=key)
-    except (InvalidParameters, UnknownCommandType, SubmitKeyConflict) as err:
+    except (InvalidParameters, UnknownCommandType, SubmitKeyConflict, NotSubmittable) as err:
         raise UsageProblem(str(err)) from err
     finally:
         store.dispose()

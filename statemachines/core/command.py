@@ -144,10 +144,15 @@ class Command:
     Attributes:
         type_name: the name it is registered and persisted under.
         retry: how its failed tasks are retried before it fails (None: the engine's policy).
+        submittable: whether it may be submitted as a root. An opposite command sets it
+            False: it undoes a resource a rollback found made, as a ROLLBACK_FLOW child of
+            the command that made it; submitted on its own it would undo something that a
+            successful root still owns.
     """
 
     type_name: ClassVar[str] = ""
     retry: ClassVar[RetryPolicy | None] = None
+    submittable: ClassVar[bool] = True
 
     def __init__(self, record: CommandRecord) -> None:
         self.record = record

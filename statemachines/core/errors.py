@@ -21,6 +21,16 @@ class UnknownCommandType(EndactionError):
         self.type_name = type_name
 
 
+class NotSubmittable(EndactionError, ValueError):
+    """A command type that runs only as part of a rollback (an opposite command) was
+    submitted as a root; refused before anything is written."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"{type_name} is an opposite command: it runs only in a rollback, "
+                         "as a child of the command whose work it undoes, never as a root")
+        self.type_name = type_name
+
+
 class SubmitKeyConflict(EndactionError, ValueError):
     """A submit key already names a root of another request (another type, other parameters,
     another entity or execution reason). A key names one root forever, so that a client

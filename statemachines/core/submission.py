@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .command import CommandRegistry, reference_problems
-from .errors import InvalidParameters, StoreError, SubmitKeyTaken
+from .errors import InvalidParameters, NotSubmittable, StoreError, SubmitKeyTaken
 from .ids import new_id
 from .reasons import ExecutionReason
 from .records import CommandRecord, HistoryEvent, HistoryPath, ObjectKind
@@ -124,6 +124,8 @@ def _submit(
     checked: list[tuple[str, Mapping[str, Any], str | None]] = []
     for (type_name, parameters), key in zip(requests, keys, strict=True):
         frozen = registry.check(type_name, parameters)
+        if not registry.get(type_name).submittable:
+            raise NotSubmittable(type_name)
         if entity is not None and (problems := reference_problems("entity", entity)):
             raise InvalidParameters(type_name, problems)
         checked.append((type_name, frozen, key))

@@ -369,3 +369,72 @@ def test_a_trace_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     store.dispose()
     result = invoke("trace", str(root), "--db", db, "--out", "/dev/null")
     assert result.exit_code == 2 and "cannot write the trace there" in one_line_error(result)
+
+
+def test_a_host_on_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        result = invoke("agent", "serve", "--storage", str(tmp_path / "s"), "--port", str(port))
+    finally:
+        taken.close()
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in one_line_error(result)
+    assert not (tmp_path / "s").exists()  # no token, no journal for a host that cannot run
+
+
+@pytest.mark.parametrize(("app", "type_name", "params"), [
+    ("statemachines.example.vm:app", "RemoveImage", '{"image": "vm1-disk0"}'),
+    (NETWORK, "ReleaseAddress", '{"lease": "svc1"}'),
+])
+def test_an_opposite_command_is_refused_as_a_root(app: str, type_name: str, params: str,
+                                                  tmp_path: Path) -> None:
+    db = str(tmp_path / "x.db")
+    result = invoke("submit", type_name, "--app", app, "--params", params, "--db", db)
+    assert result.exit_code == 2, result.output
+    assert f"{type_name} is an opposite command" in one_line_error(result)
+    store = open_store(db, create=False)
+    try:
+        assert store.list_roots() == []
+    finally:
+        store.dispose()
+
+
+def test_a_database_locked_by_another_process_says_how_long_it_waited(tmp_path: Path) -> None:
+    import time
+
+    db = str(tmp_path / "net.db")
+    assert invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params", _endpoint(1),
+                  "--db", db).exit_code == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        started = time.monotonic()
+        result = invoke("submit", "ProvisionEndpoint", "--app", NETWORK, "--params",
+                        _endpoint(2), "--db", db, env={"ENDACTION_LOCK_TIMEOUT": "0.5"})
+        took = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 1, result.output
+    line = one_line_error(result)
+    assert "database is locked" in line and "for more than 0.5 s" in line
+    assert "ENDACTION_LOCK_TIMEOUT=SECONDS waits longer" in line
+    assert took < 30  # bounded by the setting, not by a default of its own
+    bad = invoke("list", "--app", NETWORK, "--db", db, env={"ENDACTION_LOCK_TIMEOUT": "soon"})
+    assert bad.exit_code == 2 and "ENDACTION_LOCK_TIMEOUT='soon'" in bad.output
+
+
+def test_two_databases_on_one_storage_directory_are_refused(tmp_path: Path) -> None:
+    storage = str(tmp_path / "storage")
+    first = invoke("demo", "--images", "1", "--db", str(tmp_path / "a.db"), "--storage", storage)
+    assert first.exit_code == 0, first.output
+    second = invoke("demo", "--images", "1", "--db", str(tmp_path / "b.db"), "--storage",
+                    storage)
+    assert second.exit_code == 2, second.output
+    assert "belongs to another database" in one_line_error(second)
+    # The first database's image is its own, not the second's leftover; it still runs there.
+    again = invoke("demo", "--images", "1", "--db", str(tmp_path / "a.db"))
+    assert again.exit_code == 0, again.output

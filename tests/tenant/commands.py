@@ -182,6 +182,7 @@ class _Undo(Command):
     """An opposite command: one task on one service, while the ledger still has the thing;
     its row goes once the task succeeded."""
 
+    submittable = False
     agent = ""
     verb = ""
 

@@ -21,7 +21,7 @@ EXPORTS = {
         "InvalidConfiguration", "HistoryEntry",
         "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",
-        "NotCancellable",
+        "NotCancellable", "NotSubmittable",
         "Outcome", "ResourceRef", "ResourceRevert", "RetryPolicy", "RevertPolicy", "RevertState",
         "Store",
         "StoreError", "StoreUnavailable", "SubmitKeyConflict", "TaskRecord", "TaskRejected",

@@ -156,6 +156,7 @@ class _Undo(Command):
     """An opposite command: one task, while its resource is still in its ledger; the row goes
     once the task succeeded (an opposite command ends only in end_with_failure)."""
 
+    submittable = False  # it undoes what a rollback found made: never a root of its own
     verb = ""
     ledger: type[Leases] | type[DnsRecords] | type[Ports]
 

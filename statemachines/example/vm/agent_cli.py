@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from pathlib import Path
 from types import FrameType
 
 import click
 import uvicorn
 
-from statemachines import AgentError
+from statemachines import AgentError, EndactionError
 from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
+from statemachines.cli.logging_setup import logged
 
 from .local_disk import LocalDiskAgent
 from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
@@ -23,6 +25,7 @@ def agent() -> None:
     """Task hosts as processes of their own."""
 
 
+@logged(logging.INFO)
 @agent.command()
 @click.option("--storage", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="the storage directory (templates, images, the task journal)")
@@ -45,7 +48,18 @@ def agent() -> None:
 def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
           threads: int, seconds_per_mib: float) -> None:
     """Serve the local-disk storage host over HTTP until SIGTERM or SIGINT."""
-    logging.getLogger("endaction").setLevel(logging.INFO)
+    # Bound first, by us rather than uvicorn: a port in use is then one line and exit 1
+    # (uvicorn's own line and exit status meant something else here), before any token or
+    # journal is made for a host that cannot run.
+    listening = _listen(host, port)
+    try:
+        _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib)
+    finally:
+        listening.close()
+
+
+def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
+           max_resumes: int, threads: int, seconds_per_mib: float) -> None:
     try:
         token = (read_token(token_file) if token_file is not None
                  else ensure_token_file(storage / TOKEN_FILE))
@@ -61,16 +75,31 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     # (running tasks stay journaled as running, for the next instance) and the exit is 0.
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
-        click.echo(f"local-disk host on http://{host}:{port} for {disk.storage} "
+        bound = listening.getsockname()[1]
+        click.echo(f"local-disk host on http://{host}:{bound} for {disk.storage} "
                    f"(token in {token_file or storage / TOKEN_FILE})", err=True)
-        uvicorn.Server(uvicorn.Config(storage_app(disk, token), host=host, port=port,
-                                      log_level="warning", access_log=False)).run()
+        uvicorn.Server(uvicorn.Config(storage_app(disk, token), host=host, port=bound,
+                                      log_level="warning", access_log=False)
+                       ).run(sockets=[listening])
     except (_Stopped, KeyboardInterrupt):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         disk.close()
     click.echo("local-disk host stopped", err=True)
+
+
+class CannotListen(EndactionError):
+    """The host's address cannot be listened on (in use, not this machine's, privileged)."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as err:
+        raise CannotListen(f"cannot listen on {host}:{port}: "
+                           f"{err.strerror or err}") from err
 
 
 class _Stopped(Exception):

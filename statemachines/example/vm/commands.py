@@ -123,6 +123,7 @@ class RemoveImage(Command):
     """The opposite of CreateCloneOfTemplate; acts only while the image is in the inventory."""
 
     type_name = "RemoveImage"
+    submittable = False
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@ storage directory of template disks, or another process reached over HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, cast
@@ -21,6 +22,9 @@ TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.
 SECONDS_PER_MIB = 0.05
 STORAGE_SETTING = "local_disk_agent.storage"
+DATABASE_ID_SETTING = "local_disk_agent.database_id"
+#: In the storage directory: the id of the database whose images it holds.
+DATABASE_MARKER = "endaction-database-id"
 
 
 def template_name(index: int) -> str:
@@ -96,10 +100,37 @@ def vm_agents(settings: AgentSettings) -> dict[str, StorageHost]:
         agent = LocalDiskAgent(folder, seconds_per_mib=SECONDS_PER_MIB)
     except OSError as err:
         raise StorageUnusable(f"storage directory {folder} is unusable: {err}") from err
+    try:
+        _claim_storage(store, folder)
+    except BaseException:
+        agent.close()
+        raise
     _make_templates(agent, templates)
     if not pinned:
         store.put_setting(STORAGE_SETTING, str(folder))
     return {STORAGE_AGENT: agent}
+
+
+def _claim_storage(store: SqlStore, folder: Path) -> None:
+    """One storage directory, one database: the leftovers are what the directory holds that
+    the database does not account for, so a second database on the same directory would
+    report the first one's images as its own leftovers (and its cleanup could never end
+    clean). The directory keeps the id of the database that first used it."""
+    database_id = store.setting(DATABASE_ID_SETTING)
+    if database_id is None:
+        database_id = uuid.uuid4().hex
+        store.put_setting(DATABASE_ID_SETTING, database_id)
+    marker = folder / DATABASE_MARKER
+    try:
+        found = marker.read_text().strip() if marker.exists() else None
+        if found is None:
+            marker.write_text(database_id + "\n")
+    except OSError as err:
+        raise StorageUnusable(f"storage directory {folder} is unusable: {err}") from err
+    if found is not None and found != database_id:
+        raise StorageMismatch(f"storage directory {folder} belongs to another database "
+                              f"(id {found}, this one is {database_id}): give each database "
+                              "a storage directory of its own")
 
 
 def _make_templates(host: StorageHost, count: int) -> None:
