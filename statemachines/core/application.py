@@ -45,6 +45,9 @@ class AgentSettings:
         options: anything else the application's agents understand, as text.
         creating: True when the command may create the database (a worker or `submit`);
             False for commands that only read or resume it.
+        ca_file, cert_file, key_file: for an `https://` host: the CA its certificate is
+            trusted by (None: the system's), and this process's own certificate and key for
+            a host that requires one (mutual TLS); see `statemachines.http.ClientTls`.
     """
 
     store: Store
@@ -53,6 +56,9 @@ class AgentSettings:
     storage: Path | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     creating: bool = True
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 class Agents(dict[str, Agent]):

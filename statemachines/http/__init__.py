@@ -3,11 +3,14 @@
 
 The protocol is JSON over HTTP, versioned in its paths (`/v1/...`), and written down as an
 OpenAPI document (served by every host at `/openapi.json`, copied in `docs/`) so that a host
-in any language can implement it.
+in any language can implement it. Over TLS (`ServerTls` for the host, `ClientTls` for the
+engine), mutual if the host asks for its callers' certificates; the token is required on top.
 """
 
 from .client import HttpAgent
 from .protocol import PROTOCOL_VERSION, openapi_document
 from .server import host_app
+from .tls import ClientTls, ServerTls
 
-__all__ = ["PROTOCOL_VERSION", "HttpAgent", "host_app", "openapi_document"]
+__all__ = ["PROTOCOL_VERSION", "ClientTls", "HttpAgent", "ServerTls", "host_app",
+           "openapi_document"]

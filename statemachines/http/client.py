@@ -21,8 +21,10 @@ from typing import Any
 import httpx
 
 from ..core.agent_protocol import AgentError, TaskRejected
+from ..core.errors import InvalidConfiguration
 from ..core.host_status import TaskReport
 from .protocol import POLL_CHUNK, PREFIX, report_from_json
+from .tls import ClientTls, refused_certificate, tls_reason
 
 # An answer larger than this is not one a host of this protocol gives (a poll of 10,000
 # tasks is about 1 MB): reading stops there.
@@ -41,18 +43,27 @@ class HttpAgent:
         timeout: seconds one HTTP request may take to connect, and then to answer in all.
         retries: further tries after a transport failure, `backoff` seconds apart, doubling.
         transport: an httpx transport, for tests.
+        tls: for an `https://` host: the CA that signed its certificate (None: the system's
+            CAs) and, for a host that asks for one, this engine's certificate and key.
     """
 
     def __init__(self, url: str, token: str, *, timeout: float = 10.0, retries: int = 2,
                  backoff: float = 0.2, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 tls: ClientTls | None = None) -> None:
         self.url = url.rstrip("/")
+        secure = self.url.lower().startswith("https://")
+        if tls is not None and not secure:
+            raise InvalidConfiguration(f"TLS settings for {self.url}: the host's URL must "
+                                       "be https://")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._without_certificate = secure and (tls is None or tls.cert is None)
         self._client = httpx.Client(
             base_url=self.url, timeout=timeout, transport=transport,
+            verify=(tls or ClientTls()).context() if secure else True,
             headers={"Authorization": f"Bearer {token}"},
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=4))
 
@@ -99,16 +110,29 @@ class HttpAgent:
                 status, content = self._exchange(method, path, body)
                 break
             except httpx.TransportError as err:
+                if refused_certificate(err):  # retrying would only repeat the refusal
+                    raise AgentError(f"host {self.url} could not be trusted to {doing}: "
+                                     f"{tls_reason(err)}") from err
                 if attempt >= self.retries:
                     raise AgentError(f"host {self.url} did not answer to {doing} after "
                                      f"{attempt + 1} tries: {type(err).__name__}: {err}"
-                                     ) from err
+                                     f"{self._certificate_hint(err)}") from err
                 delay = self.backoff * 2 ** attempt
                 log.info("host %s: %s failed (%s); trying again in %.2f s", self.url, doing,
                          type(err).__name__, delay)
                 self._sleep(delay)
                 attempt += 1
         return self._judge(status, content, doing)
+
+    def _certificate_hint(self, err: httpx.TransportError) -> str:
+        """Over TLS 1.3 a host that requires a client certificate refuses one that is
+        missing after the handshake, by closing the connection: say so, since the error
+        itself names no certificate."""
+        if self._without_certificate and isinstance(err, httpx.RemoteProtocolError
+                                                    | httpx.ReadError):
+            return (" (a host that requires a client certificate closes the connection so: "
+                    "give one with --agent-cert and --agent-key)")
+        return ""
 
     def _exchange(self, method: str, path: str,
                   body: dict[str, Any] | None) -> tuple[int, bytes]:

@@ -438,3 +438,22 @@ def test_two_databases_on_one_storage_directory_are_refused(tmp_path: Path) -> N
     # The first database's image is its own, not the second's leftover; it still runs there.
     again = invoke("demo", "--images", "1", "--db", str(tmp_path / "a.db"))
     assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--agent-url", "http://127.0.0.1:1", "--agent-token-file", "t", "--agent-ca", "ca.pem"],
+     "go with an https:// --agent-url"),
+    (["--agent-url", "https://127.0.0.1:1", "--agent-token-file", "t", "--agent-cert", "c"],
+     "--agent-cert and --agent-key go together"),
+])
+def test_tls_options_that_cannot_work_are_refused(args: list[str], says: str,
+                                                  tmp_path: Path) -> None:
+    result = invoke("worker", "--db", str(tmp_path / "w.db"), *args)
+    assert result.exit_code == 2 and says in one_line_error(result)
+
+
+def test_a_host_whose_tls_files_are_missing_is_refused_before_it_listens(tmp_path: Path) -> None:
+    result = invoke("agent", "serve", "--storage", str(tmp_path / "s"), "--port", "0",
+                    "--tls-cert", str(tmp_path / "none.pem"), "--tls-key",
+                    str(tmp_path / "none.pem"))
+    assert result.exit_code == 2 and "no such file" in one_line_error(result)

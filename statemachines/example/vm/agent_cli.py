@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 from pathlib import Path
 from types import FrameType
 
 import click
 import uvicorn
 
-from statemachines import AgentError, EndactionError
+from statemachines import AgentError, EndactionError, InvalidConfiguration
 from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
 from statemachines.cli.logging_setup import logged
+from statemachines.http import ServerTls
 
 from .local_disk import LocalDiskAgent
 from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
@@ -45,21 +47,42 @@ def agent() -> None:
 @click.option("--seconds-per-mib", type=click.FloatRange(0, 60), default=0.0,
               show_default=True, callback=finite,
               help="slow copies down, to watch them (or kill the host) in the middle")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="F", help="serve HTTPS with this certificate (PEM; with --tls-key)")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="F", help="the key of --tls-cert (PEM)")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="F",
+              help="mutual TLS: callers must present a certificate signed by this CA")
 def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
-          threads: int, seconds_per_mib: float) -> None:
-    """Serve the local-disk storage host over HTTP until SIGTERM or SIGINT."""
+          threads: int, seconds_per_mib: float, tls_cert: Path | None, tls_key: Path | None,
+          tls_client_ca: Path | None) -> None:
+    """Serve the local-disk storage host over HTTP (HTTPS with --tls-cert and --tls-key)
+    until SIGTERM or SIGINT. Callers present the token either way."""
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca and tls_cert is None):
+        raise UsageProblem("--tls-cert and --tls-key go together (and --tls-client-ca with "
+                           "them)")
+    tls = None if tls_cert is None or tls_key is None else ServerTls(tls_cert, tls_key,
+                                                                       tls_client_ca)
+    if tls is not None:
+        try:
+            tls.check()
+        except InvalidConfiguration as err:
+            raise UsageProblem(str(err)) from err
     # Bound first, by us rather than uvicorn: a port in use is then one line and exit 1
     # (uvicorn's own line and exit status meant something else here), before any token or
     # journal is made for a host that cannot run.
     listening = _listen(host, port)
     try:
-        _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib)
+        _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
+               tls)
     finally:
         listening.close()
 
 
 def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
-           max_resumes: int, threads: int, seconds_per_mib: float) -> None:
+           max_resumes: int, threads: int, seconds_per_mib: float,
+           tls: ServerTls | None) -> None:
     try:
         token = (read_token(token_file) if token_file is not None
                  else ensure_token_file(storage / TOKEN_FILE))
@@ -76,11 +99,19 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         bound = listening.getsockname()[1]
-        click.echo(f"local-disk host on http://{host}:{bound} for {disk.storage} "
-                   f"(token in {token_file or storage / TOKEN_FILE})", err=True)
-        uvicorn.Server(uvicorn.Config(storage_app(disk, token), host=host, port=bound,
-                                      log_level="warning", access_log=False)
-                       ).run(sockets=[listening])
+        scheme = "https" if tls else "http"
+        click.echo(f"local-disk host on {scheme}://{host}:{bound} for {disk.storage} "
+                   f"(token in {token_file or storage / TOKEN_FILE}"
+                   f"{', callers need a certificate' if tls and tls.client_ca else ''})",
+                   err=True)
+        uvicorn.Server(uvicorn.Config(
+            storage_app(disk, token), host=host, port=bound, log_level="warning",
+            access_log=False,
+            ssl_certfile=None if tls is None else str(tls.cert),
+            ssl_keyfile=None if tls is None else str(tls.key),
+            ssl_ca_certs=None if tls is None or tls.client_ca is None else str(tls.client_ca),
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
+        )).run(sockets=[listening])
     except (_Stopped, KeyboardInterrupt):
         pass
     finally:

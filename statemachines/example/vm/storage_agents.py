@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from persistence import SqlStore
-from statemachines import Agent, AgentError, AgentSettings, EndactionError
+from statemachines import Agent, AgentError, AgentSettings, EndactionError, InvalidConfiguration
 from statemachines.cli.database import DEFAULT_HOME
 from statemachines.cli.errors import UsageProblem
-from statemachines.http import PROTOCOL_VERSION
+from statemachines.http import PROTOCOL_VERSION, ClientTls
 
 from .commands import STORAGE_AGENT
 from .local_disk import LocalDiskAgent
@@ -89,7 +89,7 @@ def vm_agents(settings: AgentSettings) -> dict[str, StorageHost]:
     worker fleet's storage needs the templates its roots copy)."""
     templates = _templates_option(settings.options)
     if settings.url is not None:
-        host = _remote_host(settings.url, settings.token_file)
+        host = _remote_host(settings)
         _make_templates(host, templates)
         return {STORAGE_AGENT: host}
     store = settings.store
@@ -160,7 +160,8 @@ def storage_host(agents: Mapping[str, Agent]) -> StorageHost:
     return cast(StorageHost, agents[STORAGE_AGENT])
 
 
-def _remote_host(url: str, token_file: Path | None) -> RemoteStorage:
+def _remote_host(settings: AgentSettings) -> RemoteStorage:
+    url, token_file = str(settings.url), settings.token_file
     if token_file is None:
         raise UsageProblem("--agent-url needs --agent-token-file: the host refuses callers "
                            "without its token")
@@ -168,12 +169,18 @@ def _remote_host(url: str, token_file: Path | None) -> RemoteStorage:
         token = read_token(token_file)
     except AgentError as err:
         raise UsageProblem(str(err)) from err
-    host = RemoteStorage(url, token)
+    tls = None
+    if any(p is not None for p in (settings.ca_file, settings.cert_file, settings.key_file)):
+        tls = ClientTls(settings.ca_file, settings.cert_file, settings.key_file)
+    try:
+        host = RemoteStorage(url, token, tls=tls)
+    except InvalidConfiguration as err:
+        raise UsageProblem(str(err)) from err
     try:
         health = host.health()
     except AgentError as err:
         host.close()
-        raise StorageUnusable(f"the storage host at {url} does not answer: {err}") from err
+        raise StorageUnusable(f"the storage host at {url} cannot be used: {err}") from err
     if health.get("protocol") != PROTOCOL_VERSION:
         host.close()
         raise StorageUnusable(f"the storage host at {url} speaks protocol "
