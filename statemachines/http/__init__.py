@@ -7,10 +7,11 @@ in any language can implement it. Over TLS (`ServerTls` for the host, `ClientTls
 engine), mutual if the host asks for its callers' certificates; the token is required on top.
 """
 
+from .bounded_server import ConnectionBook, HostLimits, uvicorn_options
 from .client import HttpAgent
 from .protocol import PROTOCOL_VERSION, openapi_document
 from .server import host_app
 from .tls import ClientTls, ServerTls
 
-__all__ = ["PROTOCOL_VERSION", "ClientTls", "HttpAgent", "ServerTls", "host_app",
-           "openapi_document"]
+__all__ = ["PROTOCOL_VERSION", "ClientTls", "ConnectionBook", "HostLimits", "HttpAgent",
+           "ServerTls", "host_app", "openapi_document", "uvicorn_options"]

@@ -29,8 +29,9 @@ EXPORTS = {
         "TaskStatus", "TickReport", "UnknownCommandType", "Worker", "WorkerLease",
         "WorkersHoldRoots", "submit_root", "submit_roots", "thaw",
     ],
-    "statemachines.http": ["PROTOCOL_VERSION", "ClientTls", "HttpAgent", "ServerTls", "host_app",
-                           "openapi_document"],
+    "statemachines.http": ["PROTOCOL_VERSION", "ClientTls", "ConnectionBook", "HostLimits",
+                           "HttpAgent",
+                           "ServerTls", "host_app", "openapi_document", "uvicorn_options"],
     "persistence": ["NoSchema", "NotAnEndactionDatabase", "SchemaMismatch", "SqlLedger",
                     "SqlStore", "TableLedger", "connect", "normalise_url", "open_store"],
     "statemachines.testing": [

@@ -16,7 +16,7 @@ from statemachines import AgentError, EndactionError, InvalidConfiguration
 from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
 from statemachines.cli.logging_setup import logged
-from statemachines.http import ServerTls
+from statemachines.http import ConnectionBook, HostLimits, ServerTls, uvicorn_options
 
 from .local_disk import LocalDiskAgent
 from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
@@ -54,9 +54,20 @@ def agent() -> None:
 @click.option("--tls-client-ca", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="F",
               help="mutual TLS: callers must present a certificate signed by this CA")
+@click.option("--max-connections", type=click.IntRange(8, 100_000),
+              default=HostLimits.max_connections, show_default=True,
+              help="connections open at once; beyond, the oldest one not being answered is "
+                   "closed (503 if all are)")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600),
+              default=HostLimits.request_timeout, show_default=True, callback=finite,
+              metavar="S", help="seconds a connection has to send a whole request")
+@click.option("--keep-alive", type=click.FloatRange(0.1, 3600),
+              default=HostLimits.keep_alive, show_default=True, callback=finite, metavar="S",
+              help="seconds an idle keep-alive connection stays open")
 def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
           threads: int, seconds_per_mib: float, tls_cert: Path | None, tls_key: Path | None,
-          tls_client_ca: Path | None) -> None:
+          tls_client_ca: Path | None, max_connections: int, request_timeout: float,
+          keep_alive: float) -> None:
     """Serve the local-disk storage host over HTTP (HTTPS with --tls-cert and --tls-key)
     until SIGTERM or SIGINT. Callers present the token either way."""
     if (tls_cert is None) != (tls_key is None) or (tls_client_ca and tls_cert is None):
@@ -75,14 +86,15 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     listening = _listen(host, port)
     try:
         _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
-               tls)
+               tls, HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
+                               max_connections=max_connections))
     finally:
         listening.close()
 
 
 def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
            max_resumes: int, threads: int, seconds_per_mib: float,
-           tls: ServerTls | None) -> None:
+           tls: ServerTls | None, limits: HostLimits) -> None:
     try:
         token = (read_token(token_file) if token_file is not None
                  else ensure_token_file(storage / TOKEN_FILE))
@@ -96,6 +108,7 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
     # uvicorn stops gracefully on SIGTERM/SIGINT and then raises the signal again with the
     # handler it found: this one turns that into a clean return, so the agent is closed
     # (running tasks stay journaled as running, for the next instance) and the exit is 0.
+    book = ConnectionBook(limits)
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         bound = listening.getsockname()[1]
@@ -106,7 +119,7 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
                    err=True)
         uvicorn.Server(uvicorn.Config(
             storage_app(disk, token), host=host, port=bound, log_level="warning",
-            access_log=False,
+            access_log=False, **uvicorn_options(book),
             ssl_certfile=None if tls is None else str(tls.cert),
             ssl_keyfile=None if tls is None else str(tls.key),
             ssl_ca_certs=None if tls is None or tls.client_ca is None else str(tls.client_ca),
@@ -116,6 +129,7 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        book.refusals.flush()
         disk.close()
     click.echo("local-disk host stopped", err=True)
 
