@@ -243,6 +243,12 @@ class SqlTransaction:
         return bool(self._conn.execute(delete(held_roots).where(held_roots.c.root_id == root_id))
                     .rowcount)
 
+    def take_setting(self, key: str) -> bool:
+        """Delete the setting; True for the one transaction that did (a claim: of two
+        workers taking a request at once, one deletes the row, the other finds none)."""
+        return bool(self._conn.execute(delete(settings).where(settings.c.key == key))
+                    .rowcount)
+
     def put_setting(self, key: str, value: str) -> None:
         self._conn.execute(update(settings).where(settings.c.key == key).values(value=value))
         self._insert_if_absent(settings, {"key": key, "value": value})

@@ -14,11 +14,13 @@ from contextlib import closing
 import click
 
 from ..core.application import App
+from ..core.errors import WorkersHoldRoots
 from .agent_options import AgentChoice, agent_options
 from .app_option import app_option
 from .app_world import AppWorld, open_app
-from .database import db_option, json_option
-from .errors import UsageProblem
+from .database import db_option, finite, json_option
+from .errors import EXIT_TIMED_OUT, UsageProblem
+from .fleet_cleanup import NotTaken, ask_the_workers
 from .progress import Progress, make_progress
 from .run_report import (
     cleanup_exit_status,
@@ -66,19 +68,34 @@ def resume(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> N
 @app_option
 @db_option
 @agent_options
+@click.option("--timeout", type=click.FloatRange(min=1, max=10**6), default=600.0,
+              callback=finite, show_default=True, metavar="S",
+              help="with workers running: how long to wait for them to take the request "
+                   "and finish (exit 4 beyond)")
 @json_option
-def cleanup(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> None:
+def cleanup(app: App, db: str | None, agents_at: AgentChoice, timeout: float,
+            as_json: bool) -> None:
     """Retry the compensations that gave up (revert_failed), now that the fault may be gone.
 
-    Runs whatever else is unfinished too, as `resume` does. Exit status 0 when nothing is
-    left behind, 3 when something still is."""
+    Without workers it runs here, and finishes whatever else is unfinished too, as `resume`
+    does; while workers hold leases it asks them, and one of them performs it. Exit status 0
+    when nothing is left behind, 3 when something still is, 4 when the workers did not take
+    the request and finish within --timeout."""
     progress = make_progress()
     with progress, closing(_existing(app, db, agents_at, progress,
                                      "nothing to clean up")) as world:
-        world.engine.recover()
-        retried = world.engine.cleanup()
-        progress.note(f"retrying {len(retried)} resource(s) left revert_failed")
-        world.engine.run_until_idle(on_wait=progress.note)
+        try:
+            world.engine.recover()
+        except WorkersHoldRoots:
+            try:
+                retried = ask_the_workers(world.engine, world.store, timeout, progress.note)
+            except NotTaken as late:
+                click.echo(f"Error: {late}", err=True)
+                sys.exit(EXIT_TIMED_OUT)
+        else:
+            retried = world.engine.cleanup()
+            progress.note(f"retrying {len(retried)} resource(s) left revert_failed")
+            world.engine.run_until_idle(on_wait=progress.note)
         report = cleanup_report(app, world.store, world.agents, retried)
     click.echo(json.dumps(report, indent=2) if as_json else render_cleanup_text(report))
     sys.exit(cleanup_exit_status(report))

@@ -10,6 +10,7 @@ no command is ended twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from .command_machine import COMMAND_MACHINE, HookPhase, Outcome
@@ -24,13 +25,16 @@ from .tick_state import TickState
 _LEFT_BEHIND = (Outcome.REVERT_FAILED, Outcome.CHILD_REVERT_FAILED)
 
 
-def start_cleanup(state: TickState) -> list[ResourceRevert]:
+def start_cleanup(state: TickState,
+                  skip: Callable[[str], bool] = lambda root_id: False) -> list[ResourceRevert]:
     """One more opposite command for every resource given up on (revert_failed) whose
-    owner has ended; the resource reads reverted once one succeeds. Returns the resources
-    retried (or found gone)."""
+    owner has ended, outside the roots `skip` names (another worker holds them); the resource
+    reads reverted once one succeeds. Returns the resources retried (or found gone)."""
     retried = []
     tx, recorder, report = state.tx, state.recorder, state.report
     for revert, owner in tx.failed_reverts():
+        if skip(owner.root_id):
+            continue
         if state.view.reverting.get(revert.resource):
             continue  # an opposite command for it is in flight already
         if not COMMAND_MACHINE.is_terminal(owner.status):

@@ -42,7 +42,7 @@ from .ids import checked as checked_ids
 from .ids import new_id
 from .leases import WorkerLease
 from .limits import Limits
-from .operator_requests import request_cancel
+from .operator_requests import CLEANUP_REQUEST, request_cancel, request_cleanup
 from .reasons import ExecutionReason
 from .recorder import Changes, Recorder
 from .records import (
@@ -465,6 +465,34 @@ class Engine:
         retried: list[ResourceRevert] = []
         self._in_transaction(TickReport(number=self.ticks_committed + 1),
                              lambda tick: retried.extend(tick.start_cleanup()))
+        return retried
+
+    def request_cleanup(self) -> None:
+        """Ask for a cleanup that a worker performs: for a fleet, where `cleanup` (which
+        runs in this engine) is refused while workers hold leases."""
+        request_cleanup(self.store, self.clock())
+
+    def serve_cleanup_request(self) -> list[ResourceRevert] | None:
+        """A worker's part of `request_cleanup`: if a request waits, take it (one worker
+        does) and start the opposite commands of the resources left revert_failed, in roots
+        no other worker holds; they run as this worker's roots. None if none waited."""
+        if self.store.setting(CLEANUP_REQUEST) is None:
+            return None
+        self.now = self.clock()
+        mine = self._lease.owner
+        elsewhere = {root for root, owner, _ in self.store.leases() if owner != mine}
+        retried: list[ResourceRevert] = []
+        taken: list[bool] = []
+
+        def work(tick: Tick) -> None:
+            if tick.state.tx.take_setting(CLEANUP_REQUEST):
+                taken.append(True)
+                retried.extend(tick.start_cleanup(skip=elsewhere.__contains__))
+
+        self._in_transaction(TickReport(number=self.ticks_committed + 1), work)
+        if not taken:
+            return None
+        log.info("%s took a cleanup request: %d resource(s) retried", mine, len(retried))
         return retried
 
     def _forget_view(self) -> None:

@@ -30,3 +30,14 @@ def request_cancel(store: Store, root_id: str, reason: str, at: float) -> None:
         raise NotCancellable(f"root {root_id} is held, so no engine would act on a cancel "
                              f"({held}): release it first")
     store.request_cancel(root_id, reason, at)
+
+
+#: The setting that holds a cleanup request (its time) until a worker takes it.
+CLEANUP_REQUEST = "endaction.cleanup_request"
+
+
+def request_cleanup(store: Store, at: float) -> None:
+    """Ask the workers for a cleanup (see `Engine.serve_cleanup_request`): the first worker
+    to look takes the request, in a transaction of its own, so exactly one performs it;
+    asking twice before one looks is asking once."""
+    store.put_setting(CLEANUP_REQUEST, repr(at))

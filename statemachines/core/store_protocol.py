@@ -36,6 +36,12 @@ class StoreTransaction(Protocol):
         """The roots these submit keys name, by key (a key nobody used is missing), as this
         transaction sees them."""
 
+    def put_setting(self, key: str, value: str) -> None:
+        """Set a deployment setting (an operator's request, among others)."""
+
+    def take_setting(self, key: str) -> bool:
+        """Delete the setting; True only for the transaction that did (a claim)."""
+
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
         """Roots that have work again (a new root, a cleanup's opposite commands): a lease row
         each where missing, held by `owner` (None: free for any worker to claim)."""
@@ -175,6 +181,11 @@ class Store(Protocol):
         """Cancel requests not yet acted on, by root, with their reasons."""
 
     def reverts(self) -> Iterator[ResourceRevert]: ...
+
+    def setting(self, key: str) -> str | None:
+        """A deployment setting, or None."""
+
+    def put_setting(self, key: str, value: str) -> None: ...
 
     def dispose(self) -> None:
         """Close every connection; a crashed engine's store is disposed, a new one opened."""

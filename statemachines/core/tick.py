@@ -14,6 +14,8 @@ store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .agent_calls import AgentAnswers
 from .cancellation import act_on_cancels
 from .cleanup import start_cleanup
@@ -49,8 +51,9 @@ class Tick:
         act_on_cancels(state)
         self._advance()
 
-    def start_cleanup(self) -> list[ResourceRevert]:
-        return start_cleanup(self.state)
+    def start_cleanup(self, skip: Callable[[str], bool] = lambda root_id: False
+                      ) -> list[ResourceRevert]:
+        return start_cleanup(self.state, skip)
 
     def flush(self) -> None:
         self.state.flush()

@@ -104,6 +104,7 @@ class Worker:
         backoff = self.interval
         outage_since: float | None = None
         summary_due = time.monotonic() + (self.summary_every or 0.0)
+        cleanup_due = 0.0
         while not self.stop.is_set():
             summary_due = self._summarise(summary_due)
             try:
@@ -137,6 +138,11 @@ class Worker:
                 log.error("worker %s: %s", self.name, error)
             if self.on_tick is not None:
                 self.on_tick(report)
+            if time.monotonic() >= cleanup_due:
+                # An operator's cleanup request, taken by one worker (see Engine.
+                # serve_cleanup_request); looked for once per interval, not every tick.
+                self.engine.serve_cleanup_request()
+                cleanup_due = time.monotonic() + self.interval
             wait = min(self.engine.next_wait(self.interval),
                        max(0.0, summary_due - time.monotonic()))
             if wait > 0:

@@ -50,7 +50,9 @@ def vm_report(store: Store, agents: Mapping[str, Agent], root_id: str) -> dict[s
 
 
 def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
-    """Images on disk or in the inventory that belong to no VM that was made."""
+    """Images on disk or in the inventory that belong to no VM that was made. The images of
+    a root still running are its work in progress, not left behind (a fleet's cleanup
+    reports while other roots run)."""
     return _leftovers(store, set(storage_host(agents).image_names()))
 
 
@@ -67,7 +69,9 @@ def _leftovers(store: Store, on_disk: set[str]) -> list[str]:
     left = []
     for name in sorted(on_disk | set(owners)):
         owner = owners.get(name)
-        if owner is None or root_status.get(owner) != CommandStatus.ENDED_SUCCESS:
+        status = None if owner is None else root_status.get(owner)
+        if status is None or status in (CommandStatus.ENDED_FAILURE,
+                                        CommandStatus.ROLLBACK_FAILED):
             left.append(name)
     return left
 
