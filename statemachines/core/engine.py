@@ -486,12 +486,12 @@ class Engine:
 
         def work(tick: Tick) -> None:
             if tick.state.tx.take_setting(CLEANUP_REQUEST):
-                taken.append(True)
                 retried.extend(tick.start_cleanup(skip=elsewhere.__contains__))
+                taken.append(True)  # only if the transaction then commits (see below)
 
-        self._in_transaction(TickReport(number=self.ticks_committed + 1), work)
-        if not taken:
-            return None
+        report = self._in_transaction(TickReport(number=self.ticks_committed + 1), work)
+        if not taken or (report.errors and not report.committed):
+            return None  # a hold rolled the transaction back, the request with it
         log.info("%s took a cleanup request: %d resource(s) retried", mine, len(retried))
         return retried
 

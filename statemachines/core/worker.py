@@ -141,8 +141,13 @@ class Worker:
             if time.monotonic() >= cleanup_due:
                 # An operator's cleanup request, taken by one worker (see Engine.
                 # serve_cleanup_request); looked for once per interval, not every tick.
-                self.engine.serve_cleanup_request()
                 cleanup_due = time.monotonic() + self.interval
+                try:
+                    self.engine.serve_cleanup_request()
+                except (ConcurrentModification, StoreUnavailable) as err:
+                    # Rolled back with the request still there: the next look takes it, or
+                    # the next tick meets the outage and backs off.
+                    log.info("worker %s: a cleanup request waits: %s", self.name, err)
             wait = min(self.engine.next_wait(self.interval),
                        max(0.0, summary_due - time.monotonic()))
             if wait > 0:
