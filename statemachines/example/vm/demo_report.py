@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from persistence import SqlStore
-from statemachines import Agent, CommandStatus, Store, TaskStatus, thaw
+from statemachines import Agent, CommandStatus, Store, TaskStatus
+from statemachines.cli.run_report import generic_report
 
 from .commands import image_name
 from .inventory import ImageInventory
@@ -20,33 +21,17 @@ from .storage_agents import storage_host
 
 def vm_report(store: Store, agents: Mapping[str, Agent], root_id: str) -> dict[str, Any]:
     """The generic report, with the VM's name and which of its images are on disk."""
-    agent = storage_host(agents)
-    commands, tasks = store.tree(root_id)
-    root = next(c for c in commands if c.id == root_id)
+    if not isinstance(store, SqlStore):
+        raise TypeError("the VM example's inventory is a table of a SQL store")
+    on_disk = set(storage_host(agents).image_names())
+    report = generic_report(store, root_id, _leftovers(store, on_disk))
+    root = store.command(root_id)
+    assert root is not None  # generic_report read its tree
     vm = str(root.parameters.get("vm", ""))
-    disks = root.parameters.get("disks", ())
-    on_disk = set(agent.image_names())
-    mine = [image_name(vm, i) for i in range(len(disks))]
-    return {
-        "root": {"id": root.id, "type": root.type, "status": root.status, "vm": vm,
-                 "outcome": root.outcome, "error": root.error,
-                 "held": store.held_roots().get(root.id)},
-        "commands": [
-            {"id": c.id, "type": c.type, "status": c.status, "parent_id": c.parent_id,
-             "execution_reason": str(c.execution_reason), "outcome": c.outcome,
-             "entity": f"{c.entity_type}:{c.entity_id}" if c.entity_id else None,
-             "error": c.error, "own_work_succeeded": c.own_work_succeeded, "step": c.step}
-            for c in commands
-        ],
-        "tasks": [
-            {"id": t.id, "command_id": t.command_id, "verb": t.verb, "status": t.status,
-             "host_status": t.host_status, "host_result": t.host_result, "message": t.message,
-             "attempt": t.attempt, "retried": t.retried, "output": thaw(t.output)}
-            for t in tasks
-        ],
-        "images_on_disk": [name for name in mine if name in on_disk],
-        "leftovers": _leftovers(store, on_disk),
-    }
+    mine = [image_name(vm, i) for i in range(len(root.parameters.get("disks", ())))]
+    report["root"]["vm"] = vm
+    report["images_on_disk"] = [name for name in mine if name in on_disk]
+    return report
 
 
 def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
