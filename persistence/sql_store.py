@@ -7,6 +7,7 @@ and nothing that was committed before it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
@@ -96,6 +97,15 @@ class SqlStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def database_time(self) -> float:
+        """The database server's clock, for every worker's leases and deadlines to agree on
+        (a SQLite file has no server: its clock is this machine's)."""
+        if self.engine.dialect.name != "postgresql":
+            return time.time()
+        with self._guard("read the database's clock"), self.engine.connect() as conn:
+            return float(conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
+                         .scalar_one())
 
     def _guard(self, doing: str) -> AbstractContextManager[None]:
         return guarded(self.url, doing)

@@ -55,6 +55,7 @@ from .records import (
 )
 from .retry_policy import NO_RETRY, RetryPolicy
 from .revert_state import ResourceRef, ResourceRevert
+from .steady_clock import SteadyClock
 from .store_protocol import Store, StoreTransaction
 from .submission import submit_keyed
 from .task_machine import TaskStatus
@@ -82,7 +83,10 @@ class Engine:
         retry: how failed forward tasks are retried before their command fails, for every
             command type that sets no `Command.retry` of its own (default: never).
         limits: every other bound: start, clear and poll retries, back-off, steps.
-        clock, sleep: time, injectable so tests run on a manual clock.
+        clock: seconds since the epoch; by default the database's clock carried forward by
+            this machine's monotonic one (`SteadyClock`), injectable so tests run on a
+            manual clock.
+        sleep: injectable with the clock.
         on_commit: called with the report of every tick that committed something.
         ids: makes the ids of new commands and tasks; they must be unique across every engine
             sharing the database. Replaying a run exactly (the property suite's shrinking)
@@ -117,7 +121,7 @@ class Engine:
         policy: RevertPolicy | None = None,
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_commit: Callable[[TickReport], None] | None = None,
         ids: Callable[[], str] = new_id,
@@ -147,11 +151,13 @@ class Engine:
             raise InvalidConfiguration(f"retry must be a RetryPolicy (got {retry!r:.80})")
         self.retry = retry or NO_RETRY
         self.limits = limits or Limits()
-        self.clock = clock
+        # The database's time by default, so that workers whose wall clocks disagree or
+        # step still agree on every lease and deadline (steady_clock.py says why).
+        self.clock = clock if clock is not None else SteadyClock(store.database_time)
         self.sleep = sleep
         self.on_commit = on_commit
         self.ticks_committed = 0
-        self.now = clock()
+        self.now = self.clock()
         self._config = EngineConfig(registry, self.policy, self.limits,
                                     frozenset(self.agents), ids, self.retry)
         self._agent_calls = AgentCalls(self.agents, self.limits)

@@ -187,5 +187,9 @@ class Store(Protocol):
 
     def put_setting(self, key: str, value: str) -> None: ...
 
+    def database_time(self) -> float:
+        """Seconds since the epoch by the database's own clock: the time every worker's leases
+        and deadlines are measured on (`SteadyClock` reads it now and then)."""
+
     def dispose(self) -> None:
         """Close every connection; a crashed engine's store is disposed, a new one opened."""
