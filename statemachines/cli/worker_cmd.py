@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from contextlib import closing
 from dataclasses import replace
 from types import FrameType
@@ -19,12 +20,13 @@ import click
 
 from ..core.application import App
 from ..core.engine import SINGLE_ENGINE
-from ..core.errors import EndactionError
+from ..core.errors import EndactionError, StoreUnavailable
 from ..core.leases import WorkerLease, default_worker_name
+from ..core.limits import Limits
 from ..core.worker import Worker
 from .agent_options import AgentChoice, agent_options
 from .app_option import app_option
-from .app_world import open_app
+from .app_world import AppWorld, open_app
 from .database import db_option, finite
 from .errors import UsageProblem
 from .logging_setup import logged
@@ -56,9 +58,13 @@ log = logging.getLogger("endaction.worker")
 @click.option("--summary-interval", type=click.FloatRange(min=0.1, max=86_400), default=10.0,
               callback=finite, show_default=True, metavar="S",
               help="log one INFO line of what the worker holds and ended every S seconds")
+@click.option("--start-timeout", type=click.FloatRange(min=0, max=86_400), default=60.0,
+              callback=finite, show_default=True, metavar="S",
+              help="how long a starting worker retries a database it cannot reach (a restart "
+                   "during a failover), saying so each time, before it gives up (exit 1)")
 def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
            interval: float, lease_ttl: float, max_roots: int, task_timeout: float | None,
-           summary_interval: float) -> None:
+           summary_interval: float, start_timeout: float) -> None:
     """Run the application's roots as one of several workers on one database, until
     SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick."""
     if name == SINGLE_ENGINE:
@@ -80,7 +86,11 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with closing(open_app(app, db, agents_at, limits=limits, lease=lease)) as world:
+        opened = _open_backing_off(app, db, agents_at, limits, lease, start_timeout, stop)
+        if opened is None:
+            click.echo(f"worker {lease.owner} stopped before it started", err=True)
+            return
+        with closing(opened) as world:
             click.echo(f"worker {lease.owner} of application {app.name!r} on "
                        f"{world.store.url}", err=True)
             totals = Worker(world.engine, interval=interval, stop=stop,
@@ -91,3 +101,26 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
     click.echo(f"worker {lease.owner} stopped: {totals.committed} committed tick(s), "
                f"{totals.roots_ended} root(s) ended ({totals.roots_failed} failed), gave back "
                f"{totals.released} lease(s)", err=True)
+
+
+def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: Limits,
+                      lease: WorkerLease, timeout: float,
+                      stop: threading.Event) -> AppWorld | None:
+    """Open the application, retrying a database that is unavailable (as a running worker
+    does at every tick) for up to `timeout` seconds: a worker restarted during a failover must
+    not exit on the first cut connection. None if stopped meanwhile."""
+    started = time.monotonic()
+    backoff = 0.2
+    while True:
+        try:
+            return open_app(app, db, agents_at, limits=limits, lease=lease)
+        except StoreUnavailable as err:
+            waited = time.monotonic() - started
+            if waited + backoff > timeout:
+                raise StoreUnavailable(f"{err} (the worker retried for {waited:.0f} s; "
+                                       "--start-timeout waits longer)") from err
+            log.warning("worker %s: the database is unavailable at start (%s); retrying in "
+                        "%.1f s", lease.owner, err, backoff)
+        if stop.wait(backoff):
+            return None
+        backoff = min(backoff * 2, 5.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.runner import endaction
+from tests.http_hosts import free_port
 from tests.worlds import vm_store
 
 GOOD = json.dumps({"vm": "vm1", "disks": [{"source": "template-disk0"}]})
@@ -68,3 +69,17 @@ def test_status_wait_is_bounded_and_says_why_it_stopped(tmp_path: Path) -> None:
         store.dispose()
     held = endaction("status", root, "--wait", "--timeout", "60", "--db", db)
     assert held.returncode == 3 and "is held" in held.stderr and "boom" in held.stderr
+
+
+def test_a_worker_that_cannot_reach_its_database_gives_up_after_its_start_timeout(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Retried (a restart during a failover must not exit at the first cut), but bounded,
+    saying each time, and the error says how long it tried and how to wait longer."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    ran = endaction("worker", "--db", url, "--storage", str(tmp_path / "s"),
+                    "--start-timeout", "1")
+    assert ran.returncode == 1, ran
+    assert "Error: database" in ran.stderr and "retried for" in ran.stderr
+    assert "--start-timeout waits longer" in ran.stderr
+    assert caplog.text.count("unavailable at start") >= 2  # it said so at every retry
+    assert "Traceback" not in ran.stderr
