@@ -69,8 +69,11 @@ def vm_store(url: str, **options: Any) -> SqlStore:
 def terminal_arrivals(store: SqlStore, root_id: str) -> Counter[str]:
     """From the transitions history: how often each command of the root reached a terminal
     state (exactly once, for every command, is the promise)."""
+    # A cleanup's rows note what happened to a command that had ended (source == dest):
+    # they move nothing, so they are no arrival.
     return Counter(h.object_id for h in store.history_of_root(root_id)
-                   if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES)
+                   if h.object_kind == "command" and h.dest in TERMINAL_COMMAND_STATES
+                   and h.source != h.dest)
 
 
 def images_in(store: SqlStore) -> list[ImageRow]:

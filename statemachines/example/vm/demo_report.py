@@ -37,8 +37,14 @@ def vm_report(store: Store, agents: Mapping[str, Agent], root_id: str) -> dict[s
 def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
     """Images on disk or in the inventory that belong to no VM that was made. The images of
     a root still running are its work in progress, not left behind (a fleet's cleanup
-    reports while other roots run)."""
-    return _leftovers(store, set(storage_host(agents).image_names()))
+    reports while other roots run). Judged twice, and only what both looks find left is
+    reported: between reading the disk and the database a running root may make an image
+    (on disk, not yet in the inventory) or end and delete one."""
+    first = _leftovers(store, set(storage_host(agents).image_names()))
+    if not first:
+        return first
+    second = set(_leftovers(store, set(storage_host(agents).image_names())))
+    return [name for name in first if name in second]
 
 
 def _leftovers(store: Store, on_disk: set[str]) -> list[str]:
@@ -51,14 +57,29 @@ def _leftovers(store: Store, on_disk: set[str]) -> list[str]:
     for root_id in set(owners.values()):
         record = store.command(root_id)
         root_status[root_id] = record.status if record else None
+    in_progress = _images_of_running_roots(store)
     left = []
     for name in sorted(on_disk | set(owners)):
         owner = owners.get(name)
         status = None if owner is None else root_status.get(owner)
+        if status is None and name in in_progress:
+            continue  # being copied: its root records it when the copy succeeds
         if status is None or status in (CommandStatus.ENDED_FAILURE,
                                         CommandStatus.ROLLBACK_FAILED):
             left.append(name)
     return left
+
+
+def _images_of_running_roots(store: Store) -> set[str]:
+    """The images every root not yet ended may make (a lease row means work remains)."""
+    names: set[str] = set()
+    for root_id, _, _ in store.leases():
+        record = store.command(root_id)
+        if record is None or record.type != "AddVmFromTemplate":
+            continue
+        vm = str(record.parameters.get("vm", ""))
+        names.update(image_name(vm, i) for i in range(len(record.parameters.get("disks", ()))))
+    return names
 
 
 def render_text(report: dict[str, Any]) -> str:
