@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -70,8 +71,12 @@ def submitter(url: str, count: int, seed: int, pause: float = 0.03) -> subproces
 class Workers:
     """`endaction worker` processes by name, each with a log file; restartable."""
 
-    def __init__(self, url: str, storage: Path, logs: Path, *, lease_ttl: float = 3) -> None:
+    def __init__(self, url: str, storage: Path, logs: Path, *, lease_ttl: float = 3,
+                 agent: Sequence[str] = ()) -> None:
+        """`agent`: the workers' agent options; by default `--storage STORAGE` (the agent in
+        each worker's own process)."""
         self.url, self.storage, self.logs, self.lease_ttl = url, storage, logs, lease_ttl
+        self.agent = list(agent) or ["--storage", str(storage)]
         self.running: dict[str, subprocess.Popen[str]] = {}
         self.log_of: dict[str, Path] = {}
         self._files: list[IO[str]] = []
@@ -82,7 +87,7 @@ class Workers:
         self._files.append(log)
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "statemachines.cli", "worker", "--db", self.url,
-             "--storage", str(self.storage), "--name", name, "--interval", "0.2",
+             *self.agent, "--name", name, "--interval", "0.2",
              "--lease-ttl", str(self.lease_ttl), "-v", *extra],
             stdout=log, stderr=subprocess.STDOUT, text=True,
             env=None if env is None else {**os.environ, **env})
