@@ -24,8 +24,8 @@ from sqlalchemy import text
 from persistence import connect
 from statemachines import StoreUnavailable
 from tests.cli.fleet import Workers, ends_once, fresh_database, postgres_url, progress
+from tests.cli.hosts import Host
 from tests.cli.judge import judge
-from tests.cli.test_agent_serve import Host
 from tests.worlds import vm_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -130,7 +130,7 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
     print(f"seed {SEED}: {roots} roots over {SECONDS:g} s")
     storage = tmp_path / "storage"
     fresh_database(url, storage)
-    host = Host(storage, "--workers", "8")
+    host = Host(storage, tmp_path, "--workers", "8")
     host.start()
     assert host.process is not None
     agent = ["--agent-url", host.url, "--agent-token-file", str(host.token_file)]
@@ -183,6 +183,8 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
         assert submitting.returncode == 0, submitting.communicate()[1]
         for name in list(workers.running):
             assert workers.stop(name, signal.SIGTERM) == 0, workers.tail(name)
+        assert host.stop() == 0, host.stderr()[-3000:]
+        host_log = host.stderr()
         problems = judge(store, storage) + ends_once(store) + workers.tracebacks()
         submitted = len(store.root_ids())
     finally:
@@ -200,5 +202,7 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
     judged = {s.name for s in samples.values() if len(s.rss_kib) >= 20}
     assert {"host", "steady"} <= judged, f"too few samples to judge: {judged}"
     assert submitted == roots, f"{submitted} roots in the database, {roots} submitted"
+    assert "Traceback" not in host_log, host_log[-3000:]
+    print(f"the host logged {len(host_log)} bytes")
     assert len(faults) >= SECONDS / 8, f"only {len(faults)} faults: too few to call a soak"
     assert problems == [], f"seed {SEED}: " + "; ".join(problems[:20])

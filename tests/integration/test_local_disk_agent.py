@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +568,74 @@ def test_a_tombstone_that_cannot_be_written_does_not_stop_the_clear(
     assert not (agent.journal / "t1.json").exists()
     assert agent.poll(["t1"]) == {}
     assert "no tombstone for cleared task t1" in caplog.text
+
+
+def _read_only(paths: Callable[[Path], bool]) -> Callable[..., None]:
+    """Path.unlink as on a storage remounted read-only, for the paths chosen."""
+    real = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if paths(self):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real(self, missing_ok=missing_ok)
+
+    return unlink
+
+
+def test_an_idle_agent_holds_no_file_of_its_storage_open_for_writing(
+        agent: LocalDiskAgent) -> None:
+    """The kernel refuses to remount a filesystem read-only while a file on it is open for
+    writing: the journal's locks, held for the agent's whole life, must be read-only handles,
+    or an idle host's storage could never be remounted."""
+    fdinfo = Path("/proc/self/fdinfo")
+    if not fdinfo.is_dir():
+        pytest.skip("needs /proc/self/fdinfo (Linux) to see how files are open")
+    agent.start("t1", "copy_image", {"source": "tmpl", "image": "d"})
+    wait_for_end(agent, "t1")
+    storage = str(agent.storage.resolve())
+    held = {}
+    for info in fdinfo.iterdir():
+        try:
+            target = os.readlink(f"/proc/self/fd/{info.name}")
+            flags = int(info.read_text().split("flags:")[1].split()[0], 8)
+        except (OSError, IndexError, ValueError):
+            continue  # closed meanwhile
+        if target.startswith(storage + os.sep):
+            held[target] = flags & os.O_ACCMODE
+    assert len(held) >= 2, held  # the journal's lock and this instance's owner lock
+    assert all(mode == os.O_RDONLY for mode in held.values()), held
+
+
+def test_a_clear_whose_entry_cannot_be_removed_is_an_agent_error_naming_the_cause(
+        agent: LocalDiskAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raw OSError here was a traceback in the host's log on every retry of the clear; an
+    AgentError is one line there, and the engine's message names the cause."""
+    agent.start("t1", "delete_image", {"image": "x"})
+    wait_for_end(agent, "t1")
+    monkeypatch.setattr(Path, "unlink", _read_only(lambda p: p.name == "t1.json"))
+    with pytest.raises(AgentError, match=r"cannot clear task t1: .*Read-only file system"):
+        agent.clear("t1")
+    assert agent.poll(["t1"])["t1"].succeeded, "a clear that failed forgot the task"
+    monkeypatch.undo()
+    agent.clear("t1")  # the engine's retry, once the storage is writable again
+    assert agent.poll(["t1"]) == {}
+
+
+def test_an_agent_whose_owner_file_cannot_be_removed_still_closes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A host stopped while its storage is read-only must exit cleanly, not with a traceback
+    from close(); the owner file it leaves is removed by the next instance."""
+    first = LocalDiskAgent(tmp_path / "storage")
+    owner_file = first.task_journal.owners / f"{first.owner}.lock"
+    monkeypatch.setattr(Path, "unlink", _read_only(lambda p: p == owner_file))
+    with caplog.at_level(logging.WARNING, logger="endaction.agents.local_disk"):
+        first.close()
+    assert "could not remove the owner file" in caplog.text
+    assert first._owner_file.closed and owner_file.exists()
+    monkeypatch.undo()
+    second = LocalDiskAgent(tmp_path / "storage")
+    try:
+        assert [p.stem for p in second.task_journal.owners.glob("*.lock")] == [second.owner]
+    finally:
+        second.close()

@@ -76,7 +76,7 @@ class DiskJournal:
             folder.mkdir(parents=True, exist_ok=True)
         self.owner = owner
         self.keep_cleared_seconds = keep_cleared_seconds
-        self._dir_lock = (self.folder / LOCK_NAME).open("a")
+        self._dir_lock = open_for_lock(self.folder / LOCK_NAME)
         self._lock = threading.RLock()
         self._lock_depth = 0
 
@@ -248,7 +248,7 @@ class DiskJournal:
         """Under the journal lock: another instance removing dead owners' files must never
         see this one's file between its creation and its lock, and take it for dead."""
         with self.locked():
-            handle = (self.owners / f"{self.owner}.lock").open("w")
+            handle = open_for_lock(self.owners / f"{self.owner}.lock")
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return handle
 
@@ -261,7 +261,7 @@ class DiskJournal:
         if "/" in owner or not path.exists():
             return False
         try:
-            with path.open("a") as handle:
+            with path.open("r") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
@@ -282,6 +282,13 @@ class DiskJournal:
             for lock in self.owners.glob("*.lock"):
                 if lock.stem != self.owner and not self.owner_alive(lock.stem):
                     lock.unlink(missing_ok=True)
+
+
+def open_for_lock(path: Path) -> IO[str]:
+    """Made if missing, yet held read-only: flock needs no write access, and a host that kept
+    a file open for writing for its whole life would make its storage impossible to remount
+    read-only (the kernel refuses while a writer is open: "mount point is busy")."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644), "r")
 
 
 def _mtime(path: str | Path) -> float:

@@ -162,10 +162,17 @@ class LocalDiskAgent:
             # The tombstone before the entry goes: a crash in between leaves a task that is
             # both journaled and cleared (treated as cleared), never one that is neither.
             self.task_journal.leave_tombstone(task_id)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)  # not an entry this agent wrote, but in its place
-            else:
-                path.unlink(missing_ok=True)
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)  # not an entry this agent wrote, but in its place
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as err:
+                # The storage's fault (read-only, gone), not this agent's: one line that names
+                # it, for an engine that retries the clear, instead of a host traceback on
+                # every retry.
+                raise AgentError(f"cannot clear task {task_id}: its journal entry in "
+                                 f"{self.journal} cannot be removed: {err}") from err
             self._unjournaled.pop(task_id, None)
             stop = self._running.get(task_id)
             if stop is not None:
@@ -208,7 +215,14 @@ class LocalDiskAgent:
                         self.journal, err)
         LIVE_OWNERS.discard(self.owner)
         self.task_journal.close()
-        (self.task_journal.owners / f"{self.owner}.lock").unlink(missing_ok=True)
+        try:
+            (self.task_journal.owners / f"{self.owner}.lock").unlink(missing_ok=True)
+        except OSError as err:
+            # Harmless to leave (its lock goes with the handle, and the next instance removes
+            # dead owners' files); failing here would turn a clean stop on a read-only
+            # storage into a traceback and keep the handle open.
+            log.warning("could not remove the owner file of %s in %s: %s", self.owner,
+                        self.task_journal.owners, err)
         self._owner_file.close()
 
     # -- storage ----------------------------------------------------------------------------
