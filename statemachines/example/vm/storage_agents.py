@@ -130,7 +130,8 @@ def _claim_storage(store: SqlStore, folder: Path) -> None:
     if found is not None and found != database_id:
         raise StorageMismatch(f"storage directory {folder} belongs to another database "
                               f"(id {found}, this one is {database_id}): give each database "
-                              "a storage directory of its own")
+                              "a storage directory of its own (if that database's file was "
+                              "deleted or replaced, put it back: its images are kept here)")
 
 
 def _make_templates(host: StorageHost, count: int) -> None:
