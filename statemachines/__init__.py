@@ -21,7 +21,7 @@ For example::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .core.agent_protocol import Abortable, Agent, AgentError, TaskRejected
+from .core.agent_protocol import Abortable, Agent, AgentError, AgentUnreachable, TaskRejected
 from .core.application import AgentSettings, App
 from .core.command import Command, CommandContext, CommandRegistry, Compensation
 from .core.command_machine import CommandStatus, Outcome
@@ -66,6 +66,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentSettings",
+    "AgentUnreachable",
     "App",
     "Command",
     "CommandContext",

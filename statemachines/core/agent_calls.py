@@ -5,15 +5,22 @@ meanwhile would stall every other writer. So a tick first asks the agents (start
 tasks, one batched poll per agent, clear the ended tasks) and only collects their answers here;
 the transactional phase applies them. Nothing an agent raises or answers escapes as an
 exception: it becomes an answer (a retry, a rejection, an unknown end) that the tick records.
+
+An agent that did not answer a call at all (`AgentUnreachable`: its host is down or frozen)
+is asked nothing more in the same tick. Each further call would wait out the same timeout, so
+a tick would cost one timeout per task (minutes for a few dozen tasks, with no lease renewed
+and no stop request heard meanwhile) and log a line per task. The calls not made count as
+failed tries, with the reason recorded on each task, so every task's retry budget runs down
+as fast as if it had been asked; the log gets one line for them per tick.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .agent_protocol import Abortable, Agent, TaskRejected
+from .agent_protocol import Abortable, Agent, AgentUnreachable, TaskRejected
 from .containment import describe
 from .engine_view import EngineView
 from .errors import UnknownAgent
@@ -47,10 +54,15 @@ class AgentCalls:
     def __init__(self, agents: Mapping[str, Agent], limits: Limits) -> None:
         self.agents = dict(agents)
         self.limits = limits
+        # For the exchange under way: the agents that did not answer (what they raised), and
+        # how many calls to each were not made since.
+        self._silent: dict[str, str] = {}
+        self._skipped: Counter[str] = Counter()
 
     def exchange(self, view: EngineView, now: float, report: TickReport) -> AgentAnswers:
         """Start what is pending, poll what is running, clear what has ended."""
         answers = AgentAnswers()
+        self._silent, self._skipped = {}, Counter()
         polling: dict[str, list[TaskRecord]] = defaultdict(list)
         fresh: set[str] = set()
         for task in list(view.tasks.values()):
@@ -69,33 +81,53 @@ class AgentCalls:
                     polling[task.agent].append(task)
                     fresh.add(task.id)
             else:
-                self._clear(task, answers)
+                self._clear(task, answers, report)
         for agent_name, tasks in polling.items():
             self._poll(agent_name, tasks, answers, fresh, report)
+        for agent_name, count in sorted(self._skipped.items()):
+            report.errors.append(
+                f"agent {agent_name!r} was not asked {count} more time(s) in this tick: it did "
+                "not answer before (each counts as a failed try)")
         return answers
+
+    def _not_asked(self, name: str, doing: str) -> str | None:
+        """Why `name` is not asked to do `doing` in this exchange, or None if it may be."""
+        why = self._silent.get(name)
+        if why is None:
+            return None
+        self._skipped[name] += 1
+        return f"agent {name!r} was not asked to {doing}: it did not answer before ({why})"
+
+    def _fell_silent(self, name: str, err: Exception) -> None:
+        if isinstance(err, AgentUnreachable):
+            self._silent.setdefault(name, str(err))
 
     def _start(self, task: TaskRecord, answers: AgentAnswers, report: TickReport) -> bool:
         agent = self.agents.get(task.agent)
         if agent is None:
             answers.rejected.append((task, str(UnknownAgent(task.agent, list(self.agents)))))
             return False
-        try:
-            agent.start(task.id, task.verb, task.parameters)
-        except TaskRejected as err:
-            answers.rejected.append((task, f"agent {task.agent!r} rejected the task: {err}"))
-        except Exception as err:
-            message = f"agent {task.agent!r} failed to start task {task.id}: {describe(err)}"
-            report.errors.append(message)
-            if task.attempts + 1 < self.limits.max_start_attempts:
-                answers.start_retry.append((task, message))
-            elif _agent_knows(agent, task):
-                answers.accepted.append(task)  # a start that errored went through after all
-                return True
+        message = self._not_asked(task.agent, f"start task {task.id}")
+        if message is None:
+            try:
+                agent.start(task.id, task.verb, task.parameters)
+            except TaskRejected as err:
+                answers.rejected.append((task, f"agent {task.agent!r} rejected the task: {err}"))
+                return False
+            except Exception as err:
+                self._fell_silent(task.agent, err)
+                message = f"agent {task.agent!r} failed to start task {task.id}: {describe(err)}"
+                report.errors.append(message)
             else:
-                answers.rejected.append((task, f"{message} (gave up after {task.attempts + 1})"))
-        else:
-            answers.accepted.append(task)
+                answers.accepted.append(task)
+                return True
+        if task.attempts + 1 < self.limits.max_start_attempts:
+            answers.start_retry.append((task, message))
+        elif self._agent_knows(agent, task):
+            answers.accepted.append(task)  # a start that errored went through after all
             return True
+        else:
+            answers.rejected.append((task, f"{message} (gave up after {task.attempts + 1})"))
         return False
 
     def _poll(self, name: str, tasks: list[TaskRecord], answers: AgentAnswers,
@@ -105,9 +137,14 @@ class AgentCalls:
             for task in tasks:
                 answers.reports.append((task, TaskReport.unknown(f"no agent named {name!r}")))
             return
+        skipped = self._not_asked(name, f"poll {len(tasks)} task(s)")
+        if skipped is not None:
+            answers.poll_failed.extend((task, skipped) for task in tasks)
+            return
         try:
             reply = agent.poll([t.id for t in tasks])
         except Exception as err:
+            self._fell_silent(name, err)
             failure = f"agent {name!r} failed to poll: {describe(err)}"
         else:
             if isinstance(reply, Mapping):
@@ -141,26 +178,52 @@ class AgentCalls:
         """Ask again at every poll until the agent reports the end: abort is idempotent, and
         one lost request must not leave the task running."""
         agent = self.agents.get(task.agent)
-        if not isinstance(agent, Abortable):
+        if not isinstance(agent, Abortable) or self._not_asked(task.agent,
+                                                               f"abort task {task.id}"):
             return
         try:
             agent.abort(task.id)
         except Exception as err:
+            self._fell_silent(task.agent, err)
             report.errors.append(
                 f"agent {task.agent!r} failed to abort task {task.id}: {describe(err)}")
 
-    def _clear(self, task: TaskRecord, answers: AgentAnswers) -> None:
+    def _clear(self, task: TaskRecord, answers: AgentAnswers, report: TickReport) -> None:
+        """A failed clear is said in the report here; one not asked, in the exchange's one
+        line for its agent."""
         agent = self.agents.get(task.agent)
         if agent is None:
-            answers.clear_failed.append((task, f"no agent named {task.agent!r}"))
+            message = f"no agent named {task.agent!r}"
+            report.errors.append(message)
+            answers.clear_failed.append((task, message))
+            return
+        skipped = self._not_asked(task.agent, f"clear task {task.id}")
+        if skipped is not None:
+            answers.clear_failed.append((task, skipped))
             return
         try:
             agent.clear(task.id)
         except Exception as err:
-            answers.clear_failed.append(
-                (task, f"agent {task.agent!r} failed to clear task {task.id}: {describe(err)}"))
+            self._fell_silent(task.agent, err)
+            message = f"agent {task.agent!r} failed to clear task {task.id}: {describe(err)}"
+            report.errors.append(message)
+            answers.clear_failed.append((task, message))
         else:
             answers.cleared.append(task)
+
+    def _agent_knows(self, agent: Agent, task: TaskRecord) -> bool:
+        """Before giving up on a start, ask whether it happened anyway: declaring it failed
+        while the work runs would let it land after its compensation undid it. An agent that
+        did not answer in this exchange is not asked: it cannot say, as when its poll fails
+        (the task is then cleared, and a cleared id never starts)."""
+        if task.agent in self._silent:
+            return False
+        try:
+            reply = agent.poll([task.id])
+        except Exception as err:
+            self._fell_silent(task.agent, err)
+            return False
+        return isinstance(reply, Mapping) and isinstance(reply.get(task.id), TaskReport)
 
 
 def _checked(agent: str, task_id: str, answer: object, report: TickReport,
@@ -188,13 +251,3 @@ def _checked(agent: str, task_id: str, answer: object, report: TickReport,
         report.errors.append(refused.message)
         return refused
     return TaskReport(checked.status, checked.result, checked.message, output)
-
-
-def _agent_knows(agent: Agent, task: TaskRecord) -> bool:
-    """Before giving up on a start, ask whether it happened anyway: declaring it failed while
-    the work runs would let it land after its compensation undid it."""
-    try:
-        reply = agent.poll([task.id])
-    except Exception:
-        return False
-    return isinstance(reply, Mapping) and isinstance(reply.get(task.id), TaskReport)

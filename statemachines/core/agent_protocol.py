@@ -22,6 +22,13 @@ class TaskRejected(AgentError):
     """The agent refused the task for good (unknown verb, bad parameters)."""
 
 
+class AgentUnreachable(AgentError):
+    """The agent did not answer at all (its host is down, frozen or cut off), rather than
+    answering with an error. Raise it after the call's own timeouts and retries: the engine
+    then makes no further call to that agent in the same tick, since each would wait out the
+    same silence, and counts those calls as failed tries."""
+
+
 class Agent(Protocol):
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
         """Start the task, or do nothing if a task with this id was already started."""

@@ -52,8 +52,7 @@ def apply(state: TickState, answers: AgentAnswers) -> None:
     for task, message in answers.clear_failed:
         task.attempts += 1
         task.retry_at = now + limits.retry_delay(task.attempts)
-        task.message = message
-        report.errors.append(message)
+        task.message = message  # said in the report by the agent phase (agent_calls)
         fire(task, TASK_MACHINE, TaskTrigger.CLEAR_FAILED, message)
 
 

@@ -6,8 +6,9 @@ times with back-off inside the call: every call of the protocol is idempotent (a
 keyed by the task id), so a retry that repeats a call the host did receive is harmless. What
 the host says (a refusal, an error, garbage) is not retried here: it becomes an `AgentError`
 (or `TaskRejected` for a refusal for good), which the engine records on the task and retries
-with its own back-off and bounds. The token is sent in a header and never appears in a
-message or a log line.
+with its own back-off and bounds. A host that did not answer at all, after the retries, is
+an `AgentUnreachable`: the engine then asks it nothing more in that tick. The token is sent
+in a header and never appears in a message or a log line.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from ..core.agent_protocol import AgentError, TaskRejected
+from ..core.agent_protocol import AgentError, AgentUnreachable, TaskRejected
 from ..core.errors import InvalidConfiguration
 from ..core.host_status import TaskReport
 from .protocol import POLL_CHUNK, PREFIX, report_from_json
@@ -114,9 +115,9 @@ class HttpAgent:
                     raise AgentError(f"host {self.url} could not be trusted to {doing}: "
                                      f"{tls_reason(err)}") from err
                 if attempt >= self.retries:
-                    raise AgentError(f"host {self.url} did not answer to {doing} after "
-                                     f"{attempt + 1} tries: {type(err).__name__}: {err}"
-                                     f"{self._certificate_hint(err)}") from err
+                    raise AgentUnreachable(f"host {self.url} did not answer to {doing} after "
+                                           f"{attempt + 1} tries: {type(err).__name__}: {err}"
+                                           f"{self._certificate_hint(err)}") from err
                 delay = self.backoff * 2 ** attempt
                 log.info("host %s: %s failed (%s); trying again in %.2f s", self.url, doing,
                          type(err).__name__, delay)

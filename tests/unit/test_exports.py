@@ -14,7 +14,8 @@ import pytest
 
 EXPORTS = {
     "statemachines": [
-        "Abortable", "Agent", "AgentError", "AgentSettings", "App", "Command",
+        "Abortable", "Agent", "AgentError", "AgentSettings", "AgentUnreachable", "App",
+        "Command",
         "CommandContext", "CommandRecord",
         "CommandRegistry", "CommandStatus", "Compensation", "ConcurrentModification",
         "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason",
