@@ -26,14 +26,14 @@ from statemachines.core.records import HistoryEntry, HistoryPath, ObjectKind
 from .text_columns import encodable
 
 #: The columns a segment is written with, in order.
-COLUMNS = ("root_id", "at", "steps")
+COLUMNS = ("root_id", "at", "steps", "actor")
 
 # ASCII only (the default): NULs and lone surrogates are escaped, which every database keeps.
 _ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
-def rows(history: Sequence[HistoryPath]) -> Iterator[tuple[Any, ...]]:
-    """A row per root and time, made as the writer takes them.
+def rows(history: Sequence[HistoryPath], actor: str | None) -> Iterator[tuple[Any, ...]]:
+    """A row per root and time, made as the writer takes them, all by one `actor`.
 
     A tick's paths share one time; a fault recorded outside a tick has its own."""
     grouped: dict[tuple[str, float], list[Any]] = {}
@@ -51,16 +51,16 @@ def rows(history: Sequence[HistoryPath]) -> Iterator[tuple[Any, ...]]:
             encoded = _ENCODE([(kind, ident, source,
                                 [(t, d, x if x is None else encodable(x)) for t, d, x in path])
                                for kind, ident, source, path in objects])
-        yield root_id, at, encoded
+        yield root_id, at, encoded, actor
 
 
-def expand(root_id: str, at: float, steps: str,
-           object_id: str | None = None) -> Iterator[HistoryEntry]:
+def expand(root_id: str, at: float, steps: str, object_id: str | None = None,
+           actor: str | None = None) -> Iterator[HistoryEntry]:
     """The entries one segment holds, in order; only `object_id`'s when one is given."""
     entries = json.loads(steps) if object_id is None else _entries_of(steps, object_id)
     for kind, ident, source, path in entries:
         for trigger, dest, detail in path:
-            yield HistoryEntry(kind, ident, root_id, trigger, source, dest, at, detail)
+            yield HistoryEntry(kind, ident, root_id, trigger, source, dest, at, detail, actor)
             source = dest
 
 
@@ -94,6 +94,6 @@ def quoted(object_id: str) -> str:
 
 
 def expand_all(segments: Iterable[Any], object_id: str | None = None) -> Iterator[HistoryEntry]:
-    """Every entry of rows (root_id, at, steps), one segment parsed at a time."""
-    for root_id, at, steps in segments:
-        yield from expand(root_id, at, steps, object_id)
+    """Every entry of rows (root_id, at, steps[, actor]), one segment parsed at a time."""
+    for root_id, at, steps, *actor in segments:
+        yield from expand(root_id, at, steps, object_id, actor[0] if actor else None)

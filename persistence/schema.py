@@ -170,6 +170,9 @@ history_segments = Table(
     Column("root_id", ID, nullable=False, index=True),
     Column("at", Float, nullable=False),
     Column("steps", Text, nullable=False),
+    # Schema 0009: the worker or engine whose transaction wrote it (NULL: a client, or
+    # written before 0009).
+    Column("actor", String(200)),
 )
 
 resource_reverts = Table(

@@ -34,8 +34,9 @@ log = logging.getLogger("endaction.schema")
 # the same database is never mistaken for ours.
 VERSION_TABLE = "endaction_version"
 # The revision this code's `persistence.schema` describes; a test holds it equal to Alembic's head.
-HEAD = "0008"
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+HEAD = "0009"
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008",
+                   "0009")
 # Schema version 1 kept its own version table before migrations existed.
 LEGACY_VERSION_TABLE = "endaction_schema"
 OUR_TABLES = frozenset(metadata.tables) | {VERSION_TABLE, LEGACY_VERSION_TABLE}

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, RowMapping, select, text
+from sqlalchemy import Connection, Engine, MetaData, RowMapping, func, select, text
 
 from statemachines.core.errors import InvalidConfiguration
 from statemachines.core.ledger import Ledger
@@ -299,6 +299,14 @@ class SqlStore:
         for r in rows:
             yield revert_of(r)
 
+    def count_reverts(self, state: str) -> int:
+        """How many resources are in `state` (a RevertState), for a metrics scrape: one
+        count inside the database (a scan of the table, never a load of its rows)."""
+        query = select(func.count()).select_from(resource_reverts).where(
+            resource_reverts.c.state == state)
+        with self._guard(f"count resources {state}"), self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
 
 
 def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000,
@@ -331,7 +339,8 @@ def _segments(conn: Connection, root_id: str, object_id: str | None = None) -> I
     server-side cursor on PostgreSQL): a 100,000-disk tree's history is 220 MB of JSON.
     With `object_id`, only the segments whose text holds it: the database scans the text
     (a LIKE may match more, never less; `history_segments.expand` keeps the exact id)."""
-    query = (select(history_table.c.root_id, history_table.c.at, history_table.c.steps)
+    query = (select(history_table.c.root_id, history_table.c.at, history_table.c.steps,
+                    history_table.c.actor)
              .where(history_table.c.root_id == root_id).order_by(history_table.c.id))
     if object_id is not None and len(object_id) <= _LIKE_WITHIN:
         query = query.where(history_table.c.steps.contains(history_segments.quoted(object_id),

@@ -73,6 +73,8 @@ class SqlTransaction:
         self._ledgers: dict[type[SqlLedger], SqlLedger] = {}
         self._reverts = SqlRevertTable(conn, database)
         self._bulk = BulkWriter(conn, database)
+        #: Who writes this transaction's history (schema 0009's `actor`); the engine says.
+        self.actor: str | None = None
 
     def ledger(self, kind: type[L]) -> L:
         built = self._ledgers.get(kind)  # type: ignore[arg-type]
@@ -319,7 +321,7 @@ class SqlTransaction:
     def append_history(self, history: Sequence[HistoryPath]) -> None:
         """One row per root for the steps of its objects (persistence/history_segments.py)."""
         self._bulk.insert(history_table, history_segments.COLUMNS,
-                          history_segments.rows(history), "append the history")
+                          history_segments.rows(history, self.actor), "append the history")
 
     def _update(self, table: Table, columns: Sequence[str],
                 records: Sequence[CommandRecord] | Sequence[TaskRecord]) -> None:

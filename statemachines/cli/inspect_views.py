@@ -171,7 +171,7 @@ def render_status(view: dict[str, Any]) -> str:
 def history_row(entry: HistoryEntry) -> dict[str, Any]:
     return {"kind": entry.object_kind, "object_id": entry.object_id, "trigger": entry.trigger,
             "source": entry.source or None, "dest": entry.dest, "at": iso_time(entry.at),
-            "detail": entry.detail}
+            "detail": entry.detail, "by": entry.actor}
 
 
 def history_view(store: SqlStore, object_id: str, whole_tree: bool) -> dict[str, Any]:
@@ -182,9 +182,9 @@ def history_view(store: SqlStore, object_id: str, whole_tree: bool) -> dict[str,
 
 
 def render_history(view: dict[str, Any]) -> str:
-    header = ("time (UTC)", "kind", "object", "trigger", "source -> dest", "detail")
+    header = ("time (UTC)", "by", "kind", "object", "trigger", "source -> dest", "detail")
     table = [header] + [
-        (r["at"][11:23], r["kind"], r["object_id"], r["trigger"],
+        (r["at"][11:23], r["by"] or "-", r["kind"], r["object_id"], r["trigger"],
          f"{r['source'] or '-'} -> {r['dest']}", r["detail"] or "")
         for r in view["rows"]
     ]

@@ -40,7 +40,7 @@ from .errors import (
 from .gc_pause import gc_paused
 from .ids import checked as checked_ids
 from .ids import new_id
-from .leases import WorkerLease
+from .leases import WorkerLease, default_worker_name
 from .limits import Limits
 from .operator_requests import CLEANUP_REQUEST, request_cancel, request_cleanup
 from .reasons import ExecutionReason
@@ -141,6 +141,9 @@ class Engine:
         # them, and a single engine restarted after a crash takes them back at once.
         self._single = lease is None
         self._lease = lease or WorkerLease(owner=SINGLE_ENGINE, max_roots=2**31 - 1)
+        #: Who this engine is in the history it writes: its lease name, or for a single
+        #: engine (whose lease name all single engines share) this process, `host:pid`.
+        self.actor = default_worker_name() if lease is None else lease.owner
         self.agents = dict(agents)
         for name in self.agents:
             if problems := name_problems("agent name", name, MAX_NAME_LENGTH):
@@ -157,6 +160,9 @@ class Engine:
         self.sleep = sleep
         self.on_commit = on_commit
         self.ticks_committed = 0
+        #: Roots already under way that this worker claimed from another (a dead worker's,
+        #: or one given back by a worker that stopped): each got a "taken over" history row.
+        self.roots_taken_over = 0
         self.now = self.clock()
         self._config = EngineConfig(registry, self.policy, self.limits,
                                     frozenset(self.agents), ids, self.retry)
@@ -205,7 +211,8 @@ class Engine:
         self._view = EngineView()
         self._carried = Changes()
         self._roots = set()
-        self._adopt(state, claimed - held, reset_clears=first_load)
+        self._adopt(state, claimed - held, reset_clears=first_load,
+                    recovery=f"resumed by {self.actor} after a restart" if first_load else None)
         self._loaded = self._ever_loaded = True
 
     def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
@@ -244,15 +251,26 @@ class Engine:
                             [t for t in state.tasks if t.root_command_id not in problems]),
                 set(problems))
 
-    def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool) -> None:
+    def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool,
+               recovery: str | None) -> int:
         """Take loaded trees into the view and resume them, as after a crash: whoever had
-        them before (this engine before a restart, or a worker that died) is gone."""
+        them before (this engine before a restart, or a worker that died) is gone. With
+        `recovery`, every root already under way gets a `recover` row saying so (a reload
+        after a rolled-back tick is no recovery: nobody else had the trees). Returns how
+        many roots got one."""
+        recovered = 0
         view = self._view
         for record in state.commands:
             view.index_command(record)
         for task in state.tasks:
             view.index_task(task)
         recorder = Recorder(view, self._carried, self.now)
+        if recovery is not None:
+            for record in state.commands:
+                if record.parent_id is None and record.status != CommandStatus.NOT_STARTED:
+                    recorder.history(record, HistoryEvent.RECOVER, record.status,
+                                     record.status, recovery)
+                    recovered += 1
         for record in state.commands:
             if record.status == CommandStatus.EXECUTING:
                 record.error = "the engine stopped while this command was executing"
@@ -271,6 +289,7 @@ class Engine:
         # the next tick's transaction drops their lease rows; a single engine's roots without
         # a lease row get one then.
         self._roots |= claimed
+        return recovered
 
     def _refuse_if_workers_hold_roots(self) -> None:
         holders = {owner for _, owner, expires in self.store.leases()
@@ -305,7 +324,8 @@ class Engine:
             # leaving them to lapse unworked.
             self._forget_view()
             raise
-        self._adopt(state, claimed - held, reset_clears=True)
+        self.roots_taken_over += self._adopt(state, claimed - held, reset_clears=True,
+                                             recovery=f"taken over by {self.actor}")
         self._claim_at = self.now  # there may be more: look again at the next tick
 
     def release(self) -> int:
@@ -355,8 +375,11 @@ class Engine:
     # ------------------------------------------------------------------ ticking
     def tick(self) -> TickReport:
         """One round of agent calls, then one transaction of engine work."""
+        started = time.perf_counter()
         with gc_paused(self.pause_gc):
-            return self._tick()
+            report = self._tick()
+        report.duration = time.perf_counter() - started
+        return report
 
     def _tick(self) -> TickReport:
         if not self._loaded:
@@ -369,7 +392,7 @@ class Engine:
         report = TickReport(number=self.ticks_committed + 1)
         view = self._view
         answers = self._agent_calls.exchange(view, self.now, report)
-        if not (answers.any() or self._carried.any() or view.due_commands(self.now)
+        if not (answers.any() or self._carried.any_records() or view.due_commands(self.now)
                 or view.touched_groups or view.resettle or view.deadline_due(self.now)
                 or self._cancel_requested() or self._leases_due()):
             return report
@@ -383,6 +406,7 @@ class Engine:
         """Run `work` as one tick's transaction; hold a root whose work made it fail."""
         try:
             with self.store.transaction() as tx:
+                tx.actor = self.actor
                 self._renew_leases(tx)
                 tick = Tick(self._config, self._view, tx, self._carried, self.now, report)
                 self._carried = Changes()
@@ -398,6 +422,7 @@ class Engine:
             raise
         for root in self._view.forget_finished():
             report.roots_ended += 1
+            report.ended_roots.append(root.id)
             report.roots_failed += root.status != CommandStatus.ENDED_SUCCESS
         if self._parked:
             self._view.drop_roots(self._parked)
@@ -518,6 +543,7 @@ class Engine:
         root = self.store.command(fault.root_id)
         status = root.status if root is not None else ""
         with self.store.transaction() as tx:
+            tx.actor = self.actor
             tx.open_roots([fault.root_id], self._lease.owner, self.now + self._lease.ttl)
             if fault.root_id not in tx.renew_leases(self._lease.owner, [fault.root_id],
                                                     self.now + self._lease.ttl):

@@ -7,11 +7,13 @@ flush. Nothing else changes a record's status.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .command_machine import COMMAND_MACHINE
 from .engine_view import EngineView
+from .reasons import ExecutionReason
 from .records import CommandRecord, HistoryPath, ObjectKind, TaskRecord
 from .shared_machine import SharedMachine
 
@@ -27,8 +29,13 @@ class Changes:
     history: list[HistoryPath] = field(default_factory=list)
 
     def any(self) -> bool:
+        return self.any_records() or bool(self.history)
+
+    def any_records(self) -> bool:
+        """Rows to write, beyond history: what makes a tick worth a transaction of its own
+        (a `recover` row alone is bookkeeping; it goes with the next tick that moves)."""
         return bool(self.new_commands or self.changed_commands or self.new_tasks
-                    or self.changed_tasks or self.history)
+                    or self.changed_tasks)
 
 
 #: History steps a tick holds before it writes them (inside its transaction): a tick's
@@ -41,14 +48,17 @@ class Recorder:
     """Fires transitions on records of one view at one moment, collecting the changes.
 
     `spill` takes the history collected so far once it reaches HISTORY_CHUNK steps (the
-    tick writes it; an object whose steps straddle a spill has a path in each segment)."""
+    tick writes it; an object whose steps straddle a spill has a path in each segment).
+    `counts` (the tick report's `transitions`) counts every transition fired."""
 
     def __init__(self, view: EngineView, changes: Changes, now: float,
-                 spill: Callable[[list[HistoryPath]], None] | None = None) -> None:
+                 spill: Callable[[list[HistoryPath]], None] | None = None,
+                 counts: Counter[tuple[str, str, str, str]] | None = None) -> None:
         self.view = view
         self.changes = changes
         self.now = now
         self.spill = spill
+        self.counts = counts
         # Each object's path in `changes.history`, while steps can still be added to it.
         self._open: dict[str, HistoryPath] = {}
         self._steps = 0
@@ -58,6 +68,8 @@ class Recorder:
         source = machine.fire(record, trigger)
         self.history(record, trigger, source, record.status, detail)
         self.touch(record)
+        if self.counts is not None:
+            self.counts[_counted_as(record)] += 1
         if isinstance(record, CommandRecord) and COMMAND_MACHINE.is_terminal(record.status):
             self.view.detach(record)
 
@@ -89,3 +101,12 @@ class Recorder:
     def forget_paths(self) -> None:
         """The collected history was written: later steps start new paths."""
         self._open, self._steps = {}, 0
+
+
+def _counted_as(record: CommandRecord | TaskRecord) -> tuple[str, str, str, str]:
+    """A transition's key in `TickReport.transitions`."""
+    if isinstance(record, CommandRecord):
+        kind = ("compensation" if record.execution_reason == ExecutionReason.ROLLBACK_FLOW
+                else "command")
+        return kind, record.type, record.status, record.outcome or ""
+    return "task", record.verb, record.status, record.host_result or ""

@@ -263,6 +263,9 @@ class HistoryEvent(StrEnum):
     RETRY = "retry"
     #: The engine failed on this root and stopped working on it.
     HOLD = "hold"
+    #: An engine took up a tree that was under way: after its own restart, or from a worker
+    #: that died, froze past its lease or stopped (the detail names which, and who).
+    RECOVER = "recover"
 
 
 class HistoryEntry(NamedTuple):
@@ -278,6 +281,8 @@ class HistoryEntry(NamedTuple):
     dest: str
     at: float
     detail: str | None = None
+    #: The worker or engine that made the step (None: a client, or a schema before 0009).
+    actor: str | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -20,6 +20,10 @@ L = TypeVar("L", bound=Ledger)
 class StoreTransaction(Protocol):
     """One engine tick's transaction: reads and claims are immediate, record writes batched."""
 
+    #: Recorded with the history the transaction writes: the worker's lease name or the
+    #: single engine's `host:pid` (None: a client's submit). Set by the engine.
+    actor: str | None
+
     def ledger(self, kind: type[L]) -> L:
         """The user's ledger of that class, bound to this transaction (built on first use)."""
 

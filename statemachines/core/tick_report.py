@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -24,10 +25,20 @@ class TickReport:
     # Roots among them, and those of these that did not end successfully.
     roots_ended: int = 0
     roots_failed: int = 0
+    # Their ids, for what reads a whole tree once it is over (traces, metrics, a caller
+    # waiting for one root).
+    ended_roots: list[str] = field(default_factory=list)
     compensations_started: int = 0
     # Opposite commands whose end ran: with compensations_started, what a display shows running.
     compensations_ended: int = 0
     errors: list[str] = field(default_factory=list)
+    # Every transition the tick took, by (kind, command type or task verb, status entered,
+    # outcome or host result so far): what metrics count by type and status. The kind is
+    # "command", "compensation" (ROLLBACK_FLOW) or "task".
+    transitions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Seconds the whole tick took, agent calls included; set as `Engine.tick` returns (an
+    # on_commit callback, called inside the tick, still sees None).
+    duration: float | None = None
 
     def summary(self) -> str:
         parts = [

@@ -22,7 +22,7 @@ from .engine_view import EngineView, opposite_resource
 from .errors import ConcurrentModification, RootFault, StoreError
 from .limits import Limits
 from .recorder import Changes, Recorder
-from .records import CommandRecord, HistoryPath, TaskRecord
+from .records import CommandRecord, HistoryEvent, HistoryPath, TaskRecord
 from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 from .store_protocol import StoreTransaction
@@ -51,7 +51,8 @@ class TickState:
         self.tx = tx
         self.now = now
         self.report = report
-        self.recorder = Recorder(view, changes, now, spill=self._write_history)
+        self.recorder = Recorder(view, changes, now, spill=self._write_history,
+                                 counts=report.transitions)
         self.wrote = False
         # Rolling-back commands to settle, drained in order: settling one may make its parent
         # (or a command waiting for its resource) ready to settle, and a queue instead of a
@@ -63,6 +64,11 @@ class TickState:
         changes = self.recorder.changes
         if not changes.any():
             return
+        # A tick that wrote only `recover` rows moved nothing: it is no committed tick (the
+        # termination measure, the worker's counts), though the rows are written with it.
+        moved = changes.any_records() or any(
+            trigger != HistoryEvent.RECOVER for path in changes.history
+            for trigger, _, _ in path.steps)
         self.tx.write(
             list(changes.new_commands.values()),
             [c for i, c in changes.changed_commands.items() if i not in changes.new_commands],
@@ -72,7 +78,7 @@ class TickState:
         )
         self.recorder.changes = Changes()
         self.recorder.forget_paths()
-        self.wrote = True
+        self.wrote = self.wrote or moved
 
     def _write_history(self, history: list[HistoryPath]) -> None:
         """History rows reference nothing and nothing reads them back inside the tick, so

@@ -31,7 +31,7 @@ _PATHS = st.builds(
 @given(st.lists(_PATHS, max_size=20))
 def test_every_step_comes_back_in_order(history: list[HistoryPath]) -> None:
     """Per root, every object's steps in order, details exactly (NULs too: JSON escapes them)."""
-    back = list(history_segments.expand_all(history_segments.rows(history)))
+    back = list(history_segments.expand_all(history_segments.rows(history, None)))
     for root in {p.root_id for p in history}:
         assert [e for e in back if e.root_id == root] == [
             e for path in history if path.root_id == root for e in path.entries()]
@@ -41,7 +41,7 @@ def test_every_step_comes_back_in_order(history: list[HistoryPath]) -> None:
 @given(st.lists(_PATHS, max_size=20), st.text(min_size=1, max_size=4))
 def test_one_objects_steps_are_read_out_of_its_roots_segments(
         history: list[HistoryPath], wanted: str) -> None:
-    back = list(history_segments.expand_all(history_segments.rows(history), wanted))
+    back = list(history_segments.expand_all(history_segments.rows(history, None), wanted))
     assert back == [e for path in history if path.object_id == wanted for e in path.entries()]
 
 
@@ -62,7 +62,7 @@ _TRICKY_PATHS = st.builds(
 @example([HistoryPath("command", ",", "r", "a", 1.0, [("a", "a", None)])], ",")  # overlaps
 def test_an_id_spelled_in_json_punctuation_is_found_exactly(
         history: list[HistoryPath], wanted: str) -> None:
-    back = list(history_segments.expand_all(history_segments.rows(history), wanted))
+    back = list(history_segments.expand_all(history_segments.rows(history, None), wanted))
     assert back == [e for path in history if path.object_id == wanted for e in path.entries()]
 
 
@@ -71,8 +71,8 @@ def test_a_tick_writes_one_row_per_root() -> None:
              HistoryPath("command", "c", "r", "", 5.0, [("create", "not_started", "x")]),
              HistoryPath("command", "q", "q", "", 5.0, [("create", "not_started", None)]),
              HistoryPath("command", "q", "q", "ending", 7.0, [("hold", "ending", "fault")])]
-    written = list(history_segments.rows(paths))
-    assert [(root, at) for root, at, _ in written] == [("r", 5.0), ("q", 5.0), ("q", 7.0)]
+    written = list(history_segments.rows(paths, None))
+    assert [(root, at) for root, at, _, _ in written] == [("r", 5.0), ("q", 5.0), ("q", 7.0)]
     assert written[0][2] == ('[["command","r","",[["create","not_started",null]]],'
                              '["command","c","",[["create","not_started","x"]]]]')
 
@@ -107,7 +107,7 @@ def test_an_objects_steps_in_one_tick_share_a_path_while_they_follow_on() -> Non
     assert [(p.object_id, p.source, [s[0] for s in p.steps]) for p in changes.history] == [
         ("a", "", ["create", "execute", "executed"]), ("t", "", ["create"]),
         ("a", "ending", ["cancel"])]
-    back = list(history_segments.expand_all(history_segments.rows(changes.history)))
+    back = list(history_segments.expand_all(history_segments.rows(changes.history, None)))
     assert [(e.object_id, e.source, e.dest) for e in back] == [
         ("a", "", "not_started"), ("a", "not_started", "executing"),
         ("a", "executing", "waiting"), ("t", "", "pending"), ("a", "ending", "ending")]
