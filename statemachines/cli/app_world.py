@@ -3,18 +3,20 @@ engine; closed in the reverse order, whatever failed in between."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from persistence import SqlStore
 from persistence.schema_version import NoSchema
 
+from ..core.agent_protocol import Agent
 from ..core.application import Agents, App
 from ..core.engine import Engine
 from ..core.errors import EndactionError, InvalidConfiguration
 from ..core.leases import WorkerLease
 from ..core.limits import Limits
 from ..core.tick_report import TickReport
+from ..observability import TracingUnavailable, configure_tracing, traced
 from .agent_options import AgentChoice
 from .database import open_database
 from .errors import UsageProblem
@@ -36,8 +38,20 @@ class AppWorld:
 
 def open_app(app: App, db: str | None, agents_at: AgentChoice, *, create: bool = True,
              missing: str = "", limits: Limits | None = None, lease: WorkerLease | None = None,
-             on_commit: Callable[[TickReport], None] | None = None) -> AppWorld:
-    """Open `app` on `db`; with create=False a missing database is an error, not a new one."""
+             on_commit: Callable[[TickReport], None] | None = None,
+             engine_agents: Callable[[Agents], Mapping[str, Agent]] | None = None) -> AppWorld:
+    """Open `app` on `db`; with create=False a missing database is an error, not a new one.
+
+    `engine_agents` gives the engine other agents than those built (proxies that time each
+    call, `EngineMetrics.meter`); the world's own `agents` stay the built ones, which the
+    leftover checks and reports read as the application's own classes.
+
+    Its engine emits the trace of every root it ends when OTEL_TRACES_EXPORTER asks for
+    traces (or a tracer provider is set in the process): see `statemachines.observability`."""
+    try:
+        configure_tracing()
+    except TracingUnavailable as err:
+        raise UsageProblem(str(err)) from err
     try:
         store = open_database(db, create=create, missing=missing, app=app)
     except NoSchema as err:
@@ -62,7 +76,8 @@ def open_app(app: App, db: str | None, agents_at: AgentChoice, *, create: bool =
         store.dispose()
         raise
     try:
-        engine = app.engine(store, agents, limits=limits, lease=lease, on_commit=on_commit)
+        engine = app.engine(store, agents if engine_agents is None else engine_agents(agents),
+                            limits=limits, lease=lease, on_commit=traced(store, on_commit))
     except InvalidConfiguration as err:
         agents.close()
         store.dispose()

@@ -3,7 +3,8 @@
 A worker builds its application's agents from its settings, claims free roots within its
 claim interval, and runs them until SIGTERM or SIGINT; then it finishes its tick and gives its
 leases back, so another worker takes the roots at once. PostgreSQL spreads workers over
-machines; a SQLite file serves several processes on one.
+machines; a SQLite file serves several processes on one. With `--metrics-port` it serves its
+Prometheus metrics at /metrics (`worker_metrics`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .app_world import AppWorld, open_app
 from .database import db_option, finite
 from .errors import UsageProblem
 from .logging_setup import logged
+from .worker_metrics import WorkerMetrics
 
 log = logging.getLogger("endaction.worker")
 
@@ -62,9 +64,16 @@ log = logging.getLogger("endaction.worker")
               callback=finite, show_default=True, metavar="S",
               help="how long a starting worker retries a database it cannot reach (a restart "
                    "during a failover), saying so each time, before it gives up (exit 1)")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="P",
+              help="serve Prometheus metrics at http://HOST:P/metrics (0: any free port, "
+                   "printed) [default: none]")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="address the metrics are served on (no token is asked: anything but "
+                   "loopback shows them to the network)")
 def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
            interval: float, lease_ttl: float, max_roots: int, task_timeout: float | None,
-           summary_interval: float, start_timeout: float) -> None:
+           summary_interval: float, start_timeout: float, metrics_port: int | None,
+           metrics_host: str) -> None:
     """Run the application's roots as one of several workers on one database, until
     SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick."""
     if name == SINGLE_ENGINE:
@@ -84,28 +93,38 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
                    "stopping after this tick", err=True)
         stop.set()
 
+    served = None if metrics_port is None else WorkerMetrics(metrics_host, metrics_port)
+    if served is not None:
+        click.echo(f"worker {lease.owner}: metrics on {served.url}", err=True)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        opened = _open_backing_off(app, db, agents_at, limits, lease, start_timeout, stop)
+        opened = _open_backing_off(app, db, agents_at, limits, lease, start_timeout, stop,
+                                   served)
         if opened is None:
             click.echo(f"worker {lease.owner} stopped before it started", err=True)
             return
         with closing(opened) as world:
             click.echo(f"worker {lease.owner} of application {app.name!r} on "
                        f"{world.store.url}", err=True)
-            totals = Worker(world.engine, interval=interval, stop=stop,
-                            summary_every=summary_interval).run()
+            runner = Worker(world.engine, interval=interval, stop=stop,
+                            summary_every=summary_interval,
+                            on_tick=None if served is None else served.metrics.on_tick)
+            if served is not None:
+                served.watch(world.engine, runner, world.store)
+            totals = runner.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if served is not None:
+            served.close()
     click.echo(f"worker {lease.owner} stopped: {totals.committed} committed tick(s), "
                f"{totals.roots_ended} root(s) ended ({totals.roots_failed} failed), gave back "
                f"{totals.released} lease(s)", err=True)
 
 
 def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: Limits,
-                      lease: WorkerLease, timeout: float,
-                      stop: threading.Event) -> AppWorld | None:
+                      lease: WorkerLease, timeout: float, stop: threading.Event,
+                      served: WorkerMetrics | None = None) -> AppWorld | None:
     """Open the application, retrying a database that is unavailable (as a running worker
     does at every tick) for up to `timeout` seconds: a worker restarted during a failover must
     not exit on the first cut connection. None if stopped meanwhile."""
@@ -113,7 +132,11 @@ def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: 
     backoff = 0.2
     while True:
         try:
-            return open_app(app, db, agents_at, limits=limits, lease=lease)
+            if served is None:
+                return open_app(app, db, agents_at, limits=limits, lease=lease)
+            return open_app(app, db, agents_at, limits=limits, lease=lease,
+                            on_commit=served.metrics.on_commit,
+                            engine_agents=served.metrics.meter)
         except StoreUnavailable as err:
             waited = time.monotonic() - started
             if waited + backoff > timeout:

@@ -11,10 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Third-party packages only adapters and entry points may use.
 OUTSIDE_THE_CORE = ("sqlalchemy", "psycopg", "alembic", "click", "rich", "hypothesis", "graphviz",
-                    "starlette", "uvicorn", "httpx")
+                    "starlette", "uvicorn", "httpx", "opentelemetry")
 LAYERS = {
     "core": ["statemachines/core"],
-    "adapter": ["statemachines/diagrams", "statemachines/http", "persistence"],
+    "adapter": ["statemachines/diagrams", "statemachines/http", "statemachines/observability",
+                "persistence"],
     "entry": ["statemachines/cli", "statemachines/testing", "statemachines/example"],
 }
 

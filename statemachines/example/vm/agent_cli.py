@@ -17,6 +17,7 @@ from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
 from statemachines.cli.logging_setup import logged
 from statemachines.http import ConnectionBook, HostLimits, ServerTls, uvicorn_options
+from statemachines.observability import HostMetrics
 
 from .local_disk import LocalDiskAgent
 from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
@@ -64,12 +65,16 @@ def agent() -> None:
 @click.option("--keep-alive", type=click.FloatRange(0.1, 3600),
               default=HostLimits.keep_alive, show_default=True, callback=finite, metavar="S",
               help="seconds an idle keep-alive connection stays open")
+@click.option("--metrics-open", is_flag=True,
+              help="serve GET /metrics (Prometheus) to callers without the token; by default "
+                   "it needs the token, like every other route")
 def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resumes: int,
           threads: int, seconds_per_mib: float, tls_cert: Path | None, tls_key: Path | None,
           tls_client_ca: Path | None, max_connections: int, request_timeout: float,
-          keep_alive: float) -> None:
+          keep_alive: float, metrics_open: bool) -> None:
     """Serve the local-disk storage host over HTTP (HTTPS with --tls-cert and --tls-key)
-    until SIGTERM or SIGINT. Callers present the token either way."""
+    until SIGTERM or SIGINT. Callers present the token either way; so does a reader of its
+    Prometheus metrics at /metrics, unless --metrics-open."""
     if (tls_cert is None) != (tls_key is None) or (tls_client_ca and tls_cert is None):
         raise UsageProblem("--tls-cert and --tls-key go together (and --tls-client-ca with "
                            "them)")
@@ -87,24 +92,26 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     try:
         _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
                tls, HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
-                               max_connections=max_connections))
+                               max_connections=max_connections), metrics_open)
     finally:
         listening.close()
 
 
 def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
            max_resumes: int, threads: int, seconds_per_mib: float,
-           tls: ServerTls | None, limits: HostLimits) -> None:
+           tls: ServerTls | None, limits: HostLimits, metrics_open: bool) -> None:
     try:
         token = (read_token(token_file) if token_file is not None
                  else ensure_token_file(storage / TOKEN_FILE))
     except (AgentError, OSError) as err:
         raise UsageProblem(str(err)) from err
+    metrics = HostMetrics()
     try:
         disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes,
-                              seconds_per_mib=seconds_per_mib)
+                              seconds_per_mib=seconds_per_mib, on_task_end=metrics.task_ended)
     except OSError as err:
         raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
+    metrics.watch_tasks(lambda: disk.tasks_running)
     # uvicorn stops gracefully on SIGTERM/SIGINT and then raises the signal again with the
     # handler it found: this one turns that into a clean return, so the agent is closed
     # (running tasks stay journaled as running, for the next instance) and the exit is 0.
@@ -115,10 +122,12 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
         scheme = "https" if tls else "http"
         click.echo(f"local-disk host on {scheme}://{host}:{bound} for {disk.storage} "
                    f"(token in {token_file or storage / TOKEN_FILE}"
-                   f"{', callers need a certificate' if tls and tls.client_ca else ''})",
+                   f"{', callers need a certificate' if tls and tls.client_ca else ''}; "
+                   f"metrics at /metrics{' without the token' if metrics_open else ''})",
                    err=True)
         uvicorn.Server(uvicorn.Config(
-            storage_app(disk, token), host=host, port=bound, log_level="warning",
+            metrics.serving(storage_app(disk, token), None if metrics_open else token),
+            host=host, port=bound, log_level="warning",
             access_log=False, **uvicorn_options(book),
             ssl_certfile=None if tls is None else str(tls.cert),
             ssl_keyfile=None if tls is None else str(tls.key),

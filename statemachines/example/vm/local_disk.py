@@ -35,7 +35,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,14 @@ class LocalDiskAgent:
         keep_cleared_seconds: how long the tombstone of a cleared task forbids starting it
             again. It must outlast the stalest view an engine can act on; past it, a start of
             that id would run the task again.
+        on_task_end: told (verb, result, seconds) as each task it ran ends, for a host's
+            metrics; not for a task stopped by `close` (the next instance runs it again).
     """
 
     def __init__(self, storage: Path | str, workers: int = 4, seconds_per_mib: float = 0.0,
                  max_resumes: int = 3, failing_deletes: Iterable[str] = (),
-                 keep_cleared_seconds: float = KEEP_CLEARED_SECONDS) -> None:
+                 keep_cleared_seconds: float = KEEP_CLEARED_SECONDS,
+                 on_task_end: Callable[[str, HostResult, float], None] | None = None) -> None:
         if not keep_cleared_seconds > 0:
             raise ValueError(
                 f"keep_cleared_seconds must be positive (got {keep_cleared_seconds!r})")
@@ -88,6 +91,7 @@ class LocalDiskAgent:
         self.seconds_per_mib = seconds_per_mib
         self.max_resumes = max_resumes
         self.failing_deletes = frozenset(failing_deletes)
+        self.on_task_end = on_task_end
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.task_journal = DiskJournal(self.storage, self.owner, keep_cleared_seconds)
         self.journal = self.task_journal.folder
@@ -307,6 +311,11 @@ class LocalDiskAgent:
                     task_id, owner, resumes + 1, self.max_resumes)
         self._launch(task_id, entry)
 
+    @property
+    def tasks_running(self) -> int:
+        """Tasks this instance runs now (queued for a worker thread, or working)."""
+        return len(self._running)
+
     def _launch(self, task_id: str, entry: Mapping[str, Any]) -> None:
         stop = threading.Event()
         self._running[task_id] = stop
@@ -317,6 +326,7 @@ class LocalDiskAgent:
     def _run(self, task_id: str, verb: str, parameters: dict[str, Any],
              stop: threading.Event) -> None:
         output: dict[str, Any] | None = None
+        started = time.monotonic()
         try:
             if verb == COPY_VERB:
                 output = self._copy(parameters, stop)
@@ -330,6 +340,11 @@ class LocalDiskAgent:
             result, message = HostResult.FAILURE, "aborted at the engine's request"
         except Exception as err:  # the worker must report every outcome, whatever failed
             result, message = HostResult.FAILURE, f"{type(err).__name__}: {err}"
+        if self.on_task_end is not None:
+            try:
+                self.on_task_end(verb, result, time.monotonic() - started)
+            except Exception:  # a metric must never cost the task its recorded end
+                log.exception("task %s: on_task_end failed", task_id)
         try:
             with self.task_journal.locked():
                 self._running.pop(task_id, None)
