@@ -26,6 +26,7 @@ from .list_cmd import list_roots
 from .logging_setup import setup_logging, with_logging
 from .recovery_cmd import cleanup, resume
 from .submit_cmd import submit
+from .ui_cmd import ui
 from .worker_cmd import worker
 
 
@@ -107,7 +108,7 @@ def release(root_id: str, db: str | None) -> None:
 
 
 for view in (worker, submit, resume, cleanup, list_roots, db, diagrams, status, history,
-             trace):
+             trace, ui):
     cli.add_command(view)
 with_logging_everywhere(cli)
 
