@@ -1,20 +1,24 @@
 """Progress of a run, on stderr so that stdout stays one JSON document with --json.
 
-On a terminal a Rich live panel keeps running totals (tasks polling and ended, compensations
-running); anywhere else (a pipe, a log file, CI) each persisted step is one plain line, which
-is what tests and log readers can rely on.
+On a terminal a Rich live panel shows a progress bar (the work ended out of the work known so
+far, with an estimate of the time left) above running totals (tasks polling and ended,
+compensations running, the last agent error); anywhere else (a pipe, a log file, CI) each
+persisted step is one plain line, which is what tests and log readers can rely on.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
@@ -109,14 +113,48 @@ class Totals:
     def compensations_running(self) -> int:
         return self.compensations_started - self.compensations_ended
 
+    @property
+    def work_known(self) -> int:
+        """The bar's total: tasks started, commands executed and compensations started.
+
+        Only the work seen so far is known, so the total grows as the run goes: when a
+        rollback starts compensations it adds work, and the bar may step back. A compensation
+        counts once as it is started and once more as the command it is; it is done when it
+        ends (`commands_ended` and `compensations_ended`). Never below `work_ended`, which may
+        include work started before this run (`resume`, `cleanup`)."""
+        known = self.started + self.executed + self.compensations_started
+        return max(known, self.work_ended)
+
+    @property
+    def work_ended(self) -> int:
+        """The bar's completed part: tasks ended (ok or failed), commands and compensations
+        ended."""
+        return self.succeeded + self.failed + self.ended + self.compensations_ended
+
+
+class _Estimate(TimeRemainingColumn):
+    """Rich's time-remaining estimate, shown only once there is a rate and work is left."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None or task.finished or task.time_remaining is None:
+            return Text("")
+        return Text("about ", style="progress.remaining") + super().render(task) + Text(
+            " left", style="progress.remaining")
+
 
 class LiveProgress:
-    """A Rich live panel of the run's totals; notes scroll above it."""
+    """A Rich live panel: a bar of the work ended so far, the run's totals below; notes
+    scroll above it."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
+        self.clock = clock
         self.totals = Totals()
-        self.began = time.monotonic()
+        self.began = clock()
+        self.bar = RichProgress(TextColumn("work ended"), BarColumn(), MofNCompleteColumn(),
+                                _Estimate(), console=console, auto_refresh=False,
+                                get_time=clock)
+        self.work = self.bar.add_task("work ended", total=None)
         self.live = Live(self.render(), console=console, refresh_per_second=8,
                          redirect_stdout=False, redirect_stderr=False)
 
@@ -134,7 +172,21 @@ class LiveProgress:
 
     def observe(self, report: TickReport) -> None:
         self.totals.add(report)
+        self._advance_bar()
         self.live.update(self.render(), refresh=True)
+
+    def _advance_bar(self) -> None:
+        total, ended = self.totals.work_known, self.totals.work_ended
+        if not total:
+            return
+        # The total is set on the task itself: `Progress.update(total=...)` would throw away
+        # the samples the rate is estimated from, and the total grows on most ticks. A task
+        # that had finished is open again when more work becomes known.
+        task = self.bar.tasks[0]
+        task.total = total
+        if ended < total:
+            task.finished_time = None
+        self.bar.update(self.work, completed=ended)
 
     def note(self, text: str) -> None:
         self.console.print(Text(text, style="dim"))
@@ -144,7 +196,7 @@ class LiveProgress:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("ticks", f"{t.steps}   [dim]{time.monotonic() - self.began:.1f} s[/dim]")
+        grid.add_row("ticks", f"{t.steps}   [dim]{self.clock() - self.began:.1f} s[/dim]")
         grid.add_row("tasks", f"[cyan]polling {t.polling}[/cyan] · started {t.started} · "
                               f"[green]ended ok {t.succeeded}[/green] · "
                               f"[red]ended failed {t.failed}[/red] · cleared {t.cleared}")
@@ -154,4 +206,4 @@ class LiveProgress:
                       f"started {t.compensations_started} · ended {t.compensations_ended}")
         if t.last_error:
             grid.add_row("last error", Text(t.last_error, style="red"))
-        return Group(grid)
+        return Group(self.bar, grid)

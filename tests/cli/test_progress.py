@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from persistence import SqlStore
@@ -132,3 +133,56 @@ def test_demo_on_a_terminal_shows_the_live_panel(tmp_path: Path) -> None:
     assert json.loads(out)["root"]["status"] == CommandStatus.ENDED_FAILURE
     screen = b"".join(chunks).decode(errors="replace")
     assert "compensations" in screen and "running" in screen and "\x1b[" in screen
+    assert "work ended" in screen, "the bar is drawn with the panel"
+
+
+class Clock:
+    """A clock the test moves, so that the bar's rate (and its estimate) is known."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_totals_count_the_work_known_and_ended() -> None:
+    totals = Totals()
+    for report in ticks():
+        totals.add(report)
+    # 3 tasks started + 2 compensations started; 2 tasks and 2 commands ended + 1 compensation
+    assert (totals.work_known, totals.work_ended) == (5, 5)
+    totals.add(TickReport(commands_ended=4))  # ended here, executed before this run (resume)
+    assert totals.work_known == totals.work_ended == 9
+
+
+def test_live_bar_shows_counts_and_an_estimate_once_there_is_a_rate(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    screen, clock = io.StringIO(), Clock()
+    progress = LiveProgress(Console(file=screen, force_terminal=True, width=120), clock=clock)
+
+    def bar() -> str:
+        plain = Console(file=io.StringIO(), width=120)
+        with plain.capture() as captured:
+            plain.print(progress.render())
+        return captured.get().splitlines()[0]
+
+    with progress:
+        assert "work ended" in bar() and "about" not in bar()  # nothing known yet
+        progress(TickReport(number=1, commands_executed=1, tasks_started=4))
+        assert "0/5" in bar() and "about" not in bar()  # no rate yet
+        clock.now += 2
+        progress(TickReport(number=2, tasks_succeeded=1))
+        clock.now += 2
+        progress(TickReport(number=3, tasks_succeeded=1))
+        assert "2/5" in bar()
+        assert "about 0:00:06 left" in bar()  # 1 unit per 2 s since the first, 3 units left
+        clock.now += 2
+        progress(TickReport(number=4, tasks_failed=2, compensations_started=2))
+        assert "4/7" in bar(), "a rollback adds work: the bar steps back"
+        progress(TickReport(number=5, commands_executed=2, commands_ended=3,
+                            compensations_ended=2))
+        assert "9/9" in bar() and "about" not in bar()  # all ended: no estimate
+    out = screen.getvalue()
+    assert "work ended" in out and "9/9" in out and "\x1b[" in out
+    assert capsys.readouterr().out == "", "stdout is the JSON report's alone"
