@@ -11,10 +11,8 @@ cannot exhaust the process.
 from __future__ import annotations
 
 import ipaddress
-import signal
 import socket
 from pathlib import Path
-from types import FrameType
 
 import click
 import uvicorn
@@ -25,6 +23,7 @@ from persistence.schema_version import NoSchema
 from ..core.application import App
 from ..core.errors import EndactionError
 from ..http import ConnectionBook, HostLimits, uvicorn_options
+from ..http.listening import listen, serve_until_stopped
 from ..web import CleanupJob, Site, read_token_file, web_app
 from ..web.app import LOOPBACK_HOSTS
 from ..web.cleanup import cleanup_work
@@ -37,9 +36,6 @@ from .errors import UsageProblem
 DEFAULT_PORT = 8720
 MISSING = "run `endaction demo` or `endaction submit` first, or pass --db"
 
-
-class CannotListen(EndactionError):
-    """The address cannot be listened on (in use, not this machine's, privileged)."""
 
 
 @click.command()
@@ -85,7 +81,7 @@ def ui(app: App, db: str | None, host: str, port: int, allow_actions: bool,
             cleanup = CleanupJob(cleanup_work(app, db, agents_at))
         site = Site(database=store.url, app_name=app.name, actions=token is not None,
                     refresh=refresh)
-        listening = _listen(host, port)
+        listening = listen(host, port)
         try:
             _serve(listening, web_app(store, site, token=token, cleanup=cleanup,
                                       allowed_hosts=_hosts_for(host)), host, site)
@@ -100,20 +96,15 @@ def ui(app: App, db: str | None, host: str, port: int, allow_actions: bool,
 
 def _serve(listening: socket.socket, asgi: Starlette, host: str, site: Site) -> None:
     book = ConnectionBook(HostLimits())
-    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         bound = listening.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"endaction ui on http://{shown}:{bound}/ for {site.database} ("
                    + ("actions allowed with the token" if site.actions else "read-only")
                    + ")", err=True)
-        uvicorn.Server(uvicorn.Config(asgi, log_level="warning",
-                                      access_log=False, **uvicorn_options(book))
-                       ).run(sockets=[listening])
-    except (_Stopped, KeyboardInterrupt):
-        pass
+        serve_until_stopped(uvicorn.Server(uvicorn.Config(
+            asgi, log_level="warning", access_log=False, **uvicorn_options(book))), listening)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         book.refusals.flush()
     click.echo("endaction ui stopped", err=True)
 
@@ -125,20 +116,3 @@ def _hosts_for(host: str) -> list[str]:
     except ValueError:
         loopback = False
     return [*LOOPBACK_HOSTS, host] if loopback else ["*"]
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family)
-    except OSError as err:
-        raise CannotListen(f"cannot listen on {host}:{port}: "
-                           f"{err.strerror or err}") from err
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped

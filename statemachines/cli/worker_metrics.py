@@ -11,7 +11,6 @@ types and agents, and carry no token (a Prometheus scraper usually has none to g
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -24,6 +23,7 @@ from ..core.errors import EndactionError
 from ..core.revert_state import RevertState
 from ..core.worker import Worker
 from ..http import ConnectionBook, HostLimits, uvicorn_options
+from ..http.listening import listen
 from ..observability import EngineMetrics, metrics_app
 
 #: A scraper or two, and a person's browser: far fewer connections than a task host takes.
@@ -42,7 +42,7 @@ class WorkerMetrics:
     def __init__(self, host: str, port: int) -> None:
         self.metrics = EngineMetrics()
         self.host = host
-        self._listening = _listen(host, port)
+        self._listening = listen(host, port, "serve metrics on")
         self.port = int(self._listening.getsockname()[1])
         self._book = ConnectionBook(METRICS_LIMITS)
         self._server = uvicorn.Server(uvicorn.Config(
@@ -77,12 +77,3 @@ class WorkerMetrics:
             self._thread.join(timeout=5)
         self._listening.close()
         self._book.refusals.flush()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family)
-    except OSError as err:
-        raise CannotServeMetrics(f"cannot serve metrics on {host}:{port}: "
-                                 f"{err.strerror or err}") from err

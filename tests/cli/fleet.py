@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from sqlalchemy import text
 
 from persistence import SqlStore, connect
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
@@ -124,6 +125,19 @@ class Workers:
             process.wait()
         for log in self._files:
             log.close()
+
+
+def cut_every_connection(url: str) -> int:
+    """Cut every other connection to the database (the caller's own included), as a
+    failover or a network cut would; returns how many."""
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        engine.dispose()
 
 
 def progress(store: SqlStore) -> tuple[int, int]:

@@ -21,8 +21,11 @@ class Host:
     goes to a file per start, never a pipe: a chatty host must not block on a full pipe, and
     the test reads what each start logged."""
 
-    def __init__(self, storage: Path, logs: Path, *extra: str) -> None:
-        self.storage, self.logs, self.extra = storage, logs, extra
+    def __init__(self, storage: Path, *extra: str, logs: Path | None = None) -> None:
+        """`extra`: more `agent serve` options; `logs`: where its logs go (default: beside
+        the storage directory)."""
+        self.storage, self.extra = storage, extra
+        self.logs = logs if logs is not None else storage.parent
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
@@ -77,3 +80,14 @@ class Host:
             self._log_file.close()
             self._log_file = None
         return code
+
+    def client(self) -> httpx.Client:
+        """An HTTP client that presents the host's token."""
+        token = self.token_file.read_text().strip()
+        return httpx.Client(base_url=self.url, timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)

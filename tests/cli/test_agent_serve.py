@@ -13,7 +13,6 @@ over loopback HTTP: the issue's scenario, end to end, judged from the database a
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -23,59 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli.hosts import Host
 from tests.cli.judge import judge
-from tests.http_hosts import free_port
 from tests.worlds import vm_store
 
 pytestmark = pytest.mark.slow
-
-
-class Host:
-    """`endaction agent serve` on a port of its own, restartable on the same port."""
-
-    def __init__(self, storage: Path, *extra: str) -> None:
-        self.storage, self.extra = storage, extra
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "statemachines.cli", "agent", "serve", "--storage",
-             str(self.storage), "--port", str(self.port), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.process.communicate()[1]
-            assert time.monotonic() < deadline, "the host did not come up"
-            time.sleep(0.1)
-
-    @property
-    def token_file(self) -> Path:
-        return self.storage / "agent-token"
-
-    def client(self) -> httpx.Client:
-        token = self.token_file.read_text().strip()
-        return httpx.Client(base_url=self.url, timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def _demo(host: Host, db: Path, *extra: str) -> subprocess.Popen[str]:
@@ -192,9 +143,9 @@ def test_sigterm_stops_the_host_cleanly(tmp_path: Path) -> None:
     host = Host(tmp_path / "storage")
     host.start()
     assert host.process is not None
-    host.process.send_signal(signal.SIGTERM)
-    _, err = host.process.communicate(timeout=30)
-    assert host.process.returncode == 0, err[-2000:]
+    code = host.stop()
+    err = host.stderr()
+    assert code == 0, err[-2000:]
     assert "local-disk host stopped" in err
     owners = tmp_path / "storage" / "tasks" / "owners"
     assert owners.is_dir() and not list(owners.glob("*.lock")), "its owner lock stayed"

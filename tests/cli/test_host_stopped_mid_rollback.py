@@ -48,9 +48,10 @@ from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import STORAGE_AGENT, ImageInventory, add_vm_parameters, vm_registry
 from statemachines.example.vm.demo_report import vm_leftovers, vm_report
 from statemachines.example.vm.storage_host import RemoteStorage, read_token
+from tests.cli.fleet import ends_once
+from tests.cli.hosts import Host
 from tests.cli.judge import judge
-from tests.cli.test_agent_serve import Host
-from tests.worlds import images_in, terminal_arrivals, vm_store
+from tests.worlds import images_in, vm_store
 
 pytestmark = pytest.mark.slow
 
@@ -98,17 +99,6 @@ def _submit(db: Path, vm: str, disks: int, fail: tuple[int, ...] = ()) -> str:
     done = _cli("submit", "AddVmFromTemplate", "--params", params, "--db", str(db))
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def _ends_once(store: SqlStore) -> list[str]:
-    """From the transitions history: every command reached a terminal state exactly once."""
-    problems = []
-    for root in store.root_ids():
-        arrivals = terminal_arrivals(store, root)
-        commands, _ = store.tree(root)
-        problems += [f"command {c.type} {c.id} of root {root} reached a terminal state "
-                     f"{arrivals[c.id]} times" for c in commands if arrivals[c.id] != 1]
-    return problems
 
 
 def _rolling_back(store: SqlStore, root: str) -> bool:
@@ -251,7 +241,7 @@ def test_a_host_frozen_mid_rollback_then_thawed_ends_clean(tmp_path: Path) -> No
         log = fleet.log()
         statuses = {r: store.command(r).status for r in (a, b)}  # type: ignore[union-attr]
         reverts = {r.resource.id: r.state for r in store.reverts()}
-        problems = judge(store, fleet.storage) + _ends_once(store)
+        problems = judge(store, fleet.storage) + ends_once(store)
     host_lines = _naming(log, fleet.host.url)
     print(f"roots ended {took:.1f} s after SIGCONT; {len(host_lines)} log line(s) name the "
           "host:", *host_lines, sep="\n  ")
@@ -288,7 +278,7 @@ def test_a_host_frozen_until_the_engine_gives_up_leaves_a_record_for_cleanup(
         cleaned = _cli("cleanup", "--db", str(fleet.db), "--agent-url", fleet.host.url,
                        "--agent-token-file", str(fleet.host.token_file), "--json",
                        timeout=120)
-        problems = judge(store, fleet.storage) + _ends_once(store)
+        problems = judge(store, fleet.storage) + ends_once(store)
     host_lines = _naming(log, fleet.host.url)
     given_up = {name: _naming(log, f"image:{name} could not be reverted") for name in reverts}
     print(f"the worker gave up {took:.1f} s after the host froze and stopped {stopping:.1f} s "

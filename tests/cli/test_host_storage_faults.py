@@ -115,7 +115,7 @@ def test_a_full_storage_under_the_host_rolls_back_and_leaves_nothing(
     fits. Run twice: the second run finds the host as the first left it, nothing piled up."""
     storage = tmpfs("7680k")
     db = tmp_path / "e.db"
-    host = Host(storage, tmp_path)
+    host = Host(storage, logs=tmp_path)
     host.start()
     try:
         for _ in range(2):
@@ -152,7 +152,7 @@ def test_a_storage_turned_read_only_mid_run_forgets_nothing_and_cleans_up_after(
     every image, then the engine goes on and every delete meets a read-only storage."""
     storage = tmpfs("64m")
     db = tmp_path / "e.db"
-    host = Host(storage, tmp_path, "--workers", "4", "--seconds-per-mib", "1")
+    host = Host(storage, "--workers", "4", "--seconds-per-mib", "1", logs=tmp_path)
     host.start()
     demo_out, demo_err = tmp_path / "demo.out", tmp_path / "demo.err"
     demo: subprocess.Popen[str] | None = None

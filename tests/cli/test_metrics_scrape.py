@@ -150,7 +150,7 @@ def test_a_metrics_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_a_task_host_serves_its_metrics_to_token_holders_or_to_all(tmp_path: Path) -> None:
-    host = Host(tmp_path / "host", tmp_path)
+    host = Host(tmp_path / "host", logs=tmp_path)
     host.start()
     try:
         with worker(tmp_path, "--agent-url", host.url, "--agent-token-file",
@@ -181,7 +181,7 @@ def test_a_task_host_serves_its_metrics_to_token_holders_or_to_all(tmp_path: Pat
     assert "Traceback" not in host.stderr()
 
     (tmp_path / "open-logs").mkdir()
-    open_host = Host(tmp_path / "open", tmp_path / "open-logs", "--metrics-open")
+    open_host = Host(tmp_path / "open", "--metrics-open", logs=tmp_path / "open-logs")
     open_host.start()
     try:
         assert "endaction_host_tasks_running" in httpx.get(f"{open_host.url}/metrics",

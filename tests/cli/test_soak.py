@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from persistence import connect
 from statemachines import StoreUnavailable
-from tests.cli.fleet import Workers, ends_once, fresh_database, postgres_url, progress
+from tests.cli.fleet import (
+    Workers,
+    cut_every_connection,
+    ends_once,
+    fresh_database,
+    postgres_url,
+    progress,
+)
 from tests.cli.hosts import Host
 from tests.cli.judge import judge
 from tests.worlds import vm_store
@@ -104,16 +109,6 @@ class Samples:
         return problems
 
 
-def _cut_everything(url: str) -> None:
-    engine = connect(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-    finally:
-        engine.dispose()
-
-
 def _retried_progress(store: object) -> tuple[int, int]:
     for _ in range(20):
         try:
@@ -130,7 +125,7 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
     print(f"seed {SEED}: {roots} roots over {SECONDS:g} s")
     storage = tmp_path / "storage"
     fresh_database(url, storage)
-    host = Host(storage, tmp_path, "--workers", "8")
+    host = Host(storage, "--workers", "8", logs=tmp_path)
     host.start()
     assert host.process is not None
     agent = ["--agent-url", host.url, "--agent-token-file", str(host.token_file)]
@@ -164,7 +159,7 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
                     workers.running["faulty"].send_signal(signal.SIGSTOP)
                     stopped.append((now + TTL + rng.uniform(0.5, 2), workers.running["faulty"]))
                 elif fault == "cut":
-                    _cut_everything(url)
+                    cut_every_connection(url)
                 else:
                     host.process.send_signal(signal.SIGSTOP)
                     stopped.append((now + rng.uniform(0.5, 3), host.process))

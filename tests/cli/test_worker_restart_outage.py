@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import text
 
-from persistence import connect
 from statemachines import StoreUnavailable, submit_root
 from statemachines.example.vm import add_vm_parameters, vm_registry
-from tests.cli.fleet import Workers, ends_once, fresh_database, postgres_url, progress
+from tests.cli.fleet import (
+    Workers,
+    cut_every_connection,
+    ends_once,
+    fresh_database,
+    postgres_url,
+    progress,
+)
 from tests.cli.judge import judge
 from tests.worlds import vm_store
 
@@ -30,18 +35,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TRIALS = 6
 SEED = int(os.environ.get("ENDACTION_WORKERS_SEED", str(random.SystemRandom().randrange(10**6))))
 T = TypeVar("T")
-
-
-def _cut_everything(url: str) -> int:
-    """Cut every other connection to the database (the test's own included)."""
-    engine = connect(url)
-    try:
-        with engine.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
-    finally:
-        engine.dispose()
 
 
 def _retried(read: Callable[[], T]) -> T:
@@ -76,7 +69,7 @@ def test_a_worker_started_while_its_connections_are_cut_backs_off_and_runs(
             # The first storm outlasts the worker's start-up; the others end at random.
             storm_until = time.monotonic() + (4.0 if trial == 0 else rng.uniform(0.5, 3.0))
             while time.monotonic() < storm_until:
-                cuts += _cut_everything(url)
+                cuts += cut_every_connection(url)
                 time.sleep(rng.uniform(0.01, 0.06))
             deadline = time.monotonic() + 60
             while _retried(lambda: progress(store)) != (trial + 1, 0):

@@ -28,22 +28,11 @@ from statemachines.example.vm import (
     image_name,
     vm_registry,
 )
+from tests.cli.fleet import cut_every_connection
 from tests.worlds import images_in, terminal_arrivals
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 ROOTS = 30
-
-
-def _terminate_others(url: str) -> int:
-    """Cut every other connection to the database, as a failover or a network cut would."""
-    engine = connect(url)
-    try:
-        with engine.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
-    finally:
-        engine.dispose()
 
 
 def _terminate(url: str, pid: int) -> None:
@@ -104,7 +93,7 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
             assert time.monotonic() < deadline, f"not done after 120 s: {Counter(statuses)}"
             if cuts < 15:
                 cuts += 1
-                _terminate_others(url)
+                cut_every_connection(url)
             time.sleep(0.07)
     finally:
         worker.stop.set()
@@ -139,6 +128,6 @@ def test_a_connection_cut_during_the_history_copy_is_a_store_outage(store: SqlSt
     with pytest.raises(StoreUnavailable), \
             store.transaction() as tx:
         tx.write([], [], [], [], [entry])  # opens the connection
-        _terminate_others(url)
+        cut_every_connection(url)
         tx.write([], [], [], [], [entry] * 1000)
     assert len(store.history(root)) == 1, "the rolled-back tick wrote nothing"

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import ssl
 from pathlib import Path
-from types import FrameType
 
 import click
 import uvicorn
 
-from statemachines import AgentError, EndactionError, InvalidConfiguration
+from statemachines import AgentError, InvalidConfiguration
 from statemachines.cli.database import finite
 from statemachines.cli.errors import UsageProblem
 from statemachines.cli.logging_setup import logged
 from statemachines.http import ConnectionBook, HostLimits, ServerTls, uvicorn_options
+from statemachines.http.listening import listen, serve_until_stopped
 from statemachines.observability import HostMetrics
 
 from .local_disk import LocalDiskAgent
@@ -88,7 +87,7 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     # Bound first, by us rather than uvicorn: a port in use is then one line and exit 1
     # (uvicorn's own line and exit status meant something else here), before any token or
     # journal is made for a host that cannot run.
-    listening = _listen(host, port)
+    listening = listen(host, port)
     try:
         _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
                tls, HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
@@ -112,11 +111,9 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
     except OSError as err:
         raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
     metrics.watch_tasks(lambda: disk.tasks_running)
-    # uvicorn stops gracefully on SIGTERM/SIGINT and then raises the signal again with the
-    # handler it found: this one turns that into a clean return, so the agent is closed
-    # (running tasks stay journaled as running, for the next instance) and the exit is 0.
+    # A clean return on SIGTERM closes the agent (running tasks stay journaled as running,
+    # for the next instance) and exits 0.
     book = ConnectionBook(limits)
-    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         bound = listening.getsockname()[1]
         scheme = "https" if tls else "http"
@@ -125,7 +122,7 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
                    f"{', callers need a certificate' if tls and tls.client_ca else ''}; "
                    f"metrics at /metrics{' without the token' if metrics_open else ''})",
                    err=True)
-        uvicorn.Server(uvicorn.Config(
+        serve_until_stopped(uvicorn.Server(uvicorn.Config(
             metrics.serving(storage_app(disk, token), None if metrics_open else token),
             host=host, port=bound, log_level="warning",
             access_log=False, **uvicorn_options(book),
@@ -133,32 +130,8 @@ def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path 
             ssl_keyfile=None if tls is None else str(tls.key),
             ssl_ca_certs=None if tls is None or tls.client_ca is None else str(tls.client_ca),
             ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
-        )).run(sockets=[listening])
-    except (_Stopped, KeyboardInterrupt):
-        pass
+        )), listening)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         book.refusals.flush()
         disk.close()
     click.echo("local-disk host stopped", err=True)
-
-
-class CannotListen(EndactionError):
-    """The host's address cannot be listened on (in use, not this machine's, privileged)."""
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family)
-    except OSError as err:
-        raise CannotListen(f"cannot listen on {host}:{port}: "
-                           f"{err.strerror or err}") from err
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
