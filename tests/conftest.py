@@ -61,3 +61,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         created = _postgres_store()
     yield created
     created.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing of endaction in it, for tests that build a schema by hand: a
+    new SQLite file, or the test PostgreSQL emptied."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "endaction.db")
+        return
+    found = os.environ.get(POSTGRES_ENV)
+    if not found:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
+    engine = connect(found)
+    drop_endaction_tables(engine)
+    engine.dispose()
+    yield found

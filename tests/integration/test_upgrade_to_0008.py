@@ -3,10 +3,6 @@ listing's indexes; on a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -16,7 +12,6 @@ from persistence import SchemaMismatch, connect, open_store
 from persistence.schema_version import HEAD, MIGRATIONS, upgrade
 from statemachines import submit_root
 from statemachines.core.errors import SubmitKeyConflict
-from tests.conftest import POSTGRES_ENV, drop_endaction_tables
 from tests.integration.test_schema_setup import _schema_differences
 from tests.integration.test_submit_keys import registry
 
@@ -28,20 +23,6 @@ NEW_INDEXES = {
     "ix_commands_roots_type": (["type", "created_at", "id"], False),
     "ix_commands_children": (["parent_id"], False),
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "at-0007.db")
-        return
-    found = os.environ.get(POSTGRES_ENV)
-    if not found:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    engine = connect(found)
-    drop_endaction_tables(engine)
-    engine.dispose()
-    yield found
 
 
 def _at_previous(engine: Engine) -> None:
@@ -66,7 +47,10 @@ def _at_previous(engine: Engine) -> None:
                           "VALUES ('b', NULL, 0)"))
 
 
-def test_a_0007_database_upgrades_with_its_rows_and_gains_keys_and_indexes(url: str) -> None:
+def test_a_0007_database_upgrades_with_its_rows_and_gains_keys_and_indexes(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
     engine = connect(url, make_folder=True)
     try:
         _at_previous(engine)

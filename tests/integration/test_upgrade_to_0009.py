@@ -4,11 +4,6 @@ and a real PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
@@ -17,25 +12,11 @@ from persistence import connect, open_store
 from persistence.schema_version import MIGRATIONS, upgrade
 from statemachines import Engine, WorkerLease
 from statemachines.example.vm import ImageInventory, SimulatedAgent, add_vm_parameters, vm_registry
-from tests.conftest import POSTGRES_ENV, drop_endaction_tables
 from tests.integration.test_schema_setup import _schema_differences
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "at-0008.db")
-        return
-    found = os.environ.get(POSTGRES_ENV)
-    if not found:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    engine = connect(found)
-    drop_endaction_tables(engine)
-    engine.dispose()
-    yield found
-
-
-def test_a_0008_history_upgrades_and_new_steps_name_their_actor(url: str) -> None:
+def test_a_0008_history_upgrades_and_new_steps_name_their_actor(empty_database_url: str) -> None:
+    url = empty_database_url
     engine = connect(url, make_folder=True)
     try:
         with engine.begin() as conn:
