@@ -10,25 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, RowMapping, func, select, text
+from sqlalchemy import Connection, Engine, MetaData, func, select, text
 
 from statemachines.core.errors import InvalidConfiguration
 from statemachines.core.ledger import Ledger
 from statemachines.core.records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
 from statemachines.core.revert_state import ResourceRevert
 
-from . import history_rows, history_segments, root_listing, submit_keys
-from .batching import chunked, matching
+from . import active_load, history_rows, history_segments, root_listing, submit_keys
+from .batching import matching
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
 from .ledger import SqlLedger, TableLedger, check_row_type, ledger_tables
 from .record_rows import command_of, entities_of, revert_of, task_of
 from .schema import (
-    ACTIVE_COMMANDS,
-    ACTIVE_TASKS,
     async_tasks,
     cancel_requests,
     commands,
@@ -41,6 +38,7 @@ from .schema import (
 from .schema import history_segments as history_table
 from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
 from .sql_transaction import SqlTransaction
+from .wakeups import CHANNEL, WakeupHub, Wakeups
 
 
 class SqlStore:
@@ -69,6 +67,8 @@ class SqlStore:
             if issubclass(kind, TableLedger):
                 check_row_type(kind)
             self.ledgers[kind.resource_type] = kind
+        self._wakeups = WakeupHub(self._listening_connection
+                                  if engine.dialect.name == "postgresql" else None)
 
     def create_schema(self) -> None:
         """Create the schema if the database is empty; refuse a foreign, older or newer one.
@@ -118,6 +118,28 @@ class SqlStore:
             tx = SqlTransaction(conn, self.url, self.ledgers)
             yield tx
             tx.flush_resources()
+            if tx.made_work and conn.dialect.name == "postgresql":
+                # Delivered to the listeners on commit, and never if this rolls back.
+                conn.execute(text(f"NOTIFY {CHANNEL}"))
+        if tx.made_work:
+            self._wakeups.notice()
+
+    def wakeups(self) -> Wakeups:
+        """An ear for work made by other transactions (persistence/wakeups.py): this
+        process's always, other processes' on PostgreSQL. Close it when done."""
+        return self._wakeups.listen()
+
+    def _listening_connection(self) -> Any:
+        """A connection of the pool's making (same arguments, same TLS) taken out of it for
+        good, in autocommit: LISTEN holds it for as long as the worker runs."""
+        pooled = self.engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()
+        if connection is None:
+            raise InvalidConfiguration(f"{self.url} gave no driver connection to listen on")
+        connection.rollback()
+        connection.autocommit = True
+        return connection
 
     # ------------------------------------------------------------------ start-up
     def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
@@ -127,30 +149,7 @@ class SqlStore:
         with self._guard("load unfinished work"), self.engine.connect() as connection:
             conn = (connection.execution_options(isolation_level="REPEATABLE READ")
                     if connection.dialect.name == "postgresql" else connection)
-            held = select(held_roots.c.root_id)
-            # The partial indexes' own conditions, as literal SQL (schema.py says why).
-            command_query = select(commands).where(text(ACTIVE_COMMANDS),
-                                                   commands.c.root_id.not_in(held))
-            task_query = select(async_tasks).where(text(ACTIVE_TASKS),
-                                                   async_tasks.c.root_command_id.not_in(held))
-            if roots is None:
-                chunks: list[list[str] | None] = [None]
-            else:
-                chunks = list(chunked(sorted(roots)))
-            active = ActiveState()
-            task_rows: list[RowMapping] = []
-            for chunk in chunks:
-                cq, tq = command_query, task_query
-                if chunk is not None:
-                    cq = cq.where(commands.c.root_id.in_(chunk))
-                    tq = tq.where(async_tasks.c.root_command_id.in_(chunk))
-                active.commands += [command_of(r) for r in conn.execute(cq).mappings()]
-                task_rows += list(conn.execute(tq).mappings())
-            active.commands.sort(key=attrgetter("created_at"))
-            task_rows.sort(key=lambda r: r["created_at"])
-            entities = entities_of(conn, [r["id"] for r in task_rows])
-            active.tasks = [task_of(r, entities.get(r["id"], ())) for r in task_rows]
-            return active
+            return active_load.load_active(conn, roots)
 
     # ------------------------------------------------------------------ leases
     def claim_roots(self, owner: str, now: float, until: float, limit: int,

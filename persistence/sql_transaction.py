@@ -24,10 +24,10 @@ from statemachines.core.command_machine import (
 from statemachines.core.errors import ConcurrentModification, UnknownLedger
 from statemachines.core.ledger import Ledger
 from statemachines.core.reasons import ExecutionReason
-from statemachines.core.records import CommandRecord, HistoryPath, TaskRecord
+from statemachines.core.records import ActiveState, CommandRecord, HistoryPath, TaskRecord
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 
-from . import history_segments, submit_keys
+from . import active_load, history_segments, submit_keys
 from .batching import chunked, matching
 from .bulk import BulkWriter
 from .ledger import SqlLedger
@@ -75,6 +75,9 @@ class SqlTransaction:
         self._bulk = BulkWriter(conn, database)
         #: Who writes this transaction's history (schema 0009's `actor`); the engine says.
         self.actor: str | None = None
+        #: Whether this transaction made work for other engines (a free root, a request):
+        #: the store wakes its listeners when it commits (persistence/wakeups.py).
+        self.made_work = False
 
     def ledger(self, kind: type[L]) -> L:
         built = self._ledgers.get(kind)  # type: ignore[arg-type]
@@ -91,12 +94,16 @@ class SqlTransaction:
         kind = self._ledger_kinds.get(resource.type)
         return None if kind is None else self.ledger(kind).exists(resource.id)
 
+    def load_active(self, roots: Collection[str]) -> ActiveState:
+        return active_load.load_active(self._conn, roots)
+
     def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
         return submit_keys.roots_by_keys(self._conn, keys)
 
     # ------------------------------------------------------------------ leases
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
-                    parked_too: bool = False) -> list[str]:
+                    parked_too: bool = False, only: Collection[str] | None = None
+                    ) -> list[str]:
         if limit <= 0:
             return []
         held = select(held_roots.c.root_id)
@@ -105,6 +112,8 @@ class SqlTransaction:
         free = root_leases.c.expires <= now
         if parked_too:
             free = free | root_leases.c.owner.is_(None)
+        if only is not None:
+            free = free & root_leases.c.root_id.in_(sorted(only))
         query = (select(root_leases.c.root_id)
                  .where(free, root_leases.c.root_id.not_in(held))
                  .order_by(root_leases.c.root_id)
@@ -127,20 +136,19 @@ class SqlTransaction:
     def renew_leases(self, owner: str, roots: Collection[str], until: float) -> set[str]:
         held: set[str] = set()
         for chunk in chunked(sorted(roots)):
-            # Locked in root order for the rest of the tick: no worker takes them over while
-            # this tick writes their trees, and two renewals never deadlock.
-            rows = self._conn.execute(
-                select(root_leases.c.root_id, root_leases.c.owner)
-                .where(root_leases.c.root_id.in_(chunk)).order_by(root_leases.c.root_id)
-                .with_for_update())
-            mine = [root_id for root_id, holder in rows if holder == owner]
-            if mine:
-                self._conn.execute(update(root_leases).where(root_leases.c.root_id.in_(mine))
-                                   .values(expires=until))
-            held.update(mine)
+            # One statement per chunk. Locked in root order for the rest of the tick: no
+            # worker takes them over while this tick writes their trees, and two renewals
+            # never deadlock (single engines share one owner name).
+            mine = (select(root_leases.c.root_id)
+                    .where(root_leases.c.root_id.in_(chunk), root_leases.c.owner == owner)
+                    .order_by(root_leases.c.root_id).with_for_update())
+            held.update(self._conn.execute(
+                update(root_leases).where(root_leases.c.root_id.in_(mine))
+                .values(expires=until).returning(root_leases.c.root_id)).scalars())
         return held
 
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
+        self.made_work |= owner is None and bool(roots)
         for root_id in sorted(roots):
             self._insert_if_absent(root_leases, {"root_id": root_id, "owner": owner,
                                                  "expires": until})
@@ -156,8 +164,11 @@ class SqlTransaction:
             self._conn.execute(delete(root_leases).where(root_leases.c.root_id.in_(chunk)))
 
     def release_leases(self, owner: str) -> int:
-        return int(self._conn.execute(update(root_leases).where(root_leases.c.owner == owner)
-                                      .values(owner=None, expires=0.0)).rowcount)
+        released = int(self._conn.execute(update(root_leases)
+                                          .where(root_leases.c.owner == owner)
+                                          .values(owner=None, expires=0.0)).rowcount)
+        self.made_work |= released > 0
+        return released
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
         claimed: set[str] = set()
@@ -187,6 +198,7 @@ class SqlTransaction:
         self._reverts.prefetch(refs)
 
     def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        self.made_work = True
         self._insert_if_absent(cancel_requests, {"root_id": root_id, "requested_at": at,
                                                  "reason": storable(reason)})
 
@@ -242,6 +254,7 @@ class SqlTransaction:
                                             "error": storable(error)})
 
     def release_root(self, root_id: str) -> bool:
+        self.made_work = True
         return bool(self._conn.execute(delete(held_roots).where(held_roots.c.root_id == root_id))
                     .rowcount)
 
@@ -252,6 +265,7 @@ class SqlTransaction:
                     .rowcount)
 
     def put_setting(self, key: str, value: str) -> None:
+        self.made_work = True  # a cleanup request, for whichever worker takes it
         self._conn.execute(update(settings).where(settings.c.key == key).values(value=value))
         self._insert_if_absent(settings, {"key": key, "value": value})
 

@@ -51,8 +51,11 @@ log = logging.getLogger("endaction.worker")
 @click.option("--lease-ttl", type=click.FloatRange(min=1, max=3600), default=30.0,
               callback=finite, show_default=True, metavar="S",
               help="seconds a dead worker's roots wait before another worker takes them over")
-@click.option("--max-roots", type=click.IntRange(min=1, max=100_000), default=64,
-              show_default=True, help="roots this worker holds at a time")
+@click.option("--max-roots", type=click.IntRange(min=1, max=100_000), default=2048,
+              show_default=True, help="the most roots this worker holds at a time; its share "
+              "starts at 64 and grows while its ticks stay short, shrinks when they grow long")
+@click.option("--fixed-share", is_flag=True,
+              help="hold --max-roots at most, claimed 8 at a time, whatever the ticks take")
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
               callback=finite, metavar="S",
               help="seconds a task may take before it is aborted [default: the "
@@ -71,7 +74,8 @@ log = logging.getLogger("endaction.worker")
               help="address the metrics are served on (no token is asked: anything but "
                    "loopback shows them to the network)")
 def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
-           interval: float, lease_ttl: float, max_roots: int, task_timeout: float | None,
+           interval: float, lease_ttl: float, max_roots: int, fixed_share: bool,
+           task_timeout: float | None,
            summary_interval: float, start_timeout: float, metrics_port: int | None,
            metrics_host: str) -> None:
     """Run the application's roots as one of several workers on one database, until
@@ -81,7 +85,8 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
                            "(`demo`, `resume`, `cleanup`): give the worker another")
     try:
         lease = WorkerLease(owner=default_worker_name() if name is None else name,
-                            ttl=lease_ttl, max_roots=max_roots, claim_interval=interval)
+                            ttl=lease_ttl, max_roots=max_roots, claim_interval=interval,
+                            adaptive=not fixed_share)
         limits = app.limits if task_timeout is None \
             else replace(app.limits, task_timeout=task_timeout)
     except EndactionError as err:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .agent_calls import AgentCalls
 from .agent_protocol import Agent
+from .claim_pacing import ClaimPacing
 from .command import CommandRegistry
 from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger
 from .compensation_policy import RevertPolicy
@@ -177,6 +178,7 @@ class Engine:
         self._parked: set[str] = set()
         self._renew_at = 0.0  # the leases are renewed by then, work or not
         self._claim_at = 0.0  # and a worker looks for more roots then
+        self._pacing = ClaimPacing(self._lease)
 
     # ------------------------------------------------------------------ loading
     def recover(self) -> None:
@@ -207,7 +209,10 @@ class Engine:
             state = self.store.load_active(claimed)
         self._renew_at = self.now + self._lease.ttl / 3
         self._claim_at = self.now
-        state, held = self._loadable(state)
+        state, faults = self._loadable(state)
+        for fault in faults:
+            self._hold(fault, TickReport())
+        held = {fault.root_id for fault in faults}
         self._view = EngineView()
         self._carried = Changes()
         self._roots = set()
@@ -224,16 +229,16 @@ class Engine:
         return ActiveState([c for c in state.commands if c.root_id in keep],
                            [t for t in state.tasks if t.root_command_id in keep])
 
-    def _loadable(self, state: ActiveState) -> tuple[ActiveState, set[str]]:
+    def _loadable(self, state: ActiveState) -> tuple[ActiveState, list[RootFault]]:
         """Refuse what this engine cannot run: a single engine says so and stops; a worker
         holds just those roots with the error (a newer client's command type in a rolling
         upgrade must not stop every worker that claims it) and goes on with the rest.
-        Returns what it can run, and the roots it held (their lease rows must stay, for
+        Returns what it can run, and the roots to hold (their lease rows must stay, for
         whoever runs them once they are released)."""
         unknown_types = {c.type for c in state.commands} - set(self.registry.names())
         unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
         if not unknown_types and not unknown_agents:
-            return state, set()
+            return state, []
         problems: dict[str, EndactionError] = {}
         for record in state.commands:
             if record.type in unknown_types:
@@ -245,11 +250,9 @@ class Engine:
                     task.agent, list(self.agents), f"task {task.id} ({task.verb})"))
         if self._single:
             raise problems[min(problems)]
-        for root_id, problem in sorted(problems.items()):
-            self._hold(RootFault(root_id, problem), TickReport())
         return (ActiveState([c for c in state.commands if c.root_id not in problems],
                             [t for t in state.tasks if t.root_command_id not in problems]),
-                set(problems))
+                [RootFault(root_id, problem) for root_id, problem in sorted(problems.items())])
 
     def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool,
                recovery: str | None) -> int:
@@ -303,30 +306,39 @@ class Engine:
     def store_name(self) -> str:
         return str(getattr(self.store, "url", "this database"))
 
-    def _claim_more(self) -> None:
-        """A worker below its share looks for free or lapsed roots, every claim_interval."""
+    def _claim_room(self) -> int:
+        """How many roots a worker below its share claims in this tick: every
+        claim_interval, or at once after a wake-up or a claim that came back full."""
         lease = self.lease
         if lease is None or self.now < self._claim_at:
-            return
+            return 0
         self._claim_at = self.now + lease.claim_interval
-        room = min(lease.claim_batch, lease.max_roots - len(self._roots))
-        if room <= 0:
-            return
-        claimed = set(self.store.claim_roots(lease.owner, self.now, self.now + lease.ttl,
-                                             room)) - self._roots
+        return max(0, self._pacing.room(len(self._roots)))
+
+    def _claim(self, tx: StoreTransaction, room: int) -> list[RootFault]:
+        """Claim free or lapsed roots inside the tick's own transaction (their lease rows
+        stay locked until it commits, so nobody writes those trees meanwhile) and take them
+        into the view, so their work is done in this same tick. A rollback gives them back.
+        Returns the roots this engine cannot run, to be held once the tick has committed."""
+        lease = self._lease
+        found = tx.claim_roots(lease.owner, self.now, self.now + lease.ttl, room)
+        self._pacing.claimed(room, len(found))
+        claimed = set(found) - self._roots
+        if len(found) >= room:
+            self._claim_at = self.now  # there may be more: look again at the next tick
         if not claimed:
-            return
+            return []
         log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
-        try:
-            state, held = self._loadable(self.store.load_active(claimed))
-        except BaseException:
-            # Claimed in the database but not in the view: reload from the leases instead of
-            # leaving them to lapse unworked.
-            self._forget_view()
-            raise
+        state, faults = self._loadable(tx.load_active(claimed))
+        held = {fault.root_id for fault in faults}
         self.roots_taken_over += self._adopt(state, claimed - held, reset_clears=True,
                                              recovery=f"taken over by {self.actor}")
-        self._claim_at = self.now  # there may be more: look again at the next tick
+        return faults
+
+    def wake(self) -> None:
+        """Work was made for some worker (`Store.wakeups`): look for roots at the next tick
+        instead of at the next claim_interval."""
+        self._claim_at = 0.0
 
     def release(self) -> int:
         """Give every lease back (a worker stopping cleanly), so that others take its roots
@@ -379,35 +391,43 @@ class Engine:
         with gc_paused(self.pause_gc):
             report = self._tick()
         report.duration = time.perf_counter() - started
+        if not self._single:
+            self._pacing.after_tick(report.duration, len(self._roots))
         return report
 
     def _tick(self) -> TickReport:
         if not self._loaded:
             self.recover()
         self.now = self.clock()
-        self._claim_more()
         if self._view_is_stale():
             log.warning("another engine changed tasks this one was about to start; reloading")
             self.recover()
         report = TickReport(number=self.ticks_committed + 1)
         view = self._view
         answers = self._agent_calls.exchange(view, self.now, report)
-        if not (answers.any() or self._carried.any_records() or view.due_commands(self.now)
-                or view.touched_groups or view.resettle or view.deadline_due(self.now)
-                or self._cancel_requested() or self._leases_due()):
+        room = self._claim_room()
+        if not (room or answers.any() or self._carried.any_records()
+                or view.due_commands(self.now) or view.touched_groups or view.resettle
+                or view.deadline_due(self.now) or self._cancel_requested()
+                or self._leases_due()):
             return report
-        return self._in_transaction(report, lambda tick: tick.run(answers))
+        return self._in_transaction(report, lambda tick: tick.run(answers), claim=room)
 
     def _cancel_requested(self) -> bool:
         """A cancel request for a root this engine runs (one read; requests are rare)."""
         return any(root in self._view.commands for root in self.store.cancel_requests())
 
-    def _in_transaction(self, report: TickReport, work: Callable[[Tick], object]) -> TickReport:
-        """Run `work` as one tick's transaction; hold a root whose work made it fail."""
+    def _in_transaction(self, report: TickReport, work: Callable[[Tick], object],
+                        claim: int = 0) -> TickReport:
+        """Run `work` as one tick's transaction, after claiming up to `claim` roots in it;
+        hold a root whose work made it fail, or that this engine cannot run."""
+        faults: list[RootFault] = []
         try:
             with self.store.transaction() as tx:
                 tx.actor = self.actor
                 self._renew_leases(tx)
+                if claim:
+                    faults = self._claim(tx, claim)
                 tick = Tick(self._config, self._view, tx, self._carried, self.now, report)
                 self._carried = Changes()
                 work(tick)
@@ -431,6 +451,8 @@ class Engine:
                         PARK_SECONDS)
             self._parked = set()
         self._roots = live
+        for unrunnable in faults:
+            self._hold(unrunnable, report)
         if tick.wrote:
             self.ticks_committed += 1
             report.committed = True
@@ -544,9 +566,13 @@ class Engine:
         status = root.status if root is not None else ""
         with self.store.transaction() as tx:
             tx.actor = self.actor
-            tx.open_roots([fault.root_id], self._lease.owner, self.now + self._lease.ttl)
-            if fault.root_id not in tx.renew_leases(self._lease.owner, [fault.root_id],
-                                                    self.now + self._lease.ttl):
+            until = self.now + self._lease.ttl
+            tx.open_roots([fault.root_id], self._lease.owner, until)
+            # A root claimed by the tick that failed is free again: claimed back, to hold.
+            if fault.root_id not in (set(tx.renew_leases(self._lease.owner, [fault.root_id],
+                                                         until))
+                                     | set(tx.claim_roots(self._lease.owner, self.now, until,
+                                                          1, only=[fault.root_id]))):
                 log.warning("not holding root %s: %s no longer leases it", fault.root_id,
                             self._lease.owner)
                 return
@@ -610,7 +636,13 @@ class Engine:
 
     def _view_is_stale(self) -> bool:
         """Did another engine move a task this one is about to start? Then reload first:
-        starting a task is the one agent call that must not be made on a stale view."""
+        starting a task is the one agent call that must not be made on a stale view.
+
+        A worker whose leases are fresh need not ask: another engine moves a task only after
+        taking its root over, which waits for the lease to lapse, and the leases were renewed
+        less than `ttl / 3` ago (every worker's clock is the database's, steady_clock.py)."""
+        if not self._single and self.now < self._renew_at:
+            return False
         pending = [t for t in self._view.tasks.values()
                    if t.status == TaskStatus.PENDING
                    and self._view.agent_work_due(t, self.now, self.limits)]

@@ -35,17 +35,27 @@ class WorkerLease:
         ttl: seconds a lease lasts without renewal; a dead worker's trees wait this long
             before another worker takes them over. Renewed every `ttl / 3` at the latest, so
             it must outlast the slowest tick (agent calls included) by a wide margin.
-        max_roots: roots one worker holds at a time, so that work spreads over workers.
-        claim_batch: roots claimed at once; small batches spread a burst of submissions.
-        claim_interval: seconds between looking for free or lapsed roots while below
-            `max_roots` (what "promptly" means for a submitted root).
+        max_roots: the most roots one worker holds at a time. With `adaptive`, the share
+            it holds starts at 64 (or this, if smaller) and grows up to this while its ticks
+            stay within `tick_budget` (statemachines/core/claim_pacing.py); without, it is
+            the share.
+        claim_batch: roots claimed at once at first (without `adaptive`: always); small
+            batches spread a burst of submissions over the workers.
+        claim_interval: seconds between looking for free or lapsed roots while below its
+            share, when no wake-up came (`Store.wakeups`): what "promptly" means for a root
+            submitted where wake-ups do not reach (SQLite across processes).
+        adaptive: let the share and the batch follow how the worker keeps up.
+        tick_budget: seconds a tick may take before the worker claims less (`adaptive`);
+            long ticks delay every poll, renewal and stop request of the worker.
     """
 
     owner: str = field(default_factory=default_worker_name)
     ttl: float = 30.0
-    max_roots: int = 64
+    max_roots: int = 2048
     claim_batch: int = 8
     claim_interval: float = 0.5
+    adaptive: bool = True
+    tick_budget: float = 0.5
 
     def __post_init__(self) -> None:
         if problems := name_problems("worker name", self.owner, MAX_NAME_LENGTH * 2):
@@ -55,5 +65,6 @@ class WorkerLease:
                                        "print (it is written in logs and on leases)")
         check_seconds("ttl", self.ttl, positive=True)
         check_seconds("claim_interval", self.claim_interval, positive=True)
+        check_seconds("tick_budget", self.tick_budget, positive=True)
         check_count("max_roots", self.max_roots, 1)
         check_count("claim_batch", self.claim_batch, 1)

@@ -6,6 +6,7 @@ these protocols, which keeps the domain testable and the SQL in one package.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
@@ -35,6 +36,16 @@ class StoreTransaction(Protocol):
         the transaction ends; return the roots still leased to `owner`. A root missing from
         the answer was taken over by another worker after this one's lease lapsed: the tick
         must not write its tree."""
+
+    def claim_roots(self, owner: str, now: float, until: float, limit: int,
+                    parked_too: bool = False, only: Collection[str] | None = None
+                    ) -> list[str]:
+        """`Store.claim_roots` inside this transaction (a worker claims in its tick's), the
+        rows locked until it ends; with `only`, among those roots only."""
+
+    def load_active(self, roots: Collection[str]) -> ActiveState:
+        """The unfinished commands and tasks of `roots` (just claimed in this transaction,
+        their lease rows locked: nobody else writes those trees until it commits)."""
 
     def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
         """The roots these submit keys name, by key (a key nobody used is missing), as this
@@ -117,6 +128,16 @@ class StoreTransaction(Protocol):
         are unique: one written by a transaction this one could not see yet)."""
 
 
+class WakeSource(Protocol):
+    """A worker's ear for work that other transactions made (a root submitted or given back,
+    a cancel or cleanup requested): it waits on this instead of sleeping, and still polls."""
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Sleep up to `timeout` s; True as soon as work was made, soon after `stop` is set."""
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     """Where an engine keeps commands, tasks and their history (`persistence.SqlStore`).
 
@@ -194,6 +215,10 @@ class Store(Protocol):
     def database_time(self) -> float:
         """Seconds since the epoch by the database's own clock: the time every worker's leases
         and deadlines are measured on (`SteadyClock` reads it now and then)."""
+
+    def wakeups(self) -> WakeSource:
+        """A new ear for work made by other transactions (a worker's, closed when it stops):
+        this process's at least; a database that can notify (PostgreSQL) other processes'."""
 
     def dispose(self) -> None:
         """Close every connection; a crashed engine's store is disposed, a new one opened."""

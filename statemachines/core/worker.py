@@ -1,4 +1,5 @@
-"""A worker's loop: tick, sleep until something is due, survive the database going away.
+"""A worker's loop: tick, sleep until something is due or work is made for it, survive the
+database going away.
 
 Several workers (each an `Engine` with a `WorkerLease`) share one database; this loop is what
 keeps one of them running for days. A lost race (another worker's transaction won, or this
@@ -26,6 +27,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .limits import check_seconds
+from .store_protocol import WakeSource
 from .tick_report import TickReport
 
 log = logging.getLogger("endaction.worker")
@@ -49,8 +51,10 @@ class Worker:
 
     Args:
         engine: an `Engine(..., lease=WorkerLease(...))`.
-        interval: the longest sleep between ticks when nothing is due (also how soon a
-            submitted root is noticed, with the lease's claim_interval).
+        interval: the longest sleep between ticks when nothing is due. A submitted root
+            wakes the worker at once (`Store.wakeups`); this and the lease's claim_interval
+            are how soon it is noticed when no wake-up arrives (SQLite across processes, a
+            lease that lapsed).
         max_backoff: the longest wait between reconnection attempts while the database is
             unavailable.
         stop: set it (from a signal handler, another thread) to stop after the current tick.
@@ -81,9 +85,11 @@ class Worker:
     def run(self) -> WorkerTotals:
         """Tick until stopped; then give the leases back (if the database lets us)."""
         log.info("worker %s starting on %s", self.name, self.engine.store_name())
+        wakeups = self.engine.store.wakeups()
         try:
-            self._loop()
+            self._loop(wakeups)
         finally:
+            wakeups.close()
             self._release()
         return self.totals
 
@@ -100,7 +106,7 @@ class Worker:
                  t.roots_ended, t.roots_failed, t.committed, t.lost_races, t.outages)
         return now + self.summary_every
 
-    def _loop(self) -> None:
+    def _loop(self, wakeups: WakeSource) -> None:
         backoff = self.interval
         outage_since: float | None = None
         summary_due = time.monotonic() + (self.summary_every or 0.0)
@@ -150,8 +156,9 @@ class Worker:
                     log.info("worker %s: a cleanup request waits: %s", self.name, err)
             wait = min(self.engine.next_wait(self.interval),
                        max(0.0, summary_due - time.monotonic()))
-            if wait > 0:
-                self.stop.wait(wait)
+            if wait > 0 and wakeups.wait(wait, self.stop):
+                # Work was made for some worker: look for it now, not at the next poll.
+                self.engine.wake()
 
     def _release(self) -> None:
         try:

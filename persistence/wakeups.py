@@ -1,0 +1,147 @@
+"""Wake-ups: a worker told at once that there is work for it, instead of finding out at its
+next poll.
+
+A transaction that makes work for someone else (a root submitted or given back, a cancel or
+a cleanup requested) says so when it commits: on PostgreSQL by `NOTIFY endaction_work`
+(delivered on commit, never for a rollback), and in this process to every listener of the
+same store (an application that submits and runs a worker in one process, on SQLite too).
+A worker waits on its `Wakeups` instead of sleeping; it still polls at its intervals, so a
+wake-up lost (the listening connection dropped, another database client, a lease that
+lapsed) costs that interval and nothing else.
+
+The PostgreSQL listener is one connection of its own per worker, in autocommit, read by a
+daemon thread. It reconnects with a doubling back-off while the database is away, and says
+so in the log once per outage; a reconnection wakes the worker, since a notification may
+have been missed meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("endaction.wakeups")
+
+#: The PostgreSQL channel every store notifies and every worker listens on.
+CHANNEL = "endaction_work"
+
+#: Longest time the listening thread blocks before it looks whether it should stop.
+_LISTEN_SLICE = 0.5
+_MAX_BACKOFF = 30.0
+
+
+class Wakeups:
+    """One worker's ear: `wait` returns early when work was made for it."""
+
+    def __init__(self, connect: Callable[[], Any] | None = None,
+                 on_close: Callable[[Wakeups], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._closed = threading.Event()
+        self._on_close = on_close
+        self._thread: threading.Thread | None = None
+        #: Listening now: this process's own work reaches it as a notification too.
+        self.connected = False
+        if connect is not None:
+            self._thread = threading.Thread(target=self._listen, args=(connect,),
+                                            name="endaction-wakeups", daemon=True)
+            self._thread.start()
+
+    @property
+    def listening(self) -> bool:
+        """Whether other processes can wake this one (PostgreSQL), not only this process."""
+        return self._thread is not None
+
+    def notice(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Sleep up to `timeout` seconds; True as soon as work was made (and the signal is
+        taken), False after the whole timeout. With `stop`, returns within a short slice of
+        it being set, since one thread cannot block on two events."""
+        if self._event.is_set():
+            self._event.clear()
+            return True
+        if stop is None:
+            woke = self._event.wait(timeout)
+        else:
+            woke, left = False, timeout
+            while left > 0 and not stop.is_set():
+                step = min(left, 0.05)
+                if self._event.wait(step):
+                    woke = True
+                    break
+                left -= step
+        if woke:
+            self._event.clear()
+        return woke
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._on_close is not None:
+            self._on_close(self)
+        if self._thread is not None:
+            self._thread.join(timeout=_LISTEN_SLICE * 4)
+
+    def _listen(self, connect: Callable[[], Any]) -> None:
+        backoff, outage = 0.5, False
+        while not self._closed.is_set():
+            try:
+                connection = connect()
+            except Exception as err:
+                if not outage:
+                    log.warning("cannot listen for wake-ups (%s); polling meanwhile, "
+                                "retrying in %.1f s", err, backoff)
+                outage = True
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            try:
+                connection.execute(f"LISTEN {CHANNEL}")
+                self.connected = True
+                if outage:
+                    log.warning("listening for wake-ups again")
+                outage, backoff = False, 0.5
+                self._event.set()  # something may have been sent while nobody listened
+                while not self._closed.is_set():
+                    for _ in connection.notifies(timeout=_LISTEN_SLICE):
+                        self._event.set()
+            except Exception as err:
+                if not self._closed.is_set():
+                    log.warning("lost the wake-up connection (%s); polling meanwhile", err)
+                    outage = True
+            finally:
+                self.connected = False
+                with contextlib.suppress(Exception):  # a connection already gone
+                    connection.close()
+
+
+class WakeupHub:
+    """A store's listeners in this process, and how to make a new one."""
+
+    def __init__(self, connect: Callable[[], Any] | None) -> None:
+        self._connect = connect
+        self._local: weakref.WeakSet[Wakeups] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def listen(self) -> Wakeups:
+        wakeups = Wakeups(self._connect, on_close=self._forget)
+        with self._lock:
+            self._local.add(wakeups)
+        return wakeups
+
+    def _forget(self, wakeups: Wakeups) -> None:
+        with self._lock:
+            self._local.discard(wakeups)
+
+    def notice(self) -> None:
+        """A transaction that made work committed: wake this process's listeners (those
+        listening on PostgreSQL hear its notification instead, and are not woken twice)."""
+        with self._lock:
+            listeners = list(self._local)
+        for wakeups in listeners:
+            if not wakeups.connected:
+                wakeups.notice()

@@ -1,0 +1,151 @@
+"""Wake-ups: a transaction that makes work (a root submitted or given back, a cancel or a
+cleanup requested) wakes the workers waiting on `Store.wakeups()` when it commits: in this
+process always, across processes on PostgreSQL (LISTEN/NOTIFY). One that makes no work, or
+rolls back, wakes nobody; a listener whose connection is cut reconnects and wakes once (it
+may have missed something); a worker woken claims at once instead of at its next poll.
+Against a real SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from persistence import SqlStore, connect
+from statemachines import Engine, Worker, WorkerLease, submit_root
+from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.example.vm import (
+    STORAGE_AGENT,
+    ImageInventory,
+    SimulatedAgent,
+    add_vm_parameters,
+    vm_registry,
+)
+from tests.conftest import _postgres_store
+
+#: Long enough that nothing here is noticed by polling: only a wake-up is that quick.
+SLOW_POLL = 30.0
+
+
+def _submit(store: SqlStore, name: str = "vm") -> str:
+    return submit_root(store, vm_registry(), "AddVmFromTemplate",
+                       add_vm_parameters(name, ["template-disk0"], [])).id
+
+
+def _other_store(store: SqlStore) -> SqlStore:
+    """A second store on the same database, as another process would open it."""
+    return SqlStore(connect(store.engine.url.render_as_string(hide_password=False)),
+                    ledgers=[ImageInventory])
+
+
+def _listening(wakeups: object, seconds: float = 10.0) -> None:
+    """Wait for the listener's first connection (it wakes once when it has one)."""
+    assert wakeups.wait(seconds), "the listener never connected"  # type: ignore[attr-defined]
+
+
+def test_a_submit_wakes_a_listener_of_the_same_store(store: SqlStore) -> None:
+    wakeups = store.wakeups()
+    try:
+        if wakeups.listening:  # type: ignore[attr-defined]
+            _listening(wakeups)
+        assert not wakeups.wait(0.2)
+        _submit(store)
+        assert wakeups.wait(5.0)
+        assert not wakeups.wait(0.2), "one submit woke it twice"
+    finally:
+        wakeups.close()
+
+
+def test_work_that_makes_no_work_for_others_or_rolls_back_wakes_nobody(
+        store: SqlStore) -> None:
+    root = _submit(store)
+    wakeups = store.wakeups()
+    try:
+        if wakeups.listening:  # type: ignore[attr-defined]
+            _listening(wakeups)
+        with store.transaction() as tx:  # a worker's lease renewal: nothing for anyone
+            tx.renew_leases("w", [root], 10.0)
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.request_cancel(root, "rolled back", 1.0)
+            raise RuntimeError("the tick failed")
+        assert not wakeups.wait(0.5)
+        store.request_cancel(root, "by request", 1.0)
+        assert wakeups.wait(5.0)
+    finally:
+        wakeups.close()
+
+
+@pytest.fixture
+def postgres_store() -> Iterator[SqlStore]:
+    """LISTEN/NOTIFY is PostgreSQL's; SQLite wakes its own process only."""
+    store = _postgres_store()
+    yield store
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_another_process_wakes_it(postgres_store: SqlStore) -> None:
+    store = postgres_store
+    other = _other_store(store)
+    wakeups = store.wakeups()
+    try:
+        _listening(wakeups)
+        started = time.monotonic()
+        _submit(other)
+        assert wakeups.wait(5.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        wakeups.close()
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_a_listener_whose_connection_is_cut_reconnects_and_wakes(
+        postgres_store: SqlStore) -> None:
+    store = postgres_store
+    other = _other_store(store)
+    wakeups = store.wakeups()
+    try:
+        _listening(wakeups)
+        with other.engine.begin() as conn:
+            cut = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN endaction_work%' AND pid <> pg_backend_pid()"
+            )).scalars().all()
+        assert cut == [True]
+        assert wakeups.wait(10.0), "no wake-up after the connection came back"
+        _submit(other)
+        assert wakeups.wait(5.0), "a submit after the reconnection did not wake it"
+    finally:
+        wakeups.close()
+        other.dispose()
+
+
+def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore) -> None:
+    """Its interval and claim interval are 30 s: only a wake-up gets the root done soon.
+    On SQLite the submit goes through the same store (one process); on PostgreSQL through
+    another store, as from another process."""
+    engine = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, vm_registry(),
+                    lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
+    stop = threading.Event()
+    worker = Worker(engine, interval=0.05, stop=stop)
+    thread = threading.Thread(target=worker.run)
+    submitter = store if store.engine.dialect.name == "sqlite" else _other_store(store)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the worker's first claim (nothing there) is behind it
+        root = _submit(submitter)
+        deadline = time.monotonic() + SLOW_POLL / 2
+        while store.command(root).status not in TERMINAL_COMMAND_STATES:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the worker waited for its poll"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        if submitter is not store:
+            submitter.dispose()
+    assert not thread.is_alive()
+    assert store.leases() == []
