@@ -149,9 +149,8 @@ class SqlTransaction:
 
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
         self.made_work |= owner is None and bool(roots)
-        for root_id in sorted(roots):
-            self._insert_if_absent(root_leases, {"root_id": root_id, "owner": owner,
-                                                 "expires": until})
+        self._insert_all_if_absent(root_leases, [
+            {"root_id": root_id, "owner": owner, "expires": until} for root_id in sorted(roots)])
 
     def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
         for chunk in chunked(sorted(roots)):
@@ -203,17 +202,25 @@ class SqlTransaction:
                                                  "reason": storable(reason)})
 
     def _insert_if_absent(self, table: Table, values: dict[str, Any]) -> None:
-        """One statement, so two writers racing (PostgreSQL reads committed data only, and
-        both may see no row) never collide on the key: the second one does nothing."""
+        self._insert_all_if_absent(table, [values])
+
+    def _insert_all_if_absent(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """One statement for many rows, so two writers racing (PostgreSQL reads committed
+        data only, and both may see no row) never collide on the key: the second one does
+        nothing. (A batch of 1,000 submitted roots took 1,000 statements before.)"""
         dialect = self._conn.dialect.name
-        statement = (sqlite_insert(table) if dialect == "sqlite" else postgresql_insert(table)
-                     if dialect == "postgresql" else None)
-        if statement is None:
+        make = (sqlite_insert if dialect == "sqlite" else postgresql_insert
+                if dialect == "postgresql" else None)
+        if make is None:
             key = table.primary_key.columns.values()[0]
-            if self._conn.execute(select(key).where(key == values[key.name])).first() is None:
-                self._conn.execute(insert(table).values(**values))
+            for values in rows:
+                if self._conn.execute(select(key).where(key == values[key.name])).first() \
+                        is None:
+                    self._conn.execute(insert(table).values(**values))
             return
-        self._conn.execute(statement.values(**values).on_conflict_do_nothing())
+        if rows:
+            # executemany: compiled once, sent as multi-row VALUES by SQLAlchemy's batching.
+            self._conn.execute(make(table).on_conflict_do_nothing(), list(rows))
 
     def pending_cancels(self) -> list[tuple[str, str, str]]:
         rows = self._conn.execute(

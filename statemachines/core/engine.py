@@ -179,6 +179,7 @@ class Engine:
         self._renew_at = 0.0  # the leases are renewed by then, work or not
         self._claim_at = 0.0  # and a worker looks for more roots then
         self._pacing = ClaimPacing(self._lease)
+        self._cancels_at = 0.0  # and reads the cancel requests then (`_cancels_due`)
 
     # ------------------------------------------------------------------ loading
     def recover(self) -> None:
@@ -337,8 +338,8 @@ class Engine:
 
     def wake(self) -> None:
         """Work was made for some worker (`Store.wakeups`): look for roots at the next tick
-        instead of at the next claim_interval."""
-        self._claim_at = 0.0
+        instead of at the next claim_interval, and read the cancel requests."""
+        self._claim_at = self._cancels_at = 0.0
 
     def release(self) -> int:
         """Give every lease back (a worker stopping cleanly), so that others take its roots
@@ -406,12 +407,25 @@ class Engine:
         view = self._view
         answers = self._agent_calls.exchange(view, self.now, report)
         room = self._claim_room()
+        cancels = self._cancels_due()
         if not (room or answers.any() or self._carried.any_records()
                 or view.due_commands(self.now) or view.touched_groups or view.resettle
-                or view.deadline_due(self.now) or self._cancel_requested()
+                or view.deadline_due(self.now) or (cancels and self._cancel_requested())
                 or self._leases_due()):
             return report
-        return self._in_transaction(report, lambda tick: tick.run(answers), claim=room)
+        return self._in_transaction(report, lambda tick: tick.run(answers, cancels),
+                                    claim=room)
+
+    def _cancels_due(self) -> bool:
+        """Whether this tick reads the cancel requests: a single engine in every tick; a
+        worker when woken (a request wakes it, `Store.wakeups`) and every claim_interval
+        otherwise, which spares each tick of a busy worker one read."""
+        if self._single:
+            return True
+        if self.now < self._cancels_at:
+            return False
+        self._cancels_at = self.now + self._lease.claim_interval
+        return True
 
     def _cancel_requested(self) -> bool:
         """A cancel request for a root this engine runs (one read; requests are rare)."""

@@ -43,12 +43,14 @@ class Tick:
     def wrote(self) -> bool:
         return self.state.wrote
 
-    def run(self, answers: AgentAnswers) -> None:
-        """Everything a tick does inside its transaction, in order."""
+    def run(self, answers: AgentAnswers, cancels: bool = True) -> None:
+        """Everything a tick does inside its transaction, in order; the cancel requests are
+        read when `cancels` (a worker reads them when woken and every claim_interval)."""
         state = self.state
         apply(state, answers)
         enforce_deadlines(state)
-        act_on_cancels(state)
+        if cancels:
+            act_on_cancels(state)
         self._advance()
 
     def start_cleanup(self, skip: Callable[[str], bool] = lambda root_id: False

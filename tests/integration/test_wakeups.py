@@ -17,9 +17,12 @@ from sqlalchemy import text
 from persistence import SqlStore, connect
 from statemachines import Engine, Worker, WorkerLease, submit_root
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.operator_requests import request_cancel
 from statemachines.example.vm import (
+    COPY_VERB,
     STORAGE_AGENT,
     ImageInventory,
+    Plan,
     SimulatedAgent,
     add_vm_parameters,
     vm_registry,
@@ -149,3 +152,35 @@ def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore
             submitter.dispose()
     assert not thread.is_alive()
     assert store.leases() == []
+
+
+def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woken(
+        store: SqlStore) -> None:
+    """A worker reads cancel requests when woken and every claim_interval (30 s here), not
+    in every tick: the request's own wake-up is what gets it acted on soon."""
+    # The copy runs until it is aborted; the rollback's removals end at once.
+    agent = SimulatedAgent(decide=lambda verb, parameters: Plan(polls=10**9)
+                           if verb == COPY_VERB else Plan())
+    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
+                    lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(engine, interval=0.05, stop=stop).run)
+    submitter = store if store.engine.dialect.name == "sqlite" else _other_store(store)
+    root = _submit(submitter)
+    thread.start()
+    try:
+        deadline = time.monotonic() + SLOW_POLL / 2
+        while not agent.started:  # the worker runs the root: its copy is on the agent
+            assert time.monotonic() < deadline, "the worker never started the copy"
+            time.sleep(0.02)
+        request_cancel(submitter, root, "the operator changed their mind", time.time())
+        while store.command(root).status not in TERMINAL_COMMAND_STATES:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the cancel waited for the next poll"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        if submitter is not store:
+            submitter.dispose()
+    assert store.command(root).status == "ended_failure"  # type: ignore[union-attr]
+    assert agent.aborted and not agent.images
