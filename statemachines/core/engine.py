@@ -24,19 +24,16 @@ from .agent_calls import AgentCalls
 from .agent_protocol import Agent
 from .claim_pacing import ClaimPacing
 from .command import CommandRegistry
-from .command_machine import COMMAND_MACHINE, CommandStatus, CommandTrigger
+from .command_machine import CommandStatus
 from .compensation_policy import RevertPolicy
+from .engine_leasing import WorkerLeasing
+from .engine_loading import PARK_SECONDS, SINGLE_ENGINE
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
-    EndactionError,
     EngineDidNotSettle,
     InvalidConfiguration,
-    LeaseLost,
     RootFault,
-    UnknownAgent,
-    UnknownCommandType,
-    WorkersHoldRoots,
 )
 from .gc_pause import gc_paused
 from .ids import checked as checked_ids
@@ -45,35 +42,28 @@ from .leases import WorkerLease, default_worker_name
 from .limits import Limits
 from .operator_requests import CLEANUP_REQUEST, request_cancel, request_cleanup
 from .reasons import ExecutionReason
-from .recorder import Changes, Recorder
+from .recorder import Changes
 from .records import (
     MAX_NAME_LENGTH,
-    ActiveState,
-    HistoryEvent,
-    HistoryPath,
-    ObjectKind,
     name_problems,
 )
 from .retry_policy import NO_RETRY, RetryPolicy
 from .revert_state import ResourceRef, ResourceRevert
 from .steady_clock import SteadyClock
-from .store_protocol import Store, StoreTransaction
+from .store_protocol import Store
 from .submission import submit_keyed
 from .task_machine import TaskStatus
 from .tick import Tick
 from .tick_report import TickReport
 from .tick_state import EngineConfig
 
+__all__ = ["SINGLE_ENGINE", "Engine"]
+
 log = logging.getLogger("endaction.engine")
 
-# The owner name on every single engine's leases: one name, so a single engine restarted
-# after a crash takes its roots back at once (two single engines at once are not supported).
-SINGLE_ENGINE = "single-engine"
-# How long a worker leaves a root alone whose only work is clears its host keeps refusing.
-PARK_SECONDS = 600
 
 
-class Engine:
+class Engine(WorkerLeasing):
     """Runs command trees to their end over a store and a set of agents.
 
     Args:
@@ -181,174 +171,6 @@ class Engine:
         self._pacing = ClaimPacing(self._lease)
         self._cancels_at = 0.0  # and reads the cancel requests then (`_cancels_due`)
 
-    # ------------------------------------------------------------------ loading
-    def recover(self) -> None:
-        """Reload every unfinished command and task and resume them, as after a crash.
-
-        A command caught in `executing` cannot know how far its execute got, so it takes the
-        failure path; its end group's compensations undo whatever it did create. Pending tasks
-        are started again (idempotent on the task id); polling tasks resume polling.
-        """
-        with gc_paused(self.pause_gc):
-            self._recover()
-
-    def _recover(self) -> None:
-        self._loaded = False  # until this load completes, whatever it raises
-        first_load = not self._ever_loaded
-        self.now = self.clock()
-        owner, until = self._lease.owner, self.now + self._lease.ttl
-        if self._single:
-            self._refuse_if_workers_hold_roots()
-        claimed = set(self.store.reclaim_roots(owner, until))
-        if self._single:
-            claimed |= set(self.store.claim_roots(owner, self.now, until, 2**31 - 1,
-                                                  parked_too=True))
-            state = self._mine(self.store.load_active(), claimed)
-        else:
-            if claimed:
-                log.info("worker %s took back %d root(s) it held", owner, len(claimed))
-            state = self.store.load_active(claimed)
-        self._renew_at = self.now + self._lease.ttl / 3
-        self._claim_at = self.now
-        state, faults = self._loadable(state)
-        for fault in faults:
-            self._hold(fault, TickReport())
-        held = {fault.root_id for fault in faults}
-        self._view = EngineView()
-        self._carried = Changes()
-        self._roots = set()
-        self._adopt(state, claimed - held, reset_clears=first_load,
-                    recovery=f"resumed by {self.actor} after a restart" if first_load else None)
-        self._loaded = self._ever_loaded = True
-
-    def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
-        """A single engine's share of everything unfinished: the roots it leased, and roots
-        with work but no lease row at all (it gives them one at its first tick)."""
-        leased = {root for root, _, _ in self.store.leases()}
-        keep = claimed | ({c.root_id for c in state.commands}
-                          | {t.root_command_id for t in state.tasks}) - leased
-        return ActiveState([c for c in state.commands if c.root_id in keep],
-                           [t for t in state.tasks if t.root_command_id in keep])
-
-    def _loadable(self, state: ActiveState) -> tuple[ActiveState, list[RootFault]]:
-        """Refuse what this engine cannot run: a single engine says so and stops; a worker
-        holds just those roots with the error (a newer client's command type in a rolling
-        upgrade must not stop every worker that claims it) and goes on with the rest.
-        Returns what it can run, and the roots to hold (their lease rows must stay, for
-        whoever runs them once they are released)."""
-        unknown_types = {c.type for c in state.commands} - set(self.registry.names())
-        unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
-        if not unknown_types and not unknown_agents:
-            return state, []
-        problems: dict[str, EndactionError] = {}
-        for record in state.commands:
-            if record.type in unknown_types:
-                problems.setdefault(record.root_id,
-                                    UnknownCommandType(record.type, self.registry.names()))
-        for task in state.tasks:
-            if task.agent in unknown_agents:
-                problems.setdefault(task.root_command_id, UnknownAgent(
-                    task.agent, list(self.agents), f"task {task.id} ({task.verb})"))
-        if self._single:
-            raise problems[min(problems)]
-        return (ActiveState([c for c in state.commands if c.root_id not in problems],
-                            [t for t in state.tasks if t.root_command_id not in problems]),
-                [RootFault(root_id, problem) for root_id, problem in sorted(problems.items())])
-
-    def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool,
-               recovery: str | None) -> int:
-        """Take loaded trees into the view and resume them, as after a crash: whoever had
-        them before (this engine before a restart, or a worker that died) is gone. With
-        `recovery`, every root already under way gets a `recover` row saying so (a reload
-        after a rolled-back tick is no recovery: nobody else had the trees). Returns how
-        many roots got one."""
-        recovered = 0
-        view = self._view
-        for record in state.commands:
-            view.index_command(record)
-        for task in state.tasks:
-            view.index_task(task)
-        recorder = Recorder(view, self._carried, self.now)
-        if recovery is not None:
-            for record in state.commands:
-                if record.parent_id is None and record.status != CommandStatus.NOT_STARTED:
-                    recorder.history(record, HistoryEvent.RECOVER, record.status,
-                                     record.status, recovery)
-                    recovered += 1
-        for record in state.commands:
-            if record.status == CommandStatus.EXECUTING:
-                record.error = "the engine stopped while this command was executing"
-                recorder.fire(record, COMMAND_MACHINE, CommandTrigger.FAIL_EXECUTION,
-                              "recovered after a crash")
-        for task in state.tasks if reset_clears else ():
-            if (task.status == TaskStatus.CLEAR_FAILED
-                    and task.attempts >= self.limits.max_clear_attempts):
-                task.attempts, task.retry_at = 0, 0.0  # a new round of clears after a restart
-                recorder.touch(task)
-        view.touched_groups.update(c.end_group_id for c in state.commands)
-        view.resettle.update(c.id for c in state.commands
-                             if c.status == CommandStatus.ROLLING_BACK
-                             and not view.children.get(c.id))
-        # Leased roots with nothing left (finished just before a crash) stay in `_roots` until
-        # the next tick's transaction drops their lease rows; a single engine's roots without
-        # a lease row get one then.
-        self._roots |= claimed
-        return recovered
-
-    def _refuse_if_workers_hold_roots(self) -> None:
-        holders = {owner for _, owner, expires in self.store.leases()
-                   if owner not in (None, SINGLE_ENGINE) and expires > self.now}
-        if holders:
-            raise WorkersHoldRoots(
-                f"worker(s) {', '.join(sorted(holders))} hold leases on {self.store_name()}: "
-                "a single engine would race them for the same trees; stop them (their leases "
-                "are given back) or run this work with `endaction worker`")
-
-    def store_name(self) -> str:
-        return str(getattr(self.store, "url", "this database"))
-
-    def _claim_room(self) -> int:
-        """How many roots a worker below its share claims in this tick: every
-        claim_interval, or at once after a wake-up or a claim that came back full."""
-        lease = self.lease
-        if lease is None or self.now < self._claim_at:
-            return 0
-        self._claim_at = self.now + lease.claim_interval
-        return max(0, self._pacing.room(len(self._roots)))
-
-    def _claim(self, tx: StoreTransaction, room: int) -> list[RootFault]:
-        """Claim free or lapsed roots inside the tick's own transaction (their lease rows
-        stay locked until it commits, so nobody writes those trees meanwhile) and take them
-        into the view, so their work is done in this same tick. A rollback gives them back.
-        Returns the roots this engine cannot run, to be held once the tick has committed."""
-        lease = self._lease
-        found = tx.claim_roots(lease.owner, self.now, self.now + lease.ttl, room)
-        self._pacing.claimed(room, len(found))
-        claimed = set(found) - self._roots
-        if len(found) >= room:
-            self._claim_at = self.now  # there may be more: look again at the next tick
-        if not claimed:
-            return []
-        log.info("worker %s claimed %d root(s)", lease.owner, len(claimed))
-        state, faults = self._loadable(tx.load_active(claimed))
-        held = {fault.root_id for fault in faults}
-        self.roots_taken_over += self._adopt(state, claimed - held, reset_clears=True,
-                                             recovery=f"taken over by {self.actor}")
-        return faults
-
-    def wake(self) -> None:
-        """Work was made for some worker (`Store.wakeups`): look for roots at the next tick
-        instead of at the next claim_interval, and read the cancel requests."""
-        self._claim_at = self._cancels_at = 0.0
-
-    def release(self) -> int:
-        """Give every lease back (a worker stopping cleanly), so that others take its roots
-        over at once instead of after `ttl`; returns how many it held."""
-        self._forget_view()
-        released = self.store.release_leases(self._lease.owner)
-        self._roots = set()
-        return released
-
     def is_idle(self) -> bool:
         return self._loaded and self._view.is_idle(self.limits)
 
@@ -416,17 +238,6 @@ class Engine:
         return self._in_transaction(report, lambda tick: tick.run(answers, cancels),
                                     claim=room)
 
-    def _cancels_due(self) -> bool:
-        """Whether this tick reads the cancel requests: a single engine in every tick; a
-        worker when woken (a request wakes it, `Store.wakeups`) and every claim_interval
-        otherwise, which spares each tick of a busy worker one read."""
-        if self._single:
-            return True
-        if self.now < self._cancels_at:
-            return False
-        self._cancels_at = self.now + self._lease.claim_interval
-        return True
-
     def _cancel_requested(self) -> bool:
         """A cancel request for a root this engine runs (one read; requests are rare)."""
         return any(root in self._view.commands for root in self.store.cancel_requests())
@@ -473,44 +284,6 @@ class Engine:
             if self.on_commit is not None:
                 self.on_commit(report)
         return report
-
-    @property
-    def roots_held(self) -> int:
-        """The roots this engine holds a lease on now, for a worker's summary line."""
-        return len(self._roots)
-
-    def _leases_due(self) -> bool:
-        """A worker's leases need renewing (even with nothing to do), or leased roots turned
-        out finished and their rows must go."""
-        return self.now >= self._renew_at or bool(self._roots - self._view.live_roots())
-
-    def _renew_leases(self, tx: StoreTransaction) -> None:
-        """First thing in a tick: the engine's leases, locked until commit. A root taken over
-        since (its lease had lapsed) means the view is stale: roll back."""
-        owner = self._lease.owner
-        held = tx.renew_leases(owner, self._roots, self.now + self._lease.ttl)
-        lost = self._roots - held
-        if lost:
-            raise LeaseLost(f"{owner} lost {len(lost)} root(s) to another worker (its lease "
-                            f"had lapsed), e.g. {min(lost)}; rolled back")
-        self._renew_at = self.now + self._lease.ttl / 3
-
-    def _settle_roots(self, tx: StoreTransaction) -> set[str]:
-        """Lease rows follow the trees: a root whose tree has no work left loses its row, one
-        that has work again (a cleanup's opposite commands) gets one back. A worker parks the
-        roots whose only work left is clears its host keeps refusing: they stop taking its
-        share, and whoever claims them after `PARK_SECONDS` tries a new round of clears."""
-        live = self._view.live_roots()
-        until = self.now + self._lease.ttl
-        if gone := self._roots - live:
-            tx.finish_roots(gone)
-        if new := live - self._roots:
-            tx.open_roots(new, self._lease.owner, until)
-        if not self._single and (parked := self._view.stuck_roots(live, self.limits)):
-            tx.park_roots(parked, self._lease.owner, self.now + PARK_SECONDS)
-            self._parked = parked
-            live -= parked
-        return live
 
     # ------------------------------------------------------------------ operator requests
     def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
@@ -561,39 +334,6 @@ class Engine:
             return None  # a hold rolled the transaction back, the request with it
         log.info("%s took a cleanup request: %d resource(s) retried", mine, len(retried))
         return retried
-
-    def _forget_view(self) -> None:
-        """The database no longer matches the in-memory view: rebuild it from the store."""
-        self._loaded = False
-        self._view = EngineView()
-        self._carried = Changes()
-
-    def _hold(self, fault: RootFault, report: TickReport) -> None:
-        """Hold the root whose work made the engine fail, so every other root goes on.
-
-        The failed tick was rolled back; the root's rows stay exactly as they were, the error
-        is recorded with it, and the next tick reloads the view without it."""
-        message = str(fault)
-        log.error("holding root %s: %s", fault.root_id, message, exc_info=fault.cause)
-        report.errors.append(message)
-        root = self.store.command(fault.root_id)
-        status = root.status if root is not None else ""
-        with self.store.transaction() as tx:
-            tx.actor = self.actor
-            until = self.now + self._lease.ttl
-            tx.open_roots([fault.root_id], self._lease.owner, until)
-            # A root claimed by the tick that failed is free again: claimed back, to hold.
-            if fault.root_id not in (set(tx.renew_leases(self._lease.owner, [fault.root_id],
-                                                         until))
-                                     | set(tx.claim_roots(self._lease.owner, self.now, until,
-                                                          1, only=[fault.root_id]))):
-                log.warning("not holding root %s: %s no longer leases it", fault.root_id,
-                            self._lease.owner)
-                return
-            tx.hold_root(fault.root_id, self.now, message)
-            tx.append_history([HistoryPath(ObjectKind.COMMAND, fault.root_id, fault.root_id,
-                                           status, self.now,
-                                           [(HistoryEvent.HOLD, status, message)])])
 
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05,
                        on_wait: Callable[[str], None] | None = None,
