@@ -1,5 +1,5 @@
-"""`python -m benchmarks rollback | compare | recover | list-roots | all`: the harness's
-command line.
+"""`python -m benchmarks rollback | compare | compare-dbos | recover | list-roots | all`: the
+harness's command line.
 
 Every figure is measured in a process of its own (peak memory is per process); `compare`
 runs its peers in the same invocation, so their ratios compare like with like.
@@ -48,6 +48,19 @@ def main() -> None:
     compare.add_argument("--taskflow-count", type=int, default=None,
                          help="N for TaskFlow (default: --count; it is slow)")
     compare.add_argument("--no-taskflow", action="store_true", help="leave TaskFlow out")
+    versus = commands.add_parser("compare-dbos", help="endaction beside DBOS Transact on "
+                                 "the same saga: throughput, latency, fan-out")
+    versus.add_argument("--db", default=None, help="a PostgreSQL URL for endaction's "
+                        "PostgreSQL cases (default: they are left out)")
+    versus.add_argument("--dbos-db", default=None, help="DBOS's PostgreSQL database "
+                        "(default: --db's server, database bench_dbos)")
+    versus.add_argument("--quick", action="store_true",
+                        help="200 roots for K=2 and 100 for K=10 (not 1000 and 400)")
+    versus.add_argument("--fanout", type=int, default=10_000,
+                        help="children of the fan-out case (default 10,000)")
+    versus.add_argument("--dbos-fanout", choices=("steps", "queue"), default="steps",
+                        help="DBOS's fan-out: steps of one workflow, or child workflows "
+                        "on a queue (much slower)")
     recover = commands.add_parser("recover", help="recovery of N in-flight tasks")
     recover.add_argument("--count", type=int, default=10000)
     listing = commands.add_parser("list-roots", help="list_roots pages over 100,000 roots, "
@@ -69,7 +82,24 @@ def main() -> None:
     child = commands.add_parser("recover-child", help=argparse.SUPPRESS)
     child.add_argument("--count", type=int, required=True)
     child.add_argument("--db", required=True)
-    for sub in (rollback, compare, recover, listing, every, floor, taskflow, child):
+    case = commands.add_parser("saga-case", help=argparse.SUPPRESS)
+    case.add_argument("side", choices=("endaction", "dbos"))
+    case.add_argument("case", choices=("throughput", "sqlite", "latency", "fanout"))
+    case.add_argument("--db", default=None)
+    case.add_argument("--k", type=int, default=2)
+    case.add_argument("--roots", type=int, default=200)
+    case.add_argument("--workers", type=int, default=1)
+    case.add_argument("--variant", choices=("defaults", "tuned"), default="defaults")
+    case.add_argument("--runs", type=int, default=30)
+    case.add_argument("--count", type=int, default=10_000)
+    case.add_argument("--how", choices=("steps", "queue"), default="steps")
+    saga_worker = commands.add_parser("saga-worker", help=argparse.SUPPRESS)
+    saga_worker.add_argument("side", choices=("endaction", "dbos"))
+    saga_worker.add_argument("--db", required=True)
+    saga_worker.add_argument("--name", required=True)
+    saga_worker.add_argument("--variant", choices=("defaults", "tuned"), default="defaults")
+    for sub in (rollback, compare, versus, recover, listing, every, floor, taskflow, child,
+                case):
         sub.add_argument("--json", action="store_true", help="one JSON object per result")
     args = parser.parse_args()
 
@@ -95,6 +125,16 @@ def main() -> None:
         from .list_roots import run as list_roots_run
         for result in list_roots_run(args.roots, args.db, args.repeat):
             _say(result, args.json)
+    elif args.command == "compare-dbos":
+        from .compare_dbos import collect, markdown
+        found = collect(_in_own_process, args.db, args.dbos_db, args.quick, args.fanout,
+                        args.dbos_fanout)
+        print(json.dumps(found) if args.json else markdown(found))
+    elif args.command == "saga-case":
+        _say(_saga_case(args), args.json)
+    elif args.command == "saga-worker":
+        side = _saga_side(args.side)
+        side.serve(args.db, args.name, args.variant)
     elif args.command == "all":
         from .summary import collect, markdown
         found = collect(_in_own_process, lambda n, taskflow: _compare(n, n, taskflow),
@@ -104,6 +144,33 @@ def main() -> None:
         for result in _compare(args.count, args.taskflow_count or args.count,
                                not args.no_taskflow):
             _say(result, args.json)
+
+
+def _saga_side(name: str) -> Any:
+    """benchmarks/saga_cases.py or benchmarks/dbos_peer.py: the same functions on each."""
+    if name == "dbos":
+        from . import dbos_peer
+        return dbos_peer
+    from . import saga_cases
+    return saga_cases
+
+
+def _saga_case(args: argparse.Namespace) -> dict[str, Any]:
+    """One side of one compare-dbos case, in this process (and its workers)."""
+    side = _saga_side(args.side)
+    if args.case in ("throughput", "latency") and not args.db:
+        raise SystemExit(f"saga-case {args.case} needs --db (a PostgreSQL URL)")
+    if args.case == "throughput":
+        result: dict[str, Any] = side.throughput(args.db, args.workers, args.roots, args.k)
+    elif args.case == "sqlite":
+        result = side.sqlite(args.roots, args.k)
+    elif args.case == "latency":
+        result = side.latency(args.db, args.variant, args.runs)
+    elif args.side == "dbos":
+        result = side.fanout(args.count, args.db, args.how)
+    else:
+        result = side.fanout(args.count, args.db)
+    return result
 
 
 def _compare(count: int, taskflow_count: int, taskflow: bool = True) -> list[dict[str, Any]]:

@@ -77,3 +77,40 @@ def test_the_listing_benchmark_reads_every_page_from_an_index() -> None:
         assert "SCANS THE TABLE" not in str(result["indexes"]), result
     cases = {str(r["case"]) for r in results}
     assert {"list-roots no filter", "list-roots page 12 (keyset)", "root_by_key"} <= cases
+
+
+def test_the_dbos_comparison_runs_endactions_side_of_its_cases() -> None:
+    """The saga the DBOS comparison runs, small, on endaction's side (DBOS is the `bench`
+    extra, not installed by the tests): a quarter of the roots roll back and only the
+    succeeded roots' images are left, which the case checks itself before it reports."""
+    [sqlite] = _harness("saga-case", "endaction", "sqlite", "--roots", "8", "--k", "3")
+    assert sqlite["roots"] == 8 and sqlite["failed"] == 2 and sqlite["roots_per_s"] > 0
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        [latency] = _harness("saga-case", "endaction", "latency", "--db", url, "--runs", "3")
+        assert latency["runs"] == 3 and 0 < latency["median_ms"] <= latency["p90_ms"]
+
+
+def test_the_dbos_comparison_judges_the_targets_from_its_own_figures() -> None:
+    from benchmarks.compare_dbos import Row, targets
+
+    rows = [Row("throughput, PostgreSQL, K=2, 1000 roots, 1 worker", "roots/s", 600, 90,
+                "higher"),
+            Row("throughput, PostgreSQL, K=2, 1000 roots, 2 workers", "roots/s", 1100, 80,
+                "higher"),
+            Row("latency of one K=2 root, PostgreSQL, defaults, median", "ms", 30, 700,
+                "lower"),
+            Row("fan-out of 10,000 with rollback, SQLite: time", "s", 4.0, 20, "lower"),
+            Row("fan-out of 10,000 with rollback, SQLite: peak RSS", "MiB", 150, 70, "lower"),
+            Row("fan-out of 10,000 with rollback, PostgreSQL: time", "s", 6.0, 50, "lower")]
+    found = {"rows": [vars(row) for row in rows], "fanout_count": 10_000}
+    met = {target: ok for target, _, ok in targets(found)}
+    assert met == {
+        "latency of one K=2 root, PostgreSQL, idle worker, defaults: median under 25 ms": False,
+        "throughput, PostgreSQL, K=2, 2 workers: at least 1,000 roots/s": True,
+        "2 workers at least 1.7x one": True,
+        "at least 5x DBOS in the same run (2 workers each)": True,
+        "fan-out of 10,000 with rollback, SQLite: under 100 MB peak": False,
+        "... and no slower than the 4.2 s measured when the issue was filed": True,
+        "... PostgreSQL within 1.3x of SQLite": False,
+    }
