@@ -67,8 +67,10 @@ class SqlStore:
             if issubclass(kind, TableLedger):
                 check_row_type(kind)
             self.ledgers[kind.resource_type] = kind
-        self._wakeups = WakeupHub(self._listening_connection
-                                  if engine.dialect.name == "postgresql" else None)
+        # Listening needs psycopg 3's notifications; another driver wakes this process only
+        # (and other processes find the work at their next poll).
+        listens = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._wakeups = WakeupHub(self._listening_connection if listens else None)
 
     def create_schema(self) -> None:
         """Create the schema if the database is empty; refuse a foreign, older or newer one.

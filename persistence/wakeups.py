@@ -87,36 +87,35 @@ class Wakeups:
             self._thread.join(timeout=_LISTEN_SLICE * 4)
 
     def _listen(self, connect: Callable[[], Any]) -> None:
+        """Listen until closed. Every failure (no connection, a connection lost, a driver
+        that cannot listen) waits a doubling back-off before the next try and is logged
+        once per outage; only a connection that listened for a whole slice resets it."""
         backoff, outage = 0.5, False
         while not self._closed.is_set():
+            connection = None
             try:
                 connection = connect()
-            except Exception as err:
-                if not outage:
-                    log.warning("cannot listen for wake-ups (%s); polling meanwhile, "
-                                "retrying in %.1f s", err, backoff)
-                outage = True
-                self._closed.wait(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                continue
-            try:
                 connection.execute(f"LISTEN {CHANNEL}")
                 self.connected = True
-                if outage:
-                    log.warning("listening for wake-ups again")
-                outage, backoff = False, 0.5
                 self._event.set()  # something may have been sent while nobody listened
                 while not self._closed.is_set():
                     for _ in connection.notifies(timeout=_LISTEN_SLICE):
                         self._event.set()
+                    if outage:
+                        log.warning("listening for wake-ups again")
+                    outage, backoff = False, 0.5
             except Exception as err:
-                if not self._closed.is_set():
-                    log.warning("lost the wake-up connection (%s); polling meanwhile", err)
-                    outage = True
+                if not self._closed.is_set() and not outage:
+                    log.warning("cannot listen for wake-ups (%s: %s); polling meanwhile, "
+                                "trying again with a back-off", type(err).__name__, err)
+                outage = True
             finally:
                 self.connected = False
-                with contextlib.suppress(Exception):  # a connection already gone
-                    connection.close()
+                if connection is not None:
+                    with contextlib.suppress(Exception):  # a connection already gone
+                        connection.close()
+            self._closed.wait(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
 class WakeupHub:

@@ -55,7 +55,8 @@ log = logging.getLogger("endaction.worker")
               show_default=True, help="the most roots this worker holds at a time; its share "
               "starts at 64 and grows while its ticks stay short, shrinks when they grow long")
 @click.option("--fixed-share", is_flag=True,
-              help="hold --max-roots at most, claimed 8 at a time, whatever the ticks take")
+              help="hold --max-roots at most, claimed 8 at a time, whatever the ticks take "
+                   "(--fixed-share --max-roots 64: the behaviour of earlier releases)")
 @click.option("--task-timeout", type=click.FloatRange(min=1, max=10**7), default=None,
               callback=finite, metavar="S",
               help="seconds a task may take before it is aborted [default: the "

@@ -9,8 +9,12 @@ gets nothing. So a worker starts with a modest share and batch, and after every 
 - a tick within `tick_budget` after a claim that came back full, or that found no room in
   the share, doubles the share (up to `max_roots`) and the batch: it keeps up, and more
   roots may be waiting;
-- a tick over `tick_budget` halves both (down to `claim_batch` for the share and one root
-  for the batch): it is falling behind, and the roots it does not claim go to other workers.
+- a tick over `tick_budget` halves both, down to where they started: it is falling behind,
+  and the roots it does not claim go to other workers.
+
+A tick's time here is its own work, the agent calls left out (`Engine.tick` measures them
+apart): a slow or unreachable host makes every tick long whatever the share, and shrinking
+the share for it would leave the roots of healthy hosts unclaimed.
 
 Roots already held are never given back for it: a smaller share only stops new claims.
 """
@@ -31,25 +35,30 @@ class ClaimPacing:
         self.share = lease.max_roots if not lease.adaptive else min(START_SHARE,
                                                                     lease.max_roots)
         self.batch = min(lease.claim_batch, self.share)
+        # Never below where it starts (the fixed share and batch of earlier releases): a
+        # slow stretch claims less than a fast one, never less than before.
+        self.floor_share, self.floor_batch = self.share, self.batch
         self._wanted_more = False
 
     def room(self, held: int) -> int:
         """How many roots to claim now, holding `held`."""
         room = min(self.batch, self.share - held)
-        self._wanted_more |= room <= 0
+        # A full share wants more; one held over a share just halved does not.
+        self._wanted_more |= held == self.share
         return room
 
     def claimed(self, asked: int, got: int) -> None:
         """A full claim: more roots may be waiting than this worker takes at once."""
         self._wanted_more |= got >= asked > 0
 
-    def after_tick(self, seconds: float, held: int) -> None:
+    def after_tick(self, seconds: float) -> None:
+        """`seconds`: the tick's own work, its agent calls left out."""
         lease = self.lease
         if not lease.adaptive:
             return
         if seconds > lease.tick_budget:
-            self.share = max(min(lease.claim_batch, lease.max_roots), self.share // 2)
-            self.batch = max(1, self.batch // 2)
+            self.share = max(self.floor_share, self.share // 2)
+            self.batch = max(self.floor_batch, self.batch // 2)
         elif self._wanted_more:
             self.share = min(lease.max_roots, self.share * 2)
             self.batch = min(self.share, self.batch * 2)

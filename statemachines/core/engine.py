@@ -31,6 +31,7 @@ from .engine_loading import PARK_SECONDS, SINGLE_ENGINE
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
+    EndactionError,
     EngineDidNotSettle,
     InvalidConfiguration,
     RootFault,
@@ -215,7 +216,7 @@ class Engine(WorkerLeasing):
             report = self._tick()
         report.duration = time.perf_counter() - started
         if not self._single:
-            self._pacing.after_tick(report.duration, len(self._roots))
+            self._pacing.after_tick(report.duration - report.agent_seconds)
         return report
 
     def _tick(self) -> TickReport:
@@ -227,9 +228,13 @@ class Engine(WorkerLeasing):
             self.recover()
         report = TickReport(number=self.ticks_committed + 1)
         view = self._view
+        asked = time.perf_counter()
         answers = self._agent_calls.exchange(view, self.now, report)
+        report.agent_seconds = time.perf_counter() - asked
         room = self._claim_room()
-        cancels = self._cancels_due()
+        # A tick that claims reads the requests too: a root cancelled before it started
+        # must be refused, not executed.
+        cancels = self._cancels_due() or room > 0
         if not (room or answers.any() or self._carried.any_records()
                 or view.due_commands(self.now) or view.touched_groups or view.resettle
                 or view.deadline_due(self.now) or (cancels and self._cancel_requested())
@@ -276,20 +281,34 @@ class Engine(WorkerLeasing):
                         PARK_SECONDS)
             self._parked = set()
         self._roots = live
-        for unrunnable in faults:
-            self._hold(unrunnable, report)
         if tick.wrote:
             self.ticks_committed += 1
             report.committed = True
             if self.on_commit is not None:
                 self.on_commit(report)
+        self._hold_unrunnable(faults, report)
         return report
+
+    def _hold_unrunnable(self, faults: list[RootFault], report: TickReport) -> None:
+        """Hold the claimed roots this engine cannot run, after the tick that claimed them
+        committed. A hold that fails (the database went) leaves the root leased to this
+        worker and out of its view: whoever claims it once the lease lapses holds it."""
+        for fault in faults:
+            try:
+                self._hold(fault, report)
+            except EndactionError as err:
+                message = f"could not hold root {fault.root_id} ({err}); it is held by " \
+                          "whoever claims it once this worker's lease on it lapses"
+                log.warning("%s", message)
+                report.errors.append(message)
 
     # ------------------------------------------------------------------ operator requests
     def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
         """Ask for a running root to be cancelled; whichever engine runs it acts on it at its
-        next tick: what has not started is refused, running tasks are aborted on their agents,
-        and what already succeeded is compensated like after any other failure.
+        next tick (a worker: the next after the request's wake-up, or within its
+        claim_interval where none reaches it): what has not started is refused, running
+        tasks are aborted on their agents, and what already succeeded is compensated like
+        after any other failure.
 
         Raises NotCancellable for an unknown id, a command that is not a root, or a root that
         has already ended."""

@@ -203,10 +203,12 @@ class EngineLoading:
         self._carried = Changes()
 
     def _hold(self, fault: RootFault, report: TickReport) -> None:
-        """Hold the root whose work made the engine fail, so every other root goes on.
+        """Hold the root whose work made the engine fail, or that it cannot run (a type or
+        an agent it does not know), so every other root goes on.
 
-        The failed tick was rolled back; the root's rows stay exactly as they were, the error
-        is recorded with it, and the next tick reloads the view without it."""
+        A tick that failed was rolled back, and a root that cannot run was never taken into
+        the view: its rows stay exactly as they were, the error is recorded with it, and no
+        view holds it until it is released."""
         message = str(fault)
         log.error("holding root %s: %s", fault.root_id, message, exc_info=fault.cause)
         report.errors.append(message)

@@ -36,17 +36,18 @@ class WorkerLease:
             before another worker takes them over. Renewed every `ttl / 3` at the latest, so
             it must outlast the slowest tick (agent calls included) by a wide margin.
         max_roots: the most roots one worker holds at a time. With `adaptive`, the share
-            it holds starts at 64 (or this, if smaller) and grows up to this while its ticks
-            stay within `tick_budget` (statemachines/core/claim_pacing.py); without, it is
-            the share.
+            it holds starts at 64 (or this, if smaller), grows up to this while its ticks
+            stay within `tick_budget` and shrinks back, never below where it started
+            (statemachines/core/claim_pacing.py); without, it is the share.
         claim_batch: roots claimed at once at first (without `adaptive`: always); small
             batches spread a burst of submissions over the workers.
         claim_interval: seconds between looking for free or lapsed roots while below its
             share, when no wake-up came (`Store.wakeups`): what "promptly" means for a root
             submitted where wake-ups do not reach (SQLite across processes).
         adaptive: let the share and the batch follow how the worker keeps up.
-        tick_budget: seconds a tick may take before the worker claims less (`adaptive`);
-            long ticks delay every poll, renewal and stop request of the worker.
+        tick_budget: seconds a tick's own work (its agent calls left out) may take before
+            the worker claims less (`adaptive`); long ticks delay every poll, renewal and
+            stop request of the worker.
     """
 
     owner: str = field(default_factory=default_worker_name)

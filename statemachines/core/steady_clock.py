@@ -23,6 +23,17 @@ log = logging.getLogger("endaction.clock")
 # How often the database is asked again: often enough that the monotonic clock's drift
 # (parts per million) stays far below a lease, rarely enough to cost nothing per tick.
 RESYNC_SECONDS = 60.0
+
+def _elapsed_clock() -> Callable[[], float]:
+    """A clock that never steps and, unlike `time.monotonic` on Linux, counts the time a
+    suspended machine (a paused VM) slept: carried forward by one that did not, a worker
+    would think its leases fresh after a pause longer than them."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return time.monotonic
+    return lambda: time.clock_gettime(boottime)
+
+
 # A difference between this machine's wall clock and the database's worth a warning: the
 # engine does not need them to agree, but the operator's logs and `date` will disagree with
 # the times the database holds.
@@ -36,14 +47,16 @@ class SteadyClock:
         source: the database's time (`Store.database_time`); a reading that fails keeps
             the last one carried forward, and is tried again at the next resync.
         resync: seconds between readings of `source`.
-        monotonic, wall: this machine's clocks, injectable for tests.
+        monotonic, wall: this machine's clocks, injectable for tests (the monotonic one
+            defaults to one that counts a suspend, `_elapsed_clock`).
     """
 
     def __init__(self, source: Callable[[], float], *, resync: float = RESYNC_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic,
+                 monotonic: Callable[[], float] | None = None,
                  wall: Callable[[], float] = time.time) -> None:
         self._source, self._resync = source, resync
-        self._monotonic, self._wall = monotonic, wall
+        self._monotonic = monotonic or _elapsed_clock()
+        self._wall = wall
         self._offset: float | None = None  # database time minus monotonic time
         self._synced_at = 0.0
         self._last = 0.0

@@ -178,5 +178,8 @@ def _write(
                                        [(HistoryEvent.CREATE, record.status, None)]))
         if new:
             tx.write(new, [], [], [], history)
-            tx.open_roots([r.id for r in new], owner, lease_until if owner else now)
+            # A free row is due at once (0), not at this client's time: a client whose clock
+            # runs ahead of the database's would leave it unclaimable, and the workers' wake-up
+            # spent, until the database's clock caught up.
+            tx.open_roots([r.id for r in new], owner, lease_until if owner else 0.0)
     return answers

@@ -39,6 +39,8 @@ class TickReport:
     # Seconds the whole tick took, agent calls included; set as `Engine.tick` returns (an
     # on_commit callback, called inside the tick, still sees None).
     duration: float | None = None
+    # Of which the agent phase (starts, polls, clears, aborts): a slow host's share.
+    agent_seconds: float = 0.0
 
     def summary(self) -> str:
         parts = [

@@ -85,7 +85,7 @@ class Worker:
     def run(self) -> WorkerTotals:
         """Tick until stopped; then give the leases back (if the database lets us)."""
         log.info("worker %s starting on %s", self.name, self.engine.store_name())
-        wakeups = self.engine.store.wakeups()
+        wakeups = _wakeups_of(self.engine.store)
         try:
             self._loop(wakeups)
         finally:
@@ -156,8 +156,9 @@ class Worker:
                     log.info("worker %s: a cleanup request waits: %s", self.name, err)
             wait = min(self.engine.next_wait(self.interval),
                        max(0.0, summary_due - time.monotonic()))
-            if wait > 0 and wakeups.wait(wait, self.stop):
-                # Work was made for some worker: look for it now, not at the next poll.
+            # Work was made for some worker: look for it now, not at the next poll (a busy
+            # worker, whose next tick is due at once, looks without waiting).
+            if wakeups.wait(max(0.0, wait), self.stop):
                 self.engine.wake()
 
     def _release(self) -> None:
@@ -169,3 +170,28 @@ class Worker:
             return
         log.info("worker %s stopped: %d tick(s), %d committed, gave back %d lease(s)",
                  self.name, self.totals.ticks, self.totals.committed, self.totals.released)
+
+
+class _Polling:
+    """The ear of a store that cannot wake anyone (no `wakeups`): sleeping until the next
+    poll, or until stopped."""
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None:
+            stop.wait(timeout)
+        elif timeout > 0:
+            time.sleep(timeout)
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def _wakeups_of(store: object) -> WakeSource:
+    """The store's wake-ups, or polling alone for a store of its own that has none."""
+    listen = getattr(store, "wakeups", None)
+    if listen is None:
+        log.info("the store %r cannot wake workers: polling alone", type(store).__name__)
+        return _Polling()
+    wakeups: WakeSource = listen()
+    return wakeups

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from persistence import SqlStore, connect
-from statemachines import Engine, Worker, WorkerLease, submit_root
+from statemachines import CommandRegistry, Engine, Worker, WorkerLease, submit_root
 from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.core.operator_requests import request_cancel
 from statemachines.example.vm import (
@@ -116,7 +116,8 @@ def test_a_listener_whose_connection_is_cut_reconnects_and_wakes(
         with other.engine.begin() as conn:
             cut = conn.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN endaction_work%' AND pid <> pg_backend_pid()"
+                "WHERE query LIKE 'LISTEN endaction_work%' AND pid <> pg_backend_pid() "
+                "AND datname = current_database()"
             )).scalars().all()
         assert cut == [True]
         assert wakeups.wait(10.0), "no wake-up after the connection came back"
@@ -184,3 +185,60 @@ def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woke
             submitter.dispose()
     assert store.command(root).status == "ended_failure"  # type: ignore[union-attr]
     assert agent.aborted and not agent.images
+
+
+def test_a_root_cancelled_before_a_worker_claims_it_is_refused_not_started(
+        store: SqlStore) -> None:
+    """A tick that claims reads the cancel requests too, whatever the worker's request clock
+    says: a burst of roots claimed batch after batch, one of them cancelled while it waited,
+    never starts that one's work."""
+    agent = SimulatedAgent()
+    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
+                    lease=WorkerLease(owner="w", claim_interval=SLOW_POLL, claim_batch=4))
+    roots = [_submit(store, f"vm{i}") for i in range(30)]
+    victim = roots[12]
+    first = engine.tick()  # claims the first batch, reads the (empty) requests
+    assert first.committed and victim not in engine._roots
+    request_cancel(store, victim, "cancelled while it waited", time.time())
+    for _ in range(200):
+        engine.tick()
+        if store.command(victim).status in TERMINAL_COMMAND_STATES:  # type: ignore[union-attr]
+            break
+    assert store.command(victim).status == "ended_failure"  # type: ignore[union-attr]
+    _, tasks = store.tree(victim)
+    assert tasks == [], "the cancelled root's work was started"
+    assert store.cancel_requests() == {}
+
+
+def test_a_held_root_released_is_claimable_at_once_and_wakes_the_workers(
+        store: SqlStore) -> None:
+    """Releasing a held root frees its lease row (the worker that held it never takes it
+    back) and wakes the workers, so one claims it now, not when that lease lapses."""
+    root = _submit(store)
+    unknowing = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, CommandRegistry(),
+                       lease=WorkerLease(owner="w1"))
+    unknowing.tick()  # claims it, cannot run its type: holds it
+    assert root in store.held_roots()
+    wakeups = store.wakeups()
+    try:
+        if wakeups.listening:  # type: ignore[attr-defined]
+            _listening(wakeups)
+        assert store.release_root(root)
+        assert wakeups.wait(5.0)
+    finally:
+        wakeups.close()
+    knowing = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, vm_registry(),
+                     lease=WorkerLease(owner="w2"))
+    knowing.tick()
+    assert root in knowing._roots, "the released root waited for the old lease to lapse"
+
+
+def test_a_root_submitted_by_a_client_whose_clock_runs_ahead_is_claimable_at_once(
+        store: SqlStore) -> None:
+    root = submit_root(store, vm_registry(), "AddVmFromTemplate",
+                       add_vm_parameters("vm", ["template-disk0"], []),
+                       clock=lambda: time.time() + 3600).id
+    engine = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, vm_registry(),
+                    lease=WorkerLease(owner="w"))
+    engine.tick()
+    assert root in engine._roots
