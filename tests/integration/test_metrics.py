@@ -67,14 +67,16 @@ def _failing_delete(verb: str, parameters: Mapping[str, Any]) -> Plan:
 
 
 def _run_worker(engine: Engine, metrics: EngineMetrics, roots: int) -> Worker:
-    """A real `Worker` loop on a thread until `roots` roots have ended (bounded)."""
+    """A real `Worker` loop on a thread until `roots` roots have ended and their trees are
+    finished, every task cleared (no lease row left), bounded; a root ends a tick before its
+    last tasks are cleared, and a stop in between would leave those clears undone."""
     worker = Worker(engine, interval=0.05, on_tick=metrics.on_tick)
     metrics.watch(engine, worker,
                   revert_failed=lambda: _store(engine).count_reverts(RevertState.REVERT_FAILED))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while worker.totals.roots_ended < roots:
+    while worker.totals.roots_ended < roots or _store(engine).leases():
         assert thread.is_alive() and time.monotonic() < deadline, worker.totals
         time.sleep(0.02)
     worker.stop.set()
