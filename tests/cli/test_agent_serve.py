@@ -70,7 +70,16 @@ def test_the_host_killed_mid_copy_and_restarted_then_resume_ends_the_same(
     host.start()
     try:
         demo = _demo(host, tmp_path / "e.db")
-        time.sleep(1.5)  # copies of 2 MiB take about a second each, four at a time
+        # Killed once copies are under way (2 MiB each take about a second, four at a time):
+        # not after a fixed sleep, which a loaded machine spends importing and writing the
+        # templates (CI once killed the host while the demo still made template-disk7).
+        images = tmp_path / "storage" / "images"
+        deadline = time.monotonic() + 60
+        while not list(images.glob("*")):
+            assert demo.poll() is None, "the demo ended before any copy started"
+            assert time.monotonic() < deadline, "no copy started within 60 s"
+            time.sleep(0.05)
+        time.sleep(0.3)
         assert demo.poll() is None, "the demo ended before the host was killed"
         host.kill()
         time.sleep(1.0)
