@@ -149,7 +149,7 @@ class SqlTransaction:
 
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
         self.made_work |= owner is None and bool(roots)
-        self._insert_all_if_absent(root_leases, [
+        self._insert_if_absent(root_leases, *[
             {"root_id": root_id, "owner": owner, "expires": until} for root_id in sorted(roots)])
 
     def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
@@ -201,10 +201,7 @@ class SqlTransaction:
         self._insert_if_absent(cancel_requests, {"root_id": root_id, "requested_at": at,
                                                  "reason": storable(reason)})
 
-    def _insert_if_absent(self, table: Table, values: dict[str, Any]) -> None:
-        self._insert_all_if_absent(table, [values])
-
-    def _insert_all_if_absent(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    def _insert_if_absent(self, table: Table, *rows: dict[str, Any]) -> None:
         """Each row an INSERT ... ON CONFLICT DO NOTHING, so two writers racing (PostgreSQL
         reads committed data only, and both may see no row) never collide on the key: the
         second one does nothing. Many rows go as one executemany, compiled once and sent by

@@ -31,7 +31,6 @@ from .engine_loading import PARK_SECONDS, SINGLE_ENGINE
 from .engine_view import EngineView
 from .errors import (
     ConcurrentModification,
-    EndactionError,
     EngineDidNotSettle,
     InvalidConfiguration,
     RootFault,
@@ -243,10 +242,6 @@ class Engine(WorkerLeasing):
         return self._in_transaction(report, lambda tick: tick.run(answers, cancels),
                                     claim=room)
 
-    def _cancel_requested(self) -> bool:
-        """A cancel request for a root this engine runs (one read; requests are rare)."""
-        return any(root in self._view.commands for root in self.store.cancel_requests())
-
     def _in_transaction(self, report: TickReport, work: Callable[[Tick], object],
                         claim: int = 0) -> TickReport:
         """Run `work` as one tick's transaction, after claiming up to `claim` roots in it;
@@ -288,19 +283,6 @@ class Engine(WorkerLeasing):
                 self.on_commit(report)
         self._hold_unrunnable(faults, report)
         return report
-
-    def _hold_unrunnable(self, faults: list[RootFault], report: TickReport) -> None:
-        """Hold the claimed roots this engine cannot run, after the tick that claimed them
-        committed. A hold that fails (the database went) leaves the root leased to this
-        worker and out of its view: whoever claims it once the lease lapses holds it."""
-        for fault in faults:
-            try:
-                self._hold(fault, report)
-            except EndactionError as err:
-                message = f"could not hold root {fault.root_id} ({err}); it is held by " \
-                          "whoever claims it once this worker's lease on it lapses"
-                log.warning("%s", message)
-                report.errors.append(message)
 
     # ------------------------------------------------------------------ operator requests
     def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:

@@ -74,6 +74,10 @@ class WorkerLeasing(EngineLoading):
         self._cancels_at = self.now + self._lease.claim_interval
         return True
 
+    def _cancel_requested(self) -> bool:
+        """A cancel request for a root this engine runs (one read; requests are rare)."""
+        return any(root in self._view.commands for root in self.store.cancel_requests())
+
     @property
     def roots_held(self) -> int:
         """The roots this engine holds a lease on now, for a worker's summary line."""

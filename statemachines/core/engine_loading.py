@@ -230,3 +230,16 @@ class EngineLoading:
             tx.append_history([HistoryPath(ObjectKind.COMMAND, fault.root_id, fault.root_id,
                                            status, self.now,
                                            [(HistoryEvent.HOLD, status, message)])])
+
+    def _hold_unrunnable(self, faults: list[RootFault], report: TickReport) -> None:
+        """Hold the claimed roots this engine cannot run, after the tick that claimed them
+        committed. A hold that fails (the database went) leaves the root leased to this
+        worker and out of its view: whoever claims it once the lease lapses holds it."""
+        for fault in faults:
+            try:
+                self._hold(fault, report)
+            except EndactionError as err:
+                message = f"could not hold root {fault.root_id} ({err}); it is held by " \
+                          "whoever claims it once this worker's lease on it lapses"
+                log.warning("%s", message)
+                report.errors.append(message)

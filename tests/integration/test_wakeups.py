@@ -7,9 +7,10 @@ Against a real SQLite file and the real PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -128,30 +129,44 @@ def test_a_listener_whose_connection_is_cut_reconnects_and_wakes(
         other.dispose()
 
 
-def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore) -> None:
-    """Its interval and claim interval are 30 s: only a wake-up gets the root done soon.
-    On SQLite the submit goes through the same store (one process); on PostgreSQL through
-    another store, as from another process."""
-    engine = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, vm_registry(),
+@contextlib.contextmanager
+def _slow_polling_worker(store: SqlStore, agent: SimulatedAgent) -> Iterator[SqlStore]:
+    """A real Worker on a thread whose claim_interval is SLOW_POLL: only a wake-up gets it to
+    new work soon. Yields the store to submit through: on SQLite the same one (one
+    process), on PostgreSQL another, as from another process. Stopped and joined after."""
+    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
                     lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
     stop = threading.Event()
-    worker = Worker(engine, interval=0.05, stop=stop)
-    thread = threading.Thread(target=worker.run)
+    thread = threading.Thread(target=Worker(engine, interval=0.05, stop=stop).run)
     submitter = store if store.engine.dialect.name == "sqlite" else _other_store(store)
     thread.start()
     try:
-        time.sleep(1.0)  # the worker's first claim (nothing there) is behind it
-        root = _submit(submitter)
-        deadline = time.monotonic() + SLOW_POLL / 2
-        while store.command(root).status not in TERMINAL_COMMAND_STATES:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the worker waited for its poll"
-            time.sleep(0.02)
+        yield submitter
     finally:
         stop.set()
         thread.join(timeout=30)
         if submitter is not store:
             submitter.dispose()
     assert not thread.is_alive()
+
+
+def _until(done: Callable[[], bool], deadline: float, why: str) -> None:
+    while not done():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.02)
+
+
+def _ended(store: SqlStore, root: str) -> Callable[[], bool]:
+    return lambda: store.command(root).status in TERMINAL_COMMAND_STATES  # type: ignore[union-attr]
+
+
+def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore) -> None:
+    """Its claim interval is 30 s: only a wake-up gets the root done soon."""
+    with _slow_polling_worker(store, SimulatedAgent()) as submitter:
+        time.sleep(1.0)  # the worker's first claim (nothing there) is behind it
+        root = _submit(submitter)
+        _until(_ended(store, root), time.monotonic() + SLOW_POLL / 2,
+               "the worker waited for its poll")
     assert store.leases() == []
 
 
@@ -162,27 +177,13 @@ def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woke
     # The copy runs until it is aborted; the rollback's removals end at once.
     agent = SimulatedAgent(decide=lambda verb, parameters: Plan(polls=10**9)
                            if verb == COPY_VERB else Plan())
-    engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
-                    lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
-    stop = threading.Event()
-    thread = threading.Thread(target=Worker(engine, interval=0.05, stop=stop).run)
-    submitter = store if store.engine.dialect.name == "sqlite" else _other_store(store)
-    root = _submit(submitter)
-    thread.start()
-    try:
+    with _slow_polling_worker(store, agent) as submitter:
+        root = _submit(submitter)
         deadline = time.monotonic() + SLOW_POLL / 2
-        while not agent.started:  # the worker runs the root: its copy is on the agent
-            assert time.monotonic() < deadline, "the worker never started the copy"
-            time.sleep(0.02)
+        # The worker runs the root: its copy is on the agent.
+        _until(lambda: bool(agent.started), deadline, "the worker never started the copy")
         request_cancel(submitter, root, "the operator changed their mind", time.time())
-        while store.command(root).status not in TERMINAL_COMMAND_STATES:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the cancel waited for the next poll"
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        if submitter is not store:
-            submitter.dispose()
+        _until(_ended(store, root), deadline, "the cancel waited for the next poll")
     assert store.command(root).status == "ended_failure"  # type: ignore[union-attr]
     assert agent.aborted and not agent.images
 
