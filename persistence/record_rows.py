@@ -18,9 +18,10 @@ from sqlalchemy import Connection, RowMapping, select
 
 from statemachines.core.command_machine import CommandStatus, Outcome
 from statemachines.core.errors import InvalidConfiguration, StoreError
+from statemachines.core.frozen_json import freeze, to_json
 from statemachines.core.host_status import HostResult, HostStatus
 from statemachines.core.reasons import ExecutionReason
-from statemachines.core.records import CommandRecord, TaskRecord, freeze, to_json
+from statemachines.core.records import CommandRecord, TaskRecord
 from statemachines.core.retry_policy import RetryPolicy
 from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
 from statemachines.core.task_machine import TaskStatus

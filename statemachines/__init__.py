@@ -42,12 +42,13 @@ from .core.errors import (
     UnknownCommandType,
     WorkersHoldRoots,
 )
+from .core.frozen_json import FrozenMap, thaw
 from .core.host_status import HostResult, HostStatus, TaskReport
 from .core.leases import WorkerLease
 from .core.ledger import Ledger
 from .core.limits import Limits
 from .core.reasons import ExecutionReason
-from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord, thaw
+from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
 from .core.retry_policy import RetryPolicy
 from .core.revert_state import ResourceRef, ResourceRevert, RevertState
 from .core.store_protocol import Store
@@ -79,6 +80,7 @@ __all__ = [
     "Engine",
     "EngineDidNotSettle",
     "ExecutionReason",
+    "FrozenMap",
     "HistoryEntry",
     "HistoryPath",
     "HostResult",

@@ -14,8 +14,9 @@ import click
 
 from persistence import SqlStore
 
+from ..core.frozen_json import thaw
 from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, HistoryEntry, TaskRecord, resources_of, thaw
+from ..core.records import CommandRecord, HistoryEntry, TaskRecord, resources_of
 from ..diagrams.trace import iso_time, path_of
 from .errors import UsageProblem
 

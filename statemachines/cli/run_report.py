@@ -15,7 +15,7 @@ from persistence import SqlStore
 from ..core.agent_protocol import Agent
 from ..core.application import App
 from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, Outcome
-from ..core.records import thaw
+from ..core.frozen_json import thaw
 from ..core.revert_state import ResourceRevert, RevertState
 from ..core.task_machine import TaskStatus
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK, EXIT_ROLLED_BACK

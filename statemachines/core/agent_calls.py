@@ -24,9 +24,10 @@ from .agent_protocol import Abortable, Agent, AgentUnreachable, TaskRejected
 from .containment import describe
 from .engine_view import EngineView
 from .errors import UnknownAgent
+from .frozen_json import freeze_output
 from .host_status import HostResult, HostStatus, TaskReport
 from .limits import Limits
-from .records import TaskRecord, freeze_output
+from .records import TaskRecord
 from .task_machine import POLLED_TASK_STATES, TaskStatus
 from .tick_report import TickReport
 

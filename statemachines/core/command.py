@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import InvalidConfiguration, InvalidParameters, UnknownCommandType
+from .frozen_json import freeze
 from .ledger import Ledger
 from .reasons import ExecutionReason
 from .records import (
@@ -25,7 +26,6 @@ from .records import (
     MAX_NAME_LENGTH,
     CommandRecord,
     TaskRecord,
-    freeze,
     name_problems,
 )
 from .retry_policy import RetryPolicy

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from .command import Command, reference_problems
 from .command_machine import STEP_PHASES, CommandStatus, HookPhase
 from .errors import HookMisuse, InvalidParameters, LimitExceeded
+from .frozen_json import freeze_output
 from .ledger import Ledger
 from .reasons import ExecutionReason
-from .records import CommandRecord, TaskRecord, freeze_output, resources_of
+from .records import CommandRecord, TaskRecord, resources_of
 from .retry_policy import RetryPolicy
 from .revert_state import ResourceRef
 from .spawning import create_child, create_task

@@ -8,12 +8,9 @@ and its children, so a child could rewrite its parent's inputs).
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .command_machine import CommandStatus, Outcome
@@ -45,108 +42,6 @@ def name_problems(what: str, value: object, limit: int) -> list[str]:
         except UnicodeEncodeError:
             return [f"{what} must be Unicode text (it has a lone surrogate)"]
     return []
-
-
-def freeze(parameters: Mapping[str, Any], finite: bool = True) -> Mapping[str, Any]:
-    """A deep, read-only copy of JSON data, as the store will keep it; TypeError or ValueError
-    (naming where) for anything JSON cannot hold, NaN and infinities included (unless
-    `finite` is False: what a store already holds is read back as it is).
-
-    One walk instead of a JSON round trip, and the check that the data is JSON at the same
-    time: it runs for every command and task created or loaded, 40,000 times for a
-    10,000-disk VM. The path to a bad value is only worked out once one is found."""
-    try:
-        frozen: Mapping[str, Any] = _freeze(parameters, finite)
-    except (TypeError, ValueError):
-        _explain(parameters, "parameters", finite)
-        raise
-    return frozen
-
-
-_SCALARS = (str, int, bool, type(None))
-_INFINITIES = (math.inf, -math.inf)
-
-
-def _freeze(value: Any, finite: bool) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value
-    if kind is float:
-        if finite and (value != value or value in _INFINITIES):
-            raise ValueError("not a finite number")
-        return value
-    if kind is dict or kind is MappingProxyType or isinstance(value, Mapping):
-        frozen = {}
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise TypeError("a key is not a string")
-            frozen[key] = _freeze(item, finite)
-        return MappingProxyType(frozen)
-    if kind is list or kind is tuple or isinstance(value, list | tuple):
-        return tuple([_freeze(item, finite) for item in value])
-    if isinstance(value, _SCALARS):  # str and int subclasses (enums)
-        return value
-    if isinstance(value, float):
-        return _freeze(float(value), finite)
-    raise TypeError(f"{kind.__name__} is not JSON data")
-
-
-def _explain(value: Any, where: str, finite: bool) -> None:
-    """Raise for the first value `_freeze` refuses, naming its path."""
-    if finite and isinstance(value, float) and (value != value or value in _INFINITIES):
-        raise ValueError(f"{where}: {value} is not a finite number (JSON has no NaN or infinity)")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where}: key {key!r} is not a string")
-            _explain(item, f"{where}.{key}", finite)
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _explain(item, f"{where}[{i}]", finite)
-    elif not isinstance(value, (*_SCALARS, float)):
-        raise TypeError(f"{where}: {type(value).__name__} is not JSON data")
-
-
-def freeze_output(value: Any, limit: int) -> Any:
-    """An output (a task's, from its agent; a command's, from a hook) as the store keeps it:
-    frozen, strict JSON, at most `limit` bytes of JSON text. ValueError naming what is wrong
-    otherwise: an output feeds the next step, so one that cannot be kept must not pass."""
-    try:
-        frozen = freeze({"output": value})["output"]
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"it is not strict JSON ({str(err).replace('parameters.', '')})"
-                         ) from None
-    except RecursionError:
-        raise ValueError("it is nested too deeply") from None
-    size = len(to_json(frozen))
-    if size > limit:
-        raise ValueError(f"it is {size:,} bytes of JSON, over the {limit:,} an output may be "
-                         "(Limits.max_output_bytes)")
-    return frozen
-
-
-def thaw(value: Any) -> Any:
-    """Frozen JSON data (what records hold: read-only mappings, tuples) as plain dicts and
-    lists, for code that wants its own copy, or a JSON library that takes no mappings."""
-    if isinstance(value, Mapping):
-        return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [thaw(item) for item in value]
-    return value
-
-
-def to_json(value: Any) -> str:
-    """JSON text of frozen (or plain) JSON data, without thawing it into a copy first."""
-    return _ENCODER.encode(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-_ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
 
 
 @dataclass(slots=True, eq=False)

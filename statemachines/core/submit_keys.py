@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidParameters, SubmitKeyConflict
+from .frozen_json import thaw
 from .reasons import ExecutionReason
-from .records import MAX_SUBMIT_KEY_LENGTH, CommandRecord, thaw
+from .records import MAX_SUBMIT_KEY_LENGTH, CommandRecord
 from .revert_state import ResourceRef
 
 #: Differing parameters a conflict names before it says "...".

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
+from ..core.frozen_json import thaw
 from ..core.reasons import ExecutionReason
-from ..core.records import ObjectKind, thaw
+from ..core.records import ObjectKind
 from ..core.revert_state import REVERT_ORDER, RevertState
 from ..core.task_machine import TaskStatus
 from .controlled_agent import ControlledAgent

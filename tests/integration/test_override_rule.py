@@ -7,7 +7,7 @@ import pytest
 from persistence import SqlStore
 from statemachines import CommandRecord, CommandStatus, ExecutionReason, Outcome
 from statemachines.core.command_machine import COMMAND_MACHINE
-from statemachines.core.records import freeze
+from statemachines.core.frozen_json import freeze
 from statemachines.core.shared_machine import IllegalTransition
 from tests.worlds import World
 

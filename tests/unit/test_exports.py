@@ -18,7 +18,7 @@ EXPORTS = {
         "Command",
         "CommandContext", "CommandRecord",
         "CommandRegistry", "CommandStatus", "Compensation", "ConcurrentModification",
-        "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason",
+        "EndactionError", "Engine", "EngineDidNotSettle", "ExecutionReason", "FrozenMap",
         "InvalidConfiguration", "HistoryEntry",
         "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",

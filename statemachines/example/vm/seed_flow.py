@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 from ...core.command import Command, CommandRegistry
 from ...core.command_machine import COMMAND_MACHINE, CommandStatus
+from ...core.frozen_json import freeze
 from ...core.ledger import Ledger
 from ...core.reasons import ExecutionReason
-from ...core.records import CommandRecord, TaskRecord, freeze
+from ...core.records import CommandRecord, TaskRecord
 from ...core.retry_policy import RetryPolicy
 from ...core.revert_state import ResourceRef
 from ...diagrams import Drawing, Edge

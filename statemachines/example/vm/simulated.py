@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
+from statemachines import AgentError, FrozenMap, HostResult, HostStatus, TaskRejected, TaskReport
 
 from .verbs import COPY_VERB, DELETE_VERB
 
@@ -89,7 +89,8 @@ class SimulatedAgent:
         plan = self.decide(verb, parameters)
         # The engine's parameters are frozen (read-only all the way down): kept as they are,
         # not copied (two copies of every task's parameters at 100,000 disks is 46 MB).
-        kept = parameters if isinstance(parameters, MappingProxyType) else dict(parameters)
+        kept = (parameters if isinstance(parameters, FrozenMap | MappingProxyType)
+                else dict(parameters))
         self.tasks[task_id] = _SimTask(verb, kept, plan, plan.polls)
         self.started.append(task_id)
 
