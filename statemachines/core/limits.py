@@ -86,6 +86,12 @@ class Limits:
             a child created in a tick is executed in the same tick's next round, so this
             bounds how much of one deep tree a single transaction takes on (the rest waits
             for the next tick, and other roots are served in between).
+        max_opposite_commands_per_tick: opposite commands one tick may start; a rolling-back
+            command whose revert has not begun waits for the next tick once they are
+            started (reverts under way always go on). A rollback of 10,000 resources then
+            holds a window of opposite commands and their tasks in memory at a time, not all
+            10,000 beside the commands they undo, and its first ones end while the last are
+            still to start.
     """
 
     max_start_attempts: int = 5
@@ -100,11 +106,12 @@ class Limits:
     max_steps: int = 100
     max_output_bytes: int = 65_536
     max_rounds_per_tick: int = 100
+    max_opposite_commands_per_tick: int = 1_000
 
     def __post_init__(self) -> None:
         for name in ("max_start_attempts", "max_clear_attempts", "max_poll_failures",
                      "max_tree_depth", "max_spawn_per_step", "max_rounds_per_tick", "max_steps",
-                     "max_output_bytes"):
+                     "max_output_bytes", "max_opposite_commands_per_tick"):
             check_count(f"Limits.{name}", getattr(self, name), minimum=1)
         for name in ("agent_retry_seconds", "max_agent_retry_seconds"):
             check_seconds(f"Limits.{name}", getattr(self, name), positive=False)

@@ -30,13 +30,31 @@ log = logging.getLogger("endaction.engine")
 
 
 def drain(state: TickState) -> None:
-    """Settle every queued rolling-back command, and whatever settling them queues."""
+    """Settle every queued rolling-back command, and whatever settling them queues.
+
+    Once the tick has started `Limits.max_opposite_commands_per_tick` opposite commands, a
+    command that has yet to start its first waits for the next tick (`view.resettle`, which
+    a restart rebuilds from the rolling-back commands), so a tick's memory does not grow with
+    the number of resources a rollback undoes. Commands whose revert is under way go on:
+    what the window holds back is new work, never the end of work begun."""
     queue = state.to_settle
+    window = state.config.limits.max_opposite_commands_per_tick
     while queue:
         record = queue.popleft()
-        if record.status == CommandStatus.ROLLING_BACK:
-            with for_root(record.root_id):
-                settle(state, record)
+        if record.status != CommandStatus.ROLLING_BACK:
+            continue
+        if state.report.compensations_started >= window and _not_begun(record):
+            state.view.resettle.add(record.id)
+            continue
+        with for_root(record.root_id):
+            settle(state, record)
+
+
+def _not_begun(record: CommandRecord) -> bool:
+    """A regular command with resources whose revert has not begun: no opposite command
+    started for it yet (that sets its outcome), and its own work did not fail."""
+    return (record.execution_reason == ExecutionReason.REGULAR_FLOW and record.outcome is None
+            and bool(resources_of(record)))
 
 
 def settle(state: TickState, record: CommandRecord) -> None:

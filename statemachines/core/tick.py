@@ -66,11 +66,14 @@ class Tick:
         `max_rounds_per_tick` rounds (the rest is due at once, in the next tick)."""
         state = self.state
         view = state.view
-        for command_id in sorted(view.resettle):
-            record = view.commands.get(command_id)
-            if record is not None:
-                state.to_settle.append(record)
+        resettled = [record for record in map(view.commands.get, sorted(view.resettle))
+                     if record is not None]
         view.resettle.clear()
+        # Their hooks read their resources, thousands of them when a rollback was left for
+        # this tick by the one before: in one go, for as many as this tick will settle
+        # (`drain` leaves the others for the next, Limits.max_opposite_commands_per_tick).
+        state.prefetch(resettled[:state.config.limits.max_opposite_commands_per_tick])
+        state.to_settle.extend(resettled)
         drain(state)
         for _ in range(state.config.limits.max_rounds_per_tick):
             due = view.due_commands(state.now)

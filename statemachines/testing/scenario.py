@@ -106,6 +106,9 @@ class Scenario:
     # Short enough that `time_passes` drives some tasks past their deadline, into aborts.
     task_timeout: float = 3600.0
     max_steps: int = 4
+    # Limits.max_opposite_commands_per_tick: 1 makes every rollback of two or more resources
+    # take its opposite commands over several ticks, as a big fan-out's does.
+    max_opposite_commands_per_tick: int = Limits.max_opposite_commands_per_tick
 
     @property
     def bounds(self) -> Bounds:
@@ -120,7 +123,8 @@ class Scenario:
         return Limits(max_start_attempts=self.max_start_attempts,
                       max_clear_attempts=self.max_clear_attempts,
                       max_poll_failures=self.max_poll_failures,
-                      task_timeout=self.task_timeout, max_steps=self.max_steps)
+                      task_timeout=self.task_timeout, max_steps=self.max_steps,
+                      max_opposite_commands_per_tick=self.max_opposite_commands_per_tick)
 
     def agent(self) -> ControlledAgent:
         return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,

@@ -22,7 +22,10 @@ the inventory except resources marked revert_failed, which are reported.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+from hypothesis import settings
 
 from statemachines.core.store_protocol import Store
 from statemachines.example.vm.scenario import image_scenario
@@ -35,3 +38,12 @@ def sqlite_file(folder: Path) -> Store:
 
 
 TestEngineProperties = engine_machine(image_scenario(sqlite_file)).TestCase
+
+# The same, with one opposite command per tick: every rollback of two or more resources
+# leaves commands for later ticks (Limits.max_opposite_commands_per_tick), and those must
+# end the same, across crashes, without looping.
+TestEnginePropertiesOneOppositePerTick = engine_machine(
+    replace(image_scenario(sqlite_file), max_opposite_commands_per_tick=1)).TestCase
+TestEnginePropertiesOneOppositePerTick.settings = settings(
+    TestEngineProperties.settings, max_examples=max(
+        10, (TestEngineProperties.settings or settings()).max_examples // 2))
