@@ -105,3 +105,96 @@ def test_no_module_outside_the_examples_speaks_of_a_domain() -> None:
     assert speaking == []
     # Not vacuous: the example does use the word.
     assert "image" in (ROOT / "statemachines/example/vm/commands.py").read_text().lower()
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _file_graph() -> dict[str, set[str]]:
+    """Which of our modules each of our modules imports, at any depth of the file (an import
+    inside a function is an arrow of the house too): `from pkg import mod` points at `mod`,
+    `from pkg import name` at `pkg`."""
+    paths = {_module_of(p): p for folder in ("statemachines", "persistence")
+             for p in (ROOT / folder).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] \
+                    if node.level else []
+                target = ".".join([*base, *([node.module] if node.module else [])])
+                submodules = {f"{target}.{a.name}" for a in node.names} & paths.keys()
+                found.update(submodules)
+                if len(submodules) < len(node.names):
+                    found.add(target)
+        edges = set()
+        for name in found:
+            while name and name not in paths:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                edges.add(name)
+        graph[module] = edges
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan's, without
+    recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, targets = work[-1]
+            for target in targets:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph.get(target, ())))))
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    members = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        members.append(member)
+                        if member == node:
+                            break
+                    if len(members) > 1:
+                        circles.append(sorted(members))
+    return circles
+
+
+def test_no_import_circle_between_files() -> None:
+    """The house's arrows run one way: no module reaches itself through its imports (an
+    application's own commands get what they need from modules that do not import them)."""
+    assert _circles(_file_graph()) == []
+
+
+def test_the_circle_check_sees_circles() -> None:
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+    graph = _file_graph()
+    assert "statemachines.example.vm.domain_app" in graph["statemachines.example.vm.demo_cli"]
+    assert "persistence.sql_transaction" in graph["persistence.sql_store"]

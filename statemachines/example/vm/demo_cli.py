@@ -28,6 +28,7 @@ from statemachines.cli.run_report import run_exit_status
 
 from .commands import AddVmFromTemplate, add_vm_parameters, image_name
 from .demo_report import render_text, vm_report
+from .domain_app import domain_app
 from .storage_agents import TEMPLATE_BYTES, StorageUnusable, storage_host, template_name
 
 
@@ -92,15 +93,13 @@ def demo(count: int, fail: tuple[int, ...], fail_rollback: tuple[int, ...], db: 
     """Create a VM from a template with COUNT disks; failed copies roll the others back."""
     _disk_indexes(fail, count, "--fail")
     _disk_indexes(fail_rollback, count, "--fail-rollback")
-    from .application import app  # the application this command belongs to (it imports this module)
-
     if fail_rollback and agents_at.url is not None:
         raise UsageProblem("--fail-rollback makes deletes fail inside this process's host; "
                            "with --agent-url the host is another process")
     progress = make_progress()
     crash = _CrashAfter(crash_after, progress)
     limits = Limits(task_timeout=task_timeout or 600 + 0.25 * count)
-    with progress, closing(open_app(app, db, agents_at, limits=limits,
+    with progress, closing(open_app(domain_app, db, agents_at, limits=limits,
                                     on_commit=crash)) as world:
         host = storage_host(world.agents)
         sources = [template_name(i) for i in range(count)]
