@@ -1,1 +1,2 @@
-"""The `endaction` command line: the one place that wires statemachines to persistence."""
+"""The `endaction` command line: the commands every application shares, around the App
+that `--app` names; built from `statemachines.toolkit`, as an application's own commands are."""

@@ -8,8 +8,8 @@ from persistence import connect
 from persistence.schema_version import SchemaState, refusal, upgrade
 
 from ..core.application import App
-from .app_option import app_option
-from .database import database_url, db_option, open_database
+from ..toolkit.app_option import app_option
+from ..toolkit.database import database_url, db_option, open_database
 
 
 @click.group()

@@ -17,7 +17,7 @@ from ..diagrams import (
     write_drawings,
 )
 from ..diagrams.readme import ReadmeMismatch, embed_mermaid
-from .app_option import app_option
+from ..toolkit.app_option import app_option
 
 
 def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:

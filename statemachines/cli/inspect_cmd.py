@@ -21,11 +21,10 @@ from ..core.errors import StoreUnavailable
 from ..core.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
-from .app_option import app_option
-from .database import db_option, finite, json_option, open_database
-from .diagrams_cmd import formats_option
-from .errors import EXIT_LEFT_BEHIND, EXIT_TIMED_OUT, UsageProblem
-from .inspect_views import (
+from ..toolkit.app_option import app_option
+from ..toolkit.database import db_option, finite, json_option, open_database
+from ..toolkit.errors import EXIT_LEFT_BEHIND, EXIT_TIMED_OUT, UsageProblem
+from ..toolkit.inspect_views import (
     history_view,
     locate,
     render_history,
@@ -34,7 +33,8 @@ from .inspect_views import (
     status_view,
     trace_view,
 )
-from .run_report import ending_status
+from ..toolkit.run_report import ending_status
+from .diagrams_cmd import formats_option
 
 TRACE_FORMATS = ("mmd", "dot", "svg", "png")
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import time
-from datetime import datetime
 from typing import Any
 
 import click
@@ -23,48 +20,9 @@ from persistence import normalise_url
 from ..core.application import App
 from ..core.command_machine import CommandStatus
 from ..core.records import CommandRecord
-from .app_option import APP_SPEC_META, app_option
-from .database import db_option, json_option, open_database
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def parse_since(text: str, now: float) -> float:
-    """A point in time: an age ("30m", "2h", "7d"), an ISO 8601 time, or Unix seconds."""
-    if match := _AGO.match(text):
-        return now - float(match[1]) * _UNITS[match[2]]
-    try:
-        return float(text) if re.fullmatch(r"\d+(\.\d+)?", text.strip()) \
-            else datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither an age (30m, 2h, 7d), an ISO 8601 "
-                                 "time nor Unix seconds", param_hint="--since") from None
-
-
-def _cursor(record: CommandRecord) -> str:
-    return f"{record.created_at!r}/{record.id}"
-
-
-def parse_cursor(text: str) -> tuple[float, str]:
-    stamp, sep, root_id = text.partition("/")
-    try:
-        value = float(stamp)
-    except ValueError:
-        value = float("nan")
-    if not sep or not root_id or value != value:
-        raise click.BadParameter(f"{text!r} is not a cursor printed by `endaction list`",
-                                 param_hint="--before")
-    return value, root_id
-
-
-def age(seconds: float) -> str:
-    """A short age: 45s, 12m, 3h, 2d."""
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+from ..toolkit.app_option import APP_SPEC_META, app_option
+from ..toolkit.database import db_option, json_option, open_database
+from ..toolkit.listing import age, cursor_of, next_page_command, parse_cursor, parse_since
 
 
 def _row(record: CommandRecord, now: float, held: str | None) -> dict[str, Any]:
@@ -101,15 +59,6 @@ def _printable_db(ctx: click.Context, db: str | None) -> bool:
         return False
 
 
-def next_page_command(cursor: str, options: list[tuple[str, object]]) -> str:
-    """The command of the next page: this one's options (those given) and --before."""
-    words = ["endaction", "list"]
-    for option, value in options:
-        if value is not None:
-            words += [option, str(value)]
-    return shlex.join([*words, "--before", cursor])
-
-
 @click.command(name="list")
 @app_option
 @db_option
@@ -141,7 +90,7 @@ def list_roots(app: App, db: str | None, status: str | None, type_name: str | No
         store.dispose()
     more = len(records) > limit
     records = records[:limit]
-    next_cursor = _cursor(records[-1]) if more else None
+    next_cursor = cursor_of(records[-1]) if more else None
     rows = [_row(r, now, held.get(r.id)) for r in records]
     if as_json:
         click.echo(json.dumps({"roots": rows, "next": next_cursor}, indent=2))

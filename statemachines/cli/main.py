@@ -16,14 +16,14 @@ import click
 from ..core.application import App
 from ..core.errors import EndactionError, NotCancellable
 from ..core.operator_requests import request_cancel
-from .app_option import app_option, default_app_spec, load_app
-from .database import db_option, open_database
+from ..toolkit.app_option import app_option, default_app_spec, load_app
+from ..toolkit.database import db_option, open_database
+from ..toolkit.errors import EndactionGroup, UsageProblem
+from ..toolkit.logging_setup import setup_logging, with_logging
 from .db_cmd import db
 from .diagrams_cmd import diagrams
-from .errors import EndactionGroup, UsageProblem
 from .inspect_cmd import history, status, trace
 from .list_cmd import list_roots
-from .logging_setup import setup_logging, with_logging
 from .recovery_cmd import cleanup, resume
 from .submit_cmd import submit
 from .ui_cmd import ui

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import UsageProblem
+from ..toolkit.errors import UsageProblem
 
 #: The largest parameters `--params` takes, as JSON text.
 MAX_PARAMS_BYTES = 16 * 2**20

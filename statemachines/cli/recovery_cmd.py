@@ -15,14 +15,13 @@ import click
 
 from ..core.application import App
 from ..core.errors import WorkersHoldRoots
-from .agent_options import AgentChoice, agent_options
-from .app_option import app_option
-from .app_world import AppWorld, open_app
-from .database import db_option, finite, json_option
-from .errors import EXIT_TIMED_OUT, UsageProblem
-from .fleet_cleanup import NotTaken, ask_the_workers
-from .progress import Progress, make_progress
-from .run_report import (
+from ..toolkit.agent_options import AgentChoice, agent_options
+from ..toolkit.app_option import app_option
+from ..toolkit.app_world import AppWorld, open_app
+from ..toolkit.database import db_option, finite, json_option
+from ..toolkit.errors import EXIT_TIMED_OUT, UsageProblem
+from ..toolkit.progress import Progress, make_progress
+from ..toolkit.run_report import (
     cleanup_exit_status,
     cleanup_report,
     render_cleanup_text,
@@ -30,6 +29,7 @@ from .run_report import (
     root_report,
     run_exit_status,
 )
+from .fleet_cleanup import NotTaken, ask_the_workers
 
 
 def _existing(app: App, db: str | None, agents_at: AgentChoice, progress: Progress,

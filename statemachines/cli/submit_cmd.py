@@ -17,9 +17,9 @@ from ..core.errors import (
     UnknownCommandType,
 )
 from ..core.submission import submit_root
-from .app_option import app_option
-from .database import db_option, open_database
-from .errors import UsageProblem
+from ..toolkit.app_option import app_option
+from ..toolkit.database import db_option, open_database
+from ..toolkit.errors import UsageProblem
 from .params_input import PARAMS_HELP, read_params
 
 

@@ -24,14 +24,14 @@ from ..core.application import App
 from ..core.errors import EndactionError
 from ..http import ConnectionBook, HostLimits, uvicorn_options
 from ..http.listening import listen, serve_until_stopped
+from ..toolkit.agent_options import AgentChoice, agent_options
+from ..toolkit.app_option import app_option
+from ..toolkit.app_world import open_app
+from ..toolkit.database import db_option, finite, open_database
+from ..toolkit.errors import UsageProblem
 from ..web import CleanupJob, Site, read_token_file, web_app
 from ..web.app import LOOPBACK_HOSTS
 from ..web.cleanup import cleanup_work
-from .agent_options import AgentChoice, agent_options
-from .app_option import app_option
-from .app_world import open_app
-from .database import db_option, finite, open_database
-from .errors import UsageProblem
 
 DEFAULT_PORT = 8720
 MISSING = "run `endaction demo` or `endaction submit` first, or pass --db"

@@ -25,12 +25,12 @@ from ..core.errors import EndactionError, StoreUnavailable
 from ..core.leases import WorkerLease, default_worker_name
 from ..core.limits import Limits
 from ..core.worker import Worker
-from .agent_options import AgentChoice, agent_options
-from .app_option import app_option
-from .app_world import AppWorld, open_app
-from .database import db_option, finite
-from .errors import UsageProblem
-from .logging_setup import logged
+from ..toolkit.agent_options import AgentChoice, agent_options
+from ..toolkit.app_option import app_option
+from ..toolkit.app_world import AppWorld, open_app
+from ..toolkit.database import db_option, finite
+from ..toolkit.errors import UsageProblem
+from ..toolkit.logging_setup import logged
 from .worker_metrics import WorkerMetrics
 
 log = logging.getLogger("endaction.worker")

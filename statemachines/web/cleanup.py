@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import closing
 
-from ..cli.agent_options import AgentChoice
-from ..cli.app_world import open_app
-from ..cli.run_report import cleanup_report, render_cleanup_text
 from ..core.application import App
 from ..core.errors import WorkersHoldRoots
+from ..toolkit.agent_options import AgentChoice
+from ..toolkit.app_world import open_app
+from ..toolkit.run_report import cleanup_report, render_cleanup_text
 
 
 def cleanup_work(app: App, db: str | None,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli.inspect_views import GOOD_OUTCOMES, STATE_COLOURS
-from ..cli.list_cmd import age
 from ..diagrams.trace import iso_time
+from ..toolkit.inspect_views import GOOD_OUTCOMES, STATE_COLOURS
+from ..toolkit.listing import age
 from .markup import Safe, fill, join
 
 _TONES = {"green": "good", "red": "bad", "yellow": "busy", "cyan": "step"}

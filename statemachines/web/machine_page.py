@@ -17,10 +17,10 @@ from dataclasses import replace
 
 from persistence import SqlStore
 
-from ..cli.inspect_views import UnknownObject, locate
 from ..core.errors import EndactionError
 from ..diagrams import GraphvizMissing, mermaid_source, render, require_graphviz
 from ..diagrams.trace import Step, path_of, trace_drawing
+from ..toolkit.inspect_views import UnknownObject, locate
 from .errors import NotFound
 from .layout import Site, frame, live, moment, state, table
 from .markup import Safe, clipped, fill, join, path

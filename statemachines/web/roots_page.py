@@ -15,9 +15,9 @@ import click
 
 from persistence import SqlStore
 
-from ..cli.list_cmd import next_page_command, parse_cursor, parse_since
 from ..core.command_machine import CommandStatus
 from ..core.records import MAX_NAME_LENGTH, CommandRecord
+from ..toolkit.listing import next_page_command, parse_cursor, parse_since
 from .errors import BadInput
 from .layout import Site, ago, frame, live, outcome, state, table
 from .markup import Safe, clipped, fill, join, path, with_query

@@ -140,7 +140,7 @@ def test_a_database_name_too_long_for_the_filesystem_is_one_line() -> None:
 
 
 def test_a_task_its_host_still_holds_is_left_behind() -> None:
-    from statemachines.cli.run_report import run_exit_status
+    from statemachines.toolkit.run_report import run_exit_status
 
     report: dict[str, Any] = {"root": {"status": "ended_failure"}, "leftovers": [],
                               "tasks": [{"status": "cleared"}, {"status": "clear_failed"}]}

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from persistence import SqlStore
 from statemachines import CommandStatus, TickReport
-from statemachines.cli.progress import LiveProgress, PlainProgress, Totals, make_progress
+from statemachines.toolkit.progress import LiveProgress, PlainProgress, Totals, make_progress
 from tests.worlds import World
 
 

@@ -23,9 +23,9 @@ with warnings.catch_warnings():
 
 from persistence import SqlStore, open_store
 from persistence.revert_listing import failed_reverts_page
-from statemachines.cli.agent_options import AgentChoice
-from statemachines.cli.app_option import load_app
 from statemachines.diagrams import GraphvizMissing
+from statemachines.toolkit.agent_options import AgentChoice
+from statemachines.toolkit.app_option import load_app
 from statemachines.web import CleanupJob, Site, web_app
 from statemachines.web.app import LOOPBACK_HOSTS
 from statemachines.web.cleanup import cleanup_work

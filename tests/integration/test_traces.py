@@ -31,13 +31,13 @@ from statemachines import (
     TaskRecord,
     TickReport,
 )
-from statemachines.cli.agent_options import AgentChoice
-from statemachines.cli.app_world import open_app
 from statemachines.example.vm import Plan, SimulatedAgent
 from statemachines.example.vm.application import app as vm_app
 from statemachines.observability import RootTracer, traced
 from statemachines.observability import tracing as tracing_module
 from statemachines.observability.trace_ids import span_id_of, trace_id_of
+from statemachines.toolkit.agent_options import AgentChoice
+from statemachines.toolkit.app_world import open_app
 from tests.worlds import World
 
 Spans = tuple[ReadableSpan, ...]

@@ -42,6 +42,11 @@ EXPORTS = {
         "multiset_less", "no_effect", "no_output", "revert_failed_resources", "take_snapshot",
         "tick_bound",
     ],
+    "statemachines.toolkit": [
+        "DEFAULT_HOME", "AgentChoice", "Progress", "UsageProblem", "agent_options", "db_option",
+        "describe", "finite", "generic_report", "json_option", "logged", "make_progress",
+        "open_app", "run_exit_status",
+    ],
     "statemachines.example.vm": [
         "COPY_VERB", "DELETE_VERB", "IMAGE", "STORAGE_AGENT", "VM_COMMANDS",
         "AddVmFromTemplate", "BuildTree", "CreateCloneOfTemplate", "ImageInventory", "ImageRow",

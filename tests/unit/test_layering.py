@@ -17,7 +17,7 @@ LAYERS = {
     "adapter": ["statemachines/diagrams", "statemachines/http", "statemachines/observability",
                 "persistence"],
     "entry": ["statemachines/cli", "statemachines/testing", "statemachines/example",
-              "statemachines/web"],
+              "statemachines/web", "statemachines/toolkit"],
 }
 
 
@@ -75,13 +75,33 @@ def test_the_cli_loads_applications_and_never_imports_an_example() -> None:
     """The CLI finds a domain through `--app`, as every user's domain is found: an import of
     an example from the CLI would make the VM demo special again."""
     importing = [f"{path.relative_to(ROOT)} imports {module}"
-                 for folder in ("statemachines/cli", "statemachines/web")
+                 for folder in ("statemachines/cli", "statemachines/web", "statemachines/toolkit")
                  for path in sorted((ROOT / folder).rglob("*.py"))
                  for module in _imports(path) if _package_of(module) == "statemachines/example"]
     assert importing == []
-    # Not vacuous: the example's own commands do import the cli helpers.
-    assert "statemachines/cli" in {_package_of(m) for m in
-                                   _imports(ROOT / "statemachines/example/vm/demo_cli.py")}
+
+
+def test_applications_and_the_web_view_use_the_toolkit_not_the_cli() -> None:
+    """Arrows run down only: the toolkit imports none of its users; the web view and the
+    examples import nothing of the `endaction` group, and an example's own commands take
+    the toolkit's public names (`statemachines.toolkit`), as a user's would."""
+    problems = []
+    for folder, refused in (("statemachines/toolkit", ("statemachines/cli", "statemachines/web",
+                                                       "statemachines/example",
+                                                       "statemachines/testing")),
+                            ("statemachines/web", ("statemachines/cli",)),
+                            ("statemachines/example", ("statemachines/cli", "statemachines/web"))):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for module in _imports(path):
+                if _package_of(module) in refused or (
+                        folder == "statemachines/example"
+                        and module.startswith("statemachines.toolkit.")):
+                    problems.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert problems == []
+    # Not vacuous: the example's own commands and the web view do import the toolkit.
+    assert "statemachines.toolkit" in _imports(ROOT / "statemachines/example/vm/demo_cli.py")
+    assert "statemachines/toolkit" in {_package_of(m) for m in
+                                       _imports(ROOT / "statemachines/web/roots_page.py")}
 
 
 def test_the_layering_check_sees_imports() -> None:

@@ -11,12 +11,10 @@ import click
 import uvicorn
 
 from statemachines import AgentError, InvalidConfiguration
-from statemachines.cli.database import finite
-from statemachines.cli.errors import UsageProblem
-from statemachines.cli.logging_setup import logged
 from statemachines.http import ConnectionBook, HostLimits, ServerTls, uvicorn_options
 from statemachines.http.listening import listen, serve_until_stopped
 from statemachines.observability import HostMetrics
+from statemachines.toolkit import UsageProblem, finite, logged
 
 from .local_disk import LocalDiskAgent
 from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app

@@ -19,12 +19,19 @@ from typing import Any
 import click
 
 from statemachines import AgentError, Limits, TickReport
-from statemachines.cli.agent_options import AgentChoice, agent_options
-from statemachines.cli.app_world import open_app
-from statemachines.cli.database import db_option, finite, json_option
-from statemachines.cli.errors import UsageProblem
-from statemachines.cli.progress import Progress, describe, make_progress
-from statemachines.cli.run_report import run_exit_status
+from statemachines.toolkit import (
+    AgentChoice,
+    Progress,
+    UsageProblem,
+    agent_options,
+    db_option,
+    describe,
+    finite,
+    json_option,
+    make_progress,
+    open_app,
+    run_exit_status,
+)
 
 from .commands import AddVmFromTemplate, add_vm_parameters, image_name
 from .demo_report import render_text, vm_report

@@ -12,7 +12,7 @@ from typing import Any
 
 from persistence import SqlStore
 from statemachines import Agent, CommandStatus, Store, TaskStatus
-from statemachines.cli.run_report import generic_report
+from statemachines.toolkit import generic_report
 
 from .commands import image_name
 from .inventory import ImageInventory

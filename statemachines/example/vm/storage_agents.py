@@ -10,9 +10,8 @@ from typing import Protocol, cast
 
 from persistence import SqlStore
 from statemachines import Agent, AgentError, AgentSettings, EndactionError, InvalidConfiguration
-from statemachines.cli.database import DEFAULT_HOME
-from statemachines.cli.errors import UsageProblem
 from statemachines.http import PROTOCOL_VERSION, ClientTls
+from statemachines.toolkit import DEFAULT_HOME, UsageProblem
 
 from .commands import STORAGE_AGENT
 from .local_disk import LocalDiskAgent

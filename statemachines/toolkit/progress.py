@@ -43,6 +43,7 @@ class Progress(Protocol):
 
 
 def describe(report: TickReport) -> str:
+    """One tick in a line, for a progress display or a log: its summary, then its errors."""
     line = report.summary()
     if report.errors:
         line += " | " + "; ".join(report.errors)
