@@ -27,8 +27,6 @@ journal entry cannot be written is refused with the reason.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -42,19 +40,14 @@ from typing import Any
 
 from statemachines import AgentError, HostResult, HostStatus, TaskRejected, TaskReport
 
+from .disk_images import Aborted, DiskImages
 from .disk_journal import KEEP_CLEARED_SECONDS, LIVE_OWNERS, DiskJournal, JournalBusy, safe_name
 from .verbs import COPY_VERB, DELETE_VERB
 
 log = logging.getLogger("endaction.agents.local_disk")
 
-CHUNK = 1 << 20
-IMAGE_SUFFIX = ".img"
 # How often a long-lived instance removes tombstones past `keep_cleared_seconds`.
 PRUNE_EVERY_SECONDS = 3600.0
-
-
-class _Aborted(Exception):
-    """The engine asked for this task to stop."""
 
 
 class LocalDiskAgent:
@@ -83,14 +76,10 @@ class LocalDiskAgent:
             raise ValueError(
                 f"keep_cleared_seconds must be positive (got {keep_cleared_seconds!r})")
         self.storage = Path(storage)
-        self.templates = self.storage / "templates"
-        self.images = self.storage / "images"
-        for folder in (self.templates, self.images):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.disk = DiskImages(self.storage, seconds_per_mib, frozenset(failing_deletes))
+        self.templates, self.images = self.disk.templates, self.disk.images
         self.keep_cleared_seconds = keep_cleared_seconds
-        self.seconds_per_mib = seconds_per_mib
         self.max_resumes = max_resumes
-        self.failing_deletes = frozenset(failing_deletes)
         self.on_task_end = on_task_end
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.task_journal = DiskJournal(self.storage, self.owner, keep_cleared_seconds)
@@ -231,34 +220,26 @@ class LocalDiskAgent:
 
     # -- storage ----------------------------------------------------------------------------
     def template_path(self, name: str) -> Path:
-        return self.templates / f"{name}{IMAGE_SUFFIX}"
+        return self.disk.template_path(name)
 
     def image_path(self, name: str) -> Path:
-        return self.images / f"{name}{IMAGE_SUFFIX}"
+        return self.disk.image_path(name)
 
     def image_names(self) -> list[str]:
-        return sorted(p.name[: -len(IMAGE_SUFFIX)] for p in self.images.glob(f"*{IMAGE_SUFFIX}"))
+        return self.disk.image_names()
 
     def ensure_template(self, name: str, size: int) -> None:
-        """Make the template if it is missing or of another size. Written aside and renamed
-        into place: a copy that reads it meanwhile (another worker, another process) sees
-        the old file or the whole new one, never half of it."""
-        if not safe_name(name):
-            raise OSError(errno.EINVAL, f"template name {name[:80]!r} is not a plain name")
-        path = self.template_path(name)
-        if path.is_file() and path.stat().st_size == size:
-            return
-        block = (name.encode() * (CHUNK // max(1, len(name)) + 1))[:CHUNK]
-        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with aside.open("wb") as out:
-                left = size
-                while left > 0:
-                    out.write(block[: min(left, CHUNK)])
-                    left -= CHUNK
-            os.replace(aside, path)
-        finally:
-            aside.unlink(missing_ok=True)
+        """Make the template if it is missing or of another size (`DiskImages`)."""
+        self.disk.ensure_template(name, size)
+
+    @property
+    def failing_deletes(self) -> frozenset[str]:
+        """Images whose deletes fail in this process (the demo's `--fail-rollback`)."""
+        return self.disk.failing_deletes
+
+    @failing_deletes.setter
+    def failing_deletes(self, images: frozenset[str]) -> None:
+        self.disk.failing_deletes = frozenset(images)
 
     # -- reports and takeovers --------------------------------------------------------------
     def _report(self, task_id: str) -> TaskReport | None:
@@ -329,11 +310,11 @@ class LocalDiskAgent:
         started = time.monotonic()
         try:
             if verb == COPY_VERB:
-                output = self._copy(parameters, stop)
+                output = self.disk.copy(parameters, stop)
             else:
-                self._delete(parameters, stop)
+                self.disk.delete(parameters, stop)
             result, message = HostResult.SUCCESS, ""
-        except _Aborted:
+        except Aborted:
             if self._closing:
                 self._running.pop(task_id, None)
                 return  # not an outcome: the next instance resumes it
@@ -381,39 +362,6 @@ class LocalDiskAgent:
             kept["message"] = (f"{entry.get('message') or ''} (the journal in {self.journal} "
                                f"could not record this: {err})").strip()
             self._unjournaled[task_id] = kept
-
-    def _copy(self, parameters: Mapping[str, Any], stop: threading.Event) -> dict[str, Any]:
-        """The copy's output: what was written, and its checksum, summed as it was copied."""
-        source = self.template_path(parameters["source"])
-        target = self.image_path(parameters["image"])
-        size = source.stat().st_size
-        fail_at = size // 2 if parameters.get("inject_failure") else None
-        copied = 0
-        digest = hashlib.sha256()
-        if stop.is_set():
-            raise _Aborted  # aborted while queued: never create the image at all
-        with source.open("rb") as src, target.open("wb") as dst:
-            while chunk := src.read(CHUNK):
-                if stop.is_set():
-                    raise _Aborted
-                if fail_at is not None and copied + len(chunk) > fail_at:
-                    dst.write(chunk[: fail_at - copied])
-                    raise OSError(f"injected failure after {fail_at} bytes of {size}")
-                dst.write(chunk)
-                digest.update(chunk)
-                copied += len(chunk)
-                if self.seconds_per_mib:
-                    time.sleep(self.seconds_per_mib * len(chunk) / CHUNK)
-        return {"bytes": copied, "sha256": digest.hexdigest()}
-
-    def _delete(self, parameters: Mapping[str, Any], stop: threading.Event) -> None:
-        if stop.is_set():
-            raise _Aborted
-        image = str(parameters["image"])
-        if image in self.failing_deletes:
-            raise OSError(f"injected failure: deleting {image} fails in this process")
-        self.image_path(image).unlink(missing_ok=True)
-
 
 def _as_report(task_id: str, entry: Mapping[str, Any]) -> TaskReport:
     try:
