@@ -52,7 +52,6 @@ from .revert_state import ResourceRef, ResourceRevert
 from .steady_clock import SteadyClock
 from .store_protocol import Store
 from .submission import submit_keyed
-from .task_machine import TaskStatus
 from .tick import Tick
 from .tick_report import TickReport
 from .tick_state import EngineConfig
@@ -388,20 +387,3 @@ class Engine(WorkerLeasing):
     def waiting_on(self) -> str:
         """One sentence on what keeps the engine from being idle, for people watching it."""
         return self._view.waiting_on(self.clock()) if self._loaded else "loading"
-
-    def _view_is_stale(self) -> bool:
-        """Did another engine move a task this one is about to start? Then reload first:
-        starting a task is the one agent call that must not be made on a stale view.
-
-        A worker whose leases are fresh need not ask: another engine moves a task only after
-        taking its root over, which waits for the lease to lapse, and the leases were renewed
-        less than `ttl / 3` ago (every worker's clock is the database's, steady_clock.py)."""
-        if not self._single and self.now < self._renew_at:
-            return False
-        pending = [t for t in self._view.tasks.values()
-                   if t.status == TaskStatus.PENDING
-                   and self._view.agent_work_due(t, self.now, self.limits)]
-        if not pending:
-            return False
-        versions = self.store.task_versions([t.id for t in pending])
-        return any(versions.get(t.id) != t.version for t in pending)

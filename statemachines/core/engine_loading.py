@@ -1,7 +1,8 @@
 """How an engine loads its work: at start-up, after a rolled-back tick, and for the roots a
-worker claims or takes over. Everything is read back from the database and resumed as after a
-crash (nothing is ever taken from another engine's memory); a root this engine cannot run is
-held with the error, so the others go on. Part of `Engine` (statemachines/core/engine.py).
+worker claims or takes over, and whether its view went stale. Everything is read back from
+the database and resumed as after a crash (nothing is ever taken from another engine's
+memory); a root this engine cannot run is held with the error, so the others go on. Part of
+`Engine` (statemachines/core/engine.py).
 """
 
 from __future__ import annotations
@@ -186,6 +187,23 @@ class EngineLoading:
         # a lease row get one then.
         self._roots |= claimed
         return recovered
+
+    def _view_is_stale(self) -> bool:
+        """Did another engine move a task this one is about to start? Then reload first:
+        starting a task is the one agent call that must not be made on a stale view.
+
+        A worker whose leases are fresh need not ask: another engine moves a task only after
+        taking its root over, which waits for the lease to lapse, and the leases were renewed
+        less than `ttl / 3` ago (every worker's clock is the database's, steady_clock.py)."""
+        if not self._single and self.now < self._renew_at:
+            return False
+        pending = [t for t in self._view.tasks.values()
+                   if t.status == TaskStatus.PENDING
+                   and self._view.agent_work_due(t, self.now, self.limits)]
+        if not pending:
+            return False
+        versions = self.store.task_versions([t.id for t in pending])
+        return any(versions.get(t.id) != t.version for t in pending)
 
     def _refuse_if_workers_hold_roots(self) -> None:
         holders = {owner for _, owner, expires in self.store.leases()
