@@ -113,21 +113,24 @@ def ends_successfully(command: EndGuardModel) -> bool:
             and command.work_succeeded is True)
 
 
-S = CommandStatus
-E = CommandTrigger
 COMMAND_TRANSITIONS = (
-    TransitionSpec(E.EXECUTE, S.NOT_STARTED, S.EXECUTING),
-    TransitionSpec(E.REFUSE, S.NOT_STARTED, S.ENDED_FAILURE),
-    TransitionSpec(E.EXECUTED, S.EXECUTING, S.WAITING),
-    TransitionSpec(E.STEPPED, S.EXECUTING, S.STEPPING),
-    TransitionSpec(E.NEXT_STEP, S.STEPPING, S.EXECUTING),
-    TransitionSpec(E.SKIP_STEPS, S.STEPPING, S.WAITING),
-    TransitionSpec(E.FAIL_EXECUTION, S.EXECUTING, S.EXECUTION_FAILED),
-    TransitionSpec(E.CLAIM_END, [S.WAITING, S.EXECUTION_FAILED], S.ENDING),
-    TransitionSpec(E.END, S.ENDING, S.ENDED_SUCCESS, conditions=(ends_successfully,)),
-    TransitionSpec(E.END, S.ENDING, S.ROLLING_BACK),
-    TransitionSpec(E.ROLLED_BACK, S.ROLLING_BACK, S.ENDED_FAILURE),
-    TransitionSpec(E.GIVE_UP, S.ROLLING_BACK, S.ROLLBACK_FAILED),
+    TransitionSpec(CommandTrigger.EXECUTE, CommandStatus.NOT_STARTED, CommandStatus.EXECUTING),
+    TransitionSpec(CommandTrigger.REFUSE, CommandStatus.NOT_STARTED, CommandStatus.ENDED_FAILURE),
+    TransitionSpec(CommandTrigger.EXECUTED, CommandStatus.EXECUTING, CommandStatus.WAITING),
+    TransitionSpec(CommandTrigger.STEPPED, CommandStatus.EXECUTING, CommandStatus.STEPPING),
+    TransitionSpec(CommandTrigger.NEXT_STEP, CommandStatus.STEPPING, CommandStatus.EXECUTING),
+    TransitionSpec(CommandTrigger.SKIP_STEPS, CommandStatus.STEPPING, CommandStatus.WAITING),
+    TransitionSpec(CommandTrigger.FAIL_EXECUTION, CommandStatus.EXECUTING,
+                   CommandStatus.EXECUTION_FAILED),
+    TransitionSpec(CommandTrigger.CLAIM_END,
+                   [CommandStatus.WAITING, CommandStatus.EXECUTION_FAILED], CommandStatus.ENDING),
+    TransitionSpec(CommandTrigger.END, CommandStatus.ENDING, CommandStatus.ENDED_SUCCESS,
+                   conditions=(ends_successfully,)),
+    TransitionSpec(CommandTrigger.END, CommandStatus.ENDING, CommandStatus.ROLLING_BACK),
+    TransitionSpec(CommandTrigger.ROLLED_BACK, CommandStatus.ROLLING_BACK,
+                   CommandStatus.ENDED_FAILURE),
+    TransitionSpec(CommandTrigger.GIVE_UP, CommandStatus.ROLLING_BACK,
+                   CommandStatus.ROLLBACK_FAILED),
 )
 
 COMMAND_MACHINE = SharedMachine(

@@ -81,16 +81,16 @@ def host_ended_successfully(status: str | None, result: str | None) -> bool:
     return status in (HostStatus.FINISHED, HostStatus.CLEANING) and result == HostResult.SUCCESS
 
 
-H = HostStatus
 # The host's own lifecycle, as VDSM reports it. The engine does not drive it; it is drawn so the
 # diagrams show what the reported statuses mean, and `unknown` is reachable from everywhere.
 HOST_TRANSITIONS = (
-    TransitionSpec("run", H.INIT, H.RUNNING),
-    TransitionSpec("finish", H.RUNNING, H.FINISHED),
-    TransitionSpec("abort", [H.INIT, H.RUNNING], H.ABORTING),
-    TransitionSpec("aborted", H.ABORTING, H.FINISHED),
-    TransitionSpec("clean", H.FINISHED, H.CLEANING),
-    TransitionSpec("lose", [H.INIT, H.RUNNING, H.ABORTING, H.CLEANING], H.UNKNOWN),
+    TransitionSpec("run", HostStatus.INIT, HostStatus.RUNNING),
+    TransitionSpec("finish", HostStatus.RUNNING, HostStatus.FINISHED),
+    TransitionSpec("abort", [HostStatus.INIT, HostStatus.RUNNING], HostStatus.ABORTING),
+    TransitionSpec("aborted", HostStatus.ABORTING, HostStatus.FINISHED),
+    TransitionSpec("clean", HostStatus.FINISHED, HostStatus.CLEANING),
+    TransitionSpec("lose", [HostStatus.INIT, HostStatus.RUNNING, HostStatus.ABORTING,
+                            HostStatus.CLEANING], HostStatus.UNKNOWN),
 )
 
 HOST_MACHINE = SharedMachine(

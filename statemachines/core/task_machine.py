@@ -51,18 +51,21 @@ class TaskTrigger(StrEnum):
     CLEAR_FAILED = "clear_failed"
 
 
-T = TaskStatus
-E = TaskTrigger
 TASK_TRANSITIONS = (
-    TransitionSpec(E.ACCEPTED, T.PENDING, T.POLLING),
-    TransitionSpec(E.START_FAILED, T.PENDING, T.START_FAILED),
-    TransitionSpec(E.ABORT, [T.PENDING, T.POLLING], T.ABORTING),
-    TransitionSpec(E.REPORT_END, [T.POLLING, T.ABORTING], T.FINISHED),
-    TransitionSpec(E.CLAIM_END, [T.FINISHED, T.START_FAILED], T.ENDING),
+    TransitionSpec(TaskTrigger.ACCEPTED, TaskStatus.PENDING, TaskStatus.POLLING),
+    TransitionSpec(TaskTrigger.START_FAILED, TaskStatus.PENDING, TaskStatus.START_FAILED),
+    TransitionSpec(TaskTrigger.ABORT, [TaskStatus.PENDING, TaskStatus.POLLING],
+                   TaskStatus.ABORTING),
+    TransitionSpec(TaskTrigger.REPORT_END, [TaskStatus.POLLING, TaskStatus.ABORTING],
+                   TaskStatus.FINISHED),
+    TransitionSpec(TaskTrigger.CLAIM_END, [TaskStatus.FINISHED, TaskStatus.START_FAILED],
+                   TaskStatus.ENDING),
     # A failed attempt another attempt replaces: its end is recorded, so it is cleared at once.
-    TransitionSpec(E.RETRY, T.FINISHED, T.ENDING),
-    TransitionSpec(E.CLEARED, [T.ENDING, T.CLEAR_FAILED], T.CLEARED),
-    TransitionSpec(E.CLEAR_FAILED, [T.ENDING, T.CLEAR_FAILED], T.CLEAR_FAILED),
+    TransitionSpec(TaskTrigger.RETRY, TaskStatus.FINISHED, TaskStatus.ENDING),
+    TransitionSpec(TaskTrigger.CLEARED, [TaskStatus.ENDING, TaskStatus.CLEAR_FAILED],
+                   TaskStatus.CLEARED),
+    TransitionSpec(TaskTrigger.CLEAR_FAILED, [TaskStatus.ENDING, TaskStatus.CLEAR_FAILED],
+                   TaskStatus.CLEAR_FAILED),
 )
 
 TASK_MACHINE = SharedMachine(

@@ -46,12 +46,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..core.command_machine import CommandStatus as C
+from ..core.command_machine import CommandStatus
 from ..core.host_status import host_progress
 from ..core.reasons import ExecutionReason
 from ..core.records import CommandRecord, TaskRecord, resources_of
 from ..core.revert_state import ResourceRevert, RevertState
-from ..core.task_machine import TaskStatus as T
+from ..core.task_machine import TaskStatus
 from .snapshot import RevertKey, Snapshot
 
 Rank = tuple[int, int, int, int]
@@ -59,8 +59,10 @@ CANCEL_REQUEST: Rank = (2, 0, 0, 0)
 Measure = Counter[Rank]
 
 #: The steps of a command past its own steps, by status.
-COMMAND_STEPS = {C.WAITING: 3, C.EXECUTION_FAILED: 3, C.ENDING: 2, C.ROLLING_BACK: 1,
-                 C.ENDED_SUCCESS: 0, C.ENDED_FAILURE: 0, C.ROLLBACK_FAILED: 0}
+COMMAND_STEPS = {CommandStatus.WAITING: 3, CommandStatus.EXECUTION_FAILED: 3,
+                 CommandStatus.ENDING: 2, CommandStatus.ROLLING_BACK: 1,
+                 CommandStatus.ENDED_SUCCESS: 0, CommandStatus.ENDED_FAILURE: 0,
+                 CommandStatus.ROLLBACK_FAILED: 0}
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,13 @@ class Bounds:
         return 12 + self.max_clear_attempts + self.max_poll_failures + self.max_start_attempts
 
     def command_steps(self, command: CommandRecord) -> int:
-        if command.status == C.NOT_STARTED:
+        if command.status == CommandStatus.NOT_STARTED:
             return 3 * self.max_steps + 9
-        if command.status == C.EXECUTING:
+        if command.status == CommandStatus.EXECUTING:
             return 3 * (self.max_steps - command.step) + 8
-        if command.status == C.STEPPING:
+        if command.status == CommandStatus.STEPPING:
             return 3 * (self.max_steps - command.step) + 7
-        return COMMAND_STEPS[C(command.status)]
+        return COMMAND_STEPS[CommandStatus(command.status)]
 
     def attempts_left(self, task: TaskRecord, reason: str) -> int:
         if task.retried or reason != ExecutionReason.REGULAR_FLOW:
@@ -104,22 +106,22 @@ class Bounds:
     def task_steps(self, task: TaskRecord, fresh_clear_round: bool = False) -> int:
         clears = self.max_clear_attempts
         polls = self.max_poll_failures
-        if task.status == T.PENDING:
+        if task.status == TaskStatus.PENDING:
             # Above a polling task with no report yet (7 + clears + polls + 3), however many
             # start retries are spent: the last allowed start can be accepted with no answer.
             return 11 + clears + polls + max(0, self.max_start_attempts - task.attempts)
         polls_left = max(0, polls - task.attempts)
         progress = host_progress(task.host_status)
-        if task.status == T.POLLING:
+        if task.status == TaskStatus.POLLING:
             return 7 + clears + polls_left + progress
-        if task.status == T.ABORTING:
+        if task.status == TaskStatus.ABORTING:
             # Below any polling task (its progress is at most 3), above a finished one.
             return 3 + clears + polls_left + progress
-        if task.status in (T.FINISHED, T.START_FAILED):
+        if task.status in (TaskStatus.FINISHED, TaskStatus.START_FAILED):
             return 2 + clears
-        if task.status in (T.ENDING, T.CLEAR_FAILED):
+        if task.status in (TaskStatus.ENDING, TaskStatus.CLEAR_FAILED):
             attempts = task.attempts
-            if fresh_clear_round and task.status == T.CLEAR_FAILED and attempts >= clears:
+            if fresh_clear_round and task.status == TaskStatus.CLEAR_FAILED and attempts >= clears:
                 attempts = 0  # a restarted engine gives exhausted clears a new round
             return 1 + max(0, clears - attempts)
         return 0  # cleared
