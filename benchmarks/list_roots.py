@@ -28,7 +28,7 @@ from persistence.batching import matching
 from persistence.root_listing import roots_query
 from persistence.schema import commands
 from statemachines import CommandRecord, CommandStatus, ExecutionReason
-from statemachines.core.frozen_json import freeze
+from statemachines.core.records.frozen_json import freeze
 
 from .databases import fresh_url
 

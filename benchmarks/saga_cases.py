@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 from persistence import SqlStore, connect, open_store
 from statemachines import Engine, HostResult, Worker, WorkerLease, submit_roots
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     STORAGE_AGENT,
     ImageInventory,

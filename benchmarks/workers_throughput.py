@@ -36,7 +36,7 @@ from persistence.ledger import ledger_tables
 from persistence.schema import metadata
 from persistence.schema_version import VERSION_TABLE
 from statemachines import submit_roots
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     ImageInventory,
     LocalDiskAgent,

@@ -9,7 +9,7 @@ from operator import attrgetter
 
 from sqlalchemy import Connection, RowMapping, select, text
 
-from statemachines.core.records import ActiveState
+from statemachines.core.records.records import ActiveState
 
 from .batching import chunked
 from .record_rows import command_of, entities_of, task_of

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import RowMapping
 
-from statemachines.core.records import HistoryEntry
+from statemachines.core.records.records import HistoryEntry
 
 
 def expand(rows: Iterable[RowMapping]) -> Iterator[HistoryEntry]:

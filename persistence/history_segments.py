@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from statemachines.core.records import HistoryEntry, HistoryPath, ObjectKind
+from statemachines.core.records.records import HistoryEntry, HistoryPath, ObjectKind
 
 from .text_columns import encodable
 

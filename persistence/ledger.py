@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import Connection, Engine, Table, select
 
 from statemachines.core.errors import ConcurrentModification, InvalidConfiguration
-from statemachines.core.ledger import Ledger
+from statemachines.core.ports.ledger import Ledger
 
 from .batching import results_matching
 from .bulk import BulkWriter

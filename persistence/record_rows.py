@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping, select
 
-from statemachines.core.command_machine import CommandStatus, Outcome
 from statemachines.core.errors import InvalidConfiguration, StoreError
-from statemachines.core.frozen_json import freeze, to_json
-from statemachines.core.host_status import HostResult, HostStatus
-from statemachines.core.reasons import ExecutionReason
-from statemachines.core.records import CommandRecord, TaskRecord
-from statemachines.core.retry_policy import RetryPolicy
-from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
-from statemachines.core.task_machine import TaskStatus
+from statemachines.core.machines.command_machine import CommandStatus, Outcome
+from statemachines.core.machines.host_status import HostResult, HostStatus
+from statemachines.core.machines.reasons import ExecutionReason
+from statemachines.core.machines.task_machine import TaskStatus
+from statemachines.core.records.frozen_json import freeze, to_json
+from statemachines.core.records.records import CommandRecord, TaskRecord
+from statemachines.core.records.retry_policy import RetryPolicy
+from statemachines.core.records.revert_state import ResourceRef, ResourceRevert, RevertState
 
 from .batching import matching
 from .schema import async_task_entities

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
 
-from statemachines.core.revert_state import ResourceRevert, RevertState
+from statemachines.core.records.revert_state import ResourceRevert, RevertState
 
 from .batching import matching
 from .db_errors import guarded

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, RowMapping, bindparam, select
 
-from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
+from statemachines.core.records.revert_state import ResourceRef, ResourceRevert, RevertState
 
 from .batching import placeholder, rows_matching
 from .bulk import BulkWriter

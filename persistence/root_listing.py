@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, select, text, tuple_
 
-from statemachines.core.records import CommandRecord
+from statemachines.core.records.records import CommandRecord
 
 from .record_rows import command_of
 from .schema import ROOTS, commands

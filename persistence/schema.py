@@ -19,14 +19,14 @@ from sqlalchemy import (
     text,
 )
 
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.records import (
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.task_machine import TaskStatus
+from statemachines.core.records.records import (
     MAX_ID_LENGTH,
     MAX_NAME_LENGTH,
     MAX_OBJECT_ID_LENGTH,
     MAX_SUBMIT_KEY_LENGTH,
 )
-from statemachines.core.task_machine import TaskStatus
 
 metadata = MetaData()
 

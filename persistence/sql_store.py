@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, func, select, text
 
 from statemachines.core.errors import InvalidConfiguration
-from statemachines.core.ledger import Ledger
-from statemachines.core.records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
-from statemachines.core.revert_state import ResourceRevert
+from statemachines.core.ports.ledger import Ledger
+from statemachines.core.records.records import ActiveState, CommandRecord, HistoryEntry, TaskRecord
+from statemachines.core.records.revert_state import ResourceRevert
 
 from . import active_load, history_rows, history_segments, root_listing, submit_keys
 from .batching import matching

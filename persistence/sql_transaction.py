@@ -16,16 +16,16 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from statemachines.core.command_machine import (
+from statemachines.core.errors import ConcurrentModification, UnknownLedger
+from statemachines.core.machines.command_machine import (
     READY_TO_END_STATES,
     TERMINAL_COMMAND_STATES,
     CommandStatus,
 )
-from statemachines.core.errors import ConcurrentModification, UnknownLedger
-from statemachines.core.ledger import Ledger
-from statemachines.core.reasons import ExecutionReason
-from statemachines.core.records import ActiveState, CommandRecord, HistoryPath, TaskRecord
-from statemachines.core.revert_state import ResourceRef, ResourceRevert, RevertState
+from statemachines.core.machines.reasons import ExecutionReason
+from statemachines.core.ports.ledger import Ledger
+from statemachines.core.records.records import ActiveState, CommandRecord, HistoryPath, TaskRecord
+from statemachines.core.records.revert_state import ResourceRef, ResourceRevert, RevertState
 
 from . import active_load, history_segments, submit_keys
 from .batching import chunked, matching

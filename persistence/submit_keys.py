@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from sqlalchemy import Connection, select
 
-from statemachines.core.records import CommandRecord
+from statemachines.core.records.records import CommandRecord
 
 from .batching import matching
 from .record_rows import command_of

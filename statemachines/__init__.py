@@ -21,12 +21,12 @@ For example::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .core.agent_protocol import Abortable, Agent, AgentError, AgentUnreachable, TaskRejected
-from .core.application import AgentSettings, App
-from .core.command import Command, CommandContext, CommandRegistry, Compensation
-from .core.command_machine import CommandStatus, Outcome
-from .core.compensation_policy import RevertPolicy
-from .core.engine import Engine
+from .core.commands.command import Command, CommandContext, CommandRegistry, Compensation
+from .core.commands.compensation_policy import RevertPolicy
+from .core.engine.application import AgentSettings, App
+from .core.engine.engine import Engine
+from .core.engine.leases import WorkerLease
+from .core.engine.worker import Worker
 from .core.errors import (
     ConcurrentModification,
     EndactionError,
@@ -42,20 +42,20 @@ from .core.errors import (
     UnknownCommandType,
     WorkersHoldRoots,
 )
-from .core.frozen_json import FrozenMap, thaw
-from .core.host_status import HostResult, HostStatus, TaskReport
-from .core.leases import WorkerLease
-from .core.ledger import Ledger
-from .core.limits import Limits
-from .core.reasons import ExecutionReason
-from .core.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
-from .core.retry_policy import RetryPolicy
-from .core.revert_state import ResourceRef, ResourceRevert, RevertState
-from .core.store_protocol import Store
-from .core.submission import submit_root, submit_roots
-from .core.task_machine import TaskStatus
-from .core.tick_report import TickReport
-from .core.worker import Worker
+from .core.machines.command_machine import CommandStatus, Outcome
+from .core.machines.host_status import HostResult, HostStatus, TaskReport
+from .core.machines.reasons import ExecutionReason
+from .core.machines.task_machine import TaskStatus
+from .core.operations.submission import submit_root, submit_roots
+from .core.ports.agent_protocol import Abortable, Agent, AgentError, AgentUnreachable, TaskRejected
+from .core.ports.ledger import Ledger
+from .core.ports.store_protocol import Store
+from .core.records.frozen_json import FrozenMap, thaw
+from .core.records.limits import Limits
+from .core.records.records import CommandRecord, HistoryEntry, HistoryPath, TaskRecord
+from .core.records.retry_policy import RetryPolicy
+from .core.records.revert_state import ResourceRef, ResourceRevert, RevertState
+from .core.records.tick_report import TickReport
 
 try:
     __version__ = version("endaction")

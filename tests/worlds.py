@@ -17,7 +17,7 @@ from statemachines import (
     TaskStatus,
     TickReport,
 )
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     ImageInventory,
     ImageRow,

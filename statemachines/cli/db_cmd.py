@@ -7,7 +7,7 @@ import click
 from persistence import connect
 from persistence.schema_version import SchemaState, refusal, upgrade
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..toolkit.app_option import app_option
 from ..toolkit.database import database_url, db_option, open_database
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..diagrams import (
     DEFAULT_FORMATS,
     FORMATS,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..core.command_machine import COMMAND_MACHINE
-from ..core.engine import Engine
-from ..core.operator_requests import CLEANUP_REQUEST
-from ..core.reasons import ExecutionReason
-from ..core.revert_state import ResourceRevert, RevertState
-from ..core.store_protocol import Store
+from ..core.engine.engine import Engine
+from ..core.machines.command_machine import COMMAND_MACHINE
+from ..core.machines.reasons import ExecutionReason
+from ..core.operations.operator_requests import CLEANUP_REQUEST
+from ..core.ports.store_protocol import Store
+from ..core.records.revert_state import ResourceRevert, RevertState
 
 
 class NotTaken(Exception):

@@ -15,10 +15,10 @@ import click
 
 from persistence import SqlStore
 
-from ..core.application import App
-from ..core.command_machine import COMMAND_MACHINE
+from ..core.engine.application import App
 from ..core.errors import StoreUnavailable
-from ..core.records import CommandRecord
+from ..core.machines.command_machine import COMMAND_MACHINE
+from ..core.records.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
 from ..diagrams.trace import path_of, trace_drawing
 from ..toolkit.app_option import app_option

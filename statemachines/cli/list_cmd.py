@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 
 from persistence import normalise_url
 
-from ..core.application import App
-from ..core.command_machine import CommandStatus
-from ..core.records import CommandRecord
+from ..core.engine.application import App
+from ..core.machines.command_machine import CommandStatus
+from ..core.records.records import CommandRecord
 from ..toolkit.app_option import APP_SPEC_META, app_option
 from ..toolkit.database import db_option, json_option, open_database
 from ..toolkit.listing import age, cursor_of, next_page_command, parse_cursor, parse_since

@@ -13,9 +13,9 @@ import time
 
 import click
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..core.errors import EndactionError, NotCancellable
-from ..core.operator_requests import request_cancel
+from ..core.operations.operator_requests import request_cancel
 from ..toolkit.app_option import app_option, default_app_spec, load_app
 from ..toolkit.database import db_option, open_database
 from ..toolkit.errors import EndactionGroup, UsageProblem

@@ -13,7 +13,7 @@ from contextlib import closing
 
 import click
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..core.errors import WorkersHoldRoots
 from ..toolkit.agent_options import AgentChoice, agent_options
 from ..toolkit.app_option import app_option

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import click
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..core.errors import (
     InvalidParameters,
     NotSubmittable,
     SubmitKeyConflict,
     UnknownCommandType,
 )
-from ..core.submission import submit_root
+from ..core.operations.submission import submit_root
 from ..toolkit.app_option import app_option
 from ..toolkit.database import db_option, open_database
 from ..toolkit.errors import UsageProblem

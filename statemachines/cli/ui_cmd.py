@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from persistence.schema_version import NoSchema
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..core.errors import EndactionError
 from ..http import ConnectionBook, HostLimits, uvicorn_options
 from ..http.listening import listen, serve_until_stopped

@@ -19,12 +19,12 @@ from types import FrameType
 
 import click
 
-from ..core.application import App
-from ..core.engine import SINGLE_ENGINE
+from ..core.engine.application import App
+from ..core.engine.engine import SINGLE_ENGINE
+from ..core.engine.leases import WorkerLease, default_worker_name
+from ..core.engine.worker import Worker
 from ..core.errors import EndactionError, StoreUnavailable
-from ..core.leases import WorkerLease, default_worker_name
-from ..core.limits import Limits
-from ..core.worker import Worker
+from ..core.records.limits import Limits
 from ..toolkit.agent_options import AgentChoice, agent_options
 from ..toolkit.app_option import app_option
 from ..toolkit.app_world import AppWorld, open_app

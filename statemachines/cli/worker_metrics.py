@@ -18,10 +18,10 @@ import uvicorn
 
 from persistence import SqlStore
 
-from ..core.engine import Engine
+from ..core.engine.engine import Engine
+from ..core.engine.worker import Worker
 from ..core.errors import EndactionError
-from ..core.revert_state import RevertState
-from ..core.worker import Worker
+from ..core.records.revert_state import RevertState
 from ..http import ConnectionBook, HostLimits, uvicorn_options
 from ..http.listening import listen
 from ..observability import EngineMetrics, metrics_app

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.shared_machine import SharedMachine
+from ..core.machines.shared_machine import SharedMachine
 
 
 @dataclass(frozen=True)

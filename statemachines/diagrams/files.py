@@ -13,10 +13,10 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..core.command_machine import COMMAND_MACHINE
 from ..core.errors import EndactionError, InvalidConfiguration
-from ..core.host_status import HOST_MACHINE
-from ..core.task_machine import TASK_MACHINE
+from ..core.machines.command_machine import COMMAND_MACHINE
+from ..core.machines.host_status import HOST_MACHINE
+from ..core.machines.task_machine import TASK_MACHINE
 from .drawing import Drawing, drawing_of
 from .render import Highlight, dot_source, mermaid_source
 

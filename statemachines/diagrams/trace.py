@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ..core.command_machine import COMMAND_MACHINE
 from ..core.errors import InvalidConfiguration
-from ..core.records import HistoryEntry
-from ..core.shared_machine import SharedMachine
-from ..core.task_machine import TASK_MACHINE
+from ..core.machines.command_machine import COMMAND_MACHINE
+from ..core.machines.shared_machine import SharedMachine
+from ..core.machines.task_machine import TASK_MACHINE
+from ..core.records.records import HistoryEntry
 from .drawing import Drawing, drawing_of
 from .render import Highlight
 

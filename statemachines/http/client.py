@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from ..core.agent_protocol import AgentError, AgentUnreachable, TaskRejected
 from ..core.errors import InvalidConfiguration
-from ..core.host_status import TaskReport
+from ..core.machines.host_status import TaskReport
+from ..core.ports.agent_protocol import AgentError, AgentUnreachable, TaskRejected
 from .protocol import POLL_CHUNK, PREFIX, report_from_json
 from .tls import ClientTls, refused_certificate, tls_reason
 

@@ -14,8 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..core.frozen_json import thaw
-from ..core.host_status import HostResult, HostStatus, TaskReport
+from ..core.machines.host_status import HostResult, HostStatus, TaskReport
+from ..core.records.frozen_json import thaw
 
 PROTOCOL_VERSION = 1
 PREFIX = f"/v{PROTOCOL_VERSION}"

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..core.agent_protocol import Abortable, Agent, AgentError, TaskRejected
+from ..core.ports.agent_protocol import Abortable, Agent, AgentError, TaskRejected
 from .protocol import (
     MAX_BODY_BYTES,
     MAX_POLL_IDS,

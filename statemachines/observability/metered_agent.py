@@ -1,6 +1,6 @@
 """Agents whose calls are timed, without the engine knowing: `metered(name, agent, calls)`.
 
-The engine calls its agents in one place (`core/agent_calls.py`) that must stay about calling
+The engine calls its agents in one place (`core/tick/agent_calls.py`) that must stay about calling
 them, not about measuring them; and an application's agents are its own classes. So the
 engine is handed proxies instead: each times start, poll, clear and abort into
 `AgentCallMetrics`, counts what they raise, and hands everything else (`close`, a domain's
@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ..core.agent_protocol import Abortable, Agent, AgentUnreachable, TaskRejected
-from ..core.host_status import TaskReport
+from ..core.machines.host_status import TaskReport
+from ..core.ports.agent_protocol import Abortable, Agent, AgentUnreachable, TaskRejected
 
 #: Seconds, from an in-process agent's microseconds to a remote host's timeouts.
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

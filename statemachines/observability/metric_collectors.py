@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..core.engine import Engine
+from ..core.engine.engine import Engine
+from ..core.engine.worker import Worker
 from ..core.errors import EndactionError
-from ..core.worker import Worker
 
 log = logging.getLogger("endaction.metrics")
 

@@ -27,12 +27,12 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from ..core.agent_protocol import Agent
-from ..core.command_machine import TERMINAL_COMMAND_STATES
-from ..core.engine import Engine
-from ..core.task_machine import DONE_TASK_STATES
-from ..core.tick_report import TickReport
-from ..core.worker import Worker
+from ..core.engine.engine import Engine
+from ..core.engine.worker import Worker
+from ..core.machines.command_machine import TERMINAL_COMMAND_STATES
+from ..core.machines.task_machine import DONE_TASK_STATES
+from ..core.ports.agent_protocol import Agent
+from ..core.records.tick_report import TickReport
 from .metered_agent import SECONDS_BUCKETS, AgentCallMetrics, MeteredAgent, metered
 from .metric_collectors import RevertFailedCollector, WorkerCollector
 

@@ -19,9 +19,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, Outcome
-from ..core.records import CommandRecord, HistoryEntry, ObjectKind, TaskRecord
-from ..core.task_machine import DONE_TASK_STATES, TaskTrigger
+from ..core.machines.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, Outcome
+from ..core.machines.task_machine import DONE_TASK_STATES, TaskTrigger
+from ..core.records.records import CommandRecord, HistoryEntry, ObjectKind, TaskRecord
 from .trace_ids import planned, remote_parent, span_id_of, trace_id_of
 
 #: Outcomes that say the command's own work, or its undoing, went wrong: ERROR spans. A

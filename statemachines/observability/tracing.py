@@ -27,9 +27,9 @@ from collections.abc import Callable
 from opentelemetry import trace
 
 from .. import __version__
-from ..core.records import CommandRecord
-from ..core.store_protocol import Store
-from ..core.tick_report import TickReport
+from ..core.ports.store_protocol import Store
+from ..core.records.records import CommandRecord
+from ..core.records.tick_report import TickReport
 from .trace_ids import plan_ids
 from .trace_tree import SpanMaker, emit_children, finish_root, start_root_span
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.agent_protocol import AgentError
-from ..core.host_status import HostResult, HostStatus, TaskReport
+from ..core.machines.host_status import HostResult, HostStatus, TaskReport
+from ..core.ports.agent_protocol import AgentError
 
 # What a task does to the world when its work takes effect (a copy that lands, a delete).
 Effect = Callable[[str, Mapping[str, Any], set[str]], None]

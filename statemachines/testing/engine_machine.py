@@ -35,13 +35,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ..core.command_machine import CommandStatus
-from ..core.engine import Engine
+from ..core.engine.engine import Engine
 from ..core.errors import EngineDidNotSettle, NotCancellable
-from ..core.host_status import HostResult
-from ..core.reasons import ExecutionReason
-from ..core.revert_state import RevertState
-from ..core.tick_report import TickReport
+from ..core.machines.command_machine import CommandStatus
+from ..core.machines.host_status import HostResult
+from ..core.machines.reasons import ExecutionReason
+from ..core.records.revert_state import RevertState
+from ..core.records.tick_report import TickReport
 from .controlled_agent import AgentCrash
 from .invariants import (
     check_outputs,

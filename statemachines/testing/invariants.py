@@ -10,12 +10,12 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
-from ..core.frozen_json import thaw
-from ..core.reasons import ExecutionReason
-from ..core.records import ObjectKind
-from ..core.revert_state import REVERT_ORDER, RevertState
-from ..core.task_machine import TaskStatus
+from ..core.machines.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, CommandTrigger
+from ..core.machines.reasons import ExecutionReason
+from ..core.machines.task_machine import TaskStatus
+from ..core.records.frozen_json import thaw
+from ..core.records.records import ObjectKind
+from ..core.records.revert_state import REVERT_ORDER, RevertState
 from .controlled_agent import ControlledAgent
 from .snapshot import Snapshot
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from ..core.command import CommandRegistry
-from ..core.compensation_policy import RevertPolicy
-from ..core.limits import Limits
-from ..core.retry_policy import RetryPolicy
-from ..core.revert_state import ResourceRef
-from ..core.store_protocol import Store
+from ..core.commands.command import CommandRegistry
+from ..core.commands.compensation_policy import RevertPolicy
+from ..core.ports.store_protocol import Store
+from ..core.records.limits import Limits
+from ..core.records.retry_policy import RetryPolicy
+from ..core.records.revert_state import ResourceRef
 from .controlled_agent import ControlledAgent, Effect, Output, no_effect, no_output
 from .snapshot import Snapshot
 from .termination import Bounds, TreeSize

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..core.records import CommandRecord, HistoryEntry, TaskRecord
-from ..core.revert_state import ResourceRef, ResourceRevert
-from ..core.store_protocol import Store
+from ..core.ports.store_protocol import Store
+from ..core.records.records import CommandRecord, HistoryEntry, TaskRecord
+from ..core.records.revert_state import ResourceRef, ResourceRevert
 
 RevertKey = tuple[ResourceRef, str]
 

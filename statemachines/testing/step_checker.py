@@ -8,7 +8,7 @@ the database as it was.
 
 from __future__ import annotations
 
-from ..core.store_protocol import Store
+from ..core.ports.store_protocol import Store
 from .invariants import check_revert_progress, fail_on
 from .snapshot import Snapshot, take_snapshot
 from .termination import Bounds, Measure, measure, multiset_less

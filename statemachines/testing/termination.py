@@ -46,12 +46,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..core.command_machine import CommandStatus
-from ..core.host_status import host_progress
-from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, TaskRecord, resources_of
-from ..core.revert_state import ResourceRevert, RevertState
-from ..core.task_machine import TaskStatus
+from ..core.machines.command_machine import CommandStatus
+from ..core.machines.host_status import host_progress
+from ..core.machines.reasons import ExecutionReason
+from ..core.machines.task_machine import TaskStatus
+from ..core.records.records import CommandRecord, TaskRecord, resources_of
+from ..core.records.revert_state import ResourceRevert, RevertState
 from .snapshot import RevertKey, Snapshot
 
 Rank = tuple[int, int, int, int]

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..core.application import AgentSettings
-from ..core.store_protocol import Store
+from ..core.engine.application import AgentSettings
+from ..core.ports.store_protocol import Store
 from .errors import UsageProblem
 
 F = TypeVar("F", bound=Callable[..., Any])

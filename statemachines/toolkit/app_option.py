@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..core.application import App
+from ..core.engine.application import App
 from .errors import UsageProblem
 
 DEFAULT_APP = "statemachines.example.vm:app"

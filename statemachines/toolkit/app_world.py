@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from persistence import SqlStore
 from persistence.schema_version import NoSchema
 
-from ..core.agent_protocol import Agent
-from ..core.application import Agents, App
-from ..core.engine import Engine
+from ..core.engine.application import Agents, App
+from ..core.engine.engine import Engine
+from ..core.engine.leases import WorkerLease
 from ..core.errors import EndactionError, InvalidConfiguration
-from ..core.leases import WorkerLease
-from ..core.limits import Limits
-from ..core.tick_report import TickReport
+from ..core.ports.agent_protocol import Agent
+from ..core.records.limits import Limits
+from ..core.records.tick_report import TickReport
 from ..observability import TracingUnavailable, configure_tracing, traced
 from .agent_options import AgentChoice
 from .database import open_database

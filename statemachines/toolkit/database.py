@@ -20,8 +20,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from persistence import SqlStore, normalise_url, open_store
 from persistence.db_errors import LOCK_WAIT_ENVVAR
 
-from ..core.application import App
-from ..core.ledger import Ledger
+from ..core.engine.application import App
+from ..core.ports.ledger import Ledger
 from .errors import UsageProblem
 
 #: The application a database belongs to, recorded by the first command that writes to it.

@@ -14,9 +14,9 @@ import click
 
 from persistence import SqlStore
 
-from ..core.frozen_json import thaw
-from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, HistoryEntry, TaskRecord, resources_of
+from ..core.machines.reasons import ExecutionReason
+from ..core.records.frozen_json import thaw
+from ..core.records.records import CommandRecord, HistoryEntry, TaskRecord, resources_of
 from ..diagrams.trace import iso_time, path_of
 from .errors import UsageProblem
 

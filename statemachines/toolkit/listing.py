@@ -12,7 +12,7 @@ from datetime import datetime
 
 import click
 
-from ..core.records import CommandRecord
+from ..core.records.records import CommandRecord
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -22,7 +22,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
-from ..core.tick_report import TickReport
+from ..core.records.tick_report import TickReport
 
 
 class Progress(Protocol):

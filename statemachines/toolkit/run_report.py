@@ -12,12 +12,12 @@ from typing import Any
 
 from persistence import SqlStore
 
-from ..core.agent_protocol import Agent
-from ..core.application import App
-from ..core.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, Outcome
-from ..core.frozen_json import thaw
-from ..core.revert_state import ResourceRevert, RevertState
-from ..core.task_machine import TaskStatus
+from ..core.engine.application import App
+from ..core.machines.command_machine import TERMINAL_COMMAND_STATES, CommandStatus, Outcome
+from ..core.machines.task_machine import TaskStatus
+from ..core.ports.agent_protocol import Agent
+from ..core.records.frozen_json import thaw
+from ..core.records.revert_state import ResourceRevert, RevertState
 from .errors import EXIT_LEFT_BEHIND, EXIT_OK, EXIT_ROLLED_BACK
 
 

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from persistence import SqlStore
 
 from ..core.errors import NotCancellable, StoreUnavailable
-from ..core.operator_requests import request_cancel
+from ..core.operations.operator_requests import request_cancel
 from .actions import CleanupJob, form_of, reason_of, require_token
 from .errors import Conflict, Moved, NotFound, PageError, ServerError, Unavailable
 from .history_page import history_page

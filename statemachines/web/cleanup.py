@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import closing
 
-from ..core.application import App
+from ..core.engine.application import App
 from ..core.errors import WorkersHoldRoots
 from ..toolkit.agent_options import AgentChoice
 from ..toolkit.app_world import open_app

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from persistence import SqlStore
 
-from ..core.records import HistoryEntry
+from ..core.records.records import HistoryEntry
 from .errors import BadInput, Moved, NotFound
 from .layout import Site, frame, live, moment, state, table
 from .markup import Safe, clipped, fill, join, path, with_query

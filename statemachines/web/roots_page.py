@@ -15,8 +15,8 @@ import click
 
 from persistence import SqlStore
 
-from ..core.command_machine import CommandStatus
-from ..core.records import MAX_NAME_LENGTH, CommandRecord
+from ..core.machines.command_machine import CommandStatus
+from ..core.records.records import MAX_NAME_LENGTH, CommandRecord
 from ..toolkit.listing import next_page_command, parse_cursor, parse_since
 from .errors import BadInput
 from .layout import Site, ago, frame, live, outcome, state, table

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from persistence import SqlStore
 from persistence.revert_listing import reverts_of_owners
 
-from ..core.command_machine import COMMAND_MACHINE
-from ..core.reasons import ExecutionReason
-from ..core.records import CommandRecord, TaskRecord, resources_of
-from ..core.revert_state import ResourceRef, ResourceRevert
+from ..core.machines.command_machine import COMMAND_MACHINE
+from ..core.machines.reasons import ExecutionReason
+from ..core.records.records import CommandRecord, TaskRecord, resources_of
+from ..core.records.revert_state import ResourceRef, ResourceRevert
 from .errors import Moved, NotFound
 from .layout import Site, frame, live, moment, outcome, state
 from .markup import Safe, clipped, fill, join, path

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from persistence import SqlStore, connect
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import LocalDiskAgent
 from tests.conftest import POSTGRES_ENV, drop_endaction_tables
 from tests.worlds import terminal_arrivals

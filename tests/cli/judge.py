@@ -8,7 +8,7 @@ from pathlib import Path
 
 from persistence import SqlStore
 from statemachines import CommandStatus, TaskStatus
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from tests.worlds import images_in
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from persistence import connect
 from statemachines import Outcome, RevertState, submit_roots
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import add_vm_parameters, vm_registry
 from tests.cli.judge import judge
 from tests.conftest import POSTGRES_ENV, drop_endaction_tables

@@ -44,7 +44,7 @@ from statemachines import (
     RevertState,
     submit_root,
 )
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import STORAGE_AGENT, ImageInventory, add_vm_parameters, vm_registry
 from statemachines.example.vm.demo_report import vm_leftovers, vm_report
 from statemachines.example.vm.storage_host import RemoteStorage, read_token

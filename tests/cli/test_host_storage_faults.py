@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from statemachines.core.revert_state import RevertState
+from statemachines.core.records.revert_state import RevertState
 from tests.cli.fleet import ends_once
 from tests.cli.hosts import Host
 from tests.cli.judge import judge

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from statemachines import CommandStatus, Outcome
-from statemachines.core.command_machine import COMMAND_MACHINE
-from statemachines.core.task_machine import TASK_MACHINE
+from statemachines.core.machines.command_machine import COMMAND_MACHINE
+from statemachines.core.machines.task_machine import TASK_MACHINE
 from tests.cli.runner import Ran, endaction
 
 COMMAND_PATH_OF_A_ROLLBACK = ["not_started", "executing", "waiting", "ending", "rolling_back",

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from statemachines import ExecutionReason, NotCancellable, Outcome, RevertState
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.operator_requests import request_cancel
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.operations.operator_requests import request_cancel
 from tests.cli.fleet import (
     Workers,
     ends_once,

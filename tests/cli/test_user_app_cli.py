@@ -19,7 +19,7 @@ import pytest
 
 from persistence import SqlStore, connect, open_store
 from statemachines import CommandStatus, Outcome, submit_roots
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.network import (
     NETWORK_LEDGERS,
     DnsRecords,

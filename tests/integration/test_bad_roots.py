@@ -25,7 +25,7 @@ from statemachines import (
     Outcome,
     ResourceRef,
 )
-from statemachines.core.command import CommandContext
+from statemachines.core.commands.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
 from tests.factories import make_engine
 from tests.worlds import vm_store
@@ -146,7 +146,7 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
 ) -> None:
     """Stands for a bug in the engine that one tree's shape triggers: that tree is held with
     the error recorded, visible, and every other tree goes on."""
-    from statemachines.core import execution
+    from statemachines.core.tick import execution
 
     engine = _engine(store)
     victim = engine.submit("Chain", {"left": 2, "fail": False, "linked": False})

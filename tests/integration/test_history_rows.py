@@ -16,7 +16,7 @@ from persistence import history_segments as history_segments_module
 from persistence.bulk import BulkWriter
 from persistence.schema import history_segments
 from statemachines import CommandStatus, StoreUnavailable
-from statemachines.core import recorder
+from statemachines.core.tick import recorder
 from tests.worlds import World, vm_store
 
 

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from persistence import SqlStore
 from statemachines import AgentError, CommandStatus, Limits, TaskReport, TaskStatus
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import LocalDiskAgent, SimulatedAgent
 from statemachines.http import HttpAgent, host_app, openapi_document
 from statemachines.http.protocol import MAX_BODY_BYTES

@@ -10,8 +10,8 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import CommandStatus, EngineDidNotSettle, HostResult, RevertPolicy, RevertState
-from statemachines.core.compensation_policy import Decision, decide
-from statemachines.core.revert_state import ResourceRef, ResourceRevert
+from statemachines.core.commands.compensation_policy import Decision, decide
+from statemachines.core.records.revert_state import ResourceRef, ResourceRevert
 from statemachines.example.vm import Plan
 from tests.worlds import World, images_in
 

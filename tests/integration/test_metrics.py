@@ -32,8 +32,8 @@ from statemachines import (
     Worker,
     WorkerLease,
 )
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.revert_state import RevertState
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.records.revert_state import RevertState
 from statemachines.example.vm import (
     DELETE_VERB,
     STORAGE_AGENT,

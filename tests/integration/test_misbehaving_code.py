@@ -22,7 +22,7 @@ from statemachines import (
     RevertState,
     TaskReport,
 )
-from statemachines.core.command import CommandContext
+from statemachines.core.commands.command import CommandContext
 from statemachines.example.vm import (
     VM_COMMANDS,
     CreateCloneOfTemplate,

@@ -6,9 +6,9 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import CommandRecord, CommandStatus, ExecutionReason, Outcome
-from statemachines.core.command_machine import COMMAND_MACHINE
-from statemachines.core.frozen_json import freeze
-from statemachines.core.shared_machine import IllegalTransition
+from statemachines.core.machines.command_machine import COMMAND_MACHINE
+from statemachines.core.machines.shared_machine import IllegalTransition
+from statemachines.core.records.frozen_json import freeze
 from tests.worlds import World
 
 

@@ -19,7 +19,7 @@ from statemachines import (
     RevertPolicy,
     TaskStatus,
 )
-from statemachines.core.command import CommandContext, CommandRegistry
+from statemachines.core.commands.command import CommandContext, CommandRegistry
 from statemachines.core.errors import UnknownAgent
 from statemachines.example.vm import VM_COMMANDS, CreateCloneOfTemplate, Plan, SimulatedAgent
 from tests.factories import make_engine

@@ -22,7 +22,7 @@ from statemachines import (
     ResourceRef,
     RevertState,
 )
-from statemachines.core.command import CommandContext
+from statemachines.core.commands.command import CommandContext
 from statemachines.testing import ControlledAgent, ManualClock
 from tests.factories import make_engine
 from tests.worlds import vm_store

@@ -14,7 +14,7 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import Engine, HostResult, InvalidConfiguration, Limits, Outcome
-from statemachines.core.command_machine import CommandStatus
+from statemachines.core.machines.command_machine import CommandStatus
 from statemachines.example.vm import (
     STORAGE_AGENT,
     ImageInventory,

@@ -20,7 +20,7 @@ from statemachines import (
     InvalidConfiguration,
     submit_root,
 )
-from statemachines.core.frozen_json import freeze
+from statemachines.core.records.frozen_json import freeze
 from tests.integration.test_submit_keys import registry
 
 TYPES = ("Order", "Refund", "Audit")

@@ -19,7 +19,7 @@ from statemachines import (
     StoreError,
     TaskStatus,
 )
-from statemachines.core.frozen_json import freeze
+from statemachines.core.records.frozen_json import freeze
 from tests.worlds import World, images_in, vm_store
 
 

@@ -27,8 +27,8 @@ from statemachines import (
     submit_roots,
 )
 from statemachines.core.errors import SubmitKeyConflict, SubmitKeyTaken
-from statemachines.core.frozen_json import freeze
-from statemachines.core.store_protocol import StoreTransaction
+from statemachines.core.ports.store_protocol import StoreTransaction
+from statemachines.core.records.frozen_json import freeze
 from statemachines.example.vm import ImageInventory
 from tests.conftest import POSTGRES_ENV, drop_endaction_tables
 

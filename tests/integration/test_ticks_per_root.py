@@ -16,7 +16,7 @@ import pytest
 
 from persistence import SqlStore
 from statemachines import Engine, HostResult, WorkerLease, submit_root
-from statemachines.core.command_machine import CommandStatus
+from statemachines.core.machines.command_machine import CommandStatus
 from statemachines.example.vm import (
     STORAGE_AGENT,
     Plan,

@@ -25,7 +25,7 @@ from statemachines import (
     WorkerLease,
 )
 from statemachines.cli.main import cli
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import ImageInventory, Plan, SimulatedAgent, image_name
 from tests.conftest import drop_endaction_tables
 from tests.worlds import World, images_in, terminal_arrivals

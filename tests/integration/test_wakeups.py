@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from persistence import SqlStore, connect
 from statemachines import CommandRegistry, Engine, Worker, WorkerLease, submit_root
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
-from statemachines.core.operator_requests import request_cancel
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.operations.operator_requests import request_cancel
 from statemachines.example.vm import (
     COPY_VERB,
     STORAGE_AGENT,

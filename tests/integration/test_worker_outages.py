@@ -20,7 +20,7 @@ from statemachines import (
     WorkerLease,
     submit_root,
 )
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     STORAGE_AGENT,
     SimulatedAgent,
@@ -119,7 +119,7 @@ def test_a_connection_cut_during_the_history_copy_is_a_store_outage(store: SqlSt
     come out as StoreUnavailable (which a worker waits out), not as a driver exception."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    from statemachines.core.records import HistoryEvent, HistoryPath, ObjectKind
+    from statemachines.core.records.records import HistoryEvent, HistoryPath, ObjectKind
 
     url = store.engine.url.render_as_string(hide_password=False)
     root = submit_root(store, vm_registry(), "AddVmFromTemplate",

@@ -22,7 +22,7 @@ from statemachines import (
     WorkersHoldRoots,
     submit_root,
 )
-from statemachines.core.command_machine import TERMINAL_COMMAND_STATES
+from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import (
     VM_COMMANDS,
     SimulatedAgent,

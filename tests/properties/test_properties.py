@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hypothesis import settings
 
-from statemachines.core.store_protocol import Store
+from statemachines.core.ports.store_protocol import Store
 from statemachines.example.vm.scenario import image_scenario
 from statemachines.testing import engine_machine
 from tests.worlds import vm_store

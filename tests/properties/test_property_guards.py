@@ -60,8 +60,8 @@ def test_without_the_existence_guard_the_suite_finds_a_double_compensation() -> 
 
 def test_an_engine_that_forgets_outputs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The output check is a real one: an engine that keeps no output fails it."""
-    from statemachines.core import task_answers
-    from statemachines.core.host_status import TaskReport
+    from statemachines.core.machines.host_status import TaskReport
+    from statemachines.core.tick import task_answers
 
     real = task_answers.report_end
 

@@ -22,9 +22,9 @@ from statemachines import (
     RevertState,
     TaskRecord,
 )
-from statemachines.core.command_machine import COMMAND_MACHINE
-from statemachines.core.task_machine import TASK_MACHINE
-from statemachines.core.task_machine import TaskStatus as T
+from statemachines.core.machines.command_machine import COMMAND_MACHINE
+from statemachines.core.machines.task_machine import TASK_MACHINE
+from statemachines.core.machines.task_machine import TaskStatus as T
 from statemachines.testing import Bounds, multiset_less
 
 BOUNDS = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5, max_clear_attempts=5)

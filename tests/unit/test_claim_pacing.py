@@ -5,7 +5,7 @@ fixed share and batch of earlier releases) nor above `max_roots`."""
 from __future__ import annotations
 
 from statemachines import WorkerLease
-from statemachines.core.claim_pacing import START_SHARE, ClaimPacing
+from statemachines.core.engine.claim_pacing import START_SHARE, ClaimPacing
 
 
 def _full_claim(pacing: ClaimPacing, held: int) -> int:

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from statemachines.core.command import CommandRegistry
-from statemachines.core.command_machine import COMMAND_MACHINE, COMMAND_TRANSITIONS, CommandStatus
-from statemachines.core.host_status import HOST_MACHINE
-from statemachines.core.shared_machine import SharedMachine, TransitionSpec
-from statemachines.core.task_machine import TASK_MACHINE
+from statemachines.core.commands.command import CommandRegistry
+from statemachines.core.machines.command_machine import (
+    COMMAND_MACHINE,
+    COMMAND_TRANSITIONS,
+    CommandStatus,
+)
+from statemachines.core.machines.host_status import HOST_MACHINE
+from statemachines.core.machines.shared_machine import SharedMachine, TransitionSpec
+from statemachines.core.machines.task_machine import TASK_MACHINE
 from statemachines.diagrams import (
     DEFAULT_FORMATS,
     GraphvizMissing,

@@ -10,7 +10,13 @@ from typing import NamedTuple
 
 import pytest
 
-from statemachines.core.frozen_json import SMALL_OBJECT_KEYS, FrozenMap, freeze, thaw, to_json
+from statemachines.core.records.frozen_json import (
+    SMALL_OBJECT_KEYS,
+    FrozenMap,
+    freeze,
+    thaw,
+    to_json,
+)
 
 
 class Point(NamedTuple):

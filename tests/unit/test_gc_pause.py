@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from statemachines.core.gc_pause import gc_paused
+from statemachines.core.engine.gc_pause import gc_paused
 
 
 def test_paused_inside_resumed_after_even_when_it_raises() -> None:

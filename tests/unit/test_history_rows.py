@@ -8,16 +8,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from persistence import history_rows, history_segments
-from statemachines.core import recorder as recorder_module
-from statemachines.core.engine_view import EngineView
-from statemachines.core.recorder import Changes, Recorder
-from statemachines.core.records import (
+from statemachines.core.records.records import (
     CommandRecord,
     ExecutionReason,
     HistoryEntry,
     HistoryPath,
     TaskRecord,
 )
+from statemachines.core.tick import recorder as recorder_module
+from statemachines.core.tick.engine_view import EngineView
+from statemachines.core.tick.recorder import Changes, Recorder
 
 _STATES = st.sampled_from(["", "not_started", "executing", "waiting", "ended_failure"])
 _TEXT = st.one_of(st.none(), st.text(max_size=12))  # NULs, quotes, backslashes, any Unicode

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from statemachines.core import ids
-from statemachines.core.ids import new_id
+from statemachines.core.records import ids
+from statemachines.core.records.ids import new_id
 
 
 def test_ids_are_32_hex_digits_that_sort_by_the_millisecond_they_were_made() -> None:
@@ -52,7 +52,7 @@ def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
 
 def test_an_id_generator_that_makes_ids_too_long_is_named_at_the_first() -> None:
     from statemachines.core.errors import InvalidConfiguration
-    from statemachines.core.ids import checked
+    from statemachines.core.records.ids import checked
 
     made = checked(lambda: "x" * 65)
     with pytest.raises(InvalidConfiguration, match="65 characters long, at most 64 fit"):

@@ -236,3 +236,44 @@ def test_no_import_circle_between_folders() -> None:
             room(t) for t in targets if room(t) != room(module))
     assert _circles(rooms) == []
     assert "statemachines/toolkit" in rooms["statemachines/web"]  # not vacuous
+
+
+# The core's rooms, each with the rooms it may import (and `core.errors`, every room's): the
+# machines import nothing of the records or the engine, the records nothing of what stores or
+# runs them, a tick's phases nothing of the engine that opens its transaction.
+CORE_ROOMS: dict[str, set[str]] = {
+    "machines": set(),
+    "records": {"machines"},
+    "ports": {"machines", "records"},
+    "commands": {"machines", "records", "ports"},
+    "operations": {"machines", "records", "ports", "commands"},
+    "tick": {"machines", "records", "ports", "commands"},
+    "engine": {"machines", "records", "ports", "commands", "operations", "tick"},
+}
+
+
+def _core_room_imports() -> dict[str, set[str]]:
+    """For each room of the core, the other rooms its files import."""
+    found: dict[str, set[str]] = {room: set() for room in CORE_ROOMS}
+    for room in CORE_ROOMS:
+        for path in sorted((ROOT / "statemachines/core" / room).rglob("*.py")):
+            for module in _imports(path):
+                parts = module.split(".")
+                if parts[:2] == ["statemachines", "core"] and len(parts) > 2 \
+                        and parts[2] != room:
+                    found[room].add(parts[2])
+    return found
+
+
+def test_the_core_rooms_import_only_the_rooms_below_them() -> None:
+    found = _core_room_imports()
+    assert set(found) | {"errors", "__init__"} == {
+        p.stem if p.is_file() else p.name
+        for p in (ROOT / "statemachines/core").iterdir() if p.name != "__pycache__"}
+    upward = {room: sorted(rooms - CORE_ROOMS[room] - {"errors"})
+              for room, rooms in found.items() if rooms - CORE_ROOMS[room] - {"errors"}}
+    assert upward == {}
+    # Not vacuous: the engine runs the tick's phases, a tick moves records along the machines.
+    assert {"tick", "operations"} <= found["engine"]
+    assert "machines" in found["tick"]
+    assert found["machines"] <= {"errors"}

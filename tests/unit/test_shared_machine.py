@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from statemachines import ExecutionReason
-from statemachines.core.command_machine import COMMAND_MACHINE
-from statemachines.core.host_status import HOST_MACHINE
-from statemachines.core.shared_machine import IllegalTransition, SharedMachine
-from statemachines.core.task_machine import TASK_MACHINE
+from statemachines.core.machines.command_machine import COMMAND_MACHINE
+from statemachines.core.machines.host_status import HOST_MACHINE
+from statemachines.core.machines.shared_machine import IllegalTransition, SharedMachine
+from statemachines.core.machines.task_machine import TASK_MACHINE
 
 
 @dataclass

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from statemachines.core.steady_clock import SteadyClock
+from statemachines.core.engine.steady_clock import SteadyClock
 
 
 class Clocks:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from persistence.wakeups import Wakeups
-from statemachines.core.worker import _Polling, _wakeups_of
+from statemachines.core.engine.worker import _Polling, _wakeups_of
 
 
 class _BrokenAfterListen:

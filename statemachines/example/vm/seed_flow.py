@@ -13,14 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from ...core.command import Command, CommandRegistry
-from ...core.command_machine import COMMAND_MACHINE, CommandStatus
-from ...core.frozen_json import freeze
-from ...core.ledger import Ledger
-from ...core.reasons import ExecutionReason
-from ...core.records import CommandRecord, TaskRecord
-from ...core.retry_policy import RetryPolicy
-from ...core.revert_state import ResourceRef
+from ...core.commands.command import Command, CommandRegistry
+from ...core.machines.command_machine import COMMAND_MACHINE, CommandStatus
+from ...core.machines.reasons import ExecutionReason
+from ...core.ports.ledger import Ledger
+from ...core.records.frozen_json import freeze
+from ...core.records.records import CommandRecord, TaskRecord
+from ...core.records.retry_policy import RetryPolicy
+from ...core.records.revert_state import ResourceRef
 from ...diagrams import Drawing, Edge
 from .commands import AddVmFromTemplate, add_vm_parameters, vm_registry
 

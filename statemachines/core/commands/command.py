@@ -1,0 +1,285 @@
+"""The Command base class users subclass, and the context its hooks work through.
+
+Hooks never touch the store or the agents directly: they ask the context to add a child
+command or start a task, and the engine persists those in the tick's transaction. End hooks
+must be idempotent: after a crash a claimed end is run again, and end_with_failure is called
+again each time a compensation finishes (that is how the compensated command learns that
+there is nothing left to revert).
+
+A command works in steps: `execute` is its first, and a command that overrides `next_step`
+gets it called each time everything the step before started has ended, with what those
+tasks and children returned, until a step starts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ..errors import InvalidConfiguration, InvalidParameters, UnknownCommandType
+from ..machines.reasons import ExecutionReason
+from ..ports.ledger import Ledger
+from ..records.frozen_json import freeze
+from ..records.records import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    CommandRecord,
+    TaskRecord,
+    name_problems,
+)
+from ..records.retry_policy import RetryPolicy
+from ..records.revert_state import ResourceRef
+
+L = TypeVar("L", bound=Ledger)
+
+
+class CommandContext(Protocol):
+    """What a hook may do and read; the engine implements it over the tick's transaction."""
+
+    @property
+    def now(self) -> float: ...
+
+    @property
+    def step(self) -> int:
+        """The step this hook runs in: 1 in `execute`, 2 in the first `next_step`, and so
+        on; in an end hook, the steps the command took."""
+
+    def ledger(self, kind: type[L]) -> L:
+        """Your bookkeeping of one resource type (a `Ledger` registered with the store),
+        bound to this tick's transaction: what you write commits or rolls back with the
+        engine's own rows."""
+
+    def resource_exists(self, resource: ResourceRef) -> bool:
+        """What the ledger of the resource's type says (`Ledger.exists`); True when no ledger
+        keeps that type (then only the revert state stops a second compensation)."""
+
+    @property
+    def work_succeeded(self) -> bool:
+        """Whether all the work of this command's end group succeeded (the group's verdict).
+
+        The end group is the root and every child it created (or an opposite command alone),
+        so a child whose own task succeeded still sees False when a sibling failed; its own
+        verdict is `own_work_succeeded`."""
+
+    @property
+    def own_work_succeeded(self) -> bool:
+        """Whether this command's own work succeeded: the last attempt of every task it
+        started succeeded, and none of its steps raised (its children's work is theirs).
+
+        A `revert` that sees False knows its own task failed: if the agent left nothing
+        behind, there is nothing to undo."""
+
+    @property
+    def tasks(self) -> tuple[TaskRecord, ...]:
+        """This command's tasks (copies), the last attempt of each, in the order they were
+        started: `verb`, `step`, `status`, `host_result`, `message`, `output`, `attempt`."""
+
+    @property
+    def children(self) -> tuple[CommandRecord, ...]:
+        """The children this command added (copies; not its opposite commands), in the order
+        they were added: `type`, `status`, `outcome`, `output`, `error`."""
+
+    @property
+    def resources(self) -> tuple[ResourceRef, ...]:
+        """What this command made, in the order it made them: its entity, then every
+        resource added with `add_resource`. The failure path undoes them last first."""
+
+    def add_child(
+        self,
+        type_name: str,
+        parameters: Mapping[str, Any],
+        entity: ResourceRef | None = None,
+    ) -> CommandRecord:
+        """A child command in this command's end group (in a step only); `entity` is the
+        resource it makes, undone by its own opposite command if the group fails."""
+
+    def start_task(
+        self,
+        agent: str,
+        verb: str,
+        parameters: Mapping[str, Any],
+        entities: Iterable[ResourceRef] = (),
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> TaskRecord:
+        """Start `verb` on `agent` once this tick commits (in a step only); `timeout`
+        (seconds, default `Limits.task_timeout`) is how long each attempt may take before it
+        is aborted; `retry` overrides the command type's and the engine's `RetryPolicy`."""
+
+    def add_resource(self, resource: ResourceRef) -> None:
+        """Record that this command makes `resource` (in a step only, before starting the task
+        that makes it): if the group fails, it gets its own opposite command (`revert`), its
+        own existence guard and its own revert state, like an entity. Adding one twice, or
+        the entity, is adding it once."""
+
+    def set_output(self, output: Any) -> None:
+        """Record JSON data for this command's parent to read (`ctx.children[i].output`), at
+        most `Limits.max_output_bytes` of it; a later call replaces it."""
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The opposite command that undoes a command's work (a delete for a copy), as
+    `Command.revert` names it.
+
+    Attributes:
+        type_name: a registered command type; the engine creates it with ROLLBACK_FLOW, as a
+            child of the command it undoes, with the resource as its entity.
+        parameters: its parameters (JSON); checked like any child's.
+        native: the opposite command undoes the work through the agent's own revert of the
+            task that made it (the switch's `revert_task`, by that task's id): a native
+            revert. It runs like any opposite command (both guards, its own revert budget);
+            the flag only makes the undone command read `rolled_back_natively`.
+    """
+
+    type_name: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    native: bool = False
+
+
+class Command:
+    """Base of every command type; the engine builds one per record when a hook must run.
+
+    Attributes:
+        type_name: the name it is registered and persisted under.
+        retry: how its failed tasks are retried before it fails (None: the engine's policy).
+        submittable: whether it may be submitted as a root. An opposite command sets it
+            False: it undoes a resource a rollback found made, as a ROLLBACK_FLOW child of
+            the command that made it; submitted on its own it would undo something that a
+            successful root still owns.
+    """
+
+    type_name: ClassVar[str] = ""
+    retry: ClassVar[RetryPolicy | None] = None
+    submittable: ClassVar[bool] = True
+
+    def __init__(self, record: CommandRecord) -> None:
+        self.record = record
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        return self.record.parameters
+
+    @property
+    def execution_reason(self) -> ExecutionReason:
+        return self.record.execution_reason
+
+    @classmethod
+    def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """Problems with the shape of the parameters; refused before anything is persisted."""
+        return []
+
+    @classmethod
+    def takes_steps(cls) -> bool:
+        """Whether it overrides `next_step`: only then does a step that started work wait for
+        it (in `stepping`) before the next one."""
+        return cls.next_step is not Command.next_step
+
+    def validate(self, ctx: CommandContext) -> list[str]:
+        """Reasons to refuse running against the current state (oVirt's canDoAction)."""
+        return []
+
+    def execute(self, ctx: CommandContext) -> None:
+        """The first step: add children, start tasks, add resources. An exception moves the
+        command to execution_failed."""
+
+    def next_step(self, ctx: CommandContext) -> None:
+        """The next step, once everything the previous one started has ended and all the work
+        of the end group so far has succeeded: read what they returned (`ctx.tasks`,
+        `ctx.children`, `ctx.step`) and start the next tasks and children. A step that starts
+        nothing is the last; one that raises fails the command like a failed `execute`.
+
+        Not overridden, a command takes one step (its `execute`)."""
+
+    def end_successfully(self, ctx: CommandContext) -> None:
+        """Called once the whole end group succeeded (REGULAR_FLOW only)."""
+
+    def end_with_failure(self, ctx: CommandContext) -> None:
+        """Bookkeeping of the failure path; idempotent, may be called again after compensations.
+
+        An opposite command (ROLLBACK_FLOW) only ever ends here, never in end_successfully:
+        its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test."""
+
+    def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
+        """The first loop guard: is there still something to undo?
+
+        By default the ledger registered for the resource's type answers (`Ledger.exists`);
+        with no ledger for that type the answer is True, which leaves only the revert-state
+        guard: a resource that was never made, or is already gone, then still gets an
+        opposite command. Override it to ask something else."""
+        return ctx.resource_exists(resource)
+
+    def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
+        """The opposite command that undoes `resource` (one of `ctx.resources`), asked on the
+        failure path while the resource still exists, last made first.
+
+        Return None when nothing of it is left to undo (`ctx.own_work_succeeded` is False and
+        the agent left nothing behind): the engine starts nothing and records the resource
+        `reverted`. Drop its ledger row here first: a ledger that still holds a resource
+        `revert` says is gone is a contradiction, and the command gives up on it
+        (`revert_failed`, visible) rather than leave the row behind silently."""
+        return None
+
+
+def reference_problems(what: str, ref: ResourceRef) -> list[str]:
+    """Why a resource reference cannot be stored, if it cannot."""
+    return [*name_problems(f"{what} type", ref.type, MAX_NAME_LENGTH),
+            *name_problems(f"{what} id", ref.id, MAX_ID_LENGTH)]
+
+
+class CommandRegistry:
+    """Maps persisted type names to classes; a name it does not know is an error, never a guess.
+
+    Args:
+        types: the Command subclasses to register (each with its own `type_name`).
+    """
+
+    def __init__(self, types: Iterable[type[Command]] = ()) -> None:
+        self._types: dict[str, type[Command]] = {}
+        for command_type in types:
+            self.register(command_type)
+
+    def register(self, command_type: type[Command]) -> None:
+        name = command_type.type_name
+        if not name:
+            raise InvalidConfiguration(f"{command_type.__qualname__} has no type_name")
+        problems = name_problems("type_name", name, MAX_ID_LENGTH)
+        if problems:
+            raise InvalidConfiguration(f"{command_type.__qualname__}: {problems[0]}")
+        existing = self._types.get(name)
+        if existing is not None and existing is not command_type:
+            raise InvalidConfiguration(f"command type {name!r} registered twice")
+        self._types[name] = command_type
+
+    def get(self, type_name: str) -> type[Command]:
+        try:
+            return self._types[type_name]
+        except KeyError:
+            raise UnknownCommandType(type_name, list(self._types)) from None
+
+    def check(self, type_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Refuse an unknown type or parameters that are malformed for it, naming why; return
+        them frozen, as the record keeps them."""
+        command_type = self.get(type_name)
+        frozen = self.check_json(type_name, parameters)
+        problems = command_type.check_parameters(parameters)
+        if problems:
+            raise InvalidParameters(type_name, problems)
+        return frozen
+
+    @staticmethod
+    def check_json(what: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Parameters are a JSON object the database can store (no NaN, not too deep); return
+        them frozen (checking is freezing: one walk)."""
+        if not isinstance(parameters, Mapping):
+            raise InvalidParameters(what, ["parameters must be a mapping"])
+        try:
+            return freeze(parameters)
+        except (TypeError, ValueError) as err:
+            raise InvalidParameters(what, [f"parameters must be JSON: {err}"]) from None
+        except RecursionError:
+            raise InvalidParameters(what, ["parameters are nested too deeply"]) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._types)

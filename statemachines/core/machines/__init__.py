@@ -1,0 +1,5 @@
+"""The machines: a command's, a task's and what an agent says of a task, as `transitions`
+tables with their guards, and the ExecutionReason that decides which end path a command takes.
+
+The diagrams are drawn from these tables, so they import nothing of the engine: what runs and
+what is drawn cannot drift apart."""

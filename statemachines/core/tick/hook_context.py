@@ -1,0 +1,207 @@
+"""The engine's implementation of CommandContext for one hook call on one command.
+
+What a hook reads is the engine's own view of the tick (its tasks and children as they are
+now, this tick's answers included), copied so that a hook writing to a record changes
+nothing. In the hooks of the failure path a command's ended tasks may have been cleared and
+forgotten by the view (a rollback takes ticks, and survives restarts), so there the store's
+rows fill in what the view no longer holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from ..commands.command import Command, reference_problems
+from ..errors import HookMisuse, InvalidParameters, LimitExceeded
+from ..machines.command_machine import STEP_PHASES, CommandStatus, HookPhase
+from ..machines.reasons import ExecutionReason
+from ..machines.task_machine import TaskStatus
+from ..ports.ledger import Ledger
+from ..records.frozen_json import freeze_output
+from ..records.records import CommandRecord, TaskRecord, resources_of
+from ..records.retry_policy import RetryPolicy
+from ..records.revert_state import ResourceRef
+from .spawning import create_child, create_task
+from .tick_state import TickState, copy_record, copy_task
+
+L = TypeVar("L", bound=Ledger)
+
+#: Hooks whose command may have ended tasks the view forgot: read the store's rows too.
+_AFTER_THE_END = (HookPhase.END_WITH_FAILURE, HookPhase.CLEANUP)
+
+
+def hook(state: TickState, record: CommandRecord, phase: HookPhase) -> tuple[Command, HookContext]:
+    """The command a hook runs on holds a copy of its record: a hook that writes to it
+    (its status, its execution reason) changes nothing the engine relies on."""
+    command = state.config.registry.get(record.type)(copy_record(record))
+    return command, HookContext(state, record, phase)
+
+
+class HookContext:
+    """Children, tasks and resources may be created only in a step (`execute`, `next_step`):
+    a task started by an end hook would belong to a command whose end already ran, and
+    nothing would ever end it."""
+
+    def __init__(self, state: TickState, record: CommandRecord, phase: HookPhase) -> None:
+        self._state = state
+        self._record = record
+        self._phase = phase
+        #: Children and tasks this call created: a step that created none is the last.
+        self.spawned = 0
+        self._resources_added = 0
+
+    def _in_a_step(self, what: str) -> None:
+        if self._phase not in STEP_PHASES:
+            raise HookMisuse(f"{self._record.type} {self._record.id}: {what} is only allowed in "
+                             f"execute and next_step, not in {self._phase}")
+
+    def _may_spawn(self, what: str) -> None:
+        self._in_a_step(what)
+        limits = self._state.config.limits
+        record = self._record
+        if record.step > limits.max_steps:
+            raise LimitExceeded(
+                f"{record.type} {record.id} would start work in step {record.step}, beyond "
+                f"Limits.max_steps ({limits.max_steps})", "max_steps")
+        self.spawned += 1
+        if self.spawned > limits.max_spawn_per_step:
+            raise LimitExceeded(
+                f"{record.type} {record.id} created more than Limits.max_spawn_per_step "
+                f"({limits.max_spawn_per_step}) children and tasks in one step",
+                "max_spawn_per_step")
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def now(self) -> float:
+        return self._state.now
+
+    @property
+    def step(self) -> int:
+        return self._record.step
+
+    def ledger(self, kind: type[L]) -> L:
+        return self._state.tx.ledger(kind)
+
+    def resource_exists(self, resource: ResourceRef) -> bool:
+        answer = self._state.tx.resource_exists(resource)
+        return True if answer is None else answer
+
+    @property
+    def work_succeeded(self) -> bool:
+        return self._record.work_succeeded is True
+
+    @property
+    def own_work_succeeded(self) -> bool:
+        record = self._record
+        if record.own_work_succeeded is not None:
+            return record.own_work_succeeded
+        return record.status != CommandStatus.EXECUTION_FAILED and all(
+            t.succeeded for t in self._own_tasks() if t.status in _ENDED_TASKS)
+
+    @property
+    def tasks(self) -> tuple[TaskRecord, ...]:
+        return tuple(copy_task(t) for t in self._own_tasks())
+
+    def _own_tasks(self) -> list[TaskRecord]:
+        state, record = self._state, self._record
+        found: dict[str, TaskRecord] = {}
+        if self._phase in _AFTER_THE_END:
+            found.update((t.id, t) for t in state.tx.tasks_of(record.id))
+            changes = state.recorder.changes
+            found.update((i, t) for i, t in changes.changed_tasks.items() if i in found)
+        found.update((t.id, t) for t in state.view.tasks_by_command.get(record.id, ()))
+        return sorted((t for t in found.values() if not t.retried),
+                      key=lambda t: (t.created_at, t.id))
+
+    @property
+    def children(self) -> tuple[CommandRecord, ...]:
+        """In a step or at its end every child is in the view (an ended child leaves it,
+        and only a refused one can have ended before its group: then no step follows); on
+        the failure path they have ended, and this tick's changes sit over the store's rows."""
+        state, record = self._state, self._record
+        found: dict[str, CommandRecord] = {}
+        if self._phase in _AFTER_THE_END:
+            found.update((c.id, c) for c in state.tx.children_of(record.id))
+            changes = state.recorder.changes
+            found.update((i, c) for i, c in changes.changed_commands.items() if i in found)
+        found.update(state.view.children.get(record.id, {}))
+        return tuple(copy_record(c) for c in sorted(
+            (c for c in found.values() if c.end_group_id != c.id),
+            key=lambda c: (c.created_at, c.id)))
+
+    @property
+    def resources(self) -> tuple[ResourceRef, ...]:
+        return resources_of(self._record)
+
+    # ------------------------------------------------------------------ making
+    def add_child(
+        self,
+        type_name: str,
+        parameters: Mapping[str, Any],
+        entity: ResourceRef | None = None,
+    ) -> CommandRecord:
+        self._may_spawn("add_child")
+        return create_child(self._state, self._record, type_name, parameters, entity)
+
+    def start_task(
+        self,
+        agent: str,
+        verb: str,
+        parameters: Mapping[str, Any],
+        entities: Iterable[ResourceRef] = (),
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> TaskRecord:
+        self._may_spawn("start_task")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidParameters(f"task {verb!r:.40} of {self._record.type}",
+                                    [f"retry must be a RetryPolicy (got {retry!r:.80})"])
+        return create_task(self._state, self._record, agent, verb, parameters, entities,
+                           timeout, retry=self._policy(retry))
+
+    def _policy(self, retry: RetryPolicy | None) -> RetryPolicy | None:
+        """The task's own policy, else its command type's, else the engine's; opposite
+        commands' tasks are never retried (their budget is the RevertPolicy's)."""
+        if self._record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
+            return None
+        state = self._state
+        policy = retry or state.config.registry.get(self._record.type).retry \
+            or state.config.retry
+        return policy if policy.retries else None
+
+    def add_resource(self, resource: ResourceRef) -> None:
+        self._in_a_step("add_resource")
+        record = self._record
+        if not isinstance(resource, ResourceRef):
+            raise InvalidParameters(record.type, [
+                f"add_resource takes a ResourceRef (got {resource!r:.80})"])
+        if problems := reference_problems("resource", resource):
+            raise InvalidParameters(record.type, problems)
+        if resource in resources_of(record):
+            return
+        self._resources_added += 1
+        limit = self._state.config.limits.max_spawn_per_step
+        if self._resources_added > limit:
+            raise LimitExceeded(f"{record.type} {record.id} added more than "
+                                f"Limits.max_spawn_per_step ({limit}) resources in one step",
+                                "max_spawn_per_step")
+        record.resources = (*record.resources, (resource.type, resource.id))
+        self._state.recorder.touch(record)
+
+    def set_output(self, output: Any) -> None:
+        record = self._record
+        if self._phase in (HookPhase.VALIDATE, HookPhase.CLEANUP):
+            raise HookMisuse(f"{record.type} {record.id}: set_output is not allowed in "
+                             f"{self._phase}")
+        try:
+            record.output = freeze_output(output, self._state.config.limits.max_output_bytes)
+        except ValueError as err:
+            raise InvalidParameters(f"the output of {record.type} {record.id}",
+                                    [str(err)]) from None
+        self._state.recorder.touch(record)
+
+
+#: A task its agent has said its last word on.
+_ENDED_TASKS = frozenset({TaskStatus.FINISHED, TaskStatus.START_FAILED, TaskStatus.ENDING,
+                          TaskStatus.CLEARED, TaskStatus.CLEAR_FAILED})
