@@ -2,9 +2,10 @@
 `Agent` on the network (`host_app`), and the engine-side client (`HttpAgent`).
 
 The protocol is JSON over HTTP, versioned in its paths (`/v1/...`), and written down as an
-OpenAPI document (served by every host at `/openapi.json`, copied in `docs/`) so that a host
-in any language can implement it. Over TLS (`ServerTls` for the host, `ClientTls` for the
-engine), mutual if the host asks for its callers' certificates; the token is required on top.
+OpenAPI document (served by every host at `/openapi.json`, copied in `docs/reference/`) so
+that a host in any language can implement it. Over TLS (`ServerTls` for the host, `ClientTls`
+for the engine), mutual if the host asks for its callers' certificates; the token is required
+on top.
 """
 
 from .bounded_server import ConnectionBook, HostLimits, uvicorn_options

@@ -36,7 +36,7 @@ log = logging.getLogger("endaction.http_agent")
 
 class HttpAgent:
     """An agent reached over HTTP at `url` (`endaction agent serve`, or any host that
-    implements the protocol in `docs/task-host-protocol.md`).
+    implements the protocol in `docs/reference/task-host-protocol.md`).
 
     Args:
         url: the host's base URL, e.g. `http://127.0.0.1:8710`.

@@ -3,8 +3,8 @@ outcome, cause and times, and the revert state of what each command made.
 
 The tree is read with one `SqlStore.tree` call and the revert states of its own commands
 only (never the whole table). It is drawn with a stack, not recursion: a tree may be deeper
-than Python's recursion limit (`docs/design.md`, bounds). A tree larger than `NODES_SHOWN`
-is cut there, saying how much is left out and which command shows all of it.
+than Python's recursion limit (`docs/explanation/design.md`, bounds). A tree larger than
+`NODES_SHOWN` is cut there, saying how much is left out and which command shows all of it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ command started as its own process with actions allowed.
 
 Screenshots go to ENDACTION_ARTIFACTS (default: the test's tmp_path); with
 ENDACTION_SCREENSHOT_DOCS=1 the tree page is also saved as docs/images/web-view.png, the
-picture the README shows.
+picture docs/how-to/operating.md shows.
 """
 
 from __future__ import annotations

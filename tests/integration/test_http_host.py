@@ -77,7 +77,7 @@ def test_a_host_speaks_the_protocol(tmp_path: Path) -> None:
 
 
 def test_the_served_document_is_the_one_in_docs(tmp_path: Path) -> None:
-    documented = json.loads((ROOT / "docs" / "task-host-openapi.json").read_text())
+    documented = json.loads((ROOT / "docs" / "reference" / "task-host-openapi.json").read_text())
     assert documented == openapi_document()
     with served(host_app(SimulatedAgent(), TOKEN)) as url:
         served_doc = httpx.get(f"{url}/openapi.json").json()  # no token needed to read it

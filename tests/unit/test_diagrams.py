@@ -144,11 +144,14 @@ def test_regenerating_is_byte_identical(tmp_path: Path) -> None:
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
 
 
-def test_readme_embeds_the_generated_mermaid() -> None:
-    blocks = mermaid_blocks((ROOT / "README.md").read_text())
+def test_the_machines_page_embeds_the_generated_mermaid() -> None:
+    """docs/reference/machines.md carries the Mermaid sources (GitHub renders them inline);
+    the README shows the command machine's SVG."""
+    blocks = mermaid_blocks((ROOT / "docs" / "reference" / "machines.md").read_text())
     files = [(COMMITTED / f"{d.name}.mmd").read_text()
              for d in [*machine_drawings(), seed_flow_drawing()]]
     assert blocks == files
+    assert "](diagrams/command.svg)" in (ROOT / "README.md").read_text()
 
 
 def test_missing_graphviz_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
