@@ -1,5 +1,5 @@
-"""`python -m benchmarks rollback | compare | compare-dbos | recover | list-roots | all`: the
-harness's command line.
+"""`python -m benchmarks rollback | compare | compare-dbos | recover | list-roots |
+property-kit | all`: the harness's command line.
 
 Every figure is measured in a process of its own (peak memory is per process); `compare`
 runs its peers in the same invocation, so their ratios compare like with like.
@@ -101,9 +101,18 @@ def main() -> None:
     for sub in (rollback, compare, versus, recover, listing, every, floor, taskflow, child,
                 case):
         sub.add_argument("--json", action="store_true", help="one JSON object per result")
+    kit = commands.add_parser("property-kit", help="the property kit on a domain with a "
+                              "planted leak: seconds to find and shrink it")
+    kit.add_argument("--runs", type=int, default=3)
+    kit.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    if args.command == "rollback":
+    if args.command == "property-kit":
+        from .property_kit import main as property_kit
+        summary = property_kit(args.runs, args.json)
+        if args.json:
+            print(json.dumps(summary))
+    elif args.command == "rollback":
         from .rollback import run
         _say(run(args.count, args.db), args.json)
     elif args.command == "floor":

@@ -10,7 +10,7 @@ Needs Hypothesis (`pip install 'endaction[test]'`).
 """
 
 from .controlled_agent import AgentCrash, ControlledAgent, Effect, Output, no_effect, no_output
-from .engine_machine import ManualClock, engine_machine
+from .engine_machine import ManualClock, engine_machine, kit_settings
 from .invariants import (
     check_outputs,
     check_quiescent,
@@ -42,6 +42,7 @@ __all__ = [
     "check_safety",
     "engine_machine",
     "fail_on",
+    "kit_settings",
     "measure",
     "multiset_less",
     "no_effect",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypothesis import event, note
+from hypothesis import HealthCheck, Phase, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
@@ -53,6 +53,7 @@ from .invariants import (
 from .scenario import Scenario, Submission
 from .snapshot import Snapshot
 from .step_checker import StepChecker
+from .store_template import fresh_store
 from .termination import TreeSize, compensation_commits, tick_bound
 
 
@@ -84,7 +85,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         def __init__(self) -> None:
             super().__init__()
             self.folder = Path(tempfile.mkdtemp(prefix="endaction-property-"))
-            self.store = scenario.open_store(self.folder)
+            self.store = fresh_store(scenario.open_store, self.folder)
             self.clock = ManualClock()
             self.ids = itertools.count(1)
             self.agents = {name: scenario.agent() for name in scenario.agent_names}
@@ -114,9 +115,11 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                 self.checker.unchanged()
 
         def _restart(self) -> None:
-            """The engine's process is gone: only the database and the agents remain."""
+            """The engine's process is gone: only the database and the agents remain. The
+            store object stays (it holds nothing of the engine's between transactions, and
+            its connections are dropped), so a restart costs a recovery, not a new schema
+            check and new compiled statements: shrinking replays many of them."""
             self.store.dispose()
-            self.store = scenario.open_store(self.folder)
             self.engine = self._new_engine()
             self.engine.recover()
             self.checker.restarted(self.store)
@@ -279,4 +282,20 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
                 event(f"root ended {snap.commands[root].status}")
 
     EngineMachine.__name__ = EngineMachine.__qualname__ = "EngineMachine"
+    EngineMachine.TestCase.settings = kit_settings()
     return EngineMachine
+
+
+def kit_settings(parent: settings | None = None) -> settings:
+    """The settings a machine's `TestCase` runs with: the loaded profile's (or `parent`'s),
+    with no deadline, no health checks (an example opens a database and runs an engine: it is
+    slow by Hypothesis's measure, and meant to be), and without Hypothesis's explain phase.
+
+    Explaining traces every line of a failing run, replayed many times over; on the engine it
+    took minutes after the shrinking had finished, and Hypothesis's five-minute limit stopped
+    it with its "please report this" warning. A run that wants it back sets
+    `Machine.TestCase.settings = settings(Machine.TestCase.settings, phases=list(Phase))`."""
+    base = parent if parent is not None else settings.default
+    assert base is not None
+    return settings(base, deadline=None, suppress_health_check=list(HealthCheck),
+                    phases=[phase for phase in base.phases if phase != Phase.explain])

@@ -38,7 +38,8 @@ EXPORTS = {
     "statemachines.testing": [
         "AgentCrash", "Bounds", "ControlledAgent", "Effect", "ManualClock", "Output", "Scenario",
         "Snapshot", "StepChecker", "Submission", "TreeSize", "check_outputs", "check_quiescent",
-        "check_revert_progress", "check_safety", "engine_machine", "fail_on", "measure",
+        "check_revert_progress", "check_safety", "engine_machine", "fail_on", "kit_settings",
+        "measure",
         "multiset_less", "no_effect", "no_output", "revert_failed_resources", "take_snapshot",
         "tick_bound",
     ],
