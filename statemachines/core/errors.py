@@ -27,7 +27,7 @@ class NotSubmittable(EndactionError, ValueError):
 
     def __init__(self, type_name: str) -> None:
         super().__init__(f"{type_name} is an opposite command: it runs only in a rollback, "
-                         "as a child of the command whose work it undoes, never as a root")
+                         "as a child of the command whose work it reverts, never as a root")
         self.type_name = type_name
 
 

@@ -5,7 +5,7 @@ its own commands, and, in `seed_flow.py` (the drawing of the seed's own flow), t
 machine of `statemachines.core`.
 
 - `statemachines.example.vm`: the seed's own flow, AddVmFromTemplate cloning template disks on
-  a storage host, undone by RemoveImage; the demo, the benchmark and the property suite's world.
+  a storage host, reverted by RemoveImage; the demo, the benchmark and the property suite's world.
 - `statemachines.example.network`: provisioning a service's address, DNS record and switch
-  port on a network host, each undone by its own opposite command.
+  port on a network host, each reverted by its own opposite command.
 """

@@ -72,12 +72,12 @@ class EngineMetrics:
             self.roots_ended.labels(result)  # both series from the start: rate() needs a 0
         self.compensations_started = Counter(
             "endaction_compensations_started",
-            "Opposite commands started to undo what a failed command made (rollbacks and "
+            "Opposite commands started to revert what a failed command made (rollbacks and "
             "cleanups, retries included).", registry=on)
         self.compensations_ended = Counter(
             "endaction_compensations_ended",
             "Opposite commands that ended, by type and outcome: reverted (the resource is "
-            "undone); attempt_failed or lost (retried within the revert policy); "
+            "reverted); attempt_failed or lost (retried within the revert policy); "
             "revert_failed (given up: the resource waits for `endaction cleanup`).",
             ["type", "outcome"], registry=on)
         self.tick_duration = Histogram(

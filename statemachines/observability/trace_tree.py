@@ -24,7 +24,7 @@ from ..core.machines.task_machine import DONE_TASK_STATES, TaskTrigger
 from ..core.records.records import CommandRecord, HistoryEntry, ObjectKind, TaskRecord
 from .trace_ids import planned, remote_parent, span_id_of, trace_id_of
 
-#: Outcomes that say the command's own work, or its undoing, went wrong: ERROR spans. A
+#: Outcomes that say the command's own work, or its reverting, went wrong: ERROR spans. A
 #: rolled-back sibling (`rolled_back`) or a successful opposite command (`reverted`, though
 #: its status is `ended_failure` by the override rule) is no error of its own.
 FAILED_OUTCOMES = frozenset({
@@ -93,7 +93,7 @@ def emit_children(maker: SpanMaker, root: CommandRecord, root_span: trace.Span,
     others = [c for c in commands if c.id != root.id]
     known.update(c.id for c in others)
     for command in others:
-        # An opposite command's parent is the command it undoes; a record naming a parent
+        # An opposite command's parent is the command it reverts; a record naming a parent
         # outside the tree (none should) still shows, under the root.
         parent_id = command.parent_id if command.parent_id in known else root.id
         child_commands[parent_id].append(command)
@@ -160,7 +160,7 @@ def end_time(rows: Sequence[HistoryEntry], ends: Collection[str], fallback: floa
 
 
 def command_error(command: CommandRecord, *, root: bool) -> str | None:
-    """The cause, for a span that must read ERROR: its own work or its undoing failed, or it
+    """The cause, for a span that must read ERROR: its own work or its reverting failed, or it
     is a root that did not succeed (the trace's top says the operation failed, and why)."""
     failed = command.outcome in FAILED_OUTCOMES or (
         root and command.status != CommandStatus.ENDED_SUCCESS)

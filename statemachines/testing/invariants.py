@@ -70,7 +70,7 @@ def _rollback_never_succeeds(snap: Snapshot) -> list[str]:
 
 def _compensated_at_most_once(snap: Snapshot) -> list[str]:
     """Per root and resource: resource names are not reused inside one tree, so two
-    successful opposite commands for one means the same resource was undone twice."""
+    successful opposite commands for one means the same resource was reverted twice."""
     reverted: Counter[tuple[str, str, str]] = Counter()
     for command in snap.commands.values():
         opposite = (command.execution_reason == ExecutionReason.ROLLBACK_FLOW

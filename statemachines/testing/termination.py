@@ -6,7 +6,7 @@ Every command and every task contributes one *rank*, a tuple compared lexicograp
     task:    (flow, 2*(H - depth of its command), steps, 0)
 
 - flow is 1 for REGULAR_FLOW and 0 for ROLLBACK_FLOW: opposite work ranks below all regular work;
-- depth is the distance from the root (opposite commands are children of what they undo) and H
+- depth is the distance from the root (opposite commands are children of what they revert) and H
   a bound on it, so whatever a command creates (children, tasks) ranks below it;
 - steps are the longest path left in the object's machine. For a command, with M the bound on
   its steps (`Limits.max_steps`) and k the steps it has taken: not_started 3M + 9, executing

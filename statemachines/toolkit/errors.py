@@ -21,7 +21,7 @@ EXIT_FAILED = 1  # the database or the storage failed
 EXIT_USAGE = 2  # bad usage: a wrong option, id or database
 EXIT_LEFT_BEHIND = 3  # the run ended but something was left behind, or it could not end
 EXIT_TIMED_OUT = 4  # `status --wait` gave up waiting: the command is still running
-EXIT_ROLLED_BACK = 5  # it failed or was cancelled, and everything it made was undone
+EXIT_ROLLED_BACK = 5  # it failed or was cancelled, and everything it made was reverted
 
 
 class UsageProblem(EndactionError):

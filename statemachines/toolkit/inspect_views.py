@@ -82,7 +82,7 @@ def _short(value: Any) -> str:
 
 # ---------------------------------------------------------------------------------- status
 def status_view(store: SqlStore, top: CommandRecord) -> dict[str, Any]:
-    """The subtree under `top`: its tasks, its children and the opposite commands undoing them."""
+    """The subtree under `top`: its tasks, its children and the opposite commands reverting them."""
     commands, tasks = store.tree(top.root_id)
     by_parent: dict[str | None, list[CommandRecord]] = {}
     for command in commands:

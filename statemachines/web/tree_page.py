@@ -121,7 +121,7 @@ def _command(command: CommandRecord, reverts: dict[tuple[ResourceRef, str], Reso
         revert = reverts.get((resource, command.id))
         made.append(fill('<span class="resource">$what$state</span>', what=str(resource),
                          state=fill(" ($s)", s=str(revert.state)) if revert else Safe("")))
-    undoing = command.execution_reason == ExecutionReason.ROLLBACK_FLOW
+    reverting = command.execution_reason == ExecutionReason.ROLLBACK_FLOW
     return fill(
         '<li class="command" id="c-$id" data-id="$id" data-status="$status">'
         '<div class="node"><span class="kind">command</span> '
@@ -133,7 +133,7 @@ def _command(command: CommandRecord, reverts: dict[tuple[ResourceRef, str], Reso
         type=command.type,
         entity=fill('<span class="entity">$e</span> ', e=f"{command.entity_type}:"
                     f"{command.entity_id}") if command.entity_id else Safe(""),
-        flow=Safe('<span class="flow">ROLLBACK_FLOW</span>') if undoing else Safe(""),
+        flow=Safe('<span class="flow">ROLLBACK_FLOW</span>') if reverting else Safe(""),
         state=state(command.status), outcome=outcome(command.outcome),
         step=fill(' <span class="step">step $n</span>', n=command.step)
         if command.step > 1 else Safe(""),

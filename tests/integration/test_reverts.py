@@ -150,7 +150,7 @@ def test_nothing_to_undo_reads_reverted_and_the_row_is_the_hooks_to_drop(
         "a": RevertState.REVERTED, "b": RevertState.REVERTED, "c": RevertState.REVERTED}
     assert images_in(store) == []
     details = [h.detail for h in store.history(root) if h.trigger == "compensate"]
-    assert details == [f"nothing to undo for image:{i}" for i in "cba"]
+    assert details == [f"nothing to revert for image:{i}" for i in "cba"]
 
 
 def test_nothing_to_undo_with_the_row_still_there_is_refused_visibly(store: SqlStore) -> None:
@@ -161,6 +161,6 @@ def test_nothing_to_undo_with_the_row_still_there_is_refused_visibly(store: SqlS
     top = store.command(root)
     assert top is not None
     assert (top.status, top.outcome) == (CommandStatus.ROLLBACK_FAILED, Outcome.REVERT_FAILED)
-    assert "revert returned None for image:a (nothing to undo), but its ledger still holds " \
+    assert "revert returned None for image:a (nothing to revert), but its ledger still holds " \
            "it" in (top.error or "")
     assert [r.state for r in store.reverts()] == [RevertState.REVERT_FAILED]

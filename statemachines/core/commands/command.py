@@ -68,7 +68,7 @@ class CommandContext(Protocol):
         started succeeded, and none of its steps raised (its children's work is theirs).
 
         A `revert` that sees False knows its own task failed: if the agent left nothing
-        behind, there is nothing to undo."""
+        behind, there is nothing to revert."""
 
     @property
     def tasks(self) -> tuple[TaskRecord, ...]:
@@ -83,7 +83,7 @@ class CommandContext(Protocol):
     @property
     def resources(self) -> tuple[ResourceRef, ...]:
         """What this command made, in the order it made them: its entity, then every
-        resource added with `add_resource`. The failure path undoes them last first."""
+        resource added with `add_resource`. The failure path reverts them last first."""
 
     def add_child(
         self,
@@ -92,7 +92,7 @@ class CommandContext(Protocol):
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
         """A child command in this command's end group (in a step only); `entity` is the
-        resource it makes, undone by its own opposite command if the group fails."""
+        resource it makes, reverted by its own opposite command if the group fails."""
 
     def start_task(
         self,
@@ -120,17 +120,17 @@ class CommandContext(Protocol):
 
 @dataclass(frozen=True)
 class Compensation:
-    """The opposite command that undoes a command's work (a delete for a copy), as
+    """The opposite command that reverts a command's work (a delete for a copy), as
     `Command.revert` names it.
 
     Attributes:
         type_name: a registered command type; the engine creates it with ROLLBACK_FLOW, as a
-            child of the command it undoes, with the resource as its entity.
+            child of the command it reverts, with the resource as its entity.
         parameters: its parameters (JSON); checked like any child's.
-        native: the opposite command undoes the work through the agent's own revert of the
+        native: the opposite command reverts the work through the agent's own revert of the
             task that made it (the switch's `revert_task`, by that task's id): a native
             revert. It runs like any opposite command (both guards, its own revert budget);
-            the flag only makes the undone command read `rolled_back_natively`.
+            the flag only makes the reverted command read `rolled_back_natively`.
     """
 
     type_name: str
@@ -145,8 +145,8 @@ class Command:
         type_name: the name it is registered and persisted under.
         retry: how its failed tasks are retried before it fails (None: the engine's policy).
         submittable: whether it may be submitted as a root. An opposite command sets it
-            False: it undoes a resource a rollback found made, as a ROLLBACK_FLOW child of
-            the command that made it; submitted on its own it would undo something that a
+            False: it reverts a resource a rollback found made, as a ROLLBACK_FLOW child of
+            the command that made it; submitted on its own it would revert something that a
             successful root still owns.
     """
 
@@ -202,7 +202,7 @@ class Command:
         its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test."""
 
     def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
-        """The first loop guard: is there still something to undo?
+        """The first loop guard: is there still something to revert?
 
         By default the ledger registered for the resource's type answers (`Ledger.exists`);
         with no ledger for that type the answer is True, which leaves only the revert-state
@@ -211,10 +211,10 @@ class Command:
         return ctx.resource_exists(resource)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
-        """The opposite command that undoes `resource` (one of `ctx.resources`), asked on the
+        """The opposite command that reverts `resource` (one of `ctx.resources`), asked on the
         failure path while the resource still exists, last made first.
 
-        Return None when nothing of it is left to undo (`ctx.own_work_succeeded` is False and
+        Return None when nothing of it is left to revert (`ctx.own_work_succeeded` is False and
         the agent left nothing behind): the engine starts nothing and records the resource
         `reverted`. Drop its ledger row here first: a ledger that still holds a resource
         `revert` says is gone is a contradiction, and the command gives up on it

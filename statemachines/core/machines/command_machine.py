@@ -34,17 +34,17 @@ class Outcome(StrEnum):
     #: A REGULAR_FLOW command whose end group succeeded.
     SUCCEEDED = "succeeded"
     #: A command whose own work failed: its task failed for good (after its retries), or one
-    #: of its hooks raised. Its error names the cause; what it made was undone.
+    #: of its hooks raised. Its error names the cause; what it made was reverted.
     FAILED = "failed"
     #: Refused by `validate` before it executed.
     REFUSED = "refused"
     #: Its own work succeeded, its end group failed elsewhere, and nothing it made is left:
-    #: undone by opposite commands, found gone, or with nothing to undo.
+    #: reverted by opposite commands, found gone, or with nothing to revert.
     ROLLED_BACK = "rolled_back"
-    #: As rolled_back, every resource it made undone by its agent's own revert of the task
+    #: As rolled_back, every resource it made reverted by its agent's own revert of the task
     #: that made it (`Compensation(..., native=True)`).
     ROLLED_BACK_NATIVELY = "rolled_back_natively"
-    #: Its resource could not be undone within the retry bounds; it is left for `cleanup`.
+    #: Its resource could not be reverted within the retry bounds; it is left for `cleanup`.
     REVERT_FAILED = "revert_failed"
     #: An opposite command whose work undid the resource.
     REVERTED = "reverted"
@@ -53,7 +53,7 @@ class Outcome(StrEnum):
     #: An opposite command whose outcome was lost with a dead engine or host; it is redone
     #: without spending the failure budget.
     LOST = "lost"
-    #: A root an operator cancelled; what already succeeded was undone like any failure.
+    #: A root an operator cancelled; what already succeeded was reverted like any failure.
     CANCELLED = "cancelled"
     #: Carried while rolling back by a command one of whose children gave up on its rollback.
     CHILD_REVERT_FAILED = "child_revert_failed"

@@ -8,7 +8,7 @@ the bookkeeping that no command made, or a command whose resource the bookkeepin
 
 The store builds ledgers (it owns the transaction); you register their classes with it, and
 hooks reach them through `ctx.ledger(YourLedger)`. A ledger is also the engine's first loop
-guard: `exists` tells it whether an opposite command still has something to undo.
+guard: `exists` tells it whether an opposite command still has something to revert.
 
 For example, with the SQL store (`persistence.TableLedger` does the caching for you)::
 
@@ -41,7 +41,7 @@ class Ledger:
     def exists(self, resource_id: str) -> bool:
         """Whether the resource is still there, as far as your bookkeeping knows: while it is,
         a failed command's opposite command is started; once it is not, nothing is left to
-        undo."""
+        revert."""
         raise NotImplementedError(f"{type(self).__name__}.exists")
 
     def prefetch(self, resource_ids: Sequence[str]) -> None:

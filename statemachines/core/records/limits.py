@@ -90,7 +90,7 @@ class Limits:
             command whose revert has not begun waits for the next tick once they are
             started (reverts under way always go on). A rollback of 10,000 resources then
             holds a window of opposite commands and their tasks in memory at a time, not all
-            10,000 beside the commands they undo, and its first ones end while the last are
+            10,000 beside the commands they revert, and its first ones end while the last are
             still to start.
     """
 

@@ -11,7 +11,7 @@ and a deploy that changes a policy changes it for new tasks only.
 What is never retried: a task its host rejected for good (`TaskRejected`), a task aborted at
 its deadline or for a cancel, the tasks of opposite commands (their budget is
 `RevertPolicy`'s), and any task once something else in its end group failed (the group is
-going to roll back: more work would only be undone).
+going to roll back: more work would only be reverted).
 """
 
 from __future__ import annotations

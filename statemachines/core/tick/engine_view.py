@@ -246,7 +246,7 @@ class EngineView:
 
 
 def opposite_resource(record: CommandRecord) -> ResourceRef | None:
-    """The resource an opposite command (the head of its own ROLLBACK_FLOW group) undoes."""
+    """The resource an opposite command (the head of its own ROLLBACK_FLOW group) reverts."""
     if (record.execution_reason != ExecutionReason.ROLLBACK_FLOW
             or record.end_group_id != record.id or record.parent_id is None
             or record.entity_type is None or record.entity_id is None):

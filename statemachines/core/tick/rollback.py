@@ -41,7 +41,7 @@ def drain(state: TickState) -> None:
     Once the tick has started `Limits.max_opposite_commands_per_tick` opposite commands, a
     command that has yet to start its first waits for the next tick (`view.resettle`, which
     a restart rebuilds from the rolling-back commands), so a tick's memory does not grow with
-    the number of resources a rollback undoes. Commands whose revert is under way go on:
+    the number of resources a rollback reverts. Commands whose revert is under way go on:
     what the window holds back is new work, never the end of work begun."""
     queue = state.to_settle
     window = state.config.limits.max_opposite_commands_per_tick
@@ -102,9 +102,9 @@ def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: st
 
 def _mark_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
     """An opposite command gave up: its resource is not compensated again (but cleaned up)."""
-    undone = undone_by(record)
-    if undone is not None:
-        revert = state.tx.get_revert(*undone)
+    reverted = reverted_by(record)
+    if reverted is not None:
+        revert = state.tx.get_revert(*reverted)
         if revert.state != RevertState.REVERTED:
             state.tx.put_revert(replace(revert, state=RevertState.REVERT_FAILED,
                                         last_error=message))
@@ -119,9 +119,9 @@ _WAIT = _Wait()
 
 def _revert_resources(state: TickState, record: CommandRecord, command: Command,
                       ctx: HookContext) -> None:
-    """Undo what the command made, the last made first, one opposite command at a time: a
+    """Revert what the command made, the last made first, one opposite command at a time: a
     later step's resource may depend on an earlier one's (a DNS record on its address).
-    A resource given up on does not stop the others from being undone; the command then
+    A resource given up on does not stop the others from being reverted; the command then
     gives up, naming each."""
     given_up: list[str] = []
     last = "nothing to revert"
@@ -176,13 +176,13 @@ def _revert(state: TickState, record: CommandRecord, command: Command, ctx: Hook
     if opposite is None:
         if tx.resource_exists(resource):
             raise RevertContradiction(
-                f"revert returned None for {resource} (nothing to undo), but its ledger "
+                f"revert returned None for {resource} (nothing to revert), but its ledger "
                 "still holds it: drop its row before returning None, or name the opposite "
-                "command that undoes it")
+                "command that reverts it")
         tx.put_revert(replace(revert, state=RevertState.REVERTED))
         state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
-                               f"nothing to undo for {resource}")
-        return f"{resource}: nothing to undo"
+                               f"nothing to revert for {resource}")
+        return f"{resource}: nothing to revert"
     attempt = revert.attempts + 1
     child = create_child(
         state, record, opposite.type_name, opposite.parameters, resource, compensation=True,
@@ -219,9 +219,9 @@ def _finish_opposite(state: TickState, record: CommandRecord) -> None:
         record.outcome = Outcome.LOST
     else:
         record.outcome = Outcome.ATTEMPT_FAILED
-    undone = undone_by(record)
-    if undone is not None:
-        revert = state.tx.get_revert(*undone)
+    reverted = reverted_by(record)
+    if reverted is not None:
+        revert = state.tx.get_revert(*reverted)
         if record.outcome == Outcome.REVERTED:
             revert = replace(revert, state=RevertState.REVERTED, last_error=None)
         else:
@@ -232,7 +232,7 @@ def _finish_opposite(state: TickState, record: CommandRecord) -> None:
         state.tx.put_revert(revert)
     if (record.outcome == Outcome.REVERTED and record.parent_id is not None
             and record.parent_id not in state.view.commands):
-        # The command it undoes had ended: this was a cleanup's opposite command.
+        # The command it reverts had ended: this was a cleanup's opposite command.
         record_what_is_left(state, record.root_id)
     return _rolled_back(state, record, record.outcome)
 
@@ -261,9 +261,9 @@ def give_up(state: TickState, record: CommandRecord, message: str) -> None:
     state.on_terminal(record)
 
 
-def undone_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
+def reverted_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
     """The resource an opposite command (the head of its own ROLLBACK_FLOW group, not one of
-    its children) undoes, and the command whose revert row it is."""
+    its children) reverts, and the command whose revert row it is."""
     resource = opposite_resource(record)
     if resource is None or record.parent_id is None:
         return None

@@ -45,7 +45,7 @@ def create_child(
     if entity is not None and (problems := reference_problems("entity", entity)):
         raise InvalidParameters(type_name, problems)
     limits = config.limits
-    # An opposite command is exempt: it is one level below what it undoes, never more
+    # An opposite command is exempt: it is one level below what it reverts, never more
     # (compensation depth is one), and refusing it would leave that resource for good.
     if not compensation and view.depth_of(parent) + 1 > limits.max_tree_depth:
         raise LimitExceeded(

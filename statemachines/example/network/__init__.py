@@ -1,8 +1,8 @@
-"""Provisioning a service endpoint (address, DNS record, switch port), undone piece by piece.
+"""Provisioning a service endpoint (address, DNS record, switch port), reverted piece by piece.
 
 The second worked example, in another domain than the VM's, written only against the public
 API: one command in three ordered steps, the pool's answer (the address) passed from the
-first to the second, three resources each undone by an opposite command of its own, three
+first to the second, three resources each reverted by an opposite command of its own, three
 ledgers (`NETWORK_LEDGERS`) and a host of its own (`NetworkHost`); one of its opposite
 commands (UnplugPort) is the switch's native revert. Run it with::
 

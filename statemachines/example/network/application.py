@@ -47,7 +47,7 @@ def network_agents(settings: AgentSettings) -> dict[str, Agent]:
 
 
 def network_leftovers(store: Store, agents: Mapping[str, Agent]) -> Sequence[str]:
-    """Ledger rows of roots that did not succeed: what a rollback should have undone."""
+    """Ledger rows of roots that did not succeed: what a rollback should have reverted."""
     if not isinstance(store, SqlStore):
         return ()
     found = []

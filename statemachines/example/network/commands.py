@@ -6,9 +6,9 @@ ProvisionEndpoint is one command that works in steps, each making one resource:
 2. `next_step`: a DNS record for the address the pool returned (the task's output);
 3. `next_step`: the switch port; step 4 starts nothing, and the command ends.
 
-When a step fails, what the earlier ones made is undone, last made first, each resource by an
+When a step fails, what the earlier ones made is reverted, last made first, each resource by an
 opposite command of its own that the engine starts with ROLLBACK_FLOW: DeleteDnsRecord
-deletes the record by name (the DNS server has no undo), ReleaseAddress gives the lease
+deletes the record by name (the DNS server has no native revert), ReleaseAddress gives the lease
 back, and UnplugPort asks the switch to revert its plug natively, by the id of the task that
 made it.
 
@@ -135,14 +135,14 @@ class ProvisionEndpoint(Command):
         ctx.set_output({"address": _task(ctx, ALLOCATE_ADDRESS).output["address"]})
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
-        """Every resource whose row is there is undone, even one whose own task failed: a
-        host may have acted before it failed, and each undo is harmless on what was never
+        """Every resource whose row is there is reverted, even one whose own task failed: a
+        host may have acted before it failed, and each revert is harmless on what was never
         made (a release of a free lease, a delete of a missing record, the revert of a plug
         that changed nothing)."""
         if resource.type == LEASE:
             return Compensation(ReleaseAddress.type_name, {"lease": resource.id})
         if resource.type == DNS_RECORD:
-            # The DNS server has no undo: the opposite operation is a delete by name.
+            # The DNS server has no native revert: the opposite operation is a delete by name.
             return Compensation(DeleteDnsRecord.type_name, {"name": resource.id})
         plug = ctx.ledger(Ports).get(resource.id)
         if plug is None:
@@ -156,12 +156,12 @@ class _Undo(Command):
     """An opposite command: one task, while its resource is still in its ledger; the row goes
     once the task succeeded (an opposite command ends only in end_with_failure)."""
 
-    submittable = False  # it undoes what a rollback found made: never a root of its own
+    submittable = False  # it reverts what a rollback found made: never a root of its own
     verb = ""
     ledger: type[Leases] | type[DnsRecords] | type[Ports]
 
     def key(self) -> str:
-        assert self.record.entity_id is not None  # its entity: the resource it undoes
+        assert self.record.entity_id is not None  # its entity: the resource it reverts
         return self.record.entity_id
 
     def execute(self, ctx: CommandContext) -> None:

@@ -3,8 +3,8 @@
 The pool picks a free address for a lease and answers with it (the task's output), which is
 how the address reaches the next step; it releases a lease by its name. The switch keeps a
 change log per task, which is what lets it revert a plug natively: given the id of the task
-that plugged a port, `revert_task` undoes exactly that change. The DNS server has no such
-log for its records, so a record is undone by deleting it by name. Tasks end after `polls`
+that plugged a port, `revert_task` reverts exactly that change. The DNS server has no such
+log for its records, so a record is reverted by deleting it by name. Tasks end after `polls`
 polls; a task whose subject the host's `refuse` set names fails, and changes nothing, and so
 does a plug on a switch in its `down_switches` set (the fault an operator sees most).
 """
@@ -26,7 +26,7 @@ PLUG_PORT = "plug_port"
 REVERT_TASK = "revert_task"
 VERBS = (ALLOCATE_ADDRESS, RELEASE_ADDRESS, CREATE_DNS_RECORD, DELETE_DNS_RECORD, PLUG_PORT,
          REVERT_TASK)
-#: Verbs that make something (the others undo): only these are ever refused.
+#: Verbs that make something (the others revert): only these are ever refused.
 MAKING = (ALLOCATE_ADDRESS, CREATE_DNS_RECORD, PLUG_PORT)
 
 
@@ -92,7 +92,7 @@ class NetworkHost:
     def _run(self, task_id: str, task: _Task) -> TaskReport:
         p = task.parameters
         subject = str(p.get("lease") or p.get("name") or p.get("port") or "")
-        if task.verb in MAKING and subject in self.refuse:  # undoing is never refused
+        if task.verb in MAKING and subject in self.refuse:  # reverting is never refused
             return TaskReport(HostStatus.FINISHED, HostResult.FAILURE, f"{subject} refused")
         switch = subject.partition("/")[0]
         if task.verb == PLUG_PORT and switch in self.down_switches:
@@ -115,7 +115,7 @@ class NetworkHost:
             port = str(p["port"])
             self.changes[task_id] = (port, self.ports.get(port))
             self.ports[port] = str(p["vlan"])
-        else:  # REVERT_TASK: undo exactly what the named task changed, once
+        else:  # REVERT_TASK: revert exactly what the named task changed, once
             change = self.changes.pop(str(p["task"]), None)
             if change is not None:
                 port, before = change

@@ -1,9 +1,9 @@
 """The network example's bookkeeping: address leases, DNS records and plugged ports.
 
 Three tables of its own, each kept by a ledger registered with the store; each ledger is the
-existence guard of one resource type, so an opposite command runs only while what it undoes
+existence guard of one resource type, so an opposite command runs only while what it reverts
 is still recorded. A row goes in before the task that makes its resource starts: if the
-host makes it and the answer is lost, the row is what says there is something to undo.
+host makes it and the answer is lost, the row is what says there is something to revert.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class CreateCloneOfTemplate(Command):
         ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.ILLEGAL)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
-        """The storage host cannot undo a copy: RemoveImage deletes the image instead."""
+        """The storage host cannot revert a copy: RemoveImage deletes the image instead."""
         return Compensation(RemoveImage.type_name, {"image": resource.id})
 
 

@@ -1,7 +1,7 @@
 """The VM example's image inventory: its own table, kept by a ledger like any user's.
 
 The engine's first loop guard asks it whether an image still exists: an opposite command
-(RemoveImage) acts only while the image it undoes is in the inventory, so a compensation that
+(RemoveImage) acts only while the image it reverts is in the inventory, so a compensation that
 already removed it leaves the compensated command nothing to revert. Its rows are read and
 written inside the engine's tick, so they commit or roll back with the commands that made them.
 """
