@@ -17,23 +17,22 @@ from pathlib import Path
 
 from ..core.ports.store_protocol import Store
 
-_templates: dict[int, Path] = {}
+# Keyed by the function itself (held here, so no other function can take its id).
+_templates: dict[Callable[[Path], Store], Path] = {}
 
 
 def _template(open_store: Callable[[Path], Store]) -> Path:
-    key = id(open_store)
-    if key not in _templates:
+    if open_store not in _templates:
         folder = Path(tempfile.mkdtemp(prefix="endaction-property-template-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         store = open_store(folder)
         store.dispose()
-        _templates[key] = folder
-    return _templates[key]
+        _templates[open_store] = folder
+    return _templates[open_store]
 
 
 def fresh_store(open_store: Callable[[Path], Store], folder: Path) -> Store:
-    """`open_store(folder)` over a copy of a store created once, schema and all."""
-    for path in _template(open_store).iterdir():
-        if path.is_file():
-            shutil.copy2(path, folder / path.name)
+    """`open_store(folder)` over a copy of a store created once, schema and all (and whatever
+    else `open_store` keeps in its folder)."""
+    shutil.copytree(_template(open_store), folder, dirs_exist_ok=True)
     return open_store(folder)
