@@ -80,7 +80,7 @@ def cli() -> None:
               help="recorded with the cancellation")
 def cancel(root_id: str, app: App, db: str | None, reason: str) -> None:
     """Cancel the running root ROOT_ID: what has not started is refused, running tasks are
-    aborted, and what already succeeded is compensated like after any other failure."""
+    aborted, and what already succeeded is reverted like after any other failure."""
     store = open_database(db, create=False, missing="nothing to cancel", app=app)
     try:
         request_cancel(store, root_id, reason, time.time())

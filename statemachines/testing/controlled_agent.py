@@ -54,14 +54,15 @@ class ControlledAgent:
     effect: Effect = no_effect
     resources: set[str] = field(default_factory=set)
     tasks: dict[str, ControlledTask] = field(default_factory=dict)
-    # Resources whose compensating tasks fail whatever anyone chooses (a revert that cannot work).
+    # Resources whose opposite commands' tasks fail whatever anyone chooses (a revert that
+    # cannot work).
     doomed: set[str] = field(default_factory=set)
     # The next `hiccups` calls raise AgentError (a transient outage).
     hiccups: int = 0
     # Counts calls down; the call that brings it to zero acts and then kills the engine.
     die_in_call: int | None = None
     autopilot: Autopilot | None = None
-    # Which verbs compensate, and which resource a task touches: how `doomed` is applied.
+    # Which verbs revert, and which resource a task touches: how `doomed` is applied.
     compensation_verbs: frozenset[str] = frozenset()
     resource_of: Callable[[str, Mapping[str, Any]], str | None] = lambda verb, params: None
     output_of: Output = no_output

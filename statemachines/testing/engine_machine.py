@@ -172,7 +172,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: bool(self._running()))
         @rule(pick=PICK)
         def compensation_will_fail_for_good(self, pick: int) -> None:
-            """Every compensating task for this task's resource fails, now and later."""
+            """Every opposite command's task for this task's resource fails, now and later."""
             running = self._running()
             name, task_id = running[pick % len(running)]
             self.agents[name].doom(task_id)

@@ -77,7 +77,7 @@ def _compensated_at_most_once(snap: Snapshot) -> list[str]:
                     and command.end_group_id == command.id)
         if opposite and command.outcome == "reverted" and command.entity_id is not None:
             reverted[(command.root_id, command.entity_type or "", command.entity_id)] += 1
-    return [f"{kind}:{name} of root {root} was compensated successfully {n} times"
+    return [f"{kind}:{name} of root {root} was reverted successfully {n} times"
             for (root, kind, name), n in sorted(reverted.items()) if n > 1]
 
 

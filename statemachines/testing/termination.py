@@ -31,7 +31,7 @@ The measure of a state is the multiset of these ranks, ordered by the Dershowitz
 ordering, which is well-founded because the rank order is (tuples of naturals of fixed length).
 Every engine step that commits strictly decreases it: a transition lowers its object's steps
 (and may add objects that rank below it), a retry swaps a task for one below it, and starting
-an opposite command consumes one credit of the compensated command while the command stays in
+an opposite command consumes one credit of the reverted command while the command stays in
 rolling_back. A rollback that loops would have to start compensations forever, with a credit
 fewer each time: impossible with the revert-state guard, and the first thing the suite catches
 without it. A command cannot step forever either: its steps are bounded by M.
@@ -129,7 +129,7 @@ class Bounds:
     def credits(self, reverts: Mapping[RevertKey, ResourceRevert],
                 command: CommandRecord) -> int:
         """Summed over the resources it made: each starts with the full budget; one that is
-        never compensated keeps it, unchanged, which the ordering does not mind."""
+        never reverted keeps it, unchanged, which the ordering does not mind."""
         if command.execution_reason != ExecutionReason.REGULAR_FLOW:
             return 0
         total = 0
@@ -193,7 +193,7 @@ class TreeSize:
 
     commands: int
     tasks: int
-    resources: int  # commands owning a resource: each may be compensated
+    resources: int  # commands owning a resource: each may be reverted
 
     def __add__(self, other: TreeSize) -> TreeSize:
         return TreeSize(self.commands + other.commands, self.tasks + other.tasks,

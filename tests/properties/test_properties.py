@@ -8,7 +8,7 @@ step the persisted state is checked:
 
 - no command is ended twice, and none reaches a terminal state twice;
 - a ROLLBACK_FLOW command never takes the success path;
-- a resource is compensated successfully at most once;
+- a resource is reverted successfully at most once;
 - revert states only move forward (none -> reverting -> reverted | revert_failed);
 - every task row belongs to a command, and no live task belongs to an ended one.
 

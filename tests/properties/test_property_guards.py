@@ -53,7 +53,7 @@ def test_without_the_revert_state_guard_the_suite_finds_an_endless_rollback() ->
 
 def test_without_the_existence_guard_the_suite_finds_a_double_compensation() -> None:
     error = _counterexample(RevertPolicy(backoff_seconds=1, existence_guard=False))
-    assert "was compensated successfully 2 times" in str(error), str(error)
+    assert "was reverted successfully 2 times" in str(error), str(error)
     script = _script(error)
     assert "'shared': True" in script, script  # a child naming its parent's resource
 

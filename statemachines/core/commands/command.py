@@ -3,7 +3,7 @@
 Hooks never touch the store or the agents directly: they ask the context to add a child
 command or start a task, and the engine persists those in the tick's transaction. End hooks
 must be idempotent: after a crash a claimed end is run again, and end_with_failure is called
-again each time a compensation finishes (that is how the compensated command learns that
+again each time a compensation finishes (that is how the reverted command learns that
 there is nothing left to revert).
 
 A command works in steps: `execute` is its first, and a command that overrides `next_step`

@@ -288,7 +288,7 @@ class Engine(WorkerLeasing):
         """Ask for a running root to be cancelled; whichever engine runs it acts on it at its
         next tick (a worker: the next after the request's wake-up, or within its
         claim_interval where none reaches it): what has not started is refused, running
-        tasks are aborted on their agents, and what already succeeded is compensated like
+        tasks are aborted on their agents, and what already succeeded is reverted like
         after any other failure.
 
         Raises NotCancellable for an unknown id, a command that is not a root, or a root that

@@ -1,6 +1,6 @@
 """How a forward task that failed is tried again before its command fails.
 
-Peers retry a failed step before they compensate (Temporal's retry policies, DBOS's step
+Peers retry a failed step before they revert (Temporal's retry policies, DBOS's step
 retries, TaskFlow's retry atoms); a transient refusal of a host should not roll a whole tree
 back. Each attempt is a task of its own, with its own id (a host must never mistake a retry
 for the start it already ran), its own row and its own history; the one it replaces ends as

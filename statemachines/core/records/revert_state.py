@@ -2,7 +2,7 @@
 
 A resource moves only forward: none -> reverting -> reverted | revert_failed, and
 revert_failed -> reverted when an operator's cleanup succeeds. Once reverted it is never
-compensated again; after the bounded retries it stays revert_failed, visible, until a cleanup
+reverted again; after the bounded retries it stays revert_failed, visible, until a cleanup
 finds it reverted.
 """
 

@@ -2,7 +2,7 @@
 
 A cancelled root fails its own work, through the same machines and guards as everything
 else: what has not started is refused, what runs is aborted on its agent, and what already
-succeeded is compensated like after any other failure.
+succeeded is reverted like after any other failure.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def act_on_cancels(state: TickState) -> None:
 
 def _cancel(state: TickState, root: CommandRecord, reason: str) -> None:
     """Fail the root's own work: refuse what has not started, abort what runs. What
-    already succeeded is then compensated like after any other failure."""
+    already succeeded is then reverted like after any other failure."""
     view = state.view
     state.recorder.history(root, HistoryEvent.CANCEL, root.status, root.status, reason)
     if root.status not in (CommandStatus.NOT_STARTED, CommandStatus.WAITING,

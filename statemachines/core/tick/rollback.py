@@ -101,7 +101,7 @@ def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: st
 
 
 def _mark_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
-    """An opposite command gave up: its resource is not compensated again (but cleaned up)."""
+    """An opposite command gave up: its resource is not reverted again (but cleaned up)."""
     reverted = reverted_by(record)
     if reverted is not None:
         revert = state.tx.get_revert(*reverted)

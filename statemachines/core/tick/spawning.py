@@ -38,7 +38,7 @@ def create_child(
     """A child in the parent's end group, or an opposite command heading its own group.
 
     Children of an opposite command are opposite work too (ROLLBACK_FLOW), so nothing an
-    opposite command does is ever compensated in turn: compensation depth is one.
+    opposite command does is ever reverted in turn: compensation depth is one.
     """
     config, view = state.config, state.view
     frozen = config.registry.check(type_name, parameters)

@@ -2,7 +2,7 @@
 
 The engine's first loop guard asks it whether an image still exists: an opposite command
 (RemoveImage) acts only while the image it reverts is in the inventory, so a compensation that
-already removed it leaves the compensated command nothing to revert. Its rows are read and
+already removed it leaves the reverted command nothing to revert. Its rows are read and
 written inside the engine's tick, so they commit or roll back with the commands that made them.
 """
 

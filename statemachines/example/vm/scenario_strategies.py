@@ -1,7 +1,7 @@
 """Hypothesis strategies for the example's commands: VMs from templates and generic trees.
 
 Names are placeholders; `unique_names` gives the n-th submission of a run its own, because
-resource names are not reused inside a run (the compensated-once property counts per root
+resource names are not reused inside a run (the reverted-once property counts per root
 and name, and a name reused across roots would be refused by validate).
 """
 

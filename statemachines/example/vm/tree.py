@@ -3,7 +3,7 @@
 A node may own a resource (an image in the inventory) that its tasks create, may share its
 parent's resource instead of owning one (oVirt's parent and child commands often name the same
 entity), may start several tasks and may raise at the end of `execute`. Shared resources are
-what make the first loop guard necessary: without it the parent compensates a resource its
+what make the first loop guard necessary: without it the parent reverts a resource its
 child's opposite command already removed.
 
 A node may also work in steps (`steps`: the tasks and children of each step after the first),
