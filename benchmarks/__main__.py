@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def _say(result: dict[str, Any], as_json: bool) -> None:
     print("  ".join(f"{k}={v}" for k, v in shown.items()))
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     rollback = commands.add_parser("rollback", help="the seed's scenario at N disks")
@@ -105,54 +106,86 @@ def main() -> None:
                               "planted leak: seconds to find and shrink it")
     kit.add_argument("--runs", type=int, default=3)
     kit.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    return parser
 
-    if args.command == "property-kit":
-        from .property_kit import main as property_kit
-        summary = property_kit(args.runs, args.json)
-        if args.json:
-            print(json.dumps(summary))
-    elif args.command == "rollback":
-        from .rollback import run
-        _say(run(args.count, args.db), args.json)
-    elif args.command == "floor":
-        from .sql_floor import run as floor_run
-        profile = json.loads(sys.stdin.read())
-        _say(floor_run(args.count, profile["rows"], profile["ticks"],
-                       with_history=not args.without_history,
-                       history_bytes=profile["history_bytes"]), args.json)
-    elif args.command == "taskflow":
-        from .taskflow_peer import run as taskflow_run
-        _say(taskflow_run(args.count), args.json)
-    elif args.command == "recover-child":
-        from .recover import child as recover_child
-        recover_child(args.count, Path(args.db))
-    elif args.command == "recover":
-        from .recover import run as recover_run
-        _say(recover_run(args.count), args.json)
-    elif args.command == "list-roots":
-        from .list_roots import run as list_roots_run
-        for result in list_roots_run(args.roots, args.db, args.repeat):
-            _say(result, args.json)
-    elif args.command == "compare-dbos":
-        from .compare_dbos import collect, markdown
-        found = collect(_in_own_process, args.db, args.dbos_db, args.quick, args.fanout,
-                        args.dbos_fanout)
-        print(json.dumps(found) if args.json else markdown(found))
-    elif args.command == "saga-case":
-        _say(_saga_case(args), args.json)
-    elif args.command == "saga-worker":
-        side = _saga_side(args.side)
-        side.serve(args.db, args.name, args.variant)
-    elif args.command == "all":
-        from .summary import collect, markdown
-        found = collect(_in_own_process, lambda n, taskflow: _compare(n, n, taskflow),
-                        args.db, not args.no_taskflow)
-        print(json.dumps(found) if args.json else markdown(found))
-    else:
-        for result in _compare(args.count, args.taskflow_count or args.count,
-                               not args.no_taskflow):
-            _say(result, args.json)
+
+def _property_kit(args: argparse.Namespace) -> None:
+    from .property_kit import main as property_kit
+    summary = property_kit(args.runs, args.json)
+    if args.json:
+        print(json.dumps(summary))
+
+
+def _rollback(args: argparse.Namespace) -> None:
+    from .rollback import run
+    _say(run(args.count, args.db), args.json)
+
+
+def _floor(args: argparse.Namespace) -> None:
+    from .sql_floor import run as floor_run
+    profile = json.loads(sys.stdin.read())
+    _say(floor_run(args.count, profile["rows"], profile["ticks"],
+                   with_history=not args.without_history,
+                   history_bytes=profile["history_bytes"]), args.json)
+
+
+def _taskflow(args: argparse.Namespace) -> None:
+    from .taskflow_peer import run as taskflow_run
+    _say(taskflow_run(args.count), args.json)
+
+
+def _recover_child(args: argparse.Namespace) -> None:
+    from .recover import child as recover_child
+    recover_child(args.count, Path(args.db))
+
+
+def _recover(args: argparse.Namespace) -> None:
+    from .recover import run as recover_run
+    _say(recover_run(args.count), args.json)
+
+
+def _list_roots(args: argparse.Namespace) -> None:
+    from .list_roots import run as list_roots_run
+    for result in list_roots_run(args.roots, args.db, args.repeat):
+        _say(result, args.json)
+
+
+def _compare_dbos(args: argparse.Namespace) -> None:
+    from .compare_dbos import collect, markdown
+    found = collect(_in_own_process, args.db, args.dbos_db, args.quick, args.fanout,
+                    args.dbos_fanout)
+    print(json.dumps(found) if args.json else markdown(found))
+
+
+def _saga_worker(args: argparse.Namespace) -> None:
+    _saga_side(args.side).serve(args.db, args.name, args.variant)
+
+
+def _all(args: argparse.Namespace) -> None:
+    from .summary import collect, markdown
+    found = collect(_in_own_process, lambda n, taskflow: _compare(n, n, taskflow),
+                    args.db, not args.no_taskflow)
+    print(json.dumps(found) if args.json else markdown(found))
+
+
+def _compare_cases(args: argparse.Namespace) -> None:
+    for result in _compare(args.count, args.taskflow_count or args.count,
+                           not args.no_taskflow):
+        _say(result, args.json)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "property-kit": _property_kit, "rollback": _rollback, "floor": _floor,
+    "taskflow": _taskflow, "recover-child": _recover_child, "recover": _recover,
+    "list-roots": _list_roots, "compare-dbos": _compare_dbos,
+    "saga-case": lambda args: _say(_saga_case(args), args.json),
+    "saga-worker": _saga_worker, "all": _all, "compare": _compare_cases,
+}
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    _COMMANDS[args.command](args)
 
 
 def _saga_side(name: str) -> Any:

@@ -75,6 +75,71 @@ def dbos_url(url: str, given: str | None) -> str:
     return chosen
 
 
+Both = Callable[..., tuple[dict[str, Any], "dict[str, Any] | None"]]
+
+
+def _value(result: dict[str, Any] | None, key: str) -> float | None:
+    return None if result is None else float(result[key])
+
+
+def _throughput_rows(both: Both, sizes: dict[int, int]) -> list[Row]:
+    rows = []
+    for k, roots in sizes.items():
+        for workers in (1, 2):
+            ours, theirs = both("throughput", "--k", str(k), "--roots", str(roots),
+                                "--workers", str(workers))
+            named = f"K={k}, {roots} roots, {workers} worker{'s' if workers > 1 else ''}"
+            rows.append(Row(f"throughput, PostgreSQL, {named}", "roots/s",
+                            ours["roots_per_s"], _value(theirs, "roots_per_s"), "higher"))
+            if k == 2:
+                rows += _cpu_rows(named, ours, theirs)
+    return rows
+
+
+def _cpu_rows(named: str, ours: dict[str, Any], theirs: dict[str, Any] | None) -> list[Row]:
+    """What a root costs the machine: on 2 cores, what bounds the rate."""
+    rows = []
+    for key, whose in (("worker_cpu_ms_per_root", "the workers"),
+                       ("postgres_cpu_ms_per_root", "PostgreSQL")):
+        if ours.get(key) is not None:
+            peer = _value(theirs, key) if theirs and theirs.get(key) is not None else None
+            rows.append(Row(f"CPU per root, {named}: {whose}", "ms", ours[key], peer, "lower"))
+    return rows
+
+
+def _sqlite_rows(both: Both, sizes: dict[int, int]) -> list[Row]:
+    rows = []
+    for k, roots in sizes.items():
+        ours, theirs = both("sqlite", "--k", str(k), "--roots", str(roots), pg=False)
+        rows.append(Row(f"one process, SQLite, K={k}, {roots} roots", "roots/s",
+                        ours["roots_per_s"], _value(theirs, "roots_per_s"), "higher"))
+    return rows
+
+
+def _latency_rows(both: Both) -> list[Row]:
+    rows = []
+    for variant in ("defaults", "tuned"):
+        ours, theirs = both("latency", "--variant", variant)
+        for key, label in (("median_ms", "median"), ("p90_ms", "p90")):
+            rows.append(Row(f"latency of one K=2 root, PostgreSQL, {variant}, {label}",
+                            "ms", ours[key], _value(theirs, key), "lower"))
+    return rows
+
+
+def _fanout_rows(both: Both, databases: tuple[str, ...], fanout: int,
+                 dbos_fanout: str) -> list[Row]:
+    rows = []
+    for database in databases:
+        ours, theirs = both("fanout", "--count", str(fanout), pg=database == "PostgreSQL",
+                            extra=("--how", dbos_fanout))
+        label = f"fan-out of {fanout:,} with rollback, {database}"
+        rows.append(Row(f"{label}: time", "s", ours["seconds"], _value(theirs, "seconds"),
+                        "lower"))
+        rows.append(Row(f"{label}: peak RSS", "MiB", ours["peak_rss_mb"],
+                        _value(theirs, "peak_rss_mb"), "lower"))
+    return rows
+
+
 def collect(runner: Runner, url: str | None, dbos_db: str | None, quick: bool,
             fanout: int, dbos_fanout: str) -> dict[str, Any]:
     """Every case, endaction then DBOS; the figures, the rows and the machine."""
@@ -85,7 +150,6 @@ def collect(runner: Runner, url: str | None, dbos_db: str | None, quick: bool,
         print("no --db: the PostgreSQL cases are left out", file=sys.stderr)
     theirs_url = dbos_url(url, dbos_db) if url is not None and with_dbos else None
     raw: list[dict[str, Any]] = []
-    rows: list[Row] = []
 
     def both(case: str, *args: str, pg: bool = True,
              extra: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -99,47 +163,13 @@ def collect(runner: Runner, url: str | None, dbos_db: str | None, quick: bool,
         raw.append(theirs)
         return ours, theirs
 
-    def value(result: dict[str, Any] | None, key: str) -> float | None:
-        return None if result is None else float(result[key])
-
     sizes = {2: 200 if quick else 1000, 10: 100 if quick else 400}
+    rows = _throughput_rows(both, sizes) if url is not None else []
+    rows += _sqlite_rows(both, sizes)
     if url is not None:
-        for k, roots in sizes.items():
-            for workers in (1, 2):
-                ours, theirs = both("throughput", "--k", str(k), "--roots", str(roots),
-                                    "--workers", str(workers))
-                named = f"K={k}, {roots} roots, {workers} worker{'s' if workers > 1 else ''}"
-                rows.append(Row(f"throughput, PostgreSQL, {named}", "roots/s",
-                                ours["roots_per_s"],
-                                value(theirs, "roots_per_s"), "higher"))
-                # What a root costs the machine: on 2 cores, what bounds the rate.
-                for key, whose in (("worker_cpu_ms_per_root", "the workers"),
-                                   ("postgres_cpu_ms_per_root", "PostgreSQL")):
-                    if k == 2 and ours.get(key) is not None:
-                        rows.append(Row(f"CPU per root, {named}: {whose}", "ms", ours[key],
-                                        value(theirs, key) if theirs and theirs.get(key)
-                                        is not None else None, "lower"))
-    for k, roots in sizes.items():
-        ours, theirs = both("sqlite", "--k", str(k), "--roots", str(roots), pg=False)
-        rows.append(Row(f"one process, SQLite, K={k}, {roots} roots", "roots/s",
-                        ours["roots_per_s"], value(theirs, "roots_per_s"), "higher"))
-    if url is not None:
-        for variant in ("defaults", "tuned"):
-            ours, theirs = both("latency", "--variant", variant)
-            for key, label in (("median_ms", "median"), ("p90_ms", "p90")):
-                rows.append(Row(f"latency of one K=2 root, PostgreSQL, {variant}, {label}",
-                                "ms", ours[key], value(theirs, key), "lower"))
-    for database in ("SQLite", "PostgreSQL"):
-        if database == "PostgreSQL" and url is None:
-            continue
-        ours, theirs = both("fanout", "--count", str(fanout), pg=database == "PostgreSQL",
-                            extra=("--how", dbos_fanout))
-        label = f"fan-out of {fanout:,} with rollback, {database}"
-        rows.append(Row(f"{label}: time", "s", ours["seconds"], value(theirs, "seconds"),
-                        "lower"))
-        rows.append(Row(f"{label}: peak RSS", "MiB", ours["peak_rss_mb"],
-                        value(theirs, "peak_rss_mb"), "lower"))
-
+        rows += _latency_rows(both)
+    rows += _fanout_rows(both, ("SQLite", "PostgreSQL") if url is not None else ("SQLite",),
+                         fanout, dbos_fanout)
     found = machine()
     found["sqlite"] = sqlite3.sqlite_version
     if url is not None:

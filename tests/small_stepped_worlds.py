@@ -28,6 +28,7 @@ from statemachines import (
     HostStatus,
     RetryPolicy,
     RevertPolicy,
+    TaskRecord,
     TaskReport,
     TickReport,
 )
@@ -182,6 +183,25 @@ class SteppedOutcome:
     crashed: bool
 
 
+def _address_problems(tasks: list[TaskRecord], host: StoryHost) -> list[str]:
+    """What the pool answered reached the next step, across retries and the crash."""
+    allocated = [t for t in tasks if t.verb == ALLOCATE_ADDRESS and t.succeeded]
+    return [f"the DNS step was given {dns.parameters['address']!r}, not the address the "
+            "pool answered with"
+            for dns in tasks if dns.verb == CREATE_DNS_RECORD
+            and (not allocated
+                 or dns.parameters["address"] != host.outputs[allocated[-1].id]["address"])]
+
+
+def _present(store: SqlStore, host: StoryHost) -> set[str]:
+    """Every lease, record and port, on the network or in the ledgers."""
+    return ({f"lease:{lease}" for lease in host.leases}
+            | {f"dns_record:{n}" for n in host.records} | {f"port:{p}" for p in host.ports}
+            | {f"lease:{r.lease}" for r in Leases.read_all(store.engine)}
+            | {f"dns_record:{r.name}" for r in DnsRecords.read_all(store.engine)}
+            | {f"port:{r.port}" for r in Ports.read_all(store.engine)})
+
+
 def run_stepped_world(store: SqlStore, world: SteppedWorld, name: str,
                       policy: RevertPolicy) -> SteppedOutcome:
     """Run one world to quiescence, checking every property on the way."""
@@ -236,18 +256,8 @@ def run_stepped_world(store: SqlStore, world: SteppedWorld, name: str,
     problems = check_quiescent(snap, 5) + check_safety(snap)
     root = snap.commands[roots[0]]
     tasks = sorted(snap.tasks.values(), key=lambda t: t.created_at)
-    allocated = [t for t in tasks if t.verb == ALLOCATE_ADDRESS and t.succeeded]
-    for dns in (t for t in tasks if t.verb == CREATE_DNS_RECORD):
-        # What the pool answered reached the next step, across retries and the crash.
-        if not allocated or dns.parameters["address"] != host.outputs[allocated[-1].id][
-                "address"]:
-            problems.append(f"the DNS step was given {dns.parameters['address']!r}, not the "
-                            "address the pool answered with")
-    present = ({f"lease:{lease}" for lease in host.leases}
-               | {f"dns_record:{n}" for n in host.records} | {f"port:{p}" for p in host.ports}
-               | {f"lease:{r.lease}" for r in Leases.read_all(store.engine)}
-               | {f"dns_record:{r.name}" for r in DnsRecords.read_all(store.engine)}
-               | {f"port:{r.port}" for r in Ports.read_all(store.engine)})
+    problems += _address_problems(tasks, host)
+    present = _present(store, host)
     left = set() if root.status == CommandStatus.ENDED_SUCCESS else present
     allowed = {f"{r.resource.type}:{r.resource.id}" for r in snap.reverts.values()
                if r.resource.id in revert_failed_resources(snap)}

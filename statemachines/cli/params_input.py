@@ -28,6 +28,19 @@ def _bounded(stream: IO[bytes], where: str, limit: int) -> bytes:
     return data
 
 
+def _read_file(path: Path, limit: int) -> bytes:
+    """The bytes of an `@file` value, bounded; a UsageProblem naming what stood in the way."""
+    try:
+        if path.is_dir():
+            raise UsageProblem(f"--params @{path}: is a directory, not a file")
+        with path.open("rb") as stream:
+            return _bounded(stream, f"file {path}", limit)
+    except FileNotFoundError:
+        raise UsageProblem(f"--params @{path}: no such file") from None
+    except OSError as err:
+        raise UsageProblem(f"--params @{path}: cannot be read: {err.strerror}") from err
+
+
 def read_params(value: str, *, limit: int = MAX_PARAMS_BYTES,
                 stdin: IO[bytes] | None = None) -> dict[str, Any]:
     """The parameters `value` names, parsed: a UsageProblem for anything else."""
@@ -37,15 +50,7 @@ def read_params(value: str, *, limit: int = MAX_PARAMS_BYTES,
     elif value.startswith("@"):
         path = Path(value[1:]).expanduser()
         where = f"file {path}"
-        try:
-            if path.is_dir():
-                raise UsageProblem(f"--params @{path}: is a directory, not a file")
-            with path.open("rb") as stream:
-                raw = _bounded(stream, where, limit)
-        except FileNotFoundError:
-            raise UsageProblem(f"--params @{path}: no such file") from None
-        except OSError as err:
-            raise UsageProblem(f"--params @{path}: cannot be read: {err.strerror}") from err
+        raw = _read_file(path, limit)
     else:
         where = "text"
         raw = value.encode()

@@ -87,15 +87,8 @@ def _wrap(text: str) -> list[str]:
     return textwrap.wrap(text, NOTE_WIDTH) or [text]
 
 
-def _graph(drawing: Drawing, engine: Engine, highlight: Highlight | None) -> Any:
-    canvas = _Canvas()
-    newline = "<br/>" if engine == MERMAID else "\\n"
-    states = []
-    for state in drawing.states:
-        label = drawing.state_labels.get(state, state).split("\n")
-        if highlight is not None:
-            label += list(highlight.visited.get(state, ()))
-        states.append({"name": state, "label": newline.join(label)})
+def _transitions(drawing: Drawing) -> list[dict[str, Any]]:
+    """The drawing's edges as transitions' own transition definitions."""
     transitions = []
     for edge in drawing.edges:
         entry: dict[str, Any] = {"trigger": edge.trigger, "source": edge.source,
@@ -107,6 +100,19 @@ def _graph(drawing: Drawing, engine: Engine, highlight: Highlight | None) -> Any
         if edge.label is not None:
             entry["label"] = edge.label
         transitions.append(entry)
+    return transitions
+
+
+def _graph(drawing: Drawing, engine: Engine, highlight: Highlight | None) -> Any:
+    canvas = _Canvas()
+    newline = "<br/>" if engine == MERMAID else "\\n"
+    states = []
+    for state in drawing.states:
+        label = drawing.state_labels.get(state, state).split("\n")
+        if highlight is not None:
+            label += list(highlight.visited.get(state, ()))
+        states.append({"name": state, "label": newline.join(label)})
+    transitions = _transitions(drawing)
     machine = _DrawingMachine(
         model=canvas, states=states, initial=drawing.initial, transitions=transitions,
         auto_transitions=False, show_conditions=True, title=drawing.title,

@@ -135,24 +135,13 @@ def host_app(agent: Agent, token: str, *, name: str = "task host",
     @_guarded
     async def start(request: Request) -> Response:
         task_id = _task_id(request)
-        body = await json_body(request)
-        verb, parameters = body.get("verb"), body.get("parameters", {})
-        if not isinstance(verb, str) or not verb:
-            raise BadRequest("'verb' must be a non-empty string")
-        if not isinstance(parameters, dict):
-            raise BadRequest("'parameters' must be a JSON object")
+        verb, parameters = _start_body(await json_body(request))
         await run_in_threadpool(agent.start, task_id, verb, parameters)
         return JSONResponse({"task_id": task_id, "started": True})
 
     @_guarded
     async def poll(request: Request) -> Response:
-        body = await json_body(request)
-        ids = body.get("task_ids")
-        if not isinstance(ids, list) or not all(isinstance(i, str) and TASK_ID.match(i)
-                                                for i in ids):
-            raise BadRequest("'task_ids' must be a list of plain task ids")
-        if len(ids) > MAX_POLL_IDS:
-            raise BadRequest(f"at most {MAX_POLL_IDS} task ids per poll, not {len(ids)}")
+        ids = _poll_body(await json_body(request))
         answer = await run_in_threadpool(agent.poll, ids)
         return JSONResponse({"tasks": {task_id: report_to_json(report)
                                        for task_id, report in answer.items()}})
@@ -184,6 +173,27 @@ def host_app(agent: Agent, token: str, *, name: str = "task host",
         *[_wrap(route) for route in routes],
     ])
     return _Gate(app, token.encode())
+
+
+def _start_body(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A start's verb and parameters, or a BadRequest saying which is wrong."""
+    verb, parameters = body.get("verb"), body.get("parameters", {})
+    if not isinstance(verb, str) or not verb:
+        raise BadRequest("'verb' must be a non-empty string")
+    if not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be a JSON object")
+    return verb, parameters
+
+
+def _poll_body(body: dict[str, Any]) -> list[str]:
+    """A poll's task ids, or a BadRequest saying what is wrong with them."""
+    ids = body.get("task_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and TASK_ID.match(i)
+                                            for i in ids):
+        raise BadRequest("'task_ids' must be a list of plain task ids")
+    if len(ids) > MAX_POLL_IDS:
+        raise BadRequest(f"at most {MAX_POLL_IDS} task ids per poll, not {len(ids)}")
+    return ids
 
 
 def _wrap(route: BaseRoute) -> BaseRoute:

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, Phase, event, note, settings
 from hypothesis import strategies as st
@@ -78,58 +78,203 @@ def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
     return HostResult.SUCCESS
 
 
+class _EngineMachine(RuleBasedStateMachine):
+    """The rules and properties of every scenario's machine; `engine_machine` adds the ones
+    whose strategies come from the scenario (what to submit)."""
+
+    scenario: ClassVar[Scenario]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="endaction-property-"))
+        self.store = fresh_store(self.scenario.open_store, self.folder)
+        self.clock = ManualClock()
+        self.ids = itertools.count(1)
+        self.agents = {name: self.scenario.agent() for name in self.scenario.agent_names}
+        self.engine = self._new_engine()
+        self.roots: list[str] = []
+        self.size = TreeSize(0, 0, 0)
+        # Opposite commands an operator's cleanup started: each adds to the tick bound.
+        self.cleanups = 0
+        self.checker = StepChecker(self.store, self.roots, self.scenario.bounds)
+
+    # ------------------------------------------------------------------ plumbing
+    def _new_engine(self) -> Engine:
+        scenario = self.scenario
+        return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
+                      retry=scenario.retry, clock=self.clock, sleep=self.clock.sleep,
+                      limits=scenario.limits, ids=lambda: f"{next(self.ids):032x}")
+
+    def _tick(self) -> None:
+        try:
+            report = self.engine.tick()
+        except AgentCrash:
+            self._restart()
+            return
+        if report.committed:
+            self.checker.committed()
+        else:
+            self.checker.unchanged()
+
+    def _restart(self) -> None:
+        """The engine's process is gone: only the database and the agents remain. The
+        store object stays (it holds nothing of the engine's between transactions, and
+        its connections are dropped), so a restart costs a recovery, not a new schema
+        check and new compiled statements: shrinking replays many of them."""
+        self.store.dispose()
+        self.engine = self._new_engine()
+        self.engine.recover()
+        self.checker.restarted(self.store)
+
+    def _running(self, compensations: bool = False) -> list[tuple[str, str]]:
+        return [(name, task_id) for name, agent in sorted(self.agents.items())
+                for task_id in (agent.compensations_running() if compensations
+                                else agent.running())]
+
+    # ------------------------------------------------------------------ rules
+    @rule()
+    def tick(self) -> None:
+        self._tick()
+
+    @precondition(lambda self: bool(self._running()))
+    @rule(pick=PICK, result=RESULTS, acted=st.booleans())
+    def agent_ends_task(self, pick: int, result: HostResult, acted: bool) -> None:
+        running = self._running()
+        name, task_id = running[pick % len(running)]
+        self.agents[name].finish(task_id, result, effect=acted)
+
+    @precondition(lambda self: bool(self._running()))
+    @rule(pick=PICK, acted=st.booleans())
+    def agent_forgets_task(self, pick: int, acted: bool) -> None:
+        running = self._running()
+        name, task_id = running[pick % len(running)]
+        self.agents[name].forget(task_id, effect=acted)
+
+    @precondition(lambda self: bool(self._running(compensations=True)))
+    @rule(pick=PICK)
+    def compensation_fails_once(self, pick: int) -> None:
+        running = self._running(compensations=True)
+        name, task_id = running[pick % len(running)]
+        self.agents[name].finish(task_id, HostResult.FAILURE, effect=False)
+
+    @precondition(lambda self: bool(self._running()))
+    @rule(pick=PICK)
+    def compensation_will_fail_for_good(self, pick: int) -> None:
+        """Every opposite command's task for this task's resource fails, now and later."""
+        running = self._running()
+        name, task_id = running[pick % len(running)]
+        self.agents[name].doom(task_id)
+
+    @rule(calls=st.integers(min_value=1, max_value=3))
+    def agent_calls_fail(self, calls: int) -> None:
+        for agent in self.agents.values():
+            agent.hiccups = calls
+
+    @rule(seconds=st.sampled_from([0.5, 2.0, 30.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @precondition(lambda self: bool(self.roots))
+    @rule(pick=PICK)
+    def operator_cancels_a_root(self, pick: int) -> None:
+        root = self.roots[pick % len(self.roots)]
+        try:
+            self.engine.cancel(root, "the property suite cancels it")
+        except NotCancellable:
+            return  # it has ended already
+        self.checker.observe()
+
+    @rule()
+    def operator_runs_cleanup(self) -> None:
+        self.cleanups += len(self.engine.cleanup())
+        self.checker.observe()
+
+    @rule()
+    def engine_crashes(self) -> None:
+        self._restart()
+
+    @rule(call=st.integers(min_value=1, max_value=4), pick=PICK)
+    def engine_dies_inside_agent_call(self, call: int, pick: int) -> None:
+        names = sorted(self.agents)
+        agent = self.agents[names[pick % len(names)]]
+        agent.die_in_call = call
+        for _ in range(3):
+            self._tick()
+            if agent.die_in_call is None:
+                break
+        agent.die_in_call = None
+
+    # ------------------------------------------------------------------ properties
+    def _safe(self, snap: Snapshot) -> None:
+        fail_on(check_safety(snap) + check_outputs(snap, self.agents)
+                + self.scenario.check(snap), "safety")
+
+    @invariant()
+    def safety(self) -> None:
+        self._safe(self.checker.snap)
+
+    def teardown(self) -> None:
+        try:
+            self._finish()
+        finally:
+            self.store.dispose()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _finish(self) -> None:
+        """Let every agent answer at once and require quiescence within the bound."""
+        for agent in self.agents.values():
+            agent.hiccups, agent.die_in_call = 0, None
+            agent.autopilot = _autopilot_success
+
+        def check_commit(report: TickReport) -> None:
+            self._safe(self.checker.committed("at teardown"))
+
+        self.engine.on_commit = check_commit
+        bounds, per_compensation = self.scenario.bounds, self.scenario.tasks_per_compensation
+        bound = tick_bound(self.size, bounds, per_compensation) + (
+            2 * self.cleanups * compensation_commits(bounds, per_compensation))
+        try:
+            ticks = self.engine.run_until_idle(max_ticks=bound, poll_interval=0.05)
+        except EngineDidNotSettle as err:
+            raise AssertionError(
+                f"no quiescence within {bound} ticks, the bound for trees of {self.size}: "
+                f"a rollback loop? ({err})") from err
+        snap = self.checker.observe()
+        fail_on(check_quiescent(snap, self.scenario.max_clear_attempts), "quiescence")
+        self._safe(snap)
+        allowed = revert_failed_resources(snap)
+        left = self.scenario.leftovers(snap, self.agents, self.store)
+        fail_on([f"{r} was left behind and not marked revert_failed"
+               for r in sorted(left - allowed)], "leftovers")
+        for revert in snap.reverts.values():
+            owner = snap.commands.get(revert.owner)
+            if revert.state == RevertState.REVERT_FAILED and owner is not None and \
+                    owner.status != CommandStatus.ROLLBACK_FAILED:
+                raise AssertionError(f"{revert.resource} is revert_failed but its command "
+                                     f"{owner.id} says {owner.status}")
+        if not currently_in_test_context():
+            return  # replayed by hand, outside Hypothesis: nothing to report to
+        note(f"quiescent after {ticks} ticks (bound {bound}); revert_failed: "
+             f"{sorted(allowed) or 'none'}")
+        event(f"left revert_failed resources: {'yes' if allowed else 'no'}")
+        opposite = sum(c.execution_reason == ExecutionReason.ROLLBACK_FLOW
+                       for c in snap.commands.values())
+        event(f"opposite commands run: {'none' if not opposite else 'some'}")
+        commands, tasks = snap.commands.values(), snap.tasks.values()
+        for what, seen in (("commands that took a later step", any(c.step > 1
+                                                                     for c in commands)),
+                           ("tasks retried", any(t.retried for t in tasks)),
+                           ("outputs kept", any(t.output is not None for t in tasks))):
+            event(f"{what}: {'some' if seen else 'none'}")
+        for root in self.roots:
+            event(f"root ended {snap.commands[root].status}")
+
+
+
 def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
     """The state machine for a scenario; run it with `engine_machine(s).TestCase` in pytest."""
 
-    class EngineMachine(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.folder = Path(tempfile.mkdtemp(prefix="endaction-property-"))
-            self.store = fresh_store(scenario.open_store, self.folder)
-            self.clock = ManualClock()
-            self.ids = itertools.count(1)
-            self.agents = {name: scenario.agent() for name in scenario.agent_names}
-            self.engine = self._new_engine()
-            self.roots: list[str] = []
-            self.size = TreeSize(0, 0, 0)
-            # Opposite commands an operator's cleanup started: each adds to the tick bound.
-            self.cleanups = 0
-            self.checker = StepChecker(self.store, self.roots, scenario.bounds)
-
-        # ------------------------------------------------------------------ plumbing
-        def _new_engine(self) -> Engine:
-            return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
-                          retry=scenario.retry, clock=self.clock, sleep=self.clock.sleep,
-                          limits=scenario.limits,
-                          ids=lambda: f"{next(self.ids):032x}")
-
-        def _tick(self) -> None:
-            try:
-                report = self.engine.tick()
-            except AgentCrash:
-                self._restart()
-                return
-            if report.committed:
-                self.checker.committed()
-            else:
-                self.checker.unchanged()
-
-        def _restart(self) -> None:
-            """The engine's process is gone: only the database and the agents remain. The
-            store object stays (it holds nothing of the engine's between transactions, and
-            its connections are dropped), so a restart costs a recovery, not a new schema
-            check and new compiled statements: shrinking replays many of them."""
-            self.store.dispose()
-            self.engine = self._new_engine()
-            self.engine.recover()
-            self.checker.restarted(self.store)
-
-        def _running(self, compensations: bool = False) -> list[tuple[str, str]]:
-            return [(name, task_id) for name, agent in sorted(self.agents.items())
-                    for task_id in (agent.compensations_running() if compensations
-                                    else agent.running())]
-
-        # ------------------------------------------------------------------ rules
+    class EngineMachine(_EngineMachine):
         @initialize(submission=scenario.submissions)
         def first_submit(self, submission: Submission) -> None:
             self.submit(submission)
@@ -144,143 +289,7 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
             self.size = self.size + submission.size
             self.checker.observe()
 
-        @rule()
-        def tick(self) -> None:
-            self._tick()
-
-        @precondition(lambda self: bool(self._running()))
-        @rule(pick=PICK, result=RESULTS, acted=st.booleans())
-        def agent_ends_task(self, pick: int, result: HostResult, acted: bool) -> None:
-            running = self._running()
-            name, task_id = running[pick % len(running)]
-            self.agents[name].finish(task_id, result, effect=acted)
-
-        @precondition(lambda self: bool(self._running()))
-        @rule(pick=PICK, acted=st.booleans())
-        def agent_forgets_task(self, pick: int, acted: bool) -> None:
-            running = self._running()
-            name, task_id = running[pick % len(running)]
-            self.agents[name].forget(task_id, effect=acted)
-
-        @precondition(lambda self: bool(self._running(compensations=True)))
-        @rule(pick=PICK)
-        def compensation_fails_once(self, pick: int) -> None:
-            running = self._running(compensations=True)
-            name, task_id = running[pick % len(running)]
-            self.agents[name].finish(task_id, HostResult.FAILURE, effect=False)
-
-        @precondition(lambda self: bool(self._running()))
-        @rule(pick=PICK)
-        def compensation_will_fail_for_good(self, pick: int) -> None:
-            """Every opposite command's task for this task's resource fails, now and later."""
-            running = self._running()
-            name, task_id = running[pick % len(running)]
-            self.agents[name].doom(task_id)
-
-        @rule(calls=st.integers(min_value=1, max_value=3))
-        def agent_calls_fail(self, calls: int) -> None:
-            for agent in self.agents.values():
-                agent.hiccups = calls
-
-        @rule(seconds=st.sampled_from([0.5, 2.0, 30.0]))
-        def time_passes(self, seconds: float) -> None:
-            self.clock.now += seconds
-
-        @precondition(lambda self: bool(self.roots))
-        @rule(pick=PICK)
-        def operator_cancels_a_root(self, pick: int) -> None:
-            root = self.roots[pick % len(self.roots)]
-            try:
-                self.engine.cancel(root, "the property suite cancels it")
-            except NotCancellable:
-                return  # it has ended already
-            self.checker.observe()
-
-        @rule()
-        def operator_runs_cleanup(self) -> None:
-            self.cleanups += len(self.engine.cleanup())
-            self.checker.observe()
-
-        @rule()
-        def engine_crashes(self) -> None:
-            self._restart()
-
-        @rule(call=st.integers(min_value=1, max_value=4), pick=PICK)
-        def engine_dies_inside_agent_call(self, call: int, pick: int) -> None:
-            names = sorted(self.agents)
-            agent = self.agents[names[pick % len(names)]]
-            agent.die_in_call = call
-            for _ in range(3):
-                self._tick()
-                if agent.die_in_call is None:
-                    break
-            agent.die_in_call = None
-
-        # ------------------------------------------------------------------ properties
-        def _safe(self, snap: Snapshot) -> None:
-            fail_on(check_safety(snap) + check_outputs(snap, self.agents)
-                    + scenario.check(snap), "safety")
-
-        @invariant()
-        def safety(self) -> None:
-            self._safe(self.checker.snap)
-
-        def teardown(self) -> None:
-            try:
-                self._finish()
-            finally:
-                self.store.dispose()
-                shutil.rmtree(self.folder, ignore_errors=True)
-
-        def _finish(self) -> None:
-            """Let every agent answer at once and require quiescence within the bound."""
-            for agent in self.agents.values():
-                agent.hiccups, agent.die_in_call = 0, None
-                agent.autopilot = _autopilot_success
-
-            def check_commit(report: TickReport) -> None:
-                self._safe(self.checker.committed("at teardown"))
-
-            self.engine.on_commit = check_commit
-            bound = tick_bound(self.size, scenario.bounds, scenario.tasks_per_compensation) + (
-                2 * self.cleanups * compensation_commits(scenario.bounds,
-                                                         scenario.tasks_per_compensation))
-            try:
-                ticks = self.engine.run_until_idle(max_ticks=bound, poll_interval=0.05)
-            except EngineDidNotSettle as err:
-                raise AssertionError(
-                    f"no quiescence within {bound} ticks, the bound for trees of {self.size}: "
-                    f"a rollback loop? ({err})") from err
-            snap = self.checker.observe()
-            fail_on(check_quiescent(snap, scenario.max_clear_attempts), "quiescence")
-            self._safe(snap)
-            allowed = revert_failed_resources(snap)
-            left = scenario.leftovers(snap, self.agents, self.store)
-            fail_on([f"{r} was left behind and not marked revert_failed"
-                   for r in sorted(left - allowed)], "leftovers")
-            for revert in snap.reverts.values():
-                owner = snap.commands.get(revert.owner)
-                if revert.state == RevertState.REVERT_FAILED and owner is not None and \
-                        owner.status != CommandStatus.ROLLBACK_FAILED:
-                    raise AssertionError(f"{revert.resource} is revert_failed but its command "
-                                         f"{owner.id} says {owner.status}")
-            if not currently_in_test_context():
-                return  # replayed by hand, outside Hypothesis: nothing to report to
-            note(f"quiescent after {ticks} ticks (bound {bound}); revert_failed: "
-                 f"{sorted(allowed) or 'none'}")
-            event(f"left revert_failed resources: {'yes' if allowed else 'no'}")
-            opposite = sum(c.execution_reason == ExecutionReason.ROLLBACK_FLOW
-                           for c in snap.commands.values())
-            event(f"opposite commands run: {'none' if not opposite else 'some'}")
-            commands, tasks = snap.commands.values(), snap.tasks.values()
-            for what, seen in (("commands that took a later step", any(c.step > 1
-                                                                         for c in commands)),
-                               ("tasks retried", any(t.retried for t in tasks)),
-                               ("outputs kept", any(t.output is not None for t in tasks))):
-                event(f"{what}: {'some' if seen else 'none'}")
-            for root in self.roots:
-                event(f"root ended {snap.commands[root].status}")
-
+    EngineMachine.scenario = scenario
     EngineMachine.__name__ = EngineMachine.__qualname__ = "EngineMachine"
     EngineMachine.TestCase.settings = kit_settings()
     return EngineMachine

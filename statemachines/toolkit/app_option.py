@@ -40,10 +40,26 @@ def load_app(spec: str) -> App:
             or not all(part.isidentifier() for part in attribute.split(".")):
         raise UsageProblem(f"--app {spec!r} is not 'module:attribute' (e.g. "
                            f"'{DEFAULT_APP}')")
+    found: Any = _import(spec, module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise UsageProblem(f"--app {spec!r}: {module_name} has no attribute "
+                               f"{attribute!r}") from None
+    if not isinstance(found, App):
+        raise UsageProblem(f"--app {spec!r} is a {type(found).__name__}, not a "
+                           "statemachines.App")
+    return found
+
+
+def _import(spec: str, module_name: str) -> Any:
+    """The application's module, from the current directory too; a UsageProblem saying
+    what went wrong in it, never a traceback."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        found: Any = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name is not None and module_name.startswith(err.name):
             raise UsageProblem(f"--app {spec!r}: no module named {err.name!r} (is it "
@@ -55,16 +71,6 @@ def load_app(spec: str) -> App:
     except Exception as err:  # the user's module is broken: say where, not a traceback
         raise UsageProblem(f"--app {spec!r}: importing {module_name} raised "
                            f"{type(err).__name__}: {err}") from err
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise UsageProblem(f"--app {spec!r}: {module_name} has no attribute "
-                               f"{attribute!r}") from None
-    if not isinstance(found, App):
-        raise UsageProblem(f"--app {spec!r} is a {type(found).__name__}, not a "
-                           "statemachines.App")
-    return found
 
 
 def _load(ctx: click.Context, param: click.Parameter, value: str) -> App:

@@ -120,50 +120,52 @@ def status_view(store: SqlStore, top: CommandRecord) -> dict[str, Any]:
     return {"database": store.url, "command": node(current)}
 
 
+def _command_line(command: dict[str, Any]) -> str:
+    parts = [command["type"], command["id"]]
+    if command["entity"]:
+        parts.append(command["entity"])
+    if command["compensates"]:
+        parts.append("[ROLLBACK_FLOW]")
+    parts.append(coloured(command["status"]))
+    if command["outcome"]:
+        parts.append(f"({outcome_text(command['outcome'])})")
+    if command["step"] > 1:
+        parts.append(f"step {command['step']}")
+    if command["error"]:
+        parts.append(f"error: {command['error']}")
+    if command["output"] is not None:
+        parts.append(f"output {_short(command['output'])}")
+    return " ".join(parts)
+
+
+def _task_line(task: dict[str, Any]) -> str:
+    host = "/".join(x for x in (task["host_status"], task["host_result"]) if x)
+    if host and task["message"] and task["host_result"] != "success":
+        host += f": {task['message']}"
+    line = f"task {task['verb']} {task['id']} {coloured(task['status'])}" + (
+        f" (host {host})" if host else "")
+    if task["max_attempts"] > 1:
+        line += f" attempt {task['attempt']} of {task['max_attempts']}" + (
+            ", retried" if task["retried"] else "")
+    if task["output"] is not None:
+        line += f" output {_short(task['output'])}"
+    return line
+
+
 def render_status(view: dict[str, Any]) -> str:
     lines: list[str] = []
-
-    def describe(command: dict[str, Any]) -> str:
-        parts = [command["type"], command["id"]]
-        if command["entity"]:
-            parts.append(command["entity"])
-        if command["compensates"]:
-            parts.append("[ROLLBACK_FLOW]")
-        parts.append(coloured(command["status"]))
-        if command["outcome"]:
-            parts.append(f"({outcome_text(command['outcome'])})")
-        if command["step"] > 1:
-            parts.append(f"step {command['step']}")
-        if command["error"]:
-            parts.append(f"error: {command['error']}")
-        if command["output"] is not None:
-            parts.append(f"output {_short(command['output'])}")
-        return " ".join(parts)
-
-    def task_line(task: dict[str, Any]) -> str:
-        host = "/".join(x for x in (task["host_status"], task["host_result"]) if x)
-        if host and task["message"] and task["host_result"] != "success":
-            host += f": {task['message']}"
-        line = f"task {task['verb']} {task['id']} {coloured(task['status'])}" + (
-            f" (host {host})" if host else "")
-        if task["max_attempts"] > 1:
-            line += f" attempt {task['attempt']} of {task['max_attempts']}" + (
-                ", retried" if task["retried"] else "")
-        if task["output"] is not None:
-            line += f" output {_short(task['output'])}"
-        return line
 
     def walk(command: dict[str, Any], prefix: str) -> None:
         items = [("task", t) for t in command["tasks"]] + \
                 [("command", c) for c in command["children"]]
         for index, (kind, item) in enumerate(items):
             last = index == len(items) - 1
-            text = task_line(item) if kind == "task" else describe(item)
+            text = _task_line(item) if kind == "task" else _command_line(item)
             lines.append(f"{prefix}{'└─' if last else '├─'} {text}")
             if kind == "command":
                 walk(item, prefix + ("   " if last else "│  "))
 
-    lines.append(describe(view["command"]))
+    lines.append(_command_line(view["command"]))
     walk(view["command"], "")
     return "\n".join(lines)
 

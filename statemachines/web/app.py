@@ -82,119 +82,135 @@ class _Headers:
         await self.app(scope, receive, sending)
 
 
+class _Pages:
+    """The web view's endpoints over one store and site: every page answered, every error
+    a page of its own, every action behind the token."""
+
+    def __init__(self, store: SqlStore, site: Site, token: str | None,
+                 cleanup: CleanupJob | None, clock: Callable[[], float]) -> None:
+        self.store, self.site, self.token, self.cleanup, self.clock = (
+            store, site, token, cleanup, clock)
+        self.assets = {name: (files(__package__) / "static" / name).read_bytes()
+                       for name in STATIC}
+
+    def error_page(self, err: PageError) -> HTMLResponse:
+        body = fill('<p class="problem">$message</p><p><a href="/">the roots</a></p>',
+                    message=err.message)
+        return HTMLResponse(frame(self.site, err.title, body,
+                                  heading=f"{err.status} {err.title}"),
+                            status_code=err.status)
+
+    def answered(self, page: Callable[[Request], Safe | Response]
+                 ) -> Callable[[Request], Response]:
+        @functools.wraps(page)
+        def endpoint(request: Request) -> Response:
+            try:
+                found = page(request)
+            except PageError as err:
+                return self.error_page(err)
+            except Moved as moved:
+                return RedirectResponse(moved.location, status_code=303)
+            except StoreUnavailable as err:
+                return self.error_page(Unavailable(f"the database did not answer: {err} "
+                                                   "(reload in a moment)"))
+            except Exception:  # the details are for the log, not for the page
+                log.exception("the page %s failed", clipped(request.url.path, 200))
+                return self.error_page(ServerError("this page failed on the server; its log "
+                                                   "says why"))
+            return found if isinstance(found, Response) else HTMLResponse(found)
+        return endpoint
+
+    def acting(self, action: Callable[[Request, dict[str, str]], Response]
+               ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                form = await form_of(request)
+                require_token(self.token, request, form)
+            except PageError as err:
+                return self.error_page(err)
+            return await run_in_threadpool(self.answered(lambda r: action(r, form)), request)
+        return endpoint
+
+    @staticmethod
+    def note(request: Request) -> str | None:
+        return NOTES.get(request.query_params.get("done", ""))
+
+    @staticmethod
+    def params(request: Request, *ignored: str) -> dict[str, str]:
+        return {k: v for k, v in request.query_params.items() if k not in ignored}
+
+    def roots(self, request: Request) -> Safe:
+        return roots_page(self.site, self.store, self.params(request), self.clock())
+
+    def tree(self, request: Request) -> Safe:
+        return tree_page(self.site, self.store, request.path_params["root_id"],
+                         self.note(request))
+
+    def history(self, request: Request) -> Safe:
+        return history_page(self.site, self.store, request.path_params["root_id"],
+                            self.params(request))
+
+    def machine(self, request: Request) -> Safe:
+        return machine_page(self.site, self.store, request.path_params["object_id"])
+
+    def leftovers(self, request: Request) -> Safe:
+        return leftovers_page(self.site, self.store, self.params(request, "done"),
+                              self.cleanup.state if self.cleanup else None,
+                              self.note(request))
+
+    def cancel(self, request: Request, form: dict[str, str]) -> Response:
+        root_id = request.path_params["root_id"]
+        if self.store.command(root_id) is None:
+            raise NotFound(f"no root with id {clipped(root_id, 100)!r} in {self.store.url}")
+        try:
+            request_cancel(self.store, root_id,
+                           reason_of(form, "cancelled from the web view"), self.clock())
+        except NotCancellable as err:
+            raise Conflict(str(err)) from None
+        return RedirectResponse(with_query(path("roots", root_id), done="cancel"),
+                                status_code=303)
+
+    def clean(self, request: Request, form: dict[str, str]) -> Response:
+        if self.cleanup is None:
+            raise Conflict("this web view was started without a way to clean up")
+        self.cleanup.start()
+        return RedirectResponse(with_query("/leftovers", done="cleanup"), status_code=303)
+
+    def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.assets:
+            raise NotFound(f"no file {clipped(name, 80)!r} here")
+        return Response(self.assets[name], media_type=STATIC[name])
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        problem = PageError(f"{request.method} {clipped(request.url.path, 200)}: "
+                            + ("no such page" if exc.status_code == 404 else str(exc.detail)))
+        problem.status, problem.title = exc.status_code, str(exc.detail)
+        return self.error_page(problem)
+
+
 def web_app(store: SqlStore, site: Site, *, token: str | None = None,
             cleanup: CleanupJob | None = None, allowed_hosts: Sequence[str] = ("*",),
             clock: Callable[[], float] = time.time) -> Starlette:
     """The web view of `store`; with `token` (and `cleanup`) its actions are offered."""
     if site.actions != (token is not None):
         raise ValueError("site.actions says whether a token is given")
-
-    def error_page(err: PageError) -> HTMLResponse:
-        body = fill('<p class="problem">$message</p><p><a href="/">the roots</a></p>',
-                    message=err.message)
-        return HTMLResponse(frame(site, err.title, body,
-                                  heading=f"{err.status} {err.title}"),
-                            status_code=err.status)
-
-    def answered(page: Callable[[Request], Safe | Response]) -> Callable[[Request], Response]:
-        @functools.wraps(page)
-        def endpoint(request: Request) -> Response:
-            try:
-                found = page(request)
-            except PageError as err:
-                return error_page(err)
-            except Moved as moved:
-                return RedirectResponse(moved.location, status_code=303)
-            except StoreUnavailable as err:
-                return error_page(Unavailable(f"the database did not answer: {err} (reload "
-                                              "in a moment)"))
-            except Exception:  # the details are for the log, not for the page
-                log.exception("the page %s failed", clipped(request.url.path, 200))
-                return error_page(ServerError("this page failed on the server; its log says "
-                                              "why"))
-            return found if isinstance(found, Response) else HTMLResponse(found)
-        return endpoint
-
-    def acting(action: Callable[[Request, dict[str, str]], Response]
-               ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                form = await form_of(request)
-                require_token(token, request, form)
-            except PageError as err:
-                return error_page(err)
-            return await run_in_threadpool(answered(lambda r: action(r, form)), request)
-        return endpoint
-
-    def note(request: Request) -> str | None:
-        return NOTES.get(request.query_params.get("done", ""))
-
-    def params(request: Request, *ignored: str) -> dict[str, str]:
-        return {k: v for k, v in request.query_params.items() if k not in ignored}
-
-    def roots(request: Request) -> Safe:
-        return roots_page(site, store, params(request), clock())
-
-    def tree(request: Request) -> Safe:
-        return tree_page(site, store, request.path_params["root_id"], note(request))
-
-    def history(request: Request) -> Safe:
-        return history_page(site, store, request.path_params["root_id"], params(request))
-
-    def machine(request: Request) -> Safe:
-        return machine_page(site, store, request.path_params["object_id"])
-
-    def leftovers(request: Request) -> Safe:
-        return leftovers_page(site, store, params(request, "done"),
-                              cleanup.state if cleanup else None, note(request))
-
-    def cancel(request: Request, form: dict[str, str]) -> Response:
-        root_id = request.path_params["root_id"]
-        if store.command(root_id) is None:
-            raise NotFound(f"no root with id {clipped(root_id, 100)!r} in {store.url}")
-        try:
-            request_cancel(store, root_id, reason_of(form, "cancelled from the web view"),
-                           clock())
-        except NotCancellable as err:
-            raise Conflict(str(err)) from None
-        return RedirectResponse(with_query(path("roots", root_id), done="cancel"),
-                                status_code=303)
-
-    def clean(request: Request, form: dict[str, str]) -> Response:
-        if cleanup is None:
-            raise Conflict("this web view was started without a way to clean up")
-        cleanup.start()
-        return RedirectResponse(with_query("/leftovers", done="cleanup"), status_code=303)
-
-    assets = {name: (files(__package__) / "static" / name).read_bytes() for name in STATIC}
-
-    def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in assets:
-            raise NotFound(f"no file {clipped(name, 80)!r} here")
-        return Response(assets[name], media_type=STATIC[name])
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        problem = PageError(f"{request.method} {clipped(request.url.path, 200)}: "
-                            + ("no such page" if exc.status_code == 404 else str(exc.detail)))
-        problem.status, problem.title = exc.status_code, str(exc.detail)
-        return error_page(problem)
-
+    pages = _Pages(store, site, token, cleanup, clock)
     routes = [
-        Route("/", answered(roots)),
-        Route("/roots/{root_id}", answered(tree)),
-        Route("/roots/{root_id}/history", answered(history)),
-        Route("/roots/{root_id}/cancel", acting(cancel), methods=["POST"]),
-        Route("/machine/{object_id}", answered(machine)),
-        Route("/leftovers", answered(leftovers)),
-        Route("/cleanup", acting(clean), methods=["POST"]),
-        Route("/static/{name}", answered(static)),
+        Route("/", pages.answered(pages.roots)),
+        Route("/roots/{root_id}", pages.answered(pages.tree)),
+        Route("/roots/{root_id}/history", pages.answered(pages.history)),
+        Route("/roots/{root_id}/cancel", pages.acting(pages.cancel), methods=["POST"]),
+        Route("/machine/{object_id}", pages.answered(pages.machine)),
+        Route("/leftovers", pages.answered(pages.leftovers)),
+        Route("/cleanup", pages.acting(pages.clean), methods=["POST"]),
+        Route("/static/{name}", pages.answered(pages.static)),
         # Browsers ask for it on every page; there is none, and "none" is not an error.
         Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
                   Middleware(_Headers)]
-    exception_handlers: dict[Any, Any] = {HTTPException: http_error}
+    exception_handlers: dict[Any, Any] = {HTTPException: pages.http_error}
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers=exception_handlers)

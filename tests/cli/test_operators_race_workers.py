@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from persistence import SqlStore
 from statemachines import ExecutionReason, NotCancellable, Outcome, RevertState
 from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.core.operations.operator_requests import request_cancel
@@ -45,6 +46,24 @@ def _cli(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _cancel_at_random(store: SqlStore, rng: random.Random, demo_root: str,
+                      asked: dict[str, str], refused: list[str], stop: threading.Event) -> None:
+    """An operator cancelling roots at random, mostly recent ones, until `stop`: what was
+    accepted (with the root's status then) in `asked`, what was refused in `refused`."""
+    while not stop.wait(rng.uniform(0.05, 0.25)):
+        roots = [r for r in store.root_ids() if r != demo_root]
+        if not roots:
+            continue
+        root = rng.choice(roots[-10:] if rng.random() < 0.7 else roots)
+        record = store.command(root)
+        try:
+            request_cancel(store, root, "the operator changed their mind", time.time())
+        except NotCancellable as refusal:
+            refused.append(str(refusal))
+            continue
+        asked.setdefault(root, record.status if record else "?")
+
+
 def test_cancel_and_cleanup_racing_two_workers_leave_nothing(tmp_path: Path) -> None:
     url = postgres_url()
     rng = random.Random(SEED)
@@ -62,21 +81,8 @@ def test_cancel_and_cleanup_racing_two_workers_leave_nothing(tmp_path: Path) -> 
     refused: list[str] = []
     stop = threading.Event()
 
-    def cancel_at_random() -> None:
-        while not stop.wait(rng.uniform(0.05, 0.25)):
-            roots = [r for r in store.root_ids() if r != demo_root]
-            if not roots:
-                continue
-            root = rng.choice(roots[-10:] if rng.random() < 0.7 else roots)
-            record = store.command(root)
-            try:
-                request_cancel(store, root, "the operator changed their mind", time.time())
-            except NotCancellable as refusal:
-                refused.append(str(refusal))
-                continue
-            asked.setdefault(root, record.status if record else "?")
-
-    canceller = threading.Thread(target=cancel_at_random, daemon=True)
+    canceller = threading.Thread(target=_cancel_at_random, daemon=True,
+                                 args=(store, rng, demo_root, asked, refused, stop))
     try:
         workers.start("w1", "--max-roots", "6")
         workers.start("w2", "--max-roots", "6")

@@ -118,6 +118,37 @@ def _retried_progress(store: object) -> tuple[int, int]:
     return progress(store)  # type: ignore[arg-type]
 
 
+def _sample_and_resume(host: Host, workers: Workers, samples: dict[tuple[str, int], Samples],
+                       stopped: list[tuple[float, subprocess.Popen[str]]], now: float) -> None:
+    """Each process's memory, sampled; the stopped ones whose pause is over, continued."""
+    assert host.process is not None
+    for name, process in {"host": host.process, **workers.running}.items():
+        samples.setdefault((name, process.pid), Samples(name)).take(process.pid)
+    for resume_at, process in [s for s in stopped if s[0] <= now]:
+        process.send_signal(signal.SIGCONT)
+        stopped.remove((resume_at, process))
+
+
+def _inject(rng: random.Random, workers: Workers, host: Host, url: str, now: float,
+            stopped: list[tuple[float, subprocess.Popen[str]]]) -> str:
+    """One fault, chosen at random, now: the faulty worker killed, or paused past its lease;
+    every database connection cut; or the host stalled. Returns which."""
+    fault = rng.choice(["kill", "pause", "cut", "stall-host"])
+    if fault == "kill":
+        assert workers.stop("faulty", signal.SIGKILL) == -signal.SIGKILL
+        workers.start("faulty")
+    elif fault == "pause":
+        workers.running["faulty"].send_signal(signal.SIGSTOP)
+        stopped.append((now + TTL + rng.uniform(0.5, 2), workers.running["faulty"]))
+    elif fault == "cut":
+        cut_every_connection(url)
+    else:
+        assert host.process is not None
+        host.process.send_signal(signal.SIGSTOP)
+        stopped.append((now + rng.uniform(0.5, 3), host.process))
+    return fault
+
+
 def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Path) -> None:
     url = postgres_url()
     rng = random.Random(SEED)
@@ -143,26 +174,9 @@ def test_a_fleet_under_a_steady_stream_and_random_faults_stays_flat(tmp_path: Pa
         stopped: list[tuple[float, subprocess.Popen[str]]] = []  # (resume at, process)
         while True:
             now = time.monotonic()
-            processes = {"host": host.process, **workers.running}
-            for name, process in processes.items():
-                samples.setdefault((name, process.pid), Samples(name)).take(process.pid)
-            for resume_at, process in [s for s in stopped if s[0] <= now]:
-                process.send_signal(signal.SIGCONT)
-                stopped.remove((resume_at, process))
+            _sample_and_resume(host, workers, samples, stopped, now)
             if now >= next_fault and now - started < SECONDS and not stopped:
-                fault = rng.choice(["kill", "pause", "cut", "stall-host"])
-                faults.append(fault)
-                if fault == "kill":
-                    assert workers.stop("faulty", signal.SIGKILL) == -signal.SIGKILL
-                    workers.start("faulty")
-                elif fault == "pause":
-                    workers.running["faulty"].send_signal(signal.SIGSTOP)
-                    stopped.append((now + TTL + rng.uniform(0.5, 2), workers.running["faulty"]))
-                elif fault == "cut":
-                    cut_every_connection(url)
-                else:
-                    host.process.send_signal(signal.SIGSTOP)
-                    stopped.append((now + rng.uniform(0.5, 3), host.process))
+                faults.append(_inject(rng, workers, host, url, now, stopped))
                 next_fault = now + rng.uniform(2, 6)
             if submitting.poll() is not None and not stopped:
                 ended, leased = _retried_progress(store)

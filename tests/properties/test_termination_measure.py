@@ -40,42 +40,60 @@ def _steps(task: TaskRecord) -> int:
     return BOUNDS.task_steps(task)
 
 
-def _task_moves() -> list[tuple[TaskRecord, TaskRecord]]:
-    """Every write the engine can make to a task, as (before, after)."""
-    s, c = BOUNDS.max_start_attempts, BOUNDS.max_clear_attempts
+Move = tuple[TaskRecord, TaskRecord]
+
+
+def _start_moves() -> list[Move]:
+    """A start that failed and will be retried; then accepted or given up; a pending task
+    aborted (deadline or cancel) keeps its count."""
+    s = BOUNDS.max_start_attempts
     moves = []
-    for a in range(s):  # a start that failed and will be retried; then accepted or given up
+    for a in range(s):
         if a + 1 < s:
             moves.append((_task(T.PENDING, a), _task(T.PENDING, a + 1)))
         for host in HOST:
             moves.append((_task(T.PENDING, a), _task(T.POLLING, 0, host)))
         moves.append((_task(T.PENDING, a), _task(T.START_FAILED, a)))
+        moves.append((_task(T.PENDING, a), _task(T.ABORTING, a)))
+    return moves
+
+
+def _poll_moves() -> list[Move]:
+    """What polls write: forward host states only; a failed poll is counted, the last one
+    ends it; aborting, polls still fail and are counted."""
+    moves = []
     for before, after in product(HOST, HOST):
         if HOST.index(after) > HOST.index(before):  # the engine writes forward moves only
             moves.append((_task(T.POLLING, 0, before), _task(T.POLLING, 0, after)))
             moves.append((_task(T.ABORTING, 0, before), _task(T.ABORTING, 0, after)))
     for host in HOST:
         moves.append((_task(T.POLLING, 0, host), _task(T.FINISHED, 0, "finished")))
-    for a in range(BOUNDS.max_poll_failures):  # a failed poll is counted; the last one ends it
-        for host in HOST:
-            if a + 1 < BOUNDS.max_poll_failures:
-                moves.append((_task(T.POLLING, a, host), _task(T.POLLING, a + 1, host)))
-            moves.append((_task(T.POLLING, a, host), _task(T.FINISHED, a + 1, "unknown")))
-            moves.append((_task(T.POLLING, a, host), _task(T.ABORTING, a, host)))
-        for host in HOST:
-            if a + 1 < BOUNDS.max_poll_failures:  # aborting: polls still fail and are counted
-                moves.append((_task(T.ABORTING, a, host), _task(T.ABORTING, a + 1, host)))
-            moves.append((_task(T.ABORTING, a, host), _task(T.FINISHED, a, "finished")))
-    for a in range(s):  # a pending task aborted (deadline or cancel) keeps its count
-        moves.append((_task(T.PENDING, a), _task(T.ABORTING, a)))
-    for a in range(s):
+    last = BOUNDS.max_poll_failures
+    for a, host in product(range(last), HOST):
+        if a + 1 < last:
+            moves.append((_task(T.POLLING, a, host), _task(T.POLLING, a + 1, host)))
+            moves.append((_task(T.ABORTING, a, host), _task(T.ABORTING, a + 1, host)))
+        moves.append((_task(T.POLLING, a, host), _task(T.FINISHED, a + 1, "unknown")))
+        moves.append((_task(T.POLLING, a, host), _task(T.ABORTING, a, host)))
+        moves.append((_task(T.ABORTING, a, host), _task(T.FINISHED, a, "finished")))
+    return moves
+
+
+def _end_moves() -> list[Move]:
+    moves = []
+    for a in range(BOUNDS.max_start_attempts):
         moves.append((_task(T.FINISHED), _task(T.ENDING)))
         moves.append((_task(T.START_FAILED, a), _task(T.ENDING, a)))
-    for a in range(c):
+    for a in range(BOUNDS.max_clear_attempts):
         for source in (T.ENDING, T.CLEAR_FAILED):
             moves.append((_task(source, a), _task(T.CLEARED, a)))
             moves.append((_task(source, a), _task(T.CLEAR_FAILED, a + 1)))
     return moves
+
+
+def _task_moves() -> list[Move]:
+    """Every write the engine can make to a task, as (before, after)."""
+    return [*_start_moves(), *_poll_moves(), *_end_moves()]
 
 
 @pytest.mark.parametrize(("before", "after"), _task_moves(),

@@ -194,16 +194,21 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
                 if work:
                     low[work[-1][0]] = min(low[work[-1][0]], low[node])
                 if low[node] == index[node]:
-                    members = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        members.append(member)
-                        if member == node:
-                            break
+                    members = _pop_component(stack, on_stack, node)
                     if len(members) > 1:
                         circles.append(sorted(members))
     return circles
+
+
+def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    """The members of the component whose root is `root`: the stack down to it."""
+    members = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        members.append(member)
+        if member == root:
+            return members
 
 
 def test_no_import_circle_between_files() -> None:

@@ -134,32 +134,42 @@ class Worker:
                 log.warning("worker %s: the database is back after %.0f s", self.name,
                             time.monotonic() - outage_since)
                 outage_since, backoff = None, self.interval
-            self.totals.ticks += 1
-            if report.committed:
-                self.totals.committed += 1
-                self.totals.roots_ended += report.roots_ended
-                self.totals.roots_failed += report.roots_failed
-                log.debug("worker %s tick %d: %s", self.name, report.number, report.summary())
-            for error in report.errors:
-                log.error("worker %s: %s", self.name, error)
-            if self.on_tick is not None:
-                self.on_tick(report)
-            if time.monotonic() >= cleanup_due:
-                # An operator's cleanup request, taken by one worker (see Engine.
-                # serve_cleanup_request); looked for once per interval, not every tick.
-                cleanup_due = time.monotonic() + self.interval
-                try:
-                    self.engine.serve_cleanup_request()
-                except (ConcurrentModification, StoreUnavailable) as err:
-                    # Rolled back with the request still there: the next look takes it, or
-                    # the next tick meets the outage and backs off.
-                    log.info("worker %s: a cleanup request waits: %s", self.name, err)
+            self._count(report)
+            cleanup_due = self._serve_cleanup(cleanup_due)
             wait = min(self.engine.next_wait(self.interval),
                        max(0.0, summary_due - time.monotonic()))
             # Work was made for some worker: look for it now, not at the next poll (a busy
             # worker, whose next tick is due at once, looks without waiting).
             if wakeups.wait(max(0.0, wait), self.stop):
                 self.engine.wake()
+
+    def _count(self, report: TickReport) -> None:
+        """A tick that ran: its figures in the totals, its errors in the log, `on_tick`."""
+        self.totals.ticks += 1
+        if report.committed:
+            self.totals.committed += 1
+            self.totals.roots_ended += report.roots_ended
+            self.totals.roots_failed += report.roots_failed
+            log.debug("worker %s tick %d: %s", self.name, report.number, report.summary())
+        for error in report.errors:
+            log.error("worker %s: %s", self.name, error)
+        if self.on_tick is not None:
+            self.on_tick(report)
+
+    def _serve_cleanup(self, due: float) -> float:
+        """An operator's cleanup request, taken by one worker (see Engine.
+        serve_cleanup_request); looked for once per interval, not every tick. Returns when
+        to look next."""
+        if time.monotonic() < due:
+            return due
+        due = time.monotonic() + self.interval
+        try:
+            self.engine.serve_cleanup_request()
+        except (ConcurrentModification, StoreUnavailable) as err:
+            # Rolled back with the request still there: the next look takes it, or the next
+            # tick meets the outage and backs off.
+            log.info("worker %s: a cleanup request waits: %s", self.name, err)
+        return due
 
     def _release(self) -> None:
         try:

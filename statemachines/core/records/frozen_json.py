@@ -106,14 +106,7 @@ def _freeze(value: Any, finite: bool) -> Any:
         return value
     if kind is dict or kind is FrozenMap or kind is MappingProxyType or isinstance(value,
                                                                                 Mapping):
-        frozen = {}
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise TypeError("a key is not a string")
-            frozen[key] = _freeze(item, finite)
-        if len(frozen) <= SMALL_OBJECT_KEYS:
-            return FrozenMap(frozen)
-        return MappingProxyType(frozen)
+        return _freeze_mapping(value, finite)
     if kind is list or kind is tuple or isinstance(value, list | tuple):
         return tuple([_freeze(item, finite) for item in value])
     if isinstance(value, _SCALARS):  # str and int subclasses (enums)
@@ -121,6 +114,17 @@ def _freeze(value: Any, finite: bool) -> Any:
     if isinstance(value, float):
         return _freeze(float(value), finite)
     raise TypeError(f"{kind.__name__} is not JSON data")
+
+
+def _freeze_mapping(value: Mapping[Any, Any], finite: bool) -> Mapping[str, Any]:
+    frozen = {}
+    for key, item in value.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise TypeError("a key is not a string")
+        frozen[key] = _freeze(item, finite)
+    if len(frozen) <= SMALL_OBJECT_KEYS:
+        return FrozenMap(frozen)
+    return MappingProxyType(frozen)
 
 
 def _explain(value: Any, where: str, finite: bool) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UnknownAgent
 from ..machines.host_status import HostResult, HostStatus, TaskReport
@@ -142,27 +143,10 @@ class AgentCalls:
         if skipped is not None:
             answers.poll_failed.extend((task, skipped) for task in tasks)
             return
-        try:
-            reply = agent.poll([t.id for t in tasks])
-        except Exception as err:
-            self._fell_silent(name, err)
-            failure = f"agent {name!r} failed to poll: {describe(err)}"
-        else:
-            if isinstance(reply, Mapping):
-                failure = ""
-            else:
-                failure = (f"agent {name!r} answered a poll with {type(reply).__name__}, "
-                           "not a mapping")
-        if failure:
-            report.errors.append(failure)
-            answers.poll_failed.extend((task, failure) for task in tasks)
-            return
-        try:
-            answered = {task.id: reply.get(task.id) for task in tasks}
-        except Exception as err:
-            failure = f"agent {name!r} answered a poll it could not be read from: {describe(err)}"
-            report.errors.append(failure)
-            answers.poll_failed.extend((task, failure) for task in tasks)
+        answered = self._ask_poll(name, agent, tasks)
+        if isinstance(answered, str):
+            report.errors.append(answered)
+            answers.poll_failed.extend((task, answered) for task in tasks)
             return
         report.tasks_polled += len(tasks)
         for task in tasks:
@@ -174,6 +158,21 @@ class AgentCalls:
             else:
                 answer = _checked(name, task.id, answer, report, self.limits.max_output_bytes)
             answers.reports.append((task, answer))
+
+    def _ask_poll(self, name: str, agent: Agent, tasks: list[TaskRecord]
+                  ) -> dict[str, Any] | str:
+        """What the agent answered for each task, or why its answer cannot be used."""
+        try:
+            reply = agent.poll([t.id for t in tasks])
+        except Exception as err:
+            self._fell_silent(name, err)
+            return f"agent {name!r} failed to poll: {describe(err)}"
+        if not isinstance(reply, Mapping):
+            return f"agent {name!r} answered a poll with {type(reply).__name__}, not a mapping"
+        try:
+            return {task.id: reply.get(task.id) for task in tasks}
+        except Exception as err:
+            return f"agent {name!r} answered a poll it could not be read from: {describe(err)}"
 
     def _abort(self, task: TaskRecord, report: TickReport) -> None:
         """Ask again at every poll until the agent reports the end: abort is idempotent, and

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..commands.command import Command
+from ..commands.command import Command, Compensation
 from ..commands.compensation_policy import Decision, decide
 from ..errors import EndactionError
 from ..machines.command_machine import (
@@ -174,20 +174,33 @@ def _revert(state: TickState, record: CommandRecord, command: Command, ctx: Hook
         return _WAIT
     opposite = command.revert(ctx, resource)
     if opposite is None:
-        if tx.resource_exists(resource):
-            raise RevertContradiction(
-                f"revert returned None for {resource} (nothing to revert), but its ledger "
-                "still holds it: drop its row before returning None, or name the opposite "
-                "command that reverts it")
-        tx.put_revert(replace(revert, state=RevertState.REVERTED))
-        state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
-                               f"nothing to revert for {resource}")
-        return f"{resource}: nothing to revert"
+        return _nothing_left(state, record, revert, resource)
+    return _start_opposite(state, record, revert, resource, opposite)
+
+
+def _nothing_left(state: TickState, record: CommandRecord, revert: ResourceRevert,
+                  resource: ResourceRef) -> str:
+    """`revert` said nothing of the resource is left: believed only if its ledger agrees."""
+    if state.tx.resource_exists(resource):
+        raise RevertContradiction(
+            f"revert returned None for {resource} (nothing to revert), but its ledger "
+            "still holds it: drop its row before returning None, or name the opposite "
+            "command that reverts it")
+    state.tx.put_revert(replace(revert, state=RevertState.REVERTED))
+    state.recorder.history(record, HistoryEvent.COMPENSATE, record.status, record.status,
+                           f"nothing to revert for {resource}")
+    return f"{resource}: nothing to revert"
+
+
+def _start_opposite(state: TickState, record: CommandRecord, revert: ResourceRevert,
+                    resource: ResourceRef, opposite: Compensation) -> _Wait:
+    """The opposite command a compensation names, as a child of `record`, after the
+    policy's delay for this attempt; the resource is `reverting` until it ends."""
     attempt = revert.attempts + 1
     child = create_child(
         state, record, opposite.type_name, opposite.parameters, resource, compensation=True,
         not_before=state.now + state.config.policy.delay_before(attempt))
-    tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
+    state.tx.put_revert(replace(revert, state=RevertState.REVERTING, attempts=attempt))
     if opposite.native:
         if record.outcome is None:
             record.outcome = Outcome.ROLLED_BACK_NATIVELY

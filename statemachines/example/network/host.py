@@ -116,14 +116,18 @@ class NetworkHost:
             self.changes[task_id] = (port, self.ports.get(port))
             self.ports[port] = str(p["vlan"])
         else:  # REVERT_TASK: revert exactly what the named task changed, once
-            change = self.changes.pop(str(p["task"]), None)
-            if change is not None:
-                port, before = change
-                if before is None:
-                    self.ports.pop(port, None)
-                else:
-                    self.ports[port] = before
+            self._revert_change(str(p["task"]))
         return TaskReport(HostStatus.FINISHED, HostResult.SUCCESS, output=output)
+
+    def _revert_change(self, task_id: str) -> None:
+        """Put back the port the named plugging task changed; a second call finds nothing."""
+        change = self.changes.pop(task_id, None)
+        if change is not None:
+            port, before = change
+            if before is None:
+                self.ports.pop(port, None)
+            else:
+                self.ports[port] = before
 
     def _allocate(self, lease: str, pool: str) -> str | None:
         """The lease's address: the one it holds already (a repeated start), or the first

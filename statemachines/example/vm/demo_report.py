@@ -82,6 +82,33 @@ def _images_of_running_roots(store: Store) -> set[str]:
     return names
 
 
+def _describe(command: dict[str, Any], tasks: list[dict[str, Any]], root_error: str) -> str:
+    """One line of the tree: the command, its resource, its flow, its state and its tasks."""
+    parts = [command["type"]]
+    if command["entity"] and command["parent_id"]:
+        parts.append(command["entity"].split(":", 1)[1])
+    if command["execution_reason"] == "ROLLBACK_FLOW":
+        parts.append("[ROLLBACK_FLOW]")
+    parts.append(command["status"])
+    details = [f"{t['verb']} {t['host_result'] or t['status']}" for t in tasks]
+    if command["outcome"]:
+        details.append(command["outcome"])
+    if command["error"] and command["id"] not in root_error:
+        details.append(command["error"])  # the root's cause names it already
+    return " ".join(parts) + (f" ({', '.join(details)})" if details else "")
+
+
+def _headline(root: dict[str, Any]) -> list[str]:
+    lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"
+             + (f" ({root['outcome']})" if root.get("outcome") else "")]
+    if root.get("error"):
+        lines.append(f"  cause: {root['error']}")
+    if root.get("held"):
+        lines.append(f"  HELD: the engine failed on this root and stopped working on it: "
+                     f"{root['held']} (fix the cause, then `endaction release {root['id']}`)")
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     root = report["root"]
     commands = report["commands"]
@@ -91,35 +118,15 @@ def render_text(report: dict[str, Any]) -> str:
     children: dict[str | None, list[dict[str, Any]]] = {}
     for command in commands:
         children.setdefault(command["parent_id"], []).append(command)
-
-    lines = [f"VM {root['vm']} ({root['type']} {root['id']}): {root['status']}"
-             + (f" ({root['outcome']})" if root.get("outcome") else "")]
-    if root.get("error"):
-        lines.append(f"  cause: {root['error']}")
-    if root.get("held"):
-        lines.append(f"  HELD: the engine failed on this root and stopped working on it: "
-                     f"{root['held']} (fix the cause, then `endaction release {root['id']}`)")
-
-    def describe(command: dict[str, Any]) -> str:
-        parts = [command["type"]]
-        if command["entity"] and command["parent_id"]:
-            parts.append(command["entity"].split(":", 1)[1])
-        if command["execution_reason"] == "ROLLBACK_FLOW":
-            parts.append("[ROLLBACK_FLOW]")
-        parts.append(command["status"])
-        details = [f"{t['verb']} {t['host_result'] or t['status']}"
-                   for t in tasks_by_command.get(command["id"], ())]
-        if command["outcome"]:
-            details.append(command["outcome"])
-        if command["error"] and command["id"] not in (root.get("error") or ""):
-            details.append(command["error"])  # the root's cause names it already
-        return " ".join(parts) + (f" ({', '.join(details)})" if details else "")
+    lines = _headline(root)
 
     def walk(command: dict[str, Any], prefix: str) -> None:
         kids = children.get(command["id"], [])
         for index, child in enumerate(kids):
             last = index == len(kids) - 1
-            lines.append(f"{prefix}{'└─' if last else '├─'} {describe(child)}")
+            line = _describe(child, tasks_by_command.get(child["id"], []),
+                             root.get("error") or "")
+            lines.append(f"{prefix}{'└─' if last else '├─'} {line}")
             walk(child, prefix + ("   " if last else "│  "))
 
     walk(next(c for c in commands if c["id"] == root["id"]), "  ")

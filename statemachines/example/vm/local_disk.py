@@ -326,6 +326,12 @@ class LocalDiskAgent:
                 self.on_task_end(verb, result, time.monotonic() - started)
             except Exception:  # a metric must never cost the task its recorded end
                 log.exception("task %s: on_task_end failed", task_id)
+        self._record_end(task_id, verb, parameters, result, message, output)
+
+    def _record_end(self, task_id: str, verb: str, parameters: dict[str, Any],
+                    result: HostResult, message: str, output: dict[str, Any] | None) -> None:
+        """The task's end in its journal entry, unless it was cleared while it ran; kept in
+        memory, and said, if the journal cannot take it."""
         try:
             with self.task_journal.locked():
                 self._running.pop(task_id, None)
