@@ -75,7 +75,7 @@ def dbos_url(url: str, given: str | None) -> str:
     return chosen
 
 
-Both = Callable[..., tuple[dict[str, Any], "dict[str, Any] | None"]]
+Both = Callable[..., tuple[dict[str, Any], dict[str, Any] | None]]
 
 
 def _value(result: dict[str, Any] | None, key: str) -> float | None:

@@ -10,6 +10,7 @@ and the why must be said. Other blocks (diagrams, layouts, YAML) are not code to
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,6 @@ def expected_prints(code: str) -> list[str | None]:
     the comment on its last line, or a comment line right after it; None when it says
     nothing. A comment that goes on after the value (`...]: the pool's answer`) still
     matches a value it starts with."""
-    import ast
     lines = code.splitlines()
     said: list[str | None] = []
     for node in ast.parse(code).body:

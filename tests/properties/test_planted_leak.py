@@ -10,7 +10,7 @@ from hypothesis import settings
 
 from benchmarks.leaky_buckets import scenario
 from benchmarks.property_kit import one_run
-from statemachines.testing import engine_machine
+from statemachines.testing import engine_machine, kit_settings
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,7 @@ def test_a_planted_leak_is_found_and_shrunk() -> None:
 
 
 def test_without_the_leak_the_domain_passes() -> None:
-    machine = engine_machine(scenario(leak=False))
-    result = one_run(leak=False, seed_settings=settings(machine.TestCase.settings,
-                                                        max_examples=25))
+    result = one_run(leak=False, seed_settings=settings(kit_settings(), max_examples=25))
     assert result["found"] == "" and result["warnings"] == []
 
 
