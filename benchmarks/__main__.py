@@ -217,7 +217,8 @@ def _saga_case(args: argparse.Namespace) -> dict[str, Any]:
 
 def _compare(count: int, taskflow_count: int, taskflow: bool = True) -> list[dict[str, Any]]:
     """endaction, the raw-SQL floor with and without history, and TaskFlow (if installed
-    and asked for), each in its own process, one after the other."""
+    and asked for), each in its own process, one after the other.
+    """
     from .taskflow_peer import available
 
     ours = _in_own_process("rollback", "--count", str(count))

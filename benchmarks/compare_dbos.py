@@ -55,8 +55,9 @@ class Row:
 
 def ratio_text(ours: float, theirs: float | None, better: str,
                words: tuple[str, str] = ("faster", "slower")) -> str:
-    """endaction against DBOS as "3.1x faster" / "2.0x slower" (or the `words` given: for
-    memory, "smaller"/"larger"), 1.0 being alike."""
+    """Endaction against DBOS as "3.1x faster" / "2.0x slower" (or the `words` given: for
+    memory, "smaller"/"larger"), 1.0 being alike.
+    """
     if theirs is None or ours <= 0 or theirs <= 0:
         return "—"
     factor = ours / theirs if better == "higher" else theirs / ours
@@ -196,7 +197,8 @@ def _find(rows: list[dict[str, Any]], *words: str) -> dict[str, Any] | None:
 
 def targets(found: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """Issue 25's targets against this run's own figures: (target, figures, met). Only the
-    targets this run has figures for are listed."""
+    targets this run has figures for are listed.
+    """
     rows = found["rows"]
     verdicts: list[tuple[str, str, bool]] = []
     latency = _find(rows, "latency", "defaults", "median")

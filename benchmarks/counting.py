@@ -1,6 +1,7 @@
 """What a run cost the database: statements sent, and rows written per table and verb, counted
 from SQLAlchemy's cursor events (driver-level SQL included; PostgreSQL's COPY is not seen,
-so the rollback case counts the rows it copies itself)."""
+so the rollback case counts the rows it copies itself).
+"""
 
 from __future__ import annotations
 

@@ -64,7 +64,8 @@ class CopyFailed(RuntimeError):
 
 class _ExpectedFailure(logging.Filter):
     """DBOS logs every workflow that raises at ERROR with its traceback (about 60 lines);
-    here a quarter of them raise on purpose, and the logging would be most of the output."""
+    here a quarter of them raise on purpose, and the logging would be most of the output.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Exception encountered in background")
@@ -116,7 +117,8 @@ def remove_child(root: str, index: int) -> None:
 @DBOS.workflow()
 def fanout_queue(root: str, count: int, fail_index: int) -> int:
     """`count` child workflows on a queue, awaited; the succeeded ones compensated by child
-    workflows on the same queue, then the error raised."""
+    workflows on the same queue, then the error raised.
+    """
     handles = [DBOS.enqueue_workflow(CHILDREN_QUEUE, copy_child, root, i, i == fail_index)
                for i in range(count)]
     done: list[int] = []
@@ -155,7 +157,8 @@ def _sql_engine(url: str) -> sa.Engine:
 
 def _fresh(url: str) -> None:
     """An empty system database: its schema dropped, then migrated again by DBOS itself
-    (before any worker starts, so that workers do not race to migrate it)."""
+    (before any worker starts, so that workers do not race to migrate it).
+    """
     if url.startswith("postgresql"):
         engine = _sql_engine(url)
         with engine.begin() as conn:
@@ -181,7 +184,8 @@ def _fail_index(i: int) -> int:
 def serve(url: str, name: str, variant: str = "defaults") -> None:
     """One worker process: DBOS launched under its own executor id, dequeuing `saga` from the
     queue the parent registered, until SIGTERM. (`variant` needs nothing here: it is the
-    queue's polling interval, which the parent wrote with the queue.)"""
+    queue's polling interval, which the parent wrote with the queue.)
+    """
     _configure(url, executor=name)
     DBOS.launch()
     # The queue exists before launch, so the queue thread starts its poller at once; give it
@@ -220,7 +224,8 @@ def _check(roots: int, k: int, counts: dict[str, int], images: int) -> int:
 
 def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
     """Roots/s of `workers` DBOS processes on one queue, from the enqueue of every root (one
-    transaction) until every workflow is SUCCESS or ERROR in the system database."""
+    transaction) until every workflow is SUCCESS or ERROR in the system database.
+    """
     _fresh(url)
     client = _client(url, polling=1.0)  # Queue's default polling_interval_sec
     engine = _sql_engine(url)
@@ -257,7 +262,8 @@ def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
 
 def sqlite(roots: int, k: int) -> dict[str, Any]:
     """Roots/s of DBOS in this process on a SQLite system database: every root started with
-    DBOS.start_workflow, then every handle awaited, both timed."""
+    DBOS.start_workflow, then every handle awaited, both timed.
+    """
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'dbos.sqlite'}"
         _configure(url)
@@ -284,7 +290,8 @@ def sqlite(roots: int, k: int) -> dict[str, Any]:
 def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
     """Enqueue one K=2 root (one that succeeds) for an idle worker and poll its status every
     millisecond until it has ended; `runs` times, after WARM_ROOTS untimed ones. "tuned" is
-    the queue polled every TUNED_POLLING_SECONDS instead of every second."""
+    the queue polled every TUNED_POLLING_SECONDS instead of every second.
+    """
     _fresh(url)
     client = _client(url, polling=TUNED_POLLING_SECONDS if variant == "tuned" else 1.0)
     engine = _sql_engine(url)
@@ -309,7 +316,8 @@ def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
 
 def fanout(count: int, url: str | None, how: str = "steps") -> dict[str, Any]:
     """One workflow fanning out `count` children, the middle one failing, the others
-    compensated; in this process, on SQLite (url None) or PostgreSQL."""
+    compensated; in this process, on SQLite (url None) or PostgreSQL.
+    """
     with tempfile.TemporaryDirectory() as folder:
         url = url or f"sqlite:///{Path(folder) / 'dbos.sqlite'}"
         _fresh(url)

@@ -141,7 +141,8 @@ def _cases(store: SqlStore, now: float) -> list[tuple[str, dict[str, Any]]]:
 
 def _cursor(store: SqlStore, page: int, **filters: Any) -> tuple[int, tuple[float, str] | None]:
     """The cursor a client holds for page `page` (after reading the ones before it), or for
-    the last page if there are fewer; and that page's number."""
+    the last page if there are fewer; and that page's number.
+    """
     before: tuple[float, str] | None = None
     reached = 1
     while reached < page:

@@ -5,7 +5,8 @@ A child process submits the seed's scenario (N disks, one failing) and ticks unt
 is running on the host, then kills itself with SIGKILL. A new engine over the same database
 meets a host that kept running (the simulated host, given the tasks the database says are
 running), loads (`recover`), and runs to the end. The uncrashed baseline is the same run from
-the same point in one process."""
+the same point in one process.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def run(count: int, repeat: int = 6) -> dict[str, Any]:
     of a round is the slower one). The comparison is the median of the rounds' own ratios:
     the two runs of a round share whatever the shared machine was doing then, which a
     minimum taken over all rounds does not. Every figure is reported too, the ratios in
-    round order."""
+    round order.
+    """
     rounds = [_round(count, i) for i in range(repeat)]
     ratios = [r["after"] / r["uncrashed"] for r in rounds]
     return {"case": "recover", "database": "sqlite", "count": count,
@@ -89,7 +91,8 @@ def run(count: int, repeat: int = 6) -> dict[str, Any]:
 def _round(count: int, index: int) -> dict[str, float]:
     """One uncrashed run and one crashed run, in a fresh folder. Which comes first alternates
     from round to round: the second run in a process is the slower one (a heap the first
-    run fragmented), and that must not count against either."""
+    run fragmented), and that must not count against either.
+    """
     with tempfile.TemporaryDirectory() as folder:
         if index % 2:
             crashed = _crashed(count, Path(folder))

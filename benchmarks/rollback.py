@@ -1,5 +1,6 @@
 """The seed's scenario: AddVmFromTemplate with N disks, one copy failing, every sibling
-compensated by a RemoveImage, the simulated host answering at once."""
+compensated by a RemoveImage, the simulated host answering at once.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ _COPIED = ("commands", "async_tasks", "async_task_entities", "history_segments",
 def _ended(store: SqlStore, root: str) -> tuple[str, int]:
     """The root's status and how many opposite commands it ran, counted in SQL: loading the
     tree as records would hold 20,000 of them again (the peak is read first, but the
-    harness must stay light for what runs after it in the same process)."""
+    harness must stay light for what runs after it in the same process).
+    """
     with store.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM commands WHERE id = :root"),
                               {"root": root}).scalar_one()

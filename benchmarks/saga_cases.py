@@ -88,7 +88,8 @@ class Workers:
     polls for work, and one JSON line (what its agent holds) when it stops on SIGTERM.
 
     stderr goes to a file, not a pipe: a worker that logs a lot would otherwise block on a
-    full pipe nobody reads, and the benchmark would measure that."""
+    full pipe nobody reads, and the benchmark would measure that.
+    """
 
     def __init__(self, command: Callable[[str], list[str]], count: int) -> None:
         # Closed by stop(), which __exit__ calls: they outlive this constructor on purpose.
@@ -116,7 +117,8 @@ class Workers:
 
     def stop(self) -> list[dict[str, Any]]:
         """SIGTERM every worker, wait for it (SIGKILL after 60 s), and return their last
-        lines; every worker is gone when this returns."""
+        lines; every worker is gone when this returns.
+        """
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -155,7 +157,8 @@ def announce_ready() -> threading.Event:
 
 def say_stopped(**facts: Any) -> None:
     """The worker's last line: `facts`, and the CPU seconds it spent (all its threads) from
-    ready to stop, its imports and start-up left out."""
+    ready to stop, its imports and start-up left out.
+    """
     cpu = time.process_time() - _READY_CPU[0] if _READY_CPU else None
     print(json.dumps({**facts, "cpu_s": cpu}), flush=True)
 
@@ -163,7 +166,8 @@ def say_stopped(**facts: Any) -> None:
 def postgres_cpu_seconds() -> float | None:
     """CPU seconds every PostgreSQL process of this machine has used so far (backends, WAL
     writer, checkpointer): read before and after a run, the database's share of its cost.
-    None where the server's processes cannot be read (another machine, another user)."""
+    None where the server's processes cannot be read (another machine, another user).
+    """
     total, seen = 0, False
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
@@ -204,7 +208,8 @@ def wait_until(done: Callable[[], bool], interval: float, what: str) -> float:
 
 def status_poll(engine: SqlEngine, query: str, ended: Sequence[str]) -> Callable[[str], bool]:
     """A check that one row's status is one of `ended`, on a connection of its own held
-    open (no pool check-out per look): the same cost per look on both sides."""
+    open (no pool check-out per look): the same cost per look on both sides.
+    """
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     statement = text(query)
 
@@ -231,7 +236,8 @@ def peak_rss_mb() -> float:
 
 def serve(url: str, name: str, variant: str = "defaults") -> None:
     """One worker process, as workers_throughput.serve() is, with the instant agent;
-    "tuned" shortens the worker's and the lease's intervals to TUNED_INTERVAL."""
+    "tuned" shortens the worker's and the lease's intervals to TUNED_INTERVAL.
+    """
     store = open_store(url, create=False, ledgers=[ImageInventory])
     agent = SimulatedAgent(decide=instant_plan)
     tuned = variant == "tuned"
@@ -272,7 +278,8 @@ def _failed_roots(store: SqlStore) -> int:
 
 def _check(side: str, roots: int, k: int, failed: int, images: int) -> None:
     """The figures mean nothing unless the saga did what it says: a quarter rolled back,
-    and only the succeeded roots' images are left."""
+    and only the succeeded roots' images are left.
+    """
     expected = sum(fails(i) for i in range(roots))
     if failed != expected or images != k * (roots - expected):
         raise SystemExit(f"{side}: {failed} root(s) failed (expected {expected}), "
@@ -281,7 +288,8 @@ def _check(side: str, roots: int, k: int, failed: int, images: int) -> None:
 
 def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
     """Roots/s of `workers` worker processes on PostgreSQL, from the submit (one
-    transaction) until every root has ended and every lease is given back."""
+    transaction) until every root has ended and every lease is given back.
+    """
     store = _fresh_store(url)
     try:
         with Workers(_worker_command(url, "defaults"), workers) as running:
@@ -310,7 +318,8 @@ def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
 
 def sqlite(roots: int, k: int) -> dict[str, Any]:
     """Roots/s of one engine in this process on a SQLite file: submit_roots, then
-    run_until_idle, both timed."""
+    run_until_idle, both timed.
+    """
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(str(Path(folder) / "bench.db"), ledgers=[ImageInventory])
         try:
@@ -334,7 +343,8 @@ def sqlite(roots: int, k: int) -> dict[str, Any]:
 
 def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
     """Submit one K=2 root (one that succeeds) to an idle worker and poll its status
-    every millisecond until it has ended; `runs` times, after WARM_ROOTS untimed ones."""
+    every millisecond until it has ended; `runs` times, after WARM_ROOTS untimed ones.
+    """
     store = _fresh_store(url)
     try:
         with Workers(_worker_command(url, variant), 1):

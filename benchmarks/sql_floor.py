@@ -1,7 +1,8 @@
 """The raw-SQL floor: plain sqlite3 writing the same rows an endaction run wrote (the same
 tables and indexes, the same number of inserts, updates and deletes per table, in the same
 number of transactions, and history segments holding as many bytes of text), with no engine
-at all. What no engine on SQLite can beat."""
+at all. What no engine on SQLite can beat.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def run(count: int, rows: dict[str, int], ticks: int,
         with_history: bool = True, history_bytes: int = 0) -> dict[str, Any]:
     """Write `rows` ("INSERT commands": n, "UPDATE async_tasks": n, ...) in `ticks`
     transactions, the history segments' text `history_bytes` long in all; `seconds` covers
-    the writes only."""
+    the writes only.
+    """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "floor.db"
         engine = create_engine(f"sqlite:///{path}")

@@ -28,7 +28,8 @@ NOISE = 0.05
 def collect(run: Run, compare: Compare, postgres_url: str | None,
             taskflow: bool) -> dict[str, dict[str, Any]]:
     """Every case, by name; `run(*args)` runs one in its own process, `compare(n, taskflow)`
-    endaction beside its peers."""
+    endaction beside its peers.
+    """
     found = {f"sqlite {n}": run("rollback", "--count", str(n)) for n in (1000, 10000, 100000)}
     if postgres_url:
         found["postgresql 10000"] = run("rollback", "--count", "10000", "--db", postgres_url)
@@ -119,5 +120,6 @@ def _cpus() -> int:
 
 def _ratios(rec: dict[str, Any]) -> str:
     """The paired rounds' ratios in round order: the spread says how far one round can be
-    trusted, the order whether going second costs."""
+    trusted, the order whether going second costs.
+    """
     return ", ".join(f"{r:.2f}{X}" for r in rec["round_ratios"])

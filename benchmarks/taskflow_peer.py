@@ -1,6 +1,7 @@
 """OpenStack TaskFlow on the same scenario: N copy tasks in an unordered flow, persisted with
 TaskFlow's SQLAlchemy backend on a SQLite file; one fails and TaskFlow reverts the others.
-Needs the `bench` extra (`pip install -e '.[bench]'`)."""
+Needs the `bench` extra (`pip install -e '.[bench]'`).
+"""
 
 from __future__ import annotations
 

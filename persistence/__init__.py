@@ -1,5 +1,6 @@
 """SQLAlchemy persistence for endaction: the store, its schema and migrations, and ledgers
-over your own tables (SQLite files by default, PostgreSQL to scale out)."""
+over your own tables (SQLite files by default, PostgreSQL to scale out).
+"""
 
 from .database import connect, normalise_url
 from .ledger import SqlLedger, TableLedger

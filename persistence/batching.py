@@ -39,7 +39,8 @@ def rows_matching(conn: Connection, table: Table, columns: Sequence[str], key: s
 
     `where` and `params` use the driver's own placeholder (`?` on SQLite, `%s` on
     PostgreSQL: see `placeholder`). Names are quoted as the dialect quotes them (a ledger's
-    table may be called "order"); `where` is the caller's own SQL, never user input."""
+    table may be called "order"); `where` is the caller's own SQL, never user input.
+    """
     for result in results_matching(conn, table, columns, key, values, where, params):
         yield from result
 
@@ -48,7 +49,8 @@ def results_matching(conn: Connection, table: Table, columns: Sequence[str], key
                      values: Sequence[str], where: str = "",
                      params: Sequence[Any] = ()) -> Iterator[CursorResult[Any]]:
     """The same, statement by statement: a result's `cursor.description` holds the type
-    codes some of SQLAlchemy's conversions need (PostgreSQL's numerics)."""
+    codes some of SQLAlchemy's conversions need (PostgreSQL's numerics).
+    """
     if not values:
         return
     mark, q = placeholder(conn), conn.dialect.identifier_preparer.quote
@@ -65,7 +67,8 @@ def results_matching(conn: Connection, table: Table, columns: Sequence[str], key
 def table_name(conn: Connection, table: Table) -> str:
     """The table as a statement names it: quoted as the dialect quotes it (a ledger's table
     may be called "order"), in its schema if it has one, a `%` doubled where the driver
-    reads `%s` marks."""
+    reads `%s` marks.
+    """
     return conn.dialect.identifier_preparer.format_table(table)
 
 

@@ -53,7 +53,8 @@ class BulkWriter:
 
         Both are guarded at the call: a history chunk is written from wherever the recorder
         fills up, hooks included, and a database error there must abort the tick (StoreError),
-        not pass for the hook's own failure."""
+        not pass for the hook's own failure.
+        """
         with guarded(self._database, doing):
             return self._keyed(table, columns, keys, rows)
 
@@ -84,7 +85,8 @@ class BulkWriter:
     def _row_by_row(self, table: Table, columns: Sequence[str], keys: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> int:
         """`UPDATE table SET columns WHERE keys`, or `DELETE` without columns, by executemany
-        (one statement a row on PostgreSQL)."""
+        (one statement a row on PostgreSQL).
+        """
         mark = self._mark
         q = self._q
         where = " AND ".join(f"{q(k)} = {mark}" for k in keys)
@@ -103,7 +105,8 @@ class BulkWriter:
         is created on the server (no temporary table, which a role may not be allowed) and
         nothing is formatted row by row in Python. What the arrays cannot carry exactly
         goes row by row (persistence/pg_arrays.py). Rows must not repeat a key: joined,
-        a table row matches once however many times it is listed."""
+        a table row matches once however many times it is listed.
+        """
         casts = array_casts(self._conn, table, tuple(columns), tuple(keys))
         if casts is None:
             return self._row_by_row(table, columns, keys, rows)
@@ -133,7 +136,8 @@ class BulkWriter:
     def _copy(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
               doing: str) -> None:
         """COPY streams the rows in the tick's own transaction. Below SQLAlchemy, so the
-        driver's errors are translated here as the store's are everywhere else."""
+        driver's errors are translated here as the store's are everywhere else.
+        """
         import psycopg
 
         # No parameters go with COPY, so psycopg leaves a doubled `%` doubled.

@@ -65,7 +65,8 @@ class _FileWatch:
 
     A path can outlive its file: `rm` unlinks the name while open connections keep the inode,
     and `mv other.db FILE` puts another inode under the name. Comparing the path's identity
-    with the one first opened costs one stat per checkout, and is the only way to tell."""
+    with the one first opened costs one stat per checkout, and is the only way to tell.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -73,7 +74,8 @@ class _FileWatch:
 
     def _stat(self) -> tuple[int, int] | None:
         """The path's identity now: None if nothing is there (or a folder on the way went);
-        the known one when the path cannot be looked at, for SQLite's own error to say why."""
+        the known one when the path cannot be looked at, for SQLite's own error to say why.
+        """
         try:
             found = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -111,7 +113,8 @@ class _FileWatch:
         old name (`FILE-wal`), and whatever file is put at the path next would be read
         through it: the old database's pages over the new one's. Best effort: another
         process reading the old file may keep the log from being emptied, and is waited for
-        a little only (this connection is closing, maybe one of several)."""
+        a little only (this connection is closing, maybe one of several).
+        """
         if not self.moved():
             return
         try:
@@ -188,7 +191,8 @@ def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) 
 
 def _watch_file(engine: Engine, path: str) -> None:
     """Refuse to go on with a database file deleted or replaced under the engine (a URL in
-    SQLite's own `file:` URI form is the user's to manage, and not watched)."""
+    SQLite's own `file:` URI form is the user's to manage, and not watched).
+    """
     watch = _FileWatch(path)
 
     @event.listens_for(engine, "do_connect")

@@ -45,7 +45,8 @@ def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
 def translate_driver(orig: BaseException, database: str, doing: str,
                      unavailable: bool) -> EndactionError:
     """The same, for an error of the driver itself (a call made below SQLAlchemy, as the
-    history's COPY on PostgreSQL is)."""
+    history's COPY on PostgreSQL is).
+    """
     text = str(orig).strip()
     first_line = text.splitlines()[0] if text else ""
     message = f"database {database} failed to {doing}: {type(orig).__name__}: {first_line}"
@@ -66,7 +67,8 @@ def translate_driver(orig: BaseException, database: str, doing: str,
 
 def _submit_key_taken(orig: BaseException) -> bool:
     """A write refused by the unique index of submit keys: a lost race, which the submit
-    answers with the winner's root, not a fault."""
+    answers with the winner's root, not a fault.
+    """
     if getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION:
         diag = getattr(orig, "diag", None)
         return getattr(diag, "constraint_name", None) == SUBMIT_KEY_INDEX

@@ -35,7 +35,8 @@ _ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 def rows(history: Sequence[HistoryPath], actor: str | None) -> Iterator[tuple[Any, ...]]:
     """A row per root and time, made as the writer takes them, all by one `actor`.
 
-    A tick's paths share one time; a fault recorded outside a tick has its own."""
+    A tick's paths share one time; a fault recorded outside a tick has its own.
+    """
     grouped: dict[tuple[str, float], list[Any]] = {}
     for path in history:
         key = (path.root_id, path.at)
@@ -72,7 +73,8 @@ def _entries_of(steps: str, object_id: str) -> Iterator[list[Any]]:
     An entry is `["<kind>","<id>",...]`. Where the quoted id follows a comma, the quote is
     the JSON's own (a quote inside a string is escaped, so a backslash would precede it);
     the entry is decoded from the bracket before its kind, and kept only if it is
-    that object's entry."""
+    that object's entry.
+    """
     needle = quoted(object_id)
     at = steps.find(needle)
     while at >= 0:

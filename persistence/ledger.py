@@ -150,14 +150,16 @@ class TableLedger(SqlLedger, Generic[Row]):
     def _decoders(self, conn: Connection, description: Sequence[Any]) -> list[Any]:
         """What SQLAlchemy would do to each column's value on the way out (JSON, dates,
         booleans on SQLite, numerics by their type code on PostgreSQL...): the prefetch
-        reads the driver's own tuples."""
+        reads the driver's own tuples.
+        """
         dialect = conn.dialect
         return [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
                 for c, d in zip(self.table.columns, description, strict=True)]
 
     def flush(self) -> None:
         """Deletes, updates and inserts, each as one bulk statement (below SQLAlchemy's
-        per-row work, with the columns' own conversions applied first)."""
+        per-row work, with the columns' own conversions applied first).
+        """
         if self.connection is None or not self._dirty:
             self._dirty.clear()
             return

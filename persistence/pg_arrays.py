@@ -39,7 +39,8 @@ def column_types(conn: Connection, table: Table) -> dict[str, ColumnType]:
     """The table's columns as the catalog has them now. Read for every bulk statement, not
     cached: a fraction of a millisecond against statements of thousands of rows, and never
     stale when a table is dropped and made again under a pooled connection. The table is
-    found as the statements name it: in its schema if it has one, else by the search path."""
+    found as the statements name it: in its schema if it has one, else by the search path.
+    """
     rows = conn.execute(text(
         "SELECT a.attname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), "
         "t.typname, t.typcategory, t.typtype "
@@ -57,7 +58,8 @@ def array_casts(conn: Connection, table: Table, columns: tuple[str, ...],
                 keys: tuple[str, ...]) -> list[ColumnType] | None:
     """Each column's type, or None if one of them cannot go as an array. (A key with a
     collation of its own needs nothing: against the array's default collation, the
-    column's wins, as it does against a parameter row by row.)"""
+    column's wins, as it does against a parameter row by row.)
+    """
     types = column_types(conn, table)
     found = [types.get(c) for c in (*columns, *keys)]
     usable = [t for t in found if t is not None and t.plain and t.category != "A"]
@@ -74,7 +76,8 @@ def one_array(values: list[Any], column: ColumnType) -> list[Any] | None:
     refuses. So: no list or tuple values; numbers only for a numeric column and bools only
     for a boolean one; ints among floats only in a float column and only where exact; and
     naive and aware times not together. The kinds are worked out per distinct type, not per
-    value: this runs for every column of every bulk-written row."""
+    value: this runs for every column of every bulk-written row.
+    """
     types = set(map(type, values))
     types.discard(type(None))
     if not types:

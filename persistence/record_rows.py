@@ -85,7 +85,8 @@ E = TypeVar("E", bound=StrEnum)
 def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
     """A column of a closed vocabulary, as its enum; a value outside it is named, not a crash.
     (The enum's own value map: calling the class costs several times more, 40,000 times when
-    10,000 disks are recovered.)"""
+    10,000 disks are recovered.)
+    """
     member: E | None = kind._value2member_map_.get(value)  # type: ignore[assignment]
     if member is None:
         raise StoreError(f"row {row['id']} has {column} {value!r}, which this endaction does "
@@ -95,7 +96,8 @@ def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
 
 def _parameters(r: RowMapping) -> Mapping[str, Any]:
     """A row's parameters, frozen as they are stored (a NaN written by hand into a SQLite row
-    loads as NaN: one such row must not stop every root from loading)."""
+    loads as NaN: one such row must not stop every root from loading).
+    """
     try:
         return freeze(r["parameters"], finite=False)
     except (TypeError, ValueError) as err:
@@ -127,7 +129,8 @@ def command_of(r: RowMapping) -> CommandRecord:
     """Ids and names interned (here and in `task_of`): every row read brings its own copy of
     its parent's, root's and group's ids, where records made by a running engine share one
     string per id. Shared, 10,000 loaded disks hold 12% less, and the engine's lookups by id
-    meet the same object instead of comparing equal text."""
+    meet the same object instead of comparing equal text.
+    """
     outcome = r["outcome"]
     parent = r["parent_id"]
     return CommandRecord(

@@ -47,7 +47,8 @@ class FailedRevert:
 def failed_reverts_page(store: SqlStore, *, before: RevertCursor | None = None,
                         limit: int = 50) -> list[FailedRevert]:
     """Up to `limit` resources left revert_failed, most recently given up on first, after
-    `before` (the previous page's last row)."""
+    `before` (the previous page's last row).
+    """
     table = resource_reverts
     order = (table.c.updated_at, table.c.resource_type, table.c.resource_id, table.c.owner_id)
     query = (select(table, commands.c.root_id, commands.c.type)

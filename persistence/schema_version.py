@@ -201,7 +201,8 @@ def _use_wal(engine: Engine) -> None:
     """WAL on SQLite, so readers never block the ticking writer; persistent in the file, and
     set only once the file is known to be ours (it rewrites the file's header). Switching
     needs the file to itself: while another process uses it, the switch waits for the next
-    open, and the database works meanwhile in its rollback-journal mode."""
+    open, and the database works meanwhile in its rollback-journal mode.
+    """
     if engine.dialect.name != "sqlite":
         return
     raw = engine.raw_connection()

@@ -74,13 +74,15 @@ class SqlStore:
 
     def create_schema(self) -> None:
         """Create the schema if the database is empty; refuse a foreign, older or newer one.
-        The ledgers' tables are created too, where missing."""
+        The ledgers' tables are created too, where missing.
+        """
         ensure_schema(self.engine, self.url, create=True)
         self._create_ledger_tables()
 
     def check_schema(self) -> None:
         """Refuse a database without endaction's current schema, writing nothing to it (but
-        the registered ledgers' missing tables)."""
+        the registered ledgers' missing tables).
+        """
         ensure_schema(self.engine, self.url, create=False)
         self._create_ledger_tables()
 
@@ -102,7 +104,8 @@ class SqlStore:
 
     def database_time(self) -> float:
         """The database server's clock, for every worker's leases and deadlines to agree on
-        (a SQLite file has no server: its clock is this machine's)."""
+        (a SQLite file has no server: its clock is this machine's).
+        """
         if self.engine.dialect.name != "postgresql":
             return time.time()
         with self._guard("read the database's clock"), self.engine.connect() as conn:
@@ -128,12 +131,14 @@ class SqlStore:
 
     def wakeups(self) -> Wakeups:
         """An ear for work made by other transactions (persistence/wakeups.py): this
-        process's always, other processes' on PostgreSQL. Close it when done."""
+        process's always, other processes' on PostgreSQL. Close it when done.
+        """
         return self._wakeups.listen()
 
     def _listening_connection(self) -> Any:
         """A connection of the pool's making (same arguments, same TLS) taken out of it for
-        good, in autocommit: LISTEN holds it for as long as the worker runs."""
+        good, in autocommit: LISTEN holds it for as long as the worker runs.
+        """
         pooled = self.engine.raw_connection()
         connection = pooled.driver_connection
         pooled.detach()
@@ -147,7 +152,8 @@ class SqlStore:
     def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
         """Every unfinished command and task outside held roots (or of `roots` only), read as
         of one moment (on PostgreSQL a repeatable-read snapshot; on SQLite the read
-        transaction is one)."""
+        transaction is one).
+        """
         with self._guard("load unfinished work"), self.engine.connect() as connection:
             conn = (connection.execution_options(isolation_level="REPEATABLE READ")
                     if connection.dialect.name == "postgresql" else connection)
@@ -158,13 +164,15 @@ class SqlStore:
                     parked_too: bool = False) -> list[str]:
         """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first,
         skipping held roots and rows another worker is claiming right now (SKIP LOCKED on
-        PostgreSQL; SQLite serialises writers anyway); parked ones too if asked."""
+        PostgreSQL; SQLite serialises writers anyway); parked ones too if asked.
+        """
         with self.transaction() as tx:
             return tx.claim_roots(owner, now, until, limit, parked_too)
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
         """Extend every lease `owner` still holds (a worker restarted under the same name
-        gets its roots back at once, without waiting for them to lapse)."""
+        gets its roots back at once, without waiting for them to lapse).
+        """
         with self.transaction() as tx:
             return tx.reclaim_roots(owner, until)
 
@@ -194,7 +202,8 @@ class SqlStore:
         """Root commands newest first (created_at, then id, descending), `limit` at most:
         of that status, of that type, created at `since` or later, and after `before`, the
         (created_at, id) of the previous page's last root. Every page is an index range
-        (persistence/root_listing.py), the hundredth as cheap as the first."""
+        (persistence/root_listing.py), the hundredth as cheap as the first.
+        """
         if limit < 1:
             raise InvalidConfiguration(f"list_roots: limit must be at least 1, not {limit}")
         with self._guard("list root commands"), self.engine.connect() as conn:
@@ -231,7 +240,8 @@ class SqlStore:
 
     def release_root(self, root_id: str) -> bool:
         """Let engines work on a held root again (after the fault was fixed); False if it was
-        not held."""
+        not held.
+        """
         with self.transaction() as tx:
             return tx.release_root(root_id)
 
@@ -302,7 +312,8 @@ class SqlStore:
 
     def count_reverts(self, state: str) -> int:
         """How many resources are in `state` (a RevertState), for a metrics scrape: one
-        count inside the database (a scan of the table, never a load of its rows)."""
+        count inside the database (a scan of the table, never a load of its rows).
+        """
         query = select(func.count()).select_from(resource_reverts).where(
             resource_reverts.c.state == state)
         with self._guard(f"count resources {state}"), self.engine.connect() as conn:
@@ -317,7 +328,8 @@ def open_store(url: str, create: bool = True, busy_timeout_ms: int = 10_000,
     With `create`, an empty database gets the schema (in one transaction); without it, an
     empty one is refused (`NoSchema`). Either way a foreign database is refused
     (`NotAnEndactionDatabase`) and an older or newer schema too (`SchemaMismatch`), before
-    anything is written."""
+    anything is written.
+    """
     store = SqlStore(connect(url, busy_timeout_ms, make_folder=create), ledgers)
     try:
         if create:
@@ -339,7 +351,8 @@ def _segments(conn: Connection, root_id: str, object_id: str | None = None) -> I
     """A root's history segments in the order they were written, fetched one at a time (a
     server-side cursor on PostgreSQL): a 100,000-disk tree's history is 220 MB of JSON.
     With `object_id`, only the segments whose text holds it: the database scans the text
-    (a LIKE may match more, never less; `history_segments.expand` keeps the exact id)."""
+    (a LIKE may match more, never less; `history_segments.expand` keeps the exact id).
+    """
     query = (select(history_table.c.root_id, history_table.c.at, history_table.c.steps,
                     history_table.c.actor)
              .where(history_table.c.root_id == root_id).order_by(history_table.c.id))

@@ -206,7 +206,8 @@ class SqlTransaction:
         reads committed data only, and both may see no row) never collide on the key: the
         second one does nothing. Many rows go as one executemany, compiled once and sent by
         the driver without a round trip each (a batch of 1,000 submitted roots: 0.56 s of
-        one statement per row before, 0.06 s now)."""
+        one statement per row before, 0.06 s now).
+        """
         dialect = self._conn.dialect.name
         make = (sqlite_insert if dialect == "sqlite" else postgresql_insert
                 if dialect == "postgresql" else None)
@@ -233,7 +234,8 @@ class SqlTransaction:
     def failed_reverts(self) -> list[tuple[ResourceRevert, CommandRecord]]:
         """Resources given up on whose owner has ended, outside held roots, and with no
         opposite command still unfinished for them (one may be in flight from an earlier
-        cleanup, in any engine's hands)."""
+        cleanup, in any engine's hands).
+        """
         reverts = [revert_of(r) for r in self._conn.execute(
             select(resource_reverts).where(resource_reverts.c.state == RevertState.REVERT_FAILED)
             .order_by(resource_reverts.c.updated_at)).mappings()]
@@ -271,7 +273,8 @@ class SqlTransaction:
 
     def take_setting(self, key: str) -> bool:
         """Delete the setting; True for the one transaction that did (a claim: of two
-        workers taking a request at once, one deletes the row, the other finds none)."""
+        workers taking a request at once, one deletes the row, the other finds none).
+        """
         return bool(self._conn.execute(delete(settings).where(settings.c.key == key))
                     .rowcount)
 
@@ -354,7 +357,8 @@ class SqlTransaction:
         In id order: two engines updating overlapping rows then lock them in one order, which
         is what keeps PostgreSQL from deadlocking them (row by row; the bulk update's join
         has no order, but there the lease rows, locked first in root order, already keep
-        two workers off one tree)."""
+        two workers off one tree).
+        """
         ordered: list[CommandRecord | TaskRecord] = sorted(records, key=_by_id)
         # A JSON column (an output, added resources) goes from empty to a value and never
         # back, and a record in memory is never behind its row: where no record of the batch

@@ -13,7 +13,8 @@ ESCAPED_NUL = "\\0"
 
 def storable(text: str | None) -> str | None:
     """The text with NUL characters written as the two characters \\0, and lone surrogates
-    as their escapes (\\udcff)."""
+    as their escapes (\\udcff).
+    """
     if text is None:
         return None
     if NUL in text:

@@ -61,7 +61,8 @@ class Wakeups:
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Sleep up to `timeout` seconds; True as soon as work was made (and the signal is
         taken), False after the whole timeout. With `stop`, returns within a short slice of
-        it being set, since one thread cannot block on two events."""
+        it being set, since one thread cannot block on two events.
+        """
         if self._event.is_set():
             self._event.clear()
             return True
@@ -89,7 +90,8 @@ class Wakeups:
     def _listen(self, connect: Callable[[], Any]) -> None:
         """Listen until closed. Every failure (no connection, a connection lost, a driver
         that cannot listen) waits a doubling back-off before the next try and is logged
-        once per outage; only a connection that listened for a whole slice resets it."""
+        once per outage; only a connection that listened for a whole slice resets it.
+        """
         backoff, outage = 0.5, False
         while not self._closed.is_set():
             connection = None
@@ -138,7 +140,8 @@ class WakeupHub:
 
     def notice(self) -> None:
         """A transaction that made work committed: wake this process's listeners (those
-        listening on PostgreSQL hear its notification instead, and are not woken twice)."""
+        listening on PostgreSQL hear its notification instead, and are not woken twice).
+        """
         with self._lock:
             listeners = list(self._local)
         for wakeups in listeners:

@@ -1,5 +1,6 @@
 """Engines for tests, with defaults and keyword overrides: build one by hand only where its
-construction is what the test is about."""
+construction is what the test is about.
+"""
 
 from __future__ import annotations
 

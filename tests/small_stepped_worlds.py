@@ -105,7 +105,8 @@ class SteppedWorld:
 def stepped_worlds() -> Iterator[SteppedWorld]:
     """Every story of every step that runs (a step after one that failed never runs), with
     every outcome of the undos of what the steps that ran made, when something failed (the
-    undos of resources never made do not run: their outcomes change nothing)."""
+    undos of resources never made do not run: their outcomes change nothing).
+    """
     for count in range(1, len(MAKING) + 1):
         for stories in itertools.product(STORIES, repeat=count):
             earlier_succeed = all(_succeeds(s) for s in stories[:-1])
@@ -124,7 +125,8 @@ def stepped_worlds() -> Iterator[SteppedWorld]:
 @dataclass
 class StoryHost(NetworkHost):
     """The network host, told by the world how each attempt and each undo goes, and when to
-    kill the engine (after it acted, inside its n-th call)."""
+    kill the engine (after it acted, inside its n-th call).
+    """
 
     world: SteppedWorld | None = None
     die_in_call: int | None = None

@@ -68,7 +68,8 @@ def vm_store(url: str, **options: Any) -> SqlStore:
 
 def terminal_arrivals(store: SqlStore, root_id: str) -> Counter[str]:
     """From the transitions history: how often each command of the root reached a terminal
-    state (exactly once, for every command, is the promise)."""
+    state (exactly once, for every command, is the promise).
+    """
     # A cleanup's rows note what happened to a command that had ended (source == dest):
     # they move nothing, so they are no arrival.
     return Counter(h.object_id for h in store.history_of_root(root_id)
@@ -91,7 +92,8 @@ class World:
     def engine(self, on_commit: Callable[[TickReport], None] | None = None,
                **overrides: Any) -> Engine:
         """An engine of this world (its store, agent, clock and policy); `overrides` as for
-        `make_engine` (commands, registry, limits, ...)."""
+        `make_engine` (commands, registry, limits, ...).
+        """
         overrides.setdefault("policy", self.policy)
         agents = overrides.pop("agents", self.agent)  # e.g. this world's agent behind HTTP
         return make_engine(self.store, agents, clock=self.clock, on_commit=on_commit,

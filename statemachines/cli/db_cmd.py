@@ -22,7 +22,8 @@ def db() -> None:
 @db_option
 def upgrade_command(app: App, db: str | None) -> None:
     """Create the schema in an empty database, or bring an older one to this version; then
-    create the application's ledger tables that are missing."""
+    create the application's ledger tables that are missing.
+    """
     engine = connect(database_url(db), make_folder=True)
     url = engine.url.render_as_string(hide_password=True)  # never print a password
     try:

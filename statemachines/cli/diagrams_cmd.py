@@ -37,7 +37,8 @@ def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, 
               default=None, help="also rewrite this Markdown file's ```mermaid blocks, in order")
 def diagrams(app: App, out: Path, formats: str, readme: Path | None) -> None:
     """Draw the command, task and host status machines, and the application's own drawings
-    (the VM example's: the seed's flow)."""
+    (the VM example's: the seed's flow).
+    """
     chosen = formats_option(formats)
     drawings = [*machine_drawings(), *app.drawings()]
     try:

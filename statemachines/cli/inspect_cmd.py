@@ -104,7 +104,8 @@ def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
     """Poll the command's row until it is terminal, its root is held (no engine will move
     it), or `timeout` passes, saying on stderr every `notice_seconds` what it is waiting
     for: never silently, never unbounded. A database that is away for a while is waited
-    for too, within the same timeout. Returns the command and the hold's error, if held."""
+    for too, within the same timeout. Returns the command and the hold's error, if held.
+    """
     started = last_notice = time.monotonic()
     delay = 0.05
     while not COMMAND_MACHINE.is_terminal(command.status):

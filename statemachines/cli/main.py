@@ -69,7 +69,8 @@ def cli() -> None:
     """Persisted command and task state machines that roll back with opposite commands.
 
     Every option below can also be given as the environment variable shown in each command's
-    --help (ENDACTION_APP, ENDACTION_DB, ENDACTION_LOG_LEVEL, ...)."""
+    --help (ENDACTION_APP, ENDACTION_DB, ENDACTION_LOG_LEVEL, ...).
+    """
 
 
 @cli.command()
@@ -80,7 +81,8 @@ def cli() -> None:
               help="recorded with the cancellation")
 def cancel(root_id: str, app: App, db: str | None, reason: str) -> None:
     """Cancel the running root ROOT_ID: what has not started is refused, running tasks are
-    aborted, and what already succeeded is reverted like after any other failure."""
+    aborted, and what already succeeded is reverted like after any other failure.
+    """
     store = open_database(db, create=False, missing="nothing to cancel", app=app)
     try:
         request_cancel(store, root_id, reason, time.time())
@@ -97,7 +99,8 @@ def cancel(root_id: str, app: App, db: str | None, reason: str) -> None:
 @db_option
 def release(root_id: str, db: str | None) -> None:
     """Let engines work again on ROOT_ID, held after the engine failed on it (fix the cause
-    first: it is held again if the same fault recurs)."""
+    first: it is held again if the same fault recurs).
+    """
     store = open_database(db, create=False, missing="nothing to release")
     try:
         if not store.release_root(root_id):

@@ -47,7 +47,8 @@ def resume(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> N
     """Recover after a crash and finish whatever was left; report the last root command.
 
     Exit status: 0 it succeeded, 5 it failed or was cancelled and was rolled back cleanly,
-    3 something was left behind or could not end."""
+    3 something was left behind or could not end.
+    """
     progress = make_progress()
     with progress, closing(_existing(app, db, agents_at, progress,
                                      "nothing to resume")) as world:
@@ -80,7 +81,8 @@ def cleanup(app: App, db: str | None, agents_at: AgentChoice, timeout: float,
     Without workers it runs here, and finishes whatever else is unfinished too, as `resume`
     does; while workers hold leases it asks them, and one of them performs it. Exit status 0
     when nothing is left behind, 3 when something still is, 4 when the workers did not take
-    the request and finish within --timeout."""
+    the request and finish within --timeout.
+    """
     progress = make_progress()
     with progress, closing(_existing(app, db, agents_at, progress,
                                      "nothing to clean up")) as world:

@@ -61,7 +61,8 @@ def ui(app: App, db: str | None, host: str, port: int, allow_actions: bool,
     machine with the path it took, the history, and what is left revert_failed.
 
     Read-only unless --allow-actions; cleanup then runs as `endaction cleanup` does, with
-    the agents the agent options name. Stops on SIGTERM or SIGINT."""
+    the agents the agent options name. Stops on SIGTERM or SIGINT.
+    """
     if allow_actions != (token_file is not None):
         raise UsageProblem("--allow-actions and --token-file go together: actions are only "
                            "offered to whoever presents the token in that file")

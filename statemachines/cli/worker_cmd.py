@@ -80,7 +80,8 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
            summary_interval: float, start_timeout: float, metrics_port: int | None,
            metrics_host: str) -> None:
     """Run the application's roots as one of several workers on one database, until
-    SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick."""
+    SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick.
+    """
     if name == SINGLE_ENGINE:
         raise UsageProblem(f"--name {SINGLE_ENGINE} is the single engine's own lease name "
                            "(`demo`, `resume`, `cleanup`): give the worker another")
@@ -133,7 +134,8 @@ def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: 
                       served: WorkerMetrics | None = None) -> AppWorld | None:
     """Open the application, retrying a database that is unavailable (as a running worker
     does at every tick) for up to `timeout` seconds: a worker restarted during a failover must
-    not exit on the first cut connection. None if stopped meanwhile."""
+    not exit on the first cut connection. None if stopped meanwhile.
+    """
     started = time.monotonic()
     backoff = 0.2
     while True:

@@ -33,7 +33,8 @@ START_TIMEOUT = 10.0
 
 class CannotServeMetrics(EndactionError):
     """The metrics address cannot be listened on (in use, not this machine's), or the
-    server did not start."""
+    server did not start.
+    """
 
 
 class WorkerMetrics:
@@ -66,7 +67,8 @@ class WorkerMetrics:
 
     def watch(self, engine: Engine, worker: Worker, store: SqlStore) -> None:
         """From now on a scrape also reads the worker, and counts the resources left
-        revert_failed in `store`."""
+        revert_failed in `store`.
+        """
         self.metrics.watch(engine, worker,
                            revert_failed=lambda: store.count_reverts(RevertState.REVERT_FAILED))
 

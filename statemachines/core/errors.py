@@ -10,7 +10,8 @@ class EndactionError(Exception):
 class InvalidConfiguration(EndactionError, ValueError):
     """A setting, a registration or a declaration that cannot work (a bound that is no bound,
     a command type registered twice, a ledger without a resource type); raised where it is
-    made, before any work starts."""
+    made, before any work starts.
+    """
 
 
 class UnknownCommandType(EndactionError):
@@ -23,7 +24,8 @@ class UnknownCommandType(EndactionError):
 
 class NotSubmittable(EndactionError, ValueError):
     """A command type that runs only as part of a rollback (an opposite command) was
-    submitted as a root; refused before anything is written."""
+    submitted as a root; refused before anything is written.
+    """
 
     def __init__(self, type_name: str) -> None:
         super().__init__(f"{type_name} is an opposite command: it runs only in a rollback, "
@@ -52,7 +54,8 @@ class SubmitKeyTaken(EndactionError):
     """Raised by a store transaction's write when another client's root took one of its new
     roots' submit keys since this transaction looked them up (two clients racing with one key
     on PostgreSQL, whose readers do not wait for writers). The transaction rolls back; the
-    submission looks again, finds the winner, and answers with it."""
+    submission looks again, finds the winner, and answers with it.
+    """
 
 
 class InvalidParameters(EndactionError):
@@ -129,9 +132,11 @@ class RootFault(EndactionError):
 
 class LeaseLost(ConcurrentModification):
     """A worker's lease on a root lapsed and another worker took the root over: this worker's
-    tick is rolled back, and it goes on with the roots it still holds."""
+    tick is rolled back, and it goes on with the roots it still holds.
+    """
 
 
 class WorkersHoldRoots(EndactionError):
     """A single engine (not a worker) was started on a database where workers hold leases:
-    it would race them for the same trees."""
+    it would race them for the same trees.
+    """

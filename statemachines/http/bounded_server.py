@@ -60,7 +60,8 @@ class HostLimits:
 
     def fitted(self) -> HostLimits:
         """These limits within the process's open-file limit: the soft limit is raised as
-        far as the hard one allows, and the connection bound lowered if it must be."""
+        far as the hard one allows, and the connection bound lowered if it must be.
+        """
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = self.max_connections + self.fd_reserve
         if soft != resource.RLIM_INFINITY and soft < wanted:
@@ -108,7 +109,8 @@ class RefusalLog:
 
 class ConnectionBook:
     """The host's open connections, oldest first, shared by every connection's protocol;
-    `limits` fitted to the process's open-file limit."""
+    `limits` fitted to the process's open-file limit.
+    """
 
     def __init__(self, limits: HostLimits) -> None:
         limits = limits.fitted()
@@ -193,7 +195,8 @@ class BoundedH11Protocol(H11Protocol):
 
 def uvicorn_options(book: ConnectionBook) -> dict[str, Any]:
     """uvicorn.Config keyword arguments that apply the book's limits; call
-    `book.refusals.flush()` when the server stops, for the last counts."""
+    `book.refusals.flush()` when the server stops, for the last counts.
+    """
     fitted = book.limits
     return {"http": functools.partial(BoundedH11Protocol, book=book),
             "timeout_keep_alive": fitted.keep_alive,

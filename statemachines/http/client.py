@@ -128,7 +128,8 @@ class HttpAgent:
     def _certificate_hint(self, err: httpx.TransportError) -> str:
         """Over TLS 1.3 a host that requires a client certificate refuses one that is
         missing after the handshake, by closing the connection: say so, since the error
-        itself names no certificate."""
+        itself names no certificate.
+        """
         if self._without_certificate and isinstance(err, httpx.RemoteProtocolError
                                                     | httpx.ReadError):
             return (" (a host that requires a client certificate closes the connection so: "
@@ -139,7 +140,8 @@ class HttpAgent:
                   body: dict[str, Any] | None) -> tuple[int, bytes]:
         """Send, and read the answer within `timeout` in all: httpx's timeouts bound each
         read, so a host trickling a byte at a time would otherwise hold the tick forever.
-        Answers are bounded in size too."""
+        Answers are bounded in size too.
+        """
         deadline = time.monotonic() + self.timeout
         with self._client.stream(method, path, json=body) as response:
             chunks: list[bytes] = []

@@ -1,6 +1,7 @@
 """Serving on an address of one's own: the task host, the web view and a worker's metrics
 all bind their socket before anything else (so a port in use is one clear error, before a
-token, a journal or a database is touched), and stop on SIGTERM as on Ctrl-C."""
+token, a journal or a database is touched), and stop on SIGTERM as on Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def serve_until_stopped(server: uvicorn.Server, listening: socket.socket) -> Non
 
     uvicorn stops gracefully on either signal and then raises it again with the handler it
     found: this one turns that into a clean return, so that the caller closes what it opened
-    and the exit status is 0."""
+    and the exit status is 0.
+    """
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         server.run(sockets=[listening])

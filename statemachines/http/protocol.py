@@ -41,7 +41,8 @@ def report_to_json(report: TaskReport) -> dict[str, Any]:
 
 def report_from_json(task_id: str, entry: object) -> TaskReport:
     """A host's report of one task; garbage becomes `unknown`, saying what was received. Its
-    output is passed on as it came: the engine judges it (strict JSON, its size)."""
+    output is passed on as it came: the engine judges it (strict JSON, its size).
+    """
     if isinstance(entry, dict):
         try:
             return TaskReport(HostStatus(str(entry.get("status"))),

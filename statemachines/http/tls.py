@@ -25,7 +25,8 @@ def _readable(what: str, path: Path | None) -> None:
 @dataclass(frozen=True)
 class ClientTls:
     """The engine's side: `ca` signed the host's certificate (None: the system's CAs);
-    `cert` and `key` are this engine's own, for a host that requires them."""
+    `cert` and `key` are this engine's own, for a host that requires them.
+    """
 
     ca: Path | None = None
     cert: Path | None = None
@@ -50,7 +51,8 @@ class ClientTls:
 @dataclass(frozen=True)
 class ServerTls:
     """The host's side: its certificate and key; with `client_ca`, callers must present a
-    certificate signed by it (mutual TLS)."""
+    certificate signed by it (mutual TLS).
+    """
 
     cert: Path
     key: Path
@@ -72,7 +74,8 @@ class ServerTls:
 
 def refused_certificate(err: BaseException) -> bool:
     """The transport failed because a certificate was refused (the host's by us, or ours by
-    the host): the same call would fail the same way."""
+    the host): the same call would fail the same way.
+    """
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):

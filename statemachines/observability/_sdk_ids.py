@@ -1,5 +1,6 @@
 """The SDK's side of planned span ids; imported only where the SDK is installed (the `otel`
-extra), so that the package runs on the API alone."""
+extra), so that the package runs on the API alone.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 class PlannedIds(IdGenerator):
     """Planned ids while a plan is in effect, the wrapped generator's otherwise: the tracer
-    it is put on may be shared by code that starts spans of its own."""
+    it is put on may be shared by code that starts spans of its own.
+    """
 
     def __init__(self, wrapped: IdGenerator, plan: ContextVar[tuple[int, int] | None]) -> None:
         self.wrapped = wrapped

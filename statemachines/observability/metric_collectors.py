@@ -73,7 +73,8 @@ class RevertFailedCollector:
     """The resources left revert_failed, counted by `count` (a database query) per scrape.
 
     A scrape while the database is unavailable leaves the gauge out (and logs why): a stale
-    or made-up count would be read as the truth, while a gap is what an outage looks like."""
+    or made-up count would be read as the truth, while a gap is what an outage looks like.
+    """
 
     def __init__(self, count: Callable[[], int]) -> None:
         self.count = count

@@ -109,7 +109,8 @@ class EngineMetrics:
     def on_tick(self, report: TickReport) -> None:
         """A `Worker(on_tick=...)` callback: time every tick, committed or not (one that
         lost a race or met an outage raised instead of reporting: the worker's totals
-        count those)."""
+        count those).
+        """
         if report.duration is not None:
             self.tick_duration.labels("true" if report.committed else "false").observe(
                 report.duration)
@@ -122,7 +123,8 @@ class EngineMetrics:
               revert_failed: Callable[[], int] | None = None) -> None:
         """Read at every scrape: the roots `engine` holds and took over, the `worker`'s
         outages and lost races, and `revert_failed()`, the resources left revert_failed
-        (a count from the database, e.g. `SqlStore.count_reverts`)."""
+        (a count from the database, e.g. `SqlStore.count_reverts`).
+        """
         name = worker.name if worker is not None else engine.actor
         self.registry.register(WorkerCollector(name, engine, worker))
         if revert_failed is not None:

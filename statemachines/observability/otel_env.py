@@ -44,7 +44,8 @@ class TracingUnavailable(EndactionError):
 def configure_tracing() -> list[str]:
     """Set the global tracer provider from the environment, once per process; the exporters
     it sends to (empty: no traces asked for, or a provider was already set). Until it has
-    set one, every call reads the environment again (tests change it within one process)."""
+    set one, every call reads the environment again (tests change it within one process).
+    """
     global _configured
     with _lock:
         if _configured is None:
@@ -108,7 +109,8 @@ def _exporter_names() -> list[str]:
 
 def _exporter(name: str) -> Any:
     """An exporter by its entry point name, built from the environment as the SDK builds it;
-    the console's writes to stderr, as it must not mix spans into a command's report."""
+    the console's writes to stderr, as it must not mix spans into a command's report.
+    """
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 

@@ -39,7 +39,8 @@ _CLEARS = frozenset({str(TaskTrigger.CLEARED), str(TaskTrigger.CLEAR_FAILED)})
 @dataclass
 class SpanMaker:
     """Starts the spans of one root's trace with the ids it was planned to have (`planned`:
-    the tracer takes planned ids) or under a remote parent carrying the trace id."""
+    the tracer takes planned ids) or under a remote parent carrying the trace id.
+    """
 
     tracer: trace.Tracer
     root_id: str
@@ -67,7 +68,8 @@ class SpanMaker:
 
 def start_root_span(maker: SpanMaker, root: CommandRecord) -> trace.Span:
     """The root's span, started first: whether it records (the sampler's word, by trace id)
-    decides whether the rest of the tree is read at all."""
+    decides whether the rest of the tree is read at all.
+    """
     return maker.start(root.id, root.type, None, SpanKind.INTERNAL, command_attributes(root),
                        root.created_at)
 
@@ -136,7 +138,8 @@ def _within(rows: Sequence[HistoryEntry], ends: Collection[str]) -> list[History
     """The rows a span shows: a trace must read the same whenever it is built, and what is
     recorded after the end is not yet there when the root ends. So a command's rows stop
     at its end (a later `cleanup` is not this run), and a task's clears (the agent told to
-    forget it, in the ticks after its command's end) are left out."""
+    forget it, in the ticks after its command's end) are left out.
+    """
     shown = []
     for row in rows:
         if row.object_kind == ObjectKind.TASK:
@@ -152,7 +155,8 @@ def _within(rows: Sequence[HistoryEntry], ends: Collection[str]) -> list[History
 def end_time(rows: Sequence[HistoryEntry], ends: Collection[str], fallback: float) -> float:
     """When the object first reached an end: a command's terminal state, a task's last word
     from its agent (its clearing after is bookkeeping, often after the root's end); the
-    last row, or the record's last write, if it never did (a held root)."""
+    last row, or the record's last write, if it never did (a held root).
+    """
     for row in rows:
         if row.source != row.dest and row.dest in ends:
             return row.at
@@ -161,7 +165,8 @@ def end_time(rows: Sequence[HistoryEntry], ends: Collection[str], fallback: floa
 
 def command_error(command: CommandRecord, *, root: bool) -> str | None:
     """The cause, for a span that must read ERROR: its own work or its reverting failed, or it
-    is a root that did not succeed (the trace's top says the operation failed, and why)."""
+    is a root that did not succeed (the trace's top says the operation failed, and why).
+    """
     failed = command.outcome in FAILED_OUTCOMES or (
         root and command.status != CommandStatus.ENDED_SUCCESS)
     if not failed:

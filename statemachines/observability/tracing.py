@@ -79,7 +79,8 @@ class RootTracer:
 
     def export(self, root_id: str) -> int:
         """Emit the trace of `root_id` as the database holds it now; how many spans (0 when
-        nothing records, the sampler dropped it, or there is no such root)."""
+        nothing records, the sampler dropped it, or there is no such root).
+        """
         found = self._tracer()
         if found is None:
             return 0
@@ -133,7 +134,8 @@ def traced(store: Store, on_commit: OnCommit | None = None,
     itself otherwise, so a process that collects no traces runs exactly as without.
 
     The tracer goes first: a callback after it may end the process (the demo's
-    `--crash-after`), and the trace of a root that ended in that tick is then out already."""
+    `--crash-after`), and the trace of a root that ended in that tick is then out already.
+    """
     tracer = RootTracer(store, tracer_provider)
     if not tracer.enabled:
         return on_commit

@@ -97,7 +97,8 @@ class ControlledAgent:
 
     def abort(self, task_id: str) -> None:
         """A running task reports `aborting` until the test (or the autopilot) ends it: a
-        real host takes its time to stop a copy, and may leave part of it behind."""
+        real host takes its time to stop a copy, and may leave part of it behind.
+        """
         self._enter("abort")
         task = self.tasks.get(task_id)
         if task is not None and task.report is None and not task.forgotten:
@@ -107,7 +108,8 @@ class ControlledAgent:
     # ------------------------------------------------------------------ what the test decides
     def running(self) -> list[str]:
         """Ids of the tasks still running, in the order they were started: a replay of the
-        same steps picks the same task."""
+        same steps picks the same task.
+        """
         return [i for i, t in self.tasks.items() if _working(t)]
 
     def compensations_running(self) -> list[str]:
@@ -115,7 +117,8 @@ class ControlledAgent:
 
     def finish(self, task_id: str, result: HostResult, effect: bool) -> HostResult:
         """End a running task; `effect` says whether a failed or unknown one still acted
-        (a partial copy). A doomed resource's compensation fails whatever was asked."""
+        (a partial copy). A doomed resource's compensation fails whatever was asked.
+        """
         task = self.tasks[task_id]
         if self._doomed(task):
             result = HostResult.FAILURE

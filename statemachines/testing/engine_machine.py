@@ -80,7 +80,8 @@ def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
 
 class _EngineMachine(RuleBasedStateMachine):
     """The rules and properties of every scenario's machine; `engine_machine` adds the ones
-    whose strategies come from the scenario (what to submit)."""
+    whose strategies come from the scenario (what to submit).
+    """
 
     scenario: ClassVar[Scenario]
 
@@ -120,7 +121,8 @@ class _EngineMachine(RuleBasedStateMachine):
         """The engine's process is gone: only the database and the agents remain. The
         store object stays (it holds nothing of the engine's between transactions, and
         its connections are dropped), so a restart costs a recovery, not a new schema
-        check and new compiled statements: shrinking replays many of them."""
+        check and new compiled statements: shrinking replays many of them.
+        """
         self.store.dispose()
         self.engine = self._new_engine()
         self.engine.recover()
@@ -303,7 +305,8 @@ def kit_settings(parent: settings | None = None) -> settings:
     Explaining traces every line of a failing run, replayed many times over; on the engine it
     took minutes after the shrinking had finished, and Hypothesis's five-minute limit stopped
     it with its "please report this" warning. A run that wants it back sets
-    `Machine.TestCase.settings = settings(Machine.TestCase.settings, phases=list(Phase))`."""
+    `Machine.TestCase.settings = settings(Machine.TestCase.settings, phases=list(Phase))`.
+    """
     base = parent if parent is not None else settings.default
     assert base is not None
     return settings(base, deadline=None, suppress_health_check=list(HealthCheck),

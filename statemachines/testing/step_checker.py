@@ -16,7 +16,8 @@ from .termination import Bounds, Measure, measure, multiset_less
 
 class StepChecker:
     """The proofs' running state over one store: the last snapshot, and the checks each step
-    must pass (revert states only forward; every committing tick lowers the measure)."""
+    must pass (revert states only forward; every committing tick lowers the measure).
+    """
 
     def __init__(self, store: Store, roots: list[str], bounds: Bounds) -> None:
         """`roots` is read at each observation: append to it as roots are submitted."""

@@ -129,7 +129,8 @@ class Bounds:
     def credits(self, reverts: Mapping[RevertKey, ResourceRevert],
                 command: CommandRecord) -> int:
         """Summed over the resources it made: each starts with the full budget; one that is
-        never reverted keeps it, unchanged, which the ordering does not mind."""
+        never reverted keeps it, unchanged, which the ordering does not mind.
+        """
         if command.execution_reason != ExecutionReason.REGULAR_FLOW:
             return 0
         total = 0
@@ -179,7 +180,8 @@ def measure(snap: Snapshot, bounds: Bounds, fresh_clear_round: bool = False) -> 
 
 def multiset_less(smaller: Measure, larger: Measure) -> bool:
     """Dershowitz-Manna: `smaller` < `larger` when they differ and every rank `smaller` gained
-    is below some rank `larger` lost."""
+    is below some rank `larger` lost.
+    """
     gained = smaller - larger
     lost = larger - smaller
     if not gained and not lost:
@@ -216,7 +218,8 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     Each committing tick performs at least one unit step: a transition, a retry, or starting
     a compensation. Summing every object's steps, and every compensation's own objects, bounds
     the count; a loop would exceed any such bound. `size.tasks` counts first attempts: each
-    may be followed by `max_task_attempts - 1` more."""
+    may be followed by `max_task_attempts - 1` more.
+    """
     task = _task_commits(bounds) * bounds.max_task_attempts
     command = 3 * bounds.max_steps + 9
     compensation = compensation_commits(bounds, tasks_per_compensation)
@@ -226,5 +229,6 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
 
 def tick_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) -> int:
     """Ticks of run_until_idle: between two commits at most one tick waits for the agents or
-    sleeps until a back-off is due, so twice the commits, plus the final idle check."""
+    sleeps until a back-off is due, so twice the commits, plus the final idle check.
+    """
     return 2 * commit_bound(size, bounds, tasks_per_compensation) + 2

@@ -30,7 +30,8 @@ def load_app(spec: str) -> App:
     """The App that `spec` ("package.module:attribute", attribute `app` if left out) names.
 
     The current directory is importable, as it is for `python -m`, so that a user's own
-    module next to their shell works without installing it."""
+    module next to their shell works without installing it.
+    """
     text = spec.strip()
     if not text:
         raise UsageProblem("--app must not be empty (leave it out for the VM example)")
@@ -55,7 +56,8 @@ def load_app(spec: str) -> App:
 
 def _import(spec: str, module_name: str) -> Any:
     """The application's module, from the current directory too; a UsageProblem saying
-    what went wrong in it, never a traceback."""
+    what went wrong in it, never a traceback.
+    """
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:

@@ -1,5 +1,6 @@
 """An application opened on a database: its store, its agents built from the settings, and an
-engine; closed in the reverse order, whatever failed in between."""
+engine; closed in the reverse order, whatever failed in between.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def open_app(app: App, db: str | None, agents_at: AgentChoice, *, create: bool =
     leftover checks and reports read as the application's own classes.
 
     Its engine emits the trace of every root it ends when OTEL_TRACES_EXPORTER asks for
-    traces (or a tracer provider is set in the process): see `statemachines.observability`."""
+    traces (or a tracer provider is set in the process): see `statemachines.observability`.
+    """
     try:
         configure_tracing()
     except TracingUnavailable as err:

@@ -94,7 +94,8 @@ def open_database(db: str | None, *, create: bool, missing: str = "",
     missing SQLite file is a UsageProblem (`missing` says what that means for the command).
 
     With `app`, the database must belong to that application (see `check_owner`), checked
-    before its ledgers' tables are made; the ledgers are the application's."""
+    before its ledgers' tables are made; the ledgers are the application's.
+    """
     url = database_url(db)
     parsed = make_url(url)
     if not create and parsed.get_backend_name() == "sqlite" and parsed.database:
@@ -118,7 +119,8 @@ def open_database(db: str | None, *, create: bool, missing: str = "",
 
 def lock_wait_ms() -> int:
     """How long a SQLite database's write lock is waited for: ENDACTION_LOCK_TIMEOUT
-    seconds, 10 by default (PostgreSQL waits on its own terms)."""
+    seconds, 10 by default (PostgreSQL waits on its own terms).
+    """
     text = os.environ.get(LOCK_WAIT_ENVVAR, "").strip()
     if not text:
         return 10_000
@@ -135,7 +137,8 @@ def check_owner(store: SqlStore, app: App, *, claim: bool) -> None:
     """Refuse a database another application wrote: its roots are of command types this one
     does not know (a worker would hold every one), and its ledgers' tables would be made in
     the other's database. The first command that may write (`claim`) records the owner; a
-    database from before that was recorded is taken as it is."""
+    database from before that was recorded is taken as it is.
+    """
     owner = store.setting(APP_SETTING)
     if owner is None:
         if claim:

@@ -25,7 +25,8 @@ def setup_logging(level: int) -> None:
     """Send endaction's records at `level` and above to stderr, once per process.
 
     The handler goes on the root logger only if it has none: an application that embeds the
-    CLI (or a test capturing logs) keeps its own handlers."""
+    CLI (or a test capturing logs) keeps its own handlers.
+    """
     logging.basicConfig(level=logging.WARNING, format=FORMAT, stream=sys.stderr)
     logging.getLogger("endaction").setLevel(level)
     logging.getLogger("statemachines").setLevel(level)

@@ -122,14 +122,16 @@ class Totals:
         rollback starts compensations it adds work, and the bar may step back. A compensation
         counts once as it is started and once more as the command it is; it is done when it
         ends (`commands_ended` and `compensations_ended`). Never below `work_ended`, which may
-        include work started before this run (`resume`, `cleanup`)."""
+        include work started before this run (`resume`, `cleanup`).
+        """
         known = self.started + self.executed + self.compensations_started
         return max(known, self.work_ended)
 
     @property
     def work_ended(self) -> int:
         """The bar's completed part: tasks ended (ok or failed), commands and compensations
-        ended."""
+        ended.
+        """
         return self.succeeded + self.failed + self.ended + self.compensations_ended
 
 
@@ -145,7 +147,8 @@ class _Estimate(TimeRemainingColumn):
 
 class LiveProgress:
     """A Rich live panel: a bar of the work ended so far, the run's totals below; notes
-    scroll above it."""
+    scroll above it.
+    """
 
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console

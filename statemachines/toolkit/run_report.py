@@ -79,7 +79,8 @@ def render_report(app: App, report: dict[str, Any]) -> str:
 
 def run_exit_status(report: dict[str, Any]) -> int:
     """0: the root succeeded, nothing left; 5: it failed or was cancelled and everything it
-    made was reverted; 3: it did not end, is held, or left something behind."""
+    made was reverted; 3: it did not end, is held, or left something behind.
+    """
     root = report["root"]
     finished = root["status"] in TERMINAL_COMMAND_STATES
     uncleared = any(t["status"] != TaskStatus.CLEARED for t in report["tasks"])

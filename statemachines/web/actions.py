@@ -56,7 +56,8 @@ def read_token_file(token_file: Path) -> str:
 
 async def form_of(request: Request) -> dict[str, str]:
     """The POST's form fields (URL-encoded, as a browser's form sends them), read only up to
-    MAX_FORM_BYTES whatever the headers say; the last value of a repeated field wins."""
+    MAX_FORM_BYTES whatever the headers say; the last value of a repeated field wins.
+    """
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("", "application/x-www-form-urlencoded"):
         raise BadInput(f"a form must be application/x-www-form-urlencoded, not {kind[:80]!r}")

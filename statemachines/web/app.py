@@ -84,7 +84,8 @@ class _Headers:
 
 class _Pages:
     """The web view's endpoints over one store and site: every page answered, every error
-    a page of its own, every action behind the token."""
+    a page of its own, every action behind the token.
+    """
 
     def __init__(self, store: SqlStore, site: Site, token: str | None,
                  cleanup: CleanupJob | None, clock: Callable[[], float]) -> None:

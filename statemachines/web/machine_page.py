@@ -86,7 +86,8 @@ def _diagram(kind: str, object_id: str, steps: Sequence[Step], title: str,
 @functools.lru_cache(maxsize=64)
 def _svg(kind: str, object_id: str, steps: tuple[Step, ...], title: str, status: str) -> str:
     """The decorated SVG; the same history and status draw the same picture, so a page
-    that a browser re-reads every few seconds runs `dot` only when something moved."""
+    that a browser re-reads every few seconds runs `dot` only when something moved.
+    """
     drawing, highlight = trace_drawing(kind, object_id, steps, title)
     if status in drawing.states:
         highlight = replace(highlight, current=status)
@@ -96,7 +97,8 @@ def _svg(kind: str, object_id: str, steps: tuple[Step, ...], title: str, status:
 
 def decorate(svg: str, visited: set[str], current: str | None) -> str:
     """Graphviz's SVG for inlining: no XML prologue, scaled by CSS, and every state's node
-    marked with `data-state` and the classes `visited` and `current`."""
+    marked with `data-state` and the classes `visited` and `current`.
+    """
     start = svg.find("<svg")
     body = svg[start:] if start >= 0 else svg
     body = _SIZE.sub('<svg role="img" aria-label="state machine"', body, count=1)

@@ -1,6 +1,7 @@
 """Worker fleets as real processes, for the chaos tests: a fresh PostgreSQL database with the
 VM example's templates, worker processes with a log each, and the progress and ends-once
-checks read from the database alone."""
+checks read from the database alone.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ class Workers:
     def __init__(self, url: str, storage: Path, logs: Path, *, lease_ttl: float = 3,
                  agent: Sequence[str] = ()) -> None:
         """`agent`: the workers' agent options; by default `--storage STORAGE` (the agent in
-        each worker's own process)."""
+        each worker's own process).
+        """
         self.url, self.storage, self.logs, self.lease_ttl = url, storage, logs, lease_ttl
         self.agent = list(agent) or ["--storage", str(storage)]
         self.running: dict[str, subprocess.Popen[str]] = {}
@@ -95,7 +97,8 @@ class Workers:
 
     def stop(self, name: str, sig: signal.Signals) -> int:
         """Signal a worker and wait for it; a SIGTERM that comes while it is still starting
-        (importing, before it holds anything) ends it as a plain SIGTERM would."""
+        (importing, before it holds anything) ends it as a plain SIGTERM would.
+        """
         process = self.running.pop(name)
         process.send_signal(sig)
         try:
@@ -129,7 +132,8 @@ class Workers:
 
 def cut_every_connection(url: str) -> int:
     """Cut every other connection to the database (the caller's own included), as a
-    failover or a network cut would; returns how many."""
+    failover or a network cut would; returns how many.
+    """
     engine = connect(url)
     try:
         with engine.connect() as conn:

@@ -90,7 +90,8 @@ def test_random_sigkills_of_demo_and_resume_end_clean(tmp_path: Path, trial: int
 
 def test_the_judge_sees_what_is_left_behind(tmp_path: Path) -> None:
     """The chaos check must be able to fail: a stray file, a stray journal entry and a
-    command that never ended are each reported."""
+    command that never ended are each reported.
+    """
     _run_and_maybe_kill(_command(tmp_path, "demo", "--images", "2"), kill_after=None)
     (tmp_path / "storage" / "images" / "stray.img").write_bytes(b"x")
     (tmp_path / "storage" / "tasks" / "t1.json").write_text("{}")

@@ -8,7 +8,8 @@ transaction and stops: one `Error:` line naming the file and what happened to it
 traceback. What is persisted elsewhere survives: the storage directory keeps its images and
 its `endaction-database-id` marker, so a new database made at the same path and pointed at
 that storage is refused instead of taking the old images for its leftovers and deleting them.
-Real processes throughout: the fault is in what a process holds open."""
+Real processes throughout: the fault is in what a process holds open.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def _wait_for_images(storage: Path, process: subprocess.Popen[str], log: Path,
 
 def _delete(db: Path, how: str, tmp_path: Path) -> None:
     """`rm` of the file (its -wal and -shm stay, as an `rm FILE` leaves them), or another
-    endaction database moved over it (`mv other.db FILE`)."""
+    endaction database moved over it (`mv other.db FILE`).
+    """
     if how == "deleted":
         db.unlink()
         return

@@ -65,7 +65,8 @@ LEASE_TTL = 3.0
 
 def _quick_agents(settings: AgentSettings) -> Mapping[str, Agent]:
     """The VM example's remote storage, with a client that gives up on a silent host after
-    two tries of one second each instead of three of ten."""
+    two tries of one second each instead of three of ten.
+    """
     assert settings.url is not None and settings.token_file is not None
     host = RemoteStorage(settings.url, read_token(settings.token_file), timeout=1.0,
                          retries=1, backoff=0.1)
@@ -103,7 +104,8 @@ def _submit(db: Path, vm: str, disks: int, fail: tuple[int, ...] = ()) -> str:
 
 def _rolling_back(store: SqlStore, root: str) -> bool:
     """The root's rollback is under way: its RemoveImage commands run, and their deletes are
-    on the host, not yet done."""
+    on the host, not yet done.
+    """
     commands, tasks = store.tree(root)
     deletes = [t for t in tasks if t.verb == "delete_image"]
     return (any(c.type == "RemoveImage" for c in commands) and bool(deletes)
@@ -134,7 +136,8 @@ class Fleet:
 
     def start(self) -> tuple[SqlStore, str, str]:
         """Start the host and the worker; submit A (a copy fails: it rolls back) and, once
-        A's copies are on the host, B (submitted here: a process would start too slowly)."""
+        A's copies are on the host, B (submitted here: a process would start too slowly).
+        """
         self.host.start()
         with self.host.client() as http:
             assert http.put(f"/v1/storage/templates/{TEMPLATE}",

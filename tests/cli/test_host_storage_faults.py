@@ -49,7 +49,8 @@ HOST_LOG_LIMIT = 256 << 10
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """A factory of real tmpfs mounts of a given size, unmounted (writable again first) at
-    the end even when the test failed with the storage read-only."""
+    the end even when the test failed with the storage read-only.
+    """
     mounted: list[Path] = []
 
     def mount(size: str) -> Path:
@@ -112,7 +113,8 @@ def _no_flood(host: Host) -> None:
 def test_a_full_storage_under_the_host_rolls_back_and_leaves_nothing(
         tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
     """3 templates of 2 MiB and the 1 MiB journal reserve fill 7 of its 7.5 MiB: no copy
-    fits. Run twice: the second run finds the host as the first left it, nothing piled up."""
+    fits. Run twice: the second run finds the host as the first left it, nothing piled up.
+    """
     storage = tmpfs("7680k")
     db = tmp_path / "e.db"
     host = Host(storage, logs=tmp_path)
@@ -149,7 +151,8 @@ def test_a_storage_turned_read_only_mid_run_forgets_nothing_and_cleans_up_after(
     """The kernel refuses a read-only remount while a file is open for writing ("mount point
     is busy"), so it can only come between the copies and their rollback. The engine is
     frozen (SIGSTOP) once all the copies run, the remount is retried until the host has closed
-    every image, then the engine goes on and every delete meets a read-only storage."""
+    every image, then the engine goes on and every delete meets a read-only storage.
+    """
     storage = tmpfs("64m")
     db = tmp_path / "e.db"
     host = Host(storage, "--workers", "4", "--seconds-per-mib", "1", logs=tmp_path)

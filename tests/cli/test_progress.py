@@ -108,7 +108,7 @@ def test_demo_piped_prints_plain_step_lines(tmp_path: Path) -> None:
 
 
 def test_demo_on_a_terminal_shows_the_live_panel(tmp_path: Path) -> None:
-    """stderr on a pseudo-terminal: the panel is drawn there, stdout stays one JSON document."""
+    """Stderr on a pseudo-terminal: the panel is drawn there, stdout stays one JSON document."""
     main, secondary = pty.openpty()
     chunks: list[bytes] = []
 

@@ -4,7 +4,8 @@ a worker SIGKILLed and restarted, a worker stopped past its lease, every databas
 connection cut, the host stopped for a while. The memory (RSS) and open files of every
 process are sampled each second and must stay flat over the run; at the end every root
 ended once, nothing is left behind and no lease is held, judged from the database and the
-files. ENDACTION_WORKERS_SEED replays the faults' order."""
+files. ENDACTION_WORKERS_SEED replays the faults' order.
+"""
 
 from __future__ import annotations
 
@@ -132,7 +133,8 @@ def _sample_and_resume(host: Host, workers: Workers, samples: dict[tuple[str, in
 def _inject(rng: random.Random, workers: Workers, host: Host, url: str, now: float,
             stopped: list[tuple[float, subprocess.Popen[str]]]) -> str:
     """One fault, chosen at random, now: the faulty worker killed, or paused past its lease;
-    every database connection cut; or the host stalled. Returns which."""
+    every database connection cut; or the host stalled. Returns which.
+    """
     fault = rng.choice(["kill", "pause", "cut", "stall-host"])
     if fault == "kill":
         assert workers.stop("faulty", signal.SIGKILL) == -signal.SIGKILL

@@ -5,7 +5,8 @@ step far past the lease. Leases and deadlines are read on the database's clock, 
 stepped worker neither takes the other's roots (forward) nor writes leases that lapse at
 once (back). Sampled from the database through the run: no lease runs further ahead of the
 database's time than its ttl; judged at the end: every root ended once, nothing left
-behind, no lease held."""
+behind, no lease held.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ backs off and starts, as it does when they are cut mid-run; it once exited 1 whe
 came while it was opening the database. Each trial starts a worker while every connection
 to the database is cut every few tens of milliseconds for a random while; the worker must
 outlive it, then run the roots submitted meanwhile, and stop cleanly on SIGTERM. Judged
-from the database: every root ended once, nothing left, no lease held."""
+from the database: every root ended once, nothing left, no lease held.
+"""
 
 from __future__ import annotations
 

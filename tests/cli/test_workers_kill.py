@@ -2,7 +2,8 @@
 by a separate process; one worker is killed with SIGKILL mid-run and restarted (under its
 name or another), another is stopped with SIGTERM. The end state is judged from the database and the
 storage directory alone: every root ended exactly once (from the transitions history),
-nothing left behind, no lease held. ENDACTION_WORKERS_SEED replays a run."""
+nothing left behind, no lease held. ENDACTION_WORKERS_SEED replays a run.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Docs that run: every python, sh and console block of README.md and docs/ runs as written,
-or says why it does not (`<!-- not runnable: why -->`)."""
+or says why it does not (`<!-- not runnable: why -->`).
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def test_every_block_runs_or_says_why_not() -> None:
 def test_the_page_runs_as_written(page: Path, tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's blocks in order, in a folder of their own: python in one namespace, files
-    written where its shell blocks find them, `.venv` the environment running the tests."""
+    written where its shell blocks find them, `.venv` the environment running the tests.
+    """
     (tmp_path / ".venv").symlink_to(sys.prefix)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -145,7 +145,8 @@ def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Stands for a bug in the engine that one tree's shape triggers: that tree is held with
-    the error recorded, visible, and every other tree goes on."""
+    the error recorded, visible, and every other tree goes on.
+    """
     from statemachines.core.tick import execution
 
     engine = _engine(store)

@@ -3,7 +3,8 @@ statement per row would: the same count, the same rows, or an error where rows w
 too. Each case runs both ways on two copies of one table. The cases are what attacking the
 first version found (CHAR values cut to one character, CHAR keys matching the wrong rows,
 BIT and COLLATE columns failing, a domain's length applied silently, a list value spread
-over other rows, mixed kinds raising a raw TypeError); the property draws random rows."""
+over other rows, mixed kinds raising a raw TypeError); the property draws random rows.
+"""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def _initial(i: int) -> dict[str, Any]:
 def _both_ways(engine: Engine, columns: Sequence[str], keys: Sequence[str],
                rows: Sequence[Sequence[Any]]) -> tuple[Any, Any, bool]:
     """(what the bulk path did, what one statement per row did, whether the bulk path used
-    the arrays): each a (count, rows after) pair or the error's type."""
+    the arrays): each a (count, rows after) pair or the error's type.
+    """
     metadata, arrays, one_by_one = _tables("endaction_test_twin")
     metadata.drop_all(engine)
     metadata.create_all(engine)
@@ -178,7 +180,8 @@ def test_the_arrays_land_what_rows_would(engine: Engine, case: str) -> None:
 
 def test_a_table_in_its_own_schema_is_the_one_written(engine: Engine) -> None:
     """Not a table of the same name on the search path (the types are read from the table
-    the statements write)."""
+    the statements write).
+    """
     metadata = MetaData()
     elsewhere = Table("endaction_test_same", metadata, Column("k", String(8), primary_key=True),
                       Column("v", Text), schema="endaction_test_schema")

@@ -3,7 +3,8 @@
 is made at the path, whatever is put there later reads as itself (not through the old file's
 write-ahead log), and a worker stops rather than waiting for a file that will not come back.
 The processes' side (one `Error:` line, exit 1, the storage kept) is in
-tests/cli/test_database_deleted.py."""
+tests/cli/test_database_deleted.py.
+"""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def _rollback(store: SqlStore) -> str:
 def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
         store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback whose ticks hand their history over every 5 entries (the real chunk is
-    50,000) reads back as the same paths as one written whole, only in more segments."""
+    50,000) reads back as the same paths as one written whole, only in more segments.
+    """
     whole = vm_store(str(tmp_path / "whole.db"))
     try:
         expected = _paths(whole, _rollback(whole))
@@ -60,7 +61,8 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """History spills from wherever the recorder fills up, hooks included (a child created,
     a task started): a database error there is the database's, so the tick rolls back and
-    is tried again; it must not fail the hook's command or hold its root."""
+    is tried again; it must not fail the hook's command or hold its root.
+    """
     store = vm_store(str(tmp_path / "spill.db"))
     monkeypatch.setattr(recorder, "HISTORY_CHUNK", 3)
     real, failed = BulkWriter._insert, []
@@ -90,7 +92,8 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
 
 def test_an_id_too_long_for_a_like_pattern_is_looked_for_in_python(store: SqlStore) -> None:
     """SQLite refuses LIKE patterns over 50,000 bytes; such an id is looked for without one
-    (and found nowhere), instead of failing as if the database had gone away."""
+    (and found nowhere), instead of failing as if the database had gone away.
+    """
     root = _rollback(store)
     with store.engine.connect() as conn:
         segments = list(sql_store._segments(conn, root, "x" * 60_000))

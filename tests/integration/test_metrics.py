@@ -3,7 +3,8 @@ simulated agent rolls a root back, and every counter, histogram and gauge agrees
 database holds.
 
 Each test reads a registry of its own (`EngineMetrics()`, `HostMetrics()`), never the
-process-wide default one, so no test sees another's counts."""
+process-wide default one, so no test sees another's counts.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def _failing_delete(verb: str, parameters: Mapping[str, Any]) -> Plan:
 def _run_worker(engine: Engine, metrics: EngineMetrics, roots: int) -> Worker:
     """A real `Worker` loop on a thread until `roots` roots have ended and their trees are
     finished, every task cleared (no lease row left), bounded; a root ends a tick before its
-    last tasks are cleared, and a stop in between would leave those clears undone."""
+    last tasks are cleared, and a stop in between would leave those clears undone.
+    """
     worker = Worker(engine, interval=0.05, on_tick=metrics.on_tick)
     metrics.watch(engine, worker,
                   revert_failed=lambda: _store(engine).count_reverts(RevertState.REVERT_FAILED))
@@ -167,7 +169,8 @@ def test_a_rolled_back_root_is_counted_as_the_database_has_it(store: SqlStore) -
 
 def test_a_takeover_is_counted_by_the_worker_that_took_the_roots(store: SqlStore) -> None:
     """A worker dies holding roots under way; the heir's counter says how many it took
-    over, as many as it wrote "taken over by" rows for."""
+    over, as many as it wrote "taken over by" rows for.
+    """
     world = World(store)
     lease = {"ttl": 3.0, "claim_interval": 0.1}
     dead = world.engine(lease=WorkerLease(owner="dead", **lease))
@@ -193,7 +196,8 @@ def test_a_takeover_is_counted_by_the_worker_that_took_the_roots(store: SqlStore
 
 def test_outages_and_the_revert_gauge_are_read_at_scrape_time(store: SqlStore) -> None:
     """The worker's outages are its own totals, read when scraped (no hook in the loop); a
-    scrape while the database is down leaves the revert gauge out and the rest in."""
+    scrape while the database is down leaves the revert gauge out and the rest in.
+    """
     metrics = EngineMetrics()
     engine = Engine(store, metrics.meter({STORAGE_AGENT: SimulatedAgent()}), vm_registry(),
                     lease=WorkerLease(owner="w1", claim_interval=0.05),

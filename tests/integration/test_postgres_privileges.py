@@ -4,7 +4,8 @@ ticks whose bulk updates are far above the row-by-row threshold.
 
 The revoke happens in a database of the test's own, made and dropped here, with a role of
 its own: the database CI tests in is never changed, whatever stops the test midway, and two
-runs on one server do not meet."""
+runs on one server do not meet.
+"""
 
 from __future__ import annotations
 

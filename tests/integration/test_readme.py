@@ -1,6 +1,7 @@
 """The examples of the README and the docs say what they do, and the README's test command
 is the one CI uses. (That every block runs at all is tests/docs/; these check what the blocks
-print and what they leave in the database.)"""
+print and what they leave in the database.)
+"""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_the_application_example_runs_with_the_cli_as_written(tmp_path: Path) -> None:
     """sites.py is the own-domain block up to its `registry =` line, sites_app.py the
     application block; the shell block's commands run in that directory, as separate
-    processes, and the database says what they did."""
+    processes, and the database says what they did.
+    """
     import os
     import signal
     import subprocess

@@ -1,6 +1,7 @@
 """What `revert` answers, and what the engine makes of it: an opposite command, a native
 revert, or nothing to undo (with what becomes of the ledger row); several resources of one
-command, undone last made first, one given up on not stopping the others."""
+command, undone last made first, one given up on not stopping the others.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from tests.worlds import images_in
 
 class Makes(Command):
     """Adds the images its parameters name (rows in the inventory, copies on the agent) in
-    one step each; `fails` makes its last copy fail. `answer` says what `revert` returns."""
+    one step each; `fails` makes its last copy fail. `answer` says what `revert` returns.
+    """
 
     type_name = "Makes"
 
@@ -67,7 +69,8 @@ class Makes(Command):
 
 class Both(Command):
     """Two children: the first makes `x` and is undone as its parameters say; the second
-    fails."""
+    fails.
+    """
 
     type_name = "Both"
 
@@ -141,7 +144,8 @@ def test_outcomes_say_whose_work_failed_and_how_the_rest_was_undone(store: SqlSt
 def test_nothing_to_undo_reads_reverted_and_the_row_is_the_hooks_to_drop(
         store: SqlStore) -> None:
     """`revert` returning None: no opposite command; the resource reads `reverted`; the
-    ledger row is gone because the hook dropped it, and nothing is left behind."""
+    ledger row is gone because the hook dropped it, and nothing is left behind.
+    """
     agent = SimulatedAgent()
     root, _ = _run(store, agent, answer="drop_row")
     commands, _ = store.tree(root)
@@ -156,7 +160,8 @@ def test_nothing_to_undo_reads_reverted_and_the_row_is_the_hooks_to_drop(
 def test_nothing_to_undo_with_the_row_still_there_is_refused_visibly(store: SqlStore) -> None:
     """A `revert` that says nothing is left of a resource its ledger still holds contradicts
     itself: the command gives up on it (revert_failed, for a cleanup) rather than leave the
-    row behind silently."""
+    row behind silently.
+    """
     root, _ = _run(store, SimulatedAgent(), answer="keep_row", images=["a"])
     top = store.command(root)
     assert top is not None

@@ -1,5 +1,6 @@
 """Rollbacks at their edges: outcomes that must stay readable, opposite commands with
-children, and cleanups that must not repeat themselves (found in review)."""
+children, and cleanups that must not repeat themselves (found in review).
+"""
 
 from __future__ import annotations
 
@@ -142,7 +143,8 @@ def test_a_cancelled_root_that_owned_a_resource_still_reads_cancelled(store: Sql
 def test_a_child_of_an_opposite_command_is_never_taken_for_one(store: SqlStore) -> None:
     """Its hook raising gives up on the owner's resource at once; no revert row names an
     opposite command as owner; cleanup retries the owner's compensation, never one of an
-    opposite command."""
+    opposite command.
+    """
     clock = ManualClock()
     engine = _engine(store, ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE), clock)
     root = engine.submit("PartedParent", {}, entity=ResourceRef("thing", "m"))
@@ -220,7 +222,8 @@ def test_a_command_whose_revert_raised_leaves_its_own_resource_for_cleanup(
     store: SqlStore,
 ) -> None:
     """The give-up used to be recorded under its parent's name: cleanup then undid the parent
-    a second time and marked the child's resource reverted while it still existed."""
+    a second time and marked the child's resource reverted while it still existed.
+    """
     clock = ManualClock()
     agent = ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE if p.get("fail")
                             else HostResult.SUCCESS)

@@ -2,7 +2,8 @@
 tick; the commands it holds back are settled by the next ticks, and a restart in between
 finds them again. The end is the same as a rollback in one tick: every resource undone once,
 the root ended on the failure path, nothing left on the host or in the inventory. Against a
-SQLite file and the real PostgreSQL."""
+SQLite file and the real PostgreSQL.
+"""
 
 from __future__ import annotations
 

@@ -128,7 +128,8 @@ def test_a_failure_half_way_through_creation_leaves_the_database_empty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The old set-up wrote tables and the version row in two transactions: killed between
-    them, every later run refused the database for good."""
+    them, every later run refused the database for good.
+    """
     import persistence.schema_version as schema_version
 
     path = tmp_path / "endaction.db"
@@ -155,7 +156,8 @@ def test_sigkill_at_random_moments_of_first_time_setup_never_poisons_the_databas
     tmp_path: Path,
 ) -> None:
     """Kill a process creating the schema at moments spread over its whole run, again and
-    again; after each kill the database is either empty or complete, and opens."""
+    again; after each kill the database is either empty or complete, and opens.
+    """
     probe = tmp_path / "probe.db"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", CREATE.format(path=str(probe))], check=True)

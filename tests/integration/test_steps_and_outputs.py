@@ -1,6 +1,7 @@
 """Steps and outputs at their edges: the bound on steps, no step after a failure, hooks that
 ask for what their phase does not allow, outputs that cannot be kept, and what a hook reads
-of its own work after a restart."""
+of its own work after a restart.
+"""
 
 from __future__ import annotations
 
@@ -138,7 +139,8 @@ REGISTRY = CommandRegistry([Forever, Stepper, Slowly, Siblings, Misuses, Watcher
 
 class Host(ServiceHost):
     """`work` succeeds with an output, `refused` fails; `slow` ends after a few polls; the
-    answer to `bad_output` carries what the test sets in `bad`."""
+    answer to `bad_output` carries what the test sets in `bad`.
+    """
 
     def __init__(self) -> None:
         def work(parameters: Mapping[str, Any], task_id: str) -> Any:
@@ -204,7 +206,8 @@ def test_each_step_reads_what_the_one_before_returned(store: SqlStore) -> None:
 
 def test_no_step_follows_once_the_end_group_failed(store: SqlStore) -> None:
     """`Slowly`'s first step is still running when its sibling fails: when it ends, no next
-    step runs (`skip_steps`), and the group rolls back."""
+    step runs (`skip_steps`), and the group rolls back.
+    """
     engine = _engine(store, Host())
     root = engine.submit("Siblings", {})
     engine.run_until_idle()
@@ -256,7 +259,8 @@ def test_a_hook_tells_its_own_work_from_its_groups_even_after_a_restart(
         store: SqlStore) -> None:
     """`good`'s last end_with_failure runs on a fresh engine, once its opposite command ended,
     long after its own task was cleared and forgotten by the view: what it reads comes from
-    the store."""
+    the store.
+    """
     host = Host()
     engine = _engine(store, host)
     root = engine.submit("Pair", {})
@@ -278,7 +282,8 @@ def test_a_hook_tells_its_own_work_from_its_groups_even_after_a_restart(
 @pytest.mark.parametrize("value", [0, "", [], {}, False, "x", [1, [2]], {"a": {"b": None}}])
 def test_every_json_output_is_kept_as_given_falsy_ones_too(store: SqlStore, value: Any) -> None:
     """Outputs go from none to a value and are written only where some row has one: an
-    output of 0, "", [] or {} is a value, not none."""
+    output of 0, "", [] or {} is a value, not none.
+    """
 
     class Echo(Command):
         type_name = "Echo"

@@ -1,5 +1,6 @@
 """Idempotent submits: a submit key names one root forever, on a real SQLite file and a real
-PostgreSQL, across reopening the database and across processes racing with one key."""
+PostgreSQL, across reopening the database and across processes racing with one key.
+"""
 
 from __future__ import annotations
 
@@ -197,7 +198,8 @@ def _keyed_root(command_id: str, key: str) -> CommandRecord:
 
 def test_the_database_itself_refuses_a_second_root_under_one_key(store: SqlStore) -> None:
     """What a submit that lost a race meets: the unique index, as `SubmitKeyTaken`, with the
-    transaction rolled back. Keyless rows (children, most roots) share NULL freely."""
+    transaction rolled back. Keyless rows (children, most roots) share NULL freely.
+    """
     with store.transaction() as tx:
         tx.write([_keyed_root("r1", "k")], [], [], [], [])
     with pytest.raises(SubmitKeyTaken, match="submit key"), store.transaction() as tx:
@@ -211,7 +213,8 @@ class _Interleaved:
     """A real store whose first keyed look-up is answered, then another client's submit of
     the same key commits, before this submit writes: the race, made to happen every time.
     (PostgreSQL only: on SQLite the look-up holds the write lock, so the other client would
-    wait for this one instead.)"""
+    wait for this one instead.)
+    """
 
     def __init__(self, store: SqlStore, rival: SqlStore, rival_parameters: dict[str, Any]) -> None:
         self._store = store

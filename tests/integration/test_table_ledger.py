@@ -1,6 +1,7 @@
 """A TableLedger over columns SQLAlchemy converts (JSON, booleans, dates) reads and writes
 the same values in bulk as row by row, on SQLite and PostgreSQL; a row that vanished under
-the tick's cached copy is a conflict, not a silent no-op."""
+the tick's cached copy is a conflict, not a silent no-op.
+"""
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def _lease(i: int) -> Lease:
 def _round_trip(store: SqlStore, kind: type[TableLedger[Any]], made: list[Any],
                 changed: Callable[[Any], Any], updated: int, removed: int) -> None:
     """Insert `made`, prefetch it back whole, update the first `updated` with `changed`
-    and remove the next `removed`, each in bulk; the table must then hold exactly that."""
+    and remove the next `removed`, each in bulk; the table must then hold exactly that.
+    """
     key = kind._key
     with store.transaction() as tx:
         for row in made:

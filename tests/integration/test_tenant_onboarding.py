@@ -1,6 +1,7 @@
 """The tenant onboarding domain (tests/tenant): steps in order, outputs passed along, retries
 before compensation, causes that reach the root, several resources per command, each undone
-last made first. Against SQLite files and PostgreSQL, crashes included."""
+last made first. Against SQLite files and PostgreSQL, crashes included.
+"""
 
 from __future__ import annotations
 
@@ -224,7 +225,8 @@ def test_a_crash_after_any_commit_ends_the_same_with_no_attempt_counted_twice(
         tmp_path: Path) -> None:
     """A failing tenant (the certificate refused until its third try fails too), killed
     after each of its commits in turn and recovered: every run ends as the one that never
-    crashed, attempts included."""
+    crashed, attempts included.
+    """
 
     def world(path: Path, crash_after: int | None) -> tuple[object, int]:
         run = Run(str(path), TenantHosts(fail={"issue_certificate": ["down"] * 3}))

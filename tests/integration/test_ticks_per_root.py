@@ -5,7 +5,8 @@ their tasks; the second starts the tasks, polls them in the same exchange, appli
 answers and ends the children, the group and the root in one transaction. A third only clears
 the tasks on the agent. A root whose copy fails takes one tick more: the second also executes
 the opposite commands, whose tasks start, end and end the root in the third. Against a SQLite
-file and the real PostgreSQL."""
+file and the real PostgreSQL.
+"""
 
 from __future__ import annotations
 

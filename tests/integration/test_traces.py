@@ -2,7 +2,8 @@
 under the root's id, built from the database (so a crash and a resume change nothing of it).
 
 Each test hands its own SDK provider to the tracer: the global provider can be set only
-once per process, and tests must not depend on each other's."""
+once per process, and tests must not depend on each other's.
+"""
 
 from __future__ import annotations
 
@@ -145,7 +146,8 @@ def _assert_events_are_the_history(by_object: dict[str, ReadableSpan],
                                    history: list[HistoryEntry], commands: list[CommandRecord],
                                    tasks: list[TaskRecord]) -> None:
     """Every history row is an event of its object's span, in order, at its time; a span
-    starts at its record's creation and ends at its first arrival at an end."""
+    starts at its record's creation and ends at its first arrival at an end.
+    """
     ends = {"command": {"ended_success", "ended_failure", "rollback_failed"},
             "task": {"finished", "start_failed"}}
     created = {**{c.id: c.created_at for c in commands}, **{t.id: t.created_at for t in tasks}}
@@ -289,7 +291,8 @@ def test_a_root_resumed_after_a_sigkill_is_still_one_whole_trace(
     tmp_path: Path, collected: tuple[TracerProvider, InMemorySpanExporter], crash_after: int,
 ) -> None:
     """The demo dies (SIGKILL) part-way; the engine that resumes it ends the root and emits
-    the trace of the whole tree, from before the crash too, with the recovery in it."""
+    the trace of the whole tree, from before the crash too, with the recovery in it.
+    """
     db, storage = tmp_path / "demo.db", tmp_path / "storage"
     crashed = subprocess.run(
         [sys.executable, "-m", "statemachines.cli", "demo", "--images", "3", "--fail", "1",

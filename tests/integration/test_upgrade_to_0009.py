@@ -1,6 +1,7 @@
 """A database of schema 0008 upgraded to 0009 keeps its history, whose old steps have no
 actor, and records the worker or engine of every step written after; on a real SQLite file
-and a real PostgreSQL."""
+and a real PostgreSQL.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ cleanup requested) wakes the workers waiting on `Store.wakeups()` when it commit
 process always, across processes on PostgreSQL (LISTEN/NOTIFY). One that makes no work, or
 rolls back, wakes nobody; a listener whose connection is cut reconnects and wakes once (it
 may have missed something); a worker woken claims at once instead of at its next poll.
-Against a real SQLite file and the real PostgreSQL."""
+Against a real SQLite file and the real PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -133,7 +134,8 @@ def test_a_listener_whose_connection_is_cut_reconnects_and_wakes(
 def _slow_polling_worker(store: SqlStore, agent: SimulatedAgent) -> Iterator[SqlStore]:
     """A real Worker on a thread whose claim_interval is SLOW_POLL: only a wake-up gets it to
     new work soon. Yields the store to submit through: on SQLite the same one (one
-    process), on PostgreSQL another, as from another process. Stopped and joined after."""
+    process), on PostgreSQL another, as from another process. Stopped and joined after.
+    """
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
                     lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
     stop = threading.Event()
@@ -173,7 +175,8 @@ def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore
 def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woken(
         store: SqlStore) -> None:
     """A worker reads cancel requests when woken and every claim_interval (30 s here), not
-    in every tick: the request's own wake-up is what gets it acted on soon."""
+    in every tick: the request's own wake-up is what gets it acted on soon.
+    """
     # The copy runs until it is aborted; the rollback's removals end at once.
     agent = SimulatedAgent(decide=lambda verb, parameters: Plan(polls=10**9)
                            if verb == COPY_VERB else Plan())
@@ -192,7 +195,8 @@ def test_a_root_cancelled_before_a_worker_claims_it_is_refused_not_started(
         store: SqlStore) -> None:
     """A tick that claims reads the cancel requests too, whatever the worker's request clock
     says: a burst of roots claimed batch after batch, one of them cancelled while it waited,
-    never starts that one's work."""
+    never starts that one's work.
+    """
     agent = SimulatedAgent()
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
                     lease=WorkerLease(owner="w", claim_interval=SLOW_POLL, claim_batch=4))
@@ -214,7 +218,8 @@ def test_a_root_cancelled_before_a_worker_claims_it_is_refused_not_started(
 def test_a_held_root_released_is_claimable_at_once_and_wakes_the_workers(
         store: SqlStore) -> None:
     """Releasing a held root frees its lease row (the worker that held it never takes it
-    back) and wakes the workers, so one claims it now, not when that lease lapses."""
+    back) and wakes the workers, so one claims it now, not when that lease lapses.
+    """
     root = _submit(store)
     unknowing = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, CommandRegistry(),
                        lease=WorkerLease(owner="w1"))

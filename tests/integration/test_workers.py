@@ -1,6 +1,7 @@
 """Several workers on one database: roots are leased, never shared; a dead worker's roots are
 taken over when its leases lapse; a worker whose lease was taken over cannot commit; a client
-submits without running anything. Against a SQLite file and the real PostgreSQL."""
+submits without running anything. Against a SQLite file and the real PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def _ends_once(world: World, roots: list[str]) -> None:
 
 def _nothing_left(world: World, roots: list[str]) -> None:
     """No lease held, and exactly the images of the VMs that were created exist, on the
-    storage and in the inventory: everything else was rolled back."""
+    storage and in the inventory: everything else was rolled back.
+    """
     assert world.store.leases() == []
     created = {root for root in roots
                if world.store.command(root).status == CommandStatus.ENDED_SUCCESS}  # type: ignore[union-attr]
@@ -173,7 +175,8 @@ def test_a_worker_holds_at_most_its_share(store: SqlStore) -> None:
 
 def test_single_engine_keeps_the_lease_rows_of_its_roots(store: SqlStore) -> None:
     """The single-engine default writes the rows too, so workers can take over the database
-    later; they go when a tree is finished."""
+    later; they go when a tree is finished.
+    """
     world = World(store)
     engine = world.engine()
     root = world.submit_vm(engine, 2, fail=(1,))

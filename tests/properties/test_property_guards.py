@@ -36,7 +36,8 @@ def _script(error: BaseException) -> str:
 
 def test_the_suite_has_no_counterexample_with_both_guards_on() -> None:
     """The control: the same search, guards on, finds nothing (so the failures below are the
-    guards' doing, not the search's)."""
+    guards' doing, not the search's).
+    """
     machine = engine_machine(image_scenario(sqlite_file, policy=RevertPolicy(backoff_seconds=1)))
     run_state_machine_as_test(machine, settings=settings(SEARCH, max_examples=100))
 
@@ -76,7 +77,8 @@ def test_an_engine_that_forgets_outputs_is_caught(monkeypatch: pytest.MonkeyPatc
 
 def test_a_step_given_the_wrong_inputs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The example's own check is a real one: a BuildTree whose later steps are not given
-    the first of what the step before returned fails it."""
+    the first of what the step before returned fails it.
+    """
     from statemachines.example.vm.tree import BuildTree
 
     def confused(self: BuildTree, ctx: object) -> None:

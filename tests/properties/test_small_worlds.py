@@ -39,7 +39,8 @@ def _explore(tmp_path: Path, disks: int, crash_scope: str,
 
     crash_scope: "none", "commits" (after each commit) or "all" (and inside each agent call).
     One SQLite file serves every world, emptied between them (a file per world costs more in
-    schema creation than the world itself)."""
+    schema creation than the world itself).
+    """
     store = vm_store(str(tmp_path / f"worlds-{disks}.db"))
     explored = crashed = 0
     try:
@@ -96,7 +97,8 @@ def test_every_small_world_terminates_cleanly(tmp_path: Path, disks: int,
 
 def test_without_the_revert_state_guard_a_small_world_loops(tmp_path: Path) -> None:
     """The enumeration is a real check: switch the guard off and the first world whose
-    compensation fails for good never settles (or stops lowering the measure)."""
+    compensation fails for good never settles (or stops lowering the measure).
+    """
     failing = next(w for w in outcome_worlds(1)
                    if w.removals == (Removal.FAILS_FOR_GOOD,) and w.crash == NO_CRASH)
     store = vm_store(str(tmp_path / "unguarded.db"))

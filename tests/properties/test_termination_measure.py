@@ -45,7 +45,8 @@ Move = tuple[TaskRecord, TaskRecord]
 
 def _start_moves() -> list[Move]:
     """A start that failed and will be retried; then accepted or given up; a pending task
-    aborted (deadline or cancel) keeps its count."""
+    aborted (deadline or cancel) keeps its count.
+    """
     s = BOUNDS.max_start_attempts
     moves = []
     for a in range(s):
@@ -60,7 +61,8 @@ def _start_moves() -> list[Move]:
 
 def _poll_moves() -> list[Move]:
     """What polls write: forward host states only; a failed poll is counted, the last one
-    ends it; aborting, polls still fail and are counted."""
+    ends it; aborting, polls still fail and are counted.
+    """
     moves = []
     for before, after in product(HOST, HOST):
         if HOST.index(after) > HOST.index(before):  # the engine writes forward moves only
@@ -117,7 +119,8 @@ def _command(status: str, step: int) -> CommandRecord:
 
 def test_every_command_transition_lowers_its_steps() -> None:
     """At every step count a command can be at, the loop through stepping included: the
-    steps a transition takes it to are below those it leaves (`next_step` counts a step)."""
+    steps a transition takes it to are below those it leaves (`next_step` counts a step).
+    """
     for spec in COMMAND_MACHINE.transitions:
         for source in spec.sources():
             for step in range(BOUNDS.max_steps + 2):
@@ -134,7 +137,8 @@ def test_every_command_transition_lowers_its_steps() -> None:
 
 def test_a_retry_swaps_a_failed_attempt_for_one_that_ranks_below_it() -> None:
     """The failed attempt ends (finished -> ending, retried) and a new pending attempt takes
-    its place: both below the failed one, however its retries were spent."""
+    its place: both below the failed one, however its retries were spent.
+    """
     from statemachines import RetryPolicy
 
     bounds = Bounds(max_depth=4, max_revert_attempts=3, max_start_attempts=5,
@@ -168,7 +172,8 @@ def test_multiset_ordering() -> None:
 
 def test_credits_count_every_resource_a_command_made() -> None:
     """A command may make several resources (its entity and what it added): each has its own
-    budget, and starting the compensation of any of them spends one credit."""
+    budget, and starting the compensation of any of them spends one credit.
+    """
     command = CommandRecord(id="c1", root_id="c1", parent_id=None, end_group_id="c1",
                             type="Custom", execution_reason=ExecutionReason.REGULAR_FLOW,
                             parameters={}, status="rolling_back", entity_type="disk",

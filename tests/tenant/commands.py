@@ -142,7 +142,8 @@ class CreateDatabase(Command):
 
     def _made(self, ctx: CommandContext, resource: ResourceRef) -> None:
         """Recorded before the task that makes it starts: if the answer is lost, the row is
-        what says there may be something to undo."""
+        what says there may be something to undo.
+        """
         ctx.add_resource(resource)
         ctx.ledger(LEDGER_OF[resource.type]).put(Made(resource.id, self.parameters["tenant"]))
 
@@ -180,7 +181,8 @@ class IssueCertificate(Command):
 
 class _Undo(Command):
     """An opposite command: one task on one service, while the ledger still has the thing;
-    its row goes once the task succeeded."""
+    its row goes once the task succeeded.
+    """
 
     submittable = False
     agent = ""

@@ -25,7 +25,8 @@ class Refused(Exception):
 @dataclass
 class ServiceHost:
     """An agent serving `handlers` (verb -> what doing it returns); tasks end at the poll
-    after their start."""
+    after their start.
+    """
 
     name: str
     handlers: dict[str, Handler]

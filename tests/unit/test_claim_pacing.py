@@ -1,6 +1,7 @@
 """A worker's share and claim batch follow how it keeps up: they double after a short tick
 that wanted more roots, halve after a long one, and never go below where they started (the
-fixed share and batch of earlier releases) nor above `max_roots`."""
+fixed share and batch of earlier releases) nor above `max_roots`.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_long_ticks_halve_back_to_where_they_started_never_below() -> None:
 
 def test_a_share_halved_below_what_the_worker_holds_does_not_grow_back_at_once() -> None:
     """Holding 1,000 roots when a long tick halves its share to 512, the worker is over its
-    share, not short of roots: short ticks after that must not double it again."""
+    share, not short of roots: short ticks after that must not double it again.
+    """
     pacing = ClaimPacing(WorkerLease(owner="w", max_roots=1024))
     while pacing.share < 1024:
         _full_claim(pacing, 0)

@@ -146,7 +146,8 @@ def test_regenerating_is_byte_identical(tmp_path: Path) -> None:
 
 def test_the_machines_page_embeds_the_generated_mermaid() -> None:
     """docs/reference/machines.md carries the Mermaid sources (GitHub renders them inline);
-    the README shows the command machine's SVG."""
+    the README shows the command machine's SVG.
+    """
     blocks = mermaid_blocks((ROOT / "docs" / "reference" / "machines.md").read_text())
     files = [(COMMITTED / f"{d.name}.mmd").read_text()
              for d in [*machine_drawings(), seed_flow_drawing()]]
@@ -195,7 +196,7 @@ def test_readme_blocks_are_rewritten_in_order() -> None:
 
 
 def test_without_the_graphviz_package_dot_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """transitions would silently draw Mermaid instead; a .dot file must never hold that."""
+    """Transitions would silently draw Mermaid instead; a .dot file must never hold that."""
     from transitions.extensions import diagrams_graphviz
 
     from statemachines.core.errors import EndactionError

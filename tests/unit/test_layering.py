@@ -1,5 +1,6 @@
 """The layers, as imports: the core imports no adapter or entry point; adapters import the core
-and nothing of each other; `persistence` is an adapter too. This test is the contract."""
+and nothing of each other; `persistence` is an adapter too. This test is the contract.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def test_imports_point_down_only(folder: str) -> None:
 
 def test_the_cli_loads_applications_and_never_imports_an_example() -> None:
     """The CLI finds a domain through `--app`, as every user's domain is found: an import of
-    an example from the CLI would make the VM demo special again."""
+    an example from the CLI would make the VM demo special again.
+    """
     importing = [f"{path.relative_to(ROOT)} imports {module}"
                  for folder in ("statemachines/cli", "statemachines/web", "statemachines/toolkit")
                  for path in sorted((ROOT / folder).rglob("*.py"))
@@ -84,7 +86,8 @@ def test_the_cli_loads_applications_and_never_imports_an_example() -> None:
 def test_applications_and_the_web_view_use_the_toolkit_not_the_cli() -> None:
     """Arrows run down only: the toolkit imports none of its users; the web view and the
     examples import nothing of the `endaction` group, and an example's own commands take
-    the toolkit's public names (`statemachines.toolkit`), as a user's would."""
+    the toolkit's public names (`statemachines.toolkit`), as a user's would.
+    """
     problems = []
     for folder, refused in (("statemachines/toolkit", ("statemachines/cli", "statemachines/web",
                                                        "statemachines/example",
@@ -106,7 +109,8 @@ def test_applications_and_the_web_view_use_the_toolkit_not_the_cli() -> None:
 
 def test_the_layering_check_sees_imports() -> None:
     """Guard against a vacuous pass: entry points do import adapters, and a core module that
-    imported one would be caught."""
+    imported one would be caught.
+    """
     assert "persistence" in {_package_of(m) for m in
                              _imports(ROOT / "statemachines/example/vm/storage_agents.py")}
     assert "statemachines/core" in {_package_of(m) for m in
@@ -115,7 +119,8 @@ def test_the_layering_check_sees_imports() -> None:
 
 def test_no_module_outside_the_examples_speaks_of_a_domain() -> None:
     """The core, the diagrams, the CLI group and the property suite are domain-free: the VM
-    demo's words (images, their copies) live under `statemachines/example` only."""
+    demo's words (images, their copies) live under `statemachines/example` only.
+    """
     speaking = [
         str(path.relative_to(ROOT))
         for path in sorted((ROOT / "statemachines").rglob("*.py"))
@@ -135,7 +140,8 @@ def _module_of(path: Path) -> str:
 def _file_graph() -> dict[str, set[str]]:
     """Which of our modules each of our modules imports, at any depth of the file (an import
     inside a function is an arrow of the house too): `from pkg import mod` points at `mod`,
-    `from pkg import name` at `pkg`."""
+    `from pkg import name` at `pkg`.
+    """
     paths = {_module_of(p): p for folder in ("statemachines", "persistence")
              for p in (ROOT / folder).rglob("*.py")}
     graph: dict[str, set[str]] = {}
@@ -165,7 +171,8 @@ def _file_graph() -> dict[str, set[str]]:
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one node (Tarjan's, without
-    recursion)."""
+    recursion).
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -213,7 +220,8 @@ def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]
 
 def test_no_import_circle_between_files() -> None:
     """The house's arrows run one way: no module reaches itself through its imports (an
-    application's own commands get what they need from modules that do not import them)."""
+    application's own commands get what they need from modules that do not import them).
+    """
     assert _circles(_file_graph()) == []
 
 
@@ -227,7 +235,8 @@ def test_the_circle_check_sees_circles() -> None:
 
 def test_no_import_circle_between_folders() -> None:
     """Rooms too: no folder reaches itself through the imports of its files (the web view and
-    the command line both build on the toolkit; neither imports the other's insides)."""
+    the command line both build on the toolkit; neither imports the other's insides).
+    """
     graph = _file_graph()
     paths = {_module_of(p): p for folder in ("statemachines", "persistence")
              for p in (ROOT / folder).rglob("*.py")}

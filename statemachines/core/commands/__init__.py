@@ -1,3 +1,4 @@
 """What users subclass: `Command` with its hooks and the context they work through, the
 registry of command types, and the revert policy that decides when a failed command gets its
-opposite command."""
+opposite command.
+"""

@@ -43,16 +43,19 @@ class CommandContext(Protocol):
     @property
     def step(self) -> int:
         """The step this hook runs in: 1 in `execute`, 2 in the first `next_step`, and so
-        on; in an end hook, the steps the command took."""
+        on; in an end hook, the steps the command took.
+        """
 
     def ledger(self, kind: type[L]) -> L:
         """Your bookkeeping of one resource type (a `Ledger` registered with the store),
         bound to this tick's transaction: what you write commits or rolls back with the
-        engine's own rows."""
+        engine's own rows.
+        """
 
     def resource_exists(self, resource: ResourceRef) -> bool:
         """What the ledger of the resource's type says (`Ledger.exists`); True when no ledger
-        keeps that type (then only the revert state stops a second compensation)."""
+        keeps that type (then only the revert state stops a second compensation).
+        """
 
     @property
     def work_succeeded(self) -> bool:
@@ -60,7 +63,8 @@ class CommandContext(Protocol):
 
         The end group is the root and every child it created (or an opposite command alone),
         so a child whose own task succeeded still sees False when a sibling failed; its own
-        verdict is `own_work_succeeded`."""
+        verdict is `own_work_succeeded`.
+        """
 
     @property
     def own_work_succeeded(self) -> bool:
@@ -68,22 +72,26 @@ class CommandContext(Protocol):
         started succeeded, and none of its steps raised (its children's work is theirs).
 
         A `revert` that sees False knows its own task failed: if the agent left nothing
-        behind, there is nothing to revert."""
+        behind, there is nothing to revert.
+        """
 
     @property
     def tasks(self) -> tuple[TaskRecord, ...]:
         """This command's tasks (copies), the last attempt of each, in the order they were
-        started: `verb`, `step`, `status`, `host_result`, `message`, `output`, `attempt`."""
+        started: `verb`, `step`, `status`, `host_result`, `message`, `output`, `attempt`.
+        """
 
     @property
     def children(self) -> tuple[CommandRecord, ...]:
         """The children this command added (copies; not its opposite commands), in the order
-        they were added: `type`, `status`, `outcome`, `output`, `error`."""
+        they were added: `type`, `status`, `outcome`, `output`, `error`.
+        """
 
     @property
     def resources(self) -> tuple[ResourceRef, ...]:
         """What this command made, in the order it made them: its entity, then every
-        resource added with `add_resource`. The failure path reverts them last first."""
+        resource added with `add_resource`. The failure path reverts them last first.
+        """
 
     def add_child(
         self,
@@ -92,7 +100,8 @@ class CommandContext(Protocol):
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
         """A child command in this command's end group (in a step only); `entity` is the
-        resource it makes, reverted by its own opposite command if the group fails."""
+        resource it makes, reverted by its own opposite command if the group fails.
+        """
 
     def start_task(
         self,
@@ -105,17 +114,20 @@ class CommandContext(Protocol):
     ) -> TaskRecord:
         """Start `verb` on `agent` once this tick commits (in a step only); `timeout`
         (seconds, default `Limits.task_timeout`) is how long each attempt may take before it
-        is aborted; `retry` overrides the command type's and the engine's `RetryPolicy`."""
+        is aborted; `retry` overrides the command type's and the engine's `RetryPolicy`.
+        """
 
     def add_resource(self, resource: ResourceRef) -> None:
         """Record that this command makes `resource` (in a step only, before starting the task
         that makes it): if the group fails, it gets its own opposite command (`revert`), its
         own existence guard and its own revert state, like an entity. Adding one twice, or
-        the entity, is adding it once."""
+        the entity, is adding it once.
+        """
 
     def set_output(self, output: Any) -> None:
         """Record JSON data for this command's parent to read (`ctx.children[i].output`), at
-        most `Limits.max_output_bytes` of it; a later call replaces it."""
+        most `Limits.max_output_bytes` of it; a later call replaces it.
+        """
 
 
 @dataclass(frozen=True)
@@ -173,7 +185,8 @@ class Command:
     @classmethod
     def takes_steps(cls) -> bool:
         """Whether it overrides `next_step`: only then does a step that started work wait for
-        it (in `stepping`) before the next one."""
+        it (in `stepping`) before the next one.
+        """
         return cls.next_step is not Command.next_step
 
     def validate(self, ctx: CommandContext) -> list[str]:
@@ -182,7 +195,8 @@ class Command:
 
     def execute(self, ctx: CommandContext) -> None:
         """The first step: add children, start tasks, add resources. An exception moves the
-        command to execution_failed."""
+        command to execution_failed.
+        """
 
     def next_step(self, ctx: CommandContext) -> None:
         """The next step, once everything the previous one started has ended and all the work
@@ -190,7 +204,8 @@ class Command:
         `ctx.children`, `ctx.step`) and start the next tasks and children. A step that starts
         nothing is the last; one that raises fails the command like a failed `execute`.
 
-        Not overridden, a command takes one step (its `execute`)."""
+        Not overridden, a command takes one step (its `execute`).
+        """
 
     def end_successfully(self, ctx: CommandContext) -> None:
         """Called once the whole end group succeeded (REGULAR_FLOW only)."""
@@ -199,7 +214,8 @@ class Command:
         """Bookkeeping of the failure path; idempotent, may be called again after compensations.
 
         An opposite command (ROLLBACK_FLOW) only ever ends here, never in end_successfully:
-        its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test."""
+        its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test.
+        """
 
     def resource_exists(self, ctx: CommandContext, resource: ResourceRef) -> bool:
         """The first loop guard: is there still something to revert?
@@ -207,7 +223,8 @@ class Command:
         By default the ledger registered for the resource's type answers (`Ledger.exists`);
         with no ledger for that type the answer is True, which leaves only the revert-state
         guard: a resource that was never made, or is already gone, then still gets an
-        opposite command. Override it to ask something else."""
+        opposite command. Override it to ask something else.
+        """
         return ctx.resource_exists(resource)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
@@ -218,7 +235,8 @@ class Command:
         the agent left nothing behind): the engine starts nothing and records the resource
         `reverted`. Drop its ledger row here first: a ledger that still holds a resource
         `revert` says is gone is a contradiction, and the command gives up on it
-        (`revert_failed`, visible) rather than leave the row behind silently."""
+        (`revert_failed`, visible) rather than leave the row behind silently.
+        """
         return None
 
 
@@ -260,7 +278,8 @@ class CommandRegistry:
 
     def check(self, type_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
         """Refuse an unknown type or parameters that are malformed for it, naming why; return
-        them frozen, as the record keeps them."""
+        them frozen, as the record keeps them.
+        """
         command_type = self.get(type_name)
         frozen = self.check_json(type_name, parameters)
         problems = command_type.check_parameters(parameters)
@@ -271,7 +290,8 @@ class CommandRegistry:
     @staticmethod
     def check_json(what: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
         """Parameters are a JSON object the database can store (no NaN, not too deep); return
-        them frozen (checking is freezing: one walk)."""
+        them frozen (checking is freezing: one walk).
+        """
         if not isinstance(parameters, Mapping):
             raise InvalidParameters(what, ["parameters must be a mapping"])
         try:

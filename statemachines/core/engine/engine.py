@@ -244,7 +244,8 @@ class Engine(WorkerLeasing):
     def _in_transaction(self, report: TickReport, work: Callable[[Tick], object],
                         claim: int = 0) -> TickReport:
         """Run `work` as one tick's transaction, after claiming up to `claim` roots in it;
-        hold a root whose work made it fail, or that this engine cannot run."""
+        hold a root whose work made it fail, or that this engine cannot run.
+        """
         faults: list[RootFault] = []
         try:
             with self.store.transaction() as tx:
@@ -292,13 +293,15 @@ class Engine(WorkerLeasing):
         after any other failure.
 
         Raises NotCancellable for an unknown id, a command that is not a root, or a root that
-        has already ended."""
+        has already ended.
+        """
         request_cancel(self.store, root_id, reason, self.clock())
 
     def cleanup(self) -> list[ResourceRevert]:
         """Start one more opposite command for every resource left `revert_failed` whose owner
         has ended (run the engine afterwards to carry them out); each resource reads
-        `reverted` once one succeeds. Returns the resources retried or found gone."""
+        `reverted` once one succeeds. Returns the resources retried or found gone.
+        """
         if not self._loaded:
             self.recover()
         self.now = self.clock()
@@ -309,13 +312,15 @@ class Engine(WorkerLeasing):
 
     def request_cleanup(self) -> None:
         """Ask for a cleanup that a worker performs: for a fleet, where `cleanup` (which
-        runs in this engine) is refused while workers hold leases."""
+        runs in this engine) is refused while workers hold leases.
+        """
         request_cleanup(self.store, self.clock())
 
     def serve_cleanup_request(self) -> list[ResourceRevert] | None:
         """A worker's part of `request_cleanup`: if a request waits, take it (one worker
         does) and start the opposite commands of the resources left revert_failed, in roots
-        no other worker holds; they run as this worker's roots. None if none waited."""
+        no other worker holds; they run as this worker's roots. None if none waited.
+        """
         if self.store.setting(CLEANUP_REQUEST) is None:
             return None
         self.now = self.clock()
@@ -375,7 +380,8 @@ class Engine(WorkerLeasing):
     def next_wait(self, longest: float) -> float:
         """How long a loop may sleep before the next tick: 0 when something is due now, else
         until the next retry or back-off, never longer than `longest` (a worker also wakes
-        for new roots and to renew its leases)."""
+        for new roots and to renew its leases).
+        """
         if not self._loaded:
             return 0.0
         now = self.clock()

@@ -23,7 +23,8 @@ class WorkerLeasing(EngineLoading):
 
     def _claim_room(self) -> int:
         """How many roots a worker below its share claims in this tick: every
-        claim_interval, or at once after a wake-up or a claim that came back full."""
+        claim_interval, or at once after a wake-up or a claim that came back full.
+        """
         lease = self.lease
         if lease is None or self.now < self._claim_at:
             return 0
@@ -34,7 +35,8 @@ class WorkerLeasing(EngineLoading):
         """Claim free or lapsed roots inside the tick's own transaction (their lease rows
         stay locked until it commits, so nobody writes those trees meanwhile) and take them
         into the view, so their work is done in this same tick. A rollback gives them back.
-        Returns the roots this engine cannot run, to be held once the tick has committed."""
+        Returns the roots this engine cannot run, to be held once the tick has committed.
+        """
         lease = self._lease
         found = tx.claim_roots(lease.owner, self.now, self.now + lease.ttl, room)
         self._pacing.claimed(room, len(found))
@@ -52,12 +54,14 @@ class WorkerLeasing(EngineLoading):
 
     def wake(self) -> None:
         """Work was made for some worker (`Store.wakeups`): look for roots at the next tick
-        instead of at the next claim_interval, and read the cancel requests."""
+        instead of at the next claim_interval, and read the cancel requests.
+        """
         self._claim_at = self._cancels_at = 0.0
 
     def release(self) -> int:
         """Give every lease back (a worker stopping cleanly), so that others take its roots
-        over at once instead of after `ttl`; returns how many it held."""
+        over at once instead of after `ttl`; returns how many it held.
+        """
         self._forget_view()
         released = self.store.release_leases(self._lease.owner)
         self._roots = set()
@@ -66,7 +70,8 @@ class WorkerLeasing(EngineLoading):
     def _cancels_due(self) -> bool:
         """Whether this tick reads the cancel requests: a single engine in every tick; a
         worker when woken (a request wakes it, `Store.wakeups`) and every claim_interval
-        otherwise, which spares each tick of a busy worker one read."""
+        otherwise, which spares each tick of a busy worker one read.
+        """
         if self._single:
             return True
         if self.now < self._cancels_at:
@@ -85,12 +90,14 @@ class WorkerLeasing(EngineLoading):
 
     def _leases_due(self) -> bool:
         """A worker's leases need renewing (even with nothing to do), or leased roots turned
-        out finished and their rows must go."""
+        out finished and their rows must go.
+        """
         return self.now >= self._renew_at or bool(self._roots - self._view.live_roots())
 
     def _renew_leases(self, tx: StoreTransaction) -> None:
         """First thing in a tick: the engine's leases, locked until commit. A root taken over
-        since (its lease had lapsed) means the view is stale: roll back."""
+        since (its lease had lapsed) means the view is stale: roll back.
+        """
         owner = self._lease.owner
         held = tx.renew_leases(owner, self._roots, self.now + self._lease.ttl)
         lost = self._roots - held
@@ -103,7 +110,8 @@ class WorkerLeasing(EngineLoading):
         """Lease rows follow the trees: a root whose tree has no work left loses its row, one
         that has work again (a cleanup's opposite commands) gets one back. A worker parks the
         roots whose only work left is clears its host keeps refusing: they stop taking its
-        share, and whoever claims them after `PARK_SECONDS` tries a new round of clears."""
+        share, and whoever claims them after `PARK_SECONDS` tries a new round of clears.
+        """
         live = self._view.live_roots()
         until = self.now + self._lease.ttl
         if gone := self._roots - live:

@@ -116,7 +116,8 @@ class EngineLoading:
 
     def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
         """A single engine's share of everything unfinished: the roots it leased, and roots
-        with work but no lease row at all (it gives them one at its first tick)."""
+        with work but no lease row at all (it gives them one at its first tick).
+        """
         leased = {root for root, _, _ in self.store.leases()}
         keep = claimed | ({c.root_id for c in state.commands}
                           | {t.root_command_id for t in state.tasks}) - leased
@@ -128,7 +129,8 @@ class EngineLoading:
         holds just those roots with the error (a newer client's command type in a rolling
         upgrade must not stop every worker that claims it) and goes on with the rest.
         Returns what it can run, and the roots to hold (their lease rows must stay, for
-        whoever runs them once they are released)."""
+        whoever runs them once they are released).
+        """
         unknown_types = {c.type for c in state.commands} - set(self.registry.names())
         unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
         if not unknown_types and not unknown_agents:
@@ -154,7 +156,8 @@ class EngineLoading:
         them before (this engine before a restart, or a worker that died) is gone. With
         `recovery`, every root already under way gets a `recover` row saying so (a reload
         after a rolled-back tick is no recovery: nobody else had the trees). Returns how
-        many roots got one."""
+        many roots got one.
+        """
         recovered = 0
         view = self._view
         for record in state.commands:
@@ -194,7 +197,8 @@ class EngineLoading:
 
         A worker whose leases are fresh need not ask: another engine moves a task only after
         taking its root over, which waits for the lease to lapse, and the leases were renewed
-        less than `ttl / 3` ago (every worker's clock is the database's, steady_clock.py)."""
+        less than `ttl / 3` ago (every worker's clock is the database's, steady_clock.py).
+        """
         if not self._single and self.now < self._renew_at:
             return False
         pending = [t for t in self._view.tasks.values()
@@ -226,7 +230,8 @@ class EngineLoading:
 
         A tick that failed was rolled back, and a root that cannot run was never taken into
         the view: its rows stay exactly as they were, the error is recorded with it, and no
-        view holds it until it is released."""
+        view holds it until it is released.
+        """
         message = str(fault)
         log.error("holding root %s: %s", fault.root_id, message, exc_info=fault.cause)
         report.errors.append(message)
@@ -252,7 +257,8 @@ class EngineLoading:
     def _hold_unrunnable(self, faults: list[RootFault], report: TickReport) -> None:
         """Hold the claimed roots this engine cannot run, after the tick that claimed them
         committed. A hold that fails (the database went) leaves the root leased to this
-        worker and out of its view: whoever claims it once the lease lapses holds it."""
+        worker and out of its view: whoever claims it once the lease lapses holds it.
+        """
         for fault in faults:
             try:
                 self._hold(fault, report)

@@ -21,7 +21,8 @@ from ..records.records import MAX_NAME_LENGTH, name_problems
 
 def default_worker_name() -> str:
     """host:pid, unique among live workers; a restart gets a new one (and waits for the old
-    leases to lapse) unless given a stable name."""
+    leases to lapse) unless given a stable name.
+    """
     return f"{socket.gethostname()}:{os.getpid()}"
 
 

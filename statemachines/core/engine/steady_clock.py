@@ -27,7 +27,8 @@ RESYNC_SECONDS = 60.0
 def _elapsed_clock() -> Callable[[], float]:
     """A clock that never steps and, unlike `time.monotonic` on Linux, counts the time a
     suspended machine (a paused VM) slept: carried forward by one that did not, a worker
-    would think its leases fresh after a pause longer than them."""
+    would think its leases fresh after a pause longer than them.
+    """
     boottime = getattr(time, "CLOCK_BOOTTIME", None)
     if boottime is None:
         return time.monotonic

@@ -159,7 +159,8 @@ class Worker:
     def _serve_cleanup(self, due: float) -> float:
         """An operator's cleanup request, taken by one worker (see Engine.
         serve_cleanup_request); looked for once per interval, not every tick. Returns when
-        to look next."""
+        to look next.
+        """
         if time.monotonic() < due:
             return due
         due = time.monotonic() + self.interval
@@ -184,7 +185,8 @@ class Worker:
 
 class _Polling:
     """The ear of a store that cannot wake anyone (no `wakeups`): sleeping until the next
-    poll, or until stopped."""
+    poll, or until stopped.
+    """
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         if stop is not None:

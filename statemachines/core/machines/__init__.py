@@ -2,4 +2,5 @@
 tables with their guards, and the ExecutionReason that decides which end path a command takes.
 
 The diagrams are drawn from these tables, so they import nothing of the engine: what runs and
-what is drawn cannot drift apart."""
+what is drawn cannot drift apart.
+"""

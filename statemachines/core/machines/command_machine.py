@@ -80,7 +80,8 @@ class CommandTrigger(StrEnum):
 
 class HookPhase(StrEnum):
     """Which hook of a command is running: what its context allows (children, tasks and
-    resources only in a step: `execute` or `next_step`)."""
+    resources only in a step: `execute` or `next_step`).
+    """
 
     VALIDATE = "validate"
     EXECUTE = "execute"

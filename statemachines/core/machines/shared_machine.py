@@ -38,7 +38,8 @@ class TransitionSpec:
 
 class IllegalTransition(EndactionError):
     """A trigger fired where the machine has no transition for it: an engine bug, held on
-    the root it happened on."""
+    the root it happened on.
+    """
 
     def __init__(self, kind: str, object_id: str, trigger: str, state: str) -> None:
         super().__init__(f"{kind} {object_id}: trigger {trigger!r} is not allowed from {state!r}")

@@ -1,2 +1,3 @@
 """What callers do without an engine of their own: submit roots (with submit keys), and ask
-the engines working on a database to cancel or clean up."""
+the engines working on a database to cancel or clean up.
+"""

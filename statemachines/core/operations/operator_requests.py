@@ -16,7 +16,8 @@ def request_cancel(store: Store, root_id: str, reason: str, at: float) -> None:
     """Ask whichever engine runs `root_id` to cancel it (see `Engine.cancel`).
 
     Raises NotCancellable for an unknown id, a command that is not a root, or a root that
-    has already ended."""
+    has already ended.
+    """
     record = store.command(root_id)
     if record is None:
         raise NotCancellable(f"no command with id {root_id!r}")
@@ -39,5 +40,6 @@ CLEANUP_REQUEST = "endaction.cleanup_request"
 def request_cleanup(store: Store, at: float) -> None:
     """Ask the workers for a cleanup (see `Engine.serve_cleanup_request`): the first worker
     to look takes the request, in a transaction of its own, so exactly one performs it;
-    asking twice before one looks is asking once."""
+    asking twice before one looks is asking once.
+    """
     store.put_setting(CLEANUP_REQUEST, repr(at))

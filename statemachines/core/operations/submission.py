@@ -55,7 +55,8 @@ def submit_root(
     engine until `lease_until` (an engine submitting for itself); None leaves it free for any
     worker. With `key`, the root submitted under that key before is returned instead, if
     this is the same request (type, parameters, entity, execution reason), with nothing
-    written; `SubmitKeyConflict` if it is another."""
+    written; `SubmitKeyConflict` if it is another.
+    """
     return submit_keyed(store, registry, type_name, parameters, key=key, entity=entity,
                         execution_reason=execution_reason, ids=ids, clock=clock,
                         owner=owner, lease_until=lease_until)[0]
@@ -76,7 +77,8 @@ def submit_keyed(
     lease_until: float = 0.0,
 ) -> tuple[CommandRecord, bool]:
     """`submit_root`, also saying whether the root is new (False: the key's earlier root,
-    which an engine must not index again: whoever runs it already has it)."""
+    which an engine must not index again: whoever runs it already has it).
+    """
     return _submit(store, registry, [(type_name, parameters)], [key], entity=entity,
                    execution_reason=execution_reason, ids=ids, clock=clock, owner=owner,
                    lease_until=lease_until)[0]
@@ -100,7 +102,8 @@ def submit_roots(
 
     `keys`, one per request (None for a request without one), make the batch idempotent as
     `submit_root`'s key does: a request whose key names a root already gets that root back
-    in its place, and one conflict refuses the whole batch."""
+    in its place, and one conflict refuses the whole batch.
+    """
     return [record for record, _ in _submit(
         store, registry, requests, [None] * len(requests) if keys is None else list(keys),
         entity=entity, execution_reason=execution_reason, ids=ids, clock=clock, owner=owner,

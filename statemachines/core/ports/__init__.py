@@ -1,4 +1,5 @@
 """What the engine needs from outside it: a store (`persistence` implements it), the agents
 that run tasks, and the ledgers an application keeps of its own resources.
 
-Protocols only: the engine depends on these shapes, never on an adapter."""
+Protocols only: the engine depends on these shapes, never on an adapter.
+"""

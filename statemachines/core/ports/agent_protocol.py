@@ -26,7 +26,8 @@ class AgentUnreachable(AgentError):
     """The agent did not answer at all (its host is down, frozen or cut off), rather than
     answering with an error. Raise it after the call's own timeouts and retries: the engine
     then makes no further call to that agent in the same tick, since each would wait out the
-    same silence, and counts those calls as failed tries."""
+    same silence, and counts those calls as failed tries.
+    """
 
 
 class Agent(Protocol):
@@ -44,8 +45,10 @@ class Agent(Protocol):
 class Abortable(Protocol):
     """An agent that can abort a task: the engine asks it for tasks past their deadline and
     for the tasks of a cancelled root. Optional; without it such a task ends `unknown` once
-    its grace is over."""
+    its grace is over.
+    """
 
     def abort(self, task_id: str) -> None:
         """Stop the task if it runs; it must then be reported ended (failure) by `poll`.
-        Aborting a task that ended, or that the agent does not know, is no error."""
+        Aborting a task that ended, or that the agent does not know, is no error.
+        """

@@ -41,7 +41,8 @@ class Ledger:
     def exists(self, resource_id: str) -> bool:
         """Whether the resource is still there, as far as your bookkeeping knows: while it is,
         a failed command's opposite command is started; once it is not, nothing is left to
-        revert."""
+        revert.
+        """
         raise NotImplementedError(f"{type(self).__name__}.exists")
 
     def prefetch(self, resource_ids: Sequence[str]) -> None:

@@ -35,21 +35,25 @@ class StoreTransaction(Protocol):
         """Extend `owner`'s leases on `roots` to `until`, locking them (in root order) until
         the transaction ends; return the roots still leased to `owner`. A root missing from
         the answer was taken over by another worker after this one's lease lapsed: the tick
-        must not write its tree."""
+        must not write its tree.
+        """
 
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
                     parked_too: bool = False, only: Collection[str] | None = None
                     ) -> list[str]:
         """`Store.claim_roots` inside this transaction (a worker claims in its tick's), the
-        rows locked until it ends; with `only`, among those roots only."""
+        rows locked until it ends; with `only`, among those roots only.
+        """
 
     def load_active(self, roots: Collection[str]) -> ActiveState:
         """The unfinished commands and tasks of `roots` (just claimed in this transaction,
-        their lease rows locked: nobody else writes those trees until it commits)."""
+        their lease rows locked: nobody else writes those trees until it commits).
+        """
 
     def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
         """The roots these submit keys name, by key (a key nobody used is missing), as this
-        transaction sees them."""
+        transaction sees them.
+        """
 
     def put_setting(self, key: str, value: str) -> None:
         """Set a deployment setting (an operator's request, among others)."""
@@ -59,7 +63,8 @@ class StoreTransaction(Protocol):
 
     def open_roots(self, roots: Collection[str], owner: str | None, until: float) -> None:
         """Roots that have work again (a new root, a cleanup's opposite commands): a lease row
-        each where missing, held by `owner` (None: free for any worker to claim)."""
+        each where missing, held by `owner` (None: free for any worker to claim).
+        """
 
     def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
         """Give `owner`'s leases on `roots` back, claimable by anyone from `until` on."""
@@ -82,7 +87,8 @@ class StoreTransaction(Protocol):
 
     def tasks_of(self, command_id: str) -> list[TaskRecord]:
         """A command's tasks as this transaction sees them (the failure path's hooks read
-        them after the engine forgot the cleared ones)."""
+        them after the engine forgot the cleared ones).
+        """
 
     def children_of(self, command_id: str) -> list[CommandRecord]:
         """A command's children as this transaction sees them."""
@@ -92,7 +98,8 @@ class StoreTransaction(Protocol):
 
     def reverts_of(self, owners: Collection[str]) -> list[ResourceRevert]:
         """The revert states of the resources these commands made, this tick's writes
-        included."""
+        included.
+        """
 
     def get_revert(self, resource: ResourceRef, owner: str) -> ResourceRevert: ...
 
@@ -109,11 +116,13 @@ class StoreTransaction(Protocol):
 
     def hold_root(self, root_id: str, at: float, error: str) -> None:
         """Stop engines from working on a root whose work made the engine fail; its rows stay
-        as they are, and `load_active` leaves them out until the root is released."""
+        as they are, and `load_active` leaves them out until the root is released.
+        """
 
     def append_history(self, history: Sequence[HistoryPath]) -> None:
         """Write history rows only (a tick hands its history over in chunks, at any moment:
-        nothing references the rows and nothing in the tick reads them back)."""
+        nothing references the rows and nothing in the tick reads them back).
+        """
 
     def write(
         self,
@@ -125,12 +134,14 @@ class StoreTransaction(Protocol):
     ) -> None:
         """Batch-write the tick's records; raise ConcurrentModification on a version clash,
         and SubmitKeyTaken if a new root's `submit_key` names another root already (keys
-        are unique: one written by a transaction this one could not see yet)."""
+        are unique: one written by a transaction this one could not see yet).
+        """
 
 
 class WakeSource(Protocol):
     """A worker's ear for work that other transactions made (a root submitted or given back,
-    a cancel or cleanup requested): it waits on this instead of sleeping, and still polls."""
+    a cancel or cleanup requested): it waits on this instead of sleeping, and still polls.
+    """
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         """Sleep up to `timeout` s; True as soon as work was made, soon after `stop` is set."""
@@ -143,21 +154,25 @@ class Store(Protocol):
 
     Implement it to put the engine on another database: `load_active` is read at start-up and
     after a rolled-back tick, `transaction` wraps every tick (reads and claims immediate,
-    writes batched), and the rest is the read side for reports and operators."""
+    writes batched), and the rest is the read side for reports and operators.
+    """
 
     def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
         """Every command and task that is not over (outside held roots); of `roots` only when
-        given (a worker loads the trees it leased)."""
+        given (a worker loads the trees it leased).
+        """
 
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
                     parked_too: bool = False) -> list[str]:
         """Lease up to `limit` free or lapsed roots to `owner` until `until`, in one
         transaction, skipping held roots and rows another worker is claiming; with
-        `parked_too`, free ones not yet due as well. Return them."""
+        `parked_too`, free ones not yet due as well. Return them.
+        """
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
         """Extend every lease `owner` still holds and return its roots (a worker restarted
-        under the same name takes its roots back at once)."""
+        under the same name takes its roots back at once).
+        """
 
     def release_leases(self, owner: str) -> int:
         """Give back every lease `owner` holds (a worker stopping); returns how many."""
@@ -180,7 +195,8 @@ class Store(Protocol):
         """Root commands newest first (created_at, then id, descending), at most `limit`
         (at least 1): of that status, of that type, created at `since` or later, and after
         `before`, the (created_at, id) of the previous page's last root (keyset paging: a
-        late page costs what the first does)."""
+        late page costs what the first does).
+        """
 
     def root_by_key(self, key: str) -> CommandRecord | None:
         """The root submitted under this submit key, if one was."""
@@ -194,7 +210,8 @@ class Store(Protocol):
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
         """Every transition of a root's tree: each object's in the order it took them, and
         tick after tick. Within one tick (one moment: the steps share their time) the steps
-        come object by object, in the order of each object's first step in that tick."""
+        come object by object, in the order of each object's first step in that tick.
+        """
 
     def held_roots(self) -> dict[str, str]:
         """Held roots and the error that held each."""
@@ -214,11 +231,13 @@ class Store(Protocol):
 
     def database_time(self) -> float:
         """Seconds since the epoch by the database's own clock: the time every worker's leases
-        and deadlines are measured on (`SteadyClock` reads it now and then)."""
+        and deadlines are measured on (`SteadyClock` reads it now and then).
+        """
 
     def wakeups(self) -> WakeSource:
         """A new ear for work made by other transactions (a worker's, closed when it stops):
-        this process's at least; a database that can notify (PostgreSQL) other processes'."""
+        this process's at least; a database that can notify (PostgreSQL) other processes'.
+        """
 
     def dispose(self) -> None:
         """Close every connection; a crashed engine's store is disposed, a new one opened."""

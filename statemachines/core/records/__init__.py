@@ -3,4 +3,5 @@ the ids they carry, frozen JSON, each resource's revert state, retry policies an
 every value is checked against.
 
 Records move only through the machines (`statemachines.core.machines`); nothing here calls a
-store, an agent or a user's code."""
+store, an agent or a user's code.
+"""

@@ -30,7 +30,8 @@ class FrozenMap(Mapping[str, Any]):
 
     Its keys are one tuple shared by every map with the same keys (the children of a fan-out
     all name the same few), its values a tuple of its own. It compares equal to any mapping
-    with the same items, like the dict it stands for, and refuses writes."""
+    with the same items, like the dict it stands for, and refuses writes.
+    """
 
     __slots__ = ("_keys", "_values")
 
@@ -83,7 +84,8 @@ def freeze(parameters: Mapping[str, Any], finite: bool = True) -> Mapping[str, A
 
     One walk instead of a JSON round trip, and the check that the data is JSON at the same
     time: it runs for every command and task created or loaded, 40,000 times for a
-    10,000-disk VM. The path to a bad value is only worked out once one is found."""
+    10,000-disk VM. The path to a bad value is only worked out once one is found.
+    """
     try:
         frozen: Mapping[str, Any] = _freeze(parameters, finite)
     except (TypeError, ValueError):
@@ -146,7 +148,8 @@ def _explain(value: Any, where: str, finite: bool) -> None:
 def freeze_output(value: Any, limit: int) -> Any:
     """An output (a task's, from its agent; a command's, from a hook) as the store keeps it:
     frozen, strict JSON, at most `limit` bytes of JSON text. ValueError naming what is wrong
-    otherwise: an output feeds the next step, so one that cannot be kept must not pass."""
+    otherwise: an output feeds the next step, so one that cannot be kept must not pass.
+    """
     try:
         frozen = freeze({"output": value})["output"]
     except (TypeError, ValueError) as err:
@@ -163,7 +166,8 @@ def freeze_output(value: Any, limit: int) -> Any:
 
 def thaw(value: Any) -> Any:
     """Frozen JSON data (what records hold: read-only mappings, tuples) as plain dicts and
-    lists, for code that wants its own copy, or a JSON library that takes no mappings."""
+    lists, for code that wants its own copy, or a JSON library that takes no mappings.
+    """
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

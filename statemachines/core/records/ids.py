@@ -20,7 +20,8 @@ class _Randomness:
 
     `list.pop` is atomic, so threads need no lock: two refilling at once each read fresh
     bytes. The tails are per process: a forked child drops what it inherited (it would
-    otherwise hand out the same tails as its parent, and both would make the same ids)."""
+    otherwise hand out the same tails as its parent, and both would make the same ids).
+    """
 
     def __init__(self) -> None:
         self._tails: list[str] = []
@@ -47,13 +48,15 @@ def new_id() -> str:
     """Time-ordered (like UUIDv7): 12 hex digits of milliseconds, then 20 random ones.
 
     Ids made in one tick sort together, so the primary-key and history indexes grow at their
-    end instead of taking random inserts all over the B-tree."""
+    end instead of taking random inserts all over the B-tree.
+    """
     return f"{time.time_ns() // 1_000_000:012x}{_RANDOMNESS.tail()}"
 
 
 def checked(ids: Callable[[], str]) -> Callable[[], str]:
     """`ids` (an `Engine(ids=...)`), refusing by name an id the database cannot store: a
-    generator of ids is configuration, and its first bad id is where to say so."""
+    generator of ids is configuration, and its first bad id is where to say so.
+    """
     if ids is new_id:
         return ids
 

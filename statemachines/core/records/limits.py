@@ -39,7 +39,8 @@ def check_factor(name: str, value: object) -> None:
 def backoff(first: float, factor: float, attempt: int, cap: float) -> float:
     """The delay before attempt number `attempt` (1-based) of something retried with
     back-off: none before the first, `first` before the second, times `factor` for each
-    later one, never beyond `cap` (an exponent that overflows is the cap)."""
+    later one, never beyond `cap` (an exponent that overflows is the cap).
+    """
     if attempt <= 1:
         return 0.0
     try:

@@ -166,7 +166,8 @@ class HistoryEvent(StrEnum):
 class HistoryEntry(NamedTuple):
     """One row of the append-only transitions history (a tuple: written as is, in bulk).
 
-    `trigger` is a machine's trigger (`CommandTrigger`, `TaskTrigger`) or a `HistoryEvent`."""
+    `trigger` is a machine's trigger (`CommandTrigger`, `TaskTrigger`) or a `HistoryEvent`.
+    """
 
     object_kind: str
     object_id: str
@@ -187,7 +188,8 @@ class HistoryPath:
     The recorder appends to an object's path for as long as each step leaves from where
     the last one arrived, so a tick stores one row per object it moved, not one per step
     (230,000 steps, 130,000 rows for a 10,000-disk rollback); readers get the steps back
-    as `HistoryEntry`s."""
+    as `HistoryEntry`s.
+    """
 
     object_kind: str
     object_id: str

@@ -2,4 +2,5 @@
 steps run, end groups ended, rollbacks settled, operators' requests acted on.
 
 Everything a tick's phases share lives in its `TickState` for one transaction; the engine
-(`statemachines.core.engine`) opens that transaction and runs the phases in it."""
+(`statemachines.core.engine`) opens that transaction and runs the phases in it.
+"""

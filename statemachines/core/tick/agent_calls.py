@@ -176,7 +176,8 @@ class AgentCalls:
 
     def _abort(self, task: TaskRecord, report: TickReport) -> None:
         """Ask again at every poll until the agent reports the end: abort is idempotent, and
-        one lost request must not leave the task running."""
+        one lost request must not leave the task running.
+        """
         agent = self.agents.get(task.agent)
         if not isinstance(agent, Abortable) or self._not_asked(task.agent,
                                                                f"abort task {task.id}"):
@@ -190,7 +191,8 @@ class AgentCalls:
 
     def _clear(self, task: TaskRecord, answers: AgentAnswers, report: TickReport) -> None:
         """A failed clear is said in the report here; one not asked, in the exchange's one
-        line for its agent."""
+        line for its agent.
+        """
         agent = self.agents.get(task.agent)
         if agent is None:
             message = f"no agent named {task.agent!r}"
@@ -215,7 +217,8 @@ class AgentCalls:
         """Before giving up on a start, ask whether it happened anyway: declaring it failed
         while the work runs would let it land after its compensation undid it. An agent that
         did not answer in this exchange is not asked: it cannot say, as when its poll fails
-        (the task is then cleared, and a cleared id never starts)."""
+        (the task is then cleared, and a cleared id never starts).
+        """
         if task.agent in self._silent:
             return False
         try:
@@ -230,7 +233,8 @@ def _checked(agent: str, task_id: str, answer: object, report: TickReport,
              max_output_bytes: int) -> TaskReport:
     """The answer as a TaskReport of known statuses; anything else is garbage, which ends the
     task `unknown` (a status the engine does not know could not even be stored). So does an
-    output that cannot be kept: the next step would read it."""
+    output that cannot be kept: the next step would read it.
+    """
     try:
         if not isinstance(answer, TaskReport):
             raise TypeError(type(answer).__name__)

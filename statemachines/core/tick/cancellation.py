@@ -31,7 +31,8 @@ def act_on_cancels(state: TickState) -> None:
 
 def _cancel(state: TickState, root: CommandRecord, reason: str) -> None:
     """Fail the root's own work: refuse what has not started, abort what runs. What
-    already succeeded is then reverted like after any other failure."""
+    already succeeded is then reverted like after any other failure.
+    """
     view = state.view
     state.recorder.history(root, HistoryEvent.CANCEL, root.status, root.status, reason)
     if root.status not in (CommandStatus.NOT_STARTED, CommandStatus.WAITING,

@@ -29,7 +29,8 @@ def start_cleanup(state: TickState,
                   skip: Callable[[str], bool] = lambda root_id: False) -> list[ResourceRevert]:
     """One more opposite command for every resource given up on (revert_failed) whose
     owner has ended, outside the roots `skip` names (another worker holds them); the resource
-    reads reverted once one succeeds. Returns the resources retried (or found gone)."""
+    reads reverted once one succeeds. Returns the resources retried (or found gone).
+    """
     retried = []
     tx, recorder, report = state.tx, state.recorder, state.report
     for revert, owner in tx.failed_reverts():
@@ -70,7 +71,8 @@ def start_cleanup(state: TickState,
 def record_what_is_left(state: TickState, root_id: str) -> None:
     """After a cleanup undid a resource of `root_id`'s tree: every command of it that reads
     as having left something behind, and under which nothing is left now, reads
-    `cleaned_up` (its error keeps the cause; its history says when)."""
+    `cleaned_up` (its error keeps the cause; its history says when).
+    """
     tx, recorder = state.tx, state.recorder
     commands = {c.id: c for c in tx.commands_of_root(root_id)}
     changed = recorder.changes.changed_commands

@@ -47,7 +47,8 @@ class contain:
             record.error = f"end_successfully raised {hook.describe()}"
 
     A class rather than a generator: the engine enters one around every hook it runs, seven
-    per disk of a rollback."""
+    per disk of a rollback.
+    """
 
     __slots__ = ("outcome",)
 

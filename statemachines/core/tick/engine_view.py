@@ -104,7 +104,8 @@ class EngineView:
 
     def depth_of(self, record: CommandRecord) -> int:
         """How far below its root a command is, walking up without recursion: trees may be
-        deeper than Python's recursion limit, and each depth is computed once."""
+        deeper than Python's recursion limit, and each depth is computed once.
+        """
         chain: list[CommandRecord] = []
         current = record
         while current.id not in self.depths:
@@ -127,7 +128,8 @@ class EngineView:
     def forget_finished(self) -> list[CommandRecord]:
         """Drop what is over from memory so a long-running engine does not grow with history;
         return the roots among it. Only unfinished commands are loaded, and what finished is
-        dropped after every committed tick, so these are the roots that ended in that tick."""
+        dropped after every committed tick, so these are the roots that ended in that tick.
+        """
         self._forget_tasks([i for i, t in self.tasks.items() if t.status == TaskStatus.CLEARED])
         finished = [i for i, c in self.commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
         roots = []
@@ -160,7 +162,8 @@ class EngineView:
 
     def stuck_roots(self, live: set[str], limits: Limits) -> set[str]:
         """Live roots whose only work left is clears the agent refused `max_clear_attempts`
-        times: nothing this engine does will move them until a new round of clears."""
+        times: nothing this engine does will move them until a new round of clears.
+        """
         busy = {c.root_id for c in self.commands.values()
                 if not COMMAND_MACHINE.is_terminal(c.status)}
         busy.update(t.root_command_id for t in self.tasks.values()
@@ -204,7 +207,8 @@ class EngineView:
 
     def wait_hint(self, now: float, poll_interval: float, limits: Limits) -> float:
         """How long nothing can become due: the next retry or back-off, or one poll interval
-        while agents are working."""
+        while agents are working.
+        """
         if any(t.status in POLLED_TASK_STATES for t in self.tasks.values()):
             return poll_interval
         due = [c.not_before for c in self.not_started.values()]
@@ -217,7 +221,8 @@ class EngineView:
 
     def waiting_on(self, now: float) -> str:
         """What the engine waits for: tasks on agents (the oldest named, with its deadline),
-        back-offs, and commands due later."""
+        back-offs, and commands due later.
+        """
         parts = []
         by_agent: dict[str, list[TaskRecord]] = defaultdict(list)
         for task in self.tasks.values():

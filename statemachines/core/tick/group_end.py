@@ -89,7 +89,8 @@ def _end_group(state: TickState, head_id: str, members: list[CommandRecord],
 
     The success hooks run before the verdict is written: one that raises turns the whole
     group to the failure path, so a command whose success bookkeeping failed never
-    reads `ended_success`, and what its group made is reverted."""
+    reads `ended_success`, and what its group made is reverted.
+    """
     fire, report = state.recorder.fire, state.report
     ordered = children_first(head_id, members)
     if succeeded:

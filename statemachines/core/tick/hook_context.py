@@ -33,7 +33,8 @@ _AFTER_THE_END = (HookPhase.END_WITH_FAILURE, HookPhase.CLEANUP)
 
 def hook(state: TickState, record: CommandRecord, phase: HookPhase) -> tuple[Command, HookContext]:
     """The command a hook runs on holds a copy of its record: a hook that writes to it
-    (its status, its execution reason) changes nothing the engine relies on."""
+    (its status, its execution reason) changes nothing the engine relies on.
+    """
     command = state.config.registry.get(record.type)(copy_record(record))
     return command, HookContext(state, record, phase)
 
@@ -41,7 +42,8 @@ def hook(state: TickState, record: CommandRecord, phase: HookPhase) -> tuple[Com
 class HookContext:
     """Children, tasks and resources may be created only in a step (`execute`, `next_step`):
     a task started by an end hook would belong to a command whose end already ran, and
-    nothing would ever end it."""
+    nothing would ever end it.
+    """
 
     def __init__(self, state: TickState, record: CommandRecord, phase: HookPhase) -> None:
         self._state = state
@@ -118,7 +120,8 @@ class HookContext:
     def children(self) -> tuple[CommandRecord, ...]:
         """In a step or at its end every child is in the view (an ended child leaves it,
         and only a refused one can have ended before its group: then no step follows); on
-        the failure path they have ended, and this tick's changes sit over the store's rows."""
+        the failure path they have ended, and this tick's changes sit over the store's rows.
+        """
         state, record = self._state, self._record
         found: dict[str, CommandRecord] = {}
         if self._phase in _AFTER_THE_END:
@@ -162,7 +165,8 @@ class HookContext:
 
     def _policy(self, retry: RetryPolicy | None) -> RetryPolicy | None:
         """The task's own policy, else its command type's, else the engine's; opposite
-        commands' tasks are never retried (their budget is the RevertPolicy's)."""
+        commands' tasks are never retried (their budget is the RevertPolicy's).
+        """
         if self._record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
             return None
         state = self._state

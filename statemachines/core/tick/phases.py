@@ -45,7 +45,8 @@ class Tick:
 
     def run(self, answers: AgentAnswers, cancels: bool = True) -> None:
         """Everything a tick does inside its transaction, in order; the cancel requests are
-        read when `cancels` (a worker reads them when woken and every claim_interval)."""
+        read when `cancels` (a worker reads them when woken and every claim_interval).
+        """
         state = self.state
         apply(state, answers)
         enforce_deadlines(state)
@@ -63,7 +64,8 @@ class Tick:
     def _advance(self) -> None:
         """Execute due commands, take the next steps whose work ended, and end ready groups,
         round after round, until none has anything left or the tick has done
-        `max_rounds_per_tick` rounds (the rest is due at once, in the next tick)."""
+        `max_rounds_per_tick` rounds (the rest is due at once, in the next tick).
+        """
         state = self.state
         view = state.view
         resettled = [record for record in map(view.commands.get, sorted(view.resettle))

@@ -33,7 +33,8 @@ class Changes:
 
     def any_records(self) -> bool:
         """Rows to write, beyond history: what makes a tick worth a transaction of its own
-        (a `recover` row alone is bookkeeping; it goes with the next tick that moves)."""
+        (a `recover` row alone is bookkeeping; it goes with the next tick that moves).
+        """
         return bool(self.new_commands or self.changed_commands or self.new_tasks
                     or self.changed_tasks)
 
@@ -51,7 +52,8 @@ class Recorder:
 
     `spill` takes the history collected so far once it reaches HISTORY_CHUNK steps (the
     tick writes it; an object whose steps straddle a spill has a path in each segment).
-    `counts` (the tick report's `transitions`) counts every transition fired."""
+    `counts` (the tick report's `transitions`) counts every transition fired.
+    """
 
     def __init__(self, view: EngineView, changes: Changes, now: float,
                  spill: Callable[[list[HistoryPath]], None] | None = None,

@@ -25,7 +25,8 @@ _RUNNING = (CommandStatus.WAITING, CommandStatus.STEPPING)
 def may_retry(state: TickState, command: CommandRecord, task: TaskRecord) -> bool:
     """A forward task that failed, with attempts left, while its end group can still succeed.
     The caller knows the rest: a task rejected for good, or aborted at its deadline or for a
-    cancel, is never retried."""
+    cancel, is never retried.
+    """
     policy = task.retry
     return (policy is not None and task.attempt < policy.max_attempts
             and command.execution_reason == ExecutionReason.REGULAR_FLOW

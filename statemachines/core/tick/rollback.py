@@ -42,7 +42,8 @@ def drain(state: TickState) -> None:
     command that has yet to start its first waits for the next tick (`view.resettle`, which
     a restart rebuilds from the rolling-back commands), so a tick's memory does not grow with
     the number of resources a rollback reverts. Commands whose revert is under way go on:
-    what the window holds back is new work, never the end of work begun."""
+    what the window holds back is new work, never the end of work begun.
+    """
     queue = state.to_settle
     window = state.config.limits.max_opposite_commands_per_tick
     while queue:
@@ -58,7 +59,8 @@ def drain(state: TickState) -> None:
 
 def _not_begun(record: CommandRecord) -> bool:
     """A regular command with resources whose revert has not begun: no opposite command
-    started for it yet (that sets its outcome), and its own work did not fail."""
+    started for it yet (that sets its outcome), and its own work did not fail.
+    """
     return (record.execution_reason == ExecutionReason.REGULAR_FLOW and record.outcome is None
             and bool(resources_of(record)))
 
@@ -92,7 +94,8 @@ def settle(state: TickState, record: CommandRecord) -> None:
 
 def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
     """A regular command could not finish its rollback: what it made and is not reverted
-    already is left for cleanup, under its own name."""
+    already is left for cleanup, under its own name.
+    """
     for resource in resources_of(record):
         revert = state.tx.get_revert(resource, record.id)
         if revert.state not in (RevertState.REVERTED, RevertState.REVERT_FAILED):
@@ -122,7 +125,8 @@ def _revert_resources(state: TickState, record: CommandRecord, command: Command,
     """Revert what the command made, the last made first, one opposite command at a time: a
     later step's resource may depend on an earlier one's (a DNS record on its address).
     A resource given up on does not stop the others from being reverted; the command then
-    gives up, naming each."""
+    gives up, naming each.
+    """
     given_up: list[str] = []
     last = "nothing to revert"
     for resource in reversed(resources_of(record)):
@@ -151,7 +155,8 @@ class _GaveUp:
 def _revert(state: TickState, record: CommandRecord, command: Command, ctx: HookContext,
             resource: ResourceRef) -> str | _Wait | _GaveUp:
     """Apply both loop guards to one resource, then start its opposite command if there is
-    work left. Returns why nothing is left, `_WAIT`, or why it was given up on."""
+    work left. Returns why nothing is left, `_WAIT`, or why it was given up on.
+    """
     tx, view = state.tx, state.view
     exists = command.resource_exists(ctx, resource)
     revert = tx.get_revert(resource, record.id)
@@ -195,7 +200,8 @@ def _nothing_left(state: TickState, record: CommandRecord, revert: ResourceRever
 def _start_opposite(state: TickState, record: CommandRecord, revert: ResourceRevert,
                     resource: ResourceRef, opposite: Compensation) -> _Wait:
     """The opposite command a compensation names, as a child of `record`, after the
-    policy's delay for this attempt; the resource is `reverting` until it ends."""
+    policy's delay for this attempt; the resource is `reverting` until it ends.
+    """
     attempt = revert.attempts + 1
     child = create_child(
         state, record, opposite.type_name, opposite.parameters, resource, compensation=True,
@@ -220,7 +226,8 @@ class RevertContradiction(EndactionError):
 
 def _finish_opposite(state: TickState, record: CommandRecord) -> None:
     """An opposite command's own outcome: the resource is reverted, or the attempt failed,
-    or its outcome was lost (redone without spending the failure budget)."""
+    or its outcome was lost (redone without spending the failure budget).
+    """
     if record.outcome == Outcome.CHILD_REVERT_FAILED:
         message = "a child of this opposite command gave up (see its error)"
         _mark_revert_failed(state, record, message)
@@ -276,7 +283,8 @@ def give_up(state: TickState, record: CommandRecord, message: str) -> None:
 
 def reverted_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
     """The resource an opposite command (the head of its own ROLLBACK_FLOW group, not one of
-    its children) reverts, and the command whose revert row it is."""
+    its children) reverts, and the command whose revert row it is.
+    """
     resource = opposite_resource(record)
     if resource is None or record.parent_id is None:
         return None

@@ -87,7 +87,8 @@ def create_task(
 ) -> TaskRecord:
     """A task of `command`: its first attempt (from a step's hook), or a later one that
     replaces a failed attempt (`retries`), started no earlier than `start_at`; its deadline
-    counts from then."""
+    counts from then.
+    """
     config = state.config
     if agent not in config.agent_names:
         raise UnknownAgent(agent, list(config.agent_names))

@@ -32,7 +32,8 @@ log = logging.getLogger("endaction.engine")
 def run_due_steps(state: TickState) -> set[str]:
     """Take the next step of every stepping command whose step's work has ended, in the end
     groups something happened in; returns the groups in which a command moved (their other
-    stepping commands, a parent waiting for this child's steps, look again next round)."""
+    stepping commands, a parent waiting for this child's steps, look again next round).
+    """
     view = state.view
     moved: set[str] = set()
     for head_id in sorted(view.touched_groups):
@@ -47,7 +48,8 @@ def run_due_steps(state: TickState) -> set[str]:
 def step_work_ended(view: EngineView, record: CommandRecord) -> bool:
     """Every task of the command (last attempts) and of its children, all the way down,
     has ended, and every child has finished its own steps. A walk with a stack: a step's
-    children may be deeper than Python's recursion limit."""
+    children may be deeper than Python's recursion limit.
+    """
     stack = [record]
     while stack:
         current = stack.pop()

@@ -84,7 +84,8 @@ def report_end(state: TickState, task: TaskRecord, answer: TaskReport) -> None:
 
 def task_done(state: TickState, task: TaskRecord, retriable: bool) -> None:
     """A task had its last word: its end group's fan-in (or its command's step) may be
-    complete; a failure is retried if its policy allows, else its command's work failed."""
+    complete; a failure is retried if its policy allows, else its command's work failed.
+    """
     command = state.view.commands.get(task.command_id)
     if task.succeeded:
         state.report.tasks_succeeded += 1

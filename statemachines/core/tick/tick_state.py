@@ -82,7 +82,8 @@ class TickState:
 
     def _write_history(self, history: list[HistoryPath]) -> None:
         """History rows reference nothing and nothing reads them back inside the tick, so
-        they can be written at any moment of it: the recorder hands them over in chunks."""
+        they can be written at any moment of it: the recorder hands them over in chunks.
+        """
         self.tx.append_history(history)
         self.wrote = True
 
@@ -93,7 +94,8 @@ class TickState:
         tick changed before a claim must be in the database first (a command executed in this
         very tick may be claimed in it, when it started no task). Task rows and the history
         wait for the tick's end: a task reported ended and then claimed in one tick is one
-        update, and an object's steps in one tick are one history row."""
+        update, and an object's steps in one tick are one history row.
+        """
         changes = self.recorder.changes
         if not (changes.new_commands or changes.changed_commands):
             return
@@ -114,7 +116,8 @@ class TickState:
 
     def on_terminal(self, record: CommandRecord) -> None:
         """Reach back into the parent: a rolling-back parent re-evaluates what is left; so
-        does every command that was waiting for this opposite command's resource."""
+        does every command that was waiting for this opposite command's resource.
+        """
         view = self.view
         parent = view.commands.get(record.parent_id) if record.parent_id else None
         if parent is not None and parent.status == CommandStatus.ROLLING_BACK:
@@ -130,7 +133,8 @@ class TickState:
 
 def for_root(root_id: str) -> ForRoot:
     """Work on one root's records: whatever the engine raises here (not the store, which
-    fails every root alike) is that root's fault, and holds that root only."""
+    fails every root alike) is that root's fault, and holds that root only.
+    """
     return ForRoot(root_id)
 
 
@@ -159,7 +163,8 @@ _TASK_FIELDS = attrgetter(*(f.name for f in fields(TaskRecord)))
 
 def copy_record(record: CommandRecord) -> CommandRecord:
     """Every hook gets one (70,000 for a 10,000-disk rollback): positional construction is
-    several times cheaper than `dataclasses.replace`, which goes through keyword arguments."""
+    several times cheaper than `dataclasses.replace`, which goes through keyword arguments.
+    """
     return CommandRecord(*_COMMAND_FIELDS(record))
 
 

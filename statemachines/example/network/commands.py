@@ -138,7 +138,8 @@ class ProvisionEndpoint(Command):
         """Every resource whose row is there is reverted, even one whose own task failed: a
         host may have acted before it failed, and each revert is harmless on what was never
         made (a release of a free lease, a delete of a missing record, the revert of a plug
-        that changed nothing)."""
+        that changed nothing).
+        """
         if resource.type == LEASE:
             return Compensation(ReleaseAddress.type_name, {"lease": resource.id})
         if resource.type == DNS_RECORD:
@@ -154,7 +155,8 @@ class ProvisionEndpoint(Command):
 
 class _Undo(Command):
     """An opposite command: one task, while its resource is still in its ledger; the row goes
-    once the task succeeded (an opposite command ends only in end_with_failure)."""
+    once the task succeeded (an opposite command ends only in end_with_failure).
+    """
 
     submittable = False  # it reverts what a rollback found made: never a root of its own
     verb = ""

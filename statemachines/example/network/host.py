@@ -131,7 +131,8 @@ class NetworkHost:
 
     def _allocate(self, lease: str, pool: str) -> str | None:
         """The lease's address: the one it holds already (a repeated start), or the first
-        free one of the pool."""
+        free one of the pool.
+        """
         if lease in self.leases:
             return self.leases[lease]
         taken = set(self.leases.values())

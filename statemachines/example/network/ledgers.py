@@ -66,7 +66,8 @@ class DnsRecord:
 @dataclass(frozen=True)
 class PortPlug:
     """A switch port this example plugged, and the task that plugged it (the switch reverts
-    a plug natively, by that task's id)."""
+    a plug natively, by that task's id).
+    """
 
     port: str
     vlan: str

@@ -59,7 +59,8 @@ def network_output(verb: str, parameters: Mapping[str, Any], task_id: str) -> An
 def network_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent],
                       store: Store) -> set[str]:
     """Leases, records and ports, on the network or in the ledgers, that belong to no
-    endpoint that was provisioned."""
+    endpoint that was provisioned.
+    """
     succeeded = {i for i, c in snap.commands.items()
                  if c.parent_id is None and c.status == CommandStatus.ENDED_SUCCESS}
     owner = {network_resource_of(t.verb, t.parameters): t.root_command_id

@@ -39,7 +39,8 @@ def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
     a root still running are its work in progress, not left behind (a fleet's cleanup
     reports while other roots run). Judged twice, and only what both looks find left is
     reported: between reading the disk and the database a running root may make an image
-    (on disk, not yet in the inventory) or end and delete one."""
+    (on disk, not yet in the inventory) or end and delete one.
+    """
     first = _leftovers(store, set(storage_host(agents).image_names()))
     if not first:
         return first

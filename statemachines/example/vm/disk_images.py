@@ -58,7 +58,8 @@ class DiskImages:
     def ensure_template(self, name: str, size: int) -> None:
         """Make the template if it is missing or of another size. Written aside and renamed
         into place: a copy that reads it meanwhile (another worker, another process) sees
-        the old file or the whole new one, never half of it."""
+        the old file or the whole new one, never half of it.
+        """
         if not safe_name(name):
             raise OSError(errno.EINVAL, f"template name {name[:80]!r} is not a plain name")
         path = self.template_path(name)

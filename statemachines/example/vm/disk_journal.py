@@ -88,7 +88,8 @@ class DiskJournal:
         """This process's threads, then other processes: one at a time in the journal.
 
         Re-entrant: only the outermost holder takes and releases the file lock, which a
-        nested release would otherwise drop while the outer holder still relies on it."""
+        nested release would otherwise drop while the outer holder still relies on it.
+        """
         with self._lock:
             if self._lock_depth == 0:
                 self._lock_directory()
@@ -102,7 +103,8 @@ class DiskJournal:
 
     def _lock_directory(self) -> None:
         """Wait for another process's hold on the journal, but not forever: one that hangs
-        while holding it must cost an error, not every caller's progress."""
+        while holding it must cost an error, not every caller's progress.
+        """
         deadline = time.monotonic() + JOURNAL_LOCK_SECONDS
         while True:
             try:
@@ -121,7 +123,8 @@ class DiskJournal:
 
     def tombstone_path(self, task_id: str) -> Path:
         """In a folder of its own: no task id can make it a journal entry, a temporary file
-        or the lock, and pruning lists tombstones only."""
+        or the lock, and pruning lists tombstones only.
+        """
         if not safe_name(task_id):
             raise TaskRejected(f"task id {task_id!r} is not a plain name")
         return self.cleared / task_id
@@ -140,7 +143,8 @@ class DiskJournal:
         Refusing the clear instead would be worse: the engine would retry it at every tick
         on a disk that is still full, the entry it wants gone would stay, and the rollback
         waiting for it would stall. Without the tombstone the task is only as exposed as it
-        was before tombstones: it runs again only if a stale engine starts it."""
+        was before tombstones: it runs again only if a stale engine starts it.
+        """
         try:
             try:
                 self._write_tombstone(task_id)
@@ -154,14 +158,16 @@ class DiskJournal:
 
     def _write_tombstone(self, task_id: str) -> None:
         """An empty file: created whole or not at all. Clearing again renews its time, so the
-        last clear is the one its age counts from."""
+        last clear is the one its age counts from.
+        """
         self.tombstone_path(task_id).touch()
 
     def prune_tombstones(self) -> None:
         """The folder is listed without the journal lock, so that a big one delays no other
         process; each old tombstone is looked at again under the lock before it goes, since
         a clear may have just renewed it. A batch at a time: a backlog (an instance started
-        after a long pause) must not hold the lock long enough to make starts time out."""
+        after a long pause) must not hold the lock long enough to make starts time out.
+        """
         horizon = time.time() - self.keep_cleared_seconds
         try:
             with os.scandir(self.cleared) as entries:
@@ -246,7 +252,8 @@ class DiskJournal:
     # -- owners ---------------------------------------------------------------------------
     def hold_owner_lock(self) -> IO[str]:
         """Under the journal lock: another instance removing dead owners' files must never
-        see this one's file between its creation and its lock, and take it for dead."""
+        see this one's file between its creation and its lock, and take it for dead.
+        """
         with self.locked():
             handle = open_for_lock(self.owners / f"{self.owner}.lock")
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -254,7 +261,8 @@ class DiskJournal:
 
     def owner_alive(self, owner: str) -> bool:
         """Alive while its instance holds the lock on its owner file (released by the kernel
-        when the process dies, whatever its hostname or pid says)."""
+        when the process dies, whatever its hostname or pid says).
+        """
         if owner in LIVE_OWNERS:
             return True
         path = self.owners / f"{owner}.lock"
@@ -271,7 +279,8 @@ class DiskJournal:
 
     def remove_orphans(self, mine_too: bool = False) -> None:
         """Half-written journal entries and owner files that dead instances left behind (and
-        this instance's own, once it has stopped writing)."""
+        this instance's own, once it has stopped writing).
+        """
         with self.locked():
             for tmp in self.folder.glob("*.tmp"):
                 parts = tmp.name.rsplit(".", 3)  # task id, owner, thread, "tmp"
@@ -287,7 +296,8 @@ class DiskJournal:
 def open_for_lock(path: Path) -> IO[str]:
     """Made if missing, yet held read-only: flock needs no write access, and a host that kept
     a file open for writing for its whole life would make its storage impossible to remount
-    read-only (the kernel refuses while a writer is open: "mount point is busy")."""
+    read-only (the kernel refuses while a writer is open: "mount point is busy").
+    """
     return os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644), "r")
 
 

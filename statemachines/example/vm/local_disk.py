@@ -100,7 +100,8 @@ class LocalDiskAgent:
         """Idempotent on the task id, and a cleared id is never started again.
 
         A cleared id is looked for before the parameters are checked: a start refused for
-        them would be a failure in the engine's eyes, and a cleared task is nothing to do."""
+        them would be a failure in the engine's eyes, and a cleared task is nothing to do.
+        """
         if self.task_journal.is_cleared(task_id):
             return
         if verb not in (COPY_VERB, DELETE_VERB):
@@ -149,7 +150,8 @@ class LocalDiskAgent:
     def clear(self, task_id: str) -> None:
         """Forget the task, for good: a later start of its id does nothing. One still running
         here (the engine gave up waiting for it) is stopped, and a copy's output is removed:
-        nobody accounts for it any more."""
+        nobody accounts for it any more.
+        """
         with self.task_journal.locked():  # a worker finishing now must not write the entry back
             path = self.task_journal.path(task_id)
             # The tombstone before the entry goes: a crash in between leaves a task that is
@@ -194,7 +196,8 @@ class LocalDiskAgent:
 
     def close(self) -> None:
         """Stop the workers; a task still running stays journaled as running, and the next
-        instance resumes it (its owner is gone), as after a crash."""
+        instance resumes it (its owner is gone), as after a crash.
+        """
         self._closing = True
         for stop in list(self._running.values()):
             stop.set()
@@ -331,7 +334,8 @@ class LocalDiskAgent:
     def _record_end(self, task_id: str, verb: str, parameters: dict[str, Any],
                     result: HostResult, message: str, output: dict[str, Any] | None) -> None:
         """The task's end in its journal entry, unless it was cleared while it ran; kept in
-        memory, and said, if the journal cannot take it."""
+        memory, and said, if the journal cannot take it.
+        """
         try:
             with self.task_journal.locked():
                 self._running.pop(task_id, None)

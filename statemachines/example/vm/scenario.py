@@ -69,7 +69,8 @@ def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy 
                    retry: RetryPolicy | None = None, max_roots: int = 3) -> Scenario:
     """VMs of 1..8 disks and BuildTree trees up to 3 levels deep (a third of the roots in
     later steps whose tasks carry what the step before returned), on one storage agent that
-    answers with outputs; failed tasks are tried twice (`retry`)."""
+    answers with outputs; failed tasks are tried twice (`retry`).
+    """
     return Scenario(
         registry=tree_registry,
         submissions=st.one_of(vm_submissions(8), tree_submissions(3),

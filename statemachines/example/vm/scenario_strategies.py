@@ -72,7 +72,8 @@ def tree_submissions(max_depth: int = 3, min_steps: int = 0) -> st.SearchStrateg
     """BuildTree roots: up to `max_depth` levels below the root, several tasks per command,
     resources owned or shared with the parent, up to two later steps per command (with
     their own tasks and now and then a child; the root takes at least `min_steps`), and now
-    and then an execute that raises."""
+    and then an execute that raises.
+    """
     return _node(0, max_depth, None, "0", min_steps).map(
         lambda root: Submission(BuildTree.type_name, root, tree_size(root), node_entity(root)))
 

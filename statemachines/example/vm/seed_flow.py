@@ -35,7 +35,8 @@ L = TypeVar("L", bound=Ledger)
 @dataclass
 class _Recorder:
     """A CommandContext that remembers what a hook asked for instead of doing it; ledgers
-    are kept in memory (a SQL ledger given no connection keeps its rows there)."""
+    are kept in memory (a SQL ledger given no connection keeps its rows there).
+    """
 
     ledgers: dict[type[Ledger], Ledger]
     work_succeeded: bool = True

@@ -1,5 +1,6 @@
 """The VM example's storage host, built from the process's settings: in this process over a
-storage directory of template disks, or another process reached over HTTP."""
+storage directory of template disks, or another process reached over HTTP.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def _storage_of(store: SqlStore, asked: Path | None) -> tuple[Path, bool]:
 
     It is pinned on first use: the database's tasks and inventory describe files there, and
     polling or deleting in another directory would report every copy lost and every removal
-    done while the real files stay behind."""
+    done while the real files stay behind.
+    """
     pinned = store.setting(STORAGE_SETTING)
     if asked is not None:
         chosen = asked.expanduser().absolute()
@@ -85,7 +87,8 @@ def vm_agents(settings: AgentSettings) -> dict[str, StorageHost]:
     use does not lock the database to a directory that never worked.
 
     One option: `templates=N` makes sure template-disk0..N-1 exist before anything runs (a
-    worker fleet's storage needs the templates its roots copy)."""
+    worker fleet's storage needs the templates its roots copy).
+    """
     templates = _templates_option(settings.options)
     if settings.url is not None:
         host = _remote_host(settings)
@@ -114,7 +117,8 @@ def _claim_storage(store: SqlStore, folder: Path) -> None:
     """One storage directory, one database: the leftovers are what the directory holds that
     the database does not account for, so a second database on the same directory would
     report the first one's images as its own leftovers (and its cleanup could never end
-    clean). The directory keeps the id of the database that first used it."""
+    clean). The directory keeps the id of the database that first used it.
+    """
     database_id = store.setting(DATABASE_ID_SETTING)
     if database_id is None:
         database_id = uuid.uuid4().hex

@@ -97,7 +97,8 @@ def storage_app(agent: LocalDiskAgent, token: str) -> Any:
 
 class RemoteStorage(HttpAgent):
     """A local-disk host in another process, as the demo uses it: the task protocol, plus
-    what the demo needs to see of the storage (templates, image files)."""
+    what the demo needs to see of the storage (templates, image files).
+    """
 
     def __init__(self, url: str, token: str, **options: Any) -> None:
         super().__init__(url, token, **options)

@@ -127,7 +127,8 @@ class BuildTree(Command):
 
     def next_step(self, ctx: CommandContext) -> None:
         """The next of its `steps`, its tasks given what the tasks of the step before
-        returned."""
+        returned.
+        """
         steps = self.parameters.get("steps", ())
         if ctx.step - 2 < len(steps):
             after = [t.output for t in ctx.tasks if t.step == ctx.step - 1]
@@ -162,7 +163,8 @@ class BuildTree(Command):
 
 def tree_inputs_problems(tasks: Iterable[TaskRecord]) -> list[str]:
     """Each later step's tasks were given exactly what the step before returned: the outputs
-    its host answered with (as kept), of the last attempts, in the order they started."""
+    its host answered with (as kept), of the last attempts, in the order they started.
+    """
     by_step: dict[tuple[str, int], list[TaskRecord]] = defaultdict(list)
     every = list(tasks)
     for task in sorted(every, key=lambda t: (t.created_at, t.id)):
