@@ -1,5 +1,6 @@
-"""`python -m benchmarks rollback | compare | compare-dbos | recover | list-roots |
-property-kit | all`: the harness's command line.
+"""The harness's command line: `python -m benchmarks COMMAND`.
+
+COMMAND is one of `rollback | compare | compare-dbos | recover | list-roots | property-kit | all`.
 
 Every figure is measured in a process of its own (peak memory is per process); `compare`
 runs its peers in the same invocation, so their ratios compare like with like.
@@ -184,6 +185,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def main() -> None:
+    """Run the command the arguments name (in each case's own process too: `_in_own_process`)."""
     args = _parser().parse_args()
     _COMMANDS[args.command](args)
 
@@ -216,8 +218,10 @@ def _saga_case(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _compare(count: int, taskflow_count: int, taskflow: bool = True) -> list[dict[str, Any]]:
-    """endaction, the raw-SQL floor with and without history, and TaskFlow (if installed
-    and asked for), each in its own process, one after the other.
+    """Measure the rollback case on endaction and its peers, each in its own process.
+
+    The peers are the raw-SQL floor with and without history, and TaskFlow (if installed and asked
+    for); they run one after the other, and each result gets its ratio to endaction's time.
     """
     from .taskflow_peer import available
 

@@ -1,5 +1,6 @@
-"""`python -m benchmarks compare-dbos`: endaction and DBOS Transact on the same saga, in one
-run, each case on both sides one after the other (so that a slow minute of the machine hits
+"""`python -m benchmarks compare-dbos`: endaction and DBOS Transact on the same saga, in one run.
+
+Each case runs on both sides one after the other (so that a slow minute of the machine hits
 both), each side of each case in processes of its own with its database emptied first.
 
 The cases: throughput on PostgreSQL (K = 2 and 10 children, 1 and 2 worker processes), one
@@ -29,6 +30,7 @@ DBOS_DATABASE = "bench_dbos"
 
 
 def available() -> bool:
+    """Whether DBOS can be imported: without it, the DBOS side is left out, not failed."""
     try:
         import dbos  # noqa: F401
     except ImportError:
@@ -48,6 +50,7 @@ class Row:
     ratio: str = ""
 
     def __post_init__(self) -> None:
+        """Fill in `ratio` with the words that fit the unit: sizes, CPU time, or speed."""
         words = (("smaller", "larger") if self.unit == "MiB" else ("less", "more")
                  if self.case.startswith("CPU") else ("faster", "slower"))
         self.ratio = ratio_text(self.endaction, self.dbos, self.better, words)
@@ -55,8 +58,10 @@ class Row:
 
 def ratio_text(ours: float, theirs: float | None, better: str,
                words: tuple[str, str] = ("faster", "slower")) -> str:
-    """Endaction against DBOS as "3.1x faster" / "2.0x slower" (or the `words` given: for
-    memory, "smaller"/"larger"), 1.0 being alike.
+    """Endaction against DBOS as "3.1x faster" / "2.0x slower", 1.0 being alike.
+
+    The `words` given replace "faster" and "slower": for memory, "smaller"/"larger". Without a
+    DBOS figure, or when either figure is not above zero, the text is "—".
     """
     if theirs is None or ours <= 0 or theirs <= 0:
         return "—"
@@ -196,8 +201,9 @@ def _find(rows: list[dict[str, Any]], *words: str) -> dict[str, Any] | None:
 
 
 def targets(found: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """Issue 25's targets against this run's own figures: (target, figures, met). Only the
-    targets this run has figures for are listed.
+    """Issue 25's targets against this run's own figures: (target, figures, met).
+
+    Only the targets this run has figures for are listed.
     """
     rows = found["rows"]
     verdicts: list[tuple[str, str, bool]] = []
@@ -236,6 +242,7 @@ def targets(found: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def markdown(found: dict[str, Any]) -> str:
+    """The report of a run: the machine, the table of both sides, and the targets' verdicts."""
     m = found["machine"]
     how = ("steps of one workflow" if found["dbos_fanout"] == "steps"
            else "child workflows on a queue")

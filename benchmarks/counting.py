@@ -1,6 +1,7 @@
-"""What a run cost the database: statements sent, and rows written per table and verb, counted
-from SQLAlchemy's cursor events (driver-level SQL included; PostgreSQL's COPY is not seen,
-so the rollback case counts the rows it copies itself).
+"""What a run cost the database: statements sent, and rows written per table and verb.
+
+Both are counted from SQLAlchemy's cursor events (driver-level SQL included; PostgreSQL's COPY
+is not seen, so the rollback case counts the rows it copies itself).
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ class Writes:
         self.rows[(verb, match.group(2))] += rows
 
     def reset(self) -> None:
+        """Start both counts again from zero, as if the counter had just been attached."""
         self.statements = 0
         self.rows.clear()
 
     @property
     def rows_written(self) -> int:
+        """The rows written since the counts began, over every table and verb."""
         return sum(self.rows.values())
 
     def by_table(self) -> dict[str, int]:
+        """The rows written, keyed "VERB table" (as "INSERT commands"), in sorted order."""
         return {f"{verb} {table}": count for (verb, table), count in sorted(self.rows.items())}
 
 

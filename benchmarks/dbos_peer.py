@@ -1,12 +1,12 @@
-"""DBOS Transact's side of `python -m benchmarks compare-dbos`: the same saga as
-benchmarks/saga_cases.py, written as DBOS's docs write one.
+"""DBOS Transact's side of `python -m benchmarks compare-dbos`.
 
-The saga is a `@DBOS.workflow` that calls one `@DBOS.step` per child (a copy, on an "agent"
-that answers at once: a set in this process); when a step raises, the workflow's `except`
-block runs one compensating step per child that succeeded, newest first, and re-raises, so
-the workflow ends in ERROR (as endaction's root ends `ended_failure`). The fan-out case is one
+It runs the same saga as benchmarks/saga_cases.py, written as DBOS's docs write one. The saga
+is a `@DBOS.workflow` that calls one `@DBOS.step` per child (a copy, on an "agent" that answers
+at once: a set in this process); when a step raises, the workflow's `except` block runs one
+step per child that succeeded, newest first, to revert it (a removal), and re-raises, so the
+workflow ends in ERROR (as endaction's root ends `ended_failure`). The fan-out case is one
 workflow of N such steps by default, or (`--dbos-fanout queue`) N child workflows enqueued on
-a queue and awaited, the docs' pattern for running children concurrently, its compensations
+a queue and awaited, the docs' pattern for running children concurrently, its reverts
 enqueued the same way.
 
 Workers are processes that `DBOS.launch()` and dequeue from one queue; roots are enqueued by
@@ -63,11 +63,14 @@ class CopyFailed(RuntimeError):
 
 
 class _ExpectedFailure(logging.Filter):
-    """DBOS logs every workflow that raises at ERROR with its traceback (about 60 lines);
-    here a quarter of them raise on purpose, and the logging would be most of the output.
+    """Keeps DBOS's log of each workflow that raised out of the benchmark's output.
+
+    DBOS logs every workflow that raises at ERROR with its traceback (about 60 lines); here a
+    quarter of them raise on purpose, and the logging would be most of the output.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Drop the record of a workflow that raised in the background; let any other through."""
         return not record.getMessage().startswith("Exception encountered in background")
 
 
@@ -79,6 +82,7 @@ logging.getLogger("dbos").addFilter(_ExpectedFailure())
 
 @DBOS.step()
 def copy_image(root: str, index: int, fail: bool) -> None:
+    """The step that copies one disk, or raises CopyFailed instead when told to fail."""
     if fail:
         raise CopyFailed(f"copy of {root} disk {index} failed")
     IMAGES.add(f"{root}-disk{index}")
@@ -86,6 +90,7 @@ def copy_image(root: str, index: int, fail: bool) -> None:
 
 @DBOS.step()
 def remove_image(root: str, index: int) -> None:
+    """The step that reverts one copy: the image no longer exists, whether or not it did."""
     IMAGES.discard(f"{root}-disk{index}")
 
 
@@ -106,18 +111,22 @@ def saga(root: str, k: int, fail_index: int) -> int:
 
 @DBOS.workflow()
 def copy_child(root: str, index: int, fail: bool) -> None:
+    """One copy as a workflow of its own, so the queued fan-out can enqueue it as a child."""
     copy_image(root, index, fail)
 
 
 @DBOS.workflow()
 def remove_child(root: str, index: int) -> None:
+    """One copy's revert as a workflow of its own, enqueued on the queue as the copies were."""
     remove_image(root, index)
 
 
 @DBOS.workflow()
 def fanout_queue(root: str, count: int, fail_index: int) -> int:
-    """`count` child workflows on a queue, awaited; the succeeded ones compensated by child
-    workflows on the same queue, then the error raised.
+    """`count` child workflows on a queue, awaited, then the succeeded ones reverted.
+
+    Every child is awaited, even after one has failed; the reverts are child workflows enqueued
+    on the same queue, newest first, and once they have all ended the first error is raised.
     """
     handles = [DBOS.enqueue_workflow(CHILDREN_QUEUE, copy_child, root, i, i == fail_index)
                for i in range(count)]
@@ -156,8 +165,9 @@ def _sql_engine(url: str) -> sa.Engine:
 
 
 def _fresh(url: str) -> None:
-    """An empty system database: its schema dropped, then migrated again by DBOS itself
-    (before any worker starts, so that workers do not race to migrate it).
+    """An empty system database: its schema dropped, then migrated again by DBOS itself.
+
+    This runs before any worker starts, so that workers do not race to migrate it.
     """
     if url.startswith("postgresql"):
         engine = _sql_engine(url)
@@ -182,8 +192,9 @@ def _fail_index(i: int) -> int:
 
 
 def serve(url: str, name: str, variant: str = "defaults") -> None:
-    """One worker process: DBOS launched under its own executor id, dequeuing `saga` from the
-    queue the parent registered, until SIGTERM. (`variant` needs nothing here: it is the
+    """One worker process: DBOS launched under its own executor id, dequeuing `saga` until SIGTERM.
+
+    It dequeues from the queue the parent registered. (`variant` needs nothing here: it is the
     queue's polling interval, which the parent wrote with the queue.)
     """
     _configure(url, executor=name)
@@ -223,8 +234,10 @@ def _check(roots: int, k: int, counts: dict[str, int], images: int) -> int:
 
 
 def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
-    """Roots/s of `workers` DBOS processes on one queue, from the enqueue of every root (one
-    transaction) until every workflow is SUCCESS or ERROR in the system database.
+    """Roots/s of `workers` DBOS processes on one queue.
+
+    The time runs from the enqueue of every root (one transaction) until every workflow is
+    SUCCESS or ERROR in the system database.
     """
     _fresh(url)
     client = _client(url, polling=1.0)  # Queue's default polling_interval_sec
@@ -261,8 +274,9 @@ def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
 
 
 def sqlite(roots: int, k: int) -> dict[str, Any]:
-    """Roots/s of DBOS in this process on a SQLite system database: every root started with
-    DBOS.start_workflow, then every handle awaited, both timed.
+    """Roots/s of DBOS in this process on a SQLite system database.
+
+    Every root is started with DBOS.start_workflow, then every handle awaited, both timed.
     """
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'dbos.sqlite'}"
@@ -288,9 +302,11 @@ def sqlite(roots: int, k: int) -> dict[str, Any]:
 
 
 def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
-    """Enqueue one K=2 root (one that succeeds) for an idle worker and poll its status every
-    millisecond until it has ended; `runs` times, after WARM_ROOTS untimed ones. "tuned" is
-    the queue polled every TUNED_POLLING_SECONDS instead of every second.
+    """Time one K=2 root from its enqueue to its end, on an idle worker, `runs` times.
+
+    Each root is one that succeeds; its status is polled every millisecond until it has ended,
+    and WARM_ROOTS untimed ones go first. "tuned" is the queue polled every
+    TUNED_POLLING_SECONDS instead of every second.
     """
     _fresh(url)
     client = _client(url, polling=TUNED_POLLING_SECONDS if variant == "tuned" else 1.0)
@@ -315,8 +331,9 @@ def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
 
 
 def fanout(count: int, url: str | None, how: str = "steps") -> dict[str, Any]:
-    """One workflow fanning out `count` children, the middle one failing, the others
-    compensated; in this process, on SQLite (url None) or PostgreSQL.
+    """One workflow of `count` children, the middle one failing and the succeeded ones reverted.
+
+    It runs in this process, on SQLite (url None) or PostgreSQL.
     """
     with tempfile.TemporaryDirectory() as folder:
         url = url or f"sqlite:///{Path(folder) / 'dbos.sqlite'}"
@@ -347,6 +364,7 @@ def fanout(count: int, url: str | None, how: str = "steps") -> dict[str, Any]:
 
 
 def version() -> str:
+    """The installed DBOS's version, for the machine line of the report."""
     from importlib.metadata import version as installed
 
     return installed("dbos")

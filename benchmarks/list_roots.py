@@ -1,6 +1,7 @@
-"""Listing roots in a database of a busy deployment: 100,000 roots (and their children), the
-first page of each filter and the hundredth page by keyset cursor, timed on a SQLite file and
-on PostgreSQL.
+"""Listing roots in a database of a busy deployment, timed on a SQLite file and on PostgreSQL.
+
+The database holds 100,000 roots (and their children); the cases are the first page of each
+filter and the hundredth page by keyset cursor.
 
 The database is filled through the store's own write path (`tx.write`, in batches), with what
 a year of work leaves: mostly ended roots, some failed, a few in flight, several types in
@@ -140,8 +141,10 @@ def _cases(store: SqlStore, now: float) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _cursor(store: SqlStore, page: int, **filters: Any) -> tuple[int, tuple[float, str] | None]:
-    """The cursor a client holds for page `page` (after reading the ones before it), or for
-    the last page if there are fewer; and that page's number.
+    """The number of the page a client reaches on its way to page `page`, and its cursor.
+
+    The client gets there by reading the pages before it; if there are fewer pages than `page`,
+    it stops at the last one, and the number and cursor are that page's.
     """
     before: tuple[float, str] | None = None
     reached = 1

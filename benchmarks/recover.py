@@ -1,5 +1,7 @@
-"""Recovery of N in-flight tasks after a SIGKILL: how long the new engine takes to load them,
-and whether the run after it is as fast as the same run that never crashed.
+"""Recovery of N in-flight tasks after a SIGKILL.
+
+The figures are how long the new engine takes to load them, and whether the run after it is as
+fast as the same run that never crashed.
 
 A child process submits the seed's scenario (N disks, one failing) and ticks until every copy
 is running on the host, then kills itself with SIGKILL. A new engine over the same database
@@ -40,6 +42,7 @@ class HoldingHost(SimulatedAgent):
     holding = True
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """While `holding`, report each known task running, so that every copy stays in flight."""
         if self.holding:
             return {i: TaskReport(HostStatus.RUNNING) for i in task_ids if i in self.tasks}
         return super().poll(task_ids)
@@ -70,12 +73,13 @@ def child(count: int, path: Path) -> None:
 
 
 def run(count: int, repeat: int = 6) -> dict[str, Any]:
-    """`repeat` rounds, each an uncrashed run and a crashed one side by side, the crashed
-    one first in every other round (an even `repeat` balances the orders: the second run
-    of a round is the slower one). The comparison is the median of the rounds' own ratios:
-    the two runs of a round share whatever the shared machine was doing then, which a
-    minimum taken over all rounds does not. Every figure is reported too, the ratios in
-    round order.
+    """`repeat` rounds, each an uncrashed run and a crashed one side by side.
+
+    The crashed one goes first in every other round (an even `repeat` balances the orders: the
+    second run of a round is the slower one). The comparison is the median of the rounds' own
+    ratios: the two runs of a round share whatever the shared machine was doing then, which a
+    minimum taken over all rounds does not. Every figure is reported too, the ratios in round
+    order.
     """
     rounds = [_round(count, i) for i in range(repeat)]
     ratios = [r["after"] / r["uncrashed"] for r in rounds]
@@ -89,9 +93,10 @@ def run(count: int, repeat: int = 6) -> dict[str, Any]:
 
 
 def _round(count: int, index: int) -> dict[str, float]:
-    """One uncrashed run and one crashed run, in a fresh folder. Which comes first alternates
-    from round to round: the second run in a process is the slower one (a heap the first
-    run fragmented), and that must not count against either.
+    """One uncrashed run and one crashed run, in a fresh folder.
+
+    Which comes first alternates from round to round: the second run in a process is the slower
+    one (a heap the first run fragmented), and that must not count against either.
     """
     with tempfile.TemporaryDirectory() as folder:
         if index % 2:

@@ -1,5 +1,7 @@
-"""The seed's scenario: AddVmFromTemplate with N disks, one copy failing, every sibling
-compensated by a RemoveImage, the simulated host answering at once.
+"""The seed's scenario: AddVmFromTemplate with N disks, one copy failing.
+
+Every sibling is reverted by a RemoveImage, its opposite command, the simulated host answering
+at once.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ _COPIED = ("commands", "async_tasks", "async_task_entities", "history_segments",
 
 
 def _ended(store: SqlStore, root: str) -> tuple[str, int]:
-    """The root's status and how many opposite commands it ran, counted in SQL: loading the
-    tree as records would hold 20,000 of them again (the peak is read first, but the
+    """The root's status and how many opposite commands it ran, counted in SQL.
+
+    Loading the tree as records would hold 20,000 of them again (the peak is read first, but the
     harness must stay light for what runs after it in the same process).
     """
     with store.engine.connect() as conn:

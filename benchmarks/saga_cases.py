@@ -1,11 +1,11 @@
-"""endaction's side of `python -m benchmarks compare-dbos`: the saga DBOS runs too, on the VM
-example, measured the way `benchmarks/dbos_peer.py` measures DBOS.
+"""endaction's side of `python -m benchmarks compare-dbos`: the saga DBOS runs too.
 
-The saga: a root (AddVmFromTemplate) with K children (one CreateCloneOfTemplate per disk),
-on a storage agent that answers at once (`instant_plan`); every 4th root fails its second
-copy and the engine compensates the others with RemoveImage (ROLLBACK_FLOW). The helpers
-both sides share (workers started and stopped, the 1 ms status poll) are here too, so that
-the two sides are timed by the same code.
+It runs on the VM example, measured the way `benchmarks/dbos_peer.py` measures DBOS. The saga:
+a root (AddVmFromTemplate) with K children (one CreateCloneOfTemplate per disk), on a storage
+agent that answers at once (`instant_plan`); every 4th root fails its second copy and its
+rollback reverts the others with RemoveImage, their opposite command (ROLLBACK_FLOW). The
+helpers both sides share (workers started and stopped, the 1 ms status poll) are here too, so
+that the two sides are timed by the same code.
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def requests(roots: int, k: int, first: int = 0) -> list[tuple[str, dict[str, An
 
 
 class Workers:
-    """Worker processes started with `command(name)`, each saying `ready` on stdout once it
-    polls for work, and one JSON line (what its agent holds) when it stops on SIGTERM.
+    """Worker processes started with `command(name)`, which a case awaits and then stops.
+
+    Each says `ready` on stdout once it polls for work, and one JSON line (what its agent holds)
+    when it stops on SIGTERM.
 
     stderr goes to a file, not a pipe: a worker that logs a lot would otherwise block on a
     full pipe nobody reads, and the benchmark would measure that.
@@ -101,6 +103,7 @@ class Workers:
             for i, log in enumerate(self._logs)]
 
     def __enter__(self) -> Workers:
+        """Wait until every worker has said `ready`; if one does not, stop them all and fail."""
         try:
             for process, log in zip(self.processes, self._logs, strict=True):
                 assert process.stdout is not None
@@ -113,11 +116,14 @@ class Workers:
         return self
 
     def __exit__(self, *_: object) -> None:
+        """Stop every worker, so none outlives the case even when the case raised."""
         self.stop()
 
     def stop(self) -> list[dict[str, Any]]:
-        """SIGTERM every worker, wait for it (SIGKILL after 60 s), and return their last
-        lines; every worker is gone when this returns.
+        """SIGTERM every worker, wait for it (SIGKILL after 60 s), and return their last lines.
+
+        Every worker is gone when this returns. A worker that said no JSON line gets
+        `{"error": ...}` with the end of its stderr instead.
         """
         for process in self.processes:
             if process.poll() is None:
@@ -156,17 +162,20 @@ def announce_ready() -> threading.Event:
 
 
 def say_stopped(**facts: Any) -> None:
-    """The worker's last line: `facts`, and the CPU seconds it spent (all its threads) from
-    ready to stop, its imports and start-up left out.
+    """The worker's last line: `facts`, and the CPU seconds it spent from ready to stop.
+
+    The seconds count all its threads, its imports and start-up left out.
     """
     cpu = time.process_time() - _READY_CPU[0] if _READY_CPU else None
     print(json.dumps({**facts, "cpu_s": cpu}), flush=True)
 
 
 def postgres_cpu_seconds() -> float | None:
-    """CPU seconds every PostgreSQL process of this machine has used so far (backends, WAL
-    writer, checkpointer): read before and after a run, the database's share of its cost.
-    None where the server's processes cannot be read (another machine, another user).
+    """CPU seconds every PostgreSQL process of this machine has used so far.
+
+    The processes are the backends, WAL writer and checkpointer: read before and after a run,
+    the difference is the database's share of its cost. None where the server's processes
+    cannot be read (another machine, another user).
     """
     total, seen = 0, False
     tick = os.sysconf("SC_CLK_TCK")
@@ -207,8 +216,9 @@ def wait_until(done: Callable[[], bool], interval: float, what: str) -> float:
 
 
 def status_poll(engine: SqlEngine, query: str, ended: Sequence[str]) -> Callable[[str], bool]:
-    """A check that one row's status is one of `ended`, on a connection of its own held
-    open (no pool check-out per look): the same cost per look on both sides.
+    """A check that one row's status is one of `ended`, on a connection of its own held open.
+
+    There is no pool check-out per look: the same cost per look on both sides.
     """
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     statement = text(query)
@@ -220,6 +230,7 @@ def status_poll(engine: SqlEngine, query: str, ended: Sequence[str]) -> Callable
 
 
 def latency_figures(samples: list[float]) -> dict[str, Any]:
+    """The median and p90 of the timed roots in ms, and every sample, as both sides report them."""
     ordered = sorted(samples)
     return {"runs": len(samples), "median_ms": statistics.median(ordered) * 1e3,
             "p90_ms": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))] * 1e3,
@@ -227,6 +238,7 @@ def latency_figures(samples: list[float]) -> dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, measured as the other benchmarks measure it."""
     from .counting import peak_rss_mb as measured
     return measured()
 
@@ -235,7 +247,8 @@ def peak_rss_mb() -> float:
 
 
 def serve(url: str, name: str, variant: str = "defaults") -> None:
-    """One worker process, as workers_throughput.serve() is, with the instant agent;
+    """One worker process, as workers_throughput.serve() is, with the instant agent.
+
     "tuned" shortens the worker's and the lease's intervals to TUNED_INTERVAL.
     """
     store = open_store(url, create=False, ledgers=[ImageInventory])
@@ -277,8 +290,9 @@ def _failed_roots(store: SqlStore) -> int:
 
 
 def _check(side: str, roots: int, k: int, failed: int, images: int) -> None:
-    """The figures mean nothing unless the saga did what it says: a quarter rolled back,
-    and only the succeeded roots' images are left.
+    """Fail the case unless the saga did what it says, for the figures mean nothing otherwise.
+
+    A quarter of the roots must have rolled back, and only the succeeded roots' images be left.
     """
     expected = sum(fails(i) for i in range(roots))
     if failed != expected or images != k * (roots - expected):
@@ -287,8 +301,10 @@ def _check(side: str, roots: int, k: int, failed: int, images: int) -> None:
 
 
 def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
-    """Roots/s of `workers` worker processes on PostgreSQL, from the submit (one
-    transaction) until every root has ended and every lease is given back.
+    """Roots/s of `workers` worker processes on PostgreSQL.
+
+    The time runs from the submit (one transaction) until every root has ended and every lease
+    is given back.
     """
     store = _fresh_store(url)
     try:
@@ -317,8 +333,9 @@ def throughput(url: str, workers: int, roots: int, k: int) -> dict[str, Any]:
 
 
 def sqlite(roots: int, k: int) -> dict[str, Any]:
-    """Roots/s of one engine in this process on a SQLite file: submit_roots, then
-    run_until_idle, both timed.
+    """Roots/s of one engine in this process on a SQLite file.
+
+    The time covers submit_roots, then run_until_idle.
     """
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(str(Path(folder) / "bench.db"), ledgers=[ImageInventory])
@@ -342,8 +359,10 @@ def sqlite(roots: int, k: int) -> dict[str, Any]:
 
 
 def latency(url: str, variant: str, runs: int) -> dict[str, Any]:
-    """Submit one K=2 root (one that succeeds) to an idle worker and poll its status
-    every millisecond until it has ended; `runs` times, after WARM_ROOTS untimed ones.
+    """Time one K=2 root from its submit to its end, on an idle worker, `runs` times.
+
+    Each root is one that succeeds; its status is polled every millisecond until it has ended,
+    and WARM_ROOTS untimed ones go first.
     """
     store = _fresh_store(url)
     try:
@@ -386,4 +405,5 @@ def database_version(url: str) -> str:
 
 
 def machine() -> dict[str, Any]:
+    """The cores and Python version of this machine, for the report's machine line."""
     return {"cores": os.cpu_count(), "python": sys.version.split()[0]}

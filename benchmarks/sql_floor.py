@@ -1,7 +1,8 @@
-"""The raw-SQL floor: plain sqlite3 writing the same rows an endaction run wrote (the same
-tables and indexes, the same number of inserts, updates and deletes per table, in the same
-number of transactions, and history segments holding as many bytes of text), with no engine
-at all. What no engine on SQLite can beat.
+"""The raw-SQL floor: what no engine on SQLite can beat.
+
+Plain sqlite3 writes the same rows an endaction run wrote (the same tables and indexes, the same
+number of inserts, updates and deletes per table, in the same number of transactions, and
+history segments holding as many bytes of text), with no engine at all.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def _chunks(total: int, parts: int) -> Iterator[range]:
 
 def run(count: int, rows: dict[str, int], ticks: int,
         with_history: bool = True, history_bytes: int = 0) -> dict[str, Any]:
-    """Write `rows` ("INSERT commands": n, "UPDATE async_tasks": n, ...) in `ticks`
-    transactions, the history segments' text `history_bytes` long in all; `seconds` covers
-    the writes only.
+    """Write `rows` ("INSERT commands": n, "UPDATE async_tasks": n, ...) in `ticks` transactions.
+
+    The history segments' text is `history_bytes` long in all; `seconds` covers the writes only.
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "floor.db"

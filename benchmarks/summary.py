@@ -1,5 +1,7 @@
-"""`python -m benchmarks all`: every case of the performance targets in one run, each in a
-process of its own, then the table and the verdict on each target, as Markdown.
+"""`python -m benchmarks all`: every case of the performance targets in one run.
+
+Each case runs in a process of its own; then come the table and the verdict on each target, as
+Markdown.
 
 The verdicts are computed from the figures of this run, never typed in: BENCHMARKS.md pastes
 this output.
@@ -27,8 +29,10 @@ NOISE = 0.05
 
 def collect(run: Run, compare: Compare, postgres_url: str | None,
             taskflow: bool) -> dict[str, dict[str, Any]]:
-    """Every case, by name; `run(*args)` runs one in its own process, `compare(n, taskflow)`
-    endaction beside its peers.
+    """Every case, by name.
+
+    `run(*args)` runs one in its own process, `compare(n, taskflow)` runs endaction beside its
+    peers.
     """
     found = {f"sqlite {n}": run("rollback", "--count", str(n)) for n in (1000, 10000, 100000)}
     if postgres_url:
@@ -44,6 +48,10 @@ def collect(run: Run, compare: Compare, postgres_url: str | None,
 
 
 def markdown(found: dict[str, dict[str, Any]]) -> str:
+    """The report BENCHMARKS.md pastes, as Markdown.
+
+    It has the machine's line, a row per case, the recovery's rows, and each target's verdict.
+    """
     lines = [f"Machine: {platform.machine()}, {_cpus()} cores, Python {platform.python_version()}, "
              f"SQLite {sqlite3.sqlite_version}.", "",
              "| case | run | peak RSS | statements | rows written | per child |",
@@ -69,6 +77,10 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
 
 
 def verdicts(found: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """Each target against this run's figures: (target, figures, met).
+
+    The PostgreSQL, raw-SQL floor and TaskFlow targets are judged only when their cases ran.
+    """
     small, mid, big = (found[f"sqlite {n}"] for n in (1000, 10000, 100000))
     drift = (big["seconds"] / big["count"]) / (small["seconds"] / small["count"])
     rows = [
@@ -119,7 +131,8 @@ def _cpus() -> int:
 
 
 def _ratios(rec: dict[str, Any]) -> str:
-    """The paired rounds' ratios in round order: the spread says how far one round can be
-    trusted, the order whether going second costs.
+    """The paired rounds' ratios in round order.
+
+    The spread says how far one round can be trusted, the order whether going second costs.
     """
     return ", ".join(f"{r:.2f}{X}" for r in rec["round_ratios"])

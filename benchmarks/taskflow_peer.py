@@ -1,6 +1,8 @@
-"""OpenStack TaskFlow on the same scenario: N copy tasks in an unordered flow, persisted with
-TaskFlow's SQLAlchemy backend on a SQLite file; one fails and TaskFlow reverts the others.
-Needs the `bench` extra (`pip install -e '.[bench]'`).
+"""OpenStack TaskFlow on the same scenario.
+
+N copy tasks run in an unordered flow, persisted with TaskFlow's SQLAlchemy backend on a SQLite
+file; one fails and TaskFlow reverts the others. Needs the `bench` extra
+(`pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .counting import peak_rss_mb
 
 
 def available() -> bool:
+    """Whether TaskFlow can be imported: without it, the comparison leaves TaskFlow out."""
     try:
         import taskflow  # noqa: F401
     except ImportError:
@@ -22,6 +25,10 @@ def available() -> bool:
 
 
 def run(count: int) -> dict[str, Any]:
+    """One TaskFlow run of `count` copies, the middle one failing; `seconds` is the run only.
+
+    It fails if any image is left after TaskFlow's revert, for then the figures mean nothing.
+    """
     from taskflow import engines, task
     from taskflow.patterns import unordered_flow
     from taskflow.persistence import backends

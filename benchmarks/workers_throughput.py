@@ -1,5 +1,6 @@
-"""Roots ended per second by 1, 2 and 4 worker processes on one PostgreSQL database, on the
-same workload, measured in one run, on two hosts:
+"""Roots ended per second by 1, 2 and 4 worker processes on one PostgreSQL database.
+
+They run the same workload, measured in one run, on two hosts:
 
 - `simulated`: each worker process runs the library's `Worker` with an in-memory host that
   answers at once (safe here because no worker dies, so no tree changes hands): the figures
@@ -121,6 +122,7 @@ def run(host: str, url: str, workers: int, roots: int) -> tuple[float, int]:
 
 
 def main() -> None:
+    """Print a line per host and worker count; with `--serve NAME`, be one simulated worker."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=DEFAULT_URL)
     parser.add_argument("--roots", type=int, default=400)

@@ -1,5 +1,7 @@
-"""SQLAlchemy persistence for endaction: the store, its schema and migrations, and ledgers
-over your own tables (SQLite files by default, PostgreSQL to scale out).
+"""SQLAlchemy persistence for endaction.
+
+The store, its schema and migrations, and ledgers over your own tables (SQLite files by default,
+PostgreSQL to scale out).
 """
 
 from .database import connect, normalise_url

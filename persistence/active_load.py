@@ -1,6 +1,8 @@
-"""Reading the unfinished work back into records: at start-up, after a rolled-back tick, and
-for the roots a worker claims (inside the tick's own transaction, whose lease rows it has
-locked, so nobody writes those trees meanwhile).
+"""Reading the unfinished work back into records.
+
+The engine reads it at start-up, after a rolled-back tick, and for the roots a worker claims
+(inside the tick's own transaction, whose lease rows it has locked, so nobody writes those trees
+meanwhile).
 """
 
 from __future__ import annotations

@@ -38,14 +38,23 @@ _SQLITE_KEY_TAKEN = ("UNIQUE constraint failed: commands.submit_key",
 
 
 def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
+    """The endaction error for a database error that SQLAlchemy raised.
+
+    Its message names `database` and what it was `doing`. A lost race is a
+    ConcurrentModification and a taken submit key a SubmitKeyTaken; otherwise an operational or
+    interface error (the connection, the server) is StoreUnavailable, and anything else
+    StoreError.
+    """
     return translate_driver(err.orig or err, database, doing,
                             unavailable=isinstance(err, OperationalError | InterfaceError))
 
 
 def translate_driver(orig: BaseException, database: str, doing: str,
                      unavailable: bool) -> EndactionError:
-    """The same, for an error of the driver itself (a call made below SQLAlchemy, as the
-    history's COPY on PostgreSQL is).
+    """The same as `translate`, for an error of the driver itself.
+
+    Such an error comes from a call made below SQLAlchemy, as the history's COPY on PostgreSQL
+    is.
     """
     text = str(orig).strip()
     first_line = text.splitlines()[0] if text else ""
@@ -66,8 +75,9 @@ def translate_driver(orig: BaseException, database: str, doing: str,
 
 
 def _submit_key_taken(orig: BaseException) -> bool:
-    """A write refused by the unique index of submit keys: a lost race, which the submit
-    answers with the winner's root, not a fault.
+    """Whether the database refused a write by the unique index of submit keys.
+
+    That is a lost race, which the submit answers with the winner's root, not a fault.
     """
     if getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION:
         diag = getattr(orig, "diag", None)
@@ -78,6 +88,10 @@ def _submit_key_taken(orig: BaseException) -> bool:
 
 @contextmanager
 def guarded(database: str, doing: str) -> Iterator[None]:
+    """Raise any database error of the block as the endaction error `translate` makes of it.
+
+    The original error stays as its cause, so the traceback keeps the driver's own words.
+    """
     try:
         yield
     except DBAPIError as err:

@@ -66,9 +66,10 @@ def expand(root_id: str, at: float, steps: str, object_id: str | None = None,
 
 
 def _entries_of(steps: str, object_id: str) -> Iterator[list[Any]]:
-    """One object's entries, decoded alone: a segment holds up to 10,000 steps (0.8 MB of
-    JSON; a tick's whole history once was one), and parsing all of it for one object took
-    0.1 s a segment at 50,000 steps.
+    """One object's entries of a segment, decoded alone.
+
+    A segment holds up to 10,000 steps (0.8 MB of JSON; a tick's whole history once was one),
+    and parsing all of it for one object took 0.1 s a segment at 50,000 steps.
 
     An entry is `["<kind>","<id>",...]`. Where the quoted id follows a comma, the quote is
     the JSON's own (a quote inside a string is escaped, so a backslash would precede it);

@@ -47,8 +47,10 @@ Row = TypeVar("Row")
 
 
 class SqlLedger(Ledger):
-    """A ledger bound to the tick's SQLAlchemy connection (None: kept in memory only, for
-    drawings and tests that run hooks without a database).
+    """A ledger bound to the tick's SQLAlchemy connection.
+
+    With no connection (None) it is kept in memory only, for drawings and tests that run hooks
+    without a database.
 
     Attributes:
         tables: the tables this ledger keeps; the store creates any that are missing when it
@@ -63,8 +65,10 @@ class SqlLedger(Ledger):
 
 
 class TableLedger(SqlLedger, Generic[Row]):
-    """One table keyed by the resource id: rows are `row_type` dataclasses whose fields are
-    the table's columns, read through a cache and written when the engine flushes.
+    """One table keyed by the resource id.
+
+    Rows are `row_type` dataclasses whose fields are the table's columns, read through a cache
+    and written when the engine flushes.
 
     Attributes:
         table: the table; its single-column primary key is the resource id.
@@ -75,6 +79,11 @@ class TableLedger(SqlLedger, Generic[Row]):
     row_type: ClassVar[type[Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take a subclass's `table` as the one it keeps, with its key and column names.
+
+        A table whose primary key is not one column raises InvalidConfiguration as the class is
+        defined, before any store opens.
+        """
         super().__init_subclass__(**kwargs)
         table = cls.__dict__.get("table")
         if table is not None:
@@ -121,10 +130,17 @@ class TableLedger(SqlLedger, Generic[Row]):
         return True
 
     def exists(self, resource_id: str) -> bool:
+        """Whether the table has the resource's row, read through the tick's cache."""
         return self.get(resource_id) is not None
 
     # -- what the engine uses -------------------------------------------------------------
     def prefetch(self, resource_ids: Sequence[str]) -> None:
+        """Load the rows of the resources not yet cached, in a few bulk SELECTs.
+
+        A row this tick already holds is never read over, so its own changes are kept; a
+        resource with no row is remembered as absent, and so is every one when there is no
+        connection.
+        """
         missing = [i for i in set(resource_ids) if i not in self._rows]
         if not missing or self.connection is None:
             for key in missing:
@@ -148,17 +164,21 @@ class TableLedger(SqlLedger, Generic[Row]):
                     self._remember(key, None)
 
     def _decoders(self, conn: Connection, description: Sequence[Any]) -> list[Any]:
-        """What SQLAlchemy would do to each column's value on the way out (JSON, dates,
-        booleans on SQLite, numerics by their type code on PostgreSQL...): the prefetch
-        reads the driver's own tuples.
+        """What SQLAlchemy would do to each column's value on the way out.
+
+        That is JSON, dates, booleans on SQLite, numerics by their type code on PostgreSQL...:
+        the prefetch reads the driver's own tuples.
         """
         dialect = conn.dialect
         return [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
                 for c, d in zip(self.table.columns, description, strict=True)]
 
     def flush(self) -> None:
-        """Deletes, updates and inserts, each as one bulk statement (below SQLAlchemy's
-        per-row work, with the columns' own conversions applied first).
+        """Write the changed rows: deletes, updates and inserts, each as one bulk statement.
+
+        The statements go below SQLAlchemy's per-row work, with the columns' own conversions
+        applied first. An update that finds fewer rows than it changes raises
+        ConcurrentModification: another transaction changed or removed them under this tick.
         """
         if self.connection is None or not self._dirty:
             self._dirty.clear()

@@ -36,10 +36,12 @@ class ColumnType(NamedTuple):
 
 
 def column_types(conn: Connection, table: Table) -> dict[str, ColumnType]:
-    """The table's columns as the catalog has them now. Read for every bulk statement, not
-    cached: a fraction of a millisecond against statements of thousands of rows, and never
-    stale when a table is dropped and made again under a pooled connection. The table is
-    found as the statements name it: in its schema if it has one, else by the search path.
+    """The table's columns as the catalog has them now.
+
+    They are read for every bulk statement, not cached: a fraction of a millisecond against
+    statements of thousands of rows, and never stale when a table is dropped and made again
+    under a pooled connection. The table is found as the statements name it: in its schema if
+    it has one, else by the search path.
     """
     rows = conn.execute(text(
         "SELECT a.attname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), "
@@ -56,9 +58,10 @@ def column_types(conn: Connection, table: Table) -> dict[str, ColumnType]:
 
 def array_casts(conn: Connection, table: Table, columns: tuple[str, ...],
                 keys: tuple[str, ...]) -> list[ColumnType] | None:
-    """Each column's type, or None if one of them cannot go as an array. (A key with a
-    collation of its own needs nothing: against the array's default collation, the
-    column's wins, as it does against a parameter row by row.)
+    """Each column's type, or None if one of them cannot go as an array.
+
+    (A key with a collation of its own needs nothing: against the array's default collation,
+    the column's wins, as it does against a parameter row by row.)
     """
     types = column_types(conn, table)
     found = [types.get(c) for c in (*columns, *keys)]
@@ -67,8 +70,10 @@ def array_casts(conn: Connection, table: Table, columns: tuple[str, ...],
 
 
 def one_array(values: list[Any], column: ColumnType) -> list[Any] | None:
-    """The values of one column as psycopg can send them in one array, and as the column
-    would take them one by one; or None where it cannot.
+    """One column's values as one array psycopg can send, or None where it cannot.
+
+    The array must be what psycopg can send in one go and what the column would take value by
+    value.
 
     psycopg refuses lists of mixed types, dumps a list by its first element's kind and
     turns a list value into a dimension of the array (which unnest would then spread over

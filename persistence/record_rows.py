@@ -58,6 +58,7 @@ def resources_text(resources: tuple[tuple[str, str], ...]) -> str | None:
 
 
 def command_row(c: CommandRecord) -> tuple[Any, ...]:
+    """A command's values in the order of `COMMAND_COLUMNS`, as the bulk writer inserts them."""
     return (c.id, c.root_id, c.parent_id, c.end_group_id, c.type, c.status, c.execution_reason,
             to_json(c.parameters), c.entity_type, c.entity_id, c.work_succeeded, c.outcome,
             storable(c.error), c.not_before, c.end_attempts, c.created_at, c.updated_at,
@@ -72,6 +73,7 @@ TASK_COLUMNS = ("id", "command_id", "root_command_id", "agent", "verb", "agent_t
 
 
 def task_row(t: TaskRecord) -> tuple[Any, ...]:
+    """A task's values in the order of `TASK_COLUMNS`; its own id stands as its agent_task_id."""
     return (t.id, t.command_id, t.root_command_id, t.agent, t.verb, t.id, t.status,
             t.host_status, t.host_result, storable(t.message), to_json(t.parameters),
             t.attempts, t.retry_at, t.deadline, t.created_at, t.updated_at, t.version,
@@ -83,9 +85,11 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
-    """A column of a closed vocabulary, as its enum; a value outside it is named, not a crash.
-    (The enum's own value map: calling the class costs several times more, 40,000 times when
-    10,000 disks are recovered.)
+    """A column of a closed vocabulary, as its enum.
+
+    A value outside it is named in a StoreError, not a crash. (The lookup uses the enum's own
+    value map: calling the class costs several times more, 40,000 times when 10,000 disks are
+    recovered.)
     """
     member: E | None = kind._value2member_map_.get(value)  # type: ignore[assignment]
     if member is None:
@@ -95,8 +99,10 @@ def _enum(kind: type[E], value: str, row: RowMapping, column: str) -> E:
 
 
 def _parameters(r: RowMapping) -> Mapping[str, Any]:
-    """A row's parameters, frozen as they are stored (a NaN written by hand into a SQLite row
-    loads as NaN: one such row must not stop every root from loading).
+    """A row's parameters, frozen as they are stored.
+
+    A NaN written by hand into a SQLite row loads as NaN: one such row must not stop every root
+    from loading.
     """
     try:
         return freeze(r["parameters"], finite=False)
@@ -116,6 +122,7 @@ def _json(r: RowMapping, column: str) -> Any:
 
 
 def _resources(r: RowMapping) -> tuple[tuple[str, str], ...]:
+    """A command's added resources as (type, id) pairs; none when the column is NULL."""
     found = _json(r, "resources")
     if found is None:
         return ()
@@ -126,10 +133,12 @@ def _resources(r: RowMapping) -> tuple[tuple[str, str], ...]:
 
 
 def command_of(r: RowMapping) -> CommandRecord:
-    """Ids and names interned (here and in `task_of`): every row read brings its own copy of
-    its parent's, root's and group's ids, where records made by a running engine share one
-    string per id. Shared, 10,000 loaded disks hold 12% less, and the engine's lookups by id
-    meet the same object instead of comparing equal text.
+    """The command record a row reads as, with its ids and names interned.
+
+    They are interned here and in `task_of` because every row read brings its own copy of its
+    parent's, root's and group's ids, where records made by a running engine share one string
+    per id. Shared, 10,000 loaded disks hold 12% less, and the engine's lookups by id meet the
+    same object instead of comparing equal text.
     """
     outcome = r["outcome"]
     parent = r["parent_id"]
@@ -150,6 +159,7 @@ def command_of(r: RowMapping) -> CommandRecord:
 
 
 def _retry(r: RowMapping) -> RetryPolicy | None:
+    """A task's retry policy as stored; a policy this endaction cannot read is a StoreError."""
     stored = _json(r, "retry_policy")
     if stored is None:
         return None
@@ -160,6 +170,7 @@ def _retry(r: RowMapping) -> RetryPolicy | None:
 
 
 def task_of(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
+    """The task record a row reads as, with the entities read for it (`entities_of`)."""
     host_status, host_result = r["host_status"], r["host_result"]
     return TaskRecord(
         id=intern(r["id"]), command_id=intern(r["command_id"]),
@@ -179,11 +190,16 @@ def task_of(r: RowMapping, entities: Sequence[tuple[str, str]]) -> TaskRecord:
 
 
 def revert_of(r: RowMapping) -> ResourceRevert:
+    """The revert state a row of the revert table reads as."""
     return ResourceRevert(ResourceRef(r["resource_type"], r["resource_id"]), r["owner_id"],
                           RevertState(r["state"]), r["attempts"], r["last_error"], r["lost"])
 
 
 def entities_of(conn: Connection, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The (type, id) entities of each task, by task id, read by `batching.matching`'s conditions.
+
+    A task with no entities is missing from the result.
+    """
     found: dict[str, list[tuple[str, str]]] = {}
     for condition in matching(conn, async_task_entities.c.task_id, task_ids):
         rows = conn.execute(select(async_task_entities).where(condition))

@@ -40,14 +40,16 @@ class FailedRevert:
 
     @property
     def cursor(self) -> RevertCursor:
+        """The cursor that asks for the page after this row: `before` of the next call."""
         return (self.updated_at, self.revert.resource.type, self.revert.resource.id,
                 self.revert.owner)
 
 
 def failed_reverts_page(store: SqlStore, *, before: RevertCursor | None = None,
                         limit: int = 50) -> list[FailedRevert]:
-    """Up to `limit` resources left revert_failed, most recently given up on first, after
-    `before` (the previous page's last row).
+    """Up to `limit` resources left revert_failed, most recently given up on first.
+
+    The page starts after `before` (the previous page's last row), or at the newest.
     """
     table = resource_reverts
     order = (table.c.updated_at, table.c.resource_type, table.c.resource_id, table.c.owner_id)

@@ -31,6 +31,13 @@ Key = tuple[ResourceRef, str]
 
 
 class SqlRevertTable:
+    """The revert states one SQL transaction reads and writes, cached for its length.
+
+    A state read once is not read again, and a put is written only when the transaction's
+    `flush` runs; the cache dies with the transaction, so another engine's writes are never
+    hidden across ticks.
+    """
+
     def __init__(self, conn: Connection, database: str) -> None:
         self._conn = conn
         self._database = database
@@ -41,6 +48,10 @@ class SqlRevertTable:
         self._bulk = BulkWriter(conn, database)
 
     def prefetch(self, resources: Iterable[ResourceRef]) -> None:
+        """Cache every owner's revert state of these resources, read in bulk by type.
+
+        After it, a `get` of one of them reads nothing: a state with no row is none.
+        """
         with guarded(self._database, "read revert states"):
             self._prefetch(resources)
 
@@ -64,6 +75,10 @@ class SqlRevertTable:
         self._prefetched.update(missing)
 
     def get(self, resource: ResourceRef, owner: str) -> ResourceRevert:
+        """The revert state of `owner`'s resource, this transaction's puts included.
+
+        A resource with no row is in state none; one not prefetched is read by itself.
+        """
         key = (resource, owner)
         if key not in self._states:
             row = None
@@ -77,12 +92,17 @@ class SqlRevertTable:
         return self._states[key]
 
     def put(self, revert: ResourceRevert) -> None:
+        """Replace a revert state, written when the transaction flushes."""
         self.get(revert.resource, revert.owner)
         key = (revert.resource, revert.owner)
         self._states[key] = revert
         self._dirty.add(key)
 
     def flush(self) -> None:
+        """Write the changed revert states: an update for a row there is, an insert otherwise.
+
+        They go in bulk (`BulkWriter`), stamped with this moment as their `updated_at`.
+        """
         now = time.time()
         inserts, updates = [], []
         for key in sorted(self._dirty, key=lambda k: (str(k[0]), k[1])):

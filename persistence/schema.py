@@ -1,5 +1,7 @@
-"""The tables. Core, not ORM: the engine writes whole ticks with executemany, and rows map
-one-to-one onto the plain records the machines move.
+"""The tables, in SQLAlchemy Core, not the ORM.
+
+The engine writes whole ticks with executemany, and rows map one-to-one onto the plain records
+the machines move.
 """
 
 from __future__ import annotations

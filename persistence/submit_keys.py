@@ -22,8 +22,10 @@ from .schema import commands
 
 
 def roots_by_keys(conn: Connection, keys: Collection[str]) -> dict[str, CommandRecord]:
-    """The roots these keys name, by key; a key nobody used is missing. On the unique
-    index of keys (`submit_key IN (...)`, `= ANY(...)` imply its condition).
+    """The roots these keys name, by key; a key nobody used is missing.
+
+    The query runs on the unique index of keys (`submit_key IN (...)`, `= ANY(...)` imply its
+    condition).
     """
     found: dict[str, CommandRecord] = {}
     for condition in matching(conn, commands.c.submit_key, sorted(set(keys))):

@@ -1,8 +1,10 @@
-"""Free text on its way into a column: messages, errors and details come from agents and
-exceptions. PostgreSQL refuses a NUL character in text (SQLite keeps it, and readers cut the
-text there), and neither database takes a lone surrogate (text decoded with
-`surrogateescape`, such as a file name or a subprocess's output, holds them: the driver
-cannot even encode it). One such message would fail every write of the tick that carries it.
+"""Free text on its way into a column.
+
+Messages, errors and details come from agents and exceptions. PostgreSQL refuses a NUL
+character in text (SQLite keeps it, and readers cut the text there), and neither database takes
+a lone surrogate (text decoded with `surrogateescape`, such as a file name or a subprocess's
+output, holds them: the driver cannot even encode it). One such message would fail every write
+of the tick that carries it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ ESCAPED_NUL = "\\0"
 
 
 def storable(text: str | None) -> str | None:
-    """The text with NUL characters written as the two characters \\0, and lone surrogates
-    as their escapes (\\udcff).
+    r"""The text made storable: each NUL as the two characters \0, each lone surrogate escaped.
+
+    A lone surrogate is written as its escape (\udcff), as `encodable` writes it.
     """
     if text is None:
         return None
@@ -23,7 +26,7 @@ def storable(text: str | None) -> str | None:
 
 
 def encodable(text: str) -> str:
-    """The text with lone surrogates as their escapes (\\udcff): what UTF-8 can encode."""
+    r"""The text with lone surrogates as their escapes (\udcff): what UTF-8 can encode."""
     if text.isascii():
         return text
     try:

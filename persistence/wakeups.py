@@ -1,5 +1,6 @@
-"""Wake-ups: a worker told at once that there is work for it, instead of finding out at its
-next poll.
+"""Wake-ups: a worker told at once that there is work for it.
+
+Without them, a worker finds out only at its next poll.
 
 A transaction that makes work for someone else (a root submitted or given back, a cancel or
 a cleanup requested) says so when it commits: on PostgreSQL by `NOTIFY endaction_work`
@@ -56,12 +57,15 @@ class Wakeups:
         return self._thread is not None
 
     def notice(self) -> None:
+        """Wake this listener: its current or next `wait` returns True at once."""
         self._event.set()
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
-        """Sleep up to `timeout` seconds; True as soon as work was made (and the signal is
-        taken), False after the whole timeout. With `stop`, returns within a short slice of
-        it being set, since one thread cannot block on two events.
+        """Sleep up to `timeout` seconds; True as soon as work was made.
+
+        A True takes the wake-up (the next wait sleeps again); False comes after the whole
+        timeout. With `stop`, returns within a short slice of it being set, since one thread
+        cannot block on two events.
         """
         if self._event.is_set():
             self._event.clear()
@@ -81,6 +85,11 @@ class Wakeups:
         return woke
 
     def close(self) -> None:
+        """Stop listening: the hub forgets this listener and the listening thread is joined.
+
+        The join waits a few listening slices at most: the thread is a daemon, and one stuck in
+        its driver does not hold up the close.
+        """
         self._closed.set()
         if self._on_close is not None:
             self._on_close(self)
@@ -88,9 +97,11 @@ class Wakeups:
             self._thread.join(timeout=_LISTEN_SLICE * 4)
 
     def _listen(self, connect: Callable[[], Any]) -> None:
-        """Listen until closed. Every failure (no connection, a connection lost, a driver
-        that cannot listen) waits a doubling back-off before the next try and is logged
-        once per outage; only a connection that listened for a whole slice resets it.
+        """Listen until closed, reconnecting after every failure.
+
+        Every failure (no connection, a connection lost, a driver that cannot listen) waits a
+        doubling back-off before the next try and is logged once per outage; only a connection
+        that listened for a whole slice resets it.
         """
         backoff, outage = 0.5, False
         while not self._closed.is_set():
@@ -129,6 +140,10 @@ class WakeupHub:
         self._lock = threading.Lock()
 
     def listen(self) -> Wakeups:
+        """A new listener, woken by this process's `notice` and, on PostgreSQL, by NOTIFY.
+
+        It listens until closed; closing it removes it from this hub.
+        """
         wakeups = Wakeups(self._connect, on_close=self._forget)
         with self._lock:
             self._local.add(wakeups)
@@ -139,8 +154,9 @@ class WakeupHub:
             self._local.discard(wakeups)
 
     def notice(self) -> None:
-        """A transaction that made work committed: wake this process's listeners (those
-        listening on PostgreSQL hear its notification instead, and are not woken twice).
+        """A transaction that made work committed: wake this process's listeners.
+
+        Those listening on PostgreSQL hear its notification instead, and are not woken twice.
         """
         with self._lock:
             listeners = list(self._local)

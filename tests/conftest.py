@@ -65,8 +65,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with nothing of endaction in it, for tests that build a schema by hand: a
-    new SQLite file, or the test PostgreSQL emptied.
+    """A database with nothing of endaction in it, for tests that build a schema by hand.
+
+    A new SQLite file, or the test PostgreSQL emptied.
     """
     if request.param == "sqlite":
         yield str(tmp_path / "endaction.db")

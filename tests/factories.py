@@ -1,5 +1,6 @@
-"""Engines for tests, with defaults and keyword overrides: build one by hand only where its
-construction is what the test is about.
+"""Engines for tests, with defaults and keyword overrides.
+
+Build one by hand only where its construction is what the test is about.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def make_engine(
     """An engine on a manual clock (it sleeps by moving the clock).
 
     Args:
+        store: the store the engine runs on.
         agents: the agents by name, or one agent, which is then the VM example's "storage".
         commands: command types to register beside the VM example's.
         registry: the whole registry instead (then `commands` is ignored).
+        clock: the manual clock to run on, shared with the caller (a new one by default).
         overrides: any other Engine keyword (policy, limits, on_commit, sleep, ids).
     """
     clock = clock or ManualClock()

@@ -1,5 +1,6 @@
-"""Real HTTP on loopback for tests: an ASGI app served by uvicorn in a thread, on a port of
-its own, stopped when the block ends.
+"""Real HTTP on loopback for tests.
+
+An ASGI app served by uvicorn in a thread, on a port of its own, stopped when the block ends.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Hypothesis profiles: `ci` (the default, bounded and derandomized, so CI is repeatable and
-takes minutes) and `thorough` (many more and longer runs, random), chosen with
-ENDACTION_HYPOTHESIS_PROFILE=thorough. Failing examples print as a replayable script, and
-`print_blob` adds the @reproduce_failure line that replays one exactly.
+"""Hypothesis profiles: `ci`, the default, and `thorough`.
+
+`ci` is bounded and derandomized, so CI is repeatable and takes minutes; `thorough` makes many more
+and longer runs, random, and is chosen with ENDACTION_HYPOTHESIS_PROFILE=thorough. Failing examples
+print as a replayable script, and `print_blob` adds the @reproduce_failure line that replays one
+exactly.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""Small worlds in steps, enumerated: the network endpoint's three ordered steps, every story
-of every attempt of every step, every outcome of every undo, and crashes.
+"""Small worlds in steps, enumerated: the network endpoint's three ordered steps.
 
-A world is: how each attempt of each making task goes (it succeeds, fails, or ends unknown
-after it acted; two attempts each, the engine's retry policy), how each undo goes (succeeds,
-fails once, fails for good), and where the engine dies (nowhere, after its k-th commit, or
-inside its j-th agent call, after the host acted and before the engine committed). The
-address the pool answers with must reach the DNS step whatever happens; every world runs to
-quiescence on a real SQLite file and is checked with the suite's invariants and measure, and
-against the same world without the crash.
+They cover every story of every attempt of every step, every outcome of every revert, and crashes.
+
+A world is: how each attempt of each making task goes (it succeeds, fails, or ends unknown after it
+acted; two attempts each, the engine's retry policy), how each revert goes (succeeds, fails once,
+fails for good), and where the engine dies (nowhere, after its k-th commit, or inside its j-th agent
+call, after the host acted and before the engine committed). The address the pool answers with must
+reach the DNS step whatever happens; every world runs to quiescence on a real SQLite file and is
+checked with the suite's invariants and measure, and against the same world without the crash.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ class SteppedWorld:
 
 
 def stepped_worlds() -> Iterator[SteppedWorld]:
-    """Every story of every step that runs (a step after one that failed never runs), with
-    every outcome of the undos of what the steps that ran made, when something failed (the
-    undos of resources never made do not run: their outcomes change nothing).
+    """Every story of every step that runs (a step after one that failed never runs).
+
+    When something failed, each comes with every outcome of the reverts of what the steps that ran
+    made (the reverts of resources never made do not run: their outcomes change nothing).
     """
     for count in range(1, len(MAKING) + 1):
         for stories in itertools.product(STORIES, repeat=count):
@@ -124,8 +125,9 @@ def stepped_worlds() -> Iterator[SteppedWorld]:
 
 @dataclass
 class StoryHost(NetworkHost):
-    """The network host, told by the world how each attempt and each undo goes, and when to
-    kill the engine (after it acted, inside its n-th call).
+    """The network host, told by the world how each attempt and each revert goes.
+
+    It is also told when to kill the engine (after it acted, inside its n-th call).
     """
 
     world: SteppedWorld | None = None

@@ -91,9 +91,7 @@ def outcome_worlds(disks: int) -> Iterator[World]:
 
 @dataclass
 class WorldAgent(DyingAgent):
-    """The simulated agent, told by the world how every task ends (and when to kill the
-    engine).
-    """
+    """The simulated agent, told by the world how every task ends (and when to kill the engine)."""
 
     world: World | None = None
     removals_started: Counter[str] = field(default_factory=Counter)

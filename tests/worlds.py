@@ -67,8 +67,9 @@ def vm_store(url: str, **options: Any) -> SqlStore:
 
 
 def terminal_arrivals(store: SqlStore, root_id: str) -> Counter[str]:
-    """From the transitions history: how often each command of the root reached a terminal
-    state (exactly once, for every command, is the promise).
+    """How often each command of the root reached a terminal state, from the transitions history.
+
+    Exactly once, for every command, is the promise.
     """
     # A cleanup's rows note what happened to a command that had ended (source == dest):
     # they move nothing, so they are no arrival.
@@ -91,8 +92,9 @@ class World:
 
     def engine(self, on_commit: Callable[[TickReport], None] | None = None,
                **overrides: Any) -> Engine:
-        """An engine of this world (its store, agent, clock and policy); `overrides` as for
-        `make_engine` (commands, registry, limits, ...).
+        """An engine of this world (its store, agent, clock and policy).
+
+        `overrides` are as for `make_engine` (commands, registry, limits, ...).
         """
         overrides.setdefault("policy", self.policy)
         agents = overrides.pop("agents", self.agent)  # e.g. this world's agent behind HTTP

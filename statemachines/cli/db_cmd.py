@@ -21,8 +21,10 @@ def db() -> None:
 @app_option
 @db_option
 def upgrade_command(app: App, db: str | None) -> None:
-    """Create the schema in an empty database, or bring an older one to this version; then
-    create the application's ledger tables that are missing.
+    """Create or upgrade the schema, then the application's missing ledger tables.
+
+    Creates the schema in an empty database, or brings an older one to this version; then
+    creates the application's ledger tables that are missing.
     """
     engine = connect(database_url(db), make_folder=True)
     url = engine.url.render_as_string(hide_password=True)  # never print a password

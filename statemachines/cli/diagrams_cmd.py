@@ -21,6 +21,11 @@ from ..toolkit.app_option import app_option
 
 
 def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
+    """The formats a `--format` value names, among `allowed`.
+
+    A value that names none, or an unknown one, is a click usage error on `--format`, so that
+    the user sees the option to fix rather than a traceback.
+    """
     try:
         return parse_formats(text, allowed)
     except ValueError as err:
@@ -36,8 +41,10 @@ def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, 
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="also rewrite this Markdown file's ```mermaid blocks, in order")
 def diagrams(app: App, out: Path, formats: str, readme: Path | None) -> None:
-    """Draw the command, task and host status machines, and the application's own drawings
-    (the VM example's: the seed's flow).
+    """Draw the status machines and the application's own drawings.
+
+    The status machines are the command, task and host ones; the application's own drawings
+    are, for the VM example, the seed's flow.
     """
     chosen = formats_option(formats)
     drawings = [*machine_drawings(), *app.drawings()]

@@ -26,8 +26,10 @@ class NotTaken(Exception):
 def ask_the_workers(engine: Engine, store: Store, timeout: float,
                     note: Callable[[str], None],
                     notice_seconds: float = 10.0) -> list[ResourceRevert]:
-    """Request the cleanup, wait for a worker to take it and for its opposite commands to
-    end; return the resources that were left revert_failed when it was asked.
+    """Request the cleanup, then wait for the workers to carry it out.
+
+    Waits for a worker to take the request and for its opposite commands to end. Returns the
+    resources that were left revert_failed when it was asked.
     """
     left = [r for r in store.reverts() if r.state == RevertState.REVERT_FAILED]
     engine.request_cleanup()

@@ -101,10 +101,12 @@ def status(command_id: str | None, app: App, db: str | None, wait: bool, timeout
 
 def _wait_for_end(store: SqlStore, command: CommandRecord, timeout: float,
                   notice_seconds: float = 10.0) -> tuple[CommandRecord, str | None]:
-    """Poll the command's row until it is terminal, its root is held (no engine will move
-    it), or `timeout` passes, saying on stderr every `notice_seconds` what it is waiting
-    for: never silently, never unbounded. A database that is away for a while is waited
-    for too, within the same timeout. Returns the command and the hold's error, if held.
+    """Poll the command's row until it is terminal, its root is held, or `timeout` passes.
+
+    A held root is one no engine will move. Every `notice_seconds` it says on stderr what it
+    is waiting for: never silently, never unbounded. A database that is away for a while is
+    waited for too, within the same timeout. Returns the command and the hold's error, if
+    held.
     """
     started = last_notice = time.monotonic()
     delay = 0.05

@@ -57,9 +57,15 @@ class ApplicationGroup(EndactionGroup):
         return found
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The shared commands and the application's own, sorted, as `--help` lists them."""
         return sorted({*self.commands, *self._app_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The shared command of that name, else the application's own, else None.
+
+        The shared commands are looked up first, so the application is loaded only for a name
+        that is not one of them.
+        """
         return self.commands.get(cmd_name) or self._app_commands().get(cmd_name)
 
 
@@ -80,8 +86,10 @@ def cli() -> None:
 @click.option("--reason", default="cancelled from the command line", show_default=True,
               help="recorded with the cancellation")
 def cancel(root_id: str, app: App, db: str | None, reason: str) -> None:
-    """Cancel the running root ROOT_ID: what has not started is refused, running tasks are
-    aborted, and what already succeeded is reverted like after any other failure.
+    """Cancel the running root ROOT_ID.
+
+    What has not started is refused, running tasks are aborted, and what already succeeded is
+    reverted like after any other failure.
     """
     store = open_database(db, create=False, missing="nothing to cancel", app=app)
     try:
@@ -98,8 +106,9 @@ def cancel(root_id: str, app: App, db: str | None, reason: str) -> None:
 @click.argument("root_id")
 @db_option
 def release(root_id: str, db: str | None) -> None:
-    """Let engines work again on ROOT_ID, held after the engine failed on it (fix the cause
-    first: it is held again if the same fault recurs).
+    """Let engines work again on ROOT_ID, held after the engine failed on it.
+
+    Fix the cause first: it is held again if the same fault recurs.
     """
     store = open_database(db, create=False, missing="nothing to release")
     try:
@@ -117,6 +126,10 @@ with_logging_everywhere(cli)
 
 
 def main() -> None:
+    """The `endaction` console script: the group, with warnings on stderr at first.
+
+    A command's own log level applies once the command sets it.
+    """
     # Until a command sets its own level: warnings on stderr, one line each.
     setup_logging(logging.WARNING)
     cli()

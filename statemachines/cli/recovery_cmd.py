@@ -1,5 +1,6 @@
-"""`endaction resume` and `endaction cleanup`: finish what a crashed process left, and retry
-the compensations that gave up, for any application.
+"""`endaction resume` and `endaction cleanup`, for any application.
+
+`resume` finishes what a crashed process left; `cleanup` retries the reverts that gave up.
 
 Both run in this process, as the engine that crashed did, and report with the application's
 own report (or the generic one); their exit status means the same for every application.

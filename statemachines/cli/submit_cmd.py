@@ -32,8 +32,9 @@ from .params_input import PARAMS_HELP, read_params
 @app_option
 @db_option
 def submit(type_name: str, params: str, key: str | None, app: App, db: str | None) -> None:
-    """Write a root command of TYPE for the workers to run; print its id (and nothing else,
-    so that `ID=$(endaction submit ...)` works).
+    """Write a root command of TYPE for the workers to run, and print its id.
+
+    It prints nothing else, so that `ID=$(endaction submit ...)` works.
     """
     parameters = read_params(params)
     store = open_database(db, create=True, app=app)

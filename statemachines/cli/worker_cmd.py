@@ -79,8 +79,10 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
            task_timeout: float | None,
            summary_interval: float, start_timeout: float, metrics_port: int | None,
            metrics_host: str) -> None:
-    """Run the application's roots as one of several workers on one database, until
-    SIGTERM or SIGINT (it finishes its tick and gives its roots back). -v logs every tick.
+    """Run the application's roots as one of several workers on one database.
+
+    It runs until SIGTERM or SIGINT (it finishes its tick and gives its roots back). With -v,
+    it logs every tick.
     """
     if name == SINGLE_ENGINE:
         raise UsageProblem(f"--name {SINGLE_ENGINE} is the single engine's own lease name "
@@ -132,9 +134,10 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
 def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: Limits,
                       lease: WorkerLease, timeout: float, stop: threading.Event,
                       served: WorkerMetrics | None = None) -> AppWorld | None:
-    """Open the application, retrying a database that is unavailable (as a running worker
-    does at every tick) for up to `timeout` seconds: a worker restarted during a failover must
-    not exit on the first cut connection. None if stopped meanwhile.
+    """Open the application, retrying a database that is unavailable for up to `timeout` s.
+
+    It retries as a running worker does at every tick: a worker restarted during a failover
+    must not exit on the first cut connection. None if stopped meanwhile.
     """
     started = time.monotonic()
     backoff = 0.2

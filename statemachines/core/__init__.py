@@ -1,4 +1,6 @@
-"""The core, in rooms by concept, each importing only the rooms below it:
+"""The core, in rooms by concept, each importing only the rooms below it.
+
+From the bottom up:
 
 - `machines`: the command, task and host-status machines, and ExecutionReason;
 - `records`: commands, tasks and history as plain records, and the values they hold;

@@ -8,13 +8,23 @@ class EndactionError(Exception):
 
 
 class InvalidConfiguration(EndactionError, ValueError):
-    """A setting, a registration or a declaration that cannot work (a bound that is no bound,
-    a command type registered twice, a ledger without a resource type); raised where it is
-    made, before any work starts.
+    """A setting, a registration or a declaration that cannot work.
+
+    That is a bound that is no bound, a command type registered twice, a ledger without a
+    resource type...; it is raised where it is made, before any work starts.
     """
 
 
 class UnknownCommandType(EndactionError):
+    """A type name no registered command type has, from a caller or from a persisted record.
+
+    Its message lists the registered types. A record of an unknown type holds its root in a
+    worker (a newer client's type during a rolling upgrade) and stops a single engine.
+
+    Attributes:
+        type_name: the name that was not found.
+    """
+
     def __init__(self, type_name: str, known: list[str]) -> None:
         super().__init__(
             f"unknown command type {type_name!r}; registered types: {', '.join(sorted(known))}"
@@ -23,8 +33,9 @@ class UnknownCommandType(EndactionError):
 
 
 class NotSubmittable(EndactionError, ValueError):
-    """A command type that runs only as part of a rollback (an opposite command) was
-    submitted as a root; refused before anything is written.
+    """A command type that runs only as part of a rollback was submitted as a root.
+
+    Such a type is an opposite command; the submit is refused before anything is written.
     """
 
     def __init__(self, type_name: str) -> None:
@@ -34,10 +45,12 @@ class NotSubmittable(EndactionError, ValueError):
 
 
 class SubmitKeyConflict(EndactionError, ValueError):
-    """A submit key already names a root of another request (another type, other parameters,
-    another entity or execution reason). A key names one root forever, so that a client
-    retrying after a timeout gets the root it made; the same key for other work is a client's
-    mistake, refused with nothing written rather than answered with a root it did not ask for.
+    """A submit key already names a root of another request.
+
+    The other request had another type, other parameters, another entity or execution reason.
+    A key names one root forever, so that a client retrying after a timeout gets the root it
+    made; the same key for other work is a client's mistake, refused with nothing written
+    rather than answered with a root it did not ask for.
 
     Attributes:
         key: the submit key.
@@ -51,10 +64,12 @@ class SubmitKeyConflict(EndactionError, ValueError):
 
 
 class SubmitKeyTaken(EndactionError):
-    """Raised by a store transaction's write when another client's root took one of its new
-    roots' submit keys since this transaction looked them up (two clients racing with one key
-    on PostgreSQL, whose readers do not wait for writers). The transaction rolls back; the
-    submission looks again, finds the winner, and answers with it.
+    """Another client's root took the submit key of one of a transaction's new roots.
+
+    A store transaction's write raises it when the key was taken since the transaction looked
+    it up (two clients racing with one key on PostgreSQL, whose readers do not wait for
+    writers). The transaction rolls back; the submission looks again, finds the winner, and
+    answers with it.
     """
 
 
@@ -68,6 +83,13 @@ class InvalidParameters(EndactionError):
 
 
 class UnknownAgent(EndactionError):
+    """A task names an agent the engine was not configured with.
+
+    Its message lists the configured agents and, where known, the task that needs it.
+    `start_task` raises it in the step that asks; a loaded task of an unknown agent holds its
+    root in a worker and stops a single engine.
+    """
+
     def __init__(self, agent: str, known: list[str], needed_by: str = "") -> None:
         where = f" (needed by {needed_by})" if needed_by else ""
         super().__init__(
@@ -131,12 +153,14 @@ class RootFault(EndactionError):
 
 
 class LeaseLost(ConcurrentModification):
-    """A worker's lease on a root lapsed and another worker took the root over: this worker's
-    tick is rolled back, and it goes on with the roots it still holds.
+    """A worker's lease on a root lapsed and another worker took the root over.
+
+    This worker's tick is rolled back, and it goes on with the roots it still holds.
     """
 
 
 class WorkersHoldRoots(EndactionError):
-    """A single engine (not a worker) was started on a database where workers hold leases:
-    it would race them for the same trees.
+    """A single engine (not a worker) was started on a database where workers hold leases.
+
+    It would race them for the same trees.
     """

@@ -18,6 +18,12 @@ from ..core.machines.shared_machine import SharedMachine
 
 @dataclass(frozen=True)
 class Edge:
+    """One arrow of a diagram: `trigger` from `source` to `dest`, with its guards.
+
+    `conditions` must hold and `unless` must not; `unless` also carries the guards of the
+    transitions tried before this one, so each edge shows when it is the one taken.
+    """
+
     trigger: str
     source: str
     dest: str

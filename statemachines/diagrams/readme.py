@@ -29,4 +29,5 @@ def embed_mermaid(readme: str, sources: Sequence[str]) -> str:
 
 
 def mermaid_blocks(readme: str) -> list[str]:
+    """The sources of a Markdown page's mermaid blocks, in order, fences left out."""
     return [block[len("```mermaid\n"):-3] for block in _BLOCK.findall(readme)]

@@ -55,6 +55,11 @@ class _Canvas:
 
 
 def mermaid_source(drawing: Drawing, highlight: Highlight | None = None) -> str:
+    """The Mermaid source of a drawing, with its terminal states and a note per guard.
+
+    With `highlight`, the path one object took is styled over it. The source uses `class`,
+    not `Class`, and a title under its YAML key, so that every renderer takes it.
+    """
     graph = _graph(drawing, MERMAID, highlight)
     # Mermaid's keyword is `class`; transitions writes `Class`, which not every renderer takes.
     lines = [line.replace("  Class ", "  class ", 1) for line in str(graph.source).split("\n")]
@@ -70,6 +75,11 @@ def mermaid_source(drawing: Drawing, highlight: Highlight | None = None) -> str:
 
 
 def dot_source(drawing: Drawing, highlight: Highlight | None = None) -> str:
+    """The Graphviz DOT source of a drawing, with terminal states drawn with a double ring.
+
+    Each guard's note is linked by a dashed line to the state it is tried in; with
+    `highlight`, the path one object took is styled over it.
+    """
     graph = _graph(drawing, GRAPHVIZ, highlight)
     for state in drawing.states:
         if state in drawing.final:

@@ -25,6 +25,8 @@ MACHINES: dict[str, SharedMachine] = {"command": COMMAND_MACHINE, "task": TASK_M
 
 @dataclass(frozen=True)
 class Step:
+    """One state an object entered: its number in the path, when, and by which trigger."""
+
     number: int
     state: str
     at: float
@@ -33,10 +35,12 @@ class Step:
 
     @property
     def time(self) -> str:
+        """The moment of the step, as `iso_time` writes it."""
         return iso_time(self.at)
 
 
 def iso_time(at: float) -> str:
+    """A moment (seconds since the epoch) as ISO 8601 text in UTC, to the millisecond."""
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
@@ -52,6 +56,10 @@ def path_of(history: Sequence[HistoryEntry]) -> list[Step]:
 
 
 def machine_for(kind: str) -> SharedMachine:
+    """The machine that objects of `kind` move through ("command" or "task").
+
+    Any other kind is refused by name (InvalidConfiguration).
+    """
     try:
         return MACHINES[kind]
     except KeyError:

@@ -1,5 +1,7 @@
-"""Task hosts over HTTP: the wire protocol (`protocol`, `openapi.json`), a server that puts any
-`Agent` on the network (`host_app`), and the engine-side client (`HttpAgent`).
+"""Task hosts over HTTP: the wire protocol, a server for any agent, and the engine's client.
+
+The wire protocol is `protocol` and `openapi.json`; `host_app` is the server that puts any
+`Agent` on the network, and `HttpAgent` the engine-side client.
 
 The protocol is JSON over HTTP, versioned in its paths (`/v1/...`), and written down as an
 OpenAPI document (served by every host at `/openapi.json`, copied in `docs/reference/`) so

@@ -1,5 +1,7 @@
-"""Serving a task host so that bad clients cannot stall it: bounded connections, bounded time
-to send a request, and refusals logged at a bounded rate.
+"""Serving a task host so that bad clients cannot stall it.
+
+Its connections are bounded, and so is the time a client has to send a request; refusals are
+logged at a bounded rate.
 
 uvicorn bounds what it can by its own settings (`timeout_keep_alive` closes an idle
 keep-alive connection; `h11_max_incomplete_event_size` caps a request's headers), but it has
@@ -59,8 +61,10 @@ class HostLimits:
     log_every: float = 10.0
 
     def fitted(self) -> HostLimits:
-        """These limits within the process's open-file limit: the soft limit is raised as
-        far as the hard one allows, and the connection bound lowered if it must be.
+        """These limits within the process's open-file limit.
+
+        The soft limit is raised as far as the hard one allows, and the connection bound
+        lowered if it must be.
         """
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = self.max_connections + self.fd_reserve
@@ -91,12 +95,20 @@ class RefusalLog:
         self.said = -float("inf")  # when the last line was logged
 
     def note(self, what: str) -> None:
+        """Count one refusal of the kind `what`; the counts are logged if `every` has passed.
+
+        The first refusal is therefore logged at once, and the others at most once an interval.
+        """
         self.counts[what] += 1
         now = self.clock()
         if now - self.said >= self.every:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
+        """Log the counts since the last line, if any, in one line, and start counting afresh.
+
+        The host calls it once more when it stops, so that the last counts are not lost.
+        """
         now = self.clock() if now is None else now
         if self.counts:
             log.warning("in the last %.0f s: %s", now - self.since,
@@ -108,8 +120,9 @@ class RefusalLog:
 
 
 class ConnectionBook:
-    """The host's open connections, oldest first, shared by every connection's protocol;
-    `limits` fitted to the process's open-file limit.
+    """The host's open connections, oldest first, shared by every connection's protocol.
+
+    Its `limits` are the ones given, fitted to the process's open-file limit.
     """
 
     def __init__(self, limits: HostLimits) -> None:
@@ -134,6 +147,11 @@ class BoundedH11Protocol(H11Protocol):
 
     # -- the connection bound -----------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Book the new connection and start its request deadline.
+
+        Beyond `max_connections`, the oldest connection not being answered is closed to make
+        room; if every one is being answered, the newcomer gets 503 and is closed.
+        """
         super().connection_made(transport)
         self.book.open[self] = None
         if len(self.book.open) > self.book.limits.max_connections and not self._evict():
@@ -144,6 +162,7 @@ class BoundedH11Protocol(H11Protocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Take the connection out of the book and cancel its deadline: it holds neither."""
         self.book.open.pop(self, None)
         self._disarm()
         super().connection_lost(exc)
@@ -183,19 +202,22 @@ class BoundedH11Protocol(H11Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        """Hand uvicorn the bytes; once the whole request is in, its deadline is lifted."""
         super().data_received(data)
         if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
             self._disarm()  # the whole request is in: answering it has no deadline here
 
     def on_response_complete(self) -> None:
+        """Start the deadline again, for the next request on the connection, unless it closes."""
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm()  # the next request on this connection gets the same deadline
 
 
 def uvicorn_options(book: ConnectionBook) -> dict[str, Any]:
-    """uvicorn.Config keyword arguments that apply the book's limits; call
-    `book.refusals.flush()` when the server stops, for the last counts.
+    """uvicorn.Config keyword arguments that apply the book's limits.
+
+    Call `book.refusals.flush()` when the server stops, for the last counts.
     """
     fitted = book.limits
     return {"http": functools.partial(BoundedH11Protocol, book=book),

@@ -35,8 +35,10 @@ log = logging.getLogger("endaction.http_agent")
 
 
 class HttpAgent:
-    """An agent reached over HTTP at `url` (`endaction agent serve`, or any host that
-    implements the protocol in `docs/reference/task-host-protocol.md`).
+    """An agent reached over HTTP at `url`.
+
+    The host is `endaction agent serve`, or any host that implements the protocol in
+    `docs/reference/task-host-protocol.md`.
 
     Args:
         url: the host's base URL, e.g. `http://127.0.0.1:8710`.
@@ -70,10 +72,15 @@ class HttpAgent:
 
     # -- the Agent protocol ----------------------------------------------------------------
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Put the task on the host at its id's path, so that a repeated start is harmless."""
         self._call("PUT", f"{PREFIX}/tasks/{task_id}",
                    {"verb": verb, "parameters": dict(parameters)}, f"start task {task_id}")
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Poll the host `POLL_CHUNK` ids per request; of each answer only the ids asked count.
+
+        An answer without its `tasks` is an AgentError.
+        """
         answer: dict[str, TaskReport] = {}
         for first in range(0, len(task_ids), POLL_CHUNK):
             chunk = list(task_ids[first:first + POLL_CHUNK])
@@ -89,9 +96,11 @@ class HttpAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
+        """Delete the task on the host, which forgets it."""
         self._call("DELETE", f"{PREFIX}/tasks/{task_id}", None, f"clear task {task_id}")
 
     def abort(self, task_id: str) -> None:
+        """Ask the host to abort the task; its end comes with a later poll."""
         self._call("POST", f"{PREFIX}/tasks/{task_id}/abort", None, f"abort task {task_id}")
 
     # -- beyond the protocol ---------------------------------------------------------------
@@ -100,6 +109,7 @@ class HttpAgent:
         return self._call("GET", f"{PREFIX}/health", None, "check its health")
 
     def close(self) -> None:
+        """Close the HTTP client and its pooled connections; no call may follow."""
         self._client.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None,
@@ -126,9 +136,11 @@ class HttpAgent:
         return self._judge(status, content, doing)
 
     def _certificate_hint(self, err: httpx.TransportError) -> str:
-        """Over TLS 1.3 a host that requires a client certificate refuses one that is
-        missing after the handshake, by closing the connection: say so, since the error
-        itself names no certificate.
+        """A hint to add to the error when the host may have wanted a client certificate.
+
+        Over TLS 1.3 a host that requires a client certificate refuses one that is missing
+        after the handshake, by closing the connection: say so, since the error itself names
+        no certificate.
         """
         if self._without_certificate and isinstance(err, httpx.RemoteProtocolError
                                                     | httpx.ReadError):
@@ -138,9 +150,10 @@ class HttpAgent:
 
     def _exchange(self, method: str, path: str,
                   body: dict[str, Any] | None) -> tuple[int, bytes]:
-        """Send, and read the answer within `timeout` in all: httpx's timeouts bound each
-        read, so a host trickling a byte at a time would otherwise hold the tick forever.
-        Answers are bounded in size too.
+        """Send, and read the answer within `timeout` in all, and up to a bounded size.
+
+        httpx's timeouts bound each read, so a host trickling a byte at a time would otherwise
+        hold the tick forever.
         """
         deadline = time.monotonic() + self.timeout
         with self._client.stream(method, path, json=body) as response:

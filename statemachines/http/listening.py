@@ -1,6 +1,7 @@
-"""Serving on an address of one's own: the task host, the web view and a worker's metrics
-all bind their socket before anything else (so a port in use is one clear error, before a
-token, a journal or a database is touched), and stop on SIGTERM as on Ctrl-C.
+"""Serving on an address of one's own, for the task host, the web view and a worker's metrics.
+
+All three bind their socket before anything else (so a port in use is one clear error, before
+a token, a journal or a database is touched), and stop on SIGTERM as on Ctrl-C.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ POLL_CHUNK = 250
 
 
 def report_to_json(report: TaskReport) -> dict[str, Any]:
+    """A task's report as a host sends it: status, result and message, and its output if any.
+
+    The output is thawed to plain dicts and lists, as the json module writes them.
+    """
     found: dict[str, Any] = {"status": str(report.status), "result": str(report.result),
                              "message": report.message}
     if report.output is not None:
@@ -40,8 +44,9 @@ def report_to_json(report: TaskReport) -> dict[str, Any]:
 
 
 def report_from_json(task_id: str, entry: object) -> TaskReport:
-    """A host's report of one task; garbage becomes `unknown`, saying what was received. Its
-    output is passed on as it came: the engine judges it (strict JSON, its size).
+    """A host's report of one task; garbage becomes `unknown`, saying what was received.
+
+    Its output is passed on as it came: the engine judges it (strict JSON, its size).
     """
     if isinstance(entry, dict):
         try:

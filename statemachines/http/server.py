@@ -72,8 +72,10 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def shown(path: str) -> str:
-    """A request path as it may appear in a log line: quoted (a newline in it cannot forge
-    another line) and cut short (a 50 KB path cannot flood the log).
+    """A request path as it may appear in a log line: quoted and cut short.
+
+    Quoted, a newline in it cannot forge another line; cut short, a 50 KB path cannot flood
+    the log.
     """
     return repr(path[:200])
 
@@ -204,8 +206,10 @@ def _wrap(route: BaseRoute) -> BaseRoute:
 
 
 class _Gate:
-    """Token check and declared body size, before any route runs: ASGI middleware, so that a
-    refused request costs no parsing (a body without a length is cut off while it is read).
+    """Token check and declared body size, before any route runs.
+
+    It is ASGI middleware, so that a refused request costs no parsing (a body without a length
+    is cut off while it is read).
     """
 
     def __init__(self, app: ASGIApp, token: bytes) -> None:

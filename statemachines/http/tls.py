@@ -1,6 +1,8 @@
-"""TLS for task hosts: the host's certificate and key (and, for mutual TLS, the CA its
-callers' certificates must be signed by), and the engine's side: the CA it trusts the host
-by, and its own certificate for a host that asks for one.
+"""TLS for task hosts: the host's side and the engine's.
+
+The host has its certificate and key (and, for mutual TLS, the CA its callers' certificates
+must be signed by); the engine has the CA it trusts the host by, and its own certificate for a
+host that asks for one.
 
 The bearer token is still required on top: TLS says who the host is (and, mutually, who the
 engine is); the token says the caller may run tasks. A certificate that is not trusted is
@@ -24,8 +26,10 @@ def _readable(what: str, path: Path | None) -> None:
 
 @dataclass(frozen=True)
 class ClientTls:
-    """The engine's side: `ca` signed the host's certificate (None: the system's CAs);
-    `cert` and `key` are this engine's own, for a host that requires them.
+    """The engine's side: the CA it trusts the host by, and its own certificate.
+
+    `ca` signed the host's certificate (None: the system's CAs); `cert` and `key` are this
+    engine's own, for a host that requires them.
     """
 
     ca: Path | None = None
@@ -33,6 +37,11 @@ class ClientTls:
     key: Path | None = None
 
     def context(self) -> ssl.SSLContext:
+        """The SSL context the engine checks the host with, presenting its own certificate.
+
+        A certificate without its key (or a key without one), a missing file, or a file ssl
+        cannot use is an InvalidConfiguration, raised before any call to the host.
+        """
         if (self.cert is None) != (self.key is None):
             raise InvalidConfiguration("a client certificate needs its key, and a key its "
                                        "certificate (--agent-cert with --agent-key)")
@@ -50,8 +59,9 @@ class ClientTls:
 
 @dataclass(frozen=True)
 class ServerTls:
-    """The host's side: its certificate and key; with `client_ca`, callers must present a
-    certificate signed by it (mutual TLS).
+    """The host's side: its certificate and key, and, for mutual TLS, its callers' CA.
+
+    With `client_ca`, callers must present a certificate signed by it (mutual TLS).
     """
 
     cert: Path
@@ -73,8 +83,10 @@ class ServerTls:
 
 
 def refused_certificate(err: BaseException) -> bool:
-    """The transport failed because a certificate was refused (the host's by us, or ours by
-    the host): the same call would fail the same way.
+    """Whether the transport failed because a certificate was refused.
+
+    It may be the host's, refused by us, or ours, refused by the host: either way, the same
+    call would fail the same way.
     """
     seen: BaseException | None = err
     while seen is not None:
@@ -89,6 +101,7 @@ def refused_certificate(err: BaseException) -> bool:
 
 
 def tls_reason(err: BaseException) -> str:
+    """Why the handshake was refused, for the engine's error: the verifier's words if any."""
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):

@@ -1,5 +1,7 @@
-"""The SDK's side of planned span ids; imported only where the SDK is installed (the `otel`
-extra), so that the package runs on the API alone.
+"""The SDK's side of planned span ids.
+
+It is imported only where the SDK is installed (the `otel` extra), so that the package runs on
+the API alone.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 
 class PlannedIds(IdGenerator):
-    """Planned ids while a plan is in effect, the wrapped generator's otherwise: the tracer
-    it is put on may be shared by code that starts spans of its own.
+    """Planned ids while a plan is in effect, the wrapped generator's otherwise.
+
+    The tracer it is put on may be shared by code that starts spans of its own.
     """
 
     def __init__(self, wrapped: IdGenerator, plan: ContextVar[tuple[int, int] | None]) -> None:

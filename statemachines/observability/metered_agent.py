@@ -62,20 +62,25 @@ class MeteredAgent:
         return self._agent
 
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """The agent's start, timed; an error it raises is counted by its kind, and raised."""
         self._timed("start", lambda: self._agent.start(task_id, verb, parameters))
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """The agent's poll, timed: one call for every task of the agent's in a tick."""
         return self._timed("poll", lambda: self._agent.poll(task_ids))
 
     def clear(self, task_id: str) -> None:
+        """The agent's clear, timed, its errors counted like a start's."""
         self._timed("clear", lambda: self._agent.clear(task_id))
 
     def __getattr__(self, attribute: str) -> Any:
+        """Any other public attribute is the agent's own, so that the proxy stands in for it."""
         if attribute.startswith("_"):  # not set yet (a copy, an unpickling): no recursion
             raise AttributeError(attribute)
         return getattr(self._agent, attribute)
 
     def __repr__(self) -> str:
+        """Names the agent and what it wraps, so that a log line shows the agent is metered."""
         return f"MeteredAgent({self._name!r}, {self._agent!r})"
 
     def _timed(self, call: str, work: Callable[[], _T]) -> _T:
@@ -106,6 +111,7 @@ class MeteredAbortableAgent(MeteredAgent):
     _CALLS = (*MeteredAgent._CALLS, "abort")
 
     def abort(self, task_id: str) -> None:
+        """The agent's abort, timed, its errors counted like a start's."""
         agent = self._agent
         assert isinstance(agent, Abortable)  # chosen so by `metered`
         self._timed("abort", lambda: agent.abort(task_id))

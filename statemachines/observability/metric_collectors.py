@@ -33,9 +33,11 @@ class WorkerCollector:
         self.worker = worker
 
     def describe(self) -> Iterable[Metric]:
+        """The families without values: the registry learns their names without a read."""
         return self._families(with_values=False)
 
     def collect(self) -> Iterable[Metric]:
+        """The families with the engine's (and the worker's) values as of this scrape."""
         return self._families(with_values=True)
 
     def _families(self, with_values: bool) -> list[Metric]:
@@ -80,9 +82,11 @@ class RevertFailedCollector:
         self.count = count
 
     def describe(self) -> Iterable[Metric]:
+        """The gauge's family without a value, so that registering it runs no query."""
         return [self._family()]
 
     def collect(self) -> Iterable[Metric]:
+        """The count as of this scrape, or no gauge at all while the database is unavailable."""
         try:
             value = self.count()
         except EndactionError as err:

@@ -107,9 +107,10 @@ class EngineMetrics:
             self.roots_ended.labels("failed").inc(failed)
 
     def on_tick(self, report: TickReport) -> None:
-        """A `Worker(on_tick=...)` callback: time every tick, committed or not (one that
-        lost a race or met an outage raised instead of reporting: the worker's totals
-        count those).
+        """A `Worker(on_tick=...)` callback: time every tick, committed or not.
+
+        A tick that lost a race or met an outage raised instead of reporting: the worker's
+        totals count those.
         """
         if report.duration is not None:
             self.tick_duration.labels("true" if report.committed else "false").observe(
@@ -121,9 +122,11 @@ class EngineMetrics:
 
     def watch(self, engine: Engine, worker: Worker | None = None, *,
               revert_failed: Callable[[], int] | None = None) -> None:
-        """Read at every scrape: the roots `engine` holds and took over, the `worker`'s
-        outages and lost races, and `revert_failed()`, the resources left revert_failed
-        (a count from the database, e.g. `SqlStore.count_reverts`).
+        """From now on, read the engine, the worker and the revert_failed count at each scrape.
+
+        A scrape reads the roots `engine` holds and took over, the `worker`'s outages and lost
+        races, and `revert_failed()`, the resources left revert_failed (a count from the
+        database, e.g. `SqlStore.count_reverts`).
         """
         name = worker.name if worker is not None else engine.actor
         self.registry.register(WorkerCollector(name, engine, worker))

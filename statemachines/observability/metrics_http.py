@@ -82,8 +82,9 @@ class HostMetrics:
         self.task_duration.labels(verb, str(result)).observe(seconds)
 
     def serving(self, app: ASGIApp, token: str | None) -> ASGIApp:
-        """`app`, counted, with `GET /metrics` answered; `token`: what a reader of the metrics
-        must present (None: anyone may read them).
+        """`app`, counted, with `GET /metrics` answered.
+
+        `token` is what a reader of the metrics must present (None: anyone may read them).
         """
         return _MeteredHost(app, self, metrics_app(self.registry),
                             None if token is None else b"Bearer " + token.encode())

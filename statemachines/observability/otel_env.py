@@ -42,9 +42,11 @@ class TracingUnavailable(EndactionError):
 
 
 def configure_tracing() -> list[str]:
-    """Set the global tracer provider from the environment, once per process; the exporters
-    it sends to (empty: no traces asked for, or a provider was already set). Until it has
-    set one, every call reads the environment again (tests change it within one process).
+    """Set the global tracer provider from the environment, once per process.
+
+    Returns the exporters it sends to (empty: no traces asked for, or a provider was already
+    set). Until it has set one, every call reads the environment again (tests change it
+    within one process).
     """
     global _configured
     with _lock:
@@ -108,8 +110,9 @@ def _exporter_names() -> list[str]:
 
 
 def _exporter(name: str) -> Any:
-    """An exporter by its entry point name, built from the environment as the SDK builds it;
-    the console's writes to stderr, as it must not mix spans into a command's report.
+    """An exporter by its entry point name, built from the environment as the SDK builds it.
+
+    The console's writes to stderr, as it must not mix spans into a command's report.
     """
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter

@@ -32,8 +32,9 @@ _PLANNED: ContextVar[tuple[int, int] | None] = ContextVar("endaction_planned_ids
 
 
 def trace_id_of(root_id: str) -> int:
-    """The root id read as 128 bits when it is 32 hex digits (the engine's own ids), a hash
-    of it otherwise (ids made by `Engine(ids=...)` may be anything).
+    """The root id as a trace id: read as 128 bits when it is 32 hex digits, hashed otherwise.
+
+    The engine's own ids are 32 hex digits; ids made by `Engine(ids=...)` may be anything.
     """
     if _HEX_128.fullmatch(root_id) and int(root_id, 16) != trace.INVALID_TRACE_ID:
         return int(root_id, 16)

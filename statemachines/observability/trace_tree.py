@@ -38,8 +38,10 @@ _CLEARS = frozenset({str(TaskTrigger.CLEARED), str(TaskTrigger.CLEAR_FAILED)})
 
 @dataclass
 class SpanMaker:
-    """Starts the spans of one root's trace with the ids it was planned to have (`planned`:
-    the tracer takes planned ids) or under a remote parent carrying the trace id.
+    """Starts the spans of one root's trace, with planned ids or under a remote parent.
+
+    With `planned_ids` (the tracer takes planned ids), each span gets the ids it was planned
+    to have; without, the root span starts under a remote parent carrying the trace id.
     """
 
     tracer: trace.Tracer
@@ -48,6 +50,7 @@ class SpanMaker:
 
     @property
     def trace_id(self) -> int:
+        """The trace id of every span of the root's trace, from the root's id."""
         return trace_id_of(self.root_id)
 
     def start(self, object_id: str, name: str, parent: context_api.Context | None,
@@ -67,8 +70,10 @@ class SpanMaker:
 
 
 def start_root_span(maker: SpanMaker, root: CommandRecord) -> trace.Span:
-    """The root's span, started first: whether it records (the sampler's word, by trace id)
-    decides whether the rest of the tree is read at all.
+    """The root's span, started first.
+
+    Whether it records (the sampler's word, by trace id) decides whether the rest of the tree
+    is read at all.
     """
     return maker.start(root.id, root.type, None, SpanKind.INTERNAL, command_attributes(root),
                        root.created_at)
@@ -123,11 +128,13 @@ def emit_children(maker: SpanMaker, root: CommandRecord, root_span: trace.Span,
 
 
 def finish_root(span: trace.Span, root: CommandRecord, rows: Sequence[HistoryEntry]) -> None:
+    """Finish the root's span as any other, except that it reads ERROR unless the root succeeded."""
     finish_span(span, rows, _COMMAND_ENDS, root.created_at, root.updated_at,
                 command_error(root, root=True))
 
 
 def rows_by_object(history: Iterable[HistoryEntry]) -> dict[str, list[HistoryEntry]]:
+    """The history rows of each command and task, by its id, in the order given."""
     found: dict[str, list[HistoryEntry]] = defaultdict(list)
     for row in history:
         found[row.object_id].append(row)
@@ -135,10 +142,11 @@ def rows_by_object(history: Iterable[HistoryEntry]) -> dict[str, list[HistoryEnt
 
 
 def _within(rows: Sequence[HistoryEntry], ends: Collection[str]) -> list[HistoryEntry]:
-    """The rows a span shows: a trace must read the same whenever it is built, and what is
-    recorded after the end is not yet there when the root ends. So a command's rows stop
-    at its end (a later `cleanup` is not this run), and a task's clears (the agent told to
-    forget it, in the ticks after its command's end) are left out.
+    """The rows a span shows, so that a trace reads the same whenever it is built.
+
+    What is recorded after the end is not yet there when the root ends. So a command's rows
+    stop at its end (a later `cleanup` is not this run), and a task's clears (the agent told
+    to forget it, in the ticks after its command's end) are left out.
     """
     shown = []
     for row in rows:
@@ -153,9 +161,11 @@ def _within(rows: Sequence[HistoryEntry], ends: Collection[str]) -> list[History
 
 
 def end_time(rows: Sequence[HistoryEntry], ends: Collection[str], fallback: float) -> float:
-    """When the object first reached an end: a command's terminal state, a task's last word
-    from its agent (its clearing after is bookkeeping, often after the root's end); the
-    last row, or the record's last write, if it never did (a held root).
+    """When the object first reached an end, or its last row or write if it never did.
+
+    An end is a command's terminal state, or a task's last word from its agent (its clearing
+    after is bookkeeping, often after the root's end). One that never reached an end (a held
+    root) ends at its last row, or at the record's last write if that is later.
     """
     for row in rows:
         if row.source != row.dest and row.dest in ends:
@@ -164,8 +174,10 @@ def end_time(rows: Sequence[HistoryEntry], ends: Collection[str], fallback: floa
 
 
 def command_error(command: CommandRecord, *, root: bool) -> str | None:
-    """The cause, for a span that must read ERROR: its own work or its reverting failed, or it
-    is a root that did not succeed (the trace's top says the operation failed, and why).
+    """The cause, for a span that must read ERROR; None for one that must not.
+
+    A span reads ERROR when its own work or its reverting failed, or when it is a root that did
+    not succeed (the trace's top says the operation failed, and why).
     """
     failed = command.outcome in FAILED_OUTCOMES or (
         root and command.status != CommandStatus.ENDED_SUCCESS)
@@ -184,6 +196,11 @@ def task_error(task: TaskRecord) -> str | None:
 
 
 def command_attributes(command: CommandRecord) -> dict[str, AttributeValue]:
+    """A command span's attributes, from its record; what the record lacks is left out.
+
+    They name its root, parent and entity, its type, execution reason, status and outcome, its
+    step, whether its own work succeeded, and its cause.
+    """
     return _present({
         "endaction.root.id": command.root_id,
         "endaction.command.id": command.id,
@@ -201,6 +218,11 @@ def command_attributes(command: CommandRecord) -> dict[str, AttributeValue]:
 
 
 def task_attributes(task: TaskRecord) -> dict[str, AttributeValue]:
+    """A task span's attributes, from its record; what the record lacks is left out.
+
+    They name its root and command, its verb and agent, its status and what its host reported,
+    its attempt and whether it was retried, and its cause and message.
+    """
     return _present({
         "endaction.root.id": task.root_command_id,
         "endaction.task.id": task.id,

@@ -65,6 +65,7 @@ class RootTracer:
         self._cached: tuple[trace.TracerProvider, trace.Tracer, bool] | None = None
 
     def __call__(self, report: TickReport) -> None:
+        """Emit the trace of each root that ended in the tick; a failure is only logged."""
         for root_id in report.ended_roots:
             try:
                 self.export(root_id)
@@ -78,8 +79,9 @@ class RootTracer:
         return self._tracer() is not None
 
     def export(self, root_id: str) -> int:
-        """Emit the trace of `root_id` as the database holds it now; how many spans (0 when
-        nothing records, the sampler dropped it, or there is no such root).
+        """Emit the trace of `root_id` as the database holds it now; return how many spans.
+
+        It is 0 when nothing records, the sampler dropped it, or there is no such root.
         """
         found = self._tracer()
         if found is None:
@@ -130,8 +132,10 @@ class RootTracer:
 
 def traced(store: Store, on_commit: OnCommit | None = None,
            tracer_provider: trace.TracerProvider | None = None) -> OnCommit | None:
-    """`on_commit` with a `RootTracer` in front, when a provider records now; `on_commit`
-    itself otherwise, so a process that collects no traces runs exactly as without.
+    """`on_commit` with a `RootTracer` in front, when a provider records now.
+
+    Otherwise it is `on_commit` itself, so a process that collects no traces runs exactly as
+    without.
 
     The tracer goes first: a callback after it may end the process (the demo's
     `--crash-after`), and the trace of a root that ended in that tick is then out already.

@@ -43,6 +43,8 @@ class AgentCrash(BaseException):
 
 @dataclass
 class ControlledTask:
+    """What the agent knows of one task: its request, and its last report once it has one."""
+
     verb: str
     parameters: Mapping[str, Any]
     report: TaskReport | None = None  # None while running
@@ -51,6 +53,13 @@ class ControlledTask:
 
 @dataclass
 class ControlledAgent:
+    """An agent that answers as the test decides: tasks run until `finish` or `forget`.
+
+    It keeps the `resources` its tasks made (through `effect`), the ground truth of the
+    leftover check, and can be told to fail calls (`hiccups`), to kill the engine inside one
+    (`die_in_call`), or to fail every revert of a resource (`doom`).
+    """
+
     effect: Effect = no_effect
     resources: set[str] = field(default_factory=set)
     tasks: dict[str, ControlledTask] = field(default_factory=dict)
@@ -72,12 +81,17 @@ class ControlledAgent:
 
     # ------------------------------------------------------------------ the Agent protocol
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Take the task on, once per id; it runs until the test ends it."""
         self._enter("start")
         if task_id not in self.tasks:
             self.tasks[task_id] = ControlledTask(verb, dict(parameters))
         self._leave()
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Report each known task, running or ended; forgotten ones are left out.
+
+        With an `autopilot`, every task still working is ended first, along its choice.
+        """
         self._enter("poll")
         answer: dict[str, TaskReport] = {}
         for task_id in task_ids:
@@ -91,13 +105,15 @@ class ControlledAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
+        """Forget the task; its output stays in `outputs` for the suite to check."""
         self._enter("clear")
         self.tasks.pop(task_id, None)
         self._leave()
 
     def abort(self, task_id: str) -> None:
-        """A running task reports `aborting` until the test (or the autopilot) ends it: a
-        real host takes its time to stop a copy, and may leave part of it behind.
+        """Make a running task report `aborting` until the test (or the autopilot) ends it.
+
+        A real host takes its time to stop a copy, and may leave part of it behind.
         """
         self._enter("abort")
         task = self.tasks.get(task_id)
@@ -107,17 +123,21 @@ class ControlledAgent:
 
     # ------------------------------------------------------------------ what the test decides
     def running(self) -> list[str]:
-        """Ids of the tasks still running, in the order they were started: a replay of the
-        same steps picks the same task.
+        """Ids of the tasks still running, in the order they were started.
+
+        A replay of the same steps then picks the same task.
         """
         return [i for i, t in self.tasks.items() if _working(t)]
 
     def compensations_running(self) -> list[str]:
+        """Ids of the running tasks that revert (their verb is in `compensation_verbs`)."""
         return [i for i in self.running() if self.tasks[i].verb in self.compensation_verbs]
 
     def finish(self, task_id: str, result: HostResult, effect: bool) -> HostResult:
-        """End a running task; `effect` says whether a failed or unknown one still acted
-        (a partial copy). A doomed resource's compensation fails whatever was asked.
+        """End a running task with `result`; returns the result it was given.
+
+        `effect` says whether a failed or unknown one still acted (a partial copy). A task
+        that reverts a doomed resource fails whatever was asked.
         """
         task = self.tasks[task_id]
         if self._doomed(task):
@@ -143,6 +163,7 @@ class ControlledAgent:
         task.forgotten = True
 
     def doom(self, task_id: str) -> None:
+        """Make every task that reverts this task's resource fail, now and later."""
         resource = self.resource_of(self.tasks[task_id].verb, self.tasks[task_id].parameters)
         if resource is not None:
             self.doomed.add(resource)

@@ -1,10 +1,10 @@
-"""A Hypothesis rule-based state machine over the real engine, a real store and agents that do
-whatever the test asks: the property suite's engine room.
+"""The property suite's engine room: a Hypothesis rule-based state machine over the real engine.
 
-Hypothesis chooses, step after step, among everything the world can do to the engine: submit a
-root, end a task any way an agent can, fail a compensation for a while or for good, make an
-agent call raise, let time pass, kill the engine between ticks or inside an agent call and
-recover with a new one over the same database, or just tick. After every step the persisted
+The engine runs on a real store, with agents that do whatever the test asks. Hypothesis
+chooses, step after step, among everything the world can do to the engine: submit a root, end a
+task any way an agent can, fail a revert for a while or for good, make an agent call raise, let
+time pass, kill the engine between ticks or inside an agent call and recover with a new one
+over the same database, or just tick. After every step the persisted
 state is read back and checked (`invariants`), every committing tick must lower the
 termination measure (`termination`), and at the end the agents go on autopilot and the engine
 must reach quiescence within a bound computed from the trees' size, with nothing left behind
@@ -64,9 +64,15 @@ class ManualClock:
     now: float = 1_000_000.0
 
     def __call__(self) -> float:
+        """The time the test has moved the clock to; reading it never moves it."""
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        """The engine's sleep: move the clock on instead, by at least a millisecond.
+
+        Time therefore always moves while the engine waits, even when it asks to sleep for
+        nothing.
+        """
         self.now += max(seconds, 0.001)
 
 
@@ -79,8 +85,9 @@ def _autopilot_success(verb: str, parameters: Mapping[str, Any]) -> HostResult:
 
 
 class _EngineMachine(RuleBasedStateMachine):
-    """The rules and properties of every scenario's machine; `engine_machine` adds the ones
-    whose strategies come from the scenario (what to submit).
+    """The rules and properties of every scenario's machine.
+
+    `engine_machine` adds the ones whose strategies come from the scenario (what to submit).
     """
 
     scenario: ClassVar[Scenario]
@@ -118,10 +125,12 @@ class _EngineMachine(RuleBasedStateMachine):
             self.checker.unchanged()
 
     def _restart(self) -> None:
-        """The engine's process is gone: only the database and the agents remain. The
-        store object stays (it holds nothing of the engine's between transactions, and
-        its connections are dropped), so a restart costs a recovery, not a new schema
-        check and new compiled statements: shrinking replays many of them.
+        """The engine's process is gone: only the database and the agents remain.
+
+        A new engine recovers over the same store. The store object stays (it holds nothing
+        of the engine's between transactions, and its connections are dropped), so a restart
+        costs a recovery, not a new schema check and new compiled statements: shrinking
+        replays many of them.
         """
         self.store.dispose()
         self.engine = self._new_engine()
@@ -298,9 +307,10 @@ def engine_machine(scenario: Scenario) -> type[RuleBasedStateMachine]:
 
 
 def kit_settings(parent: settings | None = None) -> settings:
-    """The settings a machine's `TestCase` runs with: the loaded profile's (or `parent`'s),
-    with no deadline, no health checks (an example opens a database and runs an engine: it is
-    slow by Hypothesis's measure, and meant to be), and without Hypothesis's explain phase.
+    """The settings a machine's `TestCase` runs with: the loaded profile's, or `parent`'s.
+
+    They have no deadline, no health checks (an example opens a database and runs an engine: it
+    is slow by Hypothesis's measure, and meant to be), and no Hypothesis explain phase.
 
     Explaining traces every line of a failing run, replayed many times over; on the engine it
     took minutes after the shrinking had finished, and Hypothesis's five-minute limit stopped

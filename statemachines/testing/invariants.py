@@ -41,7 +41,9 @@ def check_safety(snap: Snapshot) -> list[str]:
 
 
 def _no_double_end(snap: Snapshot) -> list[str]:
-    """Counted over transitions: a history row that moves nothing (a cleanup noted on a
+    """No command is ended twice, nor reaches a terminal state twice.
+
+    This is counted over transitions: a history row that moves nothing (a cleanup noted on a
     command that has ended) arrives nowhere.
     """
     ends: Counter[str] = Counter()
@@ -70,8 +72,10 @@ def _rollback_never_succeeds(snap: Snapshot) -> list[str]:
 
 
 def _compensated_at_most_once(snap: Snapshot) -> list[str]:
-    """Per root and resource: resource names are not reused inside one tree, so two
-    successful opposite commands for one means the same resource was reverted twice.
+    """No resource is reverted successfully twice, counted per root and resource.
+
+    Resource names are not reused inside one tree, so two successful opposite commands for one
+    means the same resource was reverted twice.
     """
     reverted: Counter[tuple[str, str, str]] = Counter()
     for command in snap.commands.values():
@@ -96,8 +100,9 @@ def _tasks_belong(snap: Snapshot) -> list[str]:
 
 
 def check_outputs(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> list[str]:
-    """Every output an agent gave with a success is kept with its task, exactly, and no
-    task keeps one its agent did not give: crashes and retries included.
+    """Every output an agent gave with a success is kept with its task, exactly.
+
+    No task keeps one its agent did not give: crashes and retries included.
     """
     given: dict[str, Any] = {}
     for agent in agents.values():
@@ -114,8 +119,10 @@ def check_outputs(snap: Snapshot, agents: Mapping[str, ControlledAgent]) -> list
 
 
 def check_revert_progress(before: Snapshot, after: Snapshot) -> list[str]:
-    """Revert states only move forward: none -> reverting -> reverted | revert_failed, and
-    revert_failed -> reverted by a cleanup; reverted is final.
+    """Revert states only move forward, and their attempts never go down.
+
+    The order is none -> reverting -> reverted | revert_failed, and revert_failed -> reverted
+    by a cleanup; reverted is final.
     """
     problems = []
     for key, old in before.reverts.items():

@@ -112,6 +112,7 @@ class Scenario:
 
     @property
     def bounds(self) -> Bounds:
+        """The bounds the termination measure and the tick bound of a run are computed from."""
         return Bounds(self.max_depth, self.policy.max_attempts, self.max_start_attempts,
                       self.max_clear_attempts, self.max_poll_failures,
                       self.policy.max_lost_attempts, self.max_steps,
@@ -127,5 +128,6 @@ class Scenario:
                       max_opposite_commands_per_tick=self.max_opposite_commands_per_tick)
 
     def agent(self) -> ControlledAgent:
+        """A fresh agent for one run, doing to the world what this scenario's tasks do."""
         return ControlledAgent(effect=self.effect, compensation_verbs=self.compensation_verbs,
                                resource_of=self.resource_of, output_of=self.output)

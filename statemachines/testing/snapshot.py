@@ -28,6 +28,7 @@ class Snapshot:
     cancel_requests: frozenset[str] = frozenset()
 
     def depth(self, command: CommandRecord) -> int:
+        """How far below its root a command is, among the commands of this snapshot."""
         depth = 0
         while command.parent_id is not None:
             parent = self.commands.get(command.parent_id)

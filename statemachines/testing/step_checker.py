@@ -15,8 +15,10 @@ from .termination import Bounds, Measure, measure, multiset_less
 
 
 class StepChecker:
-    """The proofs' running state over one store: the last snapshot, and the checks each step
-    must pass (revert states only forward; every committing tick lowers the measure).
+    """The proofs' running state over one store: the last snapshot, and each step's checks.
+
+    Each step must pass them: revert states move only forward, and every committing tick
+    lowers the measure.
     """
 
     def __init__(self, store: Store, roots: list[str], bounds: Bounds) -> None:

@@ -32,8 +32,9 @@ def _template(open_store: Callable[[Path], Store]) -> Path:
 
 
 def fresh_store(open_store: Callable[[Path], Store], folder: Path) -> Store:
-    """`open_store(folder)` over a copy of a store created once, schema and all (and whatever
-    else `open_store` keeps in its folder).
+    """`open_store(folder)` over a copy of a store created once, schema and all.
+
+    The copy holds whatever else `open_store` keeps in its folder, too.
     """
     shutil.copytree(_template(open_store), folder, dirs_exist_ok=True)
     return open_store(folder)

@@ -82,6 +82,7 @@ class Bounds:
 
     @property
     def compensations_per_resource(self) -> int:
+        """B: the most opposite commands one resource can be given, lost attempts included."""
         return self.max_revert_attempts + self.max_lost_attempts
 
     @property
@@ -90,6 +91,11 @@ class Bounds:
         return 12 + self.max_clear_attempts + self.max_poll_failures + self.max_start_attempts
 
     def command_steps(self, command: CommandRecord) -> int:
+        """The longest path left in a command's machine, its steps still to take counted.
+
+        With M the bound on steps and k the steps taken: not_started 3M + 9, executing
+        3(M - k) + 8, stepping 3(M - k) + 7, and past its steps `COMMAND_STEPS`.
+        """
         if command.status == CommandStatus.NOT_STARTED:
             return 3 * self.max_steps + 9
         if command.status == CommandStatus.EXECUTING:
@@ -99,11 +105,21 @@ class Bounds:
         return COMMAND_STEPS[CommandStatus(command.status)]
 
     def attempts_left(self, task: TaskRecord, reason: str) -> int:
+        """The further attempts a task's retry policy still allows it.
+
+        A task already retried has none (its next attempt ranks for itself), nor has one of
+        ROLLBACK_FLOW work, which is never retried.
+        """
         if task.retried or reason != ExecutionReason.REGULAR_FLOW:
             return 0
         return max(0, task.max_attempts - task.attempt)
 
     def task_steps(self, task: TaskRecord, fresh_clear_round: bool = False) -> int:
+        """The longest path left in a task's machine, its start, poll and clear retries counted.
+
+        With `fresh_clear_round`, exhausted clears count a new round, as a restarted engine
+        grants them.
+        """
         clears = self.max_clear_attempts
         polls = self.max_poll_failures
         if task.status == TaskStatus.PENDING:
@@ -128,8 +144,10 @@ class Bounds:
 
     def credits(self, reverts: Mapping[RevertKey, ResourceRevert],
                 command: CommandRecord) -> int:
-        """Summed over the resources it made: each starts with the full budget; one that is
-        never reverted keeps it, unchanged, which the ordering does not mind.
+        """The opposite commands a REGULAR_FLOW command may still start, summed over its resources.
+
+        Each resource it made starts with the full budget; one that is never reverted keeps it,
+        unchanged, which the ordering does not mind. A ROLLBACK_FLOW command has none.
         """
         if command.execution_reason != ExecutionReason.REGULAR_FLOW:
             return 0
@@ -179,8 +197,9 @@ def measure(snap: Snapshot, bounds: Bounds, fresh_clear_round: bool = False) -> 
 
 
 def multiset_less(smaller: Measure, larger: Measure) -> bool:
-    """Dershowitz-Manna: `smaller` < `larger` when they differ and every rank `smaller` gained
-    is below some rank `larger` lost.
+    """Whether `smaller` < `larger` in the Dershowitz-Manna multiset ordering.
+
+    It is when they differ and every rank `smaller` gained is below some rank `larger` lost.
     """
     gained = smaller - larger
     lost = larger - smaller
@@ -198,6 +217,7 @@ class TreeSize:
     resources: int  # commands owning a resource: each may be reverted
 
     def __add__(self, other: TreeSize) -> TreeSize:
+        """The size of both trees together: a run's bound counts every root it submitted."""
         return TreeSize(self.commands + other.commands, self.tasks + other.tasks,
                         self.resources + other.resources)
 
@@ -228,7 +248,9 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
 
 
 def tick_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) -> int:
-    """Ticks of run_until_idle: between two commits at most one tick waits for the agents or
-    sleeps until a back-off is due, so twice the commits, plus the final idle check.
+    """The most ticks `run_until_idle` may take for trees of this size.
+
+    Between two commits at most one tick waits for the agents or sleeps until a back-off is
+    due, so twice the commits, plus the final idle check.
     """
     return 2 * commit_bound(size, bounds, tasks_per_compensation) + 2

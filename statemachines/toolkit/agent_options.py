@@ -1,5 +1,7 @@
-"""The options that say where an application's agents are: `--storage`, `--agent-url`,
-`--agent-token-file` and `--agent-option KEY=VALUE`, gathered as one `AgentChoice`.
+"""The options that say where an application's agents are, gathered as one `AgentChoice`.
+
+The options are `--storage`, `--agent-url`, `--agent-token-file` and
+`--agent-option KEY=VALUE`.
 
 They mean what the application's `agents` function makes of them; the CLI only checks that
 they do not contradict each other and hands them over as `AgentSettings`.
@@ -38,6 +40,10 @@ class AgentChoice:
     key_file: Path | None = None
 
     def settings(self, store: Store, *, creating: bool) -> AgentSettings:
+        """The choice as the application's `agents` function receives it, over `store`.
+
+        `creating` says whether the command may create the database (see `AgentSettings`).
+        """
         return AgentSettings(store=store, url=self.url, token_file=self.token_file,
                              storage=self.storage, options=dict(self.options),
                              creating=creating, ca_file=self.ca_file,

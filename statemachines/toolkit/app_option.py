@@ -55,8 +55,9 @@ def load_app(spec: str) -> App:
 
 
 def _import(spec: str, module_name: str) -> Any:
-    """The application's module, from the current directory too; a UsageProblem saying
-    what went wrong in it, never a traceback.
+    """The application's module, imported from the current directory too.
+
+    Whatever goes wrong in it raises a UsageProblem saying what, never a traceback.
     """
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -1,5 +1,7 @@
-"""An application opened on a database: its store, its agents built from the settings, and an
-engine; closed in the reverse order, whatever failed in between.
+"""An application opened on a database, and closed in the reverse order.
+
+It holds its store, its agents built from the settings, and an engine; they are closed in the
+reverse order, whatever failed in between.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ from .errors import UsageProblem
 
 @dataclass
 class AppWorld:
+    """What a CLI command works with once `open_app` has opened everything.
+
+    `agents` are the ones the application built (the leftover checks and reports read them);
+    the engine may run on proxies of them.
+    """
+
     app: App
     store: SqlStore
     agents: Agents
     engine: Engine
 
     def close(self) -> None:
+        """Close the agents, then the store: it is disposed of even if an agent fails to close."""
         try:
             self.agents.close()
         finally:

@@ -65,6 +65,11 @@ def json_option(command: F) -> F:
 
 
 def default_db_url() -> str:
+    """The database a command uses when `--db` is not given: ./endaction-data/endaction.db.
+
+    The path is made absolute now, so the URL names the same file whatever directory the
+    store is later opened from.
+    """
     return f"sqlite:///{(DEFAULT_HOME / 'endaction.db').absolute()}"
 
 
@@ -90,8 +95,10 @@ def database_url(db: str | None) -> str:
 
 def open_database(db: str | None, *, create: bool, missing: str = "",
                   ledgers: Sequence[type[Ledger]] = (), app: App | None = None) -> SqlStore:
-    """The store `--db` names. With `create` an empty database gets the schema; without it a
-    missing SQLite file is a UsageProblem (`missing` says what that means for the command).
+    """The store `--db` names, with the schema made if `create` allows it.
+
+    With `create` an empty database gets the schema; without it a missing SQLite file is a
+    UsageProblem (`missing` says what that means for the command).
 
     With `app`, the database must belong to that application (see `check_owner`), checked
     before its ledgers' tables are made; the ledgers are the application's.
@@ -118,8 +125,10 @@ def open_database(db: str | None, *, create: bool, missing: str = "",
 
 
 def lock_wait_ms() -> int:
-    """How long a SQLite database's write lock is waited for: ENDACTION_LOCK_TIMEOUT
-    seconds, 10 by default (PostgreSQL waits on its own terms).
+    """How long a SQLite database's write lock is waited for, in milliseconds.
+
+    It is ENDACTION_LOCK_TIMEOUT seconds, 10 by default (PostgreSQL waits on its own terms);
+    a value that is not from 0 to 3600 seconds is a UsageProblem.
     """
     text = os.environ.get(LOCK_WAIT_ENVVAR, "").strip()
     if not text:
@@ -134,10 +143,12 @@ def lock_wait_ms() -> int:
 
 
 def check_owner(store: SqlStore, app: App, *, claim: bool) -> None:
-    """Refuse a database another application wrote: its roots are of command types this one
-    does not know (a worker would hold every one), and its ledgers' tables would be made in
-    the other's database. The first command that may write (`claim`) records the owner; a
-    database from before that was recorded is taken as it is.
+    """Refuse a database another application wrote.
+
+    Its roots are of command types this one does not know (a worker would hold every one),
+    and its ledgers' tables would be made in the other's database. The first command that may
+    write (`claim`) records the owner; a database from before that was recorded is taken as it
+    is.
     """
     owner = store.setting(APP_SETTING)
     if owner is None:

@@ -32,6 +32,7 @@ _USAGE = (UsageProblem, NoSchema, NotAnEndactionDatabase, SchemaMismatch)
 
 
 def exit_status(err: EndactionError) -> int:
+    """The documented exit status of an error: 2 for a mistake in usage, else 1."""
     return EXIT_USAGE if isinstance(err, _USAGE) else EXIT_FAILED
 
 
@@ -39,6 +40,7 @@ class EndactionGroup(click.Group):
     """A click group whose commands may raise EndactionError and still exit cleanly."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an EndactionError becomes `Error: <message>` and its exit status."""
         try:
             return super().invoke(ctx)
         except EndactionError as err:

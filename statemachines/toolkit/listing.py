@@ -36,6 +36,10 @@ def cursor_of(record: CommandRecord) -> str:
 
 
 def parse_cursor(text: str) -> tuple[float, str]:
+    """The creation time and root id a cursor from `cursor_of` names (`--before`).
+
+    Anything else is a click BadParameter that says the cursor comes from `endaction list`.
+    """
     stamp, sep, root_id = text.partition("/")
     try:
         value = float(stamp)

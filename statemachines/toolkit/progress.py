@@ -28,10 +28,12 @@ from ..core.records.tick_report import TickReport
 class Progress(Protocol):
     """What the CLI needs from a progress display; one is open for the length of a run."""
 
-    def __enter__(self) -> Progress: ...
+    def __enter__(self) -> Progress:
+        """Open the display for the run; returns the display."""
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+                 tb: TracebackType | None) -> None:
+        """Close the display; an error raised in the run passes through."""
 
     def __call__(self, report: TickReport) -> None:
         """One committed tick, when the display itself numbers the steps."""
@@ -39,7 +41,8 @@ class Progress(Protocol):
     def observe(self, report: TickReport) -> None:
         """One committed tick, when the caller writes the step line itself (see note)."""
 
-    def note(self, text: str) -> None: ...
+    def note(self, text: str) -> None:
+        """A line that is not a tick: what the run waits for, what it retries."""
 
 
 def describe(report: TickReport) -> str:
@@ -59,23 +62,29 @@ def make_progress(stream: TextIO | None = None) -> Progress:
 
 
 class PlainProgress:
+    """Progress as plain lines, one per committed tick: what tests and log readers rely on."""
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
 
     def __enter__(self) -> PlainProgress:
+        """Nothing to open: plain lines need no screen."""
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
+        """Nothing to close; an error raised in the run passes through."""
         return None
 
     def __call__(self, report: TickReport) -> None:
+        """Write the tick as one `step N: ...` line, flushed at once."""
         print(f"step {report.number}: {describe(report)}", file=self.stream, flush=True)
 
     def observe(self, report: TickReport) -> None:
         """Plain lines carry no totals: the step line the caller notes says it all."""
 
     def note(self, text: str) -> None:
+        """Write the text as a line of its own, flushed at once."""
         print(text, file=self.stream, flush=True)
 
 
@@ -96,6 +105,7 @@ class Totals:
     last_error: str = ""
 
     def add(self, report: TickReport) -> None:
+        """Count one committed tick in; `polling` takes its gauge only from a tick that polled."""
         self.steps += 1
         self.started += report.tasks_started
         if report.tasks_polled:
@@ -112,6 +122,7 @@ class Totals:
 
     @property
     def compensations_running(self) -> int:
+        """The opposite commands started in this run whose end has not run yet."""
         return self.compensations_started - self.compensations_ended
 
     @property
@@ -129,8 +140,9 @@ class Totals:
 
     @property
     def work_ended(self) -> int:
-        """The bar's completed part: tasks ended (ok or failed), commands and compensations
-        ended.
+        """The bar's completed part: tasks ended (ok or failed), commands ended.
+
+        Opposite commands count once more as they end (`compensations_ended`).
         """
         return self.succeeded + self.failed + self.ended + self.compensations_ended
 
@@ -146,8 +158,9 @@ class _Estimate(TimeRemainingColumn):
 
 
 class LiveProgress:
-    """A Rich live panel: a bar of the work ended so far, the run's totals below; notes
-    scroll above it.
+    """A Rich live panel: a bar of the work ended so far, the run's totals below.
+
+    Notes scroll above it.
     """
 
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
@@ -163,18 +176,22 @@ class LiveProgress:
                          redirect_stdout=False, redirect_stderr=False)
 
     def __enter__(self) -> LiveProgress:
+        """Start the live panel on the console; returns the display."""
         self.live.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
+        """Draw the panel one last time, with the final totals, and stop it."""
         self.live.update(self.render(), refresh=True)
         self.live.stop()
 
     def __call__(self, report: TickReport) -> None:
+        """The same as `observe`: the panel counts the ticks in its totals."""
         self.observe(report)
 
     def observe(self, report: TickReport) -> None:
+        """Take the tick into the totals and the bar, and redraw the panel at once."""
         self.totals.add(report)
         self._advance_bar()
         self.live.update(self.render(), refresh=True)
@@ -193,9 +210,11 @@ class LiveProgress:
         self.bar.update(self.work, completed=ended)
 
     def note(self, text: str) -> None:
+        """Print the text dimmed above the panel, where it scrolls with the run."""
         self.console.print(Text(text, style="dim"))
 
     def render(self) -> RenderableType:
+        """The panel as it stands: the bar above a grid of the totals and the time so far."""
         t = self.totals
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")

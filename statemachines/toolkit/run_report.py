@@ -1,8 +1,8 @@
-"""The end-of-run reports of `resume`, `cleanup` and a domain's demo, and the exit status a
-script reads from them.
+"""The end-of-run reports of `resume`, `cleanup` and a domain's demo, and their exit statuses.
 
-An application may give its own root report (`App.report`); whichever is used, the exit status
-comes from the same keys, so that every application's `resume` means the same by 0, 3 and 5.
+A script reads the exit status from them. An application may give its own root report
+(`App.report`); whichever is used, the exit status comes from the same keys, so that every
+application's `resume` means the same by 0, 3 and 5.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def generic_report(store: SqlStore, root_id: str, leftovers: Sequence[str]) -> d
 
 
 def render_generic(report: dict[str, Any]) -> str:
+    """The generic report as text: the root and its cause, a hold, every other command, leftovers.
+
+    It reads only the keys `generic_report` writes, so it renders the report of an
+    application that has no `render_report` of its own.
+    """
     root = report["root"]
     lines = [f"{root['type']} {root['id']}: {root['status']}"
              + (f" ({root['outcome']})" if root.get("outcome") else "")]
@@ -74,12 +79,15 @@ def render_generic(report: dict[str, Any]) -> str:
 
 
 def render_report(app: App, report: dict[str, Any]) -> str:
+    """The report as text, by the application's own renderer if it has one."""
     return (app.render_report or render_generic)(report)
 
 
 def run_exit_status(report: dict[str, Any]) -> int:
-    """0: the root succeeded, nothing left; 5: it failed or was cancelled and everything it
-    made was reverted; 3: it did not end, is held, or left something behind.
+    """The exit status a script reads from a root's report: 0, 3 or 5.
+
+    0: the root succeeded, nothing left; 5: it failed or was cancelled and everything it made
+    was reverted; 3: it did not end, is held, or left something behind.
     """
     root = report["root"]
     finished = root["status"] in TERMINAL_COMMAND_STATES
@@ -117,6 +125,7 @@ def cleanup_report(app: App, store: SqlStore, agents: Mapping[str, Agent],
 
 
 def render_cleanup_text(report: dict[str, Any]) -> str:
+    """The cleanup report as text: each resource retried and its state, then what is left."""
     lines = [f"{row['resource']} (owner {row['owner']}): {row['state']}"
              + (f" ({row['error']})" if row["error"] else "") for row in report["retried"]]
     if not lines:
@@ -127,5 +136,6 @@ def render_cleanup_text(report: dict[str, Any]) -> str:
 
 
 def cleanup_exit_status(report: dict[str, Any]) -> int:
+    """0 when nothing is left revert_failed and no leftover is found; 3 otherwise."""
     return EXIT_OK if not report["leftovers"] and not report["still_failed"] \
         else EXIT_LEFT_BEHIND

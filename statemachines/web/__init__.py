@@ -1,6 +1,7 @@
-"""A live web view of a database: the roots, their trees, each command's machine with the
-path it took, the history, and what is left revert_failed; read through the store, a page
-at a time (`endaction ui`).
+"""A live web view of a database, read through the store a page at a time (`endaction ui`).
+
+It shows the roots, their trees, each command's machine with the path it took, the history,
+and what is left revert_failed.
 """
 
 from .actions import CleanupJob, read_token_file

@@ -1,6 +1,7 @@
-"""The two things the web view may do besides reading: cancel a root, and clean up what was
-left `revert_failed`; both only when started with `--allow-actions`, and only for a POST
-that carries the token.
+"""The two things the web view may do besides reading: cancel a root, and clean up.
+
+A cleanup reverts again what was left `revert_failed`. Both are offered only when the view is
+started with `--allow-actions`, and only for a POST that carries the token.
 
 The token is never put into a page: the operator types it into the form (or a script sends
 `Authorization: Bearer <token>`), compared in constant time. A forged form on another site
@@ -55,8 +56,10 @@ def read_token_file(token_file: Path) -> str:
 
 
 async def form_of(request: Request) -> dict[str, str]:
-    """The POST's form fields (URL-encoded, as a browser's form sends them), read only up to
-    MAX_FORM_BYTES whatever the headers say; the last value of a repeated field wins.
+    """The POST's form fields, URL-encoded, as a browser's form sends them.
+
+    They are read only up to MAX_FORM_BYTES whatever the headers say; the last value of a
+    repeated field wins.
     """
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("", "application/x-www-form-urlencoded"):
@@ -95,6 +98,10 @@ def require_token(token: str | None, request: Request, form: dict[str, str]) -> 
 
 
 def reason_of(form: dict[str, str], default: str) -> str:
+    """The form's reason on one line, or `default` if it gives none.
+
+    A reason longer than REASON_LENGTH characters is refused as bad input, not cut short.
+    """
     reason = " ".join(form.get("reason", "").split()) or default
     if len(reason) > REASON_LENGTH:
         raise BadInput(f"the reason is {len(reason)} characters long; at most "
@@ -127,6 +134,7 @@ class CleanupJob:
 
     @property
     def state(self) -> JobState:
+        """The last cleanup's state, whole: the thread replaces it under the same lock."""
         with self._lock:
             return self._state
 

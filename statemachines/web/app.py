@@ -83,8 +83,10 @@ class _Headers:
 
 
 class _Pages:
-    """The web view's endpoints over one store and site: every page answered, every error
-    a page of its own, every action behind the token.
+    """The web view's endpoints over one store and site.
+
+    Every page is answered, every error is a page of its own, and every action is behind the
+    token.
     """
 
     def __init__(self, store: SqlStore, site: Site, token: str | None,

@@ -1,5 +1,7 @@
-"""A root's history timeline: every transition and event of every command and task in its
-tree, in the order the engine recorded them, as `endaction history --tree` prints them.
+"""A root's history timeline, as `endaction history --tree` prints it.
+
+It holds every transition and event of every command and task in the root's tree, in the
+order the engine recorded them.
 
 The history of one root is read whole (`SqlStore.history_of_root`: its own rows, never the
 table's) and shown `ROWS_PER_PAGE` rows at a time, each row timed from the root's creation
@@ -22,6 +24,12 @@ ROWS_PER_PAGE = 500
 
 def history_page(site: Site, store: SqlStore, root_id: str,
                  params: Mapping[str, str]) -> Safe:
+    """The page of `root_id`'s timeline that the `page` parameter names (1 by default).
+
+    The id of a command that is not a root moves to its root's history; an unknown parameter,
+    an unknown root, or a page that is not a number or is past the last is refused, never
+    shown as an empty page.
+    """
     unknown = sorted(set(params) - {"page"})
     if unknown:
         raise BadInput(f"unknown parameter {unknown[0]!r}: the history page takes page")

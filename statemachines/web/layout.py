@@ -73,6 +73,11 @@ def frame(site: Site, title: str, body: Safe, *, heading: object = None,
 
 
 def live(content: Safe) -> Safe:
+    """The part of a page that follows the engine, which `live.js` swaps in every few seconds.
+
+    Only this section is read again, so that a form outside it is left alone while it is
+    filled in.
+    """
     return fill('<section id="live">$content</section>', content=content)
 
 
@@ -85,6 +90,10 @@ def state(status: object) -> Safe:
 
 
 def outcome(value: object) -> Safe:
+    """A command's outcome, as a badge in its tone; a command with no outcome shows nothing.
+
+    A good outcome and one that left something revert_failed each have a tone of their own.
+    """
     if value is None:
         return Safe("")
     text = str(value)
@@ -103,12 +112,17 @@ def moment(at: float) -> Safe:
 
 
 def ago(at: float, now: float) -> Safe:
+    """A time as how long before `now` it was, the time itself (UTC) in its tooltip."""
     stamp = iso_time(at)
     return fill('<time datetime="$stamp" title="$stamp">$age</time>', stamp=stamp,
                 age=age(now - at))
 
 
 def table(headers: list[str], rows: list[Safe], *, empty: str, css: str = "") -> Safe:
+    """A table of `rows` under `headers`; with no rows, the `empty` sentence instead.
+
+    An empty list still says what it would hold, rather than show a bare header.
+    """
     if not rows:
         return fill('<p class="empty">$empty</p>', empty=empty)
     head = join(fill("<th>$h</th>", h=h) for h in headers)

@@ -1,6 +1,7 @@
-"""What is left `revert_failed`: the resources whose compensations gave up, newest first, a
-page at a time (`persistence.revert_listing`), with the cleanup button and how the last
-cleanup went when actions are allowed.
+"""What is left `revert_failed`, a page at a time (`persistence.revert_listing`).
+
+It lists the resources whose reverts gave up, newest first, with the cleanup button and how
+the last cleanup went when actions are allowed.
 
 The cursor is opaque (URL-safe base64 of the last row's key as JSON): resource names may
 hold any character, a slash included, so no separator could be trusted to split them.
@@ -27,11 +28,17 @@ MAX_ROWS_PER_PAGE = 500
 
 
 def encode_cursor(cursor: RevertCursor) -> str:
+    """The `before=` text of a row's key: its JSON in URL-safe base64, without padding."""
     raw = json.dumps(list(cursor), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(text: str) -> RevertCursor:
+    """The row key a `before=` text carries; one this page did not print is bad input.
+
+    Nothing is guessed from a cursor that does not decode to a key of the right shape: the
+    query would otherwise page from a row that does not exist.
+    """
     wrong = BadInput(f"before={clipped(text, 80)!r} is not a cursor printed by this page")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -58,6 +65,11 @@ def _limit(params: Mapping[str, str]) -> int:
 
 def leftovers_page(site: Site, store: SqlStore, params: Mapping[str, str],
                    job: JobState | None, note: str | None = None) -> Safe:
+    """The resources left revert_failed, `limit` rows at a time, from the `before` cursor on.
+
+    Without a cursor the page starts at the newest. `job`, if any cleanup has started, says
+    how the last one goes; `note` is the one-line answer to an action just taken.
+    """
     unknown = sorted(set(params) - {"before", "limit"})
     if unknown:
         raise BadInput(f"unknown parameter {unknown[0]!r}: this page takes before and limit")

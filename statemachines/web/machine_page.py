@@ -1,5 +1,6 @@
-"""A command's or task's machine, its current state highlighted and the path it took drawn
-from its history, as `endaction trace` draws it (`statemachines.diagrams.trace`).
+"""A command's or task's machine, as `endaction trace` draws it (`statemachines.diagrams.trace`).
+
+Its current state is highlighted, and the path it took is drawn from its history.
 
 The SVG is Graphviz's, inlined so that CSS can mark the states: each state's node gets the
 classes `visited` and `current`, which the page's style (and a test) can find without
@@ -30,6 +31,11 @@ _SIZE = re.compile(r'<svg width="[^"]*" height="[^"]*"')
 
 
 def machine_page(site: Site, store: SqlStore, object_id: str) -> Safe:
+    """The page of the command or task `object_id`: its machine, its path and its events.
+
+    The path is numbered with the time of each step (UTC); the events are the history rows
+    that moved it nowhere. An id that names neither a command nor a task is NotFound.
+    """
     try:
         found = locate(store, object_id)
     except UnknownObject:
@@ -85,8 +91,10 @@ def _diagram(kind: str, object_id: str, steps: Sequence[Step], title: str,
 
 @functools.lru_cache(maxsize=64)
 def _svg(kind: str, object_id: str, steps: tuple[Step, ...], title: str, status: str) -> str:
-    """The decorated SVG; the same history and status draw the same picture, so a page
-    that a browser re-reads every few seconds runs `dot` only when something moved.
+    """The decorated SVG, drawn once for each history and status.
+
+    The same history and status draw the same picture, so a page that a browser re-reads
+    every few seconds runs `dot` only when something moved.
     """
     drawing, highlight = trace_drawing(kind, object_id, steps, title)
     if status in drawing.states:
@@ -96,8 +104,9 @@ def _svg(kind: str, object_id: str, steps: tuple[Step, ...], title: str, status:
 
 
 def decorate(svg: str, visited: set[str], current: str | None) -> str:
-    """Graphviz's SVG for inlining: no XML prologue, scaled by CSS, and every state's node
-    marked with `data-state` and the classes `visited` and `current`.
+    """Graphviz's SVG for inlining: no XML prologue, scaled by CSS, every state marked.
+
+    Each state's node is marked with `data-state` and the classes `visited` and `current`.
     """
     start = svg.find("<svg")
     body = svg[start:] if start >= 0 else svg

@@ -34,6 +34,7 @@ def fill(template: str, **values: object) -> Safe:
 
 
 def join(parts: Iterable[object], separator: str = "") -> Safe:
+    """The parts joined by `separator`, each of them, and the separator, escaped unless `Safe`."""
     return Safe(esc(separator).join(esc(part) for part in parts))
 
 

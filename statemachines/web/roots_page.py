@@ -71,6 +71,10 @@ class RootsQuery:
                    params.get("before", "").strip() or None, limit)
 
     def cursor(self) -> tuple[float, str] | None:
+        """The `before` cursor's (created_at, id), or None for the first page.
+
+        A cursor that neither this page nor `endaction list` printed is bad input.
+        """
         if self.before is None:
             return None
         try:
@@ -80,6 +84,11 @@ class RootsQuery:
                            "this page or by `endaction list` (created_at/id)") from None
 
     def since_at(self, now: float) -> float | None:
+        """The `since` filter as a time, ages counted back from `now`; None without one.
+
+        It may be an age (30m, 2h, 7d), an ISO 8601 time or Unix seconds; anything else is bad
+        input.
+        """
         if self.since is None:
             return None
         try:
@@ -89,12 +98,21 @@ class RootsQuery:
                            "7d), an ISO 8601 time nor Unix seconds") from None
 
     def address(self, before: str | None) -> str:
+        """This page's address with the same filters, from the cursor `before` (None: first).
+
+        The default limit is left out, so that the addresses stay as short as they can.
+        """
         return with_query("/", status=self.status, type=self.type_name, since=self.since,
                           limit=None if self.limit == ROOTS_PER_PAGE else self.limit,
                           before=before)
 
 
 def roots_page(site: Site, store: SqlStore, params: Mapping[str, str], now: float) -> Safe:
+    """The roots, newest first, as the query parameters filter and page them.
+
+    A page that has a next one links to it with the same filters, beside the `endaction list`
+    command that prints the same page.
+    """
     query = RootsQuery.of(params)
     records = store.list_roots(status=query.status, type_name=query.type_name,
                                since=query.since_at(now), before=query.cursor(),

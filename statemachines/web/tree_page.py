@@ -1,5 +1,7 @@
-"""One root's tree: every command and task in it, nested as the tree is, with its state,
-outcome, cause and times, and the revert state of what each command made.
+"""One root's tree: every command and task in it, nested as the tree is.
+
+Each shows its state, outcome, cause and times, and each command the revert state of what it
+made.
 
 The tree is read with one `SqlStore.tree` call and the revert states of its own commands
 only (never the whole table). It is drawn with a stack, not recursion: a tree may be deeper
@@ -36,6 +38,12 @@ _CLOSE = _Close()
 
 
 def tree_page(site: Site, store: SqlStore, root_id: str, note: str | None = None) -> Safe:
+    """The page of the root `root_id`: its summary, its tree, and a cancel form if allowed.
+
+    The id of a command that is not a root moves to that command in its root's tree. The form
+    is offered only with actions allowed, to a root that has not ended and is not held;
+    `note` is the one-line answer to an action just taken.
+    """
     root = store.command(root_id)
     if root is None:
         raise NotFound(f"no root with id {clipped(root_id, 100)!r} in {store.url}")

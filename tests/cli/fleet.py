@@ -1,6 +1,7 @@
-"""Worker fleets as real processes, for the chaos tests: a fresh PostgreSQL database with the
-VM example's templates, worker processes with a log each, and the progress and ends-once
-checks read from the database alone.
+"""Worker fleets as real processes, for the chaos tests.
+
+A fresh PostgreSQL database with the VM example's templates, worker processes with a log each, and
+the progress and ends-once checks read from the database alone.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ class Workers:
 
     def __init__(self, url: str, storage: Path, logs: Path, *, lease_ttl: float = 3,
                  agent: Sequence[str] = ()) -> None:
-        """`agent`: the workers' agent options; by default `--storage STORAGE` (the agent in
-        each worker's own process).
+        """A fleet on `url` and `storage`, with no worker started yet.
+
+        `agent`: the workers' agent options; by default `--storage STORAGE` (the agent in each
+        worker's own process).
         """
         self.url, self.storage, self.logs, self.lease_ttl = url, storage, logs, lease_ttl
         self.agent = list(agent) or ["--storage", str(storage)]
@@ -96,8 +99,10 @@ class Workers:
             env=None if env is None else {**os.environ, **env})
 
     def stop(self, name: str, sig: signal.Signals) -> int:
-        """Signal a worker and wait for it; a SIGTERM that comes while it is still starting
-        (importing, before it holds anything) ends it as a plain SIGTERM would.
+        """Signal a worker and wait for it.
+
+        A SIGTERM that comes while it is still starting (importing, before it holds anything) ends
+        it as a plain SIGTERM would.
         """
         process = self.running.pop(name)
         process.send_signal(sig)
@@ -131,8 +136,9 @@ class Workers:
 
 
 def cut_every_connection(url: str) -> int:
-    """Cut every other connection to the database (the caller's own included), as a
-    failover or a network cut would; returns how many.
+    """Cut every other connection to the database, as a failover or a network cut would.
+
+    Every other means all but this function's own: the caller's own are cut too. Returns how many.
     """
     engine = connect(url)
     try:

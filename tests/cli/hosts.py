@@ -1,6 +1,7 @@
-"""The task host as a process of its own in the CLI tests: `endaction agent serve` on a
-port of its own, restartable on the same port, its log in a file per start (never a pipe:
-a host that logs a lot must not block on a pipe nobody reads).
+"""The task host as a process of its own in the CLI tests.
+
+`endaction agent serve` on a port of its own, restartable on the same port, its log in a file per
+start (never a pipe: a host that logs a lot must not block on a pipe nobody reads).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from tests.http_hosts import free_port
 
 
 class Host:
-    """`endaction agent serve` on a port of its own, restartable on the same port. Its stderr
-    goes to a file per start, never a pipe: a chatty host must not block on a full pipe, and
-    the test reads what each start logged.
+    """`endaction agent serve` on a port of its own, restartable on the same port.
+
+    Its stderr goes to a file per start, never a pipe: a chatty host must not block on a full pipe,
+    and the test reads what each start logged.
     """
 
     def __init__(self, storage: Path, *extra: str, logs: Path | None = None) -> None:
-        """`extra`: more `agent serve` options; `logs`: where its logs go (default: beside
-        the storage directory).
+        """A host of `storage` on a free port, not started yet.
+
+        `extra`: more `agent serve` options; `logs`: where its logs go (default: beside the storage
+        directory).
         """
         self.storage, self.extra = storage, extra
         self.logs = logs if logs is not None else storage.parent

@@ -1,5 +1,6 @@
-"""The end-state judge of the chaos tests: everything wrong with a run, read from the
-database and the storage directory alone, never from the processes' own reports.
+"""The end-state judge of the chaos tests: everything wrong with a run.
+
+It reads the database and the storage directory alone, never the processes' own reports.
 """
 
 from __future__ import annotations

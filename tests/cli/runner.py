@@ -1,5 +1,7 @@
-"""Running the CLI in tests: in-process for contracts (fast, and what a library caller gets),
-a real process only where the test is about one: a SIGKILL, or a terminal.
+"""Running the CLI in tests, in-process or as a real process.
+
+In-process for contracts (fast, and what a library caller gets); a real process only where the test
+is about one: a SIGKILL, or a terminal.
 """
 
 from __future__ import annotations

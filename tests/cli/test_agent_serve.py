@@ -1,13 +1,14 @@
-"""The storage host as its own process (`endaction agent serve`) and the demo talking to it
-over loopback HTTP: the issue's scenario, end to end, judged from the database and the files.
+"""The storage host as its own process (`endaction agent serve`), end to end.
+
+The demo talks to it over loopback HTTP: the issue's scenario, judged from the database and the
+files.
 
 - a run against the host ends ended_failure with nothing left behind;
-- the same run with the host SIGKILLed mid-copy and restarted, then `endaction resume`,
-  ends the same way;
+- the same run with the host SIGKILLed mid-copy and restarted, then `endaction resume`, ends the
+  same way;
 - a request without the token is refused;
-- the host's journal survives its restarts: a task finished before is reported finished
-  after, one that died with the process is run again or (with --max-resumes 0) reported
-  unknown, never success.
+- the host's journal survives its restarts: a task finished before is reported finished after, one
+  that died with the process is run again or (with --max-resumes 0) reported unknown, never success.
 """
 
 from __future__ import annotations

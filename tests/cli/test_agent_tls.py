@@ -1,7 +1,9 @@
-"""The storage host over TLS, as processes on loopback, with certificates the test makes
-(trustme): the demo runs through it with the token on top; an engine that does not trust the
-host's certificate, or that a mutual-TLS host does not trust, fails at once with one line that
-says so (no retry storm); the end state is judged from the database and the files.
+"""The storage host over TLS, as processes on loopback, with certificates the test makes.
+
+The certificates come from trustme. The demo runs through the host with the token on top; an engine
+that does not trust the host's certificate, or that a mutual-TLS host does not trust, fails at once
+with one line that says so (no retry storm); the end state is judged from the database and the
+files.
 """
 
 from __future__ import annotations

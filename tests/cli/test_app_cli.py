@@ -1,7 +1,8 @@
-"""The command line as an application's: `--app`, submits with keys and large parameters,
-`list`, logging options, environment variables, exit statuses, and the refusals the docs
-promises. In-process (click's runner) against real SQLite files; the end state is read from
-the database.
+"""The command line as an application's.
+
+It covers `--app`, submits with keys and large parameters, `list`, logging options, environment
+variables, exit statuses, and the refusals the docs promise. In-process (click's runner) against
+real SQLite files; the end state is read from the database.
 """
 
 from __future__ import annotations

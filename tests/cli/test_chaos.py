@@ -1,13 +1,13 @@
-"""Chaos: SIGKILL `demo` and `resume` at random moments, several times in a row, then judge
-the end state from the database and the storage directory alone.
+"""Chaos: SIGKILL `demo` and `resume` at random moments, several times in a row.
 
-Each trial runs a demo VM of random size with random copy failures (and sometimes a
-compensation that fails for good), kills it after a random delay, kills one or more
-`resume`s the same way, lets a last `resume` (and, where a compensation was made to fail,
-`cleanup`) finish, and then checks what was left: every command terminal, none ended twice,
-no task uncleared, no image file or inventory row that belongs to no successfully created
-VM, no journal entry left over. The seed is printed; ENDACTION_CHAOS_SEED replays a run and
-ENDACTION_CHAOS_TRIALS sets how many trials run.
+Then judge the end state from the database and the storage directory alone.
+
+Each trial runs a demo VM of random size with random copy failures (and sometimes a revert that
+fails for good), kills it after a random delay, kills one or more `resume`s the same way, lets a
+last `resume` (and, where a revert was made to fail, `cleanup`) finish, and then checks what was
+left: every command terminal, none ended twice, no task uncleared, no image file or inventory row
+that belongs to no successfully created VM, no journal entry left over. The seed is printed;
+ENDACTION_CHAOS_SEED replays a run and ENDACTION_CHAOS_TRIALS sets how many trials run.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def test_random_sigkills_of_demo_and_resume_end_clean(tmp_path: Path, trial: int
 
 
 def test_the_judge_sees_what_is_left_behind(tmp_path: Path) -> None:
-    """The chaos check must be able to fail: a stray file, a stray journal entry and a
-    command that never ended are each reported.
+    """The chaos check must be able to fail.
+
+    A stray file, a stray journal entry and a command that never ended are each reported.
     """
     _run_and_maybe_kill(_command(tmp_path, "demo", "--images", "2"), kill_after=None)
     (tmp_path / "storage" / "images" / "stray.img").write_bytes(b"x")

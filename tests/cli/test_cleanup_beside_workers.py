@@ -1,7 +1,8 @@
-"""`endaction cleanup` while two workers run, on a SQLite file and on PostgreSQL: a demo leaves
-a resource revert_failed (its delete failed for good in that process), two worker processes
-start, and cleanup asks them; one takes the request and undoes the resource. Judged from the
-database and the storage directory: nothing left, every command ended once, no lease held.
+"""`endaction cleanup` while two workers run, on a SQLite file and on PostgreSQL.
+
+A demo leaves a resource revert_failed (its delete failed for good in that process), two worker
+processes start, and cleanup asks them; one takes the request and reverts the resource. Judged from
+the database and the storage directory: nothing left, every command ended once, no lease held.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The CLI's JSON contract and exit codes, on real files: in-process, but for the runs a test
-kills with SIGKILL, which are real processes.
+"""The CLI's JSON contract and exit codes, on real files.
+
+In-process, but for the runs a test kills with SIGKILL, which are real processes.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ def test_a_compensation_that_fails_for_good_is_left_for_cleanup(tmp_path: Path) 
 
 def test_cancel_then_resume_compensates_what_the_crashed_run_had_done(tmp_path: Path) -> None:
     """The crash is a real SIGKILL, so that run is a subprocess; the rest runs in-process.
+
     It dies right after its copies started (step 3), before any of them can have ended.
     """
     crashed = endaction_process("demo", "--images", "3", "--crash-after", "3",

@@ -1,14 +1,15 @@
-"""Issue 23, item 4: the SQLite database file deleted, or replaced by another file, while a
-`worker` or a `demo` process runs on it.
+"""Issue 23, item 4: the SQLite database file gone from under a running process.
 
-Before, a worker kept ticking on the unlinked file through its open connections (everything
-it committed afterwards vanished with the inode when it stopped), and a new connection would
-have made a fresh empty database at the path. Now the process notices at its next
-transaction and stops: one `Error:` line naming the file and what happened to it, exit 1, no
-traceback. What is persisted elsewhere survives: the storage directory keeps its images and
-its `endaction-database-id` marker, so a new database made at the same path and pointed at
-that storage is refused instead of taking the old images for its leftovers and deleting them.
-Real processes throughout: the fault is in what a process holds open.
+The file is deleted, or replaced by another file, while a `worker` or a `demo` process runs on it.
+
+Before, a worker kept ticking on the unlinked file through its open connections (everything it
+committed afterwards vanished with the inode when it stopped), and a new connection would have made
+a fresh empty database at the path. Now the process notices at its next transaction and stops: one
+`Error:` line naming the file and what happened to it, exit 1, no traceback. What is persisted
+elsewhere survives: the storage directory keeps its images and its `endaction-database-id` marker,
+so a new database made at the same path and pointed at that storage is refused instead of taking the
+old images for its leftovers and deleting them. Real processes throughout: the fault is in what a
+process holds open.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def _wait_for_images(storage: Path, process: subprocess.Popen[str], log: Path,
 
 
 def _delete(db: Path, how: str, tmp_path: Path) -> None:
-    """`rm` of the file (its -wal and -shm stay, as an `rm FILE` leaves them), or another
-    endaction database moved over it (`mv other.db FILE`).
+    """Delete the database file, or move another endaction database over it.
+
+    `deleted` is an `rm` of the file (its -wal and -shm stay, as an `rm FILE` leaves them); any
+    other `how` moves another endaction database over it (`mv other.db FILE`).
     """
     if how == "deleted":
         db.unlink()

@@ -1,8 +1,9 @@
-"""The slow-client attack on the task host, as a process limited to 256 open files: 300
-connections send a request line and one header, then nothing. Engines that hold the token are
-answered within their timeout all along, the half-open connections are closed by the host
-within its request deadline, and its log stays a few counted lines (no traceback per
-event, no "Too many open files").
+"""The slow-client attack on the task host, as a process limited to 256 open files.
+
+300 connections send a request line and one header, then nothing. Engines that hold the token are
+answered within their timeout all along, the half-open connections are closed by the host within its
+request deadline, and its log stays a few counted lines (no traceback per event, no "Too many open
+files").
 """
 
 from __future__ import annotations

@@ -64,8 +64,9 @@ LEASE_TTL = 3.0
 
 
 def _quick_agents(settings: AgentSettings) -> Mapping[str, Agent]:
-    """The VM example's remote storage, with a client that gives up on a silent host after
-    two tries of one second each instead of three of ten.
+    """The VM example's remote storage, with a client that gives up on a silent host sooner.
+
+    It gives up after two tries of one second each instead of three of ten.
     """
     assert settings.url is not None and settings.token_file is not None
     host = RemoteStorage(settings.url, read_token(settings.token_file), timeout=1.0,
@@ -103,8 +104,9 @@ def _submit(db: Path, vm: str, disks: int, fail: tuple[int, ...] = ()) -> str:
 
 
 def _rolling_back(store: SqlStore, root: str) -> bool:
-    """The root's rollback is under way: its RemoveImage commands run, and their deletes are
-    on the host, not yet done.
+    """The root's rollback is under way.
+
+    Its RemoveImage commands run, and their deletes are on the host, not yet done.
     """
     commands, tasks = store.tree(root)
     deletes = [t for t in tasks if t.verb == "delete_image"]
@@ -135,8 +137,10 @@ class Fleet:
         self.frozen = False
 
     def start(self) -> tuple[SqlStore, str, str]:
-        """Start the host and the worker; submit A (a copy fails: it rolls back) and, once
-        A's copies are on the host, B (submitted here: a process would start too slowly).
+        """Start the host and the worker, and submit the roots A and B.
+
+        A copy of A fails, so A rolls back. Once A's copies are on the host, B is submitted, from
+        here (a process would start too slowly).
         """
         self.host.start()
         with self.host.client() as http:

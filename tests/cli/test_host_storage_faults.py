@@ -1,17 +1,18 @@
-"""The storage host as its own process (`endaction agent serve`) on a storage filesystem that
-fills up or turns read-only under it, judged from the database and the files (issue 23).
+"""The storage host on a storage filesystem that fills up or turns read-only under it.
 
-- Full: every copy fails with "No space left on device", the root is rolled back and names
-  that cause (in the report and in `endaction status --json`), the host stays up and answers
-  health, its log is lines, not tracebacks; two runs in a row leave nothing on disk or in the
-  inventory, and every command ended once.
-- Read-only mid-run: the copies are done when the storage is remounted read-only, so their
-  rollback cannot delete them. The engine still ends (exit 3: something is left behind) and
-  forgets nothing: every image file on disk is a revert_failed resource in the database and
-  a leftover in the report, and each RemoveImage names "Read-only file system". The host
-  stops cleanly while read-only, its journal is intact, and once the storage is writable
-  again a restarted host and `endaction cleanup` through it leave nothing, every command
-  ended once.
+The host runs as its own process (`endaction agent serve`), judged from the database and the files
+(issue 23).
+
+- Full: every copy fails with "No space left on device", the root is rolled back and names that
+  cause (in the report and in `endaction status --json`), the host stays up and answers health, its
+  log is lines, not tracebacks; two runs in a row leave nothing on disk or in the inventory, and
+  every command ended once.
+- Read-only mid-run: the copies are done when the storage is remounted read-only, so their rollback
+  cannot delete them. The engine still ends (exit 3: something is left behind) and forgets nothing:
+  every image file on disk is a revert_failed resource in the database and a leftover in the report,
+  and each RemoveImage names "Read-only file system". The host stops cleanly while read-only, its
+  journal is intact, and once the storage is writable again a restarted host and `endaction cleanup`
+  through it leave nothing, every command ended once.
 
 Each test mounts a real, small tmpfs (root only: they skip, saying so, where mounting is not
 allowed).
@@ -48,8 +49,10 @@ HOST_LOG_LIMIT = 256 << 10
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """A factory of real tmpfs mounts of a given size, unmounted (writable again first) at
-    the end even when the test failed with the storage read-only.
+    """A factory of real tmpfs mounts of a given size.
+
+    Each is unmounted at the end (made writable again first), even when the test failed with the
+    storage read-only.
     """
     mounted: list[Path] = []
 
@@ -112,8 +115,9 @@ def _no_flood(host: Host) -> None:
 
 def test_a_full_storage_under_the_host_rolls_back_and_leaves_nothing(
         tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
-    """3 templates of 2 MiB and the 1 MiB journal reserve fill 7 of its 7.5 MiB: no copy
-    fits. Run twice: the second run finds the host as the first left it, nothing piled up.
+    """No copy fits: 3 templates of 2 MiB and the 1 MiB journal reserve fill 7 of its 7.5 MiB.
+
+    Run twice: the second run finds the host as the first left it, nothing piled up.
     """
     storage = tmpfs("7680k")
     db = tmp_path / "e.db"
@@ -148,10 +152,11 @@ def test_a_full_storage_under_the_host_rolls_back_and_leaves_nothing(
 
 def test_a_storage_turned_read_only_mid_run_forgets_nothing_and_cleans_up_after(
         tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
-    """The kernel refuses a read-only remount while a file is open for writing ("mount point
-    is busy"), so it can only come between the copies and their rollback. The engine is
-    frozen (SIGSTOP) once all the copies run, the remount is retried until the host has closed
-    every image, then the engine goes on and every delete meets a read-only storage.
+    """The read-only remount can only come between the copies and their rollback.
+
+    The kernel refuses a read-only remount while a file is open for writing ("mount point is busy").
+    The engine is frozen (SIGSTOP) once all the copies run, the remount is retried until the host
+    has closed every image, then the engine goes on and every delete meets a read-only storage.
     """
     storage = tmpfs("64m")
     db = tmp_path / "e.db"

@@ -188,8 +188,10 @@ def test_status_text_is_coloured_by_state() -> None:
 
 
 def test_the_views_show_steps_attempts_outputs_and_the_first_cause(tmp_path: Path) -> None:
-    """A tenant onboarding (tests/tenant) whose certificate fails three times, run through
-    the library on a file; `status`, `trace` and `history` read it like any database.
+    """A tenant onboarding (tests/tenant) whose certificate fails three times.
+
+    It runs through the library on a file; `status`, `trace` and `history` read it like any
+    database.
     """
     from persistence import open_store
     from statemachines import Engine

@@ -1,12 +1,14 @@
-"""The metrics as Prometheus gets them: `endaction worker --metrics-port 0` and `endaction
-agent serve` as real processes, scraped over loopback HTTP while they work.
+"""The metrics as Prometheus gets them, scraped over loopback HTTP from real processes.
+
+`endaction worker --metrics-port 0` and `endaction agent serve` run as real processes and are
+scraped while they work.
 
 - the worker prints the port it bound; its counts reach the roots submitted, its revert gauge
-  follows the database (a `demo` that leaves a resource revert_failed, run beside it), and it
-  stops cleanly on SIGTERM;
+  follows the database (a `demo` that leaves a resource revert_failed, run beside it), and it stops
+  cleanly on SIGTERM;
 - a port in use is one `Error:` line, exit 1, before the database is opened;
-- the task host's /metrics counts the worker's calls by route, and needs the token unless
-  the host was started with --metrics-open.
+- the task host's /metrics counts the worker's calls by route, and needs the token unless the host
+  was started with --metrics-open.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""An operator's `cancel` and `cleanup` racing two running workers on the real PostgreSQL: a
-stream of roots is submitted while cancels land on random roots (not started, running,
-rolling back, just ended) from the library and from `endaction cancel` processes, and two
-`endaction cleanup` processes ask at once for a resource a demo left revert_failed. Judged
-from the database and the files: every command ended once, nothing left behind (the
-resource cleaned up, exactly once), no cancel request or lease left over, every root a
-cancel reached before it succeeded ended cancelled.
+"""An operator's `cancel` and `cleanup` racing two running workers on the real PostgreSQL.
+
+A stream of roots is submitted while cancels land on random roots (not started, running, rolling
+back, just ended) from the library and from `endaction cancel` processes, and two `endaction
+cleanup` processes ask at once for a resource a demo left revert_failed. Judged from the database
+and the files: every command ended once, nothing left behind (the resource cleaned up, exactly
+once), no cancel request or lease left over, every root a cancel reached before it succeeded ended
+cancelled.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def _cli(*args: str) -> subprocess.Popen[str]:
 
 def _cancel_at_random(store: SqlStore, rng: random.Random, demo_root: str,
                       asked: dict[str, str], refused: list[str], stop: threading.Event) -> None:
-    """An operator cancelling roots at random, mostly recent ones, until `stop`: what was
-    accepted (with the root's status then) in `asked`, what was refused in `refused`.
+    """An operator cancelling roots at random, mostly recent ones, until `stop`.
+
+    What was accepted (with the root's status then) goes in `asked`, what was refused in `refused`.
     """
     while not stop.wait(rng.uniform(0.05, 0.25)):
         roots = [r for r in store.root_ids() if r != demo_root]

@@ -1,10 +1,11 @@
-"""A bounded soak: two workers and a task host on the real PostgreSQL under a steady stream
-of roots for ENDACTION_SOAK_SECONDS (75 by default), with a random fault every few seconds:
-a worker SIGKILLed and restarted, a worker stopped past its lease, every database
-connection cut, the host stopped for a while. The memory (RSS) and open files of every
-process are sampled each second and must stay flat over the run; at the end every root
-ended once, nothing is left behind and no lease is held, judged from the database and the
-files. ENDACTION_WORKERS_SEED replays the faults' order.
+"""A bounded soak: two workers and a task host on the real PostgreSQL, with random faults.
+
+A steady stream of roots runs for ENDACTION_SOAK_SECONDS (75 by default), with a random fault every
+few seconds: a worker SIGKILLed and restarted, a worker stopped past its lease, every database
+connection cut, the host stopped for a while. The memory (RSS) and open files of every process are
+sampled each second and must stay flat over the run; at the end every root ended once, nothing is
+left behind and no lease is held, judged from the database and the files. ENDACTION_WORKERS_SEED
+replays the faults' order.
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ def _sample_and_resume(host: Host, workers: Workers, samples: dict[tuple[str, in
 
 def _inject(rng: random.Random, workers: Workers, host: Host, url: str, now: float,
             stopped: list[tuple[float, subprocess.Popen[str]]]) -> str:
-    """One fault, chosen at random, now: the faulty worker killed, or paused past its lease;
-    every database connection cut; or the host stalled. Returns which.
+    """Inject one fault, chosen at random, now, and return which.
+
+    The faulty worker killed (and restarted), or paused past its lease; every database connection
+    cut; or the host stalled.
     """
     fault = rng.choice(["kill", "pause", "cut", "stall-host"])
     if fault == "kill":

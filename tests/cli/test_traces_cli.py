@@ -1,7 +1,8 @@
-"""The CLI's processes emit traces when the standard OTEL_* variables ask for them: over OTLP
-to a collector (here a tiny one in the test), or on stderr; and refuse by name what this
-installation cannot do. Processes of their own: the global tracer provider is set once per
-process, and the test process must keep its own unset.
+"""The CLI's processes emit traces when the standard OTEL_* variables ask for them.
+
+They go over OTLP to a collector (here a tiny one in the test), or on stderr; and the processes
+refuse by name what this installation cannot do. Processes of their own: the global tracer provider
+is set once per process, and the test process must keep its own unset.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""A user's own application through the command line alone, as separate processes: the
-tenant onboarding of tests/tenant (its own commands, agents and ledgers) submitted, run by a
-worker and waited for; the network example run by two workers on PostgreSQL. The end state
-is judged from the database, not from what the commands printed.
+"""A user's own application through the command line alone, as separate processes.
+
+The tenant onboarding of tests/tenant (its own commands, agents and ledgers) is submitted, run by a
+worker and waited for; the network example is run by two workers on PostgreSQL. The end state is
+judged from the database, not from what the commands printed.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ NETWORK = "statemachines.example.network:app"
 
 def endaction(*args: str, cwd: Path = ROOT, stdin: str | None = None,
               timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The command as its own process, from the project's folder (so `tests.tenant` imports,
-    as a user's package next to their shell does).
+    """The command as its own process, from the project's folder.
+
+    From there `tests.tenant` imports, as a user's package next to their shell does.
     """
     return subprocess.run([sys.executable, "-m", "statemachines.cli", *args], cwd=cwd,
                           input=stdin, capture_output=True, text=True, timeout=timeout,

@@ -1,6 +1,8 @@
-"""The web view's contracts, in process (Starlette's TestClient): what each page shows of a
-real demo database, and what it refuses (404 unknown ids, 400 malformed input, 403 actions
-without the token), paging with `endaction list`'s cursor, and reading a page at a time.
+"""The web view's contracts, in process (Starlette's TestClient).
+
+What each page shows of a real demo database, and what it refuses (404 unknown ids, 400 malformed
+input, 403 actions without the token), paging with `endaction list`'s cursor, and reading a page at
+a time.
 """
 
 from __future__ import annotations

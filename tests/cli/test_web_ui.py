@@ -1,10 +1,11 @@
-"""`endaction ui` in a real browser: Debian's Chromium, driven by Playwright, on a database
-three real `endaction demo` runs left (a rollback, a success, a leftover), against the
-command started as its own process with actions allowed.
+"""`endaction ui` in a real browser: Debian's Chromium, driven by Playwright.
+
+It runs on a database three real `endaction demo` runs left (a rollback, a success, a leftover),
+against the command started as its own process with actions allowed.
 
 Screenshots go to ENDACTION_ARTIFACTS (default: the test's tmp_path); with
-ENDACTION_SCREENSHOT_DOCS=1 the tree page is also saved as docs/images/web-view.png, the
-picture docs/how-to/operating.md shows.
+ENDACTION_SCREENSHOT_DOCS=1 the tree page is also saved as docs/images/web-view.png, the picture
+docs/how-to/operating.md shows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`endaction worker`, `submit` and `status --wait`: their contracts on bad input, in-process
-(the multi-process runs are in test_workers_kill.py).
+"""`endaction worker`, `submit` and `status --wait`: their contracts on bad input, in-process.
+
+The multi-process runs are in test_workers_kill.py.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def test_status_wait_is_bounded_and_says_why_it_stopped(tmp_path: Path) -> None:
 
 def test_a_worker_that_cannot_reach_its_database_gives_up_after_its_start_timeout(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Retried (a restart during a failover must not exit at the first cut), but bounded,
-    saying each time, and the error says how long it tried and how to wait longer.
+    """The start is retried, but bounded, and says so each time.
+
+    A restart during a failover must not exit at the first cut; the error says how long it tried and
+    how to wait longer.
     """
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     ran = endaction("worker", "--db", url, "--storage", str(tmp_path / "s"),

@@ -1,11 +1,11 @@
-"""Two workers on the real PostgreSQL, one of them on a machine whose wall clock steps an
-hour forward and then two hours back (stepped_clock.c, preloaded: as an NTP step or a bad
-RTC would, the wall clock steps and the monotonic one does not), each
-step far past the lease. Leases and deadlines are read on the database's clock, so the
-stepped worker neither takes the other's roots (forward) nor writes leases that lapse at
-once (back). Sampled from the database through the run: no lease runs further ahead of the
-database's time than its ttl; judged at the end: every root ended once, nothing left
-behind, no lease held.
+"""Two workers on the real PostgreSQL, one of them on a machine whose wall clock steps.
+
+It steps an hour forward and then two hours back (stepped_clock.c, preloaded: as an NTP step or a
+bad RTC would, the wall clock steps and the monotonic one does not), each step far past the lease.
+Leases and deadlines are read on the database's clock, so the stepped worker neither takes the
+other's roots (forward) nor writes leases that lapse at once (back). Sampled from the database
+through the run: no lease runs further ahead of the database's time than its ttl; judged at the end:
+every root ended once, nothing left behind, no lease held.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""A worker restarting while PostgreSQL cuts its connections (a failover, a proxy restart)
-backs off and starts, as it does when they are cut mid-run; it once exited 1 when a cut
-came while it was opening the database. Each trial starts a worker while every connection
-to the database is cut every few tens of milliseconds for a random while; the worker must
-outlive it, then run the roots submitted meanwhile, and stop cleanly on SIGTERM. Judged
+"""A worker restarting while PostgreSQL cuts its connections backs off and starts.
+
+The cuts stand for a failover or a proxy restart, and the worker takes them as it does cuts mid-run;
+it once exited 1 when a cut came while it was opening the database. Each trial starts a worker while
+every connection to the database is cut every few tens of milliseconds for a random while; the
+worker must outlive it, then run the roots submitted meanwhile, and stop cleanly on SIGTERM. Judged
 from the database: every root ended once, nothing left, no lease held.
 """
 

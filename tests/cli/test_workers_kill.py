@@ -1,8 +1,10 @@
-"""Three worker processes on the real PostgreSQL, 200 roots with random copy failures written
-by a separate process; one worker is killed with SIGKILL mid-run and restarted (under its
-name or another), another is stopped with SIGTERM. The end state is judged from the database and the
-storage directory alone: every root ended exactly once (from the transitions history),
-nothing left behind, no lease held. ENDACTION_WORKERS_SEED replays a run.
+"""Three worker processes on the real PostgreSQL, one SIGKILLed and one stopped mid-run.
+
+200 roots with random copy failures are written by a separate process; one worker is killed with
+SIGKILL mid-run and restarted (under its name or another), another is stopped with SIGTERM. The end
+state is judged from the database and the storage directory alone: every root ended exactly once
+(from the transitions history), nothing left behind, no lease held. ENDACTION_WORKERS_SEED replays a
+run.
 """
 
 from __future__ import annotations

@@ -94,10 +94,11 @@ def shell_steps(block: Block) -> list[ShellStep]:
 
 
 def expected_prints(code: str) -> list[str | None]:
-    """For each top-level print of a python block, in order, what its comment says it prints:
-    the comment on its last line, or a comment line right after it; None when it says
-    nothing. A comment that goes on after the value (`...]: the pool's answer`) still
-    matches a value it starts with.
+    """For each top-level print of a python block, in order, what its comment says it prints.
+
+    That is the comment on its last line, or a comment line right after it; None when it says
+    nothing. A comment that goes on after the value (`...]: the pool's answer`) still matches a
+    value it starts with.
     """
     lines = code.splitlines()
     said: list[str | None] = []

@@ -1,5 +1,6 @@
-"""Docs that run: every python, sh and console block of README.md and docs/ runs as written,
-or says why it does not (`<!-- not runnable: why -->`).
+"""Docs that run: every python, sh and console block of README.md and docs/ runs as written.
+
+A block that does not run says why (`<!-- not runnable: why -->`).
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def test_every_block_runs_or_says_why_not() -> None:
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_page_runs_as_written(page: Path, tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page's blocks in order, in a folder of their own: python in one namespace, files
-    written where its shell blocks find them, `.venv` the environment running the tests.
+    """The page's blocks run in order, in a folder of their own.
+
+    Python runs in one namespace, files are written where its shell blocks find them, and `.venv` is
+    the environment running the tests.
     """
     (tmp_path / ".venv").symlink_to(sys.prefix)
     monkeypatch.chdir(tmp_path)

@@ -283,9 +283,10 @@ def test_an_agent_message_with_a_nul_character_is_stored_readably(store: SqlStor
 
 
 def test_an_agent_message_with_a_lone_surrogate_is_stored_readably(store: SqlStore) -> None:
-    """Text decoded with surrogateescape (a file name, a subprocess's bytes) holds lone
-    surrogates, which no database encoding takes: one used to fail every write of the tick
-    that carried it, for good.
+    """Text decoded with surrogateescape holds lone surrogates, which no database encoding takes.
+
+    Such text comes from a file name or a subprocess's bytes; one used to fail every write of the
+    tick that carried it, for good.
     """
     world = World(store, agent=FailingWith("disk \udcff error"))
     engine = world.engine()

@@ -144,8 +144,9 @@ def test_one_tick_does_a_bounded_amount_of_a_deep_trees_work(store: SqlStore) ->
 def test_an_engine_fault_on_one_root_holds_that_root_and_spares_the_others(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Stands for a bug in the engine that one tree's shape triggers: that tree is held with
-    the error recorded, visible, and every other tree goes on.
+    """Stands for a bug in the engine that one tree's shape triggers.
+
+    That tree is held with the error recorded, visible, and every other tree goes on.
     """
     from statemachines.core.tick import execution
 

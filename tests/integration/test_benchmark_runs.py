@@ -1,5 +1,6 @@
-"""The benchmark keeps running as the library changes (it is not timed here: figures belong to
-the benchmark's own runs, not to tests on a shared machine).
+"""The benchmark keeps running as the library changes.
+
+It is not timed here: figures belong to the benchmark's own runs, not to tests on a shared machine.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ def test_the_harness_reports_every_figure_it_promises() -> None:
 
 
 def test_the_listing_benchmark_reads_every_page_from_an_index() -> None:
-    """Small, on SQLite (PostgreSQL when the suite has it): every case reports its median
-    and a plan that reads an index, never the whole table.
+    """Every listing case reports its median and a plan that reads an index.
+
+    The run is small, on SQLite (PostgreSQL when the suite has it), and no plan may read the whole
+    table.
     """
     args = ["list-roots", "--roots", "600", "--repeat", "2"]
     url = os.environ.get(POSTGRES_ENV)
@@ -82,9 +85,10 @@ def test_the_listing_benchmark_reads_every_page_from_an_index() -> None:
 
 
 def test_the_dbos_comparison_runs_endactions_side_of_its_cases() -> None:
-    """The saga the DBOS comparison runs, small, on endaction's side (DBOS is the `bench`
-    extra, not installed by the tests): a quarter of the roots roll back and only the
-    succeeded roots' images are left, which the case checks itself before it reports.
+    """The saga the DBOS comparison runs, small, on endaction's side.
+
+    DBOS is the `bench` extra, not installed by the tests. A quarter of the roots roll back and only
+    the succeeded roots' images are left, which the case checks itself before it reports.
     """
     [sqlite] = _harness("saga-case", "endaction", "sqlite", "--roots", "8", "--k", "3")
     assert sqlite["roots"] == 8 and sqlite["failed"] == 2 and sqlite["roots_per_s"] > 0

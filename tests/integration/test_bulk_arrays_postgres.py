@@ -1,9 +1,10 @@
-"""PostgreSQL's bulk path (one statement joined to `unnest(arrays)`) lands exactly what one
-statement per row would: the same count, the same rows, or an error where rows would fail
-too. Each case runs both ways on two copies of one table. The cases are what attacking the
-first version found (CHAR values cut to one character, CHAR keys matching the wrong rows,
-BIT and COLLATE columns failing, a domain's length applied silently, a list value spread
-over other rows, mixed kinds raising a raw TypeError); the property draws random rows.
+"""PostgreSQL's bulk path lands exactly what one statement per row would.
+
+The bulk path is one statement joined to `unnest(arrays)`; it lands the same count, the same rows,
+or an error where rows would fail too. Each case runs both ways on two copies of one table. The
+cases are what attacking the first version found (CHAR values cut to one character, CHAR keys
+matching the wrong rows, BIT and COLLATE columns failing, a domain's length applied silently, a list
+value spread over other rows, mixed kinds raising a raw TypeError); the property draws random rows.
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ def _initial(i: int) -> dict[str, Any]:
 
 def _both_ways(engine: Engine, columns: Sequence[str], keys: Sequence[str],
                rows: Sequence[Sequence[Any]]) -> tuple[Any, Any, bool]:
-    """(what the bulk path did, what one statement per row did, whether the bulk path used
-    the arrays): each a (count, rows after) pair or the error's type.
+    """Write the rows by the bulk path and by one statement per row, on two copies of one table.
+
+    Returns (what the bulk path did, what one statement per row did, whether the bulk path used the
+    arrays): each of the first two a (count, rows after) pair or the error's type.
     """
     metadata, arrays, one_by_one = _tables("endaction_test_twin")
     metadata.drop_all(engine)
@@ -179,8 +182,9 @@ def test_the_arrays_land_what_rows_would(engine: Engine, case: str) -> None:
 
 
 def test_a_table_in_its_own_schema_is_the_one_written(engine: Engine) -> None:
-    """Not a table of the same name on the search path (the types are read from the table
-    the statements write).
+    """A table in its own schema is the one written, not one of the same name on the search path.
+
+    The types are read from the table the statements write.
     """
     metadata = MetaData()
     elsewhere = Table("endaction_test_same", metadata, Column("k", String(8), primary_key=True),

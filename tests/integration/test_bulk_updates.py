@@ -1,7 +1,8 @@
-"""Bulk updates carry every kind of value a ledger's columns may hold, on both databases:
-PostgreSQL's one-statement path (`UPDATE ... FROM unnest(arrays)`) takes mixed ints and floats
-and longer-than-declared text as a single statement would, and falls back to row by row
-where arrays cannot carry the values.
+"""Bulk updates carry every kind of value a ledger's columns may hold, on both databases.
+
+PostgreSQL's one-statement path (`UPDATE ... FROM unnest(arrays)`) takes mixed ints and floats and
+longer-than-declared text as a single statement would, and falls back to row by row where arrays
+cannot carry the values.
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ def test_deletes_count_what_went(table: Engine) -> None:
 
 @pytest.mark.postgres
 def test_mixed_kinds_go_row_by_row_and_still_land(pg_table: Engine) -> None:
-    """A column whose values one array cannot hold (Decimals among floats: psycopg refuses
-    mixed lists) still updates every row, one statement each.
+    """A column whose values one array cannot hold still updates every row, one statement each.
+
+    Decimals among floats are such values: psycopg refuses mixed lists.
     """
     rows = [(Decimal("2.5") if i == 0 else 2.5, "x", None, 1, f"k{i:03d}")
             for i in range(ROWS)]

@@ -1,8 +1,9 @@
-"""A SQLite store whose file is deleted, moved away or replaced while it is open
-(persistence/database.py): the next use of the store says so (`DatabaseReplaced`), no new file
-is made at the path, whatever is put there later reads as itself (not through the old file's
-write-ahead log), and a worker stops rather than waiting for a file that will not come back.
-The processes' side (one `Error:` line, exit 1, the storage kept) is in
+"""A SQLite store whose file is deleted, moved away or replaced while it is open.
+
+The next use of the store says so (`DatabaseReplaced`, from persistence/database.py), no new file is
+made at the path, whatever is put there later reads as itself (not through the old file's
+write-ahead log), and a worker stops rather than waiting for a file that will not come back. The
+processes' side (one `Error:` line, exit 1, the storage kept) is in
 tests/cli/test_database_deleted.py.
 """
 

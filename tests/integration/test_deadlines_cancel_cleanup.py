@@ -180,8 +180,10 @@ def test_cleanup_retries_what_was_given_up_once_the_fault_is_gone(store: SqlStor
 
 
 def test_a_cleanup_that_undoes_part_of_what_was_left_says_only_that(store: SqlStore) -> None:
-    """Two images left; the cleanup undoes one: its clone reads cleaned_up, the other clone
-    and the VM still read as having left something behind.
+    """Two images are left, and the cleanup reverts one of them.
+
+    Its clone reads cleaned_up; the other clone and the VM still read as having left something
+    behind.
     """
     world = World(store, agent=SimulatedAgent(
         decide=_plan(failing_deletes={"vm1-disk1", "vm1-disk2"})))

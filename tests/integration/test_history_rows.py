@@ -42,8 +42,10 @@ def _rollback(store: SqlStore) -> str:
 
 def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
         store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A rollback whose ticks hand their history over every 5 entries (the real chunk is
-    50,000) reads back as the same paths as one written whole, only in more segments.
+    """A rollback whose ticks hand their history over every 5 entries reads back the same.
+
+    The real chunk is 50,000 entries. The history reads back as the same paths as one written whole,
+    only in more segments.
     """
     whole = vm_store(str(tmp_path / "whole.db"))
     try:
@@ -59,9 +61,10 @@ def test_history_spilled_in_chunks_mid_tick_is_the_same_history(
 
 def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """History spills from wherever the recorder fills up, hooks included (a child created,
-    a task started): a database error there is the database's, so the tick rolls back and
-    is tried again; it must not fail the hook's command or hold its root.
+    """History spills from wherever the recorder fills up, hooks included.
+
+    A child created or a task started can fill it. A database error there is the database's, so the
+    tick rolls back and is tried again; it must not fail the hook's command or hold its root.
     """
     store = vm_store(str(tmp_path / "spill.db"))
     monkeypatch.setattr(recorder, "HISTORY_CHUNK", 3)
@@ -91,8 +94,9 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
 
 
 def test_an_id_too_long_for_a_like_pattern_is_looked_for_in_python(store: SqlStore) -> None:
-    """SQLite refuses LIKE patterns over 50,000 bytes; such an id is looked for without one
-    (and found nowhere), instead of failing as if the database had gone away.
+    """SQLite refuses LIKE patterns over 50,000 bytes, so such an id is looked for without one.
+
+    It is found nowhere, instead of failing as if the database had gone away.
     """
     root = _rollback(store)
     with store.engine.connect() as conn:

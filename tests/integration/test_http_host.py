@@ -1,6 +1,8 @@
-"""The task-host protocol over real HTTP on loopback: what a host answers, who may call it,
-and what the engine makes of a host that is slow, unreachable, refuses it or answers garbage.
-Each run ends every root exactly once and records the error on the task.
+"""The task-host protocol over real HTTP on loopback.
+
+It covers what a host answers, who may call it, and what the engine makes of a host that is slow,
+unreachable, refuses it or answers garbage. Each run ends every root exactly once and records the
+error on the task.
 """
 
 from __future__ import annotations
@@ -150,8 +152,9 @@ def test_the_engine_runs_a_rollback_through_an_http_host(sqlite_store: SqlStore)
 
 
 def test_outputs_cross_the_wire_and_feed_the_next_step(tmp_path: Path) -> None:
-    """The tenant onboarding with each of its three services behind its own HTTP host: the
-    bucket's ARN and the database's connection string travel back in poll answers, and the
+    """The tenant onboarding with each of its three services behind its own HTTP host.
+
+    The bucket's ARN and the database's connection string travel back in poll answers, and the
     certificate request the engine sends on is made of them.
     """
     from contextlib import ExitStack

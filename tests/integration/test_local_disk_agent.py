@@ -176,8 +176,9 @@ def test_a_task_that_died_with_its_process_is_resumed_and_finishes(tmp_path: Pat
 
 
 def test_owners_are_known_by_their_lock_not_their_hostname(tmp_path: Path) -> None:
-    """A container restarted under another hostname used to trust its old journals forever:
-    the task of an owner from another host was polled as running, and resume hung.
+    """A container restarted under another hostname used to trust its old journals forever.
+
+    The task of an owner from another host was polled as running, and resume hung.
     """
     agent = LocalDiskAgent(tmp_path / "storage")
     try:
@@ -221,8 +222,9 @@ def test_abort_stops_a_copy_and_reports_a_failure(tmp_path: Path) -> None:
 
 
 def test_two_agents_starting_one_task_at_once_run_it_once(tmp_path: Path) -> None:
-    """The check-and-start is locked across instances (and processes): the journal of a task
-    is written by exactly one of them.
+    """The check-and-start is locked across instances (and processes).
+
+    The journal of a task is written by exactly one of them.
     """
     first, second = (LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.5)
                      for _ in range(2))
@@ -332,8 +334,10 @@ def test_half_written_journal_entries_of_dead_agents_are_removed(tmp_path: Path)
 
 def test_an_agent_that_closes_removes_what_dead_agents_left_since_it_started(
         tmp_path: Path) -> None:
-    """An instance killed after the last one started leaves its half-written entry for the
-    next to look: a closing one looks too (and takes its own, once it writes no more).
+    """A closing instance looks for the entries that dead instances left, as a starting one does.
+
+    An instance killed after the last one started leaves its half-written entry for the next to look
+    at; a closing one looks too (and takes its own, once it writes no more).
     """
     agent = LocalDiskAgent(tmp_path / "storage")
     other = LocalDiskAgent(tmp_path / "storage")
@@ -364,8 +368,9 @@ def test_an_abort_reaches_a_task_another_live_instance_runs(tmp_path: Path) -> N
 
 
 def test_clearing_a_copy_still_running_stops_it_and_leaves_no_image(tmp_path: Path) -> None:
-    """The engine clears a task it gave up waiting for (an unconfirmed abort); the copy must
-    not land afterwards, behind the compensation that removed the image.
+    """The engine clears a task it gave up waiting for (an unconfirmed abort).
+
+    The copy must not land afterwards, behind the opposite command that removed the image.
     """
     agent = LocalDiskAgent(tmp_path / "storage", seconds_per_mib=0.2)
     try:
@@ -427,8 +432,10 @@ DAY = 24 * 3600.0
 
 def test_a_cleared_task_is_never_started_again(tmp_path: Path, agent: LocalDiskAgent,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    """An engine with a stale view starts a task another engine already ran, rolled back and
-    cleared: the copy must not run again and recreate the image the rollback removed.
+    """An engine with a stale view starts a task that another engine ran to its end and cleared.
+
+    That engine had rolled it back too: the copy must not run again and recreate the image the
+    rollback removed.
     """
     copy = {"source": "tmpl", "image": "d"}
     agent.start("t1", "copy_image", copy)
@@ -519,8 +526,9 @@ def test_a_long_lived_instance_prunes_as_it_goes(tmp_path: Path,
 
 
 def test_a_clear_that_stopped_half_way_still_counts(tmp_path: Path) -> None:
-    """A crash between writing the tombstone and removing the entry leaves both: the task
-    is cleared all the same, so its dead worker is not replaced and a start does nothing.
+    """A crash between writing the tombstone and removing the entry leaves both.
+
+    The task is cleared all the same, so its dead worker is not replaced and a start does nothing.
     """
     agent = LocalDiskAgent(tmp_path / "storage")
     try:
@@ -590,9 +598,10 @@ def _read_only(paths: Callable[[Path], bool]) -> Callable[..., None]:
 
 def test_an_idle_agent_holds_no_file_of_its_storage_open_for_writing(
         agent: LocalDiskAgent) -> None:
-    """The kernel refuses to remount a filesystem read-only while a file on it is open for
-    writing: the journal's locks, held for the agent's whole life, must be read-only handles,
-    or an idle host's storage could never be remounted.
+    """The journal's locks, held for the agent's whole life, must be read-only handles.
+
+    The kernel refuses to remount a filesystem read-only while a file on it is open for writing:
+    with write handles, an idle host's storage could never be remounted.
     """
     fdinfo = Path("/proc/self/fdinfo")
     if not fdinfo.is_dir():
@@ -615,8 +624,10 @@ def test_an_idle_agent_holds_no_file_of_its_storage_open_for_writing(
 
 def test_a_clear_whose_entry_cannot_be_removed_is_an_agent_error_naming_the_cause(
         agent: LocalDiskAgent, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A raw OSError here was a traceback in the host's log on every retry of the clear; an
-    AgentError is one line there, and the engine's message names the cause.
+    """A clear whose entry cannot be removed raises an AgentError, not a raw OSError.
+
+    A raw OSError here was a traceback in the host's log on every retry of the clear; an AgentError
+    is one line there, and the engine's message names the cause.
     """
     agent.start("t1", "delete_image", {"image": "x"})
     wait_for_end(agent, "t1")
@@ -632,8 +643,10 @@ def test_a_clear_whose_entry_cannot_be_removed_is_an_agent_error_naming_the_caus
 def test_an_agent_whose_owner_file_cannot_be_removed_still_closes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    """A host stopped while its storage is read-only must exit cleanly, not with a traceback
-    from close(); the owner file it leaves is removed by the next instance.
+    """A host stopped while its storage is read-only must exit cleanly.
+
+    It must not exit with a traceback from close(); the owner file it leaves is removed by the next
+    instance.
     """
     first = LocalDiskAgent(tmp_path / "storage")
     owner_file = first.task_journal.owners / f"{first.owner}.lock"

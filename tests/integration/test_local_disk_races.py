@@ -116,8 +116,10 @@ def at_once(orders: list[tuple[Worker, str, str]]) -> list[str]:
 
 
 def test_two_processes_starting_one_task_at_once_run_it_once(tmp_path: Path) -> None:
-    """The check-and-start is atomic across processes: each id runs exactly once, counted by
-    the images its copies left (each process copies to an image named after itself).
+    """The check-and-start is atomic across processes: each id runs exactly once.
+
+    It is counted by the images its copies left (each process copies to an image named after
+    itself).
     """
     storage = make_storage(tmp_path)
     task_ids = [f"t{n}" for n in range(ROUNDS)]
@@ -137,10 +139,12 @@ def test_two_processes_starting_one_task_at_once_run_it_once(tmp_path: Path) -> 
 
 
 def test_a_clear_and_a_stale_start_at_once_never_run_the_task_again(tmp_path: Path) -> None:
-    """One engine clears a task it ran to its end and rolled back; another, with a stale view,
-    starts it at the same moment. The journal lock puts one before the other: a start first
-    finds the finished entry, a clear first leaves a tombstone; either way the start does
-    nothing, and neither the entry nor the image comes back.
+    """A clear and a stale start of one task at once never run it again.
+
+    One engine clears a task it ran to its end and rolled back; another, with a stale view, starts
+    it at the same moment. The journal lock puts one before the other: a start first finds the
+    finished entry, a clear first leaves a tombstone; either way the start does nothing, and neither
+    the entry nor the image comes back.
     """
     storage = make_storage(tmp_path)
     task_ids = [f"t{n}" for n in range(ROUNDS)]

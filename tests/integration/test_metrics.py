@@ -1,9 +1,10 @@
-"""Prometheus metrics, in-process: a worker on a SQLite file (and on PostgreSQL) with the
-simulated agent rolls a root back, and every counter, histogram and gauge agrees with what the
-database holds.
+"""Prometheus metrics, in-process: every counter, histogram and gauge agrees with the database.
 
-Each test reads a registry of its own (`EngineMetrics()`, `HostMetrics()`), never the
-process-wide default one, so no test sees another's counts.
+A worker on a SQLite file (and on PostgreSQL) with the simulated agent rolls a root back, and the
+metrics are checked against what the database holds.
+
+Each test reads a registry of its own (`EngineMetrics()`, `HostMetrics()`), never the process-wide
+default one, so no test sees another's counts.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def _failing_delete(verb: str, parameters: Mapping[str, Any]) -> Plan:
 
 
 def _run_worker(engine: Engine, metrics: EngineMetrics, roots: int) -> Worker:
-    """A real `Worker` loop on a thread until `roots` roots have ended and their trees are
-    finished, every task cleared (no lease row left), bounded; a root ends a tick before its
-    last tasks are cleared, and a stop in between would leave those clears undone.
+    """Run a real `Worker` loop on a thread until `roots` roots have ended and their trees finished.
+
+    Finished means every task cleared (no lease row left); the wait is bounded. A root ends a tick
+    before its last tasks are cleared, and a stop in between would leave those clears not done.
     """
     worker = Worker(engine, interval=0.05, on_tick=metrics.on_tick)
     metrics.watch(engine, worker,
@@ -168,8 +170,10 @@ def test_a_rolled_back_root_is_counted_as_the_database_has_it(store: SqlStore) -
 
 
 def test_a_takeover_is_counted_by_the_worker_that_took_the_roots(store: SqlStore) -> None:
-    """A worker dies holding roots under way; the heir's counter says how many it took
-    over, as many as it wrote "taken over by" rows for.
+    """The heir's counter says how many roots it took over from a dead worker.
+
+    The worker died holding roots under way; the count is as many as the heir wrote "taken over by"
+    rows for.
     """
     world = World(store)
     lease = {"ttl": 3.0, "claim_interval": 0.1}
@@ -195,8 +199,9 @@ def test_a_takeover_is_counted_by_the_worker_that_took_the_roots(store: SqlStore
 
 
 def test_outages_and_the_revert_gauge_are_read_at_scrape_time(store: SqlStore) -> None:
-    """The worker's outages are its own totals, read when scraped (no hook in the loop); a
-    scrape while the database is down leaves the revert gauge out and the rest in.
+    """The worker's outages are its own totals, read when scraped (no hook in the loop).
+
+    A scrape while the database is down leaves the revert gauge out and the rest in.
     """
     metrics = EngineMetrics()
     engine = Engine(store, metrics.meter({STORAGE_AGENT: SimulatedAgent()}), vm_registry(),

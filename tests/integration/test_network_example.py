@@ -91,8 +91,9 @@ def test_a_failure_in_an_earlier_step_takes_no_further_step(store: SqlStore,
 
 
 def test_the_switch_reverts_a_plug_natively_by_its_task_id(store: SqlStore) -> None:
-    """Every step succeeded, then the endpoint's own bookkeeping failed: all three are undone,
-    the plug by the switch's own revert of the plugging task, and the endpoint reads so.
+    """Every step succeeded, then the endpoint's own bookkeeping failed: all three are reverted.
+
+    The plug is reverted by the switch's own revert of the plugging task, and the endpoint reads so.
     """
     from statemachines import CommandContext, CommandRegistry
     from statemachines.example.network import NETWORK_COMMANDS, ProvisionEndpoint

@@ -1,7 +1,8 @@
-"""The package as `pip install endaction` gives it: a wheel built from this tree, unpacked where
-a type checker looks for installed packages. Its `py.typed` markers are what make mypy read
-the hints of `statemachines` and `persistence` on a user's file (without them it sees nothing
-and says the library has no stubs).
+"""The package as `pip install endaction` gives it.
+
+A wheel built from this tree is unpacked where a type checker looks for installed packages. Its
+`py.typed` markers are what make mypy read the hints of `statemachines` and `persistence` on a
+user's file (without them it sees nothing and says the library has no stubs).
 """
 
 from __future__ import annotations

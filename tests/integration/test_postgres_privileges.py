@@ -1,10 +1,11 @@
-"""The engine needs no more of PostgreSQL than its own tables: a role without the TEMPORARY
-privilege (a common hardening: `REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC`) still runs
-ticks whose bulk updates are far above the row-by-row threshold.
+"""The engine needs no more of PostgreSQL than its own tables.
 
-The revoke happens in a database of the test's own, made and dropped here, with a role of
-its own: the database CI tests in is never changed, whatever stops the test midway, and two
-runs on one server do not meet.
+A role without the TEMPORARY privilege (a common hardening: `REVOKE TEMPORARY ON DATABASE ... FROM
+PUBLIC`) still runs ticks whose bulk updates are far above the row-by-row threshold.
+
+The revoke happens in a database of the test's own, made and dropped here, with a role of its own:
+the database CI tests in is never changed, whatever stops the test midway, and two runs on one
+server do not meet.
 """
 
 from __future__ import annotations

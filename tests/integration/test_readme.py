@@ -1,6 +1,7 @@
-"""The examples of the README and the docs say what they do, and the README's test command
-is the one CI uses. (That every block runs at all is tests/docs/; these check what the blocks
-print and what they leave in the database.)
+"""The examples of the README and the docs say what they do.
+
+The README's test command is the one CI uses. (That every block runs at all is tests/docs/; these
+check what the blocks print and what they leave in the database.)
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 @pytest.mark.slow
 def test_the_application_example_runs_with_the_cli_as_written(tmp_path: Path) -> None:
-    """sites.py is the own-domain block up to its `registry =` line, sites_app.py the
-    application block; the shell block's commands run in that directory, as separate
-    processes, and the database says what they did.
+    """The example's blocks become files, and its shell commands run beside them.
+
+    sites.py is the own-domain block up to its `registry =` line, sites_app.py the application
+    block; the shell block's commands run in that directory, as separate processes, and the database
+    says what they did.
     """
     import os
     import signal

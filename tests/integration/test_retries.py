@@ -1,5 +1,6 @@
-"""Retries before compensation: which failures are retried, by whose policy, and which never
-are (a rejection, a deadline, an opposite command's task, a group that failed already).
+"""Retries before rollback: which failures are retried, by whose policy, and which never are.
+
+Never retried: a rejection, a deadline, an opposite command's task, a group that failed already.
 """
 
 from __future__ import annotations

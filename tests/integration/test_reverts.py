@@ -1,6 +1,8 @@
-"""What `revert` answers, and what the engine makes of it: an opposite command, a native
-revert, or nothing to undo (with what becomes of the ledger row); several resources of one
-command, undone last made first, one given up on not stopping the others.
+"""What `revert` answers, and what the engine makes of it.
+
+The answer is an opposite command, a native revert, or nothing to revert (with what becomes of the
+ledger row). Several resources of one command are reverted last made first, and one given up on does
+not stop the others.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from tests.worlds import images_in
 
 
 class Makes(Command):
-    """Adds the images its parameters name (rows in the inventory, copies on the agent) in
-    one step each; `fails` makes its last copy fail. `answer` says what `revert` returns.
+    """Adds the images its parameters name, in one step each.
+
+    Each image is a row in the inventory and a copy on the agent; `fails` makes its last copy fail.
+    `answer` says what `revert` returns.
     """
 
     type_name = "Makes"
@@ -68,9 +72,7 @@ class Makes(Command):
 
 
 class Both(Command):
-    """Two children: the first makes `x` and is undone as its parameters say; the second
-    fails.
-    """
+    """Two children: the first makes `x` and is reverted as its parameters say; the second fails."""
 
     type_name = "Both"
 
@@ -143,8 +145,9 @@ def test_outcomes_say_whose_work_failed_and_how_the_rest_was_undone(store: SqlSt
 
 def test_nothing_to_undo_reads_reverted_and_the_row_is_the_hooks_to_drop(
         store: SqlStore) -> None:
-    """`revert` returning None: no opposite command; the resource reads `reverted`; the
-    ledger row is gone because the hook dropped it, and nothing is left behind.
+    """A `revert` returning None starts no opposite command, and the resource reads `reverted`.
+
+    The ledger row is gone because the hook dropped it, and nothing is left behind.
     """
     agent = SimulatedAgent()
     root, _ = _run(store, agent, answer="drop_row")
@@ -158,9 +161,10 @@ def test_nothing_to_undo_reads_reverted_and_the_row_is_the_hooks_to_drop(
 
 
 def test_nothing_to_undo_with_the_row_still_there_is_refused_visibly(store: SqlStore) -> None:
-    """A `revert` that says nothing is left of a resource its ledger still holds contradicts
-    itself: the command gives up on it (revert_failed, for a cleanup) rather than leave the
-    row behind silently.
+    """A `revert` that says nothing is left of a resource its ledger still holds contradicts itself.
+
+    The command gives up on it (revert_failed, for a cleanup) rather than leave the row behind
+    silently.
     """
     root, _ = _run(store, SimulatedAgent(), answer="keep_row", images=["a"])
     top = store.command(root)

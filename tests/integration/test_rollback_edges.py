@@ -1,5 +1,7 @@
-"""Rollbacks at their edges: outcomes that must stay readable, opposite commands with
-children, and cleanups that must not repeat themselves (found in review).
+"""Rollbacks at their edges, as found in review.
+
+They cover outcomes that must stay readable, opposite commands with children, and cleanups that must
+not repeat themselves.
 """
 
 from __future__ import annotations
@@ -141,9 +143,10 @@ def test_a_cancelled_root_that_owned_a_resource_still_reads_cancelled(store: Sql
 
 
 def test_a_child_of_an_opposite_command_is_never_taken_for_one(store: SqlStore) -> None:
-    """Its hook raising gives up on the owner's resource at once; no revert row names an
-    opposite command as owner; cleanup retries the owner's compensation, never one of an
-    opposite command.
+    """A child of an opposite command is never taken for one.
+
+    Its hook raising gives up on the owner's resource at once; no revert row names an opposite
+    command as owner; cleanup retries the owner's revert, never one of an opposite command.
     """
     clock = ManualClock()
     engine = _engine(store, ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE), clock)
@@ -221,8 +224,10 @@ class Holder(Command):
 def test_a_command_whose_revert_raised_leaves_its_own_resource_for_cleanup(
     store: SqlStore,
 ) -> None:
-    """The give-up used to be recorded under its parent's name: cleanup then undid the parent
-    a second time and marked the child's resource reverted while it still existed.
+    """A command whose revert raised leaves its own resource for cleanup, not its parent's.
+
+    The give-up used to be recorded under its parent's name: cleanup then reverted the parent a
+    second time and marked the child's resource reverted while it still existed.
     """
     clock = ManualClock()
     agent = ControlledAgent(autopilot=lambda verb, p: HostResult.FAILURE if p.get("fail")

@@ -1,8 +1,9 @@
-"""A rollback starts at most `Limits.max_opposite_commands_per_tick` opposite commands per
-tick; the commands it holds back are settled by the next ticks, and a restart in between
-finds them again. The end is the same as a rollback in one tick: every resource undone once,
-the root ended on the failure path, nothing left on the host or in the inventory. Against a
-SQLite file and the real PostgreSQL.
+"""A rollback starts at most `Limits.max_opposite_commands_per_tick` opposite commands per tick.
+
+The commands it holds back are settled by the next ticks, and a restart in between finds them again.
+The end is the same as a rollback in one tick: every resource reverted once, the root ended on the
+failure path, nothing left on the host or in the inventory. Against a SQLite file and the real
+PostgreSQL.
 """
 
 from __future__ import annotations

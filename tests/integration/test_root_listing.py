@@ -1,6 +1,7 @@
-"""Listing roots newest first, filtered and a page at a time, on a real SQLite file and a real
-PostgreSQL; and proof from the databases' own plans that every page is read from an index,
-never by scanning the commands table.
+"""Listing roots newest first, filtered and a page at a time, and always from an index.
+
+On a real SQLite file and a real PostgreSQL; the proof comes from the databases' own plans: every
+page is read from an index, never by scanning the commands table.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ STATUSES = (CommandStatus.NOT_STARTED, CommandStatus.WAITING, CommandStatus.ENDE
 
 
 def _command(i: int, parent: str | None = None, child: int = 0) -> CommandRecord:
-    """Root `i`, or its `child`-th child: roots come in threes that share a moment (the id
-    breaks the tie), children share their root's type and status and come later, so that
-    only the listing's own condition keeps them out.
+    """Root `i`, or its `child`-th child.
+
+    Roots come in threes that share a moment (the id breaks the tie); children share their root's
+    type and status and come later, so that only the listing's own condition keeps them out.
     """
     root_id = f"r{i:05d}"
     command_id = root_id if parent is None else f"{root_id}c{child}"
@@ -45,8 +47,9 @@ def _command(i: int, parent: str | None = None, child: int = 0) -> CommandRecord
 
 
 def _fill(store: SqlStore, roots: int, children: int = 2) -> list[CommandRecord]:
-    """`roots` roots, each with `children` children, written by the store's own write path;
-    returns the roots newest first, as the listing must give them.
+    """Write `roots` roots, each with `children` children, by the store's own write path.
+
+    Returns the roots newest first, as the listing must give them.
     """
     made = [_command(i) for i in range(roots)]
     with store.transaction() as tx:
@@ -158,8 +161,10 @@ PLANNED: list[tuple[dict[str, Any], set[str]]] = [
 
 
 def _plan(store: SqlStore, query: Select[Any]) -> list[str]:
-    """The plan the database makes for the very statement `list_roots` runs, bound
-    parameters and all (a literal in their place could be planned otherwise).
+    """The plan the database makes for the very statement `list_roots` runs.
+
+    It is planned with its bound parameters and all: a literal in their place could be planned
+    otherwise.
     """
     with store.engine.connect() as conn:
         compiled = query.compile(dialect=conn.dialect)

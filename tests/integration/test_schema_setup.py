@@ -127,8 +127,9 @@ def test_a_file_that_is_no_database_is_refused_untouched(tmp_path: Path) -> None
 def test_a_failure_half_way_through_creation_leaves_the_database_empty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The old set-up wrote tables and the version row in two transactions: killed between
-    them, every later run refused the database for good.
+    """The old set-up wrote tables and the version row in two transactions.
+
+    Killed between them, every later run refused the database for good.
     """
     import persistence.schema_version as schema_version
 
@@ -155,8 +156,9 @@ CREATE = "from persistence import open_store; open_store({path!r}).dispose()"
 def test_sigkill_at_random_moments_of_first_time_setup_never_poisons_the_database(
     tmp_path: Path,
 ) -> None:
-    """Kill a process creating the schema at moments spread over its whole run, again and
-    again; after each kill the database is either empty or complete, and opens.
+    """Kill a process creating the schema at moments spread over its whole run, again and again.
+
+    After each kill the database is either empty or complete, and opens.
     """
     probe = tmp_path / "probe.db"
     started = time.perf_counter()

@@ -91,8 +91,10 @@ def test_a_command_waiting_for_anothers_compensation_survives_a_restart(tmp_path
 
 
 def test_children_built_from_a_slice_of_frozen_parameters_are_accepted(tmp_path: Path) -> None:
-    """Parameters are frozen (read-only mappings); handing a part of them to add_child, as
-    BuildTree does with its children, used to be refused as 'not JSON'.
+    """Parameters are frozen (read-only mappings).
+
+    Handing a part of them to add_child, as BuildTree does with its children, used to be refused as
+    'not JSON'.
     """
     store = vm_store(str(tmp_path / "endaction.db"))
     agent, clock = _agent(), ManualClock()

@@ -1,5 +1,6 @@
-"""An engine starting up loads what is unfinished through the partial indexes of unfinished
-rows, not by scanning every command and task ever run; and it loads exactly those rows.
+"""An engine starting up loads what is unfinished through the partial indexes of unfinished rows.
+
+It does not scan every command and task ever run, and it loads exactly those rows.
 """
 
 from __future__ import annotations

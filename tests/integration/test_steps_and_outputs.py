@@ -1,6 +1,7 @@
-"""Steps and outputs at their edges: the bound on steps, no step after a failure, hooks that
-ask for what their phase does not allow, outputs that cannot be kept, and what a hook reads
-of its own work after a restart.
+"""Steps and outputs at their edges.
+
+They cover the bound on steps, no step after a failure, hooks that ask for what their phase does not
+allow, outputs that cannot be kept, and what a hook reads of its own work after a restart.
 """
 
 from __future__ import annotations
@@ -138,8 +139,9 @@ REGISTRY = CommandRegistry([Forever, Stepper, Slowly, Siblings, Misuses, Watcher
 
 
 class Host(ServiceHost):
-    """`work` succeeds with an output, `refused` fails; `slow` ends after a few polls; the
-    answer to `bad_output` carries what the test sets in `bad`.
+    """`work` succeeds with an output, `refused` fails, and `slow` ends after a few polls.
+
+    The answer to `bad_output` carries what the test sets in `bad`.
     """
 
     def __init__(self) -> None:
@@ -205,8 +207,9 @@ def test_each_step_reads_what_the_one_before_returned(store: SqlStore) -> None:
 
 
 def test_no_step_follows_once_the_end_group_failed(store: SqlStore) -> None:
-    """`Slowly`'s first step is still running when its sibling fails: when it ends, no next
-    step runs (`skip_steps`), and the group rolls back.
+    """`Slowly`'s first step is still running when its sibling fails.
+
+    When it ends, no next step runs (`skip_steps`), and the group rolls back.
     """
     engine = _engine(store, Host())
     root = engine.submit("Siblings", {})
@@ -257,9 +260,10 @@ def test_an_output_that_cannot_be_kept_ends_its_task_unknown_saying_why(
 
 def test_a_hook_tells_its_own_work_from_its_groups_even_after_a_restart(
         store: SqlStore) -> None:
-    """`good`'s last end_with_failure runs on a fresh engine, once its opposite command ended,
-    long after its own task was cleared and forgotten by the view: what it reads comes from
-    the store.
+    """What `good`'s last end_with_failure reads comes from the store.
+
+    It runs on a fresh engine, once its opposite command ended, long after its own task was cleared
+    and forgotten by the view.
     """
     host = Host()
     engine = _engine(store, host)
@@ -281,8 +285,9 @@ def test_a_hook_tells_its_own_work_from_its_groups_even_after_a_restart(
 
 @pytest.mark.parametrize("value", [0, "", [], {}, False, "x", [1, [2]], {"a": {"b": None}}])
 def test_every_json_output_is_kept_as_given_falsy_ones_too(store: SqlStore, value: Any) -> None:
-    """Outputs go from none to a value and are written only where some row has one: an
-    output of 0, "", [] or {} is a value, not none.
+    """An output of 0, "", [] or {} is a value, not none.
+
+    Outputs go from none to a value and are written only where some row has one.
     """
 
     class Echo(Command):

@@ -59,8 +59,9 @@ def test_a_stale_write_is_refused_and_rolled_back(store: SqlStore) -> None:
 
 @pytest.mark.parametrize("rows", [3, 120, 12_000])  # row by row; bulk; bulk across chunks
 def test_a_stale_write_among_many_is_refused_and_rolled_back(store: SqlStore, rows: int) -> None:
-    """However the rows go (one statement each, or one UPDATE from a COPY on PostgreSQL), one
-    row changed by another writer refuses the whole write and leaves every row as it was.
+    """One row changed by another writer refuses the whole write and leaves every row as it was.
+
+    That holds however the rows go: one statement each, or one UPDATE from a COPY on PostgreSQL.
     """
     records = [_waiting(f"c{i:05d}") for i in range(rows)]
     with store.transaction() as tx:
@@ -193,9 +194,10 @@ def test_a_status_this_endaction_does_not_know_is_named_not_a_crash(store: SqlSt
 
 
 def test_a_nan_stored_by_hand_loads_as_it_is(tmp_path: Path) -> None:
-    """SQLite keeps JSON as text, so a NaN can be written there by hand (PostgreSQL's json
-    refuses it at the door). New parameters with a NaN are refused, but a stored one must
-    not stop every root from loading.
+    """A NaN stored by hand must not stop every root from loading.
+
+    SQLite keeps JSON as text, so a NaN can be written there by hand (PostgreSQL's json refuses it
+    at the door). New parameters with a NaN are refused, but a stored one loads as it is.
     """
     store = vm_store(str(tmp_path / "nan.db"))
     try:
@@ -211,8 +213,10 @@ def test_a_nan_stored_by_hand_loads_as_it_is(tmp_path: Path) -> None:
 
 
 def test_a_longer_id_never_matches_the_row_of_its_prefix(store: SqlStore) -> None:
-    """Many ids go to PostgreSQL as one array parameter: cast to the column's varchar(64)[],
-    a 65-character id would be cut to 64 and match the row it is a prefix of.
+    """A 65-character id must not be cut to 64 and match the row it is a prefix of.
+
+    Many ids go to PostgreSQL as one array parameter; cast to the column's varchar(64)[], a longer
+    id would be cut.
     """
     from sqlalchemy import select
 

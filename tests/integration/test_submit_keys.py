@@ -1,5 +1,7 @@
-"""Idempotent submits: a submit key names one root forever, on a real SQLite file and a real
-PostgreSQL, across reopening the database and across processes racing with one key.
+"""Idempotent submits: a submit key names one root forever.
+
+That holds on a real SQLite file and a real PostgreSQL, across reopening the database and across
+processes racing with one key.
 """
 
 from __future__ import annotations
@@ -197,8 +199,9 @@ def _keyed_root(command_id: str, key: str) -> CommandRecord:
 
 
 def test_the_database_itself_refuses_a_second_root_under_one_key(store: SqlStore) -> None:
-    """What a submit that lost a race meets: the unique index, as `SubmitKeyTaken`, with the
-    transaction rolled back. Keyless rows (children, most roots) share NULL freely.
+    """A submit that lost a race meets the unique index, as `SubmitKeyTaken`.
+
+    The transaction is rolled back. Keyless rows (children, most roots) share NULL freely.
     """
     with store.transaction() as tx:
         tx.write([_keyed_root("r1", "k")], [], [], [], [])
@@ -210,10 +213,11 @@ def test_the_database_itself_refuses_a_second_root_under_one_key(store: SqlStore
 
 
 class _Interleaved:
-    """A real store whose first keyed look-up is answered, then another client's submit of
-    the same key commits, before this submit writes: the race, made to happen every time.
-    (PostgreSQL only: on SQLite the look-up holds the write lock, so the other client would
-    wait for this one instead.)
+    """A real store that lets a rival submit of the same key commit in the middle of this one.
+
+    Its first keyed look-up is answered, then another client's submit of the same key commits,
+    before this submit writes: the race, made to happen every time. (PostgreSQL only: on SQLite the
+    look-up holds the write lock, so the other client would wait for this one instead.)
     """
 
     def __init__(self, store: SqlStore, rival: SqlStore, rival_parameters: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
-"""A TableLedger over columns SQLAlchemy converts (JSON, booleans, dates) reads and writes
-the same values in bulk as row by row, on SQLite and PostgreSQL; a row that vanished under
-the tick's cached copy is a conflict, not a silent no-op.
+"""A TableLedger reads and writes the same values in bulk as row by row.
+
+Its columns are ones SQLAlchemy converts (JSON, booleans, dates), on SQLite and PostgreSQL; a row
+that vanished under the tick's cached copy is a conflict, not a silent no-op.
 """
 
 from __future__ import annotations
@@ -122,8 +123,10 @@ def _lease(i: int) -> Lease:
 
 def _round_trip(store: SqlStore, kind: type[TableLedger[Any]], made: list[Any],
                 changed: Callable[[Any], Any], updated: int, removed: int) -> None:
-    """Insert `made`, prefetch it back whole, update the first `updated` with `changed`
-    and remove the next `removed`, each in bulk; the table must then hold exactly that.
+    """Insert, prefetch, update and remove rows in bulk, then check what the table holds.
+
+    Insert `made`, prefetch it back whole, update the first `updated` with `changed` and remove the
+    next `removed`, each in bulk; the table must then hold exactly that.
     """
     key = kind._key
     with store.transaction() as tx:

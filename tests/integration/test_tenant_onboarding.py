@@ -1,6 +1,7 @@
-"""The tenant onboarding domain (tests/tenant): steps in order, outputs passed along, retries
-before compensation, causes that reach the root, several resources per command, each undone
-last made first. Against SQLite files and PostgreSQL, crashes included.
+"""The tenant onboarding domain (tests/tenant), against SQLite files and PostgreSQL.
+
+It covers steps in order, outputs passed along, retries before rollback, causes that reach the root,
+several resources per command, each reverted last made first; crashes included.
 """
 
 from __future__ import annotations
@@ -223,9 +224,10 @@ def _end_state(run: Run, root: str) -> object:
 @pytest.mark.slow
 def test_a_crash_after_any_commit_ends_the_same_with_no_attempt_counted_twice(
         tmp_path: Path) -> None:
-    """A failing tenant (the certificate refused until its third try fails too), killed
-    after each of its commits in turn and recovered: every run ends as the one that never
-    crashed, attempts included.
+    """A failing tenant, killed after each of its commits in turn, ends as if it never crashed.
+
+    Its certificate is refused until its third try fails too. Killed after each commit in turn and
+    recovered, every run ends as the one that never crashed, attempts included.
     """
 
     def world(path: Path, crash_after: int | None) -> tuple[object, int]:

@@ -1,11 +1,11 @@
-"""The shortest path a root can take, which is what a user waiting on one root feels: on an
-agent that answers at once, a root of two disks ends in its second committed tick. The first
-executes it (a worker claims it in that same tick's transaction) and writes its children and
-their tasks; the second starts the tasks, polls them in the same exchange, applies the ended
-answers and ends the children, the group and the root in one transaction. A third only clears
-the tasks on the agent. A root whose copy fails takes one tick more: the second also executes
-the opposite commands, whose tasks start, end and end the root in the third. Against a SQLite
-file and the real PostgreSQL.
+"""The shortest path a root can take, which is what a user waiting on one root feels.
+
+On an agent that answers at once, a root of two disks ends in its second committed tick. The first
+executes it (a worker claims it in that same tick's transaction) and writes its children and their
+tasks; the second starts the tasks, polls them in the same exchange, applies the ended answers and
+ends the children, the group and the root in one transaction. A third only clears the tasks on the
+agent. A root whose copy fails takes one tick more: the second also executes the opposite commands,
+whose tasks start, end and end the root in the third. Against a SQLite file and the real PostgreSQL.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""OpenTelemetry traces of ended roots: one span per command and task, parented as the tree,
-under the root's id, built from the database (so a crash and a resume change nothing of it).
+"""OpenTelemetry traces of ended roots: one span per command and task, parented as the tree.
 
-Each test hands its own SDK provider to the tracer: the global provider can be set only
-once per process, and tests must not depend on each other's.
+They sit under the root's id and are built from the database (so a crash and a resume change nothing
+of them).
+
+Each test hands its own SDK provider to the tracer: the global provider can be set only once per
+process, and tests must not depend on each other's.
 """
 
 from __future__ import annotations
@@ -145,8 +147,9 @@ def test_a_rolled_back_root_is_one_trace_of_its_whole_tree(
 def _assert_events_are_the_history(by_object: dict[str, ReadableSpan],
                                    history: list[HistoryEntry], commands: list[CommandRecord],
                                    tasks: list[TaskRecord]) -> None:
-    """Every history row is an event of its object's span, in order, at its time; a span
-    starts at its record's creation and ends at its first arrival at an end.
+    """Every history row is an event of its object's span, in order, at its time.
+
+    A span starts at its record's creation and ends at its first arrival at an end.
     """
     ends = {"command": {"ended_success", "ended_failure", "rollback_failed"},
             "task": {"finished", "start_failed"}}
@@ -290,8 +293,10 @@ def test_a_tree_over_max_spans_gets_its_root_span_only(
 def test_a_root_resumed_after_a_sigkill_is_still_one_whole_trace(
     tmp_path: Path, collected: tuple[TracerProvider, InMemorySpanExporter], crash_after: int,
 ) -> None:
-    """The demo dies (SIGKILL) part-way; the engine that resumes it ends the root and emits
-    the trace of the whole tree, from before the crash too, with the recovery in it.
+    """The demo dies (SIGKILL) part-way, and its root is still one whole trace.
+
+    The engine that resumes it ends the root and emits the trace of the whole tree, from before the
+    crash too, with the recovery in it.
     """
     db, storage = tmp_path / "demo.db", tmp_path / "storage"
     crashed = subprocess.run(

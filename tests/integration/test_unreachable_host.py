@@ -45,8 +45,10 @@ def _slow_deletes(verb: str, parameters: Mapping[str, Any]) -> Plan:
 
 @dataclass
 class SilentHost(SimulatedAgent):
-    """A host that, while `silent`, answers nothing: each call is counted (standing for a
-    timeout waited out) and raises AgentUnreachable, as HttpAgent does.
+    """A host that, while `silent`, answers nothing.
+
+    Each call is counted (standing for a timeout waited out) and raises AgentUnreachable, as
+    HttpAgent does.
     """
 
     silent: bool = False

@@ -1,6 +1,7 @@
-"""Upgrading a database of the previous schema (0003) that has work in flight: the engine
-refuses it by name, `endaction db upgrade` migrates it, and a worker (which sees only roots
-with a lease row, so the migration must have made them) finishes every root.
+"""Upgrading a database of the previous schema (0003) that has work in flight.
+
+The engine refuses it by name, `endaction db upgrade` migrates it, and a worker (which sees only
+roots with a lease row, so the migration must have made them) finishes every root.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def _columns(engine: Engine) -> dict[str, set[tuple[str, str, bool]]]:
 
 
 def _as_previous_version(engine: Engine) -> None:
-    """Take a current database back to 0003 by hand, keeping its rows: what 0004 to 0008
-    added goes, what 0004 and 0006 dropped comes back, and the history of the segments becomes the
-    one row per step 0003 wrote (so after the upgrade a tree's history is in both tables).
-    The test checks the result against Alembic's own 0003.
+    """Take a current database back to 0003 by hand, keeping its rows.
+
+    What 0004 to 0008 added goes, what 0004 and 0006 dropped comes back, and the history of the
+    segments becomes the one row per step 0003 wrote (so after the upgrade a tree's history is in
+    both tables). The test checks the result against Alembic's own 0003.
     """
     with engine.begin() as conn:
         steps = list(history_segments.expand_all(
@@ -105,8 +107,10 @@ class StubbornHost(SimulatedAgent):
 
 
 def _in_flight(world: World) -> list[str]:
-    """Roots in every stage: not started, copying, rolling back, and one whose commands all
-    ended while a task of it is still not cleared (work only the tasks table shows).
+    """Roots in every stage: not started, copying, rolling back, and ended but not cleared.
+
+    The last is one whose commands all ended while a task of it is still not cleared (work only the
+    tasks table shows).
     """
     engine = world.engine()
     ended = world.submit_vm(engine, 1, vm="vm-ended")

@@ -1,5 +1,6 @@
-"""A database of schema 0007 upgraded to 0008 keeps its rows and gains submit keys and the
-listing's indexes; on a real SQLite file and a real PostgreSQL.
+"""A database of schema 0007 upgraded to 0008 keeps its rows.
+
+It gains submit keys and the listing's indexes; on a real SQLite file and a real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ NEW_INDEXES = {
 
 
 def _at_previous(engine: Engine) -> None:
-    """Schema 0007 as Alembic's own migrations build it, with rows written as 0007 wrote
-    them: two roots (one of a tree with children) and a child of a child.
+    """Schema 0007 as Alembic's own migrations build it, with rows written as 0007 wrote them.
+
+    Two roots (one of a tree with children) and a child of a child.
     """
     with engine.begin() as conn:
         config = Config()

@@ -1,6 +1,7 @@
-"""A database of schema 0008 upgraded to 0009 keeps its history, whose old steps have no
-actor, and records the worker or engine of every step written after; on a real SQLite file
-and a real PostgreSQL.
+"""A database of schema 0008 upgraded to 0009 keeps its history.
+
+Its old steps have no actor, and every step written after records its worker or engine. It runs on a
+real SQLite file and a real PostgreSQL.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""Wake-ups: a transaction that makes work (a root submitted or given back, a cancel or a
-cleanup requested) wakes the workers waiting on `Store.wakeups()` when it commits: in this
-process always, across processes on PostgreSQL (LISTEN/NOTIFY). One that makes no work, or
-rolls back, wakes nobody; a listener whose connection is cut reconnects and wakes once (it
-may have missed something); a worker woken claims at once instead of at its next poll.
-Against a real SQLite file and the real PostgreSQL.
+"""Wake-ups: a transaction that makes work wakes the waiting workers when it commits.
+
+Work here is a root submitted or given back, or a cancel or a cleanup requested. The workers waiting
+on `Store.wakeups()` are woken in this process always, and across processes on PostgreSQL
+(LISTEN/NOTIFY). A transaction that makes no work, or rolls back, wakes nobody; a listener whose
+connection is cut reconnects and wakes once (it may have missed something); a worker woken claims at
+once instead of at its next poll. Against a real SQLite file and the real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -132,9 +133,10 @@ def test_a_listener_whose_connection_is_cut_reconnects_and_wakes(
 
 @contextlib.contextmanager
 def _slow_polling_worker(store: SqlStore, agent: SimulatedAgent) -> Iterator[SqlStore]:
-    """A real Worker on a thread whose claim_interval is SLOW_POLL: only a wake-up gets it to
-    new work soon. Yields the store to submit through: on SQLite the same one (one
-    process), on PostgreSQL another, as from another process. Stopped and joined after.
+    """A real Worker on a thread whose claim_interval is SLOW_POLL.
+
+    Only a wake-up gets it to new work soon. Yields the store to submit through: on SQLite the same
+    one (one process), on PostgreSQL another, as from another process. Stopped and joined after.
     """
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
                     lease=WorkerLease(owner="w", claim_interval=SLOW_POLL))
@@ -174,8 +176,9 @@ def test_a_worker_woken_runs_a_root_without_waiting_for_its_poll(store: SqlStore
 
 def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woken(
         store: SqlStore) -> None:
-    """A worker reads cancel requests when woken and every claim_interval (30 s here), not
-    in every tick: the request's own wake-up is what gets it acted on soon.
+    """A worker reads cancel requests when woken and every claim_interval, not in every tick.
+
+    The claim_interval is 30 s here: the request's own wake-up is what gets it acted on soon.
     """
     # The copy runs until it is aborted; the rollback's removals end at once.
     agent = SimulatedAgent(decide=lambda verb, parameters: Plan(polls=10**9)
@@ -193,9 +196,10 @@ def test_a_cancel_request_wakes_a_busy_worker_that_reads_requests_only_when_woke
 
 def test_a_root_cancelled_before_a_worker_claims_it_is_refused_not_started(
         store: SqlStore) -> None:
-    """A tick that claims reads the cancel requests too, whatever the worker's request clock
-    says: a burst of roots claimed batch after batch, one of them cancelled while it waited,
-    never starts that one's work.
+    """A tick that claims reads the cancel requests too, whatever the worker's request clock says.
+
+    A burst of roots claimed batch after batch, one of them cancelled while it waited, never starts
+    that one's work.
     """
     agent = SimulatedAgent()
     engine = Engine(store, {STORAGE_AGENT: agent}, vm_registry(),
@@ -217,8 +221,10 @@ def test_a_root_cancelled_before_a_worker_claims_it_is_refused_not_started(
 
 def test_a_held_root_released_is_claimable_at_once_and_wakes_the_workers(
         store: SqlStore) -> None:
-    """Releasing a held root frees its lease row (the worker that held it never takes it
-    back) and wakes the workers, so one claims it now, not when that lease lapses.
+    """Releasing a held root frees its lease row and wakes the workers.
+
+    The worker that held it never takes it back, and one of the workers claims it now, not when that
+    lease lapses.
     """
     root = _submit(store)
     unknowing = Engine(store, {STORAGE_AGENT: SimulatedAgent()}, CommandRegistry(),

@@ -1,5 +1,7 @@
-"""A worker keeps going when PostgreSQL drops its connections mid-tick: the tick is rolled
-back, the worker backs off (logging each time), reconnects, and nothing committed is lost.
+"""A worker keeps going when PostgreSQL drops its connections mid-tick.
+
+The tick is rolled back, the worker backs off (logging each time), reconnects, and nothing committed
+is lost.
 """
 
 from __future__ import annotations
@@ -116,8 +118,10 @@ def test_connections_cut_mid_tick_cost_ticks_and_nothing_else(store: SqlStore,
 
 
 def test_a_connection_cut_during_the_history_copy_is_a_store_outage(store: SqlStore) -> None:
-    """The history goes by COPY on PostgreSQL, below SQLAlchemy: its failures must still
-    come out as StoreUnavailable (which a worker waits out), not as a driver exception.
+    """A connection cut during the history's COPY comes out as StoreUnavailable.
+
+    The history goes by COPY on PostgreSQL, below SQLAlchemy: its failures must still come out as
+    StoreUnavailable (which a worker waits out), not as a driver exception.
     """
     if store.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")

@@ -1,6 +1,7 @@
-"""Several workers on one database: roots are leased, never shared; a dead worker's roots are
-taken over when its leases lapse; a worker whose lease was taken over cannot commit; a client
-submits without running anything. Against a SQLite file and the real PostgreSQL.
+"""Several workers on one database, against a SQLite file and the real PostgreSQL.
+
+Roots are leased, never shared; a dead worker's roots are taken over when its leases lapse; a worker
+whose lease was taken over cannot commit; a client submits without running anything.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def _ends_once(world: World, roots: list[str]) -> None:
 
 
 def _nothing_left(world: World, roots: list[str]) -> None:
-    """No lease held, and exactly the images of the VMs that were created exist, on the
-    storage and in the inventory: everything else was rolled back.
+    """No lease held, and exactly the images of the VMs that were created exist.
+
+    That holds on the storage and in the inventory: everything else was rolled back.
     """
     assert world.store.leases() == []
     created = {root for root in roots
@@ -174,8 +176,9 @@ def test_a_worker_holds_at_most_its_share(store: SqlStore) -> None:
 
 
 def test_single_engine_keeps_the_lease_rows_of_its_roots(store: SqlStore) -> None:
-    """The single-engine default writes the rows too, so workers can take over the database
-    later; they go when a tree is finished.
+    """The single-engine default writes the lease rows too.
+
+    That way workers can take over the database later; the rows go when a tree is finished.
     """
     world = World(store)
     engine = world.engine()

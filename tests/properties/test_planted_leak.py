@@ -1,7 +1,8 @@
-"""The property kit on a domain it was not written for: a leak planted in an opposite
-command is found and shrunk to a few readable steps, with no Hypothesis warning; the same
-domain without the leak passes. (How long it takes is a benchmark's figure:
-`python -m benchmarks property-kit`.)
+"""The property kit on a domain it was not written for finds a leak planted in it.
+
+A leak planted in an opposite command is found and shrunk to a few readable steps, with no
+Hypothesis warning; the same domain without the leak passes. (How long it takes is a benchmark's
+figure: `python -m benchmarks property-kit`.)
 """
 
 from __future__ import annotations

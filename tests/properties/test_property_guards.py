@@ -1,9 +1,10 @@
-"""Tests of the tests: with either loop guard switched off, the property suite must find the
-loop it claims to exclude, and print it as a script that replays it.
+"""Tests of the tests: the property suite must find the loop that either loop guard excludes.
 
-Without the revert-state guard a compensation that keeps failing is started again forever: the
-termination measure stops decreasing (or the run never settles). Without the existence guard a
-parent and its child that name the same resource both compensate it: a double compensation.
+With that guard switched off, the suite finds the loop and prints it as a script that replays it.
+
+Without the revert-state guard a revert that keeps failing is started again forever: the termination
+measure stops decreasing (or the run never settles). Without the existence guard a parent and its
+child that name the same resource both revert it: a double revert.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def _script(error: BaseException) -> str:
 
 
 def test_the_suite_has_no_counterexample_with_both_guards_on() -> None:
-    """The control: the same search, guards on, finds nothing (so the failures below are the
-    guards' doing, not the search's).
+    """The control: the same search, guards on, finds nothing.
+
+    So the failures below are the guards' doing, not the search's.
     """
     machine = engine_machine(image_scenario(sqlite_file, policy=RevertPolicy(backoff_seconds=1)))
     run_state_machine_as_test(machine, settings=settings(SEARCH, max_examples=100))
@@ -76,8 +78,9 @@ def test_an_engine_that_forgets_outputs_is_caught(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_step_given_the_wrong_inputs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The example's own check is a real one: a BuildTree whose later steps are not given
-    the first of what the step before returned fails it.
+    """The example's own check is a real one.
+
+    A BuildTree whose later steps are not given the first of what the step before returned fails it.
     """
     from statemachines.example.vm.tree import BuildTree
 

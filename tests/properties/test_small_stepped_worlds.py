@@ -83,8 +83,10 @@ def test_every_small_world_in_steps_terminates_cleanly(
 
 
 def test_without_the_revert_state_guard_a_stepped_world_loops(tmp_path: Path) -> None:
-    """The enumeration is a real check: switch the guard off, and a world whose last step
-    fails and whose undo of the first fails for good never settles.
+    """The enumeration is a real check: switch the guard off, and a world loops.
+
+    The world is one whose last step fails and whose revert of the first fails for good: it never
+    settles.
     """
     from tests.small_stepped_worlds import STORIES, Try
 

@@ -96,8 +96,9 @@ def test_every_small_world_terminates_cleanly(tmp_path: Path, disks: int,
 
 
 def test_without_the_revert_state_guard_a_small_world_loops(tmp_path: Path) -> None:
-    """The enumeration is a real check: switch the guard off and the first world whose
-    compensation fails for good never settles (or stops lowering the measure).
+    """The enumeration is a real check: switch the guard off, and a world loops.
+
+    The first world whose revert fails for good never settles (or stops lowering the measure).
     """
     failing = next(w for w in outcome_worlds(1)
                    if w.removals == (Removal.FAILS_FOR_GOOD,) and w.crash == NO_CRASH)

@@ -44,8 +44,10 @@ Move = tuple[TaskRecord, TaskRecord]
 
 
 def _start_moves() -> list[Move]:
-    """A start that failed and will be retried; then accepted or given up; a pending task
-    aborted (deadline or cancel) keeps its count.
+    """The moves a task's start can make.
+
+    A start that failed and will be retried; then accepted or given up; a pending task aborted
+    (deadline or cancel) keeps its count.
     """
     s = BOUNDS.max_start_attempts
     moves = []
@@ -60,8 +62,9 @@ def _start_moves() -> list[Move]:
 
 
 def _poll_moves() -> list[Move]:
-    """What polls write: forward host states only; a failed poll is counted, the last one
-    ends it; aborting, polls still fail and are counted.
+    """What polls write: forward host states only.
+
+    A failed poll is counted, the last one ends it; aborting, polls still fail and are counted.
     """
     moves = []
     for before, after in product(HOST, HOST):
@@ -118,8 +121,10 @@ def _command(status: str, step: int) -> CommandRecord:
 
 
 def test_every_command_transition_lowers_its_steps() -> None:
-    """At every step count a command can be at, the loop through stepping included: the
-    steps a transition takes it to are below those it leaves (`next_step` counts a step).
+    """The steps a transition takes a command to are below those it leaves.
+
+    That holds at every step count a command can be at, the loop through stepping included
+    (`next_step` counts a step).
     """
     for spec in COMMAND_MACHINE.transitions:
         for source in spec.sources():
@@ -136,8 +141,10 @@ def test_every_command_transition_lowers_its_steps() -> None:
 
 
 def test_a_retry_swaps_a_failed_attempt_for_one_that_ranks_below_it() -> None:
-    """The failed attempt ends (finished -> ending, retried) and a new pending attempt takes
-    its place: both below the failed one, however its retries were spent.
+    """A retry swaps the failed attempt for a new pending one, and both rank below it.
+
+    The failed attempt ends (finished -> ending, retried) and a new pending attempt takes its place:
+    both are below the failed one, however its retries were spent.
     """
     from statemachines import RetryPolicy
 
@@ -171,8 +178,9 @@ def test_multiset_ordering() -> None:
 
 
 def test_credits_count_every_resource_a_command_made() -> None:
-    """A command may make several resources (its entity and what it added): each has its own
-    budget, and starting the compensation of any of them spends one credit.
+    """A command may make several resources (its entity and what it added).
+
+    Each has its own budget, and starting the revert of any of them spends one credit.
     """
     command = CommandRecord(id="c1", root_id="c1", parent_id=None, end_group_id="c1",
                             type="Custom", execution_reason=ExecutionReason.REGULAR_FLOW,

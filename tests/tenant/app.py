@@ -1,10 +1,11 @@
-"""Tenant onboarding as an application, declared as a user declares theirs, so that the
-`endaction` command line runs it: `endaction worker --app tests.tenant.app:app`.
+"""Tenant onboarding as an application, declared as a user declares theirs.
+
+That way the `endaction` command line runs it: `endaction worker --app tests.tenant.app:app`.
 
 Its services live in the worker's process (each worker its own), built from the agent options:
-`refuse-tenants=globex,...` makes the certificate authority refuse those tenants' certificates
-every time (so their onboarding is undone after its retries), and `fail=VERB:MESSAGE,...`
-makes the next task of each VERB listed fail with MESSAGE (a refusal a retry gets past).
+`refuse-tenants=globex,...` makes the certificate authority refuse those tenants' certificates every
+time (so their onboarding is rolled back after its retries), and `fail=VERB:MESSAGE,...` makes the
+next task of each VERB listed fail with MESSAGE (a refusal a retry gets past).
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ class CreateDatabase(Command):
             ctx.start_task("postgres", "create_user", {"database": database, "user": user})
 
     def _made(self, ctx: CommandContext, resource: ResourceRef) -> None:
-        """Recorded before the task that makes it starts: if the answer is lost, the row is
-        what says there may be something to undo.
+        """Record the resource before the task that makes it starts.
+
+        If the answer is lost, the row is what says there may be something to revert.
         """
         ctx.add_resource(resource)
         ctx.ledger(LEDGER_OF[resource.type]).put(Made(resource.id, self.parameters["tenant"]))
@@ -180,8 +181,9 @@ class IssueCertificate(Command):
 
 
 class _Undo(Command):
-    """An opposite command: one task on one service, while the ledger still has the thing;
-    its row goes once the task succeeded.
+    """An opposite command: one task on one service, while the ledger still has the thing.
+
+    Its row goes once the task succeeded.
     """
 
     submittable = False

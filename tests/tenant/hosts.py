@@ -24,8 +24,9 @@ class Refused(Exception):
 
 @dataclass
 class ServiceHost:
-    """An agent serving `handlers` (verb -> what doing it returns); tasks end at the poll
-    after their start.
+    """An agent serving `handlers` (verb -> what doing it returns).
+
+    Its tasks end at the poll after their start.
     """
 
     name: str

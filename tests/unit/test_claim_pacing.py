@@ -1,6 +1,7 @@
-"""A worker's share and claim batch follow how it keeps up: they double after a short tick
-that wanted more roots, halve after a long one, and never go below where they started (the
-fixed share and batch of earlier releases) nor above `max_roots`.
+"""A worker's share and claim batch follow how it keeps up.
+
+They double after a short tick that wanted more roots, halve after a long one, and never go below
+where they started (the fixed share and batch of earlier releases) nor above `max_roots`.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def test_long_ticks_halve_back_to_where_they_started_never_below() -> None:
 
 
 def test_a_share_halved_below_what_the_worker_holds_does_not_grow_back_at_once() -> None:
-    """Holding 1,000 roots when a long tick halves its share to 512, the worker is over its
-    share, not short of roots: short ticks after that must not double it again.
+    """A worker holding more roots than its halved share is over it, not short of roots.
+
+    Holding 1,000 roots when a long tick halves its share to 512, it must not double the share again
+    on the short ticks after that.
     """
     pacing = ClaimPacing(WorkerLease(owner="w", max_roots=1024))
     while pacing.share < 1024:

@@ -145,8 +145,9 @@ def test_regenerating_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_the_machines_page_embeds_the_generated_mermaid() -> None:
-    """docs/reference/machines.md carries the Mermaid sources (GitHub renders them inline);
-    the README shows the command machine's SVG.
+    """The machines page carries the Mermaid sources, which GitHub renders inline.
+
+    The page is docs/reference/machines.md; the README shows the command machine's SVG.
     """
     blocks = mermaid_blocks((ROOT / "docs" / "reference" / "machines.md").read_text())
     files = [(COMMITTED / f"{d.name}.mmd").read_text()

@@ -1,5 +1,7 @@
-"""History segments lose nothing: every step comes back, in its order, and rows that schema
-0005 and before wrote still read as they did.
+"""History segments lose nothing.
+
+Every step comes back, in its order, and rows that schema 0005 and before wrote still read as they
+did.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Ids are unique across every engine sharing a database, forked workers included, and sort
-by the time they were made.
+"""Ids are unique across every engine sharing a database, forked workers included.
+
+They sort by the time they were made.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def test_the_random_part_does_not_repeat_across_refills_of_the_buffer() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
-    """A worker forked after its parent drew randomness must not replay the parent's buffer:
-    both would make the same ids for different commands.
+    """A worker forked after its parent drew randomness must not replay the parent's buffer.
+
+    Both would make the same ids for different commands.
     """
     new_id()  # the parent's buffer is filled and partly used
     read, write = os.pipe()

@@ -1,5 +1,7 @@
-"""The layers, as imports: the core imports no adapter or entry point; adapters import the core
-and nothing of each other; `persistence` is an adapter too. This test is the contract.
+"""The layers, as imports: this test is the contract.
+
+The core imports no adapter or entry point; adapters import the core and nothing of each other;
+`persistence` is an adapter too.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ def test_imports_point_down_only(folder: str) -> None:
 
 
 def test_the_cli_loads_applications_and_never_imports_an_example() -> None:
-    """The CLI finds a domain through `--app`, as every user's domain is found: an import of
-    an example from the CLI would make the VM demo special again.
+    """The CLI finds a domain through `--app`, as every user's domain is found.
+
+    An import of an example from the CLI would make the VM demo special again.
     """
     importing = [f"{path.relative_to(ROOT)} imports {module}"
                  for folder in ("statemachines/cli", "statemachines/web", "statemachines/toolkit")
@@ -84,9 +87,10 @@ def test_the_cli_loads_applications_and_never_imports_an_example() -> None:
 
 
 def test_applications_and_the_web_view_use_the_toolkit_not_the_cli() -> None:
-    """Arrows run down only: the toolkit imports none of its users; the web view and the
-    examples import nothing of the `endaction` group, and an example's own commands take
-    the toolkit's public names (`statemachines.toolkit`), as a user's would.
+    """Arrows run down only: the toolkit imports none of its users.
+
+    The web view and the examples import nothing of the `endaction` group, and an example's own
+    commands take the toolkit's public names (`statemachines.toolkit`), as a user's would.
     """
     problems = []
     for folder, refused in (("statemachines/toolkit", ("statemachines/cli", "statemachines/web",
@@ -108,8 +112,9 @@ def test_applications_and_the_web_view_use_the_toolkit_not_the_cli() -> None:
 
 
 def test_the_layering_check_sees_imports() -> None:
-    """Guard against a vacuous pass: entry points do import adapters, and a core module that
-    imported one would be caught.
+    """Guard against a vacuous pass: the layering check sees imports.
+
+    Entry points do import adapters, and a core module that imported one would be caught.
     """
     assert "persistence" in {_package_of(m) for m in
                              _imports(ROOT / "statemachines/example/vm/storage_agents.py")}
@@ -118,8 +123,9 @@ def test_the_layering_check_sees_imports() -> None:
 
 
 def test_no_module_outside_the_examples_speaks_of_a_domain() -> None:
-    """The core, the diagrams, the CLI group and the property suite are domain-free: the VM
-    demo's words (images, their copies) live under `statemachines/example` only.
+    """The core, the diagrams, the CLI group and the property suite are domain-free.
+
+    The VM demo's words (images, their copies) live under `statemachines/example` only.
     """
     speaking = [
         str(path.relative_to(ROOT))
@@ -138,8 +144,9 @@ def _module_of(path: Path) -> str:
 
 
 def _file_graph() -> dict[str, set[str]]:
-    """Which of our modules each of our modules imports, at any depth of the file (an import
-    inside a function is an arrow of the house too): `from pkg import mod` points at `mod`,
+    """Which of our modules each of our modules imports, at any depth of the file.
+
+    An import inside a function is an arrow of the house too. `from pkg import mod` points at `mod`,
     `from pkg import name` at `pkg`.
     """
     paths = {_module_of(p): p for folder in ("statemachines", "persistence")
@@ -170,9 +177,7 @@ def _file_graph() -> dict[str, set[str]]:
 
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one node (Tarjan's, without
-    recursion).
-    """
+    """The strongly connected components of more than one node (Tarjan's, without recursion)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -219,8 +224,9 @@ def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]
 
 
 def test_no_import_circle_between_files() -> None:
-    """The house's arrows run one way: no module reaches itself through its imports (an
-    application's own commands get what they need from modules that do not import them).
+    """The house's arrows run one way: no module reaches itself through its imports.
+
+    An application's own commands get what they need from modules that do not import them.
     """
     assert _circles(_file_graph()) == []
 
@@ -234,8 +240,10 @@ def test_the_circle_check_sees_circles() -> None:
 
 
 def test_no_import_circle_between_folders() -> None:
-    """Rooms too: no folder reaches itself through the imports of its files (the web view and
-    the command line both build on the toolkit; neither imports the other's insides).
+    """Rooms too: no folder reaches itself through the imports of its files.
+
+    The web view and the command line both build on the toolkit; neither imports the other's
+    insides.
     """
     graph = _file_graph()
     paths = {_module_of(p): p for folder in ("statemachines", "persistence")

@@ -1,5 +1,7 @@
-"""No module of the library passes 400 lines: one that grows past it is split by what it
-holds, in the change that grows it (how we keep the house walkable).
+"""No module of the library passes 400 lines.
+
+One that grows past it is split by what it holds, in the change that grows it (how we keep the house
+walkable).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The engine's clock follows the database's time and this machine's monotonic clock, never
-its wall clock: a step of the wall clock moves no lease or deadline, a reading that fails
-keeps the time going, and the time never runs backwards.
+"""The engine's clock follows the database's time and this machine's monotonic clock.
+
+It never follows the wall clock: a step of the wall clock moves no lease or deadline, a reading that
+fails keeps the time going, and the time never runs backwards.
 """
 
 from __future__ import annotations

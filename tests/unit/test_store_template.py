@@ -1,5 +1,6 @@
-"""Each property example's store is a copy of one created once per `open_store` function: a
-fresh schema, the function's own ledgers, and whatever else it keeps in its folder.
+"""Each property example's store is a copy of one created once per `open_store` function.
+
+That one holds a fresh schema, the function's own ledgers, and whatever else it keeps in its folder.
 """
 
 from __future__ import annotations

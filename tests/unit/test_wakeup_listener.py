@@ -1,7 +1,8 @@
-"""The wake-up listener never spins: a connection that fails after LISTEN (a driver that
-cannot deliver notifications, a server that drops it at once) costs a doubling back-off and
-one log line per outage, not a reconnect loop; and a worker on a store that cannot wake
-anyone polls instead of failing.
+"""The wake-up listener never spins.
+
+A connection that fails after LISTEN (a driver that cannot deliver notifications, a server that
+drops it at once) costs a doubling back-off and one log line per outage, not a reconnect loop; and a
+worker on a store that cannot wake anyone polls instead of failing.
 """
 
 from __future__ import annotations

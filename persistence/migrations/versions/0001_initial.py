@@ -18,6 +18,10 @@ ID = sa.String(64)
 
 
 def upgrade() -> None:
+    """Create the tables as endaction 0.1 made them, and record version 1 in `endaction_schema`.
+
+    That table is what 0.1 read its schema version from, before Alembic's took over (0002).
+    """
     op.create_table(
         "commands",
         sa.Column("id", ID, primary_key=True),
@@ -111,6 +115,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop every table of version 1, the VM example's `images` with them: an empty database."""
     for table in ("endaction_schema", "settings", "images", "resource_reverts", "transitions",
                   "async_task_entities", "async_tasks", "commands"):
         op.drop_table(table)

@@ -26,6 +26,11 @@ ID = sa.String(64)
 
 
 def upgrade() -> None:
+    """Add the tasks' deadlines and the reverts' lost counts, and the two tables of requests.
+
+    Both columns default to 0 (no deadline, nothing lost), so rows in flight read as before;
+    `endaction_schema` goes, as Alembic's version table now says the version.
+    """
     op.add_column("async_tasks", sa.Column("deadline", sa.Float, nullable=False,
                                            server_default="0"))
     op.add_column("resource_reverts", sa.Column("lost", sa.Integer, nullable=False,
@@ -46,4 +51,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

@@ -21,6 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Drop the `images` table if it is empty; one with rows stays for the example to adopt."""
     bind = op.get_bind()
     if not sa.inspect(bind).has_table("images"):
         return
@@ -29,4 +30,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

@@ -28,6 +28,10 @@ TERMINAL = ("ended_success", "ended_failure", "rollback_failed")
 
 
 def upgrade() -> None:
+    """Create `root_leases`, with a free row for every root that still has work.
+
+    The tasks' lease columns, never used, are dropped.
+    """
     op.create_table(
         "root_leases",
         sa.Column("root_id", ID, sa.ForeignKey("commands.id"), primary_key=True),
@@ -46,4 +50,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

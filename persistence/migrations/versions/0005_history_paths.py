@@ -27,9 +27,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the nullable `transitions.path`: every row already written reads as one step."""
     # Plain ALTER TABLE (SQLite and PostgreSQL): adding a nullable column rewrites nothing.
     op.add_column("transitions", sa.Column("path", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

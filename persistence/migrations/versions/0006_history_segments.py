@@ -29,6 +29,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create `history_segments`, and trade the status indexes for partial ones.
+
+    The partial indexes cover the unfinished rows only, under the conditions the store's
+    start-up query states word for word.
+    """
     op.create_table(
         "history_segments",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -50,4 +55,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

@@ -1,5 +1,4 @@
-"""Schema version 7: steps, retries, outputs, causes, and commands that make more than one
-resource.
+"""Schema version 7: steps, retries, outputs, causes, and commands with more than one resource.
 
 - `commands.step`: the steps a command has taken (1 once executed); its machine loops
   through `stepping` and `executing` for every `next_step` that starts more work.
@@ -31,6 +30,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the columns the module lists, and count one step for every command already executed.
+
+    The defaults make every task in flight the first attempt of its work, retried never; a
+    command not yet started stays at step 0.
+    """
     # Plain ALTER TABLE ... ADD COLUMN (SQLite and PostgreSQL): a batch copy of the tables
     # would rewrite every row, and their partial indexes with them.
     op.add_column("commands", sa.Column("step", sa.Integer(), nullable=False,
@@ -50,4 +54,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

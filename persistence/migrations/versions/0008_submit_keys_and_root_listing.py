@@ -38,6 +38,11 @@ KEYED = "submit_key IS NOT NULL"
 
 
 def upgrade() -> None:
+    """Add `commands.submit_key` under its unique partial index, and the indexes of listing.
+
+    The roots' three partial indexes serve `endaction list`, and `ix_commands_children`
+    replaces `ix_commands_parent_id` for looking up children.
+    """
     # Plain ALTER TABLE ... ADD COLUMN (SQLite and PostgreSQL), as in 0007: a batch copy
     # would rewrite every row.
     op.add_column("commands", sa.Column("submit_key", sa.String(200), nullable=True))
@@ -54,4 +59,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuse, with NotImplementedError: endaction schemas only move forward."""
     raise NotImplementedError("endaction schemas only move forward")

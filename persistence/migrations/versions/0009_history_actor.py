@@ -22,9 +22,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the nullable `history_segments.actor`; segments written before keep NULL."""
     # Plain ALTER TABLE ... ADD COLUMN, as in 0007 and 0008: no row is rewritten.
     op.add_column("history_segments", sa.Column("actor", sa.String(200), nullable=True))
 
 
 def downgrade() -> None:
+    """Drop `history_segments.actor`: the upgrade only added it, so only the actors are lost."""
     op.drop_column("history_segments", "actor")

@@ -38,23 +38,32 @@ class CommandContext(Protocol):
     """What a hook may do and read; the engine implements it over the tick's transaction."""
 
     @property
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """The tick's time, in seconds since the epoch by the engine's clock.
+
+        It is one value for the whole tick, the time its records are stamped with: by default
+        the database's clock, which every worker agrees on.
+        """
 
     @property
     def step(self) -> int:
-        """The step this hook runs in: 1 in `execute`, 2 in the first `next_step`, and so
-        on; in an end hook, the steps the command took.
+        """The step this hook runs in: 1 in `execute`, 2 in the first `next_step`, and so on.
+
+        In an end hook, it is the number of steps the command took.
         """
 
     def ledger(self, kind: type[L]) -> L:
-        """Your bookkeeping of one resource type (a `Ledger` registered with the store),
-        bound to this tick's transaction: what you write commits or rolls back with the
+        """Your bookkeeping of one resource type (a `Ledger` registered with the store).
+
+        It is bound to this tick's transaction: what you write commits or rolls back with the
         engine's own rows.
         """
 
     def resource_exists(self, resource: ResourceRef) -> bool:
-        """What the ledger of the resource's type says (`Ledger.exists`); True when no ledger
-        keeps that type (then only the revert state stops a second compensation).
+        """What the ledger of the resource's type says (`Ledger.exists`).
+
+        True when no ledger keeps that type: then only the revert state stops a second opposite
+        command.
         """
 
     @property
@@ -68,8 +77,10 @@ class CommandContext(Protocol):
 
     @property
     def own_work_succeeded(self) -> bool:
-        """Whether this command's own work succeeded: the last attempt of every task it
-        started succeeded, and none of its steps raised (its children's work is theirs).
+        """Whether this command's own work succeeded (its children's work is theirs).
+
+        It did when the last attempt of every task it started succeeded, and none of its steps
+        raised.
 
         A `revert` that sees False knows its own task failed: if the agent left nothing
         behind, there is nothing to revert.
@@ -77,20 +88,26 @@ class CommandContext(Protocol):
 
     @property
     def tasks(self) -> tuple[TaskRecord, ...]:
-        """This command's tasks (copies), the last attempt of each, in the order they were
-        started: `verb`, `step`, `status`, `host_result`, `message`, `output`, `attempt`.
+        """This command's tasks (copies), the last attempt of each, in the order they were started.
+
+        Their fields for a hook to read: `verb`, `step`, `status`, `host_result`, `message`,
+        `output`, `attempt`.
         """
 
     @property
     def children(self) -> tuple[CommandRecord, ...]:
-        """The children this command added (copies; not its opposite commands), in the order
-        they were added: `type`, `status`, `outcome`, `output`, `error`.
+        """The children this command added (copies), in the order they were added.
+
+        Its opposite commands are not among them. Their fields for a hook to read: `type`,
+        `status`, `outcome`, `output`, `error`.
         """
 
     @property
     def resources(self) -> tuple[ResourceRef, ...]:
-        """What this command made, in the order it made them: its entity, then every
-        resource added with `add_resource`. The failure path reverts them last first.
+        """What this command made, in the order it made them.
+
+        That is its entity, then every resource added with `add_resource`. The failure path
+        reverts them last first.
         """
 
     def add_child(
@@ -99,8 +116,10 @@ class CommandContext(Protocol):
         parameters: Mapping[str, Any],
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
-        """A child command in this command's end group (in a step only); `entity` is the
-        resource it makes, reverted by its own opposite command if the group fails.
+        """A child command in this command's end group (in a step only).
+
+        `entity` is the resource it makes, reverted by its own opposite command if the group
+        fails.
         """
 
     def start_task(
@@ -112,28 +131,33 @@ class CommandContext(Protocol):
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> TaskRecord:
-        """Start `verb` on `agent` once this tick commits (in a step only); `timeout`
-        (seconds, default `Limits.task_timeout`) is how long each attempt may take before it
-        is aborted; `retry` overrides the command type's and the engine's `RetryPolicy`.
+        """Start `verb` on `agent` once this tick commits (in a step only).
+
+        `timeout` (seconds, default `Limits.task_timeout`) is how long each attempt may take
+        before it is aborted; `retry` overrides the command type's and the engine's
+        `RetryPolicy`.
         """
 
     def add_resource(self, resource: ResourceRef) -> None:
-        """Record that this command makes `resource` (in a step only, before starting the task
-        that makes it): if the group fails, it gets its own opposite command (`revert`), its
-        own existence guard and its own revert state, like an entity. Adding one twice, or
-        the entity, is adding it once.
+        """Record that this command makes `resource`, before starting the task that makes it.
+
+        In a step only. If the group fails, the resource gets its own opposite command
+        (`revert`), its own existence guard and its own revert state, like an entity. Adding
+        one twice, or the entity, is adding it once.
         """
 
     def set_output(self, output: Any) -> None:
-        """Record JSON data for this command's parent to read (`ctx.children[i].output`), at
-        most `Limits.max_output_bytes` of it; a later call replaces it.
+        """Record JSON data for this command's parent to read (`ctx.children[i].output`).
+
+        It may be at most `Limits.max_output_bytes` of it; a later call replaces it.
         """
 
 
 @dataclass(frozen=True)
 class Compensation:
-    """The opposite command that reverts a command's work (a delete for a copy), as
-    `Command.revert` names it.
+    """The opposite command that reverts a command's work, as `Command.revert` names it.
+
+    For a copy, say, it is a delete.
 
     Attributes:
         type_name: a registered command type; the engine creates it with ROLLBACK_FLOW, as a
@@ -171,10 +195,12 @@ class Command:
 
     @property
     def parameters(self) -> Mapping[str, Any]:
+        """The command's parameters, frozen, as its record keeps them."""
         return self.record.parameters
 
     @property
     def execution_reason(self) -> ExecutionReason:
+        """The execution reason: REGULAR_FLOW for work, ROLLBACK_FLOW for an opposite command."""
         return self.record.execution_reason
 
     @classmethod
@@ -184,8 +210,9 @@ class Command:
 
     @classmethod
     def takes_steps(cls) -> bool:
-        """Whether it overrides `next_step`: only then does a step that started work wait for
-        it (in `stepping`) before the next one.
+        """Whether it overrides `next_step`.
+
+        Only then does a step that started work wait for it (in `stepping`) before the next one.
         """
         return cls.next_step is not Command.next_step
 
@@ -194,15 +221,18 @@ class Command:
         return []
 
     def execute(self, ctx: CommandContext) -> None:
-        """The first step: add children, start tasks, add resources. An exception moves the
-        command to execution_failed.
+        """The first step: add children, start tasks, add resources.
+
+        An exception moves the command to execution_failed.
         """
 
     def next_step(self, ctx: CommandContext) -> None:
-        """The next step, once everything the previous one started has ended and all the work
-        of the end group so far has succeeded: read what they returned (`ctx.tasks`,
-        `ctx.children`, `ctx.step`) and start the next tasks and children. A step that starts
-        nothing is the last; one that raises fails the command like a failed `execute`.
+        """The next step: read what the previous one's work returned, and start more.
+
+        It runs once everything the previous step started has ended and all the work of the end
+        group so far has succeeded: read what they returned (`ctx.tasks`, `ctx.children`,
+        `ctx.step`) and start the next tasks and children. A step that starts nothing is the
+        last; one that raises fails the command like a failed `execute`.
 
         Not overridden, a command takes one step (its `execute`).
         """
@@ -228,8 +258,9 @@ class Command:
         return ctx.resource_exists(resource)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
-        """The opposite command that reverts `resource` (one of `ctx.resources`), asked on the
-        failure path while the resource still exists, last made first.
+        """The opposite command that reverts `resource` (one of `ctx.resources`).
+
+        It is asked on the failure path while the resource still exists, last made first.
 
         Return None when nothing of it is left to revert (`ctx.own_work_succeeded` is False and
         the agent left nothing behind): the engine starts nothing and records the resource
@@ -259,6 +290,11 @@ class CommandRegistry:
             self.register(command_type)
 
     def register(self, command_type: type[Command]) -> None:
+        """Register a command type under its `type_name`; registering one class twice is harmless.
+
+        A class with no name, with a name that cannot be stored, or with a name another class
+        holds is refused (InvalidConfiguration) at registration, not when a record names it.
+        """
         name = command_type.type_name
         if not name:
             raise InvalidConfiguration(f"{command_type.__qualname__} has no type_name")
@@ -271,14 +307,19 @@ class CommandRegistry:
         self._types[name] = command_type
 
     def get(self, type_name: str) -> type[Command]:
+        """The class registered under `type_name`; an unknown name raises UnknownCommandType.
+
+        The error lists the registered names, so a misspelt or unregistered type is plain.
+        """
         try:
             return self._types[type_name]
         except KeyError:
             raise UnknownCommandType(type_name, list(self._types)) from None
 
     def check(self, type_name: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Refuse an unknown type or parameters that are malformed for it, naming why; return
-        them frozen, as the record keeps them.
+        """Refuse an unknown type or parameters that are malformed for it, naming why.
+
+        Return the parameters frozen, as the record keeps them.
         """
         command_type = self.get(type_name)
         frozen = self.check_json(type_name, parameters)
@@ -289,8 +330,9 @@ class CommandRegistry:
 
     @staticmethod
     def check_json(what: str, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Parameters are a JSON object the database can store (no NaN, not too deep); return
-        them frozen (checking is freezing: one walk).
+        """Check that parameters are a JSON object the database can store (no NaN, not too deep).
+
+        Return them frozen (checking is freezing: one walk).
         """
         if not isinstance(parameters, Mapping):
             raise InvalidParameters(what, ["parameters must be a mapping"])
@@ -302,4 +344,5 @@ class CommandRegistry:
             raise InvalidParameters(what, ["parameters are nested too deeply"]) from None
 
     def names(self) -> list[str]:
+        """The registered type names, sorted: what the engine checks loaded records against."""
         return sorted(self._types)

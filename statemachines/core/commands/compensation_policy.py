@@ -43,6 +43,11 @@ class RevertPolicy:
     revert_state_guard: bool = True
 
     def __post_init__(self) -> None:
+        """Refuse (InvalidConfiguration) a policy with a value out of range, as it is made.
+
+        It needs at least one attempt of each kind, a finite delay that is not negative, and a
+        factor of at least 1 (a shrinking back-off is none).
+        """
         check_count("RevertPolicy.max_attempts", self.max_attempts, minimum=1)
         check_count("RevertPolicy.max_lost_attempts", self.max_lost_attempts, minimum=1)
         check_seconds("RevertPolicy.backoff_seconds", self.backoff_seconds, positive=False)
@@ -54,12 +59,25 @@ class RevertPolicy:
 
 
 class Decision(Enum):
+    """What the loop guards decide for one resource of a failing command.
+
+    NOTHING_TO_REVERT: it is gone, or already reverted. COMPENSATE: revert it, by an opposite
+    command (unless `Command.revert` finds nothing left). GIVE_UP: leave it `revert_failed`,
+    visible for `cleanup`.
+    """
+
     NOTHING_TO_REVERT = "nothing_to_revert"
     COMPENSATE = "compensate"
     GIVE_UP = "give_up"
 
 
 def decide(policy: RevertPolicy, exists: bool, revert: ResourceRevert) -> Decision:
+    """Apply both loop guards, as `policy` leaves them on, to a resource and its revert state.
+
+    The existence guard comes first: a resource that no longer exists has nothing to revert.
+    Then the revert-state guard: a resource reverted is never reverted again, and one left
+    `revert_failed`, or past its bound of failed or lost attempts, is given up on.
+    """
     if policy.existence_guard and not exists:
         return Decision.NOTHING_TO_REVERT
     if policy.revert_state_guard:

@@ -33,8 +33,10 @@ from .leases import WorkerLease
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """What the process was told about its agents (`--agent-url`, `--agent-token-file`,
-    `--storage`, `--agent-option KEY=VALUE`), handed to `App.agents`.
+    """What the process was told about its agents, handed to `App.agents`.
+
+    It comes from `--agent-url`, `--agent-token-file`, `--storage` and
+    `--agent-option KEY=VALUE`.
 
     Attributes:
         store: the database the engine runs on; an agent may keep a setting there (the VM
@@ -125,6 +127,11 @@ class App:
     commands: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
+        """Refuse a registry or agent factory of the wrong kind, naming the App that has it.
+
+        The fault then shows where the application is declared (when its module is loaded),
+        not later, in a worker that first uses it.
+        """
         if not isinstance(self.registry, CommandRegistry):
             raise InvalidConfiguration(f"App {self.name!r}: registry must be a "
                                        f"CommandRegistry, not {type(self.registry).__name__}")

@@ -171,6 +171,7 @@ class Engine(WorkerLeasing):
         self._cancels_at = 0.0  # and reads the cancel requests then (`_cancels_due`)
 
     def is_idle(self) -> bool:
+        """Whether it has loaded and has no work left but clears the agent refused every time."""
         return self._loaded and self._view.is_idle(self.limits)
 
     # ------------------------------------------------------------------ submitting
@@ -183,9 +184,9 @@ class Engine(WorkerLeasing):
         execution_reason: ExecutionReason = ExecutionReason.REGULAR_FLOW,
         key: str | None = None,
     ) -> str:
-        """Persist a new root command (not_started); the next tick executes it (a worker's
-        next tick claims it, or another worker's does).
+        """Persist a new root command (not_started); the next tick executes it.
 
+        That is a worker's next tick, which claims it, or another worker's.
         Malformed parameters and unknown types are refused here, before anything is written.
         With `key`, the root submitted under that key before is returned if there is one
         (`SubmitKeyConflict` if it was another request); see `submit_root`.
@@ -243,8 +244,9 @@ class Engine(WorkerLeasing):
 
     def _in_transaction(self, report: TickReport, work: Callable[[Tick], object],
                         claim: int = 0) -> TickReport:
-        """Run `work` as one tick's transaction, after claiming up to `claim` roots in it;
-        hold a root whose work made it fail, or that this engine cannot run.
+        """Run `work` as one tick's transaction, after claiming up to `claim` roots in it.
+
+        A root whose work made the transaction fail, or that this engine cannot run, is held.
         """
         faults: list[RootFault] = []
         try:
@@ -286,11 +288,12 @@ class Engine(WorkerLeasing):
 
     # ------------------------------------------------------------------ operator requests
     def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
-        """Ask for a running root to be cancelled; whichever engine runs it acts on it at its
-        next tick (a worker: the next after the request's wake-up, or within its
-        claim_interval where none reaches it): what has not started is refused, running
-        tasks are aborted on their agents, and what already succeeded is reverted like
-        after any other failure.
+        """Ask for a running root to be cancelled.
+
+        Whichever engine runs it acts on it at its next tick (a worker: the next after the
+        request's wake-up, or within its claim_interval where none reaches it): what has not
+        started is refused, running tasks are aborted on their agents, and what already
+        succeeded is reverted like after any other failure.
 
         Raises NotCancellable for an unknown id, a command that is not a root, or a root that
         has already ended.
@@ -298,9 +301,10 @@ class Engine(WorkerLeasing):
         request_cancel(self.store, root_id, reason, self.clock())
 
     def cleanup(self) -> list[ResourceRevert]:
-        """Start one more opposite command for every resource left `revert_failed` whose owner
-        has ended (run the engine afterwards to carry them out); each resource reads
-        `reverted` once one succeeds. Returns the resources retried or found gone.
+        """Start one more opposite command for every ended owner's resource left `revert_failed`.
+
+        Run the engine afterwards to carry them out; each resource reads `reverted` once one
+        succeeds. Returns the resources retried or found gone.
         """
         if not self._loaded:
             self.recover()
@@ -311,15 +315,15 @@ class Engine(WorkerLeasing):
         return retried
 
     def request_cleanup(self) -> None:
-        """Ask for a cleanup that a worker performs: for a fleet, where `cleanup` (which
-        runs in this engine) is refused while workers hold leases.
-        """
+        """Ask a worker to clean up: while workers hold leases, `cleanup` here is refused."""
         request_cleanup(self.store, self.clock())
 
     def serve_cleanup_request(self) -> list[ResourceRevert] | None:
-        """A worker's part of `request_cleanup`: if a request waits, take it (one worker
-        does) and start the opposite commands of the resources left revert_failed, in roots
-        no other worker holds; they run as this worker's roots. None if none waited.
+        """A worker's part of `request_cleanup`: take a waiting request and start its reverts.
+
+        If a request waits, take it (one worker does) and start the opposite commands of the
+        resources left revert_failed, in roots no other worker holds; they run as this
+        worker's roots. Returns the resources retried, or None if no request waited.
         """
         if self.store.setting(CLEANUP_REQUEST) is None:
             return None
@@ -378,9 +382,10 @@ class Engine(WorkerLeasing):
         )
 
     def next_wait(self, longest: float) -> float:
-        """How long a loop may sleep before the next tick: 0 when something is due now, else
-        until the next retry or back-off, never longer than `longest` (a worker also wakes
-        for new roots and to renew its leases).
+        """How long a loop may sleep before the next tick.
+
+        It is 0 when something is due now, else until the next retry or back-off, never longer
+        than `longest` (a worker also wakes for new roots and to renew its leases).
         """
         if not self._loaded:
             return 0.0

@@ -1,7 +1,8 @@
-"""How a worker shares a database by leasing whole roots (statemachines/core/engine/leases.py says
-why): what it claims and when, inside its tick's own transaction; its renewals, which fence
-every tick; the rows that follow its trees; and its wake-ups. Part of `Engine`
-(statemachines/core/engine/engine.py).
+"""How a worker shares a database by leasing whole roots.
+
+statemachines/core/engine/leases.py says why. Here: what a worker claims and when, inside its
+tick's own transaction; its renewals, which fence every tick; the rows that follow its trees;
+and its wake-ups. Part of `Engine` (statemachines/core/engine/engine.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class WorkerLeasing(EngineLoading):
     """`Engine`'s leases; see the module's docstring."""
 
     def _claim_room(self) -> int:
-        """How many roots a worker below its share claims in this tick: every
-        claim_interval, or at once after a wake-up or a claim that came back full.
+        """How many roots a worker below its share claims in this tick.
+
+        It claims every claim_interval, or at once after a wake-up or a claim that came back
+        full.
         """
         lease = self.lease
         if lease is None or self.now < self._claim_at:
@@ -32,10 +35,12 @@ class WorkerLeasing(EngineLoading):
         return max(0, self._pacing.room(len(self._roots)))
 
     def _claim(self, tx: StoreTransaction, room: int) -> list[RootFault]:
-        """Claim free or lapsed roots inside the tick's own transaction (their lease rows
-        stay locked until it commits, so nobody writes those trees meanwhile) and take them
-        into the view, so their work is done in this same tick. A rollback gives them back.
-        Returns the roots this engine cannot run, to be held once the tick has committed.
+        """Claim free or lapsed roots inside the tick's own transaction, into the view.
+
+        Their lease rows stay locked until the transaction commits, so nobody writes those
+        trees meanwhile; taken into the view, their work is done in this same tick. A rollback
+        of the transaction gives them back. Returns the roots this engine cannot run, to be
+        held once the tick has committed.
         """
         lease = self._lease
         found = tx.claim_roots(lease.owner, self.now, self.now + lease.ttl, room)
@@ -53,14 +58,17 @@ class WorkerLeasing(EngineLoading):
         return faults
 
     def wake(self) -> None:
-        """Work was made for some worker (`Store.wakeups`): look for roots at the next tick
-        instead of at the next claim_interval, and read the cancel requests.
+        """Work was made for some worker (`Store.wakeups`): look for it at the next tick.
+
+        The next tick looks for roots, instead of waiting for the next claim_interval, and
+        reads the cancel requests.
         """
         self._claim_at = self._cancels_at = 0.0
 
     def release(self) -> int:
-        """Give every lease back (a worker stopping cleanly), so that others take its roots
-        over at once instead of after `ttl`; returns how many it held.
+        """Give every lease back (a worker stopping cleanly); returns how many it held.
+
+        Others then take its roots over at once instead of after `ttl`.
         """
         self._forget_view()
         released = self.store.release_leases(self._lease.owner)
@@ -68,9 +76,11 @@ class WorkerLeasing(EngineLoading):
         return released
 
     def _cancels_due(self) -> bool:
-        """Whether this tick reads the cancel requests: a single engine in every tick; a
-        worker when woken (a request wakes it, `Store.wakeups`) and every claim_interval
-        otherwise, which spares each tick of a busy worker one read.
+        """Whether this tick reads the cancel requests.
+
+        A single engine reads them in every tick; a worker when woken (a request wakes it,
+        `Store.wakeups`) and every claim_interval otherwise, which spares each tick of a busy
+        worker one read.
         """
         if self._single:
             return True
@@ -89,14 +99,18 @@ class WorkerLeasing(EngineLoading):
         return len(self._roots)
 
     def _leases_due(self) -> bool:
-        """A worker's leases need renewing (even with nothing to do), or leased roots turned
-        out finished and their rows must go.
+        """Whether this tick must write leases, even with nothing else to do.
+
+        It must when a worker's leases need renewing, or when leased roots turned out finished
+        and their rows must go.
         """
         return self.now >= self._renew_at or bool(self._roots - self._view.live_roots())
 
     def _renew_leases(self, tx: StoreTransaction) -> None:
-        """First thing in a tick: the engine's leases, locked until commit. A root taken over
-        since (its lease had lapsed) means the view is stale: roll back.
+        """Renew the engine's leases, first thing in a tick; they stay locked until commit.
+
+        A root taken over since (its lease had lapsed) means the view is stale: the
+        transaction is rolled back (`LeaseLost`).
         """
         owner = self._lease.owner
         held = tx.renew_leases(owner, self._roots, self.now + self._lease.ttl)
@@ -107,10 +121,12 @@ class WorkerLeasing(EngineLoading):
         self._renew_at = self.now + self._lease.ttl / 3
 
     def _settle_roots(self, tx: StoreTransaction) -> set[str]:
-        """Lease rows follow the trees: a root whose tree has no work left loses its row, one
-        that has work again (a cleanup's opposite commands) gets one back. A worker parks the
-        roots whose only work left is clears its host keeps refusing: they stop taking its
-        share, and whoever claims them after `PARK_SECONDS` tries a new round of clears.
+        """Make the lease rows follow the trees; returns the roots still live and not parked.
+
+        A root whose tree has no work left loses its row; one that has work again (a cleanup's
+        opposite commands) gets one back. A worker parks the roots whose only work left is
+        clears its host keeps refusing: they stop taking its share, and whoever claims them
+        after `PARK_SECONDS` tries a new round of clears.
         """
         live = self._view.live_roots()
         until = self.now + self._lease.ttl

@@ -1,8 +1,9 @@
-"""How an engine loads its work: at start-up, after a rolled-back tick, and for the roots a
-worker claims or takes over, and whether its view went stale. Everything is read back from
-the database and resumed as after a crash (nothing is ever taken from another engine's
-memory); a root this engine cannot run is held with the error, so the others go on. Part of
-`Engine` (statemachines/core/engine/engine.py).
+"""How an engine loads its work, and whether its view went stale.
+
+It loads at start-up, after a rolled-back tick, and for the roots a worker claims or takes
+over. Everything is read back from the database and resumed as after a crash (nothing is ever
+taken from another engine's memory); a root this engine cannot run is held with the error, so
+the others go on. Part of `Engine` (statemachines/core/engine/engine.py).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class EngineLoading:
     _pacing: ClaimPacing
 
     def store_name(self) -> str:
+        """The database as log lines and errors name it: the store's URL, if it has one."""
         return str(getattr(self.store, "url", "this database"))
 
     def recover(self) -> None:
@@ -115,8 +117,10 @@ class EngineLoading:
         self._loaded = self._ever_loaded = True
 
     def _mine(self, state: ActiveState, claimed: set[str]) -> ActiveState:
-        """A single engine's share of everything unfinished: the roots it leased, and roots
-        with work but no lease row at all (it gives them one at its first tick).
+        """A single engine's share of everything unfinished.
+
+        That is the roots it leased, and roots with work but no lease row at all (it gives
+        them one at its first tick).
         """
         leased = {root for root, _, _ in self.store.leases()}
         keep = claimed | ({c.root_id for c in state.commands}
@@ -125,11 +129,12 @@ class EngineLoading:
                            [t for t in state.tasks if t.root_command_id in keep])
 
     def _loadable(self, state: ActiveState) -> tuple[ActiveState, list[RootFault]]:
-        """Refuse what this engine cannot run: a single engine says so and stops; a worker
-        holds just those roots with the error (a newer client's command type in a rolling
-        upgrade must not stop every worker that claims it) and goes on with the rest.
-        Returns what it can run, and the roots to hold (their lease rows must stay, for
-        whoever runs them once they are released).
+        """Refuse what this engine cannot run: a command type or an agent it does not know.
+
+        A single engine says so and stops; a worker holds just those roots with the error (a
+        newer client's command type in a rolling upgrade must not stop every worker that
+        claims it) and goes on with the rest. Returns what it can run, and the roots to hold
+        (their lease rows must stay, for whoever runs them once they are released).
         """
         unknown_types = {c.type for c in state.commands} - set(self.registry.names())
         unknown_agents = {t.agent for t in state.tasks} - set(self.agents)
@@ -152,11 +157,12 @@ class EngineLoading:
 
     def _adopt(self, state: ActiveState, claimed: set[str], reset_clears: bool,
                recovery: str | None) -> int:
-        """Take loaded trees into the view and resume them, as after a crash: whoever had
-        them before (this engine before a restart, or a worker that died) is gone. With
-        `recovery`, every root already under way gets a `recover` row saying so (a reload
-        after a rolled-back tick is no recovery: nobody else had the trees). Returns how
-        many roots got one.
+        """Take loaded trees into the view and resume them, as after a crash.
+
+        Whoever had them before (this engine before a restart, or a worker that died) is gone.
+        With `recovery`, every root already under way gets a `recover` row saying so (a reload
+        after a rolled-back tick is no recovery: nobody else had the trees). Returns how many
+        roots got one.
         """
         recovered = 0
         view = self._view
@@ -192,8 +198,10 @@ class EngineLoading:
         return recovered
 
     def _view_is_stale(self) -> bool:
-        """Did another engine move a task this one is about to start? Then reload first:
-        starting a task is the one agent call that must not be made on a stale view.
+        """Whether another engine moved a task this one is about to start.
+
+        If so, the engine reloads first: starting a task is the one agent call that must not
+        be made on a stale view.
 
         A worker whose leases are fresh need not ask: another engine moves a task only after
         taking its root over, which waits for the lease to lapse, and the leases were renewed
@@ -225,8 +233,10 @@ class EngineLoading:
         self._carried = Changes()
 
     def _hold(self, fault: RootFault, report: TickReport) -> None:
-        """Hold the root whose work made the engine fail, or that it cannot run (a type or
-        an agent it does not know), so every other root goes on.
+        """Hold the root whose work made the engine fail, or that it cannot run.
+
+        A root it cannot run has a type or an agent it does not know. The root is held so
+        that every other root goes on.
 
         A tick that failed was rolled back, and a root that cannot run was never taken into
         the view: its rows stay exactly as they were, the error is recorded with it, and no
@@ -255,9 +265,10 @@ class EngineLoading:
                                            [(HistoryEvent.HOLD, status, message)])])
 
     def _hold_unrunnable(self, faults: list[RootFault], report: TickReport) -> None:
-        """Hold the claimed roots this engine cannot run, after the tick that claimed them
-        committed. A hold that fails (the database went) leaves the root leased to this
-        worker and out of its view: whoever claims it once the lease lapses holds it.
+        """Hold the claimed roots this engine cannot run, once the tick that claimed them committed.
+
+        A hold that fails (the database went) leaves the root leased to this worker and out of
+        its view: whoever claims it once the lease lapses holds it.
         """
         for fault in faults:
             try:

@@ -25,6 +25,11 @@ _resume = False
 
 @contextmanager
 def gc_paused(enabled: bool = True) -> Iterator[None]:
+    """Keep the cyclic collector off for the span of the `with` block (a no-op if not `enabled`).
+
+    Nested and concurrent pauses are counted: the collector resumes when the last one leaves,
+    and only if it was running when the first came in.
+    """
     global _depth, _resume
     if not enabled:
         yield

@@ -20,8 +20,10 @@ from ..records.records import MAX_NAME_LENGTH, name_problems
 
 
 def default_worker_name() -> str:
-    """host:pid, unique among live workers; a restart gets a new one (and waits for the old
-    leases to lapse) unless given a stable name.
+    """The name of a worker not given one: host:pid, unique among live workers.
+
+    A restart gets a new one (and waits for the old leases to lapse) unless given a stable
+    name.
     """
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -60,6 +62,10 @@ class WorkerLease:
     tick_budget: float = 0.5
 
     def __post_init__(self) -> None:
+        """Refuse a name that could not be written on leases and in logs, and bounds out of range.
+
+        A worker with a bad setting then fails where it is configured, before it claims a root.
+        """
         if problems := name_problems("worker name", self.owner, MAX_NAME_LENGTH * 2):
             raise InvalidConfiguration(problems[0])
         if any(not character.isprintable() for character in self.owner):

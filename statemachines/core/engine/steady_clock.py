@@ -25,9 +25,10 @@ log = logging.getLogger("endaction.clock")
 RESYNC_SECONDS = 60.0
 
 def _elapsed_clock() -> Callable[[], float]:
-    """A clock that never steps and, unlike `time.monotonic` on Linux, counts the time a
-    suspended machine (a paused VM) slept: carried forward by one that did not, a worker
-    would think its leases fresh after a pause longer than them.
+    """A clock that never steps and counts the time a suspended machine (a paused VM) slept.
+
+    `time.monotonic` on Linux does not count it: carried forward by that clock, a worker would
+    think its leases fresh after a pause longer than them.
     """
     boottime = getattr(time, "CLOCK_BOOTTIME", None)
     if boottime is None:
@@ -64,6 +65,10 @@ class SteadyClock:
         self._warned_skew = False
 
     def __call__(self) -> float:
+        """The time now, never less than any earlier answer, reading the database when due.
+
+        Until a first reading of the database succeeds, the time is this machine's wall clock.
+        """
         mono = self._monotonic()
         if self._offset is None or mono - self._synced_at >= self._resync:
             self._sync(mono)

@@ -1,5 +1,4 @@
-"""A worker's loop: tick, sleep until something is due or work is made for it, survive the
-database going away.
+"""A worker's loop: tick, sleep until work is due or made for it, survive the database going away.
 
 Several workers (each an `Engine` with a `WorkerLease`) share one database; this loop is what
 keeps one of them running for days. A lost race (another worker's transaction won, or this
@@ -157,9 +156,10 @@ class Worker:
             self.on_tick(report)
 
     def _serve_cleanup(self, due: float) -> float:
-        """An operator's cleanup request, taken by one worker (see Engine.
-        serve_cleanup_request); looked for once per interval, not every tick. Returns when
-        to look next.
+        """Take an operator's cleanup request, if one waits; returns when to look next.
+
+        One worker takes it (see `Engine.serve_cleanup_request`); it is looked for once per
+        interval, not every tick.
         """
         if time.monotonic() < due:
             return due
@@ -184,8 +184,9 @@ class Worker:
 
 
 class _Polling:
-    """The ear of a store that cannot wake anyone (no `wakeups`): sleeping until the next
-    poll, or until stopped.
+    """The ear of a store that cannot wake anyone (no `wakeups`).
+
+    It only sleeps until the next poll, or until stopped.
     """
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:

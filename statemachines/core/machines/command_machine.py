@@ -16,6 +16,12 @@ from .shared_machine import SharedMachine, TransitionSpec
 
 
 class CommandStatus(StrEnum):
+    """The states of the command machine, as records and the history persist them.
+
+    `ended_success`, `ended_failure` and `rollback_failed` are terminal
+    (`TERMINAL_COMMAND_STATES`); a command in any other state still has work.
+    """
+
     NOT_STARTED = "not_started"
     EXECUTING = "executing"
     STEPPING = "stepping"
@@ -79,8 +85,9 @@ class CommandTrigger(StrEnum):
 
 
 class HookPhase(StrEnum):
-    """Which hook of a command is running: what its context allows (children, tasks and
-    resources only in a step: `execute` or `next_step`).
+    """Which hook of a command is running: what its context allows.
+
+    Children, tasks and resources are allowed only in a step: `execute` or `next_step`.
     """
 
     VALIDATE = "validate"
@@ -104,6 +111,8 @@ STEP_PHASES = (HookPhase.EXECUTE, HookPhase.NEXT_STEP)
 
 
 class EndGuardModel(Protocol):
+    """What the end guard reads of a command record, the model the machine moves."""
+
     execution_reason: ExecutionReason
     work_succeeded: bool | None
 

@@ -14,6 +14,11 @@ from .shared_machine import SharedMachine, TransitionSpec
 
 
 class HostStatus(StrEnum):
+    """A task's status as its agent reports it, in the host's own lifecycle (VDSM's).
+
+    `finished`, `unknown` and `cleaning` are the agent's last word (`END_HOST_STATES`).
+    """
+
     INIT = "init"
     RUNNING = "running"
     FINISHED = "finished"
@@ -23,6 +28,8 @@ class HostStatus(StrEnum):
 
 
 class HostResult(StrEnum):
+    """How a finished task ended, as its agent reports it; only `success` is success."""
+
     SUCCESS = "success"
     FAILURE = "failure"
     UNKNOWN = "unknown"
@@ -54,14 +61,17 @@ class TaskReport:
 
     @property
     def ended(self) -> bool:
+        """Whether the agent has said its last word on the task: the engine may fan in over it."""
         return self.status in END_HOST_STATES
 
     @property
     def succeeded(self) -> bool:
+        """Whether the task finished with success (`host_ended_successfully`)."""
         return host_ended_successfully(self.status, self.result)
 
     @classmethod
     def unknown(cls, message: str) -> TaskReport:
+        """The report of a task the agent lost, with `message` saying why: an end, and a failure."""
         return cls(HostStatus.UNKNOWN, HostResult.UNKNOWN, message)
 
 

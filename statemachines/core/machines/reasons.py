@@ -10,5 +10,10 @@ from enum import StrEnum
 
 
 class ExecutionReason(StrEnum):
+    """Why a command runs: REGULAR_FLOW for work, ROLLBACK_FLOW for an opposite command.
+
+    A ROLLBACK_FLOW command's end always takes the failure path (`ends_successfully`).
+    """
+
     REGULAR_FLOW = "REGULAR_FLOW"
     ROLLBACK_FLOW = "ROLLBACK_FLOW"

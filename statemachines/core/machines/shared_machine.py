@@ -25,20 +25,29 @@ from ..errors import EndactionError
 
 @dataclass(frozen=True)
 class TransitionSpec:
+    """One transition of a machine: `trigger` moves a record from `source` to `dest`.
+
+    `source` may name several states. The transition applies only when all its `conditions`
+    hold for the record; of an event's transitions from one state, the first that applies
+    wins, so an unconditional one listed last is the fallback.
+    """
+
     trigger: str
     source: str | Sequence[str]
     dest: str
     conditions: tuple[Callable[[Any], bool], ...] = ()
 
     def sources(self) -> list[str]:
+        """The source states as a list of plain strings, as `transitions` takes them."""
         # Plain strings: transitions names Enum states by member name, not by value.
         sources = [self.source] if isinstance(self.source, str) else self.source
         return [str(s) for s in sources]
 
 
 class IllegalTransition(EndactionError):
-    """A trigger fired where the machine has no transition for it: an engine bug, held on
-    the root it happened on.
+    """A trigger fired where the machine has no transition for it.
+
+    That is an engine bug, held on the root it happened on.
     """
 
     def __init__(self, kind: str, object_id: str, trigger: str, state: str) -> None:
@@ -116,6 +125,7 @@ class SharedMachine:
         return source
 
     def is_terminal(self, state: str) -> bool:
+        """Whether `state` is one of the terminal states this machine was built with."""
         return state in self.terminal
 
 

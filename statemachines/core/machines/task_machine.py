@@ -21,6 +21,11 @@ from .shared_machine import SharedMachine, TransitionSpec
 
 
 class TaskStatus(StrEnum):
+    """The states of the task machine, as records and the history persist them.
+
+    `cleared` is the only terminal one: a task is over once it is cleared on the agent.
+    """
+
     PENDING = "pending"
     POLLING = "polling"
     ABORTING = "aborting"

@@ -38,8 +38,9 @@ CLEANUP_REQUEST = "endaction.cleanup_request"
 
 
 def request_cleanup(store: Store, at: float) -> None:
-    """Ask the workers for a cleanup (see `Engine.serve_cleanup_request`): the first worker
-    to look takes the request, in a transaction of its own, so exactly one performs it;
-    asking twice before one looks is asking once.
+    """Ask the workers for a cleanup (see `Engine.serve_cleanup_request`).
+
+    The first worker to look takes the request, in a transaction of its own, so exactly one
+    performs it; asking twice before one looks is asking once.
     """
     store.put_setting(CLEANUP_REQUEST, repr(at))

@@ -76,8 +76,10 @@ def submit_keyed(
     owner: str | None = None,
     lease_until: float = 0.0,
 ) -> tuple[CommandRecord, bool]:
-    """`submit_root`, also saying whether the root is new (False: the key's earlier root,
-    which an engine must not index again: whoever runs it already has it).
+    """`submit_root`, also saying whether the root is new.
+
+    False means the key's earlier root, which an engine must not index again: whoever runs it
+    already has it.
     """
     return _submit(store, registry, [(type_name, parameters)], [key], entity=entity,
                    execution_reason=execution_reason, ids=ids, clock=clock, owner=owner,
@@ -97,8 +99,9 @@ def submit_roots(
     lease_until: float = 0.0,
     keys: Sequence[str | None] | None = None,
 ) -> list[CommandRecord]:
-    """Persist several roots (type name, parameters) in one transaction: all or none. Every
-    request is checked before anything is written, so one bad request refuses the batch.
+    """Persist several roots (type name, parameters) in one transaction: all or none.
+
+    Every request is checked before anything is written, so one bad request refuses the batch.
 
     `keys`, one per request (None for a request without one), make the batch idempotent as
     `submit_root`'s key does: a request whose key names a root already gets that root back

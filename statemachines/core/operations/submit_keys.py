@@ -23,10 +23,11 @@ _NAMED = 5
 
 
 def key_problems(key: object) -> list[str]:
-    """Why `key` cannot be a submit key, if it cannot. Keys are printed, logged, pasted into
-    shells and compared byte for byte: a blank at either end, or a character nobody sees
-    (a control, a zero-width space, a lone surrogate), would make two keys that look the same
-    name two roots.
+    """Why `key` cannot be a submit key, if it cannot.
+
+    Keys are printed, logged, pasted into shells and compared byte for byte: a blank at either
+    end, or a character nobody sees (a control, a zero-width space, a lone surrogate), would
+    make two keys that look the same name two roots.
     """
     if not isinstance(key, str) or not key:
         return [f"submit key must be a non-empty string (got {key!r:.80})"]
@@ -42,8 +43,10 @@ def key_problems(key: object) -> list[str]:
 
 
 def check_keys(type_names: Sequence[str], keys: Sequence[str | None]) -> None:
-    """Refuse a bad key, or a batch whose keys cannot name its requests one to one
-    (`InvalidParameters`, naming the request's type), before anything is written.
+    """Refuse a bad key, or a batch whose keys cannot name its requests one to one.
+
+    The refusal is an `InvalidParameters` naming the request's type, raised before anything is
+    written.
     """
     if len(keys) != len(type_names):
         raise InvalidParameters("submit", [f"{len(type_names)} requests and {len(keys)} keys: "
@@ -61,9 +64,10 @@ def check_keys(type_names: Sequence[str], keys: Sequence[str | None]) -> None:
 
 
 def canonical(value: Any) -> str:
-    """JSON text that two equal JSON documents share whatever their keys' order. Compared
-    as text, not as Python values: 1, 1.0 and true are equal in Python and three different
-    parameters to the command that reads them.
+    """JSON text that two equal JSON documents share whatever their keys' order.
+
+    Requests are compared as this text, not as Python values: 1, 1.0 and true are equal in
+    Python and three different parameters to the command that reads them.
     """
     return json.dumps(thaw(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -71,8 +75,10 @@ def canonical(value: Any) -> str:
 def check_same_request(key: str, root: CommandRecord, type_name: str,
                        parameters: Mapping[str, Any], entity: ResourceRef | None,
                        execution_reason: ExecutionReason) -> None:
-    """Nothing if the request is the one `root` was submitted for; SubmitKeyConflict naming
-    the key, the root and what differs otherwise.
+    """Refuse a request that is not the one `root` was submitted for.
+
+    Nothing happens if it is the same; otherwise SubmitKeyConflict names the key, the root and
+    what differs.
     """
     differs = []
     if root.type != type_name:

@@ -23,14 +23,22 @@ class TaskRejected(AgentError):
 
 
 class AgentUnreachable(AgentError):
-    """The agent did not answer at all (its host is down, frozen or cut off), rather than
-    answering with an error. Raise it after the call's own timeouts and retries: the engine
-    then makes no further call to that agent in the same tick, since each would wait out the
-    same silence, and counts those calls as failed tries.
+    """The agent did not answer at all, rather than answering with an error.
+
+    Its host is down, frozen or cut off. Raise it after the call's own timeouts and retries:
+    the engine then makes no further call to that agent in the same tick, since each would wait
+    out the same silence, and counts those calls as failed tries.
     """
 
 
 class Agent(Protocol):
+    """What runs tasks: the engine starts, polls and clears them through these three calls.
+
+    An agent runs in the engine's process or behind an HTTP task host. A call that raises is
+    tried again, within the bounds of `Limits`; `start` raises TaskRejected to refuse a task
+    for good, and any call AgentUnreachable when the agent did not answer at all.
+    """
+
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
         """Start the task, or do nothing if a task with this id was already started."""
 
@@ -43,12 +51,14 @@ class Agent(Protocol):
 
 @runtime_checkable
 class Abortable(Protocol):
-    """An agent that can abort a task: the engine asks it for tasks past their deadline and
-    for the tasks of a cancelled root. Optional; without it such a task ends `unknown` once
-    its grace is over.
+    """An agent that can abort a task.
+
+    The engine asks it for tasks past their deadline and for the tasks of a cancelled root.
+    Optional; without it such a task ends `unknown` once its grace is over.
     """
 
     def abort(self, task_id: str) -> None:
         """Stop the task if it runs; it must then be reported ended (failure) by `poll`.
+
         Aborting a task that ended, or that the agent does not know, is no error.
         """

@@ -39,9 +39,10 @@ class Ledger:
     resource_type: ClassVar[str] = ""
 
     def exists(self, resource_id: str) -> bool:
-        """Whether the resource is still there, as far as your bookkeeping knows: while it is,
-        a failed command's opposite command is started; once it is not, nothing is left to
-        revert.
+        """Whether the resource is still there, as far as your bookkeeping knows.
+
+        While it is, a failed command's opposite command is started; once it is not, nothing is
+        left to revert.
         """
         raise NotImplementedError(f"{type(self).__name__}.exists")
 

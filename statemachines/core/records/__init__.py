@@ -1,6 +1,7 @@
-"""The records and their values: commands, tasks and their history as plain persisted rows,
-the ids they carry, frozen JSON, each resource's revert state, retry policies and the limits
-every value is checked against.
+"""The records and their values: commands, tasks and their history as plain persisted rows.
+
+Beside them are the ids they carry, frozen JSON, each resource's revert state, retry policies
+and the limits every value is checked against.
 
 Records move only through the machines (`statemachines.core.machines`); nothing here calls a
 store, an agent or a user's code.

@@ -25,8 +25,10 @@ _key_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class FrozenMap(Mapping[str, Any]):
-    """A small read-only JSON object: about 100 bytes where a `MappingProxyType` over a dict
-    of the same few keys takes 220, which is 6 MB for a 10,000-disk rollback.
+    """A small read-only JSON object, in less than half the memory of a read-only dict.
+
+    It takes about 100 bytes where a `MappingProxyType` over a dict of the same few keys takes
+    220, which is 6 MB for a 10,000-disk rollback.
 
     Its keys are one tuple shared by every map with the same keys (the children of a fan-out
     all name the same few), its values a tuple of its own. It compares equal to any mapping
@@ -49,27 +51,34 @@ class FrozenMap(Mapping[str, Any]):
         object.__setattr__(self, "_values", tuple(items.values()))
 
     def __getitem__(self, key: str) -> Any:
+        """The value of `key`, found by a scan of the few keys; KeyError as a dict raises it."""
         try:
             return self._values[self._keys.index(key)]
         except ValueError:
             raise KeyError(key) from None
 
     def __contains__(self, key: object) -> bool:
+        """Whether `key` is one of its keys, by a scan of the shared key tuple."""
         return key in self._keys
 
     def __iter__(self) -> Iterator[str]:
+        """Its keys, in the order the object had them when it was frozen."""
         return iter(self._keys)
 
     def __len__(self) -> int:
+        """How many keys it has."""
         return len(self._keys)
 
     def __setattr__(self, name: str, value: object) -> None:
+        """Refuse every attribute write: nothing may rewrite what another command reads."""
         raise AttributeError(f"{type(self).__name__} is read-only")
 
     def __repr__(self) -> str:
+        """The text a debugger or log shows: the class name around its items as a dict."""
         return f"{type(self).__name__}({self.as_dict()!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle it as its items, rebuilt through `__init__` (its slots refuse plain setting)."""
         return FrozenMap, (self.as_dict(),)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,9 +87,10 @@ class FrozenMap(Mapping[str, Any]):
 
 
 def freeze(parameters: Mapping[str, Any], finite: bool = True) -> Mapping[str, Any]:
-    """A deep, read-only copy of JSON data, as the store will keep it; TypeError or ValueError
-    (naming where) for anything JSON cannot hold, NaN and infinities included (unless
-    `finite` is False: what a store already holds is read back as it is).
+    """A deep, read-only copy of JSON data, as the store will keep it.
+
+    Anything JSON cannot hold raises TypeError or ValueError (naming where), NaN and infinities
+    included (unless `finite` is False: what a store already holds is read back as it is).
 
     One walk instead of a JSON round trip, and the check that the data is JSON at the same
     time: it runs for every command and task created or loaded, 40,000 times for a
@@ -146,9 +156,11 @@ def _explain(value: Any, where: str, finite: bool) -> None:
 
 
 def freeze_output(value: Any, limit: int) -> Any:
-    """An output (a task's, from its agent; a command's, from a hook) as the store keeps it:
-    frozen, strict JSON, at most `limit` bytes of JSON text. ValueError naming what is wrong
-    otherwise: an output feeds the next step, so one that cannot be kept must not pass.
+    """An output (a task's, from its agent; a command's, from a hook) as the store keeps it.
+
+    That is frozen, strict JSON, at most `limit` bytes of JSON text. Anything else raises
+    ValueError naming what is wrong: an output feeds the next step, so one that cannot be kept
+    must not pass.
     """
     try:
         frozen = freeze({"output": value})["output"]
@@ -165,8 +177,9 @@ def freeze_output(value: Any, limit: int) -> Any:
 
 
 def thaw(value: Any) -> Any:
-    """Frozen JSON data (what records hold: read-only mappings, tuples) as plain dicts and
-    lists, for code that wants its own copy, or a JSON library that takes no mappings.
+    """Frozen JSON data (what records hold: read-only mappings, tuples) as plain dicts and lists.
+
+    It is for code that wants its own copy, or a JSON library that takes no mappings.
     """
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}

@@ -54,8 +54,9 @@ def new_id() -> str:
 
 
 def checked(ids: Callable[[], str]) -> Callable[[], str]:
-    """`ids` (an `Engine(ids=...)`), refusing by name an id the database cannot store: a
-    generator of ids is configuration, and its first bad id is where to say so.
+    """`ids` (an `Engine(ids=...)`), refusing by name an id the database cannot store.
+
+    A generator of ids is configuration, and its first bad id is where to say so.
     """
     if ids is new_id:
         return ids

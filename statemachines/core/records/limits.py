@@ -37,9 +37,10 @@ def check_factor(name: str, value: object) -> None:
 
 
 def backoff(first: float, factor: float, attempt: int, cap: float) -> float:
-    """The delay before attempt number `attempt` (1-based) of something retried with
-    back-off: none before the first, `first` before the second, times `factor` for each
-    later one, never beyond `cap` (an exponent that overflows is the cap).
+    """The delay before attempt number `attempt` (1-based) of something retried with back-off.
+
+    There is none before the first, `first` before the second, times `factor` for each later
+    one, never beyond `cap` (an exponent that overflows is the cap).
     """
     if attempt <= 1:
         return 0.0
@@ -110,6 +111,11 @@ class Limits:
     max_opposite_commands_per_tick: int = 1_000
 
     def __post_init__(self) -> None:
+        """Refuse (InvalidConfiguration) a bound that is no bound, as the limits are made.
+
+        Every count must be a whole number of at least 1, the agent back-offs finite and not
+        negative, and the task timeout and abort grace finite and positive.
+        """
         for name in ("max_start_attempts", "max_clear_attempts", "max_poll_failures",
                      "max_tree_depth", "max_spawn_per_step", "max_rounds_per_tick", "max_steps",
                      "max_output_bytes", "max_opposite_commands_per_tick"):

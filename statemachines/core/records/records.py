@@ -46,6 +46,13 @@ def name_problems(what: str, value: object, limit: int) -> list[str]:
 
 @dataclass(slots=True, eq=False)
 class CommandRecord:
+    """One command as its row persists it: the model the command machine moves.
+
+    It carries no behaviour, so the store builds it from a row and the engine holds tens of
+    thousands. Records compare by identity (`eq=False`): each stands for one row, not for its
+    values.
+    """
+
     id: str
     root_id: str
     parent_id: str | None
@@ -96,6 +103,11 @@ def resources_of(record: CommandRecord) -> tuple[ResourceRef, ...]:
 
 @dataclass(slots=True, eq=False)
 class TaskRecord:
+    """One task as its row persists it: the model the task machine moves.
+
+    Like `CommandRecord`, it carries no behaviour and compares by identity.
+    """
+
     id: str
     command_id: str
     root_command_id: str
@@ -128,10 +140,12 @@ class TaskRecord:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the agent reported the task finished with success."""
         return host_ended_successfully(self.host_status, self.host_result)
 
     @property
     def max_attempts(self) -> int:
+        """The number of attempts its work may take: 1 without a retry policy."""
         return 1 if self.retry is None else self.retry.max_attempts
 
 
@@ -201,10 +215,15 @@ class HistoryPath:
 
     @classmethod
     def one(cls, entry: HistoryEntry) -> HistoryPath:
+        """The path of the single step `entry` records."""
         return cls(entry.object_kind, entry.object_id, entry.root_id, entry.source, entry.at,
                    [(entry.trigger, entry.dest, entry.detail)])
 
     def entries(self) -> list[HistoryEntry]:
+        """Its steps as `HistoryEntry`s, each leaving from where the one before arrived.
+
+        A path carries no actor, so theirs is None.
+        """
         found, source = [], self.source
         for trigger, dest, detail in self.steps:
             found.append(HistoryEntry(self.object_kind, self.object_id, self.root_id, trigger,

@@ -49,6 +49,11 @@ class RetryPolicy:
     max_backoff_seconds: float = 60.0
 
     def __post_init__(self) -> None:
+        """Refuse (InvalidConfiguration) a policy with a value out of range, as it is made.
+
+        It needs 1 to `MAX_TASK_ATTEMPTS` attempts, finite delays that are not negative, and a
+        factor of at least 1; a stored policy read back goes through the same check.
+        """
         check_count("RetryPolicy.max_attempts", self.max_attempts, minimum=1)
         if self.max_attempts > MAX_TASK_ATTEMPTS:
             raise InvalidConfiguration(f"RetryPolicy.max_attempts must be at most "
@@ -60,6 +65,7 @@ class RetryPolicy:
 
     @property
     def retries(self) -> bool:
+        """Whether it runs a failed task again at all: a policy of one attempt is no policy."""
         return self.max_attempts > 1
 
     def delay_before(self, attempt: int) -> float:

@@ -14,6 +14,11 @@ from typing import NamedTuple
 
 
 class RevertState(StrEnum):
+    """Where one resource's revert stands: none, reverting, reverted or revert_failed.
+
+    It moves only forward (`REVERT_ORDER`); a resource reverted is never reverted again.
+    """
+
     NONE = "none"
     REVERTING = "reverting"
     REVERTED = "reverted"
@@ -44,6 +49,7 @@ class ResourceRef(NamedTuple):
     id: str
 
     def __str__(self) -> str:
+        """`type:id`, the form messages name a resource in."""
         return f"{self.type}:{self.id}"
 
 
@@ -66,4 +72,5 @@ class ResourceRevert:
 
     @property
     def failures(self) -> int:
+        """The number of opposite commands that failed for real, the lost ones not counted."""
         return self.attempts - self.lost

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class TickReport:
+    """The counts and errors of one engine tick, filled in as the tick goes.
+
+    Progress displays print its `summary`, metrics read its `transitions` and timings, and
+    tests count steps with it; `committed` says whether the tick's transaction committed.
+    """
+
     number: int = 0
     committed: bool = False
     tasks_started: int = 0
@@ -43,6 +49,7 @@ class TickReport:
     agent_seconds: float = 0.0
 
     def summary(self) -> str:
+        """One line for a progress display: every count that is not zero, or "waiting"."""
         parts = [
             f"{label} {value}"
             for label, value in (

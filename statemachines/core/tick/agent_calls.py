@@ -46,6 +46,10 @@ class AgentAnswers:
     clear_failed: list[tuple[TaskRecord, str]] = field(default_factory=list)
 
     def any(self) -> bool:
+        """Whether the agents said anything.
+
+        If not, and nothing else is due, the tick opens no transaction.
+        """
         return any((self.accepted, self.rejected, self.start_retry, self.reports,
                     self.poll_failed, self.cleared, self.clear_failed))
 
@@ -175,8 +179,9 @@ class AgentCalls:
             return f"agent {name!r} answered a poll it could not be read from: {describe(err)}"
 
     def _abort(self, task: TaskRecord, report: TickReport) -> None:
-        """Ask again at every poll until the agent reports the end: abort is idempotent, and
-        one lost request must not leave the task running.
+        """Ask the agent to abort the task, again at every poll until it reports the end.
+
+        Abort is idempotent, and one lost request must not leave the task running.
         """
         agent = self.agents.get(task.agent)
         if not isinstance(agent, Abortable) or self._not_asked(task.agent,
@@ -190,8 +195,10 @@ class AgentCalls:
                 f"agent {task.agent!r} failed to abort task {task.id}: {describe(err)}")
 
     def _clear(self, task: TaskRecord, answers: AgentAnswers, report: TickReport) -> None:
-        """A failed clear is said in the report here; one not asked, in the exchange's one
-        line for its agent.
+        """Ask the agent to clear an ended task, and collect its answer.
+
+        A failed clear is said in the report here; one not asked, in the exchange's one line
+        for its agent.
         """
         agent = self.agents.get(task.agent)
         if agent is None:
@@ -214,10 +221,11 @@ class AgentCalls:
             answers.cleared.append(task)
 
     def _agent_knows(self, agent: Agent, task: TaskRecord) -> bool:
-        """Before giving up on a start, ask whether it happened anyway: declaring it failed
-        while the work runs would let it land after its compensation undid it. An agent that
-        did not answer in this exchange is not asked: it cannot say, as when its poll fails
-        (the task is then cleared, and a cleared id never starts).
+        """Before giving up on a start, ask whether it happened anyway.
+
+        Declaring it failed while the work runs would let the work land after its revert had
+        run. An agent that did not answer in this exchange is not asked: it cannot say, as when
+        its poll fails (the task is then cleared, and a cleared id never starts).
         """
         if task.agent in self._silent:
             return False
@@ -231,9 +239,11 @@ class AgentCalls:
 
 def _checked(agent: str, task_id: str, answer: object, report: TickReport,
              max_output_bytes: int) -> TaskReport:
-    """The answer as a TaskReport of known statuses; anything else is garbage, which ends the
-    task `unknown` (a status the engine does not know could not even be stored). So does an
-    output that cannot be kept: the next step would read it.
+    """The answer as a TaskReport of known statuses, or one that ends the task `unknown`.
+
+    Anything else is garbage, which ends the task `unknown` (a status the engine does not know
+    could not even be stored). So does an output that cannot be kept: the next step would read
+    it.
     """
     try:
         if not isinstance(answer, TaskReport):

@@ -16,6 +16,12 @@ from .tick_state import TickState, for_root
 
 
 def act_on_cancels(state: TickState) -> None:
+    """Act on every pending cancel request for a root this engine has in its view.
+
+    A request for a root that has already ended is dropped; one for a root held, or run by
+    another engine, is left for whoever runs it. Each request is acted on once: it is dropped
+    in the same transaction.
+    """
     tx = state.tx
     for root_id, reason, status in tx.pending_cancels():
         if COMMAND_MACHINE.is_terminal(status):
@@ -30,8 +36,9 @@ def act_on_cancels(state: TickState) -> None:
 
 
 def _cancel(state: TickState, root: CommandRecord, reason: str) -> None:
-    """Fail the root's own work: refuse what has not started, abort what runs. What
-    already succeeded is then reverted like after any other failure.
+    """Fail the root's own work: refuse what has not started, abort what runs.
+
+    What already succeeded is then reverted like after any other failure.
     """
     view = state.view
     state.recorder.history(root, HistoryEvent.CANCEL, root.status, root.status, reason)

@@ -27,9 +27,11 @@ _LEFT_BEHIND = (Outcome.REVERT_FAILED, Outcome.CHILD_REVERT_FAILED)
 
 def start_cleanup(state: TickState,
                   skip: Callable[[str], bool] = lambda root_id: False) -> list[ResourceRevert]:
-    """One more opposite command for every resource given up on (revert_failed) whose
-    owner has ended, outside the roots `skip` names (another worker holds them); the resource
-    reads reverted once one succeeds. Returns the resources retried (or found gone).
+    """Start one more opposite command for every resource given up on (revert_failed).
+
+    Only resources whose owner has ended are retried, outside the roots `skip` names (another
+    worker holds them); the resource reads reverted once one succeeds. Returns the resources
+    retried (or found gone).
     """
     retried = []
     tx, recorder, report = state.tx, state.recorder, state.report
@@ -69,9 +71,11 @@ def start_cleanup(state: TickState,
 
 
 def record_what_is_left(state: TickState, root_id: str) -> None:
-    """After a cleanup undid a resource of `root_id`'s tree: every command of it that reads
-    as having left something behind, and under which nothing is left now, reads
-    `cleaned_up` (its error keeps the cause; its history says when).
+    """Mark `cleaned_up` the commands of `root_id`'s tree that no longer leave anything behind.
+
+    It runs after a cleanup reverted a resource of the tree: every command of it that reads as
+    having left something behind, and under which nothing is left now, reads `cleaned_up` (its
+    error keeps the cause; its history says when).
     """
     tx, recorder = state.tx, state.recorder
     commands = {c.id: c for c in tx.commands_of_root(root_id)}

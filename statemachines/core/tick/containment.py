@@ -30,9 +30,11 @@ class Contained:
 
     @property
     def failed(self) -> bool:
+        """Whether the block raised a user fault, now kept in `error`."""
         return self.error is not None
 
     def describe(self) -> str:
+        """The kept error as `Type: message`, for records and reports; empty if none was raised."""
         return describe(self.error) if self.error is not None else ""
 
 
@@ -53,11 +55,13 @@ class contain:
     __slots__ = ("outcome",)
 
     def __enter__(self) -> Contained:
+        """A fresh `Contained`, which holds what the block raised once the block has left."""
         self.outcome = Contained()
         return self.outcome
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> bool:
+        """Swallow and keep a user fault; let store errors and process-stopping signals through."""
         if error is None or isinstance(error, StoreError | ConcurrentModification):
             return False  # the database's, not the hook's: the tick rolls back (and retries)
         if isinstance(error, USER_FAULTS):

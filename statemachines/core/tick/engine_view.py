@@ -52,6 +52,11 @@ class EngineView:
 
     # ------------------------------------------------------------------ indexing
     def index_command(self, record: CommandRecord) -> None:
+        """Take a loaded or new command into every index a tick asks about it through.
+
+        An unfinished opposite command is counted in flight for its resource, so that no
+        second one is started for it meanwhile.
+        """
         self.commands[record.id] = record
         if record.status == CommandStatus.NOT_STARTED:
             self.not_started[record.id] = record
@@ -103,8 +108,10 @@ class EngineView:
                     del self.reverting[opposite]
 
     def depth_of(self, record: CommandRecord) -> int:
-        """How far below its root a command is, walking up without recursion: trees may be
-        deeper than Python's recursion limit, and each depth is computed once.
+        """How far below its root a command is (or below its nearest ancestor in memory).
+
+        It walks up without recursion: trees may be deeper than Python's recursion limit, and
+        each depth is computed once.
         """
         chain: list[CommandRecord] = []
         current = record
@@ -122,13 +129,16 @@ class EngineView:
         return self.depths[record.id]
 
     def index_task(self, task: TaskRecord) -> None:
+        """Take a loaded or new task into the view, by id and under its command."""
         self.tasks[task.id] = task
         self.tasks_by_command[task.command_id].append(task)
 
     def forget_finished(self) -> list[CommandRecord]:
-        """Drop what is over from memory so a long-running engine does not grow with history;
-        return the roots among it. Only unfinished commands are loaded, and what finished is
-        dropped after every committed tick, so these are the roots that ended in that tick.
+        """Drop what is over from memory, and return the roots among it.
+
+        A long-running engine then does not grow with history. Only unfinished commands are
+        loaded, and what finished is dropped after every committed tick, so these are the
+        roots that ended in that tick.
         """
         self._forget_tasks([i for i, t in self.tasks.items() if t.status == TaskStatus.CLEARED])
         finished = [i for i, c in self.commands.items() if COMMAND_MACHINE.is_terminal(c.status)]
@@ -161,8 +171,9 @@ class EngineView:
         return roots
 
     def stuck_roots(self, live: set[str], limits: Limits) -> set[str]:
-        """Live roots whose only work left is clears the agent refused `max_clear_attempts`
-        times: nothing this engine does will move them until a new round of clears.
+        """Live roots whose only work left is clears the agent refused `max_clear_attempts` times.
+
+        Nothing this engine does will move them until a new round of clears.
         """
         busy = {c.root_id for c in self.commands.values()
                 if not COMMAND_MACHINE.is_terminal(c.status)}
@@ -185,6 +196,7 @@ class EngineView:
         )
 
     def due_commands(self, now: float) -> list[CommandRecord]:
+        """The commands not started whose `not_before` has come: the ones a tick starts now."""
         return [c for c in self.not_started.values() if c.not_before <= now]
 
     def agent_work_due(self, task: TaskRecord, now: float, limits: Limits) -> bool:
@@ -201,13 +213,18 @@ class EngineView:
                    if t.status in LIVE_TASK_STATES)
 
     def due_now(self, now: float, limits: Limits) -> bool:
+        """Whether the next tick has work at once, so that a loop must not sleep before it.
+
+        Polls are not counted: they are paced by the poll interval (`wait_hint`).
+        """
         return bool(self.touched_groups or self.resettle) or self.deadline_due(now) or any(
             c.not_before <= now for c in self.not_started.values()
         ) or any(self.agent_work_due(t, now, limits) for t in self.tasks.values())
 
     def wait_hint(self, now: float, poll_interval: float, limits: Limits) -> float:
-        """How long nothing can become due: the next retry or back-off, or one poll interval
-        while agents are working.
+        """How long nothing can become due, in seconds.
+
+        That is until the next retry or back-off, or one poll interval while agents are working.
         """
         if any(t.status in POLLED_TASK_STATES for t in self.tasks.values()):
             return poll_interval
@@ -220,8 +237,10 @@ class EngineView:
 
 
     def waiting_on(self, now: float) -> str:
-        """What the engine waits for: tasks on agents (the oldest named, with its deadline),
-        back-offs, and commands due later.
+        """One sentence on what the engine waits for.
+
+        It names the tasks on agents (the oldest named, with its deadline), back-offs, and
+        commands due later.
         """
         parts = []
         by_agent: dict[str, list[TaskRecord]] = defaultdict(list)

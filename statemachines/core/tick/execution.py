@@ -21,11 +21,23 @@ log = logging.getLogger("endaction.engine")
 
 
 def start_command(state: TickState, record: CommandRecord) -> None:
+    """Validate and execute a due command, as work of its root's.
+
+    Whatever the engine raises while starting it is its root's fault and holds that root
+    only (`for_root`).
+    """
     with for_root(record.root_id):
         validate_and_execute(state, record)
 
 
 def validate_and_execute(state: TickState, record: CommandRecord) -> None:
+    """Run a not-started command's validate, then its execute, each contained.
+
+    Problems that validate names (or that it raises) refuse the command; an execute that
+    raises fails it and its end group. A command that started work in its first step and
+    takes steps waits in `stepping`; any other has executed. Either way its group is touched,
+    to be checked for fan-in.
+    """
     view, fire = state.view, state.recorder.fire
     del view.not_started[record.id]
     problems: list[str] = []

@@ -33,6 +33,12 @@ log = logging.getLogger("endaction.engine")
 
 
 def ready_groups(state: TickState) -> list[str]:
+    """The heads of the touched end groups whose fan-in is complete, in id order.
+
+    A group is ready when every member has finished executing (or is ending already) and
+    every task has had its last word from its agent. The touched groups are cleared: one not
+    ready is touched again when something in it happens.
+    """
     view = state.view
     ready = []
     for head_id in sorted(view.touched_groups):

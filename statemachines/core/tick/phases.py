@@ -41,11 +41,17 @@ class Tick:
 
     @property
     def wrote(self) -> bool:
+        """Whether this tick moved anything; only then is it counted as a committed tick.
+
+        A tick that wrote only `recover` rows moved nothing.
+        """
         return self.state.wrote
 
     def run(self, answers: AgentAnswers, cancels: bool = True) -> None:
-        """Everything a tick does inside its transaction, in order; the cancel requests are
-        read when `cancels` (a worker reads them when woken and every claim_interval).
+        """Everything a tick does inside its transaction, in order.
+
+        The cancel requests are read when `cancels` (a worker reads them when woken and every
+        claim_interval).
         """
         state = self.state
         apply(state, answers)
@@ -56,14 +62,17 @@ class Tick:
 
     def start_cleanup(self, skip: Callable[[str], bool] = lambda root_id: False
                       ) -> list[ResourceRevert]:
+        """An operator's cleanup in this tick's transaction (`cleanup.start_cleanup`)."""
         return start_cleanup(self.state, skip)
 
     def flush(self) -> None:
+        """Write what the tick changed into its transaction; the engine calls it before commit."""
         self.state.flush()
 
     def _advance(self) -> None:
-        """Execute due commands, take the next steps whose work ended, and end ready groups,
-        round after round, until none has anything left or the tick has done
+        """Execute due commands, take the next steps whose work ended, and end ready groups.
+
+        This goes round after round, until none has anything left or the tick has done
         `max_rounds_per_tick` rounds (the rest is due at once, in the next tick).
         """
         state = self.state

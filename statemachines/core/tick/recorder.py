@@ -29,11 +29,14 @@ class Changes:
     history: list[HistoryPath] = field(default_factory=list)
 
     def any(self) -> bool:
+        """Whether there is anything to flush at all: rows, or history alone."""
         return self.any_records() or bool(self.history)
 
     def any_records(self) -> bool:
-        """Rows to write, beyond history: what makes a tick worth a transaction of its own
-        (a `recover` row alone is bookkeeping; it goes with the next tick that moves).
+        """Whether there are rows to write, beyond history.
+
+        Rows are what makes a tick worth a transaction of its own (a `recover` row alone is
+        bookkeeping; it goes with the next tick that moves).
         """
         return bool(self.new_commands or self.changed_commands or self.new_tasks
                     or self.changed_tasks)
@@ -69,6 +72,13 @@ class Recorder:
 
     def fire(self, record: CommandRecord | TaskRecord, machine: SharedMachine, trigger: str,
              detail: str | None = None) -> None:
+        """Take `trigger` on `record`'s machine, the one way a record's status changes.
+
+        The transition lands in the history with `detail`, the record is marked to be
+        written, and a command that became terminal leaves the view's indexes at once. A
+        trigger the machine does not allow from the record's status raises
+        `IllegalTransition`.
+        """
         source = machine.fire(record, trigger)
         self.history(record, trigger, source, record.status, detail)
         self.touch(record)
@@ -78,6 +88,7 @@ class Recorder:
             self.view.detach(record)
 
     def touch(self, record: CommandRecord | TaskRecord) -> None:
+        """Mark a record changed, to be written by the tick's flush; its status stays as it is."""
         record.updated_at = self.now
         if isinstance(record, CommandRecord):
             self.changes.changed_commands[record.id] = record
@@ -86,6 +97,11 @@ class Recorder:
 
     def history(self, record: CommandRecord | TaskRecord, trigger: str, source: str, dest: str,
                 detail: str | None) -> None:
+        """Add one history step for `record`, from `source` to `dest`, at this moment.
+
+        Steps that follow on from the record's last one extend its path; the history is
+        handed to `spill` once HISTORY_CHUNK steps are collected.
+        """
         path = self._open.get(record.id)
         if path is None or path.steps[-1][1] != source:
             if isinstance(record, CommandRecord):

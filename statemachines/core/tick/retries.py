@@ -23,7 +23,9 @@ _RUNNING = (CommandStatus.WAITING, CommandStatus.STEPPING)
 
 
 def may_retry(state: TickState, command: CommandRecord, task: TaskRecord) -> bool:
-    """A forward task that failed, with attempts left, while its end group can still succeed.
+    """Whether a failed task gets another attempt.
+
+    It does if it is a forward task with attempts left, while its end group can still succeed.
     The caller knows the rest: a task rejected for good, or aborted at its deadline or for a
     cancel, is never retried.
     """

@@ -85,9 +85,10 @@ def create_task(
     step: int | None = None,
     start_at: float = 0.0,
 ) -> TaskRecord:
-    """A task of `command`: its first attempt (from a step's hook), or a later one that
-    replaces a failed attempt (`retries`), started no earlier than `start_at`; its deadline
-    counts from then.
+    """A new task of `command`, started no earlier than `start_at`.
+
+    It is the task's first attempt (from a step's hook), or a later one that replaces a failed
+    attempt (`retries`); its deadline counts from `start_at`, or from now if that is later.
     """
     config = state.config
     if agent not in config.agent_names:

@@ -30,9 +30,11 @@ log = logging.getLogger("endaction.engine")
 
 
 def run_due_steps(state: TickState) -> set[str]:
-    """Take the next step of every stepping command whose step's work has ended, in the end
-    groups something happened in; returns the groups in which a command moved (their other
-    stepping commands, a parent waiting for this child's steps, look again next round).
+    """Take the next step of every stepping command whose step's work has ended.
+
+    Only the end groups something happened in are looked at. Returns the groups in which a
+    command moved (their other stepping commands, a parent waiting for this child's steps,
+    look again next round).
     """
     view = state.view
     moved: set[str] = set()
@@ -46,9 +48,11 @@ def run_due_steps(state: TickState) -> set[str]:
 
 
 def step_work_ended(view: EngineView, record: CommandRecord) -> bool:
-    """Every task of the command (last attempts) and of its children, all the way down,
-    has ended, and every child has finished its own steps. A walk with a stack: a step's
-    children may be deeper than Python's recursion limit.
+    """Whether the work of the command's step has ended, all the way down.
+
+    It has when every task of the command (last attempts) and of its children, all the way
+    down, has ended, and every child has finished its own steps. A walk with a stack: a
+    step's children may be deeper than Python's recursion limit.
     """
     stack = [record]
     while stack:
@@ -64,6 +68,11 @@ def step_work_ended(view: EngineView, record: CommandRecord) -> bool:
 
 
 def take_next_step(state: TickState, record: CommandRecord) -> None:
+    """Run the command's `next_step`, contained, now that its step's work has ended.
+
+    A command whose end group has failed takes no further step. A step that starts nothing
+    is the last: the command has executed. One that raises fails the command and its group.
+    """
     view, fire = state.view, state.recorder.fire
     view.touched_groups.add(record.end_group_id)
     if group_failed(state, record):

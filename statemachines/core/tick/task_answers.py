@@ -1,9 +1,9 @@
-"""What the agents said, applied: tasks accepted, refused, running, ended, cleared; and the
-deadlines that end tasks whose agents say nothing.
+"""What the agents said, applied; and the deadlines that end tasks whose agents say nothing.
 
-The agent phase collected the answers outside any transaction (`agent_calls`); here they
-become transitions of the task machine, inside the tick's. A task that ends touches its end
-group, so the fan-in is checked again.
+The answers say which tasks were accepted, refused, running, ended and cleared. The agent
+phase collected them outside any transaction (`agent_calls`); here they become transitions of
+the task machine, inside the tick's. A task that ends touches its end group, so the fan-in is
+checked again.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from .verdicts import fail_group, task_cause
 
 
 def apply(state: TickState, answers: AgentAnswers) -> None:
+    """Turn the agent phase's answers into transitions of the task machine, in this tick.
+
+    Starts and clears that failed are tried again after a back-off; a task that ended, or
+    whose start was refused, has had its last word (`task_done`).
+    """
     fire, touch = state.recorder.fire, state.recorder.touch
     report, now, limits = state.report, state.now, state.config.limits
     for task in answers.accepted:
@@ -70,6 +75,11 @@ def _poll_failed(state: TickState, task: TaskRecord, message: str) -> None:
 
 
 def report_end(state: TickState, task: TaskRecord, answer: TaskReport) -> None:
+    """End the task with the agent's last report (or one the engine made up, `unknown`).
+
+    Its status, result, message and output are kept on the record for its command's hooks
+    and the next step to read.
+    """
     # An aborted task (its deadline passed, or its root was cancelled) is never retried.
     aborted = task.status == TaskStatus.ABORTING
     task.host_status = answer.status
@@ -83,8 +93,10 @@ def report_end(state: TickState, task: TaskRecord, answer: TaskReport) -> None:
 
 
 def task_done(state: TickState, task: TaskRecord, retriable: bool) -> None:
-    """A task had its last word: its end group's fan-in (or its command's step) may be
-    complete; a failure is retried if its policy allows, else its command's work failed.
+    """A task had its last word: count it, and retry it or let its command's group go on.
+
+    Its end group's fan-in (or its command's step) may be complete; a failure is retried if
+    its policy allows, else its command's work failed.
     """
     command = state.view.commands.get(task.command_id)
     if task.succeeded:

@@ -84,9 +84,18 @@ class ProvisionEndpoint(Command):
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """The parameters' problems, refused before anything is persisted.
+
+        A service or hostname that is not a DNS name, a port that is not "switch/port", a VLAN
+        outside 1..4094, and a pool that is not a CIDR block of at most 4096 addresses.
+        """
         return _problems(parameters)
 
     def validate(self, ctx: CommandContext) -> list[str]:
+        """The service, DNS name or port already in its ledger, each refused as taken.
+
+        No two roots may own one resource: the rollback of one would take away the other's.
+        """
         p = self.parameters
         taken = [(ctx.ledger(Leases).exists(p["service"]), f"service {p['service']}"),
                  (ctx.ledger(DnsRecords).exists(p["hostname"]), f"DNS name {p['hostname']}"),
@@ -103,6 +112,11 @@ class ProvisionEndpoint(Command):
                        entities=[ResourceRef(LEASE, p["service"])])
 
     def next_step(self, ctx: CommandContext) -> None:
+        """Step 2, the DNS record for the address the pool answered with; step 3, the port.
+
+        Each step adds its resource and its ledger row with the task that makes it, so that a
+        rollback finds it. Step 4 starts nothing: the endpoint is done.
+        """
         p = self.parameters
         if ctx.step == 2:
             # Step 2: the DNS record, for the address the pool answered with.
@@ -123,6 +137,7 @@ class ProvisionEndpoint(Command):
                                            task.id))
 
     def end_successfully(self, ctx: CommandContext) -> None:
+        """Mark the DNS record and the port plug active; the output is the leased address."""
         p = self.parameters
         record = ctx.ledger(DnsRecords).get(p["hostname"])
         if record is not None:
@@ -135,8 +150,9 @@ class ProvisionEndpoint(Command):
         ctx.set_output({"address": _task(ctx, ALLOCATE_ADDRESS).output["address"]})
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation | None:
-        """Every resource whose row is there is reverted, even one whose own task failed: a
-        host may have acted before it failed, and each revert is harmless on what was never
+        """Every resource whose row is there is reverted, even one whose own task failed.
+
+        A host may have acted before it failed, and each revert is harmless on what was never
         made (a release of a free lease, a delete of a missing record, the revert of a plug
         that changed nothing).
         """
@@ -154,8 +170,9 @@ class ProvisionEndpoint(Command):
 
 
 class _Undo(Command):
-    """An opposite command: one task, while its resource is still in its ledger; the row goes
-    once the task succeeded (an opposite command ends only in end_with_failure).
+    """An opposite command: one task, while its resource is still in its ledger.
+
+    The row goes once the task succeeded (an opposite command ends only in end_with_failure).
     """
 
     submittable = False  # it reverts what a rollback found made: never a root of its own

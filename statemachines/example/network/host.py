@@ -40,8 +40,10 @@ class _Task:
 
 @dataclass
 class NetworkHost:
-    """Its `leases` (lease -> address), `records` (name -> address) and `ports` (port -> vlan)
-    are the network's truth.
+    """The simulated network: its `leases`, `records` and `ports` are the network's truth.
+
+    `leases` maps a lease to its address, `records` a name to its address, and `ports` a port
+    to its vlan.
 
     Args:
         refuse: leases, DNS names and ports this host refuses: their tasks fail.
@@ -60,6 +62,10 @@ class NetworkHost:
     changes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Queue the task to run after `polls` polls; a repeated id starts nothing.
+
+        An unknown verb is rejected for good (`TaskRejected`).
+        """
         if task_id in self.tasks:
             return
         if verb not in VERBS:
@@ -67,6 +73,12 @@ class NetworkHost:
         self.tasks[task_id] = _Task(verb, dict(parameters), self.polls)
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Reports of the tasks it knows: running until their polls are spent, then their end.
+
+        A task runs (changes the network) at its first poll past `polls`; its report is kept,
+        so that a later poll answers the same end without running it again. An id it does not
+        know is left out of the answer.
+        """
         answer = {}
         for task_id in task_ids:
             task = self.tasks.get(task_id)
@@ -82,9 +94,14 @@ class NetworkHost:
         return answer
 
     def clear(self, task_id: str) -> None:
+        """Forget the task; a plug's entry in the change log stays, for `revert_task`."""
         self.tasks.pop(task_id, None)
 
     def abort(self, task_id: str) -> None:
+        """End a task that has not run yet as a failure ("aborted"), changing nothing.
+
+        A task that already ended keeps its report.
+        """
         task = self.tasks.get(task_id)
         if task is not None and task.report is None:
             task.report = TaskReport(HostStatus.FINISHED, HostResult.FAILURE, "aborted")
@@ -130,8 +147,10 @@ class NetworkHost:
                 self.ports[port] = before
 
     def _allocate(self, lease: str, pool: str) -> str | None:
-        """The lease's address: the one it holds already (a repeated start), or the first
-        free one of the pool.
+        """The lease's address, or None when the pool has no free one left.
+
+        It is the address the lease holds already (a repeated start), or the first free one of
+        the pool.
         """
         if lease in self.leases:
             return self.leases[lease]

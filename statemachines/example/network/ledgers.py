@@ -65,8 +65,9 @@ class DnsRecord:
 
 @dataclass(frozen=True)
 class PortPlug:
-    """A switch port this example plugged, and the task that plugged it (the switch reverts
-    a plug natively, by that task's id).
+    """A switch port this example plugged, and the task that plugged it.
+
+    The switch reverts a plug natively, by that task's id.
     """
 
     port: str

@@ -45,6 +45,11 @@ def network_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]
 
 
 def network_resource_of(verb: str, parameters: Mapping[str, Any]) -> str | None:
+    """The lease, DNS name or port that a task makes or reverts; None for another task.
+
+    The suite reads it to tell which resource an opposite command's task touches (to make it
+    fail for good), and the leftovers check to tell which root made each resource.
+    """
     key = _MAKES.get(verb) or _UNDOES.get(verb)
     return str(parameters[key]) if key and key in parameters else None
 
@@ -58,8 +63,9 @@ def network_output(verb: str, parameters: Mapping[str, Any], task_id: str) -> An
 
 def network_leftovers(snap: Snapshot, agents: Mapping[str, ControlledAgent],
                       store: Store) -> set[str]:
-    """Leases, records and ports, on the network or in the ledgers, that belong to no
-    endpoint that was provisioned.
+    """Leases, records and ports that belong to no endpoint that was provisioned.
+
+    Each is looked for both on the network and in the ledgers.
     """
     succeeded = {i for i, c in snap.commands.items()
                  if c.parent_id is None and c.status == CommandStatus.ENDED_SUCCESS}

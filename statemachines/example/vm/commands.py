@@ -41,10 +41,21 @@ def add_vm_parameters(vm: str, sources: list[str], fail: Iterable[int] = ()) -> 
 
 
 class AddVmFromTemplate(Command):
+    """Create a VM from a template: one CreateCloneOfTemplate child per disk.
+
+    The root makes nothing itself; each child copies one template disk into an image of its
+    own, named by `image_name`, and reverts it if the VM's creation fails.
+    """
+
     type_name = "AddVmFromTemplate"
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """The parameters' problems, refused before anything is persisted.
+
+        It needs a VM name and a non-empty list of disks, each an object with a source name
+        and, if given, a boolean `inject_failure`.
+        """
         problems = _name_problem(parameters, "vm")
         disks = parameters.get("disks")
         if not isinstance(disks, list | tuple) or not disks:
@@ -59,6 +70,7 @@ class AddVmFromTemplate(Command):
         return problems
 
     def execute(self, ctx: CommandContext) -> None:
+        """Add one CreateCloneOfTemplate child per disk, its entity the image it makes."""
         vm = self.parameters["vm"]
         for index, disk in enumerate(self.parameters["disks"]):
             image = image_name(vm, index)
@@ -75,10 +87,17 @@ class AddVmFromTemplate(Command):
 
 
 class CreateCloneOfTemplate(Command):
+    """Copy one template disk into a new image on the storage host.
+
+    Its inventory row is the image's existence guard; as the host cannot revert a copy, its
+    revert is a RemoveImage.
+    """
+
     type_name = "CreateCloneOfTemplate"
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """The parameters' problems: the VM, the source and the image must each be a name."""
         return [
             *_name_problem(parameters, "vm"),
             *_name_problem(parameters, "source"),
@@ -87,14 +106,17 @@ class CreateCloneOfTemplate(Command):
 
     @property
     def image(self) -> str:
+        """The name of the image this command makes."""
         return str(self.parameters["image"])
 
     def validate(self, ctx: CommandContext) -> list[str]:
+        """Refuse an image whose name is already in the inventory: another command made it."""
         if ctx.ledger(ImageInventory).exists(self.image):
             return [f"image {self.image!r} already exists in the inventory"]
         return []
 
     def execute(self, ctx: CommandContext) -> None:
+        """Start the copy, after the inventory row that lets a rollback find a partial file."""
         # The inventory row goes in before the copy starts: if the copy leaves a partial file,
         # the row is what tells the engine there is something to remove (ImageInventory is
         # the existence guard of resources of type "image").
@@ -109,9 +131,11 @@ class CreateCloneOfTemplate(Command):
         )
 
     def end_successfully(self, ctx: CommandContext) -> None:
+        """Mark the image OK in the inventory: the VM's creation succeeded."""
         ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.OK)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
+        """Mark the image ILLEGAL in the inventory, until its revert removes the row."""
         ctx.ledger(ImageInventory).set_status(self.image, ImageStatus.ILLEGAL)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
@@ -127,22 +151,33 @@ class RemoveImage(Command):
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """The parameters' problems: the image must be a name."""
         return _name_problem(parameters, "image")
 
     @property
     def image(self) -> str:
+        """The name of the image this command removes."""
         return str(self.parameters["image"])
 
     def execute(self, ctx: CommandContext) -> None:
+        """Start the delete if the image is still in the inventory; if not, nothing is left."""
         if not ctx.ledger(ImageInventory).exists(self.image):
             return
         ctx.start_task(STORAGE_AGENT, DELETE_VERB, {"image": self.image},
                        entities=[ResourceRef(IMAGE, self.image)])
 
     def end_successfully(self, ctx: CommandContext) -> None:
+        """Drop the image's row, had it run as regular work.
+
+        As an opposite command it never ends here, but in `end_with_failure`.
+        """
         ctx.ledger(ImageInventory).remove(self.image)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
+        """Drop the image's row once the delete succeeded; a failed delete keeps it.
+
+        The row kept is what lets a later cleanup try the revert again.
+        """
         # As an opposite command this is the only path it can take; its own success shows in
         # work_succeeded and is recorded by the engine as the resource being reverted.
         if ctx.work_succeeded:

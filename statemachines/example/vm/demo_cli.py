@@ -1,5 +1,7 @@
-"""`endaction demo`: create a VM whose failed copies roll the others back, on the VM example's
-storage host; the VM application (`application.py`) offers it beside the group's own commands.
+"""`endaction demo`: create a VM whose failed copies roll the others back.
+
+It runs on the VM example's storage host; the VM application (`application.py`) offers it
+beside the group's own commands.
 
 Exit status, as `resume`'s: 0 when the VM was made and nothing was left behind, 5 when it
 failed and was rolled back cleanly, 3 when something was left behind, 2 for bad usage, 1 when

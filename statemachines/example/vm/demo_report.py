@@ -35,10 +35,11 @@ def vm_report(store: Store, agents: Mapping[str, Agent], root_id: str) -> dict[s
 
 
 def vm_leftovers(store: Store, agents: Mapping[str, Agent]) -> list[str]:
-    """Images on disk or in the inventory that belong to no VM that was made. The images of
-    a root still running are its work in progress, not left behind (a fleet's cleanup
-    reports while other roots run). Judged twice, and only what both looks find left is
-    reported: between reading the disk and the database a running root may make an image
+    """Images on disk or in the inventory that belong to no VM that was made.
+
+    The images of a root still running are its work in progress, not left behind (a fleet's
+    cleanup reports while other roots run). Judged twice, and only what both looks find left
+    is reported: between reading the disk and the database a running root may make an image
     (on disk, not yet in the inventory) or end and delete one.
     """
     first = _leftovers(store, set(storage_host(agents).image_names()))
@@ -111,6 +112,12 @@ def _headline(root: dict[str, Any]) -> list[str]:
 
 
 def render_text(report: dict[str, Any]) -> str:
+    """The report as text, for `demo` and `resume` without `--json`.
+
+    The headline comes first, then the tree of commands with their tasks, the counts of copies
+    and of opposite commands, the images on disk and the leftovers, and last the tasks the
+    host still holds.
+    """
     root = report["root"]
     commands = report["commands"]
     tasks_by_command: dict[str, list[dict[str, Any]]] = {}

@@ -1,6 +1,7 @@
-"""The images of the local-disk host: template disks and their copies as files, and what the
-two verbs do to them. `LocalDiskAgent` runs these on its worker threads and journals their
-outcomes; nothing here knows of tasks.
+"""The images of the local-disk host: template disks and their copies, as files.
+
+Here is what the two verbs, copy and delete, do to them. `LocalDiskAgent` runs these on its
+worker threads and journals their outcomes; nothing here knows of tasks.
 
 A copy writes the whole image (so running it again after a crash is harmless) and sums it
 as it goes; a delete of a missing image succeeds. Both stop at the next 1 MiB when asked.
@@ -47,18 +48,22 @@ class DiskImages:
         self.failing_deletes = failing_deletes
 
     def template_path(self, name: str) -> Path:
+        """The file of the template `name`, which copies read from."""
         return self.templates / f"{name}{IMAGE_SUFFIX}"
 
     def image_path(self, name: str) -> Path:
+        """The file of the image `name`, which a copy writes and a delete removes."""
         return self.images / f"{name}{IMAGE_SUFFIX}"
 
     def image_names(self) -> list[str]:
+        """The names of the images on disk, sorted, a partial copy's included."""
         return sorted(p.name[: -len(IMAGE_SUFFIX)] for p in self.images.glob(f"*{IMAGE_SUFFIX}"))
 
     def ensure_template(self, name: str, size: int) -> None:
-        """Make the template if it is missing or of another size. Written aside and renamed
-        into place: a copy that reads it meanwhile (another worker, another process) sees
-        the old file or the whole new one, never half of it.
+        """Make the template if it is missing or of another size.
+
+        It is written aside and renamed into place: a copy that reads it meanwhile (another
+        worker, another process) sees the old file or the whole new one, never half of it.
         """
         if not safe_name(name):
             raise OSError(errno.EINVAL, f"template name {name[:80]!r} is not a plain name")
@@ -102,6 +107,10 @@ class DiskImages:
         return {"bytes": copied, "sha256": digest.hexdigest()}
 
     def delete(self, parameters: Mapping[str, Any], stop: threading.Event) -> None:
+        """Remove the image's file; a missing one is no error, so a repeated delete succeeds.
+
+        A stop asked before it begins aborts it, and an image in `failing_deletes` fails.
+        """
         if stop.is_set():
             raise Aborted
         image = str(parameters["image"])

@@ -81,6 +81,7 @@ class DiskJournal:
         self._lock_depth = 0
 
     def close(self) -> None:
+        """Close the journal's lock file, which lets go of any hold on it."""
         self._dir_lock.close()
 
     @contextmanager
@@ -102,8 +103,10 @@ class DiskJournal:
                     fcntl.flock(self._dir_lock, fcntl.LOCK_UN)
 
     def _lock_directory(self) -> None:
-        """Wait for another process's hold on the journal, but not forever: one that hangs
-        while holding it must cost an error, not every caller's progress.
+        """Wait for another process's hold on the journal, but not forever.
+
+        One that hangs while holding it must cost an error (`JournalBusy`), not every caller's
+        progress.
         """
         deadline = time.monotonic() + JOURNAL_LOCK_SECONDS
         while True:
@@ -117,19 +120,30 @@ class DiskJournal:
                 time.sleep(0.01)
 
     def path(self, task_id: str) -> Path:
+        """The file of the task's journal entry.
+
+        A task id that is not a plain file name is rejected for good (`TaskRejected`): it
+        could name a file outside the journal.
+        """
         if not safe_name(task_id):
             raise TaskRejected(f"task id {task_id!r} is not a plain name")
         return self.folder / f"{task_id}.json"
 
     def tombstone_path(self, task_id: str) -> Path:
-        """In a folder of its own: no task id can make it a journal entry, a temporary file
-        or the lock, and pruning lists tombstones only.
+        """The file of the task's tombstone, in a folder of its own.
+
+        There no task id can make it a journal entry, a temporary file or the lock, and
+        pruning lists tombstones only.
         """
         if not safe_name(task_id):
             raise TaskRejected(f"task id {task_id!r} is not a plain name")
         return self.cleared / task_id
 
     def is_cleared(self, task_id: str) -> bool:
+        """Whether the task has a tombstone: it was cleared, and must never start again.
+
+        Only an engine with a stale view asks to start such a task, so the ask is logged.
+        """
         if not self.tombstone_path(task_id).exists():
             return False
         log.warning("task %s was cleared, yet asked to start again (by an engine with a stale "
@@ -137,8 +151,10 @@ class DiskJournal:
         return True
 
     def leave_tombstone(self, task_id: str) -> None:
-        """On a full disk, give up the reserve and retry, as a journal write does; if even
-        that fails, the clear goes on without one (logged).
+        """Leave the task's tombstone, so that it is never started again.
+
+        On a full disk, give up the reserve and retry, as a journal write does; if even that
+        fails, the clear goes on without one (logged).
 
         Refusing the clear instead would be worse: the engine would retry it at every tick
         on a disk that is still full, the entry it wants gone would stay, and the rollback
@@ -157,16 +173,19 @@ class DiskJournal:
                       "could start it again", task_id, self.cleared, err)
 
     def _write_tombstone(self, task_id: str) -> None:
-        """An empty file: created whole or not at all. Clearing again renews its time, so the
-        last clear is the one its age counts from.
+        """Write the tombstone: an empty file, created whole or not at all.
+
+        Clearing again renews its time, so the last clear is the one its age counts from.
         """
         self.tombstone_path(task_id).touch()
 
     def prune_tombstones(self) -> None:
-        """The folder is listed without the journal lock, so that a big one delays no other
-        process; each old tombstone is looked at again under the lock before it goes, since
-        a clear may have just renewed it. A batch at a time: a backlog (an instance started
-        after a long pause) must not hold the lock long enough to make starts time out.
+        """Remove the tombstones older than `keep_cleared_seconds`.
+
+        The folder is listed without the journal lock, so that a big one delays no other
+        process; each old tombstone is looked at again under the lock before it goes, since a
+        clear may have just renewed it. A batch at a time: a backlog (an instance started after
+        a long pause) must not hold the lock long enough to make starts time out.
         """
         horizon = time.time() - self.keep_cleared_seconds
         try:
@@ -241,6 +260,11 @@ class DiskJournal:
                         "unrecorded", self.folder, err)
 
     def release_reserve(self) -> bool:
+        """Delete the reserve file, so that a write on a full disk can be retried.
+
+        False if there was none to give up. It is logged as an error: the storage is full, and
+        the reserve stays gone until `keep_reserve` writes it again.
+        """
         reserve = self.folder / RESERVE_NAME
         if not reserve.exists():
             return False
@@ -251,8 +275,10 @@ class DiskJournal:
 
     # -- owners ---------------------------------------------------------------------------
     def hold_owner_lock(self) -> IO[str]:
-        """Under the journal lock: another instance removing dead owners' files must never
-        see this one's file between its creation and its lock, and take it for dead.
+        """Lock this instance's owner file; the handle holds the lock until it is closed.
+
+        It is done under the journal lock: another instance removing dead owners' files must
+        never see this one's file between its creation and its lock, and take it for dead.
         """
         with self.locked():
             handle = open_for_lock(self.owners / f"{self.owner}.lock")
@@ -260,8 +286,10 @@ class DiskJournal:
         return handle
 
     def owner_alive(self, owner: str) -> bool:
-        """Alive while its instance holds the lock on its owner file (released by the kernel
-        when the process dies, whatever its hostname or pid says).
+        """Whether `owner` is alive: it is while its instance holds the lock on its owner file.
+
+        The kernel releases that lock when the process dies, whatever its hostname or pid says.
+        The owners of this process's open agents (`LIVE_OWNERS`) are alive too.
         """
         if owner in LIVE_OWNERS:
             return True
@@ -278,8 +306,10 @@ class DiskJournal:
         return False
 
     def remove_orphans(self, mine_too: bool = False) -> None:
-        """Half-written journal entries and owner files that dead instances left behind (and
-        this instance's own, once it has stopped writing).
+        """Remove the half-written journal entries and owner files dead instances left behind.
+
+        With `mine_too`, this instance's own half-written entries go too, once it has stopped
+        writing.
         """
         with self.locked():
             for tmp in self.folder.glob("*.tmp"):
@@ -294,9 +324,11 @@ class DiskJournal:
 
 
 def open_for_lock(path: Path) -> IO[str]:
-    """Made if missing, yet held read-only: flock needs no write access, and a host that kept
-    a file open for writing for its whole life would make its storage impossible to remount
-    read-only (the kernel refuses while a writer is open: "mount point is busy").
+    """Open a lock file, made if missing, yet held read-only.
+
+    flock needs no write access, and a host that kept a file open for writing for its whole
+    life would make its storage impossible to remount read-only (the kernel refuses while a
+    writer is open: "mount point is busy").
     """
     return os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644), "r")
 

@@ -31,6 +31,8 @@ images = Table(
 
 
 class ImageStatus(StrEnum):
+    """What an image's row says became of its copy and of its VM (oVirt's image statuses)."""
+
     #: Being copied.
     LOCKED = "locked"
     #: Copied, and its VM was created.
@@ -67,6 +69,10 @@ class ImageInventory(TableLedger[ImageRow]):
         self.put(image)
 
     def set_status(self, image_id: str, status: ImageStatus) -> None:
+        """Set the status of the image's row; a row that is gone, or has it already, is left.
+
+        A hook may run again after a crash, and a revert may have removed the row already.
+        """
         existing = self.get(image_id)
         if existing is not None and existing.status != status:
             self.put(replace(existing, status=status))

@@ -134,6 +134,13 @@ class LocalDiskAgent:
             self._launch(task_id, entry)
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Each task's report, read from its journal entry; an id it does not know is left out.
+
+        A task journaled as running by an owner that died is taken over here, and run again;
+        an outcome the journal could not take is answered from memory. One unreadable entry
+        answers `unknown` for its task alone, while a journal that another process holds too
+        long (`JournalBusy`) fails the whole poll, which the engine retries.
+        """
         answer: dict[str, TaskReport] = {}
         for task_id in task_ids:
             try:
@@ -148,9 +155,10 @@ class LocalDiskAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
-        """Forget the task, for good: a later start of its id does nothing. One still running
-        here (the engine gave up waiting for it) is stopped, and a copy's output is removed:
-        nobody accounts for it any more.
+        """Forget the task, for good: a later start of its id does nothing.
+
+        One still running here (the engine gave up waiting for it) is stopped, and a copy's
+        output is removed: nobody accounts for it any more.
         """
         with self.task_journal.locked():  # a worker finishing now must not write the entry back
             path = self.task_journal.path(task_id)
@@ -195,8 +203,9 @@ class LocalDiskAgent:
                 self._record(task_id, entry)
 
     def close(self) -> None:
-        """Stop the workers; a task still running stays journaled as running, and the next
-        instance resumes it (its owner is gone), as after a crash.
+        """Stop the workers; a task still running stays journaled as running.
+
+        The next instance resumes it (its owner is gone), as after a crash.
         """
         self._closing = True
         for stop in list(self._running.values()):
@@ -223,12 +232,15 @@ class LocalDiskAgent:
 
     # -- storage ----------------------------------------------------------------------------
     def template_path(self, name: str) -> Path:
+        """The file of the template `name` (`DiskImages.template_path`)."""
         return self.disk.template_path(name)
 
     def image_path(self, name: str) -> Path:
+        """The file of the image `name` (`DiskImages.image_path`)."""
         return self.disk.image_path(name)
 
     def image_names(self) -> list[str]:
+        """The names of the images on disk, sorted (`DiskImages.image_names`)."""
         return self.disk.image_names()
 
     def ensure_template(self, name: str, size: int) -> None:
@@ -333,8 +345,10 @@ class LocalDiskAgent:
 
     def _record_end(self, task_id: str, verb: str, parameters: dict[str, Any],
                     result: HostResult, message: str, output: dict[str, Any] | None) -> None:
-        """The task's end in its journal entry, unless it was cleared while it ran; kept in
-        memory, and said, if the journal cannot take it.
+        """Record the task's end in its journal entry, unless it was cleared while it ran.
+
+        If the journal cannot take it, the end is kept in memory and logged, and its report
+        says so.
         """
         try:
             with self.task_journal.locked():

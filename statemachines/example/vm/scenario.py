@@ -25,6 +25,10 @@ from .verbs import COPY_VERB, DELETE_VERB
 
 
 def image_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) -> None:
+    """What a task that took effect does to the images the suite's storage agent keeps.
+
+    A copy adds its image and a delete discards it; a task with no image changes nothing.
+    """
     image = parameters.get("image")
     if not isinstance(image, str):
         return
@@ -35,6 +39,7 @@ def image_effect(verb: str, parameters: Mapping[str, Any], resources: set[str]) 
 
 
 def image_of(verb: str, parameters: Mapping[str, Any]) -> str | None:
+    """The image a task touches, which the suite reads to make its deletes fail for good."""
     image = parameters.get("image")
     return image if isinstance(image, str) else None
 
@@ -67,9 +72,10 @@ def tree_checks(snap: Snapshot) -> list[str]:
 
 def image_scenario(open_store: Callable[[Path], Store], *, policy: RevertPolicy | None = None,
                    retry: RetryPolicy | None = None, max_roots: int = 3) -> Scenario:
-    """VMs of 1..8 disks and BuildTree trees up to 3 levels deep (a third of the roots in
-    later steps whose tasks carry what the step before returned), on one storage agent that
-    answers with outputs; failed tasks are tried twice (`retry`).
+    """VMs of 1..8 disks and BuildTree trees up to 3 levels deep, on one storage agent.
+
+    A third of the roots are trees with later steps, whose tasks carry what the step before
+    returned; the agent answers with outputs, and failed tasks are tried twice (`retry`).
     """
     return Scenario(
         registry=tree_registry,

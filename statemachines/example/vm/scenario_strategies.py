@@ -58,6 +58,11 @@ def _node(draw: st.DrawFn, depth: int, max_depth: int, parent_resource: str | No
 
 
 def tree_size(node: Mapping[str, Any]) -> TreeSize:
+    """How big a BuildTree node's tree can grow, known from its parameters alone.
+
+    It counts the commands, the tasks and the commands with a resource, the children's and
+    the later steps' included: the suite bounds a run's ticks by it.
+    """
     own = TreeSize(1, int(node.get("tasks", 0)), 1 if node.get("resource") else 0)
     for child in node.get("children", ()):
         own = own + tree_size(child)
@@ -69,10 +74,11 @@ def tree_size(node: Mapping[str, Any]) -> TreeSize:
 
 
 def tree_submissions(max_depth: int = 3, min_steps: int = 0) -> st.SearchStrategy[Submission]:
-    """BuildTree roots: up to `max_depth` levels below the root, several tasks per command,
-    resources owned or shared with the parent, up to two later steps per command (with
-    their own tasks and now and then a child; the root takes at least `min_steps`), and now
-    and then an execute that raises.
+    """BuildTree roots, up to `max_depth` levels below the root.
+
+    They have several tasks per command, resources owned or shared with the parent, up to two
+    later steps per command (with their own tasks and now and then a child; the root takes at
+    least `min_steps`), and now and then an execute that raises.
     """
     return _node(0, max_depth, None, "0", min_steps).map(
         lambda root: Submission(BuildTree.type_name, root, tree_size(root), node_entity(root)))

@@ -34,8 +34,9 @@ L = TypeVar("L", bound=Ledger)
 
 @dataclass
 class _Recorder:
-    """A CommandContext that remembers what a hook asked for instead of doing it; ledgers
-    are kept in memory (a SQL ledger given no connection keeps its rows there).
+    """A CommandContext that remembers what a hook asked for instead of doing it.
+
+    Ledgers are kept in memory (a SQL ledger given no connection keeps its rows there).
     """
 
     ledgers: dict[type[Ledger], Ledger]
@@ -107,6 +108,12 @@ def _end(record: CommandRecord, work_succeeded: bool) -> str:
 
 
 def seed_flow_drawing(registry: CommandRegistry | None = None) -> Drawing:
+    """The seed's flow, drawn from what the hooks of `registry` (the VM example's) ask for.
+
+    Each command type, from AddVmFromTemplate on, runs its `execute` once against a recording
+    context: the children it adds and the tasks it starts become edges, and so do its ends
+    (as the command machine decides them) and the opposite command its `revert` names.
+    """
     registry = registry or vm_registry()
     ledgers: dict[type[Ledger], Ledger] = {}
     sources = [f"template-disk{i}" for i in range(DISKS)]

@@ -56,6 +56,7 @@ _COPIED = MappingProxyType({"bytes": IMAGE_BYTES})
 
 
 def default_plan(verb: str, parameters: Mapping[str, Any]) -> Plan:
+    """The plan of a task no test decided: one asked to `inject_failure` fails, others succeed."""
     if parameters.get("inject_failure"):
         return Plan(result=HostResult.FAILURE)
     return Plan()
@@ -63,6 +64,13 @@ def default_plan(verb: str, parameters: Mapping[str, Any]) -> Plan:
 
 @dataclass
 class SimulatedAgent:
+    """The in-memory storage agent: each task goes as `decide` planned it.
+
+    Its `images` are the storage's ground truth; `started` and `aborted` list task ids in
+    order, for a test to read. While `unavailable` is True every call fails with AgentError,
+    as a host that is down would.
+    """
+
     decide: Callable[[str, Mapping[str, Any]], Plan] = default_plan
     images: set[str] = field(default_factory=set)
     tasks: dict[str, _SimTask] = field(default_factory=dict)
@@ -76,6 +84,7 @@ class SimulatedAgent:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
+        """Take the task, with the plan `decide` gives it; a known or cleared id starts nothing."""
         with self._lock:
             self._start(task_id, verb, parameters)
 
@@ -95,6 +104,11 @@ class SimulatedAgent:
         self.started.append(task_id)
 
     def poll(self, task_ids: Sequence[str]) -> Mapping[str, TaskReport]:
+        """Reports as the tasks' plans say: running for `polls` polls, then their end.
+
+        A task changes `images` once, when it ends; a task it does not know, or its plan has it
+        forget, is left out of the answer.
+        """
         with self._lock:
             return self._poll(task_ids)
 
@@ -117,6 +131,7 @@ class SimulatedAgent:
         return answer
 
     def clear(self, task_id: str) -> None:
+        """Forget the task, keeping its id, so that a late start of it runs nothing."""
         with self._lock:
             if self.unavailable:
                 raise AgentError("simulated agent is unavailable")

@@ -90,33 +90,48 @@ def _step_problems(step: Mapping[str, Any], where: str, resource: str | None) ->
 
 
 def node_entity(node: Mapping[str, Any]) -> ResourceRef | None:
+    """The entity a node's command is made with: its image, owned or shared, if it has one."""
     resource = node.get("resource")
     return ResourceRef(IMAGE, resource) if resource else None
 
 
 class BuildTree(Command):
+    """One node of a generic command tree, whose parameters give its shape (see the module).
+
+    Its resource is an image in the inventory, owned or shared with its parent; its tasks copy
+    it, or, for a node without one, probe.
+    """
+
     type_name = "BuildTree"
 
     @classmethod
     def check_parameters(cls, parameters: Mapping[str, Any]) -> list[str]:
+        """Every problem with the tree, each naming where it is, refused before it is stored."""
         return tree_problems(parameters)
 
     @property
     def resource(self) -> str | None:
+        """The name of the node's image, owned or shared; None for a node without one."""
         value = self.parameters.get("resource")
         return str(value) if value else None
 
     @property
     def owns_resource(self) -> bool:
+        """Whether the node owns its image, rather than sharing its parent's or having none."""
         return self.resource is not None and not self.parameters.get("shared", False)
 
     def validate(self, ctx: CommandContext) -> list[str]:
+        """Refuse an owned image whose name is already in the inventory: another node made it."""
         if self.owns_resource and self.resource and ctx.ledger(ImageInventory).exists(
                 self.resource):
             return [f"image {self.resource!r} already exists in the inventory"]
         return []
 
     def execute(self, ctx: CommandContext) -> None:
+        """Add the owned image's inventory row, then the first step's tasks and children.
+
+        It raises at the end when the node says to (`raise_in_execute`), after starting them.
+        """
         resource = self.resource
         if resource is not None and self.owns_resource:
             ctx.ledger(ImageInventory).add(ImageRow(resource, str(self.parameters["name"]),
@@ -126,9 +141,7 @@ class BuildTree(Command):
             raise RuntimeError(f"BuildTree {self.parameters['name']} was told to fail")
 
     def next_step(self, ctx: CommandContext) -> None:
-        """The next of its `steps`, its tasks given what the tasks of the step before
-        returned.
-        """
+        """The next of its `steps`, its tasks given what the tasks of the step before returned."""
         steps = self.parameters.get("steps", ())
         if ctx.step - 2 < len(steps):
             after = [t.output for t in ctx.tasks if t.step == ctx.step - 1]
@@ -150,20 +163,25 @@ class BuildTree(Command):
             ctx.add_child(self.type_name, child, entity=node_entity(child))
 
     def end_successfully(self, ctx: CommandContext) -> None:
+        """Mark the owned image OK; a shared image is its owner's to mark."""
         if self.resource is not None and self.owns_resource:
             ctx.ledger(ImageInventory).set_status(self.resource, ImageStatus.OK)
 
     def end_with_failure(self, ctx: CommandContext) -> None:
+        """Mark the node's image ILLEGAL, owned or shared, until its revert removes the row."""
         if self.resource is not None:
             ctx.ledger(ImageInventory).set_status(self.resource, ImageStatus.ILLEGAL)
 
     def revert(self, ctx: CommandContext, resource: ResourceRef) -> Compensation:
+        """RemoveImage deletes the image, as for a clone: the storage host cannot revert a copy."""
         return Compensation(RemoveImage.type_name, {"image": resource.id})
 
 
 def tree_inputs_problems(tasks: Iterable[TaskRecord]) -> list[str]:
-    """Each later step's tasks were given exactly what the step before returned: the outputs
-    its host answered with (as kept), of the last attempts, in the order they started.
+    """The problems, if a later step's tasks were not given what the step before returned.
+
+    What it returned is the outputs its host answered with (as kept), of its tasks' last
+    attempts, in the order they started; the tasks must have been given exactly that.
     """
     by_step: dict[tuple[str, int], list[TaskRecord]] = defaultdict(list)
     every = list(tasks)
