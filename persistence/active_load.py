@@ -14,7 +14,7 @@ from sqlalchemy import Connection, RowMapping, select, text
 
 from statemachines.core.records.records import ActiveState
 
-from .batching import chunked
+from .dialects.sql_text import chunked
 from .record_rows import command_of, entities_of, task_of
 from .schema import ACTIVE_COMMANDS, ACTIVE_TASKS, async_tasks, commands, held_roots
 

@@ -1,9 +1,7 @@
-"""`column IN (...)` over many values: drivers and SQLite cap bound parameters.
+"""`column IN (...)` over many values, as the database's dialect best matches them.
 
-SQLite gets chunks of `CHUNK` values, one statement each. PostgreSQL gets one statement with
-the whole list as one array parameter (`column = ANY(:values)`): a 10,000-value IN list in
-chunks of 400 cost 25 statements, each compiled with 400 bind names, and a row-value IN list
-could not use the primary key at all.
+SQLite gets chunks of values, one statement each; PostgreSQL one statement with the whole
+list as one array parameter (persistence/dialects).
 
 `rows_matching` reads such rows below SQLAlchemy, as the driver's tuples: a tick prefetches
 the inventory rows and revert states of every resource its commands name, 20,000 rows for
@@ -13,23 +11,13 @@ several times what SQLite took to find them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, CursorResult, String, Table, any_, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, Connection, CursorResult, Table
 
-T = TypeVar("T")
-
-CHUNK = 400
-
-
-def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
-    """Lists of at most `size` items, taken as they come (a generator is never held whole)."""
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+from .dialects import dialect_of
+from .dialects.sql_text import placeholder, table_name
 
 
 def rows_matching(conn: Connection, table: Table, columns: Sequence[str], key: str,
@@ -48,36 +36,19 @@ def rows_matching(conn: Connection, table: Table, columns: Sequence[str], key: s
 def results_matching(conn: Connection, table: Table, columns: Sequence[str], key: str,
                      values: Sequence[str], where: str = "",
                      params: Sequence[Any] = ()) -> Iterator[CursorResult[Any]]:
-    """The same, statement by statement: a result's `cursor.description` holds the type
-    codes some of SQLAlchemy's conversions need (PostgreSQL's numerics).
+    """The same, statement by statement.
+
+    A result's `cursor.description` holds the type codes some of SQLAlchemy's conversions
+    need (PostgreSQL's numerics).
     """
     if not values:
         return
-    mark, q = placeholder(conn), conn.dialect.identifier_preparer.quote
+    q = conn.dialect.identifier_preparer.quote
     head = (f"SELECT {', '.join(map(q, columns))} FROM {table_name(conn, table)} WHERE "
             + (f"{where} AND " if where else ""))
-    if conn.dialect.name == "postgresql":
-        yield conn.exec_driver_sql(f"{head}{q(key)} = ANY({mark})", (*params, list(values)))
-        return
-    for chunk in chunked(values):
-        yield conn.exec_driver_sql(
-            f"{head}{q(key)} IN ({', '.join([mark] * len(chunk))})", (*params, *chunk))
-
-
-def table_name(conn: Connection, table: Table) -> str:
-    """The table as a statement names it: quoted as the dialect quotes it (a ledger's table
-    may be called "order"), in its schema if it has one, a `%` doubled where the driver
-    reads `%s` marks.
-    """
-    return conn.dialect.identifier_preparer.format_table(table)
-
-
-def placeholder(conn: Connection) -> str:
-    """The driver's mark for a positional parameter."""
-    return _PLACEHOLDER[conn.dialect.paramstyle]
-
-
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+    for statement, bound in dialect_of(conn).in_list(head, q(key), placeholder(conn),
+                                                     values, params):
+        yield conn.exec_driver_sql(statement, bound)
 
 
 def matching(conn: Connection, column: ColumnElement[Any],
@@ -85,11 +56,4 @@ def matching(conn: Connection, column: ColumnElement[Any],
     """Conditions that together match `column` against every one of `values`."""
     if not values:
         return
-    if conn.dialect.name == "postgresql":
-        # An unbounded element type: a cast to the column's own varchar(n)[] would truncate
-        # a longer value silently, and match the row of its prefix.
-        element = String() if isinstance(column.type, String) else column.type
-        yield column == any_(bindparam(None, list(values), type_=ARRAY(element)))
-        return
-    for chunk in chunked(values):
-        yield column.in_(chunk)
+    yield from dialect_of(conn).matching(column, values)

@@ -51,11 +51,7 @@ def translate(err: DBAPIError, database: str, doing: str) -> EndactionError:
 
 def translate_driver(orig: BaseException, database: str, doing: str,
                      unavailable: bool) -> EndactionError:
-    """The same as `translate`, for an error of the driver itself.
-
-    Such an error comes from a call made below SQLAlchemy, as the history's COPY on PostgreSQL
-    is.
-    """
+    """The same, for an error of the driver itself, as SQLAlchemy's `orig` holds it."""
     text = str(orig).strip()
     first_line = text.splitlines()[0] if text else ""
     message = f"database {database} failed to {doing}: {type(orig).__name__}: {first_line}"

@@ -14,9 +14,10 @@ from sqlalchemy import Connection, RowMapping, bindparam, select
 
 from statemachines.core.records.revert_state import ResourceRef, ResourceRevert, RevertState
 
-from .batching import placeholder, rows_matching
+from .batching import rows_matching
 from .bulk import BulkWriter
 from .db_errors import guarded
+from .dialects.sql_text import placeholder
 from .schema import resource_reverts
 from .text_columns import storable
 

@@ -12,20 +12,20 @@ failing later on a missing column with work in flight.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from statemachines.core.errors import StoreError
 
 from .database import WRITE_OPTION
 from .db_errors import translate
+from .dialects import dialect_of
 from .schema import metadata
 
 log = logging.getLogger("endaction.schema")
@@ -41,9 +41,6 @@ KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008
 LEGACY_VERSION_TABLE = "endaction_schema"
 OUR_TABLES = frozenset(metadata.tables) | {VERSION_TABLE, LEGACY_VERSION_TABLE}
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Serialises schema changes of concurrent processes on PostgreSQL (SQLite: BEGIN IMMEDIATE).
-SCHEMA_LOCK_KEY = 0x656E64616374  # "endact"
-
 
 class NotAnEndactionDatabase(StoreError):
     """The database belongs to something else; nothing was written to it."""
@@ -103,7 +100,7 @@ def inspect_schema(conn: Connection, database: str) -> Found:
     if ours:
         return Found(SchemaState.FOREIGN, detail=f"it has table(s) {', '.join(ours)} that "
                                                  "endaction did not create")
-    if tables and conn.dialect.name == "sqlite":
+    if tables and not dialect_of(conn).shares_database:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         return Found(SchemaState.FOREIGN, detail=f"it holds another application's tables "
                                                  f"({shown})")
@@ -150,7 +147,7 @@ def ensure_schema(engine: Engine, database: str, create: bool) -> None:
     problem = refusal(found, database)
     if problem is not None:
         raise problem
-    _use_wal(engine)
+    dialect_of(engine).after_schema(engine)
 
 
 def upgrade(engine: Engine, database: str, only_if_empty: bool = False) -> tuple[Found, Found]:
@@ -162,8 +159,7 @@ def upgrade(engine: Engine, database: str, only_if_empty: bool = False) -> tuple
     """
     with _schema_errors(database, "create or upgrade the schema"), \
             engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(text(f"pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")))
+        dialect_of(conn).lock_schema(conn)
         before = inspect_schema(conn, database)
         may_migrate = before.state == SchemaState.EMPTY or (
             not only_if_empty and before.state == SchemaState.OLDER)
@@ -171,7 +167,7 @@ def upgrade(engine: Engine, database: str, only_if_empty: bool = False) -> tuple
             return before, before
         _run_migrations(conn, before)
         after = inspect_schema(conn, database)
-    _use_wal(engine)
+    dialect_of(engine).after_schema(engine)
     return before, after
 
 
@@ -195,24 +191,3 @@ def _run_migrations(conn: Connection, before: Found) -> None:
     if before.legacy:
         command.stamp(config, "0001")
     command.upgrade(config, "head")
-
-
-def _use_wal(engine: Engine) -> None:
-    """WAL on SQLite, so readers never block the ticking writer; persistent in the file, and
-    set only once the file is known to be ours (it rewrites the file's header). Switching
-    needs the file to itself: while another process uses it, the switch waits for the next
-    open, and the database works meanwhile in its rollback-journal mode.
-    """
-    if engine.dialect.name != "sqlite":
-        return
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-    except sqlite3.OperationalError as err:
-        log.warning("could not switch %s to WAL mode yet (%s); trying again next time",
-                    engine.url, err)
-    finally:
-        raw.close()

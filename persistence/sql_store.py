@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, func, select, text
+from sqlalchemy import Connection, Engine, MetaData, func, select
 
 from statemachines.core.errors import InvalidConfiguration
 from statemachines.core.ports.ledger import Ledger
@@ -23,6 +23,7 @@ from . import active_load, history_rows, history_segments, root_listing, submit_
 from .batching import matching
 from .database import WRITE_OPTION, connect
 from .db_errors import guarded
+from .dialects import dialect_of
 from .ledger import SqlLedger, TableLedger, check_row_type, ledger_tables
 from .record_rows import command_of, entities_of, revert_of, task_of
 from .schema import (
@@ -36,7 +37,7 @@ from .schema import (
     transitions,
 )
 from .schema import history_segments as history_table
-from .schema_version import SCHEMA_LOCK_KEY, ensure_schema
+from .schema_version import ensure_schema
 from .sql_transaction import SqlTransaction
 from .wakeups import CHANNEL, WakeupHub, Wakeups
 
@@ -67,10 +68,9 @@ class SqlStore:
             if issubclass(kind, TableLedger):
                 check_row_type(kind)
             self.ledgers[kind.resource_type] = kind
-        # Listening needs psycopg 3's notifications; another driver wakes this process only
-        # (and other processes find the work at their next poll).
-        listens = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-        self._wakeups = WakeupHub(self._listening_connection if listens else None)
+        self.dialect = dialect_of(engine)
+        self._wakeups = WakeupHub(self._listening_connection
+                                  if self.dialect.listens(engine) else None)
 
     def create_schema(self) -> None:
         """Create the schema if the database is empty; refuse a foreign, older or newer one.
@@ -93,10 +93,9 @@ class SqlStore:
         with self._guard("create the ledgers' tables"), \
                 self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
                 conn.begin():
-            if conn.dialect.name == "postgresql":
-                # Workers starting together would race CREATE TABLE (PostgreSQL's catalog
-                # refuses the loser); the schema lock serialises them, as for migrations.
-                conn.execute(select(text(f"pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")))
+            # Workers starting together would race CREATE TABLE; the schema lock serialises
+            # them, as for migrations.
+            self.dialect.lock_schema(conn)
             MetaData().create_all(conn, tables=tables, checkfirst=True)
 
     def dispose(self) -> None:
@@ -106,11 +105,10 @@ class SqlStore:
         """The database server's clock, for every worker's leases and deadlines to agree on
         (a SQLite file has no server: its clock is this machine's).
         """
-        if self.engine.dialect.name != "postgresql":
+        if not self.dialect.has_server_clock:
             return time.time()
         with self._guard("read the database's clock"), self.engine.connect() as conn:
-            return float(conn.execute(text("SELECT extract(epoch FROM clock_timestamp())"))
-                         .scalar_one())
+            return self.dialect.read_clock(conn)
 
     def _guard(self, doing: str) -> AbstractContextManager[None]:
         return guarded(self.url, doing)
@@ -123,9 +121,8 @@ class SqlStore:
             tx = SqlTransaction(conn, self.url, self.ledgers)
             yield tx
             tx.flush_resources()
-            if tx.made_work and conn.dialect.name == "postgresql":
-                # Delivered to the listeners on commit, and never if this rolls back.
-                conn.execute(text(f"NOTIFY {CHANNEL}"))
+            if tx.made_work:
+                self.dialect.notify(conn, CHANNEL)
         if tx.made_work:
             self._wakeups.notice()
 
@@ -155,9 +152,7 @@ class SqlStore:
         transaction is one).
         """
         with self._guard("load unfinished work"), self.engine.connect() as connection:
-            conn = (connection.execution_options(isolation_level="REPEATABLE READ")
-                    if connection.dialect.name == "postgresql" else connection)
-            return active_load.load_active(conn, roots)
+            return active_load.load_active(self.dialect.snapshot(connection), roots)
 
     # ------------------------------------------------------------------ leases
     def claim_roots(self, owner: str, now: float, until: float, limit: int,

@@ -41,7 +41,9 @@ from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import UserDefinedType
 
-from persistence.bulk import PG_BULK_UPDATE_MIN, BulkWriter
+from persistence.bulk import BulkWriter
+from persistence.dialects.base import update_row_by_row
+from persistence.dialects.postgresql import PG_BULK_UPDATE_MIN
 from statemachines.core.errors import StoreError
 
 pytestmark = pytest.mark.postgres
@@ -125,7 +127,7 @@ def _both_ways(engine: Engine, columns: Sequence[str], keys: Sequence[str],
                 with engine.begin() as conn:
                     writer = BulkWriter(conn, "test")
                     if table is one_by_one:
-                        count = writer._row_by_row(table, columns, keys, rows)
+                        count = update_row_by_row(conn, table, columns, keys, rows)
                     elif columns:
                         count = writer.update(table, columns, keys, rows, "update")
                     else:

@@ -27,8 +27,9 @@ from sqlalchemy import (
 )
 
 from persistence import SqlStore
-from persistence.bulk import PG_BULK_UPDATE_MIN, BulkWriter
-from persistence.pg_arrays import ColumnType, one_array
+from persistence.bulk import BulkWriter
+from persistence.dialects.pg_arrays import ColumnType, one_array
+from persistence.dialects.postgresql import PG_BULK_UPDATE_MIN
 from statemachines.core.errors import StoreError
 
 ROWS = 2 * PG_BULK_UPDATE_MIN

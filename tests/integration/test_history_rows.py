@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from persistence import SqlStore, sql_store
 from persistence import history_segments as history_segments_module
-from persistence.bulk import BulkWriter
+from persistence.dialects import SQLiteDialect
 from persistence.schema import history_segments
 from statemachines import CommandStatus, StoreUnavailable
 from statemachines.core.tick import recorder
@@ -68,20 +68,20 @@ def test_a_database_error_while_history_spills_inside_a_hook_aborts_the_tick(
     """
     store = vm_store(str(tmp_path / "spill.db"))
     monkeypatch.setattr(recorder, "HISTORY_CHUNK", 3)
-    real, failed = BulkWriter._insert, []
+    real, failed = SQLiteDialect.insert_rows, []
 
-    def flaky(self: BulkWriter, table: Any, *args: Any) -> None:
+    def flaky(self: SQLiteDialect, conn: Any, table: Any, *args: Any) -> None:
         if table.name == "history_segments" and not failed:
             failed.append(table.name)
             raise OperationalError("INSERT INTO history_segments", (),
                                    sqlite3.OperationalError("disk I/O error"))
-        real(self, table, *args)
+        real(self, conn, table, *args)
 
     try:
         world = World(store)
         engine = world.engine()
         root = world.submit_vm(engine, 2)
-        monkeypatch.setattr(BulkWriter, "_insert", flaky)
+        monkeypatch.setattr(SQLiteDialect, "insert_rows", flaky)
         with pytest.raises(StoreUnavailable, match="disk I/O error"):
             engine.tick()
         assert failed and store.held_roots() == {}

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from persistence import SqlStore, connect, normalise_url
-from persistence.bulk import PG_BULK_UPDATE_MIN
+from persistence.dialects.postgresql import PG_BULK_UPDATE_MIN
 from statemachines import CommandStatus, TaskStatus
 from statemachines.example.vm import ImageInventory
 from tests.conftest import POSTGRES_ENV

@@ -299,3 +299,17 @@ def test_the_core_rooms_import_only_the_rooms_below_them() -> None:
     assert {"tick", "operations"} <= found["engine"]
     assert "machines" in found["tick"]
     assert found["machines"] <= {"errors"}
+
+
+def test_the_hook_context_reaches_its_tick_only_through_hook_access() -> None:
+    """Users' hooks call `HookContext`; what it may reach of the tick is `HookAccess`.
+
+    A context that imported the tick's state, its recorder or its phases could settle a
+    rollback or write the report from inside a user's hook.
+    """
+    graph = _file_graph()
+    tick = "statemachines.core.tick"
+    reached = {m for m in graph[f"{tick}.hook_context"] if m.startswith(f"{tick}.")}
+    assert reached == {f"{tick}.hook_access", f"{tick}.record_copies"}
+    # Not vacuous: the adapter does reach the tick's state, and builds the context.
+    assert {f"{tick}.tick_state", f"{tick}.hook_context"} <= graph[f"{tick}.tick_access"]

@@ -17,8 +17,8 @@ from ..machines.command_machine import COMMAND_MACHINE, HookPhase, Outcome
 from ..records.records import CommandRecord, HistoryEvent
 from ..records.revert_state import ResourceRevert, RevertState
 from .containment import contain
-from .hook_context import hook
 from .spawning import create_child
+from .tick_access import hook
 from .tick_state import TickState
 
 #: The outcomes of commands that left something behind, or had a child that did.

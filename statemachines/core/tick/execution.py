@@ -13,7 +13,7 @@ from ..errors import UnknownCommandType
 from ..machines.command_machine import COMMAND_MACHINE, CommandTrigger, HookPhase, Outcome
 from ..records.records import CommandRecord
 from .containment import contain
-from .hook_context import hook
+from .tick_access import hook
 from .tick_state import TickState, for_root
 from .verdicts import fail_group
 

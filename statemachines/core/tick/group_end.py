@@ -25,7 +25,7 @@ from ..machines.reasons import ExecutionReason
 from ..machines.task_machine import DONE_TASK_STATES, TASK_MACHINE, TaskTrigger
 from ..records.records import CommandRecord
 from .containment import contain
-from .hook_context import hook
+from .tick_access import hook
 from .tick_state import TickState, for_root
 from .verdicts import name_first_cause, own_work_succeeded
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from ..commands.command import Command, reference_problems
+from ..commands.command import reference_problems
 from ..errors import HookMisuse, InvalidParameters, LimitExceeded
 from ..machines.command_machine import STEP_PHASES, CommandStatus, HookPhase
 from ..machines.reasons import ExecutionReason
@@ -22,21 +22,13 @@ from ..records.frozen_json import freeze_output
 from ..records.records import CommandRecord, TaskRecord, resources_of
 from ..records.retry_policy import RetryPolicy
 from ..records.revert_state import ResourceRef
-from .spawning import create_child, create_task
-from .tick_state import TickState, copy_record, copy_task
+from .hook_access import HookAccess
+from .record_copies import copy_record, copy_task
 
 L = TypeVar("L", bound=Ledger)
 
 #: Hooks whose command may have ended tasks the view forgot: read the store's rows too.
 _AFTER_THE_END = (HookPhase.END_WITH_FAILURE, HookPhase.CLEANUP)
-
-
-def hook(state: TickState, record: CommandRecord, phase: HookPhase) -> tuple[Command, HookContext]:
-    """The command a hook runs on holds a copy of its record: a hook that writes to it
-    (its status, its execution reason) changes nothing the engine relies on.
-    """
-    command = state.config.registry.get(record.type)(copy_record(record))
-    return command, HookContext(state, record, phase)
 
 
 class HookContext:
@@ -45,8 +37,8 @@ class HookContext:
     nothing would ever end it.
     """
 
-    def __init__(self, state: TickState, record: CommandRecord, phase: HookPhase) -> None:
-        self._state = state
+    def __init__(self, tick: HookAccess, record: CommandRecord, phase: HookPhase) -> None:
+        self._tick = tick
         self._record = record
         self._phase = phase
         #: Children and tasks this call created: a step that created none is the last.
@@ -60,7 +52,7 @@ class HookContext:
 
     def _may_spawn(self, what: str) -> None:
         self._in_a_step(what)
-        limits = self._state.config.limits
+        limits = self._tick.limits
         record = self._record
         if record.step > limits.max_steps:
             raise LimitExceeded(
@@ -73,20 +65,19 @@ class HookContext:
                 f"({limits.max_spawn_per_step}) children and tasks in one step",
                 "max_spawn_per_step")
 
-    # ------------------------------------------------------------------ reading
     @property
     def now(self) -> float:
-        return self._state.now
+        return self._tick.now
 
     @property
     def step(self) -> int:
         return self._record.step
 
     def ledger(self, kind: type[L]) -> L:
-        return self._state.tx.ledger(kind)
+        return self._tick.ledger(kind)
 
     def resource_exists(self, resource: ResourceRef) -> bool:
-        answer = self._state.tx.resource_exists(resource)
+        answer = self._tick.resource_exists(resource)
         return True if answer is None else answer
 
     @property
@@ -106,13 +97,9 @@ class HookContext:
         return tuple(copy_task(t) for t in self._own_tasks())
 
     def _own_tasks(self) -> list[TaskRecord]:
-        state, record = self._state, self._record
-        found: dict[str, TaskRecord] = {}
-        if self._phase in _AFTER_THE_END:
-            found.update((t.id, t) for t in state.tx.tasks_of(record.id))
-            changes = state.recorder.changes
-            found.update((i, t) for i, t in changes.changed_tasks.items() if i in found)
-        found.update((t.id, t) for t in state.view.tasks_by_command.get(record.id, ()))
+        tick, record = self._tick, self._record
+        found = tick.stored_tasks(record.id) if self._phase in _AFTER_THE_END else {}
+        found.update((t.id, t) for t in tick.tasks_in_view(record.id))
         return sorted((t for t in found.values() if not t.retried),
                       key=lambda t: (t.created_at, t.id))
 
@@ -122,13 +109,9 @@ class HookContext:
         and only a refused one can have ended before its group: then no step follows); on
         the failure path they have ended, and this tick's changes sit over the store's rows.
         """
-        state, record = self._state, self._record
-        found: dict[str, CommandRecord] = {}
-        if self._phase in _AFTER_THE_END:
-            found.update((c.id, c) for c in state.tx.children_of(record.id))
-            changes = state.recorder.changes
-            found.update((i, c) for i, c in changes.changed_commands.items() if i in found)
-        found.update(state.view.children.get(record.id, {}))
+        tick, record = self._tick, self._record
+        found = tick.stored_children(record.id) if self._phase in _AFTER_THE_END else {}
+        found.update(tick.children_in_view(record.id))
         return tuple(copy_record(c) for c in sorted(
             (c for c in found.values() if c.end_group_id != c.id),
             key=lambda c: (c.created_at, c.id)))
@@ -137,7 +120,6 @@ class HookContext:
     def resources(self) -> tuple[ResourceRef, ...]:
         return resources_of(self._record)
 
-    # ------------------------------------------------------------------ making
     def add_child(
         self,
         type_name: str,
@@ -145,7 +127,7 @@ class HookContext:
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
         self._may_spawn("add_child")
-        return create_child(self._state, self._record, type_name, parameters, entity)
+        return self._tick.add_child(self._record, type_name, parameters, entity)
 
     def start_task(
         self,
@@ -160,8 +142,8 @@ class HookContext:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidParameters(f"task {verb!r:.40} of {self._record.type}",
                                     [f"retry must be a RetryPolicy (got {retry!r:.80})"])
-        return create_task(self._state, self._record, agent, verb, parameters, entities,
-                           timeout, retry=self._policy(retry))
+        return self._tick.start_task(self._record, agent, verb, parameters, entities, timeout,
+                                     self._policy(retry))
 
     def _policy(self, retry: RetryPolicy | None) -> RetryPolicy | None:
         """The task's own policy, else its command type's, else the engine's; opposite
@@ -169,9 +151,7 @@ class HookContext:
         """
         if self._record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
             return None
-        state = self._state
-        policy = retry or state.config.registry.get(self._record.type).retry \
-            or state.config.retry
+        policy = retry or self._tick.retry_of(self._record.type)
         return policy if policy.retries else None
 
     def add_resource(self, resource: ResourceRef) -> None:
@@ -185,13 +165,13 @@ class HookContext:
         if resource in resources_of(record):
             return
         self._resources_added += 1
-        limit = self._state.config.limits.max_spawn_per_step
+        limit = self._tick.limits.max_spawn_per_step
         if self._resources_added > limit:
             raise LimitExceeded(f"{record.type} {record.id} added more than "
                                 f"Limits.max_spawn_per_step ({limit}) resources in one step",
                                 "max_spawn_per_step")
         record.resources = (*record.resources, (resource.type, resource.id))
-        self._state.recorder.touch(record)
+        self._tick.touch(record)
 
     def set_output(self, output: Any) -> None:
         record = self._record
@@ -199,11 +179,11 @@ class HookContext:
             raise HookMisuse(f"{record.type} {record.id}: set_output is not allowed in "
                              f"{self._phase}")
         try:
-            record.output = freeze_output(output, self._state.config.limits.max_output_bytes)
+            record.output = freeze_output(output, self._tick.limits.max_output_bytes)
         except ValueError as err:
             raise InvalidParameters(f"the output of {record.type} {record.id}",
                                     [str(err)]) from None
-        self._state.recorder.touch(record)
+        self._tick.touch(record)
 
 
 #: A task its agent has said its last word on.

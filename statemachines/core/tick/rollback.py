@@ -28,8 +28,9 @@ from ..records.revert_state import ResourceRef, ResourceRevert, RevertState
 from .cleanup import record_what_is_left
 from .containment import contain
 from .engine_view import opposite_resource
-from .hook_context import HookContext, hook
+from .hook_context import HookContext
 from .spawning import create_child
+from .tick_access import hook
 from .tick_state import TickState, for_root
 
 log = logging.getLogger("endaction.engine")

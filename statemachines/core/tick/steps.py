@@ -22,7 +22,7 @@ from ..machines.task_machine import DONE_TASK_STATES
 from ..records.records import CommandRecord
 from .containment import contain
 from .engine_view import EngineView
-from .hook_context import hook
+from .tick_access import hook
 from .tick_state import TickState, for_root
 from .verdicts import fail_group, group_failed
 

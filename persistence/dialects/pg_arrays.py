@@ -1,7 +1,7 @@
 """Which columns' values PostgreSQL can take as one array parameter each, and as what.
 
 A bulk update or delete sends each column's values as one array and joins the table to
-`unnest(arrays)` (persistence/bulk.py). It must land exactly what one statement per row
+`unnest(arrays)` (postgresql.py beside this). It must land exactly what one statement per row
 would, so the array's element type is the column's own type *without* its modifiers, read
 from the catalog: `VARCHAR(64)[]` would cut a longer value silently where assigning it to the
 column refuses it, and SQLAlchemy's spelling of a type is no guide (`CHAR[]` is
