@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from persistence import SqlStore, sql_store
+from persistence import SqlStore, store_reads
 from persistence import history_segments as history_segments_module
 from persistence.dialects import SQLiteDialect
 from persistence.schema import history_segments
@@ -100,6 +100,6 @@ def test_an_id_too_long_for_a_like_pattern_is_looked_for_in_python(store: SqlSto
     """
     root = _rollback(store)
     with store.engine.connect() as conn:
-        segments = list(sql_store._segments(conn, root, "x" * 60_000))
+        segments = list(store_reads._segments(conn, root, "x" * 60_000))
     assert segments and not list(history_segments_module.expand_all(segments, "x" * 60_000))
     assert store.history("x" * 60_000) == []
