@@ -39,17 +39,16 @@ FOLD_WAIT_MS = 2_000
 
 
 class DatabaseReplaced(StoreError):
-    """The SQLite file a store opened was deleted, moved away or replaced by another file
-    while the process used it.
+    """The SQLite file a store opened went away while the process used it.
 
-    Not a `StoreUnavailable`: waiting does not bring the file back. The connections still
-    open would go on writing to the unlinked file (lost with it when they close), and a new
-    one would find an empty database at the path, or another one, and lose track of every
-    resource the old file recorded. So a `Worker` does not back off and retry: it stops,
-    like `demo` and every other command, with this one line (exit status 1), and nothing
-    more is written to whatever the path now names. What was persisted elsewhere stays where
-    it is (the VM example's storage directory keeps its images and the id of the database
-    they belong to, so a new database at the path is refused on it).
+    It was deleted, moved away or replaced by another file. Not a `StoreUnavailable`: waiting does
+    not bring the file back. The connections still open would go on writing to the unlinked file
+    (lost with it when they close), and a new one would find an empty database at the path, or
+    another one, and lose track of every resource the old file recorded. So a `Worker` does not back
+    off and retry: it stops, like `demo` and every other command, with this one line (exit status
+    1), and nothing more is written to whatever the path now names. What was persisted elsewhere
+    stays where it is (the VM example's storage directory keeps its images and the id of the
+    database they belong to, so a new database at the path is refused on it).
 
     Attributes:
         path: the database file.
@@ -73,8 +72,10 @@ class _FileWatch:
         self.identity: tuple[int, int] | None = None
 
     def _stat(self) -> tuple[int, int] | None:
-        """The path's identity now: None if nothing is there (or a folder on the way went);
-        the known one when the path cannot be looked at, for SQLite's own error to say why.
+        """The path's identity now, as (st_dev, st_ino).
+
+        None if nothing is there (or a folder on the way went); the known one when the path
+        cannot be looked at, for SQLite's own error to say why.
         """
         try:
             found = os.stat(self.path)
@@ -108,12 +109,14 @@ class _FileWatch:
             "database there would not know what this one recorded)")
 
     def fold_wal(self, dbapi_connection: Any) -> None:
-        """Before a connection to a moved or deleted file closes, move its write-ahead log
-        into it and empty the log. SQLite leaves the log of a moved file behind under the
-        old name (`FILE-wal`), and whatever file is put at the path next would be read
-        through it: the old database's pages over the new one's. Best effort: another
-        process reading the old file may keep the log from being emptied, and is waited for
-        a little only (this connection is closing, maybe one of several).
+        """Fold a closing connection's write-ahead log into its moved or deleted file.
+
+        Before a connection to a moved or deleted file closes, its write-ahead log is moved
+        into the file and the log emptied. SQLite leaves the log of a moved file behind under
+        the old name (`FILE-wal`), and whatever file is put at the path next would be read
+        through it: the old database's pages over the new one's. Best effort: another process
+        reading the old file may keep the log from being emptied, and is waited for a little
+        only (this connection is closing, maybe one of several).
         """
         if not self.moved():
             return
@@ -190,8 +193,9 @@ def connect(url: str, busy_timeout_ms: int = 10_000, make_folder: bool = False) 
 
 
 def _watch_file(engine: Engine, path: str) -> None:
-    """Refuse to go on with a database file deleted or replaced under the engine (a URL in
-    SQLite's own `file:` URI form is the user's to manage, and not watched).
+    """Refuse to go on with a database file deleted or replaced under the engine.
+
+    A URL in SQLite's own `file:` URI form is the user's to manage, and not watched.
     """
     watch = _FileWatch(path)
 

@@ -26,6 +26,7 @@ class LeaseRows:
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
                     parked_too: bool = False, only: Collection[str] | None = None
                     ) -> list[str]:
+        """Lease due roots by root id, passing over held roots and rows being claimed."""
         if limit <= 0:
             return []
         held = select(held_roots.c.root_id)
@@ -47,6 +48,7 @@ class LeaseRows:
         return claimed
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
+        """Extend every lease `owner` holds outside held roots; return those roots sorted."""
         held = select(held_roots.c.root_id)
         return sorted(self._conn.execute(
             update(root_leases)
@@ -54,6 +56,7 @@ class LeaseRows:
             .values(expires=until).returning(root_leases.c.root_id)).scalars())
 
     def renew_leases(self, owner: str, roots: Collection[str], until: float) -> set[str]:
+        """Renew chunk by chunk, locking the rows in root order: two renewals never deadlock."""
         held: set[str] = set()
         for chunk in chunked(sorted(roots)):
             # One statement per chunk. Locked in root order for the rest of the tick: no
@@ -79,16 +82,19 @@ class LeaseRows:
             {"root_id": root_id, "owner": owner, "expires": until} for root_id in sorted(roots)])
 
     def park_roots(self, roots: Collection[str], owner: str, until: float) -> None:
+        """Free `owner`'s rows, due again at `until`; rows another worker took stay its own."""
         for chunk in chunked(sorted(roots)):
             self._conn.execute(update(root_leases).where(root_leases.c.root_id.in_(chunk),
                                                          root_leases.c.owner == owner)
                                .values(owner=None, expires=until))
 
     def finish_roots(self, roots: Collection[str]) -> None:
+        """Delete the roots' lease rows, whoever holds them."""
         for chunk in chunked(sorted(roots)):
             self._conn.execute(delete(root_leases).where(root_leases.c.root_id.in_(chunk)))
 
     def release_leases(self, owner: str) -> int:
+        """Free `owner`'s rows, due at once; other workers are woken if any was freed."""
         released = int(self._conn.execute(update(root_leases)
                                           .where(root_leases.c.owner == owner)
                                           .values(owner=None, expires=0.0)).rowcount)

@@ -65,6 +65,12 @@ class SchemaMismatch(StoreError):
 
 
 class SchemaState(StrEnum):
+    """How a database's schema stands against this code's `HEAD`: what an engine may do with it.
+
+    An EMPTY database may be created, an OLDER one upgraded (`endaction db upgrade`), a CURRENT
+    one used; a NEWER or FOREIGN one is refused before anything is written to it.
+    """
+
     EMPTY = "empty"
     CURRENT = "current"
     OLDER = "older"

@@ -64,14 +64,16 @@ class SqlStore(StoreReads):
 
     def create_schema(self) -> None:
         """Create the schema if the database is empty; refuse a foreign, older or newer one.
+
         The ledgers' tables are created too, where missing.
         """
         ensure_schema(self.engine, self.url, create=True)
         self._create_ledger_tables()
 
     def check_schema(self) -> None:
-        """Refuse a database without endaction's current schema, writing nothing to it (but
-        the registered ledgers' missing tables).
+        """Refuse a database without endaction's current schema, writing nothing to it.
+
+        The one thing written is the registered ledgers' tables, where missing.
         """
         ensure_schema(self.engine, self.url, create=False)
         self._create_ledger_tables()
@@ -89,11 +91,13 @@ class SqlStore(StoreReads):
             MetaData().create_all(conn, tables=tables, checkfirst=True)
 
     def dispose(self) -> None:
+        """Close every connection the pool holds (SQLAlchemy's `Engine.dispose`)."""
         self.engine.dispose()
 
     def database_time(self) -> float:
-        """The database server's clock, for every worker's leases and deadlines to agree on
-        (a SQLite file has no server: its clock is this machine's).
+        """The database server's clock, for every worker's leases and deadlines to agree on.
+
+        A SQLite file has no server: its clock is this machine's.
         """
         if not self.dialect.has_server_clock:
             return time.time()
@@ -105,6 +109,12 @@ class SqlStore(StoreReads):
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
+        """One tick's transaction, holding the write lock from its start.
+
+        The ledgers' and revert states' buffered changes are written before it commits. One
+        that made work sends a wake-up: NOTIFY on PostgreSQL, and this process's listeners once
+        it has committed. A database error leaves as the endaction error made of it.
+        """
         with self._guard("run a transaction"), \
                 self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, \
                 conn.begin():
@@ -117,14 +127,16 @@ class SqlStore(StoreReads):
             self._wakeups.notice()
 
     def wakeups(self) -> Wakeups:
-        """An ear for work made by other transactions (persistence/wakeups.py): this
-        process's always, other processes' on PostgreSQL. Close it when done.
+        """An ear for work made by other transactions (persistence/wakeups.py).
+
+        It hears this process's work always, other processes' on PostgreSQL. Close it when done.
         """
         return self._wakeups.listen()
 
     def _listening_connection(self) -> Any:
-        """A connection of the pool's making (same arguments, same TLS) taken out of it for
-        good, in autocommit: LISTEN holds it for as long as the worker runs.
+        """A connection of the pool's making, taken out of it for good, in autocommit.
+
+        It has the pool's arguments and TLS; LISTEN holds it for as long as the worker runs.
         """
         pooled = self.engine.raw_connection()
         connection = pooled.driver_connection
@@ -136,25 +148,30 @@ class SqlStore(StoreReads):
         return connection
 
     def load_active(self, roots: Collection[str] | None = None) -> ActiveState:
-        """Every unfinished command and task outside held roots (or of `roots` only), read as
-        of one moment (on PostgreSQL a repeatable-read snapshot; on SQLite the read
-        transaction is one).
+        """Every unfinished command and task outside held roots, read as of one moment.
+
+        With `roots`, only theirs. On PostgreSQL the read is a repeatable-read snapshot; on
+        SQLite the read transaction is one.
         """
         with self._guard("load unfinished work"), self.engine.connect() as connection:
             return active_load.load_active(self.dialect.snapshot(connection), roots)
 
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
                     parked_too: bool = False) -> list[str]:
-        """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first,
-        skipping held roots and rows another worker is claiming right now (SKIP LOCKED on
-        PostgreSQL; SQLite serialises writers anyway); parked ones too if asked.
+        """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first.
+
+        Held roots are skipped, and so are rows another worker is claiming right now (SKIP
+        LOCKED on PostgreSQL; SQLite serialises writers anyway); parked ones are claimed too if
+        asked.
         """
         with self.transaction() as tx:
             return tx.claim_roots(owner, now, until, limit, parked_too)
 
     def reclaim_roots(self, owner: str, until: float) -> list[str]:
-        """Extend every lease `owner` still holds (a worker restarted under the same name
-        gets its roots back at once, without waiting for them to lapse).
+        """Extend every lease `owner` still holds, and return its roots.
+
+        A worker restarted under the same name gets its roots back at once, without waiting for
+        them to lapse.
         """
         with self.transaction() as tx:
             return tx.reclaim_roots(owner, until)
@@ -172,17 +189,20 @@ class SqlStore(StoreReads):
             return [(root_id, owner, expires) for root_id, owner, expires in rows]
 
     def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        """Record the request in a transaction of its own; a second one keeps the first's reason."""
         with self.transaction() as tx:
             tx.request_cancel(root_id, reason, at)
 
     def release_root(self, root_id: str) -> bool:
-        """Let engines work on a held root again (after the fault was fixed); False if it was
-        not held.
+        """Let engines work on a held root again, once the fault is fixed.
+
+        False if it was not held; a released root's lease is freed, for any worker to claim.
         """
         with self.transaction() as tx:
             return tx.release_root(root_id)
 
     def put_setting(self, key: str, value: str) -> None:
+        """Set a deployment setting in a transaction of its own, replacing any earlier value."""
         with self.transaction() as tx:
             tx.put_setting(key, value)
 

@@ -1,5 +1,7 @@
-"""One engine tick's transaction over SQL: the leases, the claims, the record writes, the
-ledgers and revert states that commit or roll back with them.
+"""One engine tick's transaction over SQL.
+
+It holds the leases, the claims, the record writes, and the ledgers and revert states that
+commit or roll back with them.
 
 Reads and claims go to the database at once; record writes are batched (persistence/bulk.py)
 and version-checked, so a row someone else changed since it was read is refused
@@ -66,6 +68,12 @@ L = TypeVar("L", bound=Ledger)
 
 
 class SqlTransaction(LeaseRows):
+    """The engine's `StoreTransaction` over one connection, inside `SqlStore.transaction`.
+
+    Ledgers are built on its connection when first asked for, so their writes commit or roll
+    back with the tick's.
+    """
+
     def __init__(self, conn: Connection, database: str,
                  ledgers: Mapping[str, type[SqlLedger]]) -> None:
         self._conn = conn
@@ -82,6 +90,7 @@ class SqlTransaction(LeaseRows):
         self.made_work = False
 
     def ledger(self, kind: type[L]) -> L:
+        """Build the registered ledger on first use; an unregistered class is `UnknownLedger`."""
         built = self._ledgers.get(kind)  # type: ignore[arg-type]
         if built is None:
             registered = self._ledger_kinds.get(kind.resource_type)
@@ -93,16 +102,20 @@ class SqlTransaction(LeaseRows):
         return built  # type: ignore[return-value]
 
     def resource_exists(self, resource: ResourceRef) -> bool | None:
+        """Ask the ledger of the resource's type; None where no ledger keeps that type."""
         kind = self._ledger_kinds.get(resource.type)
         return None if kind is None else self.ledger(kind).exists(resource.id)
 
     def load_active(self, roots: Collection[str]) -> ActiveState:
+        """The unfinished work of `roots`, read on this transaction's connection."""
         return active_load.load_active(self._conn, roots)
 
     def roots_by_keys(self, keys: Collection[str]) -> dict[str, CommandRecord]:
+        """The roots of these submit keys, read on this transaction's connection."""
         return submit_keys.roots_by_keys(self._conn, keys)
 
     def claim_ends(self, command_ids: Sequence[str]) -> set[str]:
+        """Move the ready ones to ending by primary key, each claim bumping its version."""
         claimed: set[str] = set()
         # `status || ''`: with an index on status usable (schemas up to 0005 had one),
         # SQLite's planner scanned every waiting command for each chunk of ids (quadratic:
@@ -130,6 +143,7 @@ class SqlTransaction(LeaseRows):
         self._reverts.prefetch(refs)
 
     def request_cancel(self, root_id: str, reason: str, at: float) -> None:
+        """Record the request unless the root has one (its reason kept), and wake workers."""
         self.made_work = True
         self._insert_if_absent(cancel_requests, {"root_id": root_id, "requested_at": at,
                                                  "reason": storable(reason)})
@@ -143,6 +157,7 @@ class SqlTransaction(LeaseRows):
         self._dialect.insert_if_absent(self._conn, table, rows)
 
     def pending_cancels(self) -> list[tuple[str, str, str]]:
+        """The requests joined to their roots' status, the oldest request first."""
         rows = self._conn.execute(
             select(cancel_requests.c.root_id, cancel_requests.c.reason, commands.c.status)
             .join(commands, commands.c.id == cancel_requests.c.root_id)
@@ -150,12 +165,14 @@ class SqlTransaction(LeaseRows):
         return [(root_id, reason, status) for root_id, reason, status in rows]
 
     def drop_cancel(self, root_id: str) -> None:
+        """Delete the root's cancel request, if there is one."""
         self._conn.execute(delete(cancel_requests).where(cancel_requests.c.root_id == root_id))
 
     def failed_reverts(self) -> list[tuple[ResourceRevert, CommandRecord]]:
-        """Resources given up on whose owner has ended, outside held roots, and with no
-        opposite command still unfinished for them (one may be in flight from an earlier
-        cleanup, in any engine's hands).
+        """Resources given up on whose owner has ended, outside held roots.
+
+        A resource is left out while an opposite command for it is still unfinished (one may be
+        in flight from an earlier cleanup, in any engine's hands).
         """
         reverts = [revert_of(r) for r in self._conn.execute(
             select(resource_reverts).where(resource_reverts.c.state == RevertState.REVERT_FAILED)
@@ -178,10 +195,12 @@ class SqlTransaction(LeaseRows):
                 and (r.resource.type, r.resource.id) not in in_flight]
 
     def hold_root(self, root_id: str, at: float, error: str) -> None:
+        """Hold the root unless it is held already (then the first error is kept)."""
         self._insert_if_absent(held_roots, {"root_id": root_id, "held_at": at,
                                             "error": storable(error)})
 
     def release_root(self, root_id: str) -> bool:
+        """Release a held root and free its lease at once; False if it was not held."""
         released = bool(self._conn.execute(
             delete(held_roots).where(held_roots.c.root_id == root_id)).rowcount)
         if released:
@@ -193,13 +212,16 @@ class SqlTransaction(LeaseRows):
         return released
 
     def take_setting(self, key: str) -> bool:
-        """Delete the setting; True for the one transaction that did (a claim: of two
-        workers taking a request at once, one deletes the row, the other finds none).
+        """Delete the setting; True for the one transaction that did.
+
+        It is a claim: of two workers taking a request at once, one deletes the row, the other
+        finds none.
         """
         return bool(self._conn.execute(delete(settings).where(settings.c.key == key))
                     .rowcount)
 
     def put_setting(self, key: str, value: str) -> None:
+        """Update the setting's row, or insert one where there is none."""
         self._conn.execute(update(settings).where(settings.c.key == key).values(value=value))
         self._insert_if_absent(settings, {"key": key, "value": value})
 
@@ -210,6 +232,7 @@ class SqlTransaction(LeaseRows):
         self._reverts.flush()
 
     def tasks_of(self, command_id: str) -> list[TaskRecord]:
+        """The command's tasks in creation order, each with its entities."""
         rows = list(self._conn.execute(select(async_tasks).where(
             async_tasks.c.command_id == command_id).order_by(async_tasks.c.created_at))
             .mappings())
@@ -217,14 +240,17 @@ class SqlTransaction(LeaseRows):
         return [task_of(r, entities.get(r["id"], ())) for r in rows]
 
     def children_of(self, command_id: str) -> list[CommandRecord]:
+        """The command's children in creation order."""
         return [command_of(r) for r in self._conn.execute(select(commands).where(
             commands.c.parent_id == command_id).order_by(commands.c.created_at)).mappings()]
 
     def commands_of_root(self, root_id: str) -> list[CommandRecord]:
+        """Every command of the root's tree, in creation order."""
         return [command_of(r) for r in self._conn.execute(select(commands).where(
             commands.c.root_id == root_id).order_by(commands.c.created_at)).mappings()]
 
     def reverts_of(self, owners: Collection[str]) -> list[ResourceRevert]:
+        """The owners' revert states, this tick's buffered ones written first to be read back."""
         self._reverts.flush()  # written behind: what this tick put must be read back
         found: list[ResourceRevert] = []
         for chunk in chunked(sorted(owners)):
@@ -233,9 +259,11 @@ class SqlTransaction(LeaseRows):
         return found
 
     def get_revert(self, resource: ResourceRef, owner: str) -> ResourceRevert:
+        """From the revert table, which answers prefetched resources without a read."""
         return self._reverts.get(resource, owner)
 
     def put_revert(self, revert: ResourceRevert) -> None:
+        """Buffered in the revert table, and written when the transaction flushes."""
         self._reverts.put(revert)
 
     def write(
@@ -246,6 +274,7 @@ class SqlTransaction(LeaseRows):
         changed_tasks: Sequence[TaskRecord],
         history: Sequence[HistoryPath],
     ) -> None:
+        """Insert in bulk, version-check every update, then flush the ledgers and reverts."""
         if new_commands:
             self._bulk.insert(commands, COMMAND_COLUMNS, map(command_row, new_commands),
                          "insert commands")

@@ -42,6 +42,7 @@ class StoreReads:
         raise NotImplementedError
 
     def last_root_id(self) -> str | None:
+        """The root with the latest `created_at`, or None while there is no root."""
         with self._guard("find the last root command"), self.engine.connect() as conn:
             return conn.execute(
                 select(commands.c.id).where(commands.c.parent_id.is_(None))
@@ -51,9 +52,10 @@ class StoreReads:
     def list_roots(self, *, status: str | None = None, type_name: str | None = None,
                    since: float | None = None, before: tuple[float, str] | None = None,
                    limit: int = 50) -> list[CommandRecord]:
-        """Root commands newest first (created_at, then id, descending), `limit` at most:
-        of that status, of that type, created at `since` or later, and after `before`, the
-        (created_at, id) of the previous page's last root. Every page is an index range
+        """Root commands newest first (created_at, then id, descending), `limit` at most.
+
+        They are of that status, of that type, created at `since` or later, and after `before`,
+        the (created_at, id) of the previous page's last root. Every page is an index range
         (persistence/root_listing.py), the hundredth as cheap as the first.
         """
         if limit < 1:
@@ -82,17 +84,20 @@ class StoreReads:
             return {root_id: error for root_id, error in rows}
 
     def cancel_requests(self) -> dict[str, str]:
+        """Every cancel request still in its table, by root id, with its reason."""
         with self._guard("list cancel requests"), self.engine.connect() as conn:
             rows = conn.execute(select(cancel_requests.c.root_id, cancel_requests.c.reason))
             return {root_id: reason for root_id, reason in rows}
 
     def setting(self, key: str) -> str | None:
+        """The value stored under `key`, or None where no row has it."""
         with self._guard(f"read setting {key}"), self.engine.connect() as conn:
             value: str | None = conn.execute(
                 select(settings.c.value).where(settings.c.key == key)).scalar()
             return value
 
     def task_versions(self, task_ids: Sequence[str]) -> dict[str, int]:
+        """The persisted ones only: an id with no row is missing from the answer."""
         with self._guard("check task versions"), self.engine.connect() as conn:
             found: dict[str, int] = {}
             for condition in matching(conn, async_tasks.c.id, task_ids):
@@ -102,12 +107,14 @@ class StoreReads:
             return found
 
     def command(self, command_id: str) -> CommandRecord | None:
+        """The command's row as a record, or None where no row has that id."""
         with self._guard(f"read command {command_id}"), self.engine.connect() as conn:
             row = conn.execute(select(commands).where(commands.c.id == command_id)).mappings()
             found = row.first()
             return command_of(found) if found is not None else None
 
     def tree(self, root_id: str) -> tuple[list[CommandRecord], list[TaskRecord]]:
+        """A root's commands and tasks, each in creation order, the tasks with their entities."""
         with self._guard(f"read the tree of {root_id}"), self.engine.connect() as conn:
             cmds = [command_of(r) for r in conn.execute(
                 select(commands).where(commands.c.root_id == root_id)
@@ -134,6 +141,7 @@ class StoreReads:
             return found
 
     def history_of_root(self, root_id: str) -> list[HistoryEntry]:
+        """Rows of schema 0005 and before, then the root's segments, streamed."""
         with self._guard(f"read the history of {root_id}"), self.engine.connect() as conn:
             found = list(history_rows.expand(conn.execute(
                 select(transitions).where(transitions.c.root_id == root_id)
@@ -142,14 +150,16 @@ class StoreReads:
             return found
 
     def reverts(self) -> Iterator[ResourceRevert]:
+        """Every revert state, all read before the first is yielded (no connection held)."""
         with self._guard("list revert states"), self.engine.connect() as conn:
             rows = list(conn.execute(select(resource_reverts)).mappings())
         for r in rows:
             yield revert_of(r)
 
     def count_reverts(self, state: str) -> int:
-        """How many resources are in `state` (a RevertState), for a metrics scrape: one
-        count inside the database (a scan of the table, never a load of its rows).
+        """How many resources are in `state` (a RevertState), for a metrics scrape.
+
+        It is one count inside the database (a scan of the table, never a load of its rows).
         """
         query = select(func.count()).select_from(resource_reverts).where(
             resource_reverts.c.state == state)
@@ -158,9 +168,10 @@ class StoreReads:
 
 
 def _segments(conn: Connection, root_id: str, object_id: str | None = None) -> Iterator[Any]:
-    """A root's history segments in the order they were written, fetched one at a time (a
-    server-side cursor on PostgreSQL): a 100,000-disk tree's history is 220 MB of JSON.
-    With `object_id`, only the segments whose text holds it: the database scans the text
+    """A root's history segments in the order they were written, fetched one at a time.
+
+    The cursor is a server-side one on PostgreSQL: a 100,000-disk tree's history is 220 MB of
+    JSON. With `object_id`, only the segments whose text holds it: the database scans the text
     (a LIKE may match more, never less; `history_segments.expand` keeps the exact id).
     """
     query = (select(history_table.c.root_id, history_table.c.at, history_table.c.steps,

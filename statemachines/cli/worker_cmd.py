@@ -16,6 +16,7 @@ import time
 from contextlib import closing
 from dataclasses import replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,7 +24,7 @@ from ..core.engine.application import App
 from ..core.engine.engine import SINGLE_ENGINE
 from ..core.engine.leases import WorkerLease, default_worker_name
 from ..core.engine.worker import Worker
-from ..core.errors import EndactionError, StoreUnavailable
+from ..core.errors import EndactionError, MissingExtra, StoreUnavailable, require_extra
 from ..core.records.limits import Limits
 from ..toolkit.agent_options import AgentChoice, agent_options
 from ..toolkit.app_option import app_option
@@ -31,7 +32,9 @@ from ..toolkit.app_world import AppWorld, open_app
 from ..toolkit.database import db_option, finite
 from ..toolkit.errors import UsageProblem
 from ..toolkit.logging_setup import logged
-from .worker_metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from .worker_metrics import WorkerMetrics
 
 log = logging.getLogger("endaction.worker")
 
@@ -102,7 +105,7 @@ def worker(app: App, db: str | None, agents_at: AgentChoice, name: str | None,
                    "stopping after this tick", err=True)
         stop.set()
 
-    served = None if metrics_port is None else WorkerMetrics(metrics_host, metrics_port)
+    served = None if metrics_port is None else _metrics(metrics_host, metrics_port)
     if served is not None:
         click.echo(f"worker {lease.owner}: metrics on {served.url}", err=True)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -158,3 +161,14 @@ def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: 
         if stop.wait(backoff):
             return None
         backoff = min(backoff * 2, 5.0)
+
+
+def _metrics(host: str, port: int) -> WorkerMetrics:
+    """The metrics server, which needs the `http` extra: without it, a usage error says so."""
+    try:
+        require_extra("http", "--metrics-port")
+    except MissingExtra as err:
+        raise UsageProblem(str(err)) from err
+    from .worker_metrics import WorkerMetrics
+
+    return WorkerMetrics(host, port)

@@ -164,3 +164,44 @@ class WorkersHoldRoots(EndactionError):
 
     It would race them for the same trees.
     """
+
+
+#: The optional parts of endaction, and the top-level modules each extra installs.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "http": ("starlette", "uvicorn", "httpx"),
+    "svg": ("graphviz",),
+}
+
+
+class MissingExtra(InvalidConfiguration, ImportError):
+    """A feature was used whose optional dependencies (an extra) are not installed.
+
+    The library itself needs only SQLAlchemy and transitions; the HTTP task hosts, the web
+    view and the metrics endpoint need the `http` extra, DOT, SVG and PNG diagrams the `svg`
+    extra. The message names the extra and the command that installs it.
+    """
+
+    def __init__(self, extra: str, feature: str, missing: str) -> None:
+        super().__init__(f"{feature} needs endaction's {extra!r} extra, which is not installed "
+                         f"({missing} is missing): pip install 'endaction[{extra}]'")
+        self.extra = extra
+        self.missing = missing
+
+
+def extra_missing(err: ModuleNotFoundError, extra: str, feature: str) -> ImportError:
+    """The error to raise for an import that failed inside a module of an extra.
+
+    It is `MissingExtra` when the module not found is one the extra installs, and the import
+    error itself otherwise, so that a genuine bug is never passed off as a missing extra.
+    """
+    top = (err.name or "").partition(".")[0]
+    return MissingExtra(extra, feature, top) if top in EXTRAS[extra] else err
+
+
+def require_extra(extra: str, feature: str) -> None:
+    """Raise `MissingExtra` now unless every module of `extra` can be imported."""
+    from importlib.util import find_spec
+
+    for module in EXTRAS[extra]:
+        if find_spec(module) is None:
+            raise MissingExtra(extra, feature, module)

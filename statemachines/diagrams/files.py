@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..core.errors import EndactionError, InvalidConfiguration
+from ..core.errors import EndactionError, InvalidConfiguration, require_extra
 from ..core.machines.command_machine import COMMAND_MACHINE
 from ..core.machines.host_status import HOST_MACHINE
 from ..core.machines.task_machine import TASK_MACHINE
@@ -62,7 +62,13 @@ def parse_formats(text: str, allowed: Sequence[str] = FORMATS) -> tuple[str, ...
 
 
 def require_graphviz(formats: Iterable[str]) -> None:
-    """Fail before anything is written when a format needs `dot` and it is not installed."""
+    """Fail before anything is written when a format needs what is not installed.
+
+    DOT needs the `svg` extra (the graphviz package); SVG and PNG need it and `dot` too.
+    """
+    formats = set(formats)
+    if formats & {"dot", *GRAPHVIZ_FORMATS}:
+        require_extra("svg", "a DOT, SVG or PNG diagram")
     needs = GRAPHVIZ_FORMATS.intersection(formats)
     if needs and shutil.which("dot") is None:
         raise GraphvizMissing(needs)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from transitions import State
 from transitions.extensions import GraphMachine
 
-from ..core.errors import EndactionError
+from ..core.errors import EndactionError, require_extra
 from .drawing import Drawing
 
 Engine = Literal["mermaid", "graphviz"]
@@ -80,6 +80,8 @@ def dot_source(drawing: Drawing, highlight: Highlight | None = None) -> str:
     Each guard's note is linked by a dashed line to the state it is tried in; with
     `highlight`, the path one object took is styled over it.
     """
+    # Without the graphviz package, transitions would quietly draw Mermaid instead.
+    require_extra("svg", "a DOT, SVG or PNG diagram")
     graph = _graph(drawing, GRAPHVIZ, highlight)
     for state in drawing.states:
         if state in drawing.final:

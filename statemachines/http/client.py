@@ -19,13 +19,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from ..core.errors import InvalidConfiguration
+from ..core.errors import InvalidConfiguration, extra_missing
 from ..core.machines.host_status import TaskReport
 from ..core.ports.agent_protocol import AgentError, AgentUnreachable, TaskRejected
 from .protocol import POLL_CHUNK, PREFIX, report_from_json
 from .tls import ClientTls, refused_certificate, tls_reason
+
+try:
+    import httpx
+except ModuleNotFoundError as err:
+    raise extra_missing(err, "http", "the HTTP task-host client (HttpAgent)") from err
 
 # An answer larger than this is not one a host of this protocol gives (a poll of 10,000
 # tasks is about 1 MB): reading stops there.

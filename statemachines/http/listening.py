@@ -10,9 +10,12 @@ import signal
 import socket
 from types import FrameType
 
-import uvicorn
+from ..core.errors import EndactionError, extra_missing
 
-from ..core.errors import EndactionError
+try:
+    import uvicorn
+except ModuleNotFoundError as err:
+    raise extra_missing(err, "http", "serving over HTTP") from err
 
 
 class CannotListen(EndactionError):

@@ -17,13 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-
+from ..core.errors import extra_missing
 from ..core.ports.agent_protocol import Abortable, Agent, AgentError, TaskRejected
 from .protocol import (
     MAX_BODY_BYTES,
@@ -34,6 +28,16 @@ from .protocol import (
     openapi_document,
     report_to_json,
 )
+
+try:
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import BaseRoute, Route
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ModuleNotFoundError as err:
+    raise extra_missing(err, "http", "the HTTP task host (host_app)") from err
 
 log = logging.getLogger("endaction.host")
 

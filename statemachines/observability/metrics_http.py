@@ -21,10 +21,15 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..core.errors import extra_missing
 from .metered_agent import SECONDS_BUCKETS
+
+try:
+    from starlette.responses import PlainTextResponse
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ModuleNotFoundError as err:
+    raise extra_missing(err, "http", "the metrics endpoint (/metrics)") from err
 
 log = logging.getLogger("endaction.metrics")
 

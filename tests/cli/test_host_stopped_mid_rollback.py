@@ -47,7 +47,8 @@ from statemachines import (
 from statemachines.core.machines.command_machine import TERMINAL_COMMAND_STATES
 from statemachines.example.vm import STORAGE_AGENT, ImageInventory, add_vm_parameters, vm_registry
 from statemachines.example.vm.demo_report import vm_leftovers, vm_report
-from statemachines.example.vm.storage_host import RemoteStorage, read_token
+from statemachines.example.vm.host_token import read_token
+from statemachines.example.vm.remote_storage import RemoteStorage
 from tests.cli.fleet import ends_once
 from tests.cli.hosts import Host
 from tests.cli.judge import judge

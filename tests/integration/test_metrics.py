@@ -46,8 +46,9 @@ from statemachines.example.vm import (
     image_name,
     vm_registry,
 )
+from statemachines.example.vm.remote_storage import RemoteStorage
 from statemachines.example.vm.simulated import default_plan
-from statemachines.example.vm.storage_host import RemoteStorage, storage_app
+from statemachines.example.vm.storage_host import storage_app
 from statemachines.observability import EngineMetrics, HostMetrics
 from statemachines.observability.metered_agent import metered
 from statemachines.observability.metric_collectors import RevertFailedCollector

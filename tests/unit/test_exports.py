@@ -22,7 +22,7 @@ EXPORTS = {
         "InvalidConfiguration", "HistoryEntry",
         "HistoryPath",
         "HostResult", "HostStatus", "InvalidParameters", "LeaseLost", "Ledger", "Limits",
-        "NotCancellable", "NotSubmittable",
+        "MissingExtra", "NotCancellable", "NotSubmittable",
         "Outcome", "ResourceRef", "ResourceRevert", "RetryPolicy", "RevertPolicy", "RevertState",
         "Store",
         "StoreError", "StoreUnavailable", "SubmitKeyConflict", "TaskRecord", "TaskRejected",

@@ -32,9 +32,11 @@ _AFTER_THE_END = (HookPhase.END_WITH_FAILURE, HookPhase.CLEANUP)
 
 
 class HookContext:
-    """Children, tasks and resources may be created only in a step (`execute`, `next_step`):
-    a task started by an end hook would belong to a command whose end already ran, and
-    nothing would ever end it.
+    """The engine's `CommandContext` for one hook call on one command.
+
+    Children, tasks and resources may be created only in a step (`execute`, `next_step`): a
+    task started by an end hook would belong to a command whose end already ran, and nothing
+    would ever end it.
     """
 
     def __init__(self, tick: HookAccess, record: CommandRecord, phase: HookPhase) -> None:
@@ -67,25 +69,31 @@ class HookContext:
 
     @property
     def now(self) -> float:
+        """The tick's time, the one every record this tick writes is stamped with."""
         return self._tick.now
 
     @property
     def step(self) -> int:
+        """The step the command is in, from its record: in an end hook, the steps it took."""
         return self._record.step
 
     def ledger(self, kind: type[L]) -> L:
+        """The tick's ledger of that class, bound to the tick's transaction."""
         return self._tick.ledger(kind)
 
     def resource_exists(self, resource: ResourceRef) -> bool:
+        """The tick's answer, where None (no ledger keeps the type) is taken as True."""
         answer = self._tick.resource_exists(resource)
         return True if answer is None else answer
 
     @property
     def work_succeeded(self) -> bool:
+        """The end group's verdict as the record holds it: False while none is set."""
         return self._record.work_succeeded is True
 
     @property
     def own_work_succeeded(self) -> bool:
+        """The record's own verdict once set; until then, no failed step and no failed task."""
         record = self._record
         if record.own_work_succeeded is not None:
             return record.own_work_succeeded
@@ -94,6 +102,7 @@ class HookContext:
 
     @property
     def tasks(self) -> tuple[TaskRecord, ...]:
+        """Copies of the last attempt of each task, in creation order (store rows after the end)."""
         return tuple(copy_task(t) for t in self._own_tasks())
 
     def _own_tasks(self) -> list[TaskRecord]:
@@ -105,9 +114,11 @@ class HookContext:
 
     @property
     def children(self) -> tuple[CommandRecord, ...]:
-        """In a step or at its end every child is in the view (an ended child leaves it,
-        and only a refused one can have ended before its group: then no step follows); on
-        the failure path they have ended, and this tick's changes sit over the store's rows.
+        """Copies of the command's children, its opposite commands left out, in creation order.
+
+        In a step or at its end every child is in the view (an ended child leaves it, and only a
+        refused one can have ended before its group: then no step follows); on the failure path
+        they have ended, and this tick's changes sit over the store's rows.
         """
         tick, record = self._tick, self._record
         found = tick.stored_children(record.id) if self._phase in _AFTER_THE_END else {}
@@ -118,6 +129,7 @@ class HookContext:
 
     @property
     def resources(self) -> tuple[ResourceRef, ...]:
+        """The command's entity and added resources, as its record holds them."""
         return resources_of(self._record)
 
     def add_child(
@@ -126,6 +138,7 @@ class HookContext:
         parameters: Mapping[str, Any],
         entity: ResourceRef | None = None,
     ) -> CommandRecord:
+        """In a step only, within `Limits.max_steps` and `max_spawn_per_step`; the tick adds it."""
         self._may_spawn("add_child")
         return self._tick.add_child(self._record, type_name, parameters, entity)
 
@@ -138,6 +151,7 @@ class HookContext:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> TaskRecord:
+        """In a step only, within the spawn limits; an opposite command's task is never retried."""
         self._may_spawn("start_task")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidParameters(f"task {verb!r:.40} of {self._record.type}",
@@ -146,8 +160,10 @@ class HookContext:
                                      self._policy(retry))
 
     def _policy(self, retry: RetryPolicy | None) -> RetryPolicy | None:
-        """The task's own policy, else its command type's, else the engine's; opposite
-        commands' tasks are never retried (their budget is the RevertPolicy's).
+        """The task's own policy, else its command type's, else the engine's.
+
+        Opposite commands' tasks are never retried (their budget is the RevertPolicy's), and a
+        policy with no retries is none.
         """
         if self._record.execution_reason == ExecutionReason.ROLLBACK_FLOW:
             return None
@@ -155,6 +171,7 @@ class HookContext:
         return policy if policy.retries else None
 
     def add_resource(self, resource: ResourceRef) -> None:
+        """In a step only, at most `max_spawn_per_step` new ones; a repeat is ignored."""
         self._in_a_step("add_resource")
         record = self._record
         if not isinstance(resource, ResourceRef):
@@ -174,6 +191,7 @@ class HookContext:
         self._tick.touch(record)
 
     def set_output(self, output: Any) -> None:
+        """Keep the output frozen, within `Limits.max_output_bytes`; not in validate or cleanup."""
         record = self._record
         if self._phase in (HookPhase.VALIDATE, HookPhase.CLEANUP):
             raise HookMisuse(f"{record.type} {record.id}: set_output is not allowed in "

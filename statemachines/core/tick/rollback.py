@@ -1,6 +1,6 @@
-"""Settling a rolling-back command: its end_with_failure, both loop guards, its opposite
-command, and what its end finally means.
+"""Settling a rolling-back command, and what its end finally means.
 
+Settling runs its end_with_failure, applies both loop guards and starts its opposite command.
 A rolling-back command is settled when its end takes the failure path and again each time a
 child (typically its opposite command) ends: end_with_failure runs again and the guards
 decide whether anything is left to revert. This re-entry is the loop the guards must stop.
@@ -59,8 +59,10 @@ def drain(state: TickState) -> None:
 
 
 def _not_begun(record: CommandRecord) -> bool:
-    """A regular command with resources whose revert has not begun: no opposite command
-    started for it yet (that sets its outcome), and its own work did not fail.
+    """A regular command with resources whose revert has not begun.
+
+    No opposite command was started for it yet (that sets its outcome), and its own work did not
+    fail.
     """
     return (record.execution_reason == ExecutionReason.REGULAR_FLOW and record.outcome is None
             and bool(resources_of(record)))
@@ -94,8 +96,9 @@ def settle(state: TickState, record: CommandRecord) -> None:
 
 
 def _mark_own_revert_failed(state: TickState, record: CommandRecord, message: str) -> None:
-    """A regular command could not finish its rollback: what it made and is not reverted
-    already is left for cleanup, under its own name.
+    """A regular command could not finish its rollback.
+
+    What it made and is not reverted already is left for cleanup, under its own name.
     """
     for resource in resources_of(record):
         revert = state.tx.get_revert(resource, record.id)
@@ -123,10 +126,11 @@ _WAIT = _Wait()
 
 def _revert_resources(state: TickState, record: CommandRecord, command: Command,
                       ctx: HookContext) -> None:
-    """Revert what the command made, the last made first, one opposite command at a time: a
-    later step's resource may depend on an earlier one's (a DNS record on its address).
-    A resource given up on does not stop the others from being reverted; the command then
-    gives up, naming each.
+    """Revert what the command made, the last made first, one opposite command at a time.
+
+    A later step's resource may depend on an earlier one's (a DNS record on its address). A
+    resource given up on does not stop the others from being reverted; the command then gives
+    up, naming each.
     """
     given_up: list[str] = []
     last = "nothing to revert"
@@ -155,8 +159,9 @@ class _GaveUp:
 
 def _revert(state: TickState, record: CommandRecord, command: Command, ctx: HookContext,
             resource: ResourceRef) -> str | _Wait | _GaveUp:
-    """Apply both loop guards to one resource, then start its opposite command if there is
-    work left. Returns why nothing is left, `_WAIT`, or why it was given up on.
+    """Apply both loop guards to one resource, then start its opposite command if work is left.
+
+    Returns why nothing is left, `_WAIT`, or why it was given up on.
     """
     tx, view = state.tx, state.view
     exists = command.resource_exists(ctx, resource)
@@ -200,8 +205,10 @@ def _nothing_left(state: TickState, record: CommandRecord, revert: ResourceRever
 
 def _start_opposite(state: TickState, record: CommandRecord, revert: ResourceRevert,
                     resource: ResourceRef, opposite: Compensation) -> _Wait:
-    """The opposite command a compensation names, as a child of `record`, after the
-    policy's delay for this attempt; the resource is `reverting` until it ends.
+    """Start the opposite command that `revert` named, as a child of `record`.
+
+    It starts after the policy's delay for this attempt; the resource is `reverting` until it
+    ends.
     """
     attempt = revert.attempts + 1
     child = create_child(
@@ -226,8 +233,10 @@ class RevertContradiction(EndactionError):
 
 
 def _finish_opposite(state: TickState, record: CommandRecord) -> None:
-    """An opposite command's own outcome: the resource is reverted, or the attempt failed,
-    or its outcome was lost (redone without spending the failure budget).
+    """Settle an opposite command's own outcome, and its resource's revert state with it.
+
+    The resource is reverted, or the attempt failed, or its outcome was lost (redone without
+    spending the failure budget).
     """
     if record.outcome == Outcome.CHILD_REVERT_FAILED:
         message = "a child of this opposite command gave up (see its error)"
@@ -268,6 +277,11 @@ def _rolled_back(state: TickState, record: CommandRecord, detail: str) -> None:
 
 
 def give_up(state: TickState, record: CommandRecord, message: str) -> None:
+    """End a rolling-back command in rollback_failed, with the outcome revert_failed.
+
+    `message` is added to its error and logged. A parent still rolling back is marked
+    child_revert_failed, so that its end says the tree's rollback did not get everything back.
+    """
     # The cause of the failure stays first: a reader of the root learns what went wrong,
     # then that its rollback did not get everything back.
     record.error = message if record.error is None else f"{record.error}; then: {message}"
@@ -283,8 +297,10 @@ def give_up(state: TickState, record: CommandRecord, message: str) -> None:
 
 
 def reverted_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
-    """The resource an opposite command (the head of its own ROLLBACK_FLOW group, not one of
-    its children) reverts, and the command whose revert row it is.
+    """The resource an opposite command reverts, and the command whose revert row it is.
+
+    Only the head of its own ROLLBACK_FLOW group reverts one, not one of its children: for any
+    other command, None.
     """
     resource = opposite_resource(record)
     if resource is None or record.parent_id is None:
@@ -293,6 +309,7 @@ def reverted_by(record: CommandRecord) -> tuple[ResourceRef, str] | None:
 
 
 def gave_up_on(resource: ResourceRef, revert: ResourceRevert) -> str:
+    """Why a resource could not be reverted, read from its revert state, for its owner's error."""
     if revert.state == RevertState.REVERT_FAILED:
         why = "it was given up on"
     elif revert.failures and revert.lost:

@@ -1,5 +1,7 @@
-"""What one tick's parts share: the engine's configuration, the transaction, the moment, the
-view, the recorder, and the queue of rolling-back commands to settle.
+"""What one tick's parts share, in one `TickState`.
+
+They share the engine's configuration, the transaction, the moment, the view, the recorder, and
+the queue of rolling-back commands to settle.
 
 A tick is split by what it does (`task_answers`, `execution`, `group_end`, `rollback`,
 `operator_work`); each part is a set of functions over one `TickState`, which lives exactly
@@ -80,8 +82,10 @@ class TickState:
         self.wrote = self.wrote or moved
 
     def _write_history(self, history: list[HistoryPath]) -> None:
-        """History rows reference nothing and nothing reads them back inside the tick, so
-        they can be written at any moment of it: the recorder hands them over in chunks.
+        """Write the history chunks the recorder hands over, as they come.
+
+        History rows reference nothing and nothing reads them back inside the tick, so they can
+        be written at any moment of it.
         """
         self.tx.append_history(history)
         self.wrote = True
@@ -114,8 +118,10 @@ class TickState:
             self.tx.prefetch(refs)
 
     def on_terminal(self, record: CommandRecord) -> None:
-        """Reach back into the parent: a rolling-back parent re-evaluates what is left; so
-        does every command that was waiting for this opposite command's resource.
+        """Reach back into the parent: a rolling-back parent re-evaluates what is left.
+
+        So does every command that was waiting for this opposite command's resource, once no
+        other opposite command for it is in flight (a retry). Each is queued to settle.
         """
         view = self.view
         parent = view.commands.get(record.parent_id) if record.parent_id else None
@@ -131,8 +137,10 @@ class TickState:
 
 
 def for_root(root_id: str) -> ForRoot:
-    """Work on one root's records: whatever the engine raises here (not the store, which
-    fails every root alike) is that root's fault, and holds that root only.
+    """Work on one root's records, where what the engine raises is that root's fault.
+
+    Whatever the engine raises here (not the store, which fails every root alike) holds that
+    root only.
     """
     return ForRoot(root_id)
 
@@ -146,10 +154,12 @@ class ForRoot:
         self.root_id = root_id
 
     def __enter__(self) -> None:
+        """Nothing to set up: the root is named only if something raises."""
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
+        """Raise a user fault again as this root's `RootFault`; store errors and signals pass."""
         if error is None or isinstance(error, StoreError | ConcurrentModification | RootFault):
             return
         if isinstance(error, USER_FAULTS):

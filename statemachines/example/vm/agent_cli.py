@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 from pathlib import Path
 
 import click
-import uvicorn
 
-from statemachines import AgentError, InvalidConfiguration
-from statemachines.http import ConnectionBook, HostLimits, ServerTls, uvicorn_options
-from statemachines.http.listening import listen, serve_until_stopped
-from statemachines.observability import HostMetrics
+from statemachines import InvalidConfiguration, MissingExtra
+from statemachines.core.errors import require_extra
+from statemachines.http import HostLimits, ServerTls
 from statemachines.toolkit import UsageProblem, finite, logged
 
-from .local_disk import LocalDiskAgent
-from .storage_host import DEFAULT_PORT, TOKEN_FILE, ensure_token_file, read_token, storage_app
+from .host_token import DEFAULT_PORT, TOKEN_FILE
 
 
 @click.group()
@@ -83,54 +78,22 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
             tls.check()
         except InvalidConfiguration as err:
             raise UsageProblem(str(err)) from err
+    try:
+        require_extra("http", "endaction agent serve")
+    except MissingExtra as err:
+        raise UsageProblem(str(err)) from err
+    from statemachines.http.listening import listen
+
+    from .storage_host import serve_storage
+
     # Bound first, by us rather than uvicorn: a port in use is then one line and exit 1
     # (uvicorn's own line and exit status meant something else here), before any token or
     # journal is made for a host that cannot run.
     listening = listen(host, port)
     try:
-        _serve(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
+        serve_storage(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
                tls, HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
                                max_connections=max_connections), metrics_open)
     finally:
         listening.close()
 
-
-def _serve(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
-           max_resumes: int, threads: int, seconds_per_mib: float,
-           tls: ServerTls | None, limits: HostLimits, metrics_open: bool) -> None:
-    try:
-        token = (read_token(token_file) if token_file is not None
-                 else ensure_token_file(storage / TOKEN_FILE))
-    except (AgentError, OSError) as err:
-        raise UsageProblem(str(err)) from err
-    metrics = HostMetrics()
-    try:
-        disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes,
-                              seconds_per_mib=seconds_per_mib, on_task_end=metrics.task_ended)
-    except OSError as err:
-        raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
-    metrics.watch_tasks(lambda: disk.tasks_running)
-    # A clean return on SIGTERM closes the agent (running tasks stay journaled as running,
-    # for the next instance) and exits 0.
-    book = ConnectionBook(limits)
-    try:
-        bound = listening.getsockname()[1]
-        scheme = "https" if tls else "http"
-        click.echo(f"local-disk host on {scheme}://{host}:{bound} for {disk.storage} "
-                   f"(token in {token_file or storage / TOKEN_FILE}"
-                   f"{', callers need a certificate' if tls and tls.client_ca else ''}; "
-                   f"metrics at /metrics{' without the token' if metrics_open else ''})",
-                   err=True)
-        serve_until_stopped(uvicorn.Server(uvicorn.Config(
-            metrics.serving(storage_app(disk, token), None if metrics_open else token),
-            host=host, port=bound, log_level="warning",
-            access_log=False, **uvicorn_options(book),
-            ssl_certfile=None if tls is None else str(tls.cert),
-            ssl_keyfile=None if tls is None else str(tls.key),
-            ssl_ca_certs=None if tls is None or tls.client_ca is None else str(tls.client_ca),
-            ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
-        )), listening)
-    finally:
-        book.refusals.flush()
-        disk.close()
-    click.echo("local-disk host stopped", err=True)

@@ -7,16 +7,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from persistence import SqlStore
 from statemachines import Agent, AgentError, AgentSettings, EndactionError, InvalidConfiguration
-from statemachines.http import PROTOCOL_VERSION, ClientTls
 from statemachines.toolkit import DEFAULT_HOME, UsageProblem
 
 from .commands import STORAGE_AGENT
+from .host_token import read_token
 from .local_disk import LocalDiskAgent
-from .storage_host import RemoteStorage, read_token
+
+if TYPE_CHECKING:
+    from .remote_storage import RemoteStorage
 
 TEMPLATE_BYTES = 2 << 20
 # Slow the copies a little so a human can watch them progress.
@@ -165,6 +167,15 @@ def storage_host(agents: Mapping[str, Agent]) -> StorageHost:
 
 
 def _remote_host(settings: AgentSettings) -> RemoteStorage:
+    """The storage host at `settings.url`, once it has answered in this protocol.
+
+    The client is imported here: it needs the `http` extra, which the demo's own storage
+    host in this process does not.
+    """
+    from statemachines.http import PROTOCOL_VERSION, ClientTls
+
+    from .remote_storage import RemoteStorage
+
     url, token_file = str(settings.url), settings.token_file
     if token_file is None:
         raise UsageProblem("--agent-url needs --agent-token-file: the host refuses callers "

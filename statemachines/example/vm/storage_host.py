@@ -1,5 +1,7 @@
-"""The local-disk storage host as its own process (`endaction agent serve`), and the engine's
-client for it (`RemoteStorage`).
+"""The local-disk storage host as its own process (`endaction agent serve`).
+
+The engine's client for it is `RemoteStorage` (remote_storage.py); the token both read is in
+host_token.py.
 
 The host serves the task protocol (`statemachines.http`) over a `LocalDiskAgent`, plus two
 routes of its own that the demo needs from a storage it cannot see: the image files it holds
@@ -12,60 +14,32 @@ idempotent) up to `max_resumes` times, then reported `unknown`, never `success`.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import secrets
-import stat
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
+import click
+import uvicorn
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from statemachines import AgentError, TaskRejected
-from statemachines.http import HttpAgent, host_app
+from statemachines import AgentError
+from statemachines.http import ConnectionBook, HostLimits, ServerTls, host_app, uvicorn_options
+from statemachines.http.listening import serve_until_stopped
 from statemachines.http.protocol import PREFIX
 from statemachines.http.server import BadRequest, json_body
+from statemachines.observability import HostMetrics
+from statemachines.toolkit import UsageProblem
 
+from .host_token import TOKEN_FILE, ensure_token_file, read_token
 from .local_disk import LocalDiskAgent
 
-log = logging.getLogger("endaction.storage_host")
-
-DEFAULT_PORT = 8710
-TOKEN_FILE = "agent-token"
 _TEMPLATE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_TEMPLATE_BYTES = 1 << 30
-
-
-def read_token(path: Path) -> str:
-    """The token in `path` (surrounding whitespace ignored); refused when it is too short."""
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as err:
-        raise AgentError(f"cannot read the token file {path}: {err}") from err
-    if len(token) < 16:
-        raise AgentError(f"the token in {path} is {len(token)} characters long; at least 16 "
-                         "are needed")
-    if not token.isascii() or not token.isprintable():
-        raise AgentError(f"the token in {path} must be printable ASCII (it goes in an HTTP "
-                         "header)")
-    return token
-
-
-def ensure_token_file(path: Path) -> str:
-    """The token in `path`, made (random, readable by this user only) when missing."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(descriptor, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-        log.warning("wrote a new host token to %s (give it to the engines: "
-                    "--agent-token-file %s)", path, path)
-    return read_token(path)
 
 
 def storage_app(agent: LocalDiskAgent, token: str) -> Any:
@@ -95,27 +69,47 @@ def storage_app(agent: LocalDiskAgent, token: str) -> Any:
     ])
 
 
-class RemoteStorage(HttpAgent):
-    """A local-disk host in another process, as the demo uses it: the task protocol, plus
-    what the demo needs to see of the storage (templates, image files).
+def serve_storage(listening: socket.socket, storage: Path, host: str, token_file: Path | None,
+                  max_resumes: int, threads: int, seconds_per_mib: float,
+                  tls: ServerTls | None, limits: HostLimits, metrics_open: bool) -> None:
+    """Serve a local-disk host on `listening` until SIGTERM or SIGINT, then close its agent.
+
+    The token is made here when the storage has none, only once the port is known to be
+    ours: a host that cannot listen leaves no file behind.
     """
-
-    def __init__(self, url: str, token: str, **options: Any) -> None:
-        super().__init__(url, token, **options)
-        self.templates = f"{self.url} (its templates)"
-        self.storage = self.url
-        self.failing_deletes: frozenset[str] = frozenset()
-
-    def image_names(self) -> list[str]:
-        body = self._call("GET", f"{PREFIX}/storage/images", None, "list its images")
-        names = body.get("images")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise AgentError(f"host {self.url} listed its images as garbage: {names!r:.200}")
-        return sorted(names)
-
-    def ensure_template(self, name: str, size: int) -> None:
-        try:
-            self._call("PUT", f"{PREFIX}/storage/templates/{name}", {"size": size},
-                       f"make template {name}")
-        except TaskRejected as err:
-            raise AgentError(str(err)) from err
+    try:
+        token = (read_token(token_file) if token_file is not None
+                 else ensure_token_file(storage / TOKEN_FILE))
+    except (AgentError, OSError) as err:
+        raise UsageProblem(str(err)) from err
+    metrics = HostMetrics()
+    try:
+        disk = LocalDiskAgent(storage, workers=threads, max_resumes=max_resumes,
+                              seconds_per_mib=seconds_per_mib, on_task_end=metrics.task_ended)
+    except OSError as err:
+        raise UsageProblem(f"storage directory {storage} is unusable: {err}") from err
+    metrics.watch_tasks(lambda: disk.tasks_running)
+    # A clean return on SIGTERM closes the agent (running tasks stay journaled as running,
+    # for the next instance) and exits 0.
+    book = ConnectionBook(limits)
+    try:
+        bound = listening.getsockname()[1]
+        scheme = "https" if tls else "http"
+        click.echo(f"local-disk host on {scheme}://{host}:{bound} for {disk.storage} "
+                   f"(token in {token_file or storage / TOKEN_FILE}"
+                   f"{', callers need a certificate' if tls and tls.client_ca else ''}; "
+                   f"metrics at /metrics{' without the token' if metrics_open else ''})",
+                   err=True)
+        serve_until_stopped(uvicorn.Server(uvicorn.Config(
+            metrics.serving(storage_app(disk, token), None if metrics_open else token),
+            host=host, port=bound, log_level="warning",
+            access_log=False, **uvicorn_options(book),
+            ssl_certfile=None if tls is None else str(tls.cert),
+            ssl_keyfile=None if tls is None else str(tls.key),
+            ssl_ca_certs=None if tls is None or tls.client_ca is None else str(tls.client_ca),
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca else ssl.CERT_NONE,
+        )), listening)
+    finally:
+        book.refusals.flush()
+        disk.close()
+    click.echo("local-disk host stopped", err=True)

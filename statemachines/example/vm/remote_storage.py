@@ -1,0 +1,39 @@
+"""The engine's client for a local-disk storage host in another process.
+
+It speaks the task protocol (`statemachines.http.HttpAgent`) and the two routes the host adds
+for the demo: its image files, and making sure a template exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statemachines import AgentError, TaskRejected
+from statemachines.http import HttpAgent
+from statemachines.http.protocol import PREFIX
+
+
+class RemoteStorage(HttpAgent):
+    """A local-disk host in another process, as the demo uses it: the task protocol, plus
+    what the demo needs to see of the storage (templates, image files).
+    """
+
+    def __init__(self, url: str, token: str, **options: Any) -> None:
+        super().__init__(url, token, **options)
+        self.templates = f"{self.url} (its templates)"
+        self.storage = self.url
+        self.failing_deletes: frozenset[str] = frozenset()
+
+    def image_names(self) -> list[str]:
+        body = self._call("GET", f"{PREFIX}/storage/images", None, "list its images")
+        names = body.get("images")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise AgentError(f"host {self.url} listed its images as garbage: {names!r:.200}")
+        return sorted(names)
+
+    def ensure_template(self, name: str, size: int) -> None:
+        try:
+            self._call("PUT", f"{PREFIX}/storage/templates/{name}", {"size": size},
+                       f"make template {name}")
+        except TaskRejected as err:
+            raise AgentError(str(err)) from err
