@@ -24,16 +24,11 @@ from ..diagrams.trace import path_of, trace_drawing
 from ..toolkit.app_option import app_option
 from ..toolkit.database import db_option, finite, json_option, open_database
 from ..toolkit.errors import EXIT_LEFT_BEHIND, EXIT_TIMED_OUT, UsageProblem
-from ..toolkit.inspect_views import (
-    history_view,
-    locate,
-    render_history,
-    render_status,
-    render_trace,
-    status_view,
-    trace_view,
-)
+from ..toolkit.history_view import history_view, render_history
+from ..toolkit.inspect_views import locate
 from ..toolkit.run_report import ending_status
+from ..toolkit.status_view import render_status, status_view
+from ..toolkit.trace_view import render_trace, trace_view
 from .diagrams_cmd import formats_option
 
 TRACE_FORMATS = ("mmd", "dot", "svg", "png")

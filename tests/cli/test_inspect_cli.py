@@ -172,7 +172,7 @@ def test_text_views_are_plain_when_piped(demo: dict[str, Any]) -> None:
 
 
 def test_status_text_is_coloured_by_state() -> None:
-    from statemachines.toolkit.inspect_views import render_status
+    from statemachines.toolkit.status_view import render_status
 
     def node(id_: str, status: str, children: list[dict[str, Any]],
              compensates: str | None = None) -> dict[str, Any]:
