@@ -61,18 +61,12 @@ class TickAccess:
     def stored_tasks(self, command_id: str) -> dict[str, TaskRecord]:
         """The command's task rows, with this tick's changes over them, by id."""
         state = self._state
-        found = {t.id: t for t in state.tx.tasks_of(command_id)}
-        changed = state.recorder.changes.changed_tasks
-        found.update((i, changed[i]) for i in found.keys() & changed.keys())
-        return found
+        return _over(state.tx.tasks_of(command_id), state.recorder.changes.changed_tasks)
 
     def stored_children(self, command_id: str) -> dict[str, CommandRecord]:
         """The command's child rows, with this tick's changes over them, by id."""
         state = self._state
-        found = {c.id: c for c in state.tx.children_of(command_id)}
-        changed = state.recorder.changes.changed_commands
-        found.update((i, changed[i]) for i in found.keys() & changed.keys())
-        return found
+        return _over(state.tx.children_of(command_id), state.recorder.changes.changed_commands)
 
     def retry_of(self, command_type: str) -> RetryPolicy:
         """The retry policy of a command type's tasks: its own, else the engine's."""
@@ -94,6 +88,16 @@ class TickAccess:
         """A new task of `command`, to be started on its agent by the tick."""
         return create_task(self._state, command, agent, verb, parameters, entities, timeout,
                            retry=retry)
+
+
+R = TypeVar("R", CommandRecord, TaskRecord)
+
+
+def _over(rows: Iterable[R], changed: Mapping[str, R]) -> dict[str, R]:
+    """Stored rows by id, each replaced by this tick's version of it where the tick changed it."""
+    found = {row.id: row for row in rows}
+    found.update((i, changed[i]) for i in found.keys() & changed.keys())
+    return found
 
 
 def hook(state: TickState, record: CommandRecord, phase: HookPhase) -> tuple[Command, HookContext]:
