@@ -65,7 +65,7 @@ def _emit(view: dict[str, Any], as_json: bool, text: str) -> None:
 @json_option
 def status(command_id: str | None, app: App, db: str | None, wait: bool, timeout: float,
            as_json: bool) -> None:
-    """The tree of COMMAND_ID (default: the last root): children, tasks, compensations."""
+    """The tree of COMMAND_ID (default: the last root): children, tasks, opposite commands."""
     with _reading(db, app) as store:
         if command_id is None:
             command_id = store.last_root_id()

@@ -77,7 +77,7 @@ def resume(app: App, db: str | None, agents_at: AgentChoice, as_json: bool) -> N
 @json_option
 def cleanup(app: App, db: str | None, agents_at: AgentChoice, timeout: float,
             as_json: bool) -> None:
-    """Retry the compensations that gave up (revert_failed), now that the fault may be gone.
+    """Retry the reverts that gave up (revert_failed), now that the fault may be gone.
 
     Without workers it runs here, and finishes whatever else is unfinished too, as `resume`
     does; while workers hold leases it asks them, and one of them performs it. Exit status 0

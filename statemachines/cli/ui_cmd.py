@@ -44,8 +44,10 @@ DEFAULT_PORT = 8720
 @agent_options
 def ui(app: App, db: str | None, host: str, port: int, allow_actions: bool,
        token_file: Path | None, refresh: float, agents_at: AgentChoice) -> None:
-    """Serve a live web view of the database: the roots, each root's tree, each command's
-    machine with the path it took, the history, and what is left revert_failed.
+    """Serve a live web view of the database.
+
+    It shows the roots, each root's tree, each command's machine with the path it took, the
+    history, and what is left revert_failed.
 
     Read-only unless --allow-actions; cleanup then runs as `endaction cleanup` does, with
     the agents the agent options name. Stops on SIGTERM or SIGINT.

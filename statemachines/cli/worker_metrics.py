@@ -32,8 +32,9 @@ START_TIMEOUT = 10.0
 
 
 class CannotServeMetrics(EndactionError):
-    """The metrics address cannot be listened on (in use, not this machine's), or the
-    server did not start.
+    """The metrics server cannot serve: its address cannot be listened on, or it did not start.
+
+    The address may be in use, or not this machine's.
     """
 
 
@@ -62,12 +63,14 @@ class WorkerMetrics:
 
     @property
     def url(self) -> str:
+        """The address a scraper reads the metrics at, an IPv6 host in brackets."""
         shown = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}/metrics"
 
     def watch(self, engine: Engine, worker: Worker, store: SqlStore) -> None:
-        """From now on a scrape also reads the worker, and counts the resources left
-        revert_failed in `store`.
+        """From now on a scrape also reads `engine` and `worker`.
+
+        It also counts the resources left revert_failed in `store`.
         """
         self.metrics.watch(engine, worker,
                            revert_failed=lambda: store.count_reverts(RevertState.REVERT_FAILED))

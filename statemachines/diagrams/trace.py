@@ -2,8 +2,9 @@
 
 The history is the record of what the engine did, so a trace is drawn from it and not from
 the object's current status: a command that went through `rolling_back` shows it, in order,
-with the time of each step. Rows whose source and destination are the same (a compensation
-being started, a task still running) are events, not moves, and are left out of the path.
+with the time of each step. Rows whose source and destination are the same (an opposite
+command being started, a task still running) are events, not moves, and are left out of the
+path.
 """
 
 from __future__ import annotations

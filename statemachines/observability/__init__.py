@@ -1,5 +1,7 @@
-"""What a running engine shows outside itself: traces of the roots it ended (`tracing`), and
-Prometheus metrics of its work, its agent calls and its task hosts (`metrics`).
+"""What a running engine shows outside itself.
+
+It shows traces of the roots it ended (`tracing`), and Prometheus metrics of its work, its
+agent calls and its task hosts (`metrics`).
 
 Nothing here is needed to run the engine: it reads what the engine persisted, after the
 fact, so it can never change what the engine does, and it costs nothing when no one

@@ -100,5 +100,5 @@ class RevertFailedCollector:
     def _family() -> GaugeMetricFamily:
         return GaugeMetricFamily(
             REVERT_FAILED,
-            "Resources left revert_failed: their compensation failed for good, and they wait "
+            "Resources left revert_failed: their revert failed for good, and they wait "
             "for `endaction cleanup` (read from the database at each scrape).")

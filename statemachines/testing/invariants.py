@@ -155,5 +155,5 @@ def check_quiescent(snap: Snapshot, max_clear_attempts: int) -> list[str]:
 
 
 def revert_failed_resources(snap: Snapshot) -> set[str]:
-    """What a run may leave behind: resources whose bounded compensations all failed."""
+    """What a run may leave behind: resources whose bounded reverts all failed."""
     return {r.resource.id for r in snap.reverts.values() if r.state == RevertState.REVERT_FAILED}

@@ -65,7 +65,7 @@ class Scenario:
             for each.
         effect: what a task that took effect does to the world (`resources` is the set a
             ControlledAgent keeps): add what a copy made, discard what a delete removed.
-        resource_of: which resource a task touches, for compensations made to fail for good.
+        resource_of: which resource a task touches, for reverts made to fail for good.
         compensation_verbs: the verbs of your opposite commands' tasks.
         leftovers: what exists (on an agent or in your ledgers) though no successful root
             owns it; the run fails unless each is also marked revert_failed.

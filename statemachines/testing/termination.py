@@ -16,7 +16,7 @@ Every command and every task contributes one *rank*, a tuple compared lexicograp
   moving the machine, so it has to count), plus A for every attempt its retry policy still
   allows, A being more than a fresh task's steps: a failed attempt that gives way to the next
   one loses an A and the new attempt starts below it;
-- credits are the compensations a REGULAR_FLOW command may still start, summed over the
+- credits are the opposite commands a REGULAR_FLOW command may still start, summed over the
   resources it made (its entity and what it added): B = max_attempts + max_lost_attempts for
   one without a revert state, B - attempts while it is reverting, 0 once reverted or
   revert_failed; 0 for ROLLBACK_FLOW commands. An attempt whose outcome was lost does not give
@@ -32,9 +32,9 @@ ordering, which is well-founded because the rank order is (tuples of naturals of
 Every engine step that commits strictly decreases it: a transition lowers its object's steps
 (and may add objects that rank below it), a retry swaps a task for one below it, and starting
 an opposite command consumes one credit of the reverted command while the command stays in
-rolling_back. A rollback that loops would have to start compensations forever, with a credit
-fewer each time: impossible with the revert-state guard, and the first thing the suite catches
-without it. A command cannot step forever either: its steps are bounded by M.
+rolling_back. A rollback that loops would have to start opposite commands forever, with a
+credit fewer each time: impossible with the revert-state guard, and the first thing the suite
+catches without it. A command cannot step forever either: its steps are bounded by M.
 
 Environment steps may raise the measure: submitting a root, and a restart, which grants tasks
 whose clears were all refused a new round of clears. Each happens finitely often in any run.
@@ -236,9 +236,9 @@ def commit_bound(size: TreeSize, bounds: Bounds, tasks_per_compensation: int) ->
     """How many committing ticks a tree of this size can take at most.
 
     Each committing tick performs at least one unit step: a transition, a retry, or starting
-    a compensation. Summing every object's steps, and every compensation's own objects, bounds
-    the count; a loop would exceed any such bound. `size.tasks` counts first attempts: each
-    may be followed by `max_task_attempts - 1` more.
+    an opposite command. Summing every object's steps, and every opposite command's own
+    objects, bounds the count; a loop would exceed any such bound. `size.tasks` counts first
+    attempts: each may be followed by `max_task_attempts - 1` more.
     """
     task = _task_commits(bounds) * bounds.max_task_attempts
     command = 3 * bounds.max_steps + 9

@@ -2,7 +2,7 @@
 
 On a terminal a Rich live panel shows a progress bar (the work ended out of the work known so
 far, with an estimate of the time left) above running totals (tasks polling and ended,
-compensations running, the last agent error); anywhere else (a pipe, a log file, CI) each
+opposite commands running, the last agent error); anywhere else (a pipe, a log file, CI) each
 persisted step is one plain line, which is what tests and log readers can rely on.
 """
 
@@ -127,13 +127,13 @@ class Totals:
 
     @property
     def work_known(self) -> int:
-        """The bar's total: tasks started, commands executed and compensations started.
+        """The bar's total: tasks started, commands executed and opposite commands started.
 
         Only the work seen so far is known, so the total grows as the run goes: when a
-        rollback starts compensations it adds work, and the bar may step back. A compensation
-        counts once as it is started and once more as the command it is; it is done when it
-        ends (`commands_ended` and `compensations_ended`). Never below `work_ended`, which may
-        include work started before this run (`resume`, `cleanup`).
+        rollback starts opposite commands it adds work, and the bar may step back. An
+        opposite command counts once as it is started and once more as the command it is; it
+        is done when it ends (`commands_ended` and `compensations_ended`). Never below
+        `work_ended`, which may include work started before this run (`resume`, `cleanup`).
         """
         known = self.started + self.executed + self.compensations_started
         return max(known, self.work_ended)
@@ -224,7 +224,7 @@ class LiveProgress:
                               f"[green]ended ok {t.succeeded}[/green] · "
                               f"[red]ended failed {t.failed}[/red] · cleared {t.cleared}")
         grid.add_row("commands", f"executed {t.executed} · ended {t.ended}")
-        grid.add_row("compensations",
+        grid.add_row("opposite commands",
                       f"[yellow]running {t.compensations_running}[/yellow] · "
                       f"started {t.compensations_started} · ended {t.compensations_ended}")
         if t.last_error:

@@ -1,5 +1,6 @@
-"""Without the `http` and `svg` extras, the library and the CLI still run, and what needs an
-extra says which one.
+"""Without the `http` and `svg` extras, the library and the CLI still run.
+
+What needs an extra says which one.
 
 Each case runs a fresh interpreter in which the extras' modules cannot be imported (set to
 None in `sys.modules`, as an uninstalled package behaves), so the test environment, which

@@ -132,7 +132,7 @@ def test_demo_on_a_terminal_shows_the_live_panel(tmp_path: Path) -> None:
     assert process.returncode == 5
     assert json.loads(out)["root"]["status"] == CommandStatus.ENDED_FAILURE
     screen = b"".join(chunks).decode(errors="replace")
-    assert "compensations" in screen and "running" in screen and "\x1b[" in screen
+    assert "opposite commands" in screen and "running" in screen and "\x1b[" in screen
     assert "work ended" in screen, "the bar is drawn with the panel"
 
 

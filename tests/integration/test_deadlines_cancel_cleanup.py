@@ -174,7 +174,7 @@ def test_cleanup_retries_what_was_given_up_once_the_fault_is_gone(store: SqlStor
                                                      Outcome.CLEANED_UP), command.type
         assert command.error is not None and "could not be" in command.error
         assert [h.detail for h in store.history(command.id) if h.trigger == "cleanup"][-1] == (
-            "a cleanup undid what was left: nothing it made is left")
+            "a cleanup reverted what was left: nothing it made is left")
     assert top.error is not None and top.error.startswith("CreateCloneOfTemplate ")
     assert all(c.outcome != Outcome.REVERT_FAILED for c in commands)
 

@@ -1,7 +1,7 @@
-"""Schema version 2: task deadlines, lost compensations, cancel requests, held roots.
+"""Schema version 2: task deadlines, lost reverts, cancel requests, held roots.
 
 - `async_tasks.deadline`: when a task still polling is aborted on its agent (0: never).
-- `resource_reverts.lost`: compensations whose outcome was lost with a dead engine or host;
+- `resource_reverts.lost`: reverts whose outcome was lost with a dead engine or host;
   they are redone without spending the failure budget, within a bound of their own.
 - `cancel_requests`: a root an operator asked to cancel; the engine that runs it acts on it.
 - `held_roots`: a root the engine could not process, held with the error, so that one bad

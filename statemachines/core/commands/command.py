@@ -3,7 +3,7 @@
 Hooks never touch the store or the agents directly: they ask the context to add a child
 command or start a task, and the engine persists those in the tick's transaction. End hooks
 must be idempotent: after a crash a claimed end is run again, and end_with_failure is called
-again each time a compensation finishes (that is how the reverted command learns that
+again each time an opposite command finishes (that is how the reverted command learns that
 there is nothing left to revert).
 
 A command works in steps: `execute` is its first, and a command that overrides `next_step`
@@ -241,7 +241,7 @@ class Command:
         """Called once the whole end group succeeded (REGULAR_FLOW only)."""
 
     def end_with_failure(self, ctx: CommandContext) -> None:
-        """Bookkeeping of the failure path; idempotent, may be called again after compensations.
+        """Bookkeeping of the failure path; idempotent, may be called again after reverts.
 
         An opposite command (ROLLBACK_FLOW) only ever ends here, never in end_successfully:
         its own success is `ctx.work_succeeded`, and its cleanup belongs behind that test.

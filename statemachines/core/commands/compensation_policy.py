@@ -2,7 +2,7 @@
 
 Guard 1 (the seed's): act only while the resource is still in the engine's inventory.
 Guard 2: a persisted per-resource revert state; reverted or revert_failed resources are never
-reverted again, and a failing compensation is retried a bounded number of times with
+reverted again, and a failing revert is retried a bounded number of times with
 exponential back-off. The guards can be switched off only to prove, in the property suite,
 that the suite notices.
 """
@@ -21,7 +21,7 @@ MAX_BACKOFF_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class RevertPolicy:
-    """How failed compensations are retried.
+    """How failed reverts are retried.
 
     Attributes:
         max_attempts: opposite commands of one resource that may fail before the resource is

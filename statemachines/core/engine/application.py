@@ -100,7 +100,7 @@ class App:
         agents: builds the agents from the process's settings; called once per process.
         ledgers: the ledgers its commands write to (their tables are created with the schema).
         limits: the engine's bounds (a worker's `--task-timeout` overrides `task_timeout`).
-        policy: how failed compensations are retried.
+        policy: how failed reverts are retried.
         retry: how failed forward tasks are retried, for every command type.
         leftovers: what the domain finds left behind (see `LeftoverFinder`); `resume`,
             `cleanup` and `demo` exit 3 when it finds anything.

@@ -69,7 +69,7 @@ class Engine(WorkerLeasing):
         store: where commands, tasks and their history persist (`persistence.open_store`).
         agents: the task hosts by name; a command's `ctx.start_task(agent, ...)` names one.
         registry: the command types this engine may run.
-        policy: how failed compensations are retried (the revert-state loop guard).
+        policy: how failed reverts are retried (the revert-state loop guard).
         retry: how failed forward tasks are retried before their command fails, for every
             command type that sets no `Command.retry` of its own (default: never).
         limits: every other bound: start, clear and poll retries, back-off, steps.

@@ -81,7 +81,7 @@ class EngineLoading:
         """Reload every unfinished command and task and resume them, as after a crash.
 
         A command caught in `executing` cannot know how far its execute got, so it takes the
-        failure path; its end group's compensations revert whatever it did create. Pending tasks
+        failure path; its end group's opposite commands revert whatever it did create. Pending tasks
         are started again (idempotent on the task id); polling tasks resume polling.
         """
         with gc_paused(self.pause_gc):

@@ -52,7 +52,7 @@ class Outcome(StrEnum):
     ROLLED_BACK_NATIVELY = "rolled_back_natively"
     #: Its resource could not be reverted within the retry bounds; it is left for `cleanup`.
     REVERT_FAILED = "revert_failed"
-    #: An opposite command whose work undid the resource.
+    #: An opposite command whose work reverted the resource.
     REVERTED = "reverted"
     #: An opposite command whose work failed; the owner may try again.
     ATTEMPT_FAILED = "attempt_failed"
@@ -63,7 +63,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     #: Carried while rolling back by a command one of whose children gave up on its rollback.
     CHILD_REVERT_FAILED = "child_revert_failed"
-    #: Was revert_failed; a later `cleanup` undid what was left, so nothing of it (or of the
+    #: Was revert_failed; a later `cleanup` reverted what was left, so nothing of it (or of the
     #: commands under it) is left now. Its status stays rollback_failed: it is not ended twice.
     CLEANED_UP = "cleaned_up"
 

@@ -10,7 +10,7 @@ cleared like any ended task) and a new task, with a new id, runs the next attemp
 A task that passes its deadline, or whose root is cancelled, moves to `aborting`: the engine
 asks the agent to abort it and keeps polling until the agent reports its end, or until a grace
 period passes (then it ends `unknown`). It never ends before the agent has said so or the
-grace is over, so work still running cannot land after its compensation undid it.
+grace is over, so work still running cannot land after its opposite command reverted it.
 """
 
 from __future__ import annotations

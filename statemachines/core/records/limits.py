@@ -72,7 +72,7 @@ class Limits:
             gives its own; past it the engine aborts the task on its agent, and it ends as a
             failure.
         abort_grace: seconds an aborted task has to confirm its end; past them it ends
-            `unknown` (for a compensation: lost, and redone).
+            `unknown` (for an opposite command: lost, and redone).
         max_tree_depth: how deep a command tree may grow; `add_child` beyond it raises
             `LimitExceeded` inside `execute`, which fails that command (and so its root)
             instead of letting a runaway `execute` grow a tree forever.

@@ -61,8 +61,8 @@ class TickReport:
                 ("executed", self.commands_executed),
                 ("steps", self.steps_taken),
                 ("ended", self.commands_ended),
-                ("compensating", self.compensations_started),
-                ("compensations ended", self.compensations_ended),
+                ("opposite commands started", self.compensations_started),
+                ("opposite commands ended", self.compensations_ended),
                 ("cleared", self.tasks_cleared),
             )
             if value

@@ -81,8 +81,8 @@ class AgentCalls:
             elif not view.agent_work_due(task, now, self.limits):
                 continue
             elif task.status == TaskStatus.PENDING:
-                # A task the agent accepts is polled in the same batch: compensations (and
-                # every other task) are watched from the tick that starts them.
+                # A task the agent accepts is polled in the same batch: an opposite command's
+                # tasks (and every other task) are watched from the tick that starts them.
                 if self._start(task, answers, report):
                     polling[task.agent].append(task)
                     fresh.add(task.id)

@@ -97,4 +97,4 @@ def record_what_is_left(state: TickState, root_id: str) -> None:
             command.outcome = Outcome.CLEANED_UP
             recorder.touch(command)
             recorder.history(command, HistoryEvent.CLEANUP, command.status, command.status,
-                             "a cleanup undid what was left: nothing it made is left")
+                             "a cleanup reverted what was left: nothing it made is left")

@@ -38,7 +38,7 @@ def create_child(
     """A child in the parent's end group, or an opposite command heading its own group.
 
     Children of an opposite command are opposite work too (ROLLBACK_FLOW), so nothing an
-    opposite command does is ever reverted in turn: compensation depth is one.
+    opposite command does is ever reverted in turn: revert depth is one.
     """
     config, view = state.config, state.view
     frozen = config.registry.check(type_name, parameters)
@@ -46,7 +46,7 @@ def create_child(
         raise InvalidParameters(type_name, problems)
     limits = config.limits
     # An opposite command is exempt: it is one level below what it reverts, never more
-    # (compensation depth is one), and refusing it would leave that resource for good.
+    # (revert depth is one), and refusing it would leave that resource for good.
     if not compensation and view.depth_of(parent) + 1 > limits.max_tree_depth:
         raise LimitExceeded(
             f"{type_name} would be {view.depth_of(parent) + 1} levels below its root, "

@@ -64,9 +64,10 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
           threads: int, seconds_per_mib: float, tls_cert: Path | None, tls_key: Path | None,
           tls_client_ca: Path | None, max_connections: int, request_timeout: float,
           keep_alive: float, metrics_open: bool) -> None:
-    """Serve the local-disk storage host over HTTP (HTTPS with --tls-cert and --tls-key)
-    until SIGTERM or SIGINT. Callers present the token either way; so does a reader of its
-    Prometheus metrics at /metrics, unless --metrics-open.
+    """Serve the local-disk storage host over HTTP until SIGTERM or SIGINT.
+
+    It speaks HTTPS with --tls-cert and --tls-key. Callers present the token either way; so
+    does a reader of its Prometheus metrics at /metrics, unless --metrics-open.
     """
     if (tls_cert is None) != (tls_key is None) or (tls_client_ca and tls_cert is None):
         raise UsageProblem("--tls-cert and --tls-key go together (and --tls-client-ca with "

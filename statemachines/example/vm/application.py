@@ -1,5 +1,7 @@
-"""The VM example as an application: what `endaction --app statemachines.example.vm:app` runs,
-and the default when no `--app` is given.
+"""The VM example as an application.
+
+It is what `endaction --app statemachines.example.vm:app` runs, and the default when no
+`--app` is given.
 
 Declared with the public API only, as a user declares theirs: `domain_app.py` holds the
 command types, the agents built from the process's settings (a storage host here or at

@@ -1,8 +1,8 @@
 """The VM example's image inventory: its own table, kept by a ledger like any user's.
 
 The engine's first loop guard asks it whether an image still exists: an opposite command
-(RemoveImage) acts only while the image it reverts is in the inventory, so a compensation that
-already removed it leaves the reverted command nothing to revert. Its rows are read and
+(RemoveImage) acts only while the image it reverts is in the inventory, so an opposite command
+that already removed it leaves the reverted command nothing to revert. Its rows are read and
 written inside the engine's tick, so they commit or roll back with the commands that made them.
 """
 

@@ -58,7 +58,7 @@ class LocalDiskAgent:
         workers: copies and deletes run at once.
         seconds_per_mib: slows copies down so that a person can watch them.
         max_resumes: takeovers of a task whose worker died, before it is reported `unknown`.
-        failing_deletes: images whose deletes fail: a compensation fault, for the demo's
+        failing_deletes: images whose deletes fail: a revert fault, for the demo's
             `--fail-rollback` (it lives in this process only, so another process's cleanup
             finds the fault gone).
         keep_cleared_seconds: how long the tombstone of a cleared task forbids starting it

@@ -14,8 +14,10 @@ from statemachines.http.protocol import PREFIX
 
 
 class RemoteStorage(HttpAgent):
-    """A local-disk host in another process, as the demo uses it: the task protocol, plus
-    what the demo needs to see of the storage (templates, image files).
+    """A local-disk host in another process, as the demo uses it.
+
+    It speaks the task protocol, plus what the demo needs to see of the storage (templates,
+    image files).
     """
 
     def __init__(self, url: str, token: str, **options: Any) -> None:
@@ -25,6 +27,7 @@ class RemoteStorage(HttpAgent):
         self.failing_deletes: frozenset[str] = frozenset()
 
     def image_names(self) -> list[str]:
+        """The host's image names, sorted; a reply that is not a list of names is an error."""
         body = self._call("GET", f"{PREFIX}/storage/images", None, "list its images")
         names = body.get("images")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -32,6 +35,11 @@ class RemoteStorage(HttpAgent):
         return sorted(names)
 
     def ensure_template(self, name: str, size: int) -> None:
+        """Have the host make the template if it is missing or of another size.
+
+        A refusal (a name or size the host rejects) is an `AgentError`, as a local disk's
+        failure to write is an `OSError`: the caller reports either as unusable storage.
+        """
         try:
             self._call("PUT", f"{PREFIX}/storage/templates/{name}", {"size": size},
                        f"make template {name}")

@@ -1,5 +1,7 @@
-"""The VM example's storage host, built from the process's settings: in this process over a
-storage directory of template disks, or another process reached over HTTP.
+"""The VM example's storage host, built from the process's settings.
+
+The host runs in this process over a storage directory of template disks, or in another
+process reached over HTTP.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ DATABASE_MARKER = "endaction-database-id"
 
 
 def template_name(index: int) -> str:
+    """The name of template disk `index`, shared by what makes templates and what copies them."""
     return f"template-disk{index}"
 
 
@@ -46,11 +49,14 @@ class StorageHost(Agent, Protocol):
     def templates(self) -> Path | str:
         """Where it keeps the templates, for messages."""
 
-    def image_names(self) -> list[str]: ...
+    def image_names(self) -> list[str]:
+        """The names of the images the host holds, sorted: where the demo finds leftovers."""
 
-    def ensure_template(self, name: str, size: int) -> None: ...
+    def ensure_template(self, name: str, size: int) -> None:
+        """Make the template `name` of `size` bytes, if it is missing or of another size."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the host holds here (its workers or its HTTP client); no call may follow."""
 
 
 class StorageMismatch(UsageProblem):
@@ -116,10 +122,11 @@ def vm_agents(settings: AgentSettings) -> dict[str, StorageHost]:
 
 
 def _claim_storage(store: SqlStore, folder: Path) -> None:
-    """One storage directory, one database: the leftovers are what the directory holds that
-    the database does not account for, so a second database on the same directory would
-    report the first one's images as its own leftovers (and its cleanup could never end
-    clean). The directory keeps the id of the database that first used it.
+    """One storage directory, one database: the directory keeps the id of its first database.
+
+    The leftovers are what the directory holds that the database does not account for, so a
+    second database on the same directory would report the first one's images as its own
+    leftovers (and its cleanup could never end clean).
     """
     database_id = store.setting(DATABASE_ID_SETTING)
     if database_id is None:
