@@ -74,10 +74,15 @@ class Scenario:
             your next steps read; the suite checks that each is kept exactly as given.
         check: your domain's own safety properties, checked after every step like the
             suite's (the violations, as sentences).
-        policy, retry, max_start_attempts, max_clear_attempts, max_poll_failures,
-            task_timeout, max_steps: the engine's bounds for the run (the measure is built
-            from them); `retry` is the engine's RetryPolicy, and no command type may allow
-            more attempts than it does.
+        policy: the engine's RevertPolicy for the run. This and the engine's other bounds
+            below are what the termination measure is built from.
+        retry: the engine's RetryPolicy; no command type may allow more attempts than it
+            does.
+        max_start_attempts: starts of one task the agent may fail (`Limits`).
+        max_clear_attempts: clears of one ended task the agent may fail (`Limits`).
+        max_poll_failures: polls of one task the agent may fail (`Limits`).
+        task_timeout: seconds a task may run before its deadline (`Limits`).
+        max_steps: steps one command may take (`Limits`).
         max_depth: a bound on your trees' depth (the measure's H).
         max_roots: roots submitted per run at most.
         tasks_per_compensation: tasks one opposite command starts at most (the tick bound).

@@ -30,7 +30,6 @@ from ..errors import (
 )
 from ..machines.command_machine import CommandStatus
 from ..machines.reasons import ExecutionReason
-from ..operations.operator_requests import CLEANUP_REQUEST, request_cancel, request_cleanup
 from ..operations.submission import submit_keyed
 from ..ports.agent_protocol import Agent
 from ..ports.store_protocol import Store
@@ -42,7 +41,7 @@ from ..records.records import (
     name_problems,
 )
 from ..records.retry_policy import NO_RETRY, RetryPolicy
-from ..records.revert_state import ResourceRef, ResourceRevert
+from ..records.revert_state import ResourceRef
 from ..records.tick_report import TickReport
 from ..tick.agent_calls import AgentCalls
 from ..tick.engine_view import EngineView
@@ -50,8 +49,8 @@ from ..tick.phases import Tick
 from ..tick.recorder import Changes
 from ..tick.tick_state import EngineConfig
 from .claim_pacing import ClaimPacing
-from .engine_leasing import WorkerLeasing
 from .engine_loading import PARK_SECONDS, SINGLE_ENGINE
+from .engine_requests import EngineRequests
 from .gc_pause import gc_paused
 from .leases import WorkerLease, default_worker_name
 from .steady_clock import SteadyClock
@@ -62,7 +61,7 @@ log = logging.getLogger("endaction.engine")
 
 
 
-class Engine(WorkerLeasing):
+class Engine(EngineRequests):
     """Runs command trees to their end over a store and a set of agents.
 
     Args:
@@ -174,7 +173,6 @@ class Engine(WorkerLeasing):
         """Whether it has loaded and has no work left but clears the agent refused every time."""
         return self._loaded and self._view.is_idle(self.limits)
 
-    # ------------------------------------------------------------------ submitting
     def submit(
         self,
         type_name: str,
@@ -207,7 +205,6 @@ class Engine(WorkerLeasing):
             self._claim_at = 0.0
         return record.id
 
-    # ------------------------------------------------------------------ ticking
     def tick(self) -> TickReport:
         """One round of agent calls, then one transaction of engine work."""
         started = time.perf_counter()
@@ -285,64 +282,6 @@ class Engine(WorkerLeasing):
                 self.on_commit(report)
         self._hold_unrunnable(faults, report)
         return report
-
-    # ------------------------------------------------------------------ operator requests
-    def cancel(self, root_id: str, reason: str = "cancelled by request") -> None:
-        """Ask for a running root to be cancelled.
-
-        Whichever engine runs it acts on it at its next tick (a worker: the next after the
-        request's wake-up, or within its claim_interval where none reaches it): what has not
-        started is refused, running tasks are aborted on their agents, and what already
-        succeeded is reverted like after any other failure.
-
-        Raises NotCancellable for an unknown id, a command that is not a root, or a root that
-        has already ended.
-        """
-        request_cancel(self.store, root_id, reason, self.clock())
-
-    def cleanup(self) -> list[ResourceRevert]:
-        """Start one more opposite command for every ended owner's resource left `revert_failed`.
-
-        Run the engine afterwards to carry them out; each resource reads `reverted` once one
-        succeeds. Returns the resources retried or found gone.
-        """
-        if not self._loaded:
-            self.recover()
-        self.now = self.clock()
-        retried: list[ResourceRevert] = []
-        self._in_transaction(TickReport(number=self.ticks_committed + 1),
-                             lambda tick: retried.extend(tick.start_cleanup()))
-        return retried
-
-    def request_cleanup(self) -> None:
-        """Ask a worker to clean up: while workers hold leases, `cleanup` here is refused."""
-        request_cleanup(self.store, self.clock())
-
-    def serve_cleanup_request(self) -> list[ResourceRevert] | None:
-        """A worker's part of `request_cleanup`: take a waiting request and start its reverts.
-
-        If a request waits, take it (one worker does) and start the opposite commands of the
-        resources left revert_failed, in roots no other worker holds; they run as this
-        worker's roots. Returns the resources retried, or None if no request waited.
-        """
-        if self.store.setting(CLEANUP_REQUEST) is None:
-            return None
-        self.now = self.clock()
-        mine = self._lease.owner
-        elsewhere = {root for root, owner, _ in self.store.leases() if owner != mine}
-        retried: list[ResourceRevert] = []
-        taken: list[bool] = []
-
-        def work(tick: Tick) -> None:
-            if tick.state.tx.take_setting(CLEANUP_REQUEST):
-                retried.extend(tick.start_cleanup(skip=elsewhere.__contains__))
-                taken.append(True)  # only if the transaction then commits (see below)
-
-        report = self._in_transaction(TickReport(number=self.ticks_committed + 1), work)
-        if not taken or (report.errors and not report.committed):
-            return None  # a hold rolled the transaction back, the request with it
-        log.info("%s took a cleanup request: %d resource(s) retried", mine, len(retried))
-        return retried
 
     def run_until_idle(self, max_ticks: int = 100_000, poll_interval: float = 0.05,
                        on_wait: Callable[[str], None] | None = None,
