@@ -57,7 +57,8 @@ class ControlledAgent:
 
     It keeps the `resources` its tasks made (through `effect`), the ground truth of the
     leftover check, and can be told to fail calls (`hiccups`), to kill the engine inside one
-    (`die_in_call`), or to fail every revert of a resource (`doom`).
+    (`die_in_call`), or to fail every revert of a resource (`doom`). The Agent protocol's
+    methods come first (`start`, `poll`, `clear`, `abort`), then what the test decides.
     """
 
     effect: Effect = no_effect
@@ -79,7 +80,6 @@ class ControlledAgent:
     # suite checks the engine kept exactly this.
     outputs: dict[str, Any] = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ the Agent protocol
     def start(self, task_id: str, verb: str, parameters: Mapping[str, Any]) -> None:
         """Take the task on, once per id; it runs until the test ends it."""
         self._enter("start")
@@ -121,7 +121,6 @@ class ControlledAgent:
             task.report = TaskReport(HostStatus.ABORTING, HostResult.UNKNOWN, "aborting")
         self._leave()
 
-    # ------------------------------------------------------------------ what the test decides
     def running(self) -> list[str]:
         """Ids of the tasks still running, in the order they were started.
 

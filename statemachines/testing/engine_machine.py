@@ -88,6 +88,8 @@ class _EngineMachine(RuleBasedStateMachine):
     """The rules and properties of every scenario's machine.
 
     `engine_machine` adds the ones whose strategies come from the scenario (what to submit).
+    The class reads in Hypothesis's order: the engine's plumbing (private), the rules, then
+    the invariant and the teardown's final checks.
     """
 
     scenario: ClassVar[Scenario]
@@ -106,7 +108,6 @@ class _EngineMachine(RuleBasedStateMachine):
         self.cleanups = 0
         self.checker = StepChecker(self.store, self.roots, self.scenario.bounds)
 
-    # ------------------------------------------------------------------ plumbing
     def _new_engine(self) -> Engine:
         scenario = self.scenario
         return Engine(self.store, self.agents, scenario.registry(), policy=scenario.policy,
@@ -142,7 +143,6 @@ class _EngineMachine(RuleBasedStateMachine):
                 for task_id in (agent.compensations_running() if compensations
                                 else agent.running())]
 
-    # ------------------------------------------------------------------ rules
     @rule()
     def tick(self) -> None:
         self._tick()
@@ -215,7 +215,6 @@ class _EngineMachine(RuleBasedStateMachine):
                 break
         agent.die_in_call = None
 
-    # ------------------------------------------------------------------ properties
     def _safe(self, snap: Snapshot) -> None:
         fail_on(check_safety(snap) + check_outputs(snap, self.agents)
                 + self.scenario.check(snap), "safety")

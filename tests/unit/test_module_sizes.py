@@ -18,3 +18,13 @@ def test_no_module_is_over_400_lines() -> None:
              for path in (ROOT / folder).rglob("*.py")}
     assert len(sizes) > 100  # not vacuous: the library's modules were all read
     assert {name: lines for name, lines in sizes.items() if lines > MAX_LINES} == {}
+
+
+def test_no_banner_marks_a_split_not_made() -> None:
+    """A `# ----` banner says a module holds two things: the split is made instead."""
+    banners = [f"{path.relative_to(ROOT)}:{number}"
+               for folder in ("statemachines", "persistence")
+               for path in sorted((ROOT / folder).rglob("*.py"))
+               for number, line in enumerate(path.read_text().splitlines(), start=1)
+               if line.strip().startswith("# ---")]
+    assert banners == []
