@@ -158,7 +158,9 @@ class SqlStore(StoreReads):
 
     def claim_roots(self, owner: str, now: float, until: float, limit: int,
                     parked_too: bool = False) -> list[str]:
-        """Lease up to `limit` free or lapsed roots to `owner` until `until`, oldest first.
+        """Lease up to `limit` free or lapsed roots to `owner` until `until`, by root id.
+
+        With the default ids (time-ordered) that is oldest first.
 
         Held roots are skipped, and so are rows another worker is claiming right now (SKIP
         LOCKED on PostgreSQL; SQLite serialises writers anyway); parked ones are claimed too if

@@ -22,7 +22,14 @@ from ..core.machines.command_machine import CommandStatus
 from ..core.records.records import CommandRecord
 from ..toolkit.app_option import APP_SPEC_META, app_option
 from ..toolkit.database import db_option, json_option, open_database
-from ..toolkit.listing import age, cursor_of, next_page_command, parse_cursor, parse_since
+from ..toolkit.listing import (
+    LIST_LIMIT,
+    age,
+    cursor_of,
+    next_page_command,
+    parse_cursor,
+    parse_since,
+)
 
 
 def _row(record: CommandRecord, now: float, held: str | None) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def _printable_db(ctx: click.Context, db: str | None) -> bool:
 @click.option("--since", default=None, metavar="TIME",
               help="only roots created since TIME: an age (30m, 2h, 7d), an ISO 8601 time or "
                    "Unix seconds")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+@click.option("--limit", type=click.IntRange(1, 10_000), default=LIST_LIMIT, show_default=True,
               help="roots per page")
 @click.option("--before", "before", default=None, metavar="CURSOR",
               help="the next page: the cursor the previous page printed")

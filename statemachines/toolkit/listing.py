@@ -14,6 +14,9 @@ import click
 
 from ..core.records.records import CommandRecord
 
+#: Roots a page of `endaction list` shows unless `--limit` says otherwise: a next-page
+#: command printed elsewhere (the web view) leaves `--limit` out when it asks this many.
+LIST_LIMIT = 50
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 

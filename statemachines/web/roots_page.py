@@ -17,7 +17,7 @@ from persistence import SqlStore
 
 from ..core.machines.command_machine import CommandStatus
 from ..core.records.records import MAX_NAME_LENGTH, CommandRecord
-from ..toolkit.listing import next_page_command, parse_cursor, parse_since
+from ..toolkit.listing import LIST_LIMIT, next_page_command, parse_cursor, parse_since
 from .errors import BadInput
 from .layout import Site, ago, frame, live, outcome, state, table
 from .markup import Safe, clipped, fill, join, path, with_query
@@ -131,7 +131,7 @@ def roots_page(site: Site, store: SqlStore, params: Mapping[str, str], now: floa
                            cli=next_page_command(cursor, [
                                ("--status", query.status), ("--type", query.type_name),
                                ("--since", query.since),
-                               ("--limit", query.limit if query.limit != 50 else None)])))
+                               ("--limit", query.limit if query.limit != LIST_LIMIT else None)])))
     what = " ".join(filter(None, [query.status, query.type_name]))
     body = join([
         _filters(query),

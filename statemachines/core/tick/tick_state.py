@@ -137,10 +137,11 @@ class TickState:
 
 
 def for_root(root_id: str) -> ForRoot:
-    """Work on one root's records, where what the engine raises is that root's fault.
+    """Work on one root's records, where an error the engine raises is that root's fault.
 
-    Whatever the engine raises here (not the store, which fails every root alike) holds that
-    root only.
+    Such an error (an exception or a cancellation, never KeyboardInterrupt or SystemExit)
+    holds that root only, as a `RootFault`. The store's errors and lost races pass
+    unchanged: they fail every root alike, and the tick is retried.
     """
     return ForRoot(root_id)
 
