@@ -170,6 +170,7 @@ class WorkersHoldRoots(EndactionError):
 EXTRAS: dict[str, tuple[str, ...]] = {
     "http": ("starlette", "uvicorn", "httpx"),
     "svg": ("graphviz",),
+    "testing": ("hypothesis",),
 }
 
 
@@ -178,7 +179,8 @@ class MissingExtra(InvalidConfiguration, ImportError):
 
     The library itself needs only SQLAlchemy and transitions; the HTTP task hosts, the web
     view and the metrics endpoint need the `http` extra, DOT, SVG and PNG diagrams the `svg`
-    extra. The message names the extra and the command that installs it.
+    extra, the property kit (`statemachines.testing`) the `testing` extra. The message names
+    the extra and the command that installs it.
     """
 
     def __init__(self, extra: str, feature: str, missing: str) -> None:

@@ -1,4 +1,4 @@
-"""Without the `http` and `svg` extras, the library and the CLI still run.
+"""Without the `http`, `svg` and `testing` extras, the library and the CLI still run.
 
 What needs an extra says which one.
 
@@ -72,6 +72,13 @@ def test_importing_what_needs_the_http_extra_raises_missing_extra(tmp_path: Path
     done = _python(f"try:\n    {statement}\nexcept ImportError as err:\n"
                    "    print(type(err).__name__, err.extra)\n", tmp_path)
     assert done.stdout.split() == ["MissingExtra", "http"], done.stderr
+
+
+def test_importing_the_property_kit_without_hypothesis_names_the_testing_extra(
+        tmp_path: Path) -> None:
+    done = _python("try:\n    import statemachines.testing\nexcept ImportError as err:\n"
+                   "    print(type(err).__name__, err.extra)\n", tmp_path)
+    assert done.stdout.split() == ["MissingExtra", "testing"], done.stderr
 
 
 def test_the_protocol_tls_and_limits_import_without_the_http_extra(tmp_path: Path) -> None:
