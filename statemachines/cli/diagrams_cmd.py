@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..core.engine.application import App
-from ..core.errors import MissingExtra
 from ..diagrams import (
     DEFAULT_FORMATS,
     FORMATS,
@@ -19,7 +18,6 @@ from ..diagrams import (
 )
 from ..diagrams.readme import ReadmeMismatch, embed_mermaid
 from ..toolkit.app_option import app_option
-from ..toolkit.errors import UsageProblem
 
 
 def formats_option(text: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
@@ -58,8 +56,6 @@ def diagrams(app: App, out: Path, formats: str, readme: Path | None) -> None:
             if updated != text:
                 readme.write_text(updated)
                 written.append(readme)
-    except MissingExtra as err:
-        raise UsageProblem(str(err)) from err
     except (GraphvizMissing, ReadmeMismatch) as err:
         raise click.ClickException(str(err)) from err
     except OSError as err:

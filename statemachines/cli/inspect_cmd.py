@@ -16,7 +16,7 @@ import click
 from persistence import SqlStore
 
 from ..core.engine.application import App
-from ..core.errors import MissingExtra, StoreUnavailable
+from ..core.errors import StoreUnavailable
 from ..core.machines.command_machine import COMMAND_MACHINE
 from ..core.records.records import CommandRecord
 from ..diagrams import GraphvizMissing, render, require_graphviz
@@ -161,8 +161,6 @@ def trace(object_id: str, app: App, db: str | None, out: Path, formats: str,
     chosen = formats_option(formats, TRACE_FORMATS)
     try:
         require_graphviz(chosen)
-    except MissingExtra as err:
-        raise UsageProblem(str(err)) from err
     except GraphvizMissing as err:
         raise click.ClickException(str(err)) from err
     with _reading(db, app) as store:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ..core.engine.application import App
-from ..core.errors import MissingExtra, require_extra
+from ..core.errors import require_extra
 from ..toolkit.agent_options import AgentChoice, agent_options
 from ..toolkit.app_option import app_option
 from ..toolkit.database import db_option, finite
@@ -55,10 +55,7 @@ def ui(app: App, db: str | None, host: str, port: int, allow_actions: bool,
     if allow_actions != (token_file is not None):
         raise UsageProblem("--allow-actions and --token-file go together: actions are only "
                            "offered to whoever presents the token in that file")
-    try:
-        require_extra("http", "endaction ui")
-    except MissingExtra as err:
-        raise UsageProblem(str(err)) from err
+    require_extra("http", "endaction ui")
     from .ui_server import serve_ui
 
     serve_ui(app, db, host, port, token_file, refresh, agents_at)

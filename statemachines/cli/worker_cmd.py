@@ -24,7 +24,7 @@ from ..core.engine.application import App
 from ..core.engine.engine import SINGLE_ENGINE
 from ..core.engine.leases import WorkerLease, default_worker_name
 from ..core.engine.worker import Worker
-from ..core.errors import EndactionError, MissingExtra, StoreUnavailable, require_extra
+from ..core.errors import EndactionError, StoreUnavailable, require_extra
 from ..core.records.limits import Limits
 from ..toolkit.agent_options import AgentChoice, agent_options
 from ..toolkit.app_option import app_option
@@ -164,11 +164,8 @@ def _open_backing_off(app: App, db: str | None, agents_at: AgentChoice, limits: 
 
 
 def _metrics(host: str, port: int) -> WorkerMetrics:
-    """The metrics server, which needs the `http` extra: without it, a usage error says so."""
-    try:
-        require_extra("http", "--metrics-port")
-    except MissingExtra as err:
-        raise UsageProblem(str(err)) from err
+    """The metrics server, which needs the `http` extra (without it, `MissingExtra` says so)."""
+    require_extra("http", "--metrics-port")
     from .worker_metrics import WorkerMetrics
 
     return WorkerMetrics(host, port)

@@ -12,11 +12,14 @@ it needs from the names below, the way it takes the engine's from `statemachines
   `make_progress` / `Progress` / `describe` (a live line per committed tick), `logged`
   (the logging options of a command);
 - ending: `UsageProblem` (a clear error and exit code 2), `run_exit_status` and
-  `generic_report` (the exit status and the report `resume` prints).
+  `generic_report` (the exit status and the report `resume` prints);
+- optional parts: `require_extra` (a command that needs an extra checks for it first: a
+  missing one is `MissingExtra`, exit code 2, naming the pip command).
 """
 
 from __future__ import annotations
 
+from ..core.errors import require_extra
 from .agent_options import AgentChoice, agent_options
 from .app_world import open_app
 from .database import DEFAULT_HOME, db_option, finite, json_option
@@ -39,5 +42,6 @@ __all__ = [
     "logged",
     "make_progress",
     "open_app",
+    "require_extra",
     "run_exit_status",
 ]

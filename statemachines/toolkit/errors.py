@@ -14,7 +14,7 @@ import click
 
 from persistence.schema_version import NoSchema, NotAnEndactionDatabase, SchemaMismatch
 
-from ..core.errors import EndactionError
+from ..core.errors import EndactionError, MissingExtra
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the database or the storage failed
@@ -28,7 +28,8 @@ class UsageProblem(EndactionError):
     """Something the user asked for cannot be done as asked (exit status 2)."""
 
 
-_USAGE = (UsageProblem, NoSchema, NotAnEndactionDatabase, SchemaMismatch)
+# A missing extra is a usage problem too: the feature asked for is not installed.
+_USAGE = (UsageProblem, MissingExtra, NoSchema, NotAnEndactionDatabase, SchemaMismatch)
 
 
 def exit_status(err: EndactionError) -> int:

@@ -46,7 +46,7 @@ EXPORTS = {
     "statemachines.toolkit": [
         "DEFAULT_HOME", "AgentChoice", "Progress", "UsageProblem", "agent_options", "db_option",
         "describe", "finite", "generic_report", "json_option", "logged", "make_progress",
-        "open_app", "run_exit_status",
+        "open_app", "require_extra", "run_exit_status",
     ],
     "statemachines.example.vm": [
         "COPY_VERB", "DELETE_VERB", "IMAGE", "STORAGE_AGENT", "VM_COMMANDS",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from statemachines import InvalidConfiguration, MissingExtra
-from statemachines.core.errors import require_extra
+from statemachines import InvalidConfiguration
 from statemachines.http import HostLimits, ServerTls
-from statemachines.toolkit import UsageProblem, finite, logged
+from statemachines.toolkit import UsageProblem, finite, logged, require_extra
 
 from .host_token import DEFAULT_PORT, TOKEN_FILE
 
@@ -79,10 +78,7 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
             tls.check()
         except InvalidConfiguration as err:
             raise UsageProblem(str(err)) from err
-    try:
-        require_extra("http", "endaction agent serve")
-    except MissingExtra as err:
-        raise UsageProblem(str(err)) from err
+    require_extra("http", "endaction agent serve")
     from statemachines.http.listening import listen
 
     from .storage_host import serve_storage
@@ -92,9 +88,10 @@ def serve(storage: Path, host: str, port: int, token_file: Path | None, max_resu
     # journal is made for a host that cannot run.
     listening = listen(host, port)
     try:
-        serve_storage(listening, storage, host, token_file, max_resumes, threads, seconds_per_mib,
-               tls, HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
-                               max_connections=max_connections), metrics_open)
+        serve_storage(listening, storage, host, token_file, max_resumes, threads,
+                      seconds_per_mib, tls,
+                      HostLimits(request_timeout=request_timeout, keep_alive=keep_alive,
+                                 max_connections=max_connections), metrics_open)
     finally:
         listening.close()
 
